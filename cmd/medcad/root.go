@@ -1,0 +1,64 @@
+package main
+
+import (
+	"fmt"
+	"log/slog"
+	"os"
+
+	"github.com/spf13/cobra"
+)
+
+// newRootCmd builds the command tree. Every subcommand is constructed here
+// from a function newXCmd(a *app) defined in its own file.
+func newRootCmd(a *app) *cobra.Command {
+	root := &cobra.Command{
+		Use:           "medcad",
+		Short:         "MLOps for medical imaging: versioned DICOM data, pipelines, reports and Git-native promotion",
+		SilenceUsage:  true,
+		SilenceErrors: true,
+		Args:          cobra.NoArgs, // an unknown command is a usage error
+		RunE:          func(cmd *cobra.Command, _ []string) error { return cmd.Help() },
+		PersistentPreRunE: func(cmd *cobra.Command, args []string) error {
+			if a.debug {
+				a.log = slog.New(slog.NewTextHandler(a.err, &slog.HandlerOptions{Level: slog.LevelDebug}))
+			}
+			if a.dir != "" {
+				if err := os.Chdir(a.dir); err != nil {
+					return usagef("-C %s: %v", a.dir, err)
+				}
+			}
+			return nil
+		},
+	}
+	root.PersistentFlags().StringVarP(&a.dir, "directory", "C", "", "run as if medcad was started in `DIR`")
+	root.PersistentFlags().BoolVar(&a.json, "json", false, "machine-readable JSON output where the command supports it")
+	root.PersistentFlags().BoolVar(&a.debug, "debug", false, "debug logging to stderr")
+	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
+
+	root.AddCommand(
+		newVersionCmd(a),
+		newInitCmd(a),
+		newConfigCmd(a),
+		newDemoCmd(a),
+	)
+	wrapArgs(root)
+	return root
+}
+
+// wrapArgs makes positional-argument errors of every command usage errors.
+func wrapArgs(c *cobra.Command) {
+	if check := c.Args; check != nil {
+		c.Args = func(cmd *cobra.Command, args []string) error {
+			if err := check(cmd, args); err != nil {
+				if cmd.HasParent() {
+					err = fmt.Errorf("%s: %w", cmd.CommandPath(), err)
+				}
+				return usageError{err}
+			}
+			return nil
+		}
+	}
+	for _, sub := range c.Commands() {
+		wrapArgs(sub)
+	}
+}

@@ -1,0 +1,285 @@
+// Package gitops holds medcad's committed state and its git access: the
+// project config medcad.toml, dataset pointers, model manifests, the
+// pipeline lock and environment lock digests.
+package gitops
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strings"
+
+	"github.com/BurntSushi/toml"
+)
+
+// ConfigFile is the project config's file name at the repository root.
+const ConfigFile = "medcad.toml"
+
+// maxConfigBytes bounds how much of a config file is read.
+const maxConfigBytes = 1 << 20
+
+// ErrNoConfig means the directory holds no medcad.toml.
+var ErrNoConfig = errors.New("no medcad.toml here (run 'medcad init' first)")
+
+// Config is the project configuration, medcad.toml.
+type Config struct {
+	Project Project                   `toml:"project" json:"project"`
+	Remote  Remote                    `toml:"remote" json:"remote"`
+	Data    Data                      `toml:"data" json:"data"`
+	Env     Env                       `toml:"env" json:"env"`
+	Stages  []Stage                   `toml:"stage" json:"stage"`
+	Params  map[string]map[string]any `toml:"params" json:"params"`
+	Promote Promote                   `toml:"promote" json:"promote"`
+	GitHub  GitHub                    `toml:"github" json:"github"`
+	Runner  Runner                    `toml:"runner" json:"runner"`
+}
+
+// Project names the project and its model.
+type Project struct {
+	Name          string `toml:"name" json:"name"`
+	Model         string `toml:"model" json:"model"`                   // model name: models/<model>.model.toml
+	DefaultBranch string `toml:"default_branch" json:"default_branch"` // the production branch
+}
+
+// Remote is the shared object store.
+type Remote struct {
+	URL       string `toml:"url" json:"url"` // file:///… or s3://bucket/prefix; MEDCAD_REMOTE overrides
+	Region    string `toml:"region" json:"region"`
+	Endpoint  string `toml:"endpoint" json:"endpoint"` // custom S3 endpoint (MinIO, versitygw, …)
+	PathStyle bool   `toml:"path_style" json:"path_style"`
+	Jobs      int    `toml:"jobs" json:"jobs"` // parallel transfers
+}
+
+// Data holds the rules for ingesting data batches.
+type Data struct {
+	LabelRules  string `toml:"label_rules" json:"label_rules"`   // labelling rules version of new batches
+	DeidProfile string `toml:"deid_profile" json:"deid_profile"` // de-identification profile
+	KeyFile     string `toml:"key_file" json:"key_file"`         // project key for pseudonyms and UIDs
+	Strict      bool   `toml:"strict" json:"strict"`             // series warnings are errors
+}
+
+// Env lists the environment lock files whose digest keys env = true stages.
+type Env struct {
+	Lock []string `toml:"lock" json:"lock"`
+}
+
+// Stage is one pipeline stage.
+type Stage struct {
+	Name    string   `toml:"name" json:"name"`
+	Run     string   `toml:"run" json:"run"`
+	Deps    []string `toml:"deps" json:"deps"`
+	Params  []string `toml:"params" json:"params"`
+	Outs    []string `toml:"outs" json:"outs"`
+	Foreach string   `toml:"foreach" json:"foreach"` // "" or "case"
+	Env     bool     `toml:"env" json:"env"`         // env lock digest is part of the cache key
+}
+
+// Promote holds the promotion gates.
+type Promote struct {
+	Gates []Gate `toml:"gate" json:"gate"`
+	// MaxCaseDrop is the most any single case may lose on each metric
+	// (in the metric's unit); zero disables the per-case rule.
+	MaxCaseDrop map[string]float64 `toml:"max_case_drop" json:"max_case_drop"`
+}
+
+// Gate is one promotion rule.
+type Gate struct {
+	Metric    string  `toml:"metric" json:"metric"`
+	Stat      string  `toml:"stat" json:"stat"`           // mean | median | min | max | p05 | p95
+	Rule      string  `toml:"rule" json:"rule"`           // no-worse | better | at-least | at-most
+	Tolerance float64 `toml:"tolerance" json:"tolerance"` // for no-worse / better
+	Value     float64 `toml:"value" json:"value"`         // for at-least / at-most
+}
+
+// GitHub holds the settings of the PR integration.
+type GitHub struct {
+	CheckName    string `toml:"check_name" json:"check_name"`
+	AssetsBranch string `toml:"assets_branch" json:"assets_branch"`
+	ForkPolicy   string `toml:"fork_policy" json:"fork_policy"` // evaluate-only | label
+}
+
+// Runner holds the settings of ephemeral EC2 GPU runners.
+type Runner struct {
+	Provider      string   `toml:"provider" json:"provider"` // "" (GitHub-hosted) or "ec2"
+	Region        string   `toml:"region" json:"region"`
+	InstanceType  string   `toml:"instance_type" json:"instance_type"`
+	AMI           string   `toml:"ami" json:"ami"`
+	SubnetID      string   `toml:"subnet_id" json:"subnet_id"`
+	SecurityGroup string   `toml:"security_group" json:"security_group"`
+	Labels        []string `toml:"labels" json:"labels"`
+	TTLMinutes    int      `toml:"ttl_minutes" json:"ttl_minutes"`
+	Spot          bool     `toml:"spot" json:"spot"`
+}
+
+// Default returns the config every project starts from; Load applies the
+// file on top of it. This is the one place defaults live.
+func Default() Config {
+	return Config{
+		Project: Project{Model: "bone", DefaultBranch: "main"},
+		Remote:  Remote{URL: "file://.medcad/remote", Region: "us-east-1", Jobs: 32},
+		Data:    Data{LabelRules: "v2", DeidProfile: "ps3.15-basic", KeyFile: ".medcad/project.key"},
+		Params:  map[string]map[string]any{},
+		GitHub:  GitHub{CheckName: "medcad", AssetsBranch: "medcad-assets", ForkPolicy: "evaluate-only"},
+		Runner:  Runner{InstanceType: "g5.xlarge", TTLMinutes: 120, Labels: []string{"self-hosted", "gpu"}},
+	}
+}
+
+// ConfigError is a problem at a place in a config file.
+type ConfigError struct {
+	File string
+	Line int // 0 when unknown
+	Msg  string
+}
+
+func (e *ConfigError) Error() string {
+	if e.Line > 0 {
+		return fmt.Sprintf("%s:%d: %s", e.File, e.Line, e.Msg)
+	}
+	return fmt.Sprintf("%s: %s", e.File, e.Msg)
+}
+
+// LoadConfig reads dir/medcad.toml strictly and applies defaults.
+func LoadConfig(dir string) (Config, error) {
+	path := filepath.Join(dir, ConfigFile)
+	f, err := os.Open(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return Config{}, fmt.Errorf("%s: %w", dir, ErrNoConfig)
+	}
+	if err != nil {
+		return Config{}, err
+	}
+	defer f.Close()
+	data, err := io.ReadAll(io.LimitReader(f, maxConfigBytes+1))
+	if err != nil {
+		return Config{}, fmt.Errorf("%s: %w", ConfigFile, err)
+	}
+	if len(data) > maxConfigBytes {
+		return Config{}, &ConfigError{File: ConfigFile, Msg: fmt.Sprintf("larger than %d bytes", maxConfigBytes)}
+	}
+	return ParseConfig(ConfigFile, data)
+}
+
+var badTypeRE = regexp.MustCompile(`^toml: (?:line \d+ )?\(last key "([^"]+)"\): incompatible types: TOML value has type (\S+); destination has type (\S+)$`)
+
+// ParseConfig decodes a config file strictly: unknown keys, wrong types and
+// invalid values are errors naming the file, line and key.
+func ParseConfig(name string, data []byte) (Config, error) {
+	cfg := Default()
+	md, err := toml.NewDecoder(bytes.NewReader(data)).Decode(&cfg)
+	if err != nil {
+		var pe toml.ParseError
+		if errors.As(err, &pe) {
+			return Config{}, &ConfigError{File: name, Line: pe.Position.Line, Msg: pe.Message}
+		}
+		if m := badTypeRE.FindStringSubmatch(err.Error()); m != nil {
+			return Config{}, &ConfigError{File: name, Line: keyLine(data, m[1]), Msg: fmt.Sprintf("key %q: wrong type: %s, want %s", m[1], m[2], m[3])}
+		}
+		return Config{}, &ConfigError{File: name, Msg: strings.TrimPrefix(err.Error(), "toml: ")}
+	}
+	for _, k := range md.Undecoded() {
+		if len(k) > 1 && k[0] == "params" {
+			continue // params tables hold free-form values
+		}
+		return Config{}, &ConfigError{File: name, Line: keyLine(data, k.String()), Msg: unknownKeyMsg(k)}
+	}
+	if err := cfg.validate(); err != nil {
+		var ve *valueError
+		if errors.As(err, &ve) {
+			return Config{}, &ConfigError{File: name, Line: keyLine(data, ve.key), Msg: ve.Error()}
+		}
+		return Config{}, &ConfigError{File: name, Msg: err.Error()}
+	}
+	return cfg, nil
+}
+
+// unknownKeyMsg phrases an unknown key with the table it appeared in.
+func unknownKeyMsg(k toml.Key) string {
+	// Drop array indexes BurntSushi does not put in keys; name the table.
+	if len(k) == 1 {
+		return fmt.Sprintf("unknown key %q", k[0])
+	}
+	return fmt.Sprintf("unknown key %q in [%s]", k[len(k)-1], strings.Join(k[:len(k)-1], "."))
+}
+
+// valueError is an invalid value at a dotted key.
+type valueError struct {
+	key string
+	msg string
+}
+
+func (e *valueError) Error() string { return fmt.Sprintf("key %q: %s", e.key, e.msg) }
+
+func invalid(key, format string, args ...any) error {
+	return &valueError{key: key, msg: fmt.Sprintf(format, args...)}
+}
+
+var nameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$`)
+
+// validate checks values that decode but make no sense.
+func (c *Config) validate() error {
+	if c.Project.Name != "" && !nameRE.MatchString(c.Project.Name) {
+		return invalid("project.name", "%q is not a valid name (letters, digits, . _ -)", c.Project.Name)
+	}
+	if !nameRE.MatchString(c.Project.Model) {
+		return invalid("project.model", "%q is not a valid model name (letters, digits, . _ -)", c.Project.Model)
+	}
+	if !strings.HasPrefix(c.Remote.URL, "file://") && !strings.HasPrefix(c.Remote.URL, "s3://") {
+		return invalid("remote.url", "%q: want file://PATH or s3://BUCKET/PREFIX", c.Remote.URL)
+	}
+	if c.Remote.Jobs < 1 || c.Remote.Jobs > 1024 {
+		return invalid("remote.jobs", "%d: want 1…1024", c.Remote.Jobs)
+	}
+	if c.Data.DeidProfile != "ps3.15-basic" {
+		return invalid("data.deid_profile", "%q: the supported profile is \"ps3.15-basic\"", c.Data.DeidProfile)
+	}
+	seen := map[string]bool{}
+	for _, s := range c.Stages {
+		if !nameRE.MatchString(s.Name) {
+			return invalid("stage.name", "%q is not a valid stage name", s.Name)
+		}
+		if seen[s.Name] {
+			return invalid("stage.name", "stage %q declared twice", s.Name)
+		}
+		seen[s.Name] = true
+		if strings.TrimSpace(s.Run) == "" {
+			return invalid("stage.run", "stage %q has no run command", s.Name)
+		}
+		if s.Foreach != "" && s.Foreach != "case" {
+			return invalid("stage.foreach", "stage %q: %q: want \"\" or \"case\"", s.Name, s.Foreach)
+		}
+		for _, p := range s.Params {
+			if _, ok := c.Params[p]; !ok {
+				return invalid("stage.params", "stage %q uses [params.%s], which is not defined", s.Name, p)
+			}
+		}
+	}
+	for _, g := range c.Promote.Gates {
+		if g.Metric == "" {
+			return invalid("promote.gate.metric", "a gate needs a metric")
+		}
+		if !slices.Contains([]string{"mean", "median", "min", "max", "p05", "p95"}, g.Stat) {
+			return invalid("promote.gate.stat", "%q: want mean, median, min, max, p05 or p95", g.Stat)
+		}
+		if !slices.Contains([]string{"no-worse", "better", "at-least", "at-most"}, g.Rule) {
+			return invalid("promote.gate.rule", "%q: want no-worse, better, at-least or at-most", g.Rule)
+		}
+		if g.Tolerance < 0 {
+			return invalid("promote.gate.tolerance", "%g: must not be negative", g.Tolerance)
+		}
+	}
+	if !slices.Contains([]string{"evaluate-only", "label"}, c.GitHub.ForkPolicy) {
+		return invalid("github.fork_policy", "%q: want evaluate-only or label", c.GitHub.ForkPolicy)
+	}
+	if c.Runner.Provider != "" && c.Runner.Provider != "ec2" {
+		return invalid("runner.provider", "%q: want \"\" or \"ec2\"", c.Runner.Provider)
+	}
+	if c.Runner.TTLMinutes < 1 {
+		return invalid("runner.ttl_minutes", "%d: must be at least 1", c.Runner.TTLMinutes)
+	}
+	return nil
+}

@@ -1,0 +1,125 @@
+package gitops
+
+import (
+	"bytes"
+	"embed"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+
+	"github.com/go-git/go-git/v5"
+)
+
+//go:embed scaffold
+var scaffoldFS embed.FS
+
+// ScaffoldResult says what Scaffold did to each path, relative to the project.
+type ScaffoldResult struct {
+	GitInit bool     `json:"git_init"` // a repository was created
+	Created []string `json:"created"`
+	Kept    []string `json:"kept"`    // existed and were left alone
+	Written []string `json:"written"` // existed and were overwritten (force)
+}
+
+// scaffoldFiles maps template names to project paths.
+var scaffoldFiles = []struct{ tmpl, path string }{
+	{"medcad.toml", ConfigFile},
+	{"gitignore", ".gitignore"},
+	{"medcad.yml", ".github/workflows/medcad.yml"},
+	{"README.md", "README.md"},
+}
+
+var unsafeName = regexp.MustCompile(`[^A-Za-z0-9._-]+`)
+
+// Scaffold lays out a medcad project in dir: a git repository (created with
+// go-git when dir is not inside one), medcad.toml, .gitignore, data/,
+// models/, the workflow and a README. Existing files are kept unless force.
+func Scaffold(dir string, force bool) (ScaffoldResult, error) {
+	var res ScaffoldResult
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return res, err
+	}
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return res, err
+	}
+	if _, err := git.PlainOpenWithOptions(abs, &git.PlainOpenOptions{DetectDotGit: true}); errors.Is(err, git.ErrRepositoryNotExists) {
+		if _, err := git.PlainInitWithOptions(abs, &git.PlainInitOptions{InitOptions: git.InitOptions{DefaultBranch: "refs/heads/main"}}); err != nil {
+			return res, fmt.Errorf("git init %s: %w", dir, err)
+		}
+		res.GitInit = true
+	} else if err != nil {
+		return res, fmt.Errorf("open git repository %s: %w", dir, err)
+	}
+	name := unsafeName.ReplaceAllString(filepath.Base(abs), "-")
+	if !nameRE.MatchString(name) {
+		name = "medcad-project"
+	}
+	for _, d := range []string{"data", "models"} {
+		if err := os.MkdirAll(filepath.Join(abs, d), 0o755); err != nil {
+			return res, err
+		}
+		keep := filepath.Join(abs, d, ".gitkeep")
+		if _, err := os.Stat(keep); errors.Is(err, os.ErrNotExist) {
+			if err := os.WriteFile(keep, nil, 0o644); err != nil {
+				return res, err
+			}
+			res.Created = append(res.Created, filepath.Join(d, ".gitkeep"))
+		}
+	}
+	for _, f := range scaffoldFiles {
+		text, err := scaffoldFS.ReadFile("scaffold/" + f.tmpl)
+		if err != nil {
+			return res, err
+		}
+		var buf bytes.Buffer
+		buf.Write(bytes.ReplaceAll(text, []byte("{{.Name}}"), []byte(name)))
+		target := filepath.Join(abs, f.path)
+		_, statErr := os.Stat(target)
+		exists := statErr == nil
+		if exists && !force {
+			res.Kept = append(res.Kept, f.path)
+			continue
+		}
+		if err := os.MkdirAll(filepath.Dir(target), 0o755); err != nil {
+			return res, err
+		}
+		if err := WriteFileAtomic(target, buf.Bytes(), 0o644); err != nil {
+			return res, err
+		}
+		if exists {
+			res.Written = append(res.Written, f.path)
+		} else {
+			res.Created = append(res.Created, f.path)
+		}
+	}
+	return res, nil
+}
+
+// WriteFileAtomic writes data to a temporary file beside path, syncs it and
+// renames it over path, so readers see the old or the new file, never half.
+func WriteFileAtomic(path string, data []byte, perm os.FileMode) error {
+	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name())
+	if _, err := tmp.Write(data); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Chmod(perm); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Sync(); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	return os.Rename(tmp.Name(), path)
+}

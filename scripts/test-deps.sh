@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Installs what medcad's tests need on a fresh Debian machine (run as root).
+# Skips what is already there, so a rerun takes seconds.
+set -euo pipefail
+
+# Debian packages: oracles (dcm2niix, dcmtk, numpy/scipy/scikit-image for
+# reference metrics) and real components the tests start.
+apt_pkgs=(dcm2niix dcmtk python3-numpy python3-scipy python3-skimage git)
+missing=()
+for p in "${apt_pkgs[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# Go tools at pinned versions, installed into $(go env GOPATH)/bin.
+gobin="$(go env GOPATH)/bin"
+install_go() { # NAME MODULE@VERSION
+  if [[ ! -x "$gobin/$1" ]]; then
+    echo "installing $2" >&2
+    go install "$2"
+  fi
+}
+install_go versitygw github.com/versity/versitygw/cmd/versitygw@v1.8.0
