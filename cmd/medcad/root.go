@@ -40,6 +40,13 @@ func newRootCmd(a *app) *cobra.Command {
 		newInitCmd(a),
 		newConfigCmd(a),
 		newDemoCmd(a),
+		newDataCmd(a),    // data.go: dataset versioning (issue 3)
+		newGCCmd(a),      // data.go
+		newDicomCmd(a),   // dicom.go: DICOM inspect/convert (issue 4); dicom_deid.go: deid, scan-phi
+		newEvalCmd(a),    // eval.go: metrics (issue 5)
+		newSurfaceCmd(a), // surface.go: marching cubes (issue 5)
+		newPhantomCmd(a), // phantom.go: synthetic CT (issue 6)
+		newSegmentCmd(a), // segment.go: built-in models (issue 6)
 	)
 	wrapArgs(root)
 	return root

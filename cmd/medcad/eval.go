@@ -1,0 +1,17 @@
+package main
+
+import (
+	"errors"
+
+	"github.com/spf13/cobra"
+)
+
+// PLACEHOLDER: replaced by the implementation of issue 5.
+func newEvalCmd(a *app) *cobra.Command {
+	return &cobra.Command{
+		Use:    "eval",
+		Short:  "(not built yet)",
+		Hidden: true,
+		RunE:   func(*cobra.Command, []string) error { return errors.New("eval: not built yet") },
+	}
+}
