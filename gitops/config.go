@@ -177,7 +177,7 @@ func ParseConfig(name string, data []byte) (Config, error) {
 			return Config{}, &ConfigError{File: name, Line: pe.Position.Line, Msg: pe.Message}
 		}
 		if m := badTypeRE.FindStringSubmatch(err.Error()); m != nil {
-			return Config{}, &ConfigError{File: name, Line: keyLine(data, m[1]), Msg: fmt.Sprintf("key %q: wrong type: %s, want %s", m[1], m[2], m[3])}
+			return Config{}, &ConfigError{File: name, Line: keyLine(data, m[1]), Msg: fmt.Sprintf("key %q: wrong type: %s, want %s", m[1], tomlTypeName(m[2]), m[3])}
 		}
 		return Config{}, &ConfigError{File: name, Msg: strings.TrimPrefix(err.Error(), "toml: ")}
 	}
@@ -185,7 +185,7 @@ func ParseConfig(name string, data []byte) (Config, error) {
 		if len(k) > 1 && k[0] == "params" {
 			continue // params tables hold free-form values
 		}
-		return Config{}, &ConfigError{File: name, Line: keyLine(data, k.String()), Msg: unknownKeyMsg(k)}
+		return Config{}, &ConfigError{File: name, Line: keyLine(data, strings.Join(k, ".")), Msg: unknownKeyMsg(k)}
 	}
 	if err := cfg.validate(); err != nil {
 		var ve *valueError
@@ -197,9 +197,28 @@ func ParseConfig(name string, data []byte) (Config, error) {
 	return cfg, nil
 }
 
+// tomlTypeName turns the Go type the TOML library names into the TOML
+// type a user wrote.
+func tomlTypeName(goType string) string {
+	switch {
+	case strings.HasPrefix(goType, "int"):
+		return "integer"
+	case strings.HasPrefix(goType, "float"):
+		return "float"
+	case goType == "bool":
+		return "boolean"
+	case strings.HasPrefix(goType, "[]"):
+		return "array"
+	case strings.HasPrefix(goType, "map"):
+		return "table"
+	case strings.Contains(goType, "Time"):
+		return "datetime"
+	}
+	return goType
+}
+
 // unknownKeyMsg phrases an unknown key with the table it appeared in.
 func unknownKeyMsg(k toml.Key) string {
-	// Drop array indexes BurntSushi does not put in keys; name the table.
 	if len(k) == 1 {
 		return fmt.Sprintf("unknown key %q", k[0])
 	}

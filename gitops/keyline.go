@@ -21,7 +21,7 @@ func keyLine(data []byte, key string) int {
 			continue
 		}
 		if depth > 0 {
-			depth += bracketDelta(line)
+			depth = max(depth+bracketDelta(line), 0)
 			continue
 		}
 		s := strings.TrimSpace(stripComment(line))
@@ -55,7 +55,7 @@ func keyLine(data []byte, key string) int {
 			}
 		}
 		if inMulti == "" {
-			depth = bracketDelta(value)
+			depth = max(bracketDelta(value), 0)
 		}
 	}
 	return 0
@@ -88,7 +88,7 @@ func stripComment(line string) string {
 	return line
 }
 
-// bracketDelta counts opening minus closing brackets and braces outside
+// bracketDelta returns opening minus closing brackets and braces outside
 // strings and comments.
 func bracketDelta(s string) int {
 	n := 0
@@ -107,5 +107,5 @@ func bracketDelta(s string) int {
 			n--
 		}
 	}
-	return max(n, 0)
+	return n
 }
