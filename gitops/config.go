@@ -7,7 +7,6 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -145,21 +144,12 @@ func (e *ConfigError) Error() string {
 
 // LoadConfig reads dir/medcad.toml strictly and applies defaults.
 func LoadConfig(dir string) (Config, error) {
-	path := filepath.Join(dir, ConfigFile)
-	f, err := os.Open(path)
+	data, err := readBounded(filepath.Join(dir, ConfigFile), maxConfigBytes)
 	if errors.Is(err, os.ErrNotExist) {
 		return Config{}, fmt.Errorf("%s: %w", dir, ErrNoConfig)
 	}
 	if err != nil {
 		return Config{}, err
-	}
-	defer f.Close()
-	data, err := io.ReadAll(io.LimitReader(f, maxConfigBytes+1))
-	if err != nil {
-		return Config{}, fmt.Errorf("%s: %w", ConfigFile, err)
-	}
-	if len(data) > maxConfigBytes {
-		return Config{}, &ConfigError{File: ConfigFile, Msg: fmt.Sprintf("larger than %d bytes", maxConfigBytes)}
 	}
 	return ParseConfig(ConfigFile, data)
 }
