@@ -186,7 +186,7 @@ func TestKnownValues(t *testing.T) {
 	}, {
 		name:  "both empty",
 		truth: mk(), pred: mk(),
-		want:  Result{Dice: 1, IoU: 1, NSD: map[string]float64{"1": 1, "6": 1}, Flags: []string{FlagBothEmpty}},
+		want: Result{Dice: 1, IoU: 1, NSD: map[string]float64{"1": 1, "6": 1}, Flags: []string{FlagBothEmpty}},
 	}}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
