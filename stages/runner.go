@@ -1,0 +1,666 @@
+package stages
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"sort"
+	"strings"
+	"sync"
+
+	"github.com/medcad/medcad/gitops"
+	"golang.org/x/sync/errgroup"
+)
+
+// Store is what the runner needs of the content-addressed store.
+type Store interface {
+	// Snapshot stores the files under root/rel for each rel and returns the
+	// digest of the resulting tree (paths relative to root).
+	Snapshot(ctx context.Context, root string, rels []string) (string, error)
+	// Restore materialises a tree digest under root, replacing what is there
+	// at the tree's top-level paths.
+	Restore(ctx context.Context, digest, root string) error
+	// HashSnapshot returns the digest Snapshot would return, without
+	// storing anything.
+	HashSnapshot(ctx context.Context, root string, rels []string) (string, error)
+	// HashPath returns the digest of a workspace file or folder without
+	// storing it (using the stat index, so unchanged files are not re-read).
+	HashPath(ctx context.Context, root, rel string) (string, error)
+	// Lookup and Remember are the run cache: cache key → outs digest, local
+	// first, then the remote.
+	Lookup(ctx context.Context, key string) (string, bool, error)
+	Remember(ctx context.Context, key, digest string) error
+}
+
+// Datasets is what the runner needs of the dataset pointers.
+type Datasets interface {
+	// Digest identifies the dataset's content.
+	Digest(name string) (string, error)
+	// Cases lists the dataset's cases.
+	Cases(name string) ([]CaseRef, error)
+	// Checkout makes the dataset's files present and returns their folder.
+	Checkout(ctx context.Context, name string) (string, error)
+}
+
+// CaseRef is one case of a dataset.
+type CaseRef struct {
+	ID    string
+	Image string // digest of the case's image tree (de-identified DICOM)
+	Label string // digest of the case's label tree, "" when unlabelled
+}
+
+// Status says what happened to a stage or case.
+type Status string
+
+// Statuses, in the order a user cares about.
+const (
+	UpToDate Status = "up to date"
+	Restored Status = "restored from cache"
+	Ran      Status = "ran"
+	WouldRun Status = "would run"
+	Skipped  Status = "skipped (shard)"
+)
+
+// Event reports progress; the CLI prints it.
+type Event struct {
+	Stage  string
+	Case   string // "" for the stage as a whole
+	Status Status
+	Err    error
+}
+
+// Options configure a repro.
+type Options struct {
+	Dir      string // project root
+	Config   gitops.Config
+	Plan     *Plan
+	Store    Store
+	Data     Datasets
+	Version  string // medcad version, part of built-in stages' keys
+	Exe      string // the medcad executable that runs built-in commands
+	Jobs     int
+	Force    bool
+	DryRun   bool
+	ShardI   int // with ShardN > 0, only cases whose index % ShardN == ShardI run
+	ShardN   int
+	Stages   []string // empty: all
+	OnEvent  func(Event)
+	Stdout   io.Writer // stage commands' output
+	EnvFacts map[string]string
+}
+
+// Result is what a repro did.
+type Result struct {
+	Lock   *gitops.Lock
+	Events []Event
+}
+
+// Repro brings the selected stages up to date: each stage (or case) whose
+// cache key is unchanged is left alone, a key seen before is restored from
+// the store, and only the rest run. The lock is written after every stage,
+// so an interrupted repro resumes where it stopped.
+func Repro(ctx context.Context, o Options) (*Result, error) {
+	if o.Jobs < 1 {
+		o.Jobs = 1
+	}
+	sel, err := o.Plan.Select(o.Stages)
+	if err != nil {
+		return nil, err
+	}
+	lock, err := gitops.ReadLock(o.Dir)
+	if err != nil {
+		return nil, err
+	}
+	r := &runner{o: o, lock: lock, res: &Result{Lock: lock}}
+	envDigest, err := r.envDigest(ctx)
+	if err != nil {
+		return nil, err
+	}
+	r.env = envDigest
+	for _, s := range sel {
+		if o.ShardN > 0 && s.Foreach != "case" {
+			continue // sharded runs do per-case work only; a full repro joins them
+		}
+		if err := r.stage(ctx, s); err != nil {
+			return r.res, err
+		}
+		if !o.DryRun && o.ShardN == 0 {
+			if err := lock.Write(o.Dir); err != nil {
+				return r.res, err
+			}
+		}
+	}
+	return r.res, nil
+}
+
+type runner struct {
+	o    Options
+	lock *gitops.Lock
+	env  string
+	mu   sync.Mutex
+	res  *Result
+}
+
+func (r *runner) emit(e Event) {
+	r.mu.Lock()
+	r.res.Events = append(r.res.Events, e)
+	r.mu.Unlock()
+	if r.o.OnEvent != nil {
+		r.o.OnEvent(e)
+	}
+}
+
+// envDigest is the digest over the environment lock files.
+func (r *runner) envDigest(ctx context.Context) (string, error) {
+	if len(r.o.Config.Env.Lock) == 0 {
+		return "", nil
+	}
+	parts := make([]string, 0, len(r.o.Config.Env.Lock))
+	for _, f := range r.o.Config.Env.Lock {
+		d, err := r.o.Store.HashPath(ctx, r.o.Dir, f)
+		if err != nil {
+			return "", fmt.Errorf("env lock %s: %w", f, err)
+		}
+		parts = append(parts, f+"="+d)
+	}
+	return keyInput{Run: strings.Join(parts, "\n")}.key(), nil
+}
+
+// inputs computes a stage's dep digests and params.
+func (r *runner) inputs(ctx context.Context, s *Stage) (map[string]string, map[string]string, error) {
+	deps := map[string]string{}
+	for _, u := range s.Upstream {
+		l := r.lock.Stages[u]
+		if l == nil || l.Out == "" {
+			return nil, nil, &PlanError{s.Name, fmt.Sprintf("upstream stage %q has no output yet", u)}
+		}
+		deps[u] = l.Out
+	}
+	for _, d := range s.Datasets {
+		dg, err := r.o.Data.Digest(d)
+		if err != nil {
+			return nil, nil, fmt.Errorf("stage %q: dataset %s: %w", s.Name, d, err)
+		}
+		deps["data/"+d] = dg
+	}
+	for _, p := range s.Paths {
+		dg, err := r.o.Store.HashPath(ctx, r.o.Dir, p)
+		if err != nil {
+			return nil, nil, fmt.Errorf("stage %q: dep %s: %w", s.Name, p, err)
+		}
+		deps[p] = dg
+	}
+	params, err := flattenParams(r.o.Config.Params, s.Params)
+	if err != nil {
+		return nil, nil, &PlanError{s.Name, err.Error()}
+	}
+	return deps, params, nil
+}
+
+func (r *runner) baseKey(s *Stage, deps, params map[string]string) keyInput {
+	k := keyInput{Run: s.Run, Outs: s.Outs, Foreach: s.Foreach, Deps: deps, Params: params}
+	if s.Env {
+		k.Env = r.env
+	}
+	if isBuiltin(s.Run) {
+		k.Medcad = r.o.Version
+	}
+	return k
+}
+
+// stage brings one stage up to date.
+func (r *runner) stage(ctx context.Context, s *Stage) error {
+	deps, params, err := r.inputs(ctx, s)
+	if err != nil {
+		return err
+	}
+	base := r.baseKey(s, deps, params)
+	if s.Foreach == "case" {
+		return r.foreach(ctx, s, base)
+	}
+	key := base.key()
+	prev := r.lock.Stages[s.Name]
+	entry := &gitops.StageLock{Key: key, Deps: deps, Params: params}
+	if s.Env {
+		entry.Env = r.env
+	}
+	if !r.o.Force && prev != nil && prev.Key == key && r.outsIntact(ctx, s, prev.Out) {
+		entry.Out = prev.Out
+		r.lock.Stages[s.Name] = entry
+		r.emit(Event{Stage: s.Name, Status: UpToDate})
+		return nil
+	}
+	if r.o.DryRun {
+		r.emit(Event{Stage: s.Name, Status: WouldRun})
+		return nil
+	}
+	out, status, err := r.produce(ctx, s, key, "", r.o.Dir, s.Outs)
+	if err != nil {
+		r.emit(Event{Stage: s.Name, Err: err})
+		return err
+	}
+	entry.Out = out
+	r.lock.Stages[s.Name] = entry
+	r.emit(Event{Stage: s.Name, Status: status})
+	return nil
+}
+
+// outsIntact reports whether the workspace outs still hash to digest.
+func (r *runner) outsIntact(ctx context.Context, s *Stage, digest string) bool {
+	if len(s.Outs) == 0 {
+		return true
+	}
+	got, err := r.o.Store.HashSnapshot(ctx, r.o.Dir, s.Outs)
+	return err == nil && got == digest
+}
+
+// produce restores the outs for key from the run cache or runs the command,
+// then records the result. root/outs are where the outs live.
+func (r *runner) produce(ctx context.Context, s *Stage, key, caseID, root string, outs []string) (string, Status, error) {
+	if !r.o.Force {
+		if d, ok, err := r.o.Store.Lookup(ctx, key); err != nil {
+			return "", "", err
+		} else if ok {
+			if err := r.clearOuts(root, outs); err != nil {
+				return "", "", err
+			}
+			if err := r.o.Store.Restore(ctx, d, root); err != nil {
+				return "", "", fmt.Errorf("stage %q: restore %s: %w", s.Name, d, err)
+			}
+			return d, Restored, nil
+		}
+	}
+	if err := r.clearOuts(root, outs); err != nil {
+		return "", "", err
+	}
+	if err := r.exec(ctx, s, caseID, root, outs); err != nil {
+		return "", "", err
+	}
+	for _, o := range outs {
+		if _, err := os.Lstat(filepath.Join(root, o)); err != nil {
+			return "", "", &PlanError{s.Name, fmt.Sprintf("declared out %q was not produced", o)}
+		}
+	}
+	d, err := r.o.Store.Snapshot(ctx, root, outs)
+	if err != nil {
+		return "", "", fmt.Errorf("stage %q: store outs: %w", s.Name, err)
+	}
+	if err := r.o.Store.Remember(ctx, key, d); err != nil {
+		return "", "", err
+	}
+	return d, Ran, nil
+}
+
+func (r *runner) clearOuts(root string, outs []string) error {
+	for _, o := range outs {
+		p := filepath.Join(root, filepath.FromSlash(o))
+		if err := os.RemoveAll(p); err != nil {
+			return err
+		}
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// foreach runs a per-case stage: only new or changed cases run, the others
+// keep their lock entry; the stage's out is the union of the case trees.
+func (r *runner) foreach(ctx context.Context, s *Stage, base keyInput) error {
+	cases, err := r.casesOf(s)
+	if err != nil {
+		return err
+	}
+	prev := r.lock.Stages[s.Name]
+	entry := &gitops.StageLock{Deps: base.Deps, Params: base.Params, Cases: map[string]*gitops.Case{}}
+	if s.Env {
+		entry.Env = r.env
+	}
+	var mu sync.Mutex
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(r.o.Jobs)
+	for i, c := range cases {
+		if r.o.ShardN > 0 && i%r.o.ShardN != r.o.ShardI {
+			continue
+		}
+		k := base
+		k.Case = c.ID
+		k.Deps = r.caseDeps(s, c, base.Deps)
+		key := k.key()
+		if !r.o.Force && prev != nil && prev.Cases[c.ID] != nil && prev.Cases[c.ID].Key == key {
+			entry.Cases[c.ID] = prev.Cases[c.ID]
+			r.emit(Event{Stage: s.Name, Case: c.ID, Status: UpToDate})
+			continue
+		}
+		if r.o.DryRun {
+			r.emit(Event{Stage: s.Name, Case: c.ID, Status: WouldRun})
+			continue
+		}
+		g.Go(func() error {
+			root := filepath.Join(r.o.Dir, ".medcad", "work", s.Name, c.ID)
+			d, status, err := r.produce(gctx, s, key, c.ID, root, []string{"out"})
+			if err != nil {
+				err = fmt.Errorf("case %s: %w", c.ID, err)
+				r.emit(Event{Stage: s.Name, Case: c.ID, Err: err})
+				return err
+			}
+			mu.Lock()
+			entry.Cases[c.ID] = &gitops.Case{Key: key, Out: d}
+			mu.Unlock()
+			r.emit(Event{Stage: s.Name, Case: c.ID, Status: status})
+			return nil
+		})
+	}
+	err = g.Wait()
+	if r.o.DryRun || r.o.ShardN > 0 {
+		return err
+	}
+	if err != nil {
+		// Keep what finished so a rerun resumes from there.
+		r.lock.Stages[s.Name] = entry
+		return err
+	}
+	entry.Key = unionKey(entry.Cases)
+	if !r.o.Force && prev != nil && prev.Key == entry.Key && r.outsIntact(ctx, s, prev.Out) {
+		entry.Out = prev.Out
+		r.lock.Stages[s.Name] = entry
+		return nil
+	}
+	out, err := r.union(ctx, s, entry.Cases)
+	if err != nil {
+		return err
+	}
+	entry.Out = out
+	r.lock.Stages[s.Name] = entry
+	return nil
+}
+
+// unionKey identifies the set of case results.
+func unionKey(cases map[string]*gitops.Case) string {
+	deps := map[string]string{}
+	for id, c := range cases {
+		deps[id] = c.Out
+	}
+	return keyInput{Foreach: "case", Deps: deps}.key()
+}
+
+// casesOf lists the cases of the datasets a foreach stage reaches, sorted
+// by id; an id in two datasets is an error.
+func (r *runner) casesOf(s *Stage) ([]caseInput, error) {
+	var all []caseInput
+	seen := map[string]string{}
+	for _, d := range r.o.Plan.DatasetsOf(s) {
+		cs, err := r.o.Data.Cases(d)
+		if err != nil {
+			return nil, fmt.Errorf("stage %q: dataset %s: %w", s.Name, d, err)
+		}
+		for _, c := range cs {
+			if other, dup := seen[c.ID]; dup {
+				return nil, &PlanError{s.Name, fmt.Sprintf("case %s is in datasets %s and %s", c.ID, other, d)}
+			}
+			seen[c.ID] = d
+			all = append(all, caseInput{CaseRef: c, Dataset: d})
+		}
+	}
+	sort.Slice(all, func(i, j int) bool { return all[i].ID < all[j].ID })
+	return all, nil
+}
+
+type caseInput struct {
+	CaseRef
+	Dataset string
+}
+
+// caseDeps narrows a foreach stage's deps to what one case depends on: its
+// own image and label instead of whole datasets, and its own result of
+// upstream foreach stages instead of their union.
+func (r *runner) caseDeps(s *Stage, c caseInput, deps map[string]string) map[string]string {
+	out := map[string]string{"case.image": c.Image, "case.label": c.Label}
+	for k, v := range deps {
+		if strings.HasPrefix(k, "data/") {
+			continue
+		}
+		if up := r.o.Plan.Stage(k); up != nil && up.Foreach == "case" {
+			if l := r.lock.Stages[k]; l != nil && l.Cases[c.ID] != nil {
+				out[k] = l.Cases[c.ID].Out
+			}
+			continue
+		}
+		out[k] = v
+	}
+	return out
+}
+
+// union lays the case trees side by side in the stage's first out folder.
+func (r *runner) union(ctx context.Context, s *Stage, cases map[string]*gitops.Case) (string, error) {
+	if len(s.Outs) == 0 {
+		return "", nil
+	}
+	if err := r.clearOuts(r.o.Dir, s.Outs); err != nil {
+		return "", err
+	}
+	staging := filepath.Join(r.o.Dir, ".medcad", "work", s.Name, ".union")
+	if err := os.RemoveAll(staging); err != nil {
+		return "", err
+	}
+	defer os.RemoveAll(staging)
+	dest := filepath.Join(r.o.Dir, filepath.FromSlash(s.Outs[0]))
+	if err := os.MkdirAll(dest, 0o755); err != nil {
+		return "", err
+	}
+	ids := make([]string, 0, len(cases))
+	for id := range cases {
+		ids = append(ids, id)
+	}
+	sort.Strings(ids)
+	for _, id := range ids {
+		caseRoot := filepath.Join(staging, id)
+		if err := r.o.Store.Restore(ctx, cases[id].Out, caseRoot); err != nil {
+			return "", fmt.Errorf("stage %q: case %s: %w", s.Name, id, err)
+		}
+		if err := mergeTree(filepath.Join(caseRoot, "out"), dest); err != nil {
+			return "", &PlanError{s.Name, fmt.Sprintf("case %s: %v", id, err)}
+		}
+	}
+	return r.o.Store.Snapshot(ctx, r.o.Dir, s.Outs)
+}
+
+// mergeTree moves every file under src to the same place under dst; a file
+// that already exists there is an error (two cases wrote the same path).
+func mergeTree(src, dst string) error {
+	return filepath.WalkDir(src, func(p string, d os.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(src, p)
+		target := filepath.Join(dst, rel)
+		if d.IsDir() {
+			return os.MkdirAll(target, 0o755)
+		}
+		if _, err := os.Lstat(target); err == nil {
+			return fmt.Errorf("two cases wrote %s", filepath.ToSlash(rel))
+		}
+		return os.Rename(p, target)
+	})
+}
+
+// exec runs the stage command with the environment contract of DESIGN §5.
+func (r *runner) exec(ctx context.Context, s *Stage, caseID, root string, outs []string) error {
+	work := filepath.Join(r.o.Dir, ".medcad", "work", s.Name)
+	if caseID != "" {
+		work = filepath.Join(work, caseID)
+	}
+	if err := os.MkdirAll(work, 0o755); err != nil {
+		return err
+	}
+	pj, err := paramsJSON(r.o.Config.Params, s.Params)
+	if err != nil {
+		return err
+	}
+	paramsFile := filepath.Join(work, "params.json")
+	if err := os.WriteFile(paramsFile, pj, 0o644); err != nil {
+		return err
+	}
+	metricsFile := filepath.Join(work, "metrics.json")
+	_ = os.Remove(metricsFile)
+	vars := map[string]string{"params": paramsFile}
+	outDir := ""
+	if len(outs) > 0 {
+		// {out} is a folder to fill unless the out is named like a file.
+		outDir = filepath.Join(root, filepath.FromSlash(outs[0]))
+		if filepath.Ext(outs[0]) == "" {
+			if err := os.MkdirAll(outDir, 0o755); err != nil {
+				return err
+			}
+		}
+		vars["out"] = outDir
+	}
+	env := []string{
+		"MEDCAD_STAGE=" + s.Name,
+		"MEDCAD_PARAMS=" + paramsFile,
+		"MEDCAD_OUT=" + outDir,
+		"MEDCAD_METRICS=" + metricsFile,
+	}
+	for _, u := range s.Upstream {
+		up := r.o.Plan.Stage(u)
+		if len(up.Outs) == 0 {
+			continue
+		}
+		p := filepath.Join(r.o.Dir, filepath.FromSlash(up.Outs[0]))
+		vars[u+".out"] = p
+		env = append(env, "MEDCAD_INPUT_"+envName(u)+"="+p)
+	}
+	for _, d := range r.o.Plan.DatasetsOf(s) {
+		if !slices.Contains(s.Datasets, d) {
+			continue
+		}
+		p, err := r.o.Data.Checkout(ctx, d)
+		if err != nil {
+			return fmt.Errorf("stage %q: dataset %s: %w", s.Name, d, err)
+		}
+		vars["data."+d] = p
+		env = append(env, "MEDCAD_INPUT_"+envName(d)+"="+p)
+	}
+	if caseID != "" {
+		vars["case"] = caseID
+		caseDir := filepath.Join(work, "input")
+		if err := r.caseInputs(ctx, s, caseID, caseDir, vars); err != nil {
+			return err
+		}
+		env = append(env, "MEDCAD_CASE="+caseID, "MEDCAD_CASE_IMAGE="+vars["case.image"], "MEDCAD_CASE_LABEL="+vars["case.label"])
+	}
+	line := expand(s.Run, vars)
+	if isBuiltin(s.Run) && r.o.Exe != "" {
+		line = shellQuote(r.o.Exe) + strings.TrimPrefix(strings.TrimSpace(line), "medcad")
+	}
+	cmd := exec.CommandContext(ctx, "/bin/sh", "-c", line)
+	cmd.Dir = r.o.Dir
+	cmd.Env = append(os.Environ(), env...)
+	var tail tailBuffer
+	cmd.Stdout = io.MultiWriter(&tail, orDiscard(r.o.Stdout))
+	cmd.Stderr = io.MultiWriter(&tail, orDiscard(r.o.Stdout))
+	if err := cmd.Run(); err != nil {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		return fmt.Errorf("stage %q: command failed: %v%s", s.Name, err, tail.lastLine())
+	}
+	return nil
+}
+
+// caseInputs materialises a case's image and label for a foreach stage.
+func (r *runner) caseInputs(ctx context.Context, s *Stage, caseID, dir string, vars map[string]string) error {
+	cases, err := r.casesOf(s)
+	if err != nil {
+		return err
+	}
+	for _, c := range cases {
+		if c.ID != caseID {
+			continue
+		}
+		if err := os.RemoveAll(dir); err != nil {
+			return err
+		}
+		img := filepath.Join(dir, "image")
+		if err := r.o.Store.Restore(ctx, c.Image, img); err != nil {
+			return fmt.Errorf("case %s image: %w", caseID, err)
+		}
+		vars["case.image"] = img
+		vars["case.label"] = ""
+		if c.Label != "" {
+			lbl := filepath.Join(dir, "label")
+			if err := r.o.Store.Restore(ctx, c.Label, lbl); err != nil {
+				return fmt.Errorf("case %s label: %w", caseID, err)
+			}
+			vars["case.label"] = lbl
+		}
+		return nil
+	}
+	return fmt.Errorf("case %s not found", caseID)
+}
+
+// expand substitutes {name} placeholders with shell-quoted values.
+func expand(run string, vars map[string]string) string {
+	return placeholderRE.ReplaceAllStringFunc(run, func(m string) string {
+		v, ok := vars[m[1:len(m)-1]]
+		if !ok {
+			return m
+		}
+		return shellQuote(v)
+	})
+}
+
+func shellQuote(s string) string {
+	if s != "" && strings.Trim(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-./=:,+@%") == "" {
+		return s
+	}
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
+}
+
+// envName turns a stage or dataset name into an environment variable suffix.
+func envName(n string) string {
+	b := []byte(strings.ToUpper(n))
+	for i, c := range b {
+		if !(c >= 'A' && c <= 'Z' || c >= '0' && c <= '9') {
+			b[i] = '_'
+		}
+	}
+	return string(b)
+}
+
+func orDiscard(w io.Writer) io.Writer {
+	if w == nil {
+		return io.Discard
+	}
+	return w
+}
+
+// tailBuffer keeps the last line a failing command printed, for its error.
+type tailBuffer struct {
+	mu   sync.Mutex
+	last []byte
+}
+
+func (t *tailBuffer) Write(p []byte) (int, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.last = append(t.last, p...)
+	if len(t.last) > 4096 {
+		t.last = t.last[len(t.last)-4096:]
+	}
+	return len(p), nil
+}
+
+func (t *tailBuffer) lastLine() string {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	lines := strings.Split(strings.TrimSpace(string(t.last)), "\n")
+	if l := strings.TrimSpace(lines[len(lines)-1]); l != "" {
+		return ": " + l
+	}
+	return ""
+}
