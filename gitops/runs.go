@@ -1,0 +1,197 @@
+package gitops
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"regexp"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/go-git/go-git/v5"
+	"github.com/go-git/go-git/v5/config"
+	"github.com/go-git/go-git/v5/plumbing"
+)
+
+// RunRefPrefix is where run records are indexed in git, so they travel
+// with git push and fetch and need no tracking server.
+const RunRefPrefix = "refs/medcad/runs/"
+
+// maxRunBytes bounds a run record.
+const maxRunBytes = 4 << 20
+
+// ErrRunNotFound means no run record has the asked id.
+var ErrRunNotFound = errors.New("no such run")
+
+// Run is the record every training run writes: what went in (commit,
+// params, data, environment) and what came out (metrics, artifacts).
+type Run struct {
+	ID        string             `json:"id"`
+	Stage     string             `json:"stage"`
+	Started   time.Time          `json:"started"`
+	Finished  time.Time          `json:"finished"`
+	Commit    string             `json:"commit"`
+	Dirty     bool               `json:"dirty"`
+	Branch    string             `json:"branch"`
+	Key       string             `json:"key"` // the stage's cache key
+	Params    map[string]string  `json:"params"`
+	Datasets  map[string]string  `json:"datasets"` // name → digest
+	Env       string             `json:"env_lock,omitempty"`
+	Facts     map[string]string  `json:"facts"` // Go, Python, OS, CPU, GPU, driver
+	Metrics   map[string]float64 `json:"metrics"`
+	Outs      string             `json:"outs"`                // digest of the stage's outs
+	Eval      string             `json:"eval,omitempty"`      // digest of the per-case evaluation
+	Artifact  string             `json:"artifact,omitempty"`  // digest of the model artifact
+	Signature string             `json:"signature,omitempty"` // HMAC by CI, see the promote command
+}
+
+var runIDRE = regexp.MustCompile(`^[0-9]{8}T[0-9]{6}Z-[0-9a-f]{6,64}$`)
+
+// NewRunID returns a sortable id: UTC start time and a digest prefix.
+func NewRunID(started time.Time, key string) string {
+	h := strings.TrimPrefix(key, "sha256:")
+	if len(h) > 8 {
+		h = h[:8]
+	}
+	return started.UTC().Format("20060102T150405Z") + "-" + h
+}
+
+// SaveRun stores the record as a git blob and points refs/medcad/runs/<id>
+// at it.
+func SaveRun(repo *git.Repository, r *Run) error {
+	if !runIDRE.MatchString(r.ID) {
+		return fmt.Errorf("run id %q: not a valid id", r.ID)
+	}
+	data, err := json.MarshalIndent(r, "", "  ")
+	if err != nil {
+		return err
+	}
+	obj := repo.Storer.NewEncodedObject()
+	obj.SetType(plumbing.BlobObject)
+	w, err := obj.Writer()
+	if err != nil {
+		return err
+	}
+	if _, err := w.Write(append(data, '\n')); err != nil {
+		return err
+	}
+	if err := w.Close(); err != nil {
+		return err
+	}
+	h, err := repo.Storer.SetEncodedObject(obj)
+	if err != nil {
+		return fmt.Errorf("store run %s: %w", r.ID, err)
+	}
+	return repo.Storer.SetReference(plumbing.NewHashReference(plumbing.ReferenceName(RunRefPrefix+r.ID), h))
+}
+
+// LoadRun reads one run record; id may be a unique prefix.
+func LoadRun(repo *git.Repository, id string) (*Run, error) {
+	refs, err := runRefs(repo)
+	if err != nil {
+		return nil, err
+	}
+	var match []*plumbing.Reference
+	for _, ref := range refs {
+		rid := strings.TrimPrefix(ref.Name().String(), RunRefPrefix)
+		if rid == id {
+			match = []*plumbing.Reference{ref}
+			break
+		}
+		if strings.HasPrefix(rid, id) {
+			match = append(match, ref)
+		}
+	}
+	switch len(match) {
+	case 0:
+		return nil, fmt.Errorf("run %q: %w", id, ErrRunNotFound)
+	case 1:
+		return readRun(repo, match[0])
+	default:
+		return nil, fmt.Errorf("run %q is ambiguous: %d runs start with it", id, len(match))
+	}
+}
+
+// ListRuns returns every run record, oldest first.
+func ListRuns(repo *git.Repository) ([]*Run, error) {
+	refs, err := runRefs(repo)
+	if err != nil {
+		return nil, err
+	}
+	runs := make([]*Run, 0, len(refs))
+	for _, ref := range refs {
+		r, err := readRun(repo, ref)
+		if err != nil {
+			return nil, err
+		}
+		runs = append(runs, r)
+	}
+	sort.Slice(runs, func(i, j int) bool { return runs[i].ID < runs[j].ID })
+	return runs, nil
+}
+
+func runRefs(repo *git.Repository) ([]*plumbing.Reference, error) {
+	iter, err := repo.References()
+	if err != nil {
+		return nil, err
+	}
+	var refs []*plumbing.Reference
+	err = iter.ForEach(func(ref *plumbing.Reference) error {
+		if strings.HasPrefix(ref.Name().String(), RunRefPrefix) && ref.Type() == plumbing.HashReference {
+			refs = append(refs, ref)
+		}
+		return nil
+	})
+	sort.Slice(refs, func(i, j int) bool { return refs[i].Name() < refs[j].Name() })
+	return refs, err
+}
+
+func readRun(repo *git.Repository, ref *plumbing.Reference) (*Run, error) {
+	blob, err := repo.BlobObject(ref.Hash())
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", ref.Name(), err)
+	}
+	if blob.Size > maxRunBytes {
+		return nil, fmt.Errorf("%s: run record larger than %d bytes", ref.Name(), maxRunBytes)
+	}
+	rd, err := blob.Reader()
+	if err != nil {
+		return nil, err
+	}
+	defer rd.Close()
+	data, err := io.ReadAll(io.LimitReader(rd, maxRunBytes))
+	if err != nil {
+		return nil, err
+	}
+	var r Run
+	dec := json.NewDecoder(strings.NewReader(string(data)))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&r); err != nil {
+		return nil, fmt.Errorf("%s: bad run record: %w", ref.Name(), err)
+	}
+	return &r, nil
+}
+
+// runRefSpec maps run refs one to one between repositories.
+const runRefSpec = config.RefSpec("+" + RunRefPrefix + "*:" + RunRefPrefix + "*")
+
+// PushRuns pushes every run ref to the named git remote.
+func PushRuns(ctx context.Context, repo *git.Repository, remote string) error {
+	err := repo.PushContext(ctx, &git.PushOptions{RemoteName: remote, RefSpecs: []config.RefSpec{runRefSpec}})
+	if errors.Is(err, git.NoErrAlreadyUpToDate) {
+		return nil
+	}
+	return err
+}
+
+// PullRuns fetches every run ref from the named git remote.
+func PullRuns(ctx context.Context, repo *git.Repository, remote string) error {
+	err := repo.FetchContext(ctx, &git.FetchOptions{RemoteName: remote, RefSpecs: []config.RefSpec{runRefSpec}})
+	if errors.Is(err, git.NoErrAlreadyUpToDate) {
+		return nil
+	}
+	return err
+}
