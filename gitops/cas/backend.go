@@ -1,0 +1,203 @@
+package cas
+
+import (
+	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net/url"
+	"strings"
+	"time"
+)
+
+// Backend is a remote object store. Keys are slash-separated
+// ("objects/ab/cdef…", "complete/<hex>"). Implementations translate their
+// errors to the sentinel errors of this package (ErrNotFound, ErrExists,
+// ErrCorrupt, ErrThrottled, ErrPermission, ErrUnsupported) so errors.Is
+// works the same for every backend.
+type Backend interface {
+	// Stat returns the size of the object at key, or ErrNotFound.
+	Stat(ctx context.Context, key string) (int64, error)
+	// Get opens the object at key, or returns ErrNotFound.
+	Get(ctx context.Context, key string) (io.ReadCloser, error)
+	// Put stores size bytes of body, whose SHA-256 is sum, at key. It
+	// never replaces an existing object: it returns nil or ErrExists when
+	// the key is taken (content-addressed keys make both a success). A
+	// body that does not match sum is refused with ErrCorrupt and nothing
+	// is stored.
+	Put(ctx context.Context, key string, body io.ReadSeeker, size int64, sum [sha256.Size]byte) error
+	// List calls fn for every key under prefix, in no particular order.
+	List(ctx context.Context, prefix string, fn func(key string, size int64) error) error
+	// Delete removes the object at key, or returns ErrNotFound
+	// (ErrUnsupported where the remote cannot delete).
+	Delete(ctx context.Context, key string) error
+	// String names the remote for messages (no credentials).
+	String() string
+}
+
+// RemoteConfig says where a remote is: the [remote] table of medcad.toml.
+type RemoteConfig struct {
+	URL       string // file:///abs/path, file://rel/path or s3://bucket/prefix
+	Region    string
+	Endpoint  string // custom S3 endpoint
+	PathStyle bool
+	// Dir resolves a relative file:// URL (the project folder).
+	Dir string
+}
+
+// OpenRemote opens the backend named by cfg.URL, without decorators.
+func OpenRemote(ctx context.Context, cfg RemoteConfig) (Backend, error) {
+	switch {
+	case strings.HasPrefix(cfg.URL, "file://"):
+		p := strings.TrimPrefix(cfg.URL, "file://")
+		if p == "" {
+			return nil, fmt.Errorf("remote %q: empty path", cfg.URL)
+		}
+		if !strings.HasPrefix(p, "/") && cfg.Dir != "" {
+			p = cfg.Dir + "/" + p
+		}
+		return NewLocal(p)
+	case strings.HasPrefix(cfg.URL, "s3://"):
+		u, err := url.Parse(cfg.URL)
+		if err != nil || u.Host == "" {
+			return nil, fmt.Errorf("remote %q: want s3://BUCKET/PREFIX", cfg.URL)
+		}
+		return NewS3(ctx, S3Config{Bucket: u.Host, Prefix: strings.Trim(u.Path, "/"), Region: cfg.Region, Endpoint: cfg.Endpoint, PathStyle: cfg.PathStyle})
+	default:
+		return nil, fmt.Errorf("remote %q: want file://PATH or s3://BUCKET/PREFIX", cfg.URL)
+	}
+}
+
+// permanent reports whether retrying err cannot help.
+func permanent(err error) bool {
+	for _, e := range []error{ErrNotFound, ErrExists, ErrCorrupt, ErrPermission, ErrUnsupported, context.Canceled, context.DeadlineExceeded} {
+		if errors.Is(err, e) {
+			return true
+		}
+	}
+	return false
+}
+
+// RetryPolicy is exponential backoff with full jitter.
+type RetryPolicy struct {
+	Attempts int           // total tries; 0 means 6
+	Base     time.Duration // first backoff; 0 means 50 ms
+	Max      time.Duration // longest backoff; 0 means 5 s
+}
+
+// Do runs fn until it succeeds, fails permanently, the attempts are spent
+// or ctx is done. Throttling (ErrThrottled) backs off four times longer.
+func (p RetryPolicy) Do(ctx context.Context, fn func() error) error {
+	attempts, base, maxWait := p.Attempts, p.Base, p.Max
+	if attempts <= 0 {
+		attempts = 6
+	}
+	if base <= 0 {
+		base = 50 * time.Millisecond
+	}
+	if maxWait <= 0 {
+		maxWait = 5 * time.Second
+	}
+	var err error
+	for i := range attempts {
+		if err = fn(); err == nil || permanent(err) || ctx.Err() != nil {
+			return err
+		}
+		if i == attempts-1 {
+			break
+		}
+		wait := min(maxWait, base<<i)
+		if errors.Is(err, ErrThrottled) {
+			wait = min(maxWait, 4*wait)
+		}
+		wait = time.Duration(rand.Int64N(int64(wait)) + 1) // full jitter
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return ctx.Err()
+		case <-t.C:
+		}
+	}
+	return fmt.Errorf("after %d attempts: %w", attempts, err)
+}
+
+// WithRetry wraps b so that transient failures are retried.
+func WithRetry(b Backend, p RetryPolicy) Backend { return &retrying{b: b, p: p} }
+
+type retrying struct {
+	b Backend
+	p RetryPolicy
+}
+
+func (r *retrying) String() string { return r.b.String() }
+
+func (r *retrying) Stat(ctx context.Context, key string) (n int64, err error) {
+	err = r.p.Do(ctx, func() error { n, err = r.b.Stat(ctx, key); return err })
+	return n, err
+}
+
+func (r *retrying) Get(ctx context.Context, key string) (rc io.ReadCloser, err error) {
+	err = r.p.Do(ctx, func() error { rc, err = r.b.Get(ctx, key); return err })
+	return rc, err
+}
+
+func (r *retrying) Put(ctx context.Context, key string, body io.ReadSeeker, size int64, sum [sha256.Size]byte) error {
+	return r.p.Do(ctx, func() error {
+		if _, err := body.Seek(0, io.SeekStart); err != nil {
+			return fmt.Errorf("rewind %s: %w", key, ErrUnsupported)
+		}
+		return r.b.Put(ctx, key, body, size, sum)
+	})
+}
+
+func (r *retrying) List(ctx context.Context, prefix string, fn func(string, int64) error) error {
+	// A listing restarted after a failure repeats keys; fn must be
+	// idempotent (it is for every caller here).
+	return r.p.Do(ctx, func() error { return r.b.List(ctx, prefix, fn) })
+}
+
+func (r *retrying) Delete(ctx context.Context, key string) error {
+	return r.p.Do(ctx, func() error { return r.b.Delete(ctx, key) })
+}
+
+// WithVerify wraps b so that every object read from objects/… is hashed
+// while it is read; a reader whose content does not match the key fails
+// at EOF with ErrCorrupt.
+func WithVerify(b Backend) Backend { return &verifying{Backend: b} }
+
+type verifying struct{ Backend }
+
+func (v *verifying) Get(ctx context.Context, key string) (io.ReadCloser, error) {
+	rc, err := v.Backend.Get(ctx, key)
+	if err != nil {
+		return nil, err
+	}
+	id, ok := parseObjectKey(key)
+	if !ok {
+		return rc, nil
+	}
+	return &verifyReader{rc: rc, want: id, h: sha256.New()}, nil
+}
+
+type verifyReader struct {
+	rc   io.ReadCloser
+	want ID
+	h    interface {
+		io.Writer
+		Sum([]byte) []byte
+	}
+}
+
+func (r *verifyReader) Read(p []byte) (int, error) {
+	n, err := r.rc.Read(p)
+	r.h.Write(p[:n])
+	if errors.Is(err, io.EOF) && ID(r.h.Sum(nil)) != r.want {
+		return n, fmt.Errorf("remote object %s: %w", r.want.Short(), ErrCorrupt)
+	}
+	return n, err
+}
+
+func (r *verifyReader) Close() error { return r.rc.Close() }

@@ -1,0 +1,321 @@
+package cas
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"sync"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
+	"github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/aws-sdk-go-v2/service/s3/types"
+	"github.com/aws/smithy-go"
+)
+
+// S3 defaults.
+const (
+	defaultPartSize  = 32 << 20
+	defaultThreshold = 64 << 20
+	partJobs         = 4
+)
+
+// S3Config configures an S3 remote.
+type S3Config struct {
+	Bucket    string
+	Prefix    string // key prefix, without slashes at the ends
+	Region    string // default us-east-1
+	Endpoint  string // custom endpoint (MinIO, versitygw, …), e.g. http://127.0.0.1:7070
+	PathStyle bool
+	// MultipartThreshold: objects larger than this are uploaded in parts
+	// of PartSize bytes (defaults 64 MiB and 32 MiB; S3 wants parts of at
+	// least 5 MiB).
+	MultipartThreshold int64
+	PartSize           int64
+	// Credentials overrides the default credential chain (tests).
+	Credentials aws.CredentialsProvider
+	// MaxConns bounds connections to the endpoint (default 64).
+	MaxConns int
+}
+
+// S3 is a remote in an S3 bucket (aws-sdk-go-v2). Every PUT carries
+// x-amz-checksum-sha256, which the server checks, and If-None-Match: *,
+// so an existing object is never replaced. Retries are left to WithRetry.
+type S3 struct {
+	c   *s3.Client
+	cfg S3Config
+}
+
+// NewS3 opens an S3 remote using the default credential chain (env,
+// shared config and credentials files, SSO, IMDS, …).
+func NewS3(ctx context.Context, cfg S3Config) (*S3, error) {
+	if cfg.Bucket == "" {
+		return nil, errors.New("s3 remote: no bucket")
+	}
+	if cfg.Region == "" {
+		cfg.Region = "us-east-1"
+	}
+	if cfg.PartSize <= 0 {
+		cfg.PartSize = defaultPartSize
+	}
+	if cfg.MultipartThreshold <= 0 {
+		cfg.MultipartThreshold = defaultThreshold
+	}
+	if cfg.MaxConns <= 0 {
+		cfg.MaxConns = 64
+	}
+	// A BuildableClient (not a plain *http.Client), so that AWS_CA_BUNDLE
+	// and other transport settings of the SDK still apply.
+	hc := awshttp.NewBuildableClient().WithTransportOptions(func(tr *http.Transport) {
+		tr.MaxIdleConns = cfg.MaxConns
+		tr.MaxIdleConnsPerHost = cfg.MaxConns
+	})
+	opts := []func(*config.LoadOptions) error{
+		config.WithRegion(cfg.Region),
+		config.WithHTTPClient(hc),
+		config.WithRetryer(func() aws.Retryer { return aws.NopRetryer{} }),
+	}
+	if cfg.Credentials != nil {
+		opts = append(opts, config.WithCredentialsProvider(cfg.Credentials))
+	}
+	ac, err := config.LoadDefaultConfig(ctx, opts...)
+	if err != nil {
+		return nil, fmt.Errorf("s3 remote: %w", err)
+	}
+	c := s3.NewFromConfig(ac, func(o *s3.Options) {
+		if cfg.Endpoint != "" {
+			o.BaseEndpoint = aws.String(cfg.Endpoint)
+		}
+		o.UsePathStyle = cfg.PathStyle
+		// Checksums are sent explicitly (SHA-256) and verified by
+		// WithVerify on reads.
+		o.RequestChecksumCalculation = aws.RequestChecksumCalculationWhenRequired
+		o.ResponseChecksumValidation = aws.ResponseChecksumValidationWhenRequired
+	})
+	return &S3{c: c, cfg: cfg}, nil
+}
+
+func (b *S3) String() string {
+	s := "s3://" + b.cfg.Bucket
+	if b.cfg.Prefix != "" {
+		s += "/" + b.cfg.Prefix
+	}
+	return s
+}
+
+func (b *S3) key(k string) string {
+	if b.cfg.Prefix == "" {
+		return k
+	}
+	return b.cfg.Prefix + "/" + k
+}
+
+func (b *S3) Stat(ctx context.Context, key string) (int64, error) {
+	out, err := b.c.HeadObject(ctx, &s3.HeadObjectInput{Bucket: &b.cfg.Bucket, Key: aws.String(b.key(key))})
+	if err != nil {
+		return 0, b.err(ctx, key, err)
+	}
+	return aws.ToInt64(out.ContentLength), nil
+}
+
+func (b *S3) Get(ctx context.Context, key string) (io.ReadCloser, error) {
+	out, err := b.c.GetObject(ctx, &s3.GetObjectInput{Bucket: &b.cfg.Bucket, Key: aws.String(b.key(key))})
+	if err != nil {
+		return nil, b.err(ctx, key, err)
+	}
+	return out.Body, nil
+}
+
+func b64(sum []byte) *string { return aws.String(base64.StdEncoding.EncodeToString(sum)) }
+
+func (b *S3) Put(ctx context.Context, key string, body io.ReadSeeker, size int64, sum [sha256.Size]byte) error {
+	if size > b.cfg.MultipartThreshold {
+		return b.putMultipart(ctx, key, body, size, sum)
+	}
+	_, err := b.c.PutObject(ctx, &s3.PutObjectInput{
+		Bucket:         &b.cfg.Bucket,
+		Key:            aws.String(b.key(key)),
+		Body:           io.NewSectionReader(readerAt{body}, 0, size),
+		ContentLength:  aws.Int64(size),
+		ChecksumSHA256: b64(sum[:]),
+		IfNoneMatch:    aws.String("*"),
+	})
+	return b.err(ctx, key, err)
+}
+
+// readerAt adapts a ReadSeeker for sequential use by a SectionReader,
+// which gives the SDK a seekable body of exactly size bytes.
+type readerAt struct{ rs io.ReadSeeker }
+
+func (r readerAt) ReadAt(p []byte, off int64) (int, error) {
+	if _, err := r.rs.Seek(off, io.SeekStart); err != nil {
+		return 0, err
+	}
+	return io.ReadFull(r.rs, p)
+}
+
+// putMultipart uploads a large object in parts. The upload is created
+// with the SHA-256 checksum algorithm and every part carries its own
+// SHA-256 (servers refuse part checksums of another algorithm). The whole
+// body is hashed first, so a body that does not match sum never leaves.
+func (b *S3) putMultipart(ctx context.Context, key string, body io.ReadSeeker, size int64, sum [sha256.Size]byte) error {
+	if _, err := b.Stat(ctx, key); err == nil {
+		return fmt.Errorf("%s: %w", key, ErrExists)
+	}
+	h := sha256.New()
+	if _, err := body.Seek(0, io.SeekStart); err != nil {
+		return err
+	}
+	if n, err := io.Copy(h, &ctxReader{ctx: ctx, r: io.LimitReader(body, size+1)}); err != nil {
+		return err
+	} else if n != size || [sha256.Size]byte(h.Sum(nil)) != sum {
+		return fmt.Errorf("put %s: %w", key, ErrCorrupt)
+	}
+	k := aws.String(b.key(key))
+	up, err := b.c.CreateMultipartUpload(ctx, &s3.CreateMultipartUploadInput{
+		Bucket: &b.cfg.Bucket, Key: k, ChecksumAlgorithm: types.ChecksumAlgorithmSha256,
+	})
+	if err != nil {
+		return b.err(ctx, key, err)
+	}
+	abort := func(err error) error {
+		// A fresh context: the upload must be aborted even after cancel.
+		b.c.AbortMultipartUpload(context.WithoutCancel(ctx), &s3.AbortMultipartUploadInput{Bucket: &b.cfg.Bucket, Key: k, UploadId: up.UploadId})
+		return err
+	}
+	nparts := int((size + b.cfg.PartSize - 1) / b.cfg.PartSize)
+	parts := make([]types.CompletedPart, nparts)
+	var mu sync.Mutex // guards body for readers that are not ReaderAt
+	ra, ok := body.(io.ReaderAt)
+	if !ok {
+		ra = lockedReaderAt{rs: body, mu: &mu}
+	}
+	idx := make([]int, nparts)
+	for i := range idx {
+		idx[i] = i
+	}
+	err = forEach(ctx, partJobs, idx, func(_ int, i int) error {
+		off := int64(i) * b.cfg.PartSize
+		n := min(b.cfg.PartSize, size-off)
+		buf := make([]byte, n)
+		if _, err := ra.ReadAt(buf, off); err != nil && !errors.Is(err, io.EOF) {
+			return err
+		}
+		ps := sha256.Sum256(buf)
+		out, err := b.c.UploadPart(ctx, &s3.UploadPartInput{
+			Bucket: &b.cfg.Bucket, Key: k, UploadId: up.UploadId,
+			PartNumber:     aws.Int32(int32(i + 1)),
+			Body:           bytes.NewReader(buf),
+			ContentLength:  aws.Int64(n),
+			ChecksumSHA256: b64(ps[:]),
+		})
+		if err != nil {
+			return b.err(ctx, key, err)
+		}
+		parts[i] = types.CompletedPart{ETag: out.ETag, PartNumber: aws.Int32(int32(i + 1)), ChecksumSHA256: out.ChecksumSHA256}
+		if parts[i].ChecksumSHA256 == nil {
+			parts[i].ChecksumSHA256 = b64(ps[:])
+		}
+		return nil
+	})
+	if err != nil {
+		return abort(err)
+	}
+	_, err = b.c.CompleteMultipartUpload(ctx, &s3.CompleteMultipartUploadInput{
+		Bucket: &b.cfg.Bucket, Key: k, UploadId: up.UploadId,
+		MultipartUpload: &types.CompletedMultipartUpload{Parts: parts},
+		IfNoneMatch:     aws.String("*"),
+	})
+	if err != nil {
+		return abort(b.err(ctx, key, err))
+	}
+	return nil
+}
+
+type lockedReaderAt struct {
+	rs io.ReadSeeker
+	mu *sync.Mutex
+}
+
+func (l lockedReaderAt) ReadAt(p []byte, off int64) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return readerAt{l.rs}.ReadAt(p, off)
+}
+
+func (b *S3) List(ctx context.Context, prefix string, fn func(string, int64) error) error {
+	strip := ""
+	if b.cfg.Prefix != "" {
+		strip = b.cfg.Prefix + "/"
+	}
+	p := s3.NewListObjectsV2Paginator(b.c, &s3.ListObjectsV2Input{Bucket: &b.cfg.Bucket, Prefix: aws.String(b.key(prefix))})
+	for p.HasMorePages() {
+		page, err := p.NextPage(ctx)
+		if err != nil {
+			return b.err(ctx, prefix, err)
+		}
+		for _, o := range page.Contents {
+			k := strings.TrimPrefix(aws.ToString(o.Key), strip)
+			if err := fn(k, aws.ToInt64(o.Size)); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+func (b *S3) Delete(ctx context.Context, key string) error {
+	_, err := b.c.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: &b.cfg.Bucket, Key: aws.String(b.key(key))})
+	return b.err(ctx, key, err)
+}
+
+// err translates SDK errors to the package's sentinels.
+func (b *S3) err(ctx context.Context, key string, err error) error {
+	if err == nil {
+		return nil
+	}
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return err
+	}
+	status := 0
+	var re *awshttp.ResponseError
+	if errors.As(err, &re) {
+		status = re.HTTPStatusCode()
+	}
+	code := ""
+	var ae smithy.APIError
+	if errors.As(err, &ae) {
+		code = ae.ErrorCode()
+	}
+	var sentinel error
+	switch {
+	case code == "NoSuchKey" || code == "NotFound" || (status == http.StatusNotFound && code != "NoSuchBucket"):
+		sentinel = ErrNotFound
+	case status == http.StatusPreconditionFailed || code == "PreconditionFailed":
+		sentinel = ErrExists
+	case code == "BadDigest" || code == "XAmzContentSHA256Mismatch" || code == "InvalidDigest":
+		sentinel = ErrCorrupt
+	case code == "SlowDown" || code == "Throttling" || code == "RequestLimitExceeded" || status == http.StatusTooManyRequests || status == http.StatusServiceUnavailable:
+		sentinel = ErrThrottled
+	case code == "AccessDenied" || code == "InvalidAccessKeyId" || code == "SignatureDoesNotMatch" || status == http.StatusForbidden:
+		sentinel = ErrPermission
+	case code == "NoSuchBucket":
+		return fmt.Errorf("%s: bucket %q does not exist: %w", b, b.cfg.Bucket, ErrUnsupported)
+	}
+	if sentinel == nil {
+		return fmt.Errorf("%s %s: %w", b, key, err)
+	}
+	return fmt.Errorf("%s %s: %w (%s)", b, key, sentinel, oneLine(err.Error()))
+}
+
+func oneLine(s string) string { return strings.Join(strings.Fields(s), " ") }

@@ -1,0 +1,415 @@
+package cas
+
+import (
+	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sync"
+
+	"golang.org/x/sys/unix"
+)
+
+// Sentinel errors callers test with errors.Is.
+var (
+	ErrNotFound    = errors.New("object not found")
+	ErrExists      = errors.New("object already exists")
+	ErrCorrupt     = errors.New("content does not match its digest")
+	ErrThrottled   = errors.New("remote is throttling requests")
+	ErrPermission  = errors.New("remote refused access")
+	ErrUnsupported = errors.New("not supported by this remote")
+)
+
+// Layout of a project's working state.
+const (
+	stateDir   = ".medcad"
+	cacheDir   = ".medcad/cache"
+	indexFile  = ".medcad/index"
+	smallLimit = 4 << 20 // files up to this size are read whole
+	// batch limits of durable commits (one syncfs per batch)
+	batchFiles = 1024
+	batchBytes = 256 << 20
+)
+
+// Store is the local object cache of a project:
+// .medcad/cache/objects/<2 hex>/<62 hex>, objects read-only.
+type Store struct {
+	root string // the project folder, absolute
+	dir  string // the cache folder
+	tmp  string // temporary files, same file system as dir
+}
+
+// Open opens (creating when needed) the cache of the project in dir.
+func Open(dir string) (*Store, error) {
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return nil, err
+	}
+	s := &Store{root: abs, dir: filepath.Join(abs, cacheDir), tmp: filepath.Join(abs, cacheDir, "tmp")}
+	if err := os.MkdirAll(s.tmp, 0o755); err != nil {
+		return nil, fmt.Errorf("open cache: %w", err)
+	}
+	return s, nil
+}
+
+// Root is the project folder the store belongs to.
+func (s *Store) Root() string { return s.root }
+
+// Path is where object id lives in the cache.
+func (s *Store) Path(id ID) string { return filepath.Join(s.dir, filepath.FromSlash(objectKey(id))) }
+
+// Has reports whether the cache holds object id (it does not re-hash it).
+func (s *Store) Has(id ID) bool {
+	_, err := os.Stat(s.Path(id))
+	return err == nil
+}
+
+// Size returns the size of object id in the cache.
+func (s *Store) Size(id ID) (int64, error) {
+	fi, err := os.Stat(s.Path(id))
+	if errors.Is(err, fs.ErrNotExist) {
+		return 0, fmt.Errorf("%s: %w in cache", id.Short(), ErrNotFound)
+	}
+	if err != nil {
+		return 0, err
+	}
+	return fi.Size(), nil
+}
+
+// Open opens object id for reading.
+func (s *Store) Open(id ID) (*os.File, error) {
+	f, err := os.Open(s.Path(id))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("%s: %w in cache", id.Short(), ErrNotFound)
+	}
+	return f, err
+}
+
+// ReadObject reads object id whole, verifying its digest; it refuses
+// objects larger than max bytes.
+func (s *Store) ReadObject(id ID, max int64) ([]byte, error) {
+	f, err := s.Open(id)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	data, err := io.ReadAll(io.LimitReader(f, max+1))
+	if err != nil {
+		return nil, fmt.Errorf("read object %s: %w", id.Short(), err)
+	}
+	if int64(len(data)) > max {
+		return nil, fmt.Errorf("object %s: larger than %d bytes", id.Short(), max)
+	}
+	if Sum(data) != id {
+		return nil, fmt.Errorf("cache object %s: %w", id.Short(), ErrCorrupt)
+	}
+	return data, nil
+}
+
+// ReadManifest reads and parses manifest id from the cache.
+func (s *Store) ReadManifest(id ID) (*Manifest, error) {
+	data, err := s.ReadObject(id, MaxManifestBytes)
+	if err != nil {
+		return nil, err
+	}
+	m, err := ParseManifest(data)
+	if err != nil {
+		return nil, fmt.Errorf("manifest %s: %w", id.Short(), err)
+	}
+	return m, nil
+}
+
+// VerifyObject re-hashes object id and returns ErrCorrupt when its content
+// no longer matches its name.
+func (s *Store) VerifyObject(id ID) error {
+	f, err := s.Open(id)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		return fmt.Errorf("read object %s: %w", id.Short(), err)
+	}
+	if ID(h.Sum(nil)) != id {
+		return fmt.Errorf("cache object %s: %w", id.Short(), ErrCorrupt)
+	}
+	return nil
+}
+
+// Remove deletes object id from the cache.
+func (s *Store) Remove(id ID) error {
+	err := os.Remove(s.Path(id))
+	if errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("%s: %w in cache", id.Short(), ErrNotFound)
+	}
+	return err
+}
+
+// Each calls fn for every object in the cache.
+func (s *Store) Each(fn func(id ID, size int64) error) error {
+	objects := filepath.Join(s.dir, "objects")
+	dirs, err := os.ReadDir(objects)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	for _, d := range dirs {
+		ents, err := os.ReadDir(filepath.Join(objects, d.Name()))
+		if err != nil {
+			return err
+		}
+		for _, e := range ents {
+			id, ok := parseObjectKey("objects/" + d.Name() + "/" + e.Name())
+			if !ok {
+				continue
+			}
+			fi, err := e.Info()
+			if err != nil {
+				continue
+			}
+			if err := fn(id, fi.Size()); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// CleanTemp removes temporary files left by interrupted writes.
+func (s *Store) CleanTemp() error {
+	ents, err := os.ReadDir(s.tmp)
+	if err != nil {
+		return err
+	}
+	for _, e := range ents {
+		os.Remove(filepath.Join(s.tmp, e.Name()))
+	}
+	return nil
+}
+
+// Writer adds objects to the cache. Each object goes to a temporary file
+// first; a batch of them is made durable with one syncfs(2) and only then
+// renamed to their names, so a crash leaves either no object or a good one.
+// Close commits what is pending; objects are visible to Has only then.
+// A Writer is safe for concurrent use.
+type Writer struct {
+	s       *Store
+	mu      sync.Mutex
+	pending []pendingObject
+	bytes   int64
+	err     error
+	pool    sync.Pool
+}
+
+type pendingObject struct {
+	tmp string
+	id  ID
+}
+
+// NewWriter starts a batch of writes.
+func (s *Store) NewWriter() *Writer {
+	return &Writer{s: s, pool: sync.Pool{New: func() any { b := make([]byte, smallLimit); return &b }}}
+}
+
+// PutBytes stores data and returns its ID.
+func (w *Writer) PutBytes(data []byte) (ID, error) {
+	id := Sum(data)
+	if w.s.Has(id) {
+		return id, nil
+	}
+	f, err := os.CreateTemp(w.s.tmp, "obj-*")
+	if err != nil {
+		return id, fmt.Errorf("cache: %w", err)
+	}
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		os.Remove(f.Name())
+		return id, fmt.Errorf("cache: %w", err)
+	}
+	return id, w.finish(f, id, int64(len(data)))
+}
+
+// PutFile stores the content of the file at path and returns its ID and
+// size. The source file is only read.
+func (w *Writer) PutFile(ctx context.Context, path string) (ID, int64, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return ID{}, 0, err
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return ID{}, 0, err
+	}
+	if !fi.Mode().IsRegular() {
+		return ID{}, 0, fmt.Errorf("%s: not a regular file", path)
+	}
+	if fi.Size() > MaxFileSize {
+		return ID{}, 0, fmt.Errorf("%s: larger than %d bytes", path, int64(MaxFileSize))
+	}
+	if fi.Size() <= smallLimit {
+		bp := w.pool.Get().(*[]byte)
+		defer w.pool.Put(bp)
+		n, err := io.ReadFull(f, (*bp)[:smallLimit])
+		if err != nil && !errors.Is(err, io.ErrUnexpectedEOF) && !errors.Is(err, io.EOF) {
+			return ID{}, 0, fmt.Errorf("%s: %w", path, err)
+		}
+		if n == smallLimit { // grew while reading: take the slow path
+			if _, err := f.Seek(0, io.SeekStart); err != nil {
+				return ID{}, 0, err
+			}
+		} else {
+			id, err := w.PutBytes((*bp)[:n])
+			return id, int64(n), err
+		}
+	}
+	id, n, err := w.putStream(ctx, f, nil, -1)
+	if err != nil {
+		return id, n, fmt.Errorf("%s: %w", path, err)
+	}
+	return id, n, nil
+}
+
+// PutReader stores what r yields and checks that it is object want of the
+// given size (size < 0: any). On mismatch nothing is stored and the error
+// wraps ErrCorrupt.
+func (w *Writer) PutReader(ctx context.Context, r io.Reader, want ID, size int64) error {
+	_, _, err := w.putStream(ctx, r, &want, size)
+	return err
+}
+
+// putStream copies r to a temporary file while hashing it.
+func (w *Writer) putStream(ctx context.Context, r io.Reader, want *ID, size int64) (ID, int64, error) {
+	f, err := os.CreateTemp(w.s.tmp, "obj-*")
+	if err != nil {
+		return ID{}, 0, fmt.Errorf("cache: %w", err)
+	}
+	fail := func(err error) (ID, int64, error) {
+		f.Close()
+		os.Remove(f.Name())
+		return ID{}, 0, err
+	}
+	h := sha256.New()
+	limit := int64(MaxFileSize)
+	if size >= 0 {
+		limit = size
+	}
+	bp := w.pool.Get().(*[]byte)
+	n, err := io.CopyBuffer(io.MultiWriter(f, h), &ctxReader{ctx: ctx, r: io.LimitReader(r, limit+1)}, *bp)
+	w.pool.Put(bp)
+	if err != nil {
+		return fail(err)
+	}
+	if n > limit || (size >= 0 && n != size) {
+		return fail(fmt.Errorf("got %d bytes, want %d: %w", n, limit, ErrCorrupt))
+	}
+	id := ID(h.Sum(nil))
+	if want != nil && id != *want {
+		return fail(fmt.Errorf("object %s: %w", want.Short(), ErrCorrupt))
+	}
+	if w.s.Has(id) {
+		fail(nil)
+		return id, n, nil
+	}
+	return id, n, w.finish(f, id, n)
+}
+
+// finish makes a written temp file read-only and queues it for commit.
+func (w *Writer) finish(f *os.File, id ID, size int64) error {
+	err := f.Chmod(0o444)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		os.Remove(f.Name())
+		return fmt.Errorf("cache: %w", err)
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.err != nil {
+		os.Remove(f.Name())
+		return w.err
+	}
+	w.pending = append(w.pending, pendingObject{tmp: f.Name(), id: id})
+	w.bytes += size
+	if len(w.pending) >= batchFiles || w.bytes >= batchBytes {
+		w.err = w.commitLocked()
+	}
+	return w.err
+}
+
+// commitLocked makes the pending temp files durable and renames them.
+func (w *Writer) commitLocked() error {
+	if len(w.pending) == 0 {
+		return nil
+	}
+	if err := syncFS(w.s.tmp); err != nil {
+		return err
+	}
+	for _, p := range w.pending {
+		final := w.s.Path(p.id)
+		if err := os.Rename(p.tmp, final); err != nil {
+			if err := os.MkdirAll(filepath.Dir(final), 0o755); err != nil {
+				return fmt.Errorf("cache: %w", err)
+			}
+			if err := os.Rename(p.tmp, final); err != nil {
+				return fmt.Errorf("cache: %w", err)
+			}
+		}
+	}
+	w.pending = w.pending[:0]
+	w.bytes = 0
+	return nil
+}
+
+// Close commits the pending objects and makes their names durable.
+func (w *Writer) Close() error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.err != nil {
+		for _, p := range w.pending {
+			os.Remove(p.tmp)
+		}
+		w.pending = nil
+		return w.err
+	}
+	if err := w.commitLocked(); err != nil {
+		w.err = err
+		return err
+	}
+	w.err = errors.New("cache writer closed")
+	return syncFS(w.s.tmp)
+}
+
+// syncFS flushes the file system that holds dir.
+func syncFS(dir string) error {
+	f, err := os.Open(dir)
+	if err != nil {
+		return fmt.Errorf("cache: %w", err)
+	}
+	defer f.Close()
+	if err := unix.Syncfs(int(f.Fd())); err != nil {
+		return fmt.Errorf("cache: syncfs: %w", err)
+	}
+	return nil
+}
+
+// ctxReader stops reading when ctx is done.
+type ctxReader struct {
+	ctx context.Context
+	r   io.Reader
+}
+
+func (c *ctxReader) Read(p []byte) (int, error) {
+	if err := c.ctx.Err(); err != nil {
+		return 0, err
+	}
+	return c.r.Read(p)
+}

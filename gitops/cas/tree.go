@@ -1,0 +1,548 @@
+package cas
+
+import (
+	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"sync"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// Progress receives progress of long operations; core code never prints.
+// A nil Progress is allowed everywhere.
+type Progress interface {
+	Total(files int, bytes int64) // adds to the work expected
+	Done(files int, bytes int64)  // adds to the work done
+}
+
+func total(p Progress, files int, bytes int64) {
+	if p != nil {
+		p.Total(files, bytes)
+	}
+}
+
+func done(p Progress, files int, bytes int64) {
+	if p != nil {
+		p.Done(files, bytes)
+	}
+}
+
+// TreeOptions tune AddDir, Status and Checkout.
+type TreeOptions struct {
+	Jobs     int      // parallel workers; 0: one per CPU (two for I/O-bound work)
+	Progress Progress // may be nil
+	// Index, when set, saves re-hashing unchanged files; IndexPrefix is
+	// the folder's slash path relative to the project ("" when the folder
+	// is outside it, which disables the index).
+	Index       *Index
+	IndexPrefix string
+}
+
+func (o TreeOptions) jobs(perCPU int) int {
+	if o.Jobs > 0 {
+		return o.Jobs
+	}
+	return perCPU * runtime.GOMAXPROCS(0)
+}
+
+func (o TreeOptions) indexPath(rel string) string {
+	if o.Index == nil || o.IndexPrefix == "" {
+		return ""
+	}
+	return o.IndexPrefix + "/" + rel
+}
+
+// fileInfo is one regular file found by walkTree.
+type fileInfo struct {
+	rel string
+	fi  fs.FileInfo
+}
+
+// walkTree lists the regular files under dir, sorted. Symbolic links and
+// special files are errors naming the path: datasets hold regular files.
+func walkTree(ctx context.Context, dir string, skipMissing bool) ([]fileInfo, error) {
+	var files []fileInfo
+	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			if skipMissing && p == dir && errors.Is(err, fs.ErrNotExist) {
+				return filepath.SkipAll
+			}
+			return err
+		}
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if p == dir {
+			if !d.IsDir() {
+				return fmt.Errorf("%s: not a folder", dir)
+			}
+			return nil
+		}
+		rel, err := filepath.Rel(dir, p)
+		if err != nil {
+			return err
+		}
+		rel = filepath.ToSlash(rel)
+		switch {
+		case d.Type()&fs.ModeSymlink != 0:
+			return fmt.Errorf("%s: symbolic link (datasets hold regular files only)", p)
+		case d.IsDir():
+			return nil
+		case !d.Type().IsRegular():
+			return fmt.Errorf("%s: not a regular file", p)
+		}
+		if err := CheckPath(rel); err != nil {
+			return fmt.Errorf("%s: %w", p, err)
+		}
+		fi, err := d.Info()
+		if err != nil {
+			return err
+		}
+		if fi.Size() > MaxFileSize {
+			return fmt.Errorf("%s: larger than %d bytes", p, int64(MaxFileSize))
+		}
+		files = append(files, fileInfo{rel: rel, fi: fi})
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return files, nil
+}
+
+func fileMode(fi fs.FileInfo) fs.FileMode {
+	if fi.Mode()&0o100 != 0 {
+		return 0o755
+	}
+	return 0o644
+}
+
+// forEach runs fn on items with n workers and returns the first error;
+// it stops handing out work after an error or when ctx is done.
+func forEach[T any](ctx context.Context, n int, items []T, fn func(int, T) error) error {
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	next := make(chan int)
+	var wg sync.WaitGroup
+	var once sync.Once
+	var first error
+	for range max(1, min(n, len(items))) {
+		wg.Go(func() {
+			for i := range next {
+				if err := fn(i, items[i]); err != nil {
+					once.Do(func() { first = err; cancel(err) })
+				}
+			}
+		})
+	}
+feed:
+	for i := range items {
+		select {
+		case next <- i:
+		case <-ctx.Done():
+			break feed
+		}
+	}
+	close(next)
+	wg.Wait()
+	if first != nil {
+		return first
+	}
+	return ctx.Err()
+}
+
+// AddResult is what AddDir stored.
+type AddResult struct {
+	ID       ID // the manifest's object ID
+	Manifest *Manifest
+	Hashed   int // files read and hashed (the others were known to the index)
+}
+
+// AddDir stores every file under dir and a manifest listing them; it
+// returns the manifest's ID. Files are hashed in parallel; files the index
+// knows unchanged are not read again. Nothing is recorded unless every
+// file was read: an unreadable file is an error naming it.
+func (s *Store) AddDir(ctx context.Context, dir string, opts TreeOptions) (*AddResult, error) {
+	files, err := walkTree(ctx, dir, false)
+	if err != nil {
+		return nil, err
+	}
+	var bytes int64
+	for _, f := range files {
+		bytes += f.fi.Size()
+	}
+	total(opts.Progress, len(files), bytes)
+	m := &Manifest{Entries: make([]Entry, len(files))}
+	w := s.NewWriter()
+	var hashed int
+	var mu sync.Mutex
+	err = forEach(ctx, opts.jobs(2), files, func(i int, f fileInfo) error {
+		ip := opts.indexPath(f.rel)
+		e := Entry{Path: f.rel, Mode: fileMode(f.fi), Size: f.fi.Size()}
+		if id, ok := opts.Index.Lookup(ip, f.fi); ok && ip != "" && s.Has(id) {
+			e.ID = id
+		} else {
+			start := time.Now()
+			id, n, err := w.PutFile(ctx, filepath.Join(dir, filepath.FromSlash(f.rel)))
+			if err != nil {
+				return err
+			}
+			e.ID, e.Size = id, n
+			if ip != "" && n == f.fi.Size() {
+				opts.Index.Record(ip, f.fi, id, start)
+			}
+			mu.Lock()
+			hashed++
+			mu.Unlock()
+		}
+		m.Entries[i] = e
+		done(opts.Progress, 1, e.Size)
+		return nil
+	})
+	if err == nil {
+		m.Sort()
+		if err = m.Validate(); err == nil {
+			_, err = w.PutBytes(m.Encode())
+		}
+	}
+	if cerr := w.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return nil, err
+	}
+	return &AddResult{ID: m.ID(), Manifest: m, Hashed: hashed}, nil
+}
+
+// hashFile returns the SHA-256 of a file.
+func hashFile(name string) (ID, error) {
+	f, err := os.Open(name)
+	if err != nil {
+		return ID{}, err
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		return ID{}, fmt.Errorf("%s: %w", name, err)
+	}
+	return ID(h.Sum(nil)), nil
+}
+
+// Status is how a folder differs from a manifest.
+type Status struct {
+	New      []string `json:"new"`      // in the folder, not in the manifest
+	Modified []string `json:"modified"` // content or mode differs
+	Missing  []string `json:"missing"`  // in the manifest, not in the folder
+	Rehashed int      `json:"rehashed"` // files read and hashed to decide
+}
+
+// Clean reports whether the folder matches the manifest.
+func (st *Status) Clean() bool {
+	return len(st.New)+len(st.Modified)+len(st.Missing) == 0
+}
+
+// Status compares the folder dir with manifest m. Files the index knows
+// unchanged are not read; the others are hashed in parallel.
+func (s *Store) Status(ctx context.Context, m *Manifest, dir string, opts TreeOptions) (*Status, error) {
+	files, err := walkTree(ctx, dir, true)
+	if err != nil {
+		return nil, err
+	}
+	st := &Status{}
+	want := make(map[string]*Entry, len(m.Entries))
+	for i := range m.Entries {
+		want[m.Entries[i].Path] = &m.Entries[i]
+	}
+	var check []fileInfo
+	seen := make(map[string]bool, len(files))
+	for _, f := range files {
+		seen[f.rel] = true
+		e, ok := want[f.rel]
+		switch {
+		case !ok:
+			st.New = append(st.New, f.rel)
+		case e.Size != f.fi.Size() || e.Mode != fileMode(f.fi):
+			st.Modified = append(st.Modified, f.rel)
+		default:
+			if id, ok := opts.Index.Lookup(opts.indexPath(f.rel), f.fi); ok && opts.indexPath(f.rel) != "" {
+				if id != e.ID {
+					st.Modified = append(st.Modified, f.rel)
+				}
+				continue
+			}
+			check = append(check, f)
+		}
+	}
+	for _, e := range m.Entries {
+		if !seen[e.Path] {
+			st.Missing = append(st.Missing, e.Path)
+		}
+	}
+	var mu sync.Mutex
+	err = forEach(ctx, opts.jobs(2), check, func(_ int, f fileInfo) error {
+		start := time.Now()
+		id, err := hashFile(filepath.Join(dir, filepath.FromSlash(f.rel)))
+		if err != nil {
+			return err
+		}
+		if ip := opts.indexPath(f.rel); ip != "" {
+			opts.Index.Record(ip, f.fi, id, start)
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		st.Rehashed++
+		if id != want[f.rel].ID {
+			st.Modified = append(st.Modified, f.rel)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	slices.Sort(st.Modified)
+	return st, nil
+}
+
+// LinkMode says how Checkout materializes files from the cache.
+type LinkMode string
+
+// Link modes. LinkAuto tries reflink, then copies.
+const (
+	LinkAuto     LinkMode = ""
+	LinkReflink  LinkMode = "reflink"
+	LinkHardlink LinkMode = "hardlink"
+	LinkCopy     LinkMode = "copy"
+)
+
+// ErrModified means a workspace file differs from what a checkout would
+// write, and Force was not given.
+var ErrModified = errors.New("modified in the workspace")
+
+// CheckoutOptions tune Checkout.
+type CheckoutOptions struct {
+	TreeOptions
+	Link  LinkMode
+	Force bool // replace workspace files that differ
+}
+
+// CheckoutResult counts what Checkout did.
+type CheckoutResult struct {
+	Written   int `json:"written"`
+	Unchanged int `json:"unchanged"`
+}
+
+// Checkout makes the folder dir hold the files of manifest m, taking them
+// from the cache and verifying each against its digest (a corrupt cache
+// object is an error wrapping ErrCorrupt). Files already right are left
+// alone; files that differ are replaced only with Force. It never follows
+// a symbolic link inside dir, so a manifest cannot write outside it.
+// Files in dir that m does not list are left alone.
+func (s *Store) Checkout(ctx context.Context, m *Manifest, dir string, opts CheckoutOptions) (*CheckoutResult, error) {
+	if err := m.Validate(); err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, err
+	}
+	root, err := os.OpenRoot(dir)
+	if err != nil {
+		return nil, err
+	}
+	defer root.Close()
+	total(opts.Progress, len(m.Entries), m.Bytes())
+	c := &checkout{s: s, root: root, dir: dir, opts: opts, dirs: map[string]error{}}
+	var res CheckoutResult
+	var mu sync.Mutex
+	err = forEach(ctx, opts.jobs(2), m.Entries, func(_ int, e Entry) error {
+		wrote, err := c.one(ctx, e)
+		if err != nil {
+			return err
+		}
+		mu.Lock()
+		if wrote {
+			res.Written++
+		} else {
+			res.Unchanged++
+		}
+		mu.Unlock()
+		done(opts.Progress, 1, e.Size)
+		return nil
+	})
+	return &res, err
+}
+
+type checkout struct {
+	s    *Store
+	root *os.Root
+	dir  string
+	opts CheckoutOptions
+	mu   sync.Mutex
+	dirs map[string]error // folders made and checked to be real folders
+}
+
+// mkdirs creates the folders of rel, refusing symbolic links on the way.
+func (c *checkout) mkdirs(rel string) error {
+	d := path.Dir(rel)
+	if d == "." {
+		return nil
+	}
+	c.mu.Lock()
+	err, ok := c.dirs[d]
+	c.mu.Unlock()
+	if ok {
+		return err
+	}
+	if err = c.mkdirs(d); err == nil {
+		fi, lerr := c.root.Lstat(d)
+		switch {
+		case errors.Is(lerr, fs.ErrNotExist):
+			if err = c.root.Mkdir(d, 0o755); errors.Is(err, fs.ErrExist) {
+				err = c.checkDir(d)
+			}
+		case lerr != nil:
+			err = lerr
+		case fi.Mode()&fs.ModeSymlink != 0:
+			err = fmt.Errorf("%s: %w: symbolic link in the way", filepath.Join(c.dir, d), ErrUnsafePath)
+		case !fi.IsDir():
+			err = fmt.Errorf("%s: a file is in the way of a folder", filepath.Join(c.dir, d))
+		}
+	}
+	c.mu.Lock()
+	c.dirs[d] = err
+	c.mu.Unlock()
+	return err
+}
+
+func (c *checkout) checkDir(d string) error {
+	fi, err := c.root.Lstat(d)
+	if err != nil {
+		return err
+	}
+	if !fi.IsDir() {
+		return fmt.Errorf("%s: %w: not a folder", filepath.Join(c.dir, d), ErrUnsafePath)
+	}
+	return nil
+}
+
+// one materializes entry e; it reports whether it wrote the file.
+func (c *checkout) one(ctx context.Context, e Entry) (bool, error) {
+	if err := ctx.Err(); err != nil {
+		return false, err
+	}
+	if err := c.mkdirs(e.Path); err != nil {
+		return false, err
+	}
+	ip := c.opts.indexPath(e.Path)
+	full := filepath.Join(c.dir, filepath.FromSlash(e.Path))
+	fi, err := c.root.Lstat(e.Path)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+	case err != nil:
+		return false, err
+	case fi.Mode()&fs.ModeSymlink != 0 || !fi.Mode().IsRegular():
+		return false, fmt.Errorf("%s: %w: not a regular file", full, ErrUnsafePath)
+	default:
+		same := false
+		if fi.Size() == e.Size && fileMode(fi) == e.Mode {
+			id, ok := c.opts.Index.Lookup(ip, fi)
+			if !ok || ip == "" {
+				start := time.Now()
+				if id, err = hashFile(full); err != nil {
+					return false, err
+				}
+				c.opts.Index.Record(ip, fi, id, start)
+			}
+			same = id == e.ID
+		}
+		if same {
+			return false, nil
+		}
+		if !c.opts.Force {
+			return false, fmt.Errorf("%s: %w (use --force to replace it)", full, ErrModified)
+		}
+	}
+	src, err := c.s.Open(e.ID)
+	if err != nil {
+		return false, fmt.Errorf("%s: %w", e.Path, err)
+	}
+	defer src.Close()
+	tmpName := path.Join(path.Dir(e.Path), fmt.Sprintf(".medcad-tmp-%d-%s", time.Now().UnixNano(), e.ID.Short()))
+	if err := c.materialize(src, e, tmpName); err != nil {
+		c.root.Remove(tmpName)
+		return false, err
+	}
+	if err := c.root.Rename(tmpName, e.Path); err != nil {
+		c.root.Remove(tmpName)
+		return false, err
+	}
+	if ip != "" {
+		if fi, err := c.root.Lstat(e.Path); err == nil {
+			c.opts.Index.Record(ip, fi, e.ID, time.Now().Add(time.Hour))
+		}
+	}
+	return true, nil
+}
+
+// settled is the mtime given to files written by Checkout: a moment in the
+// past, so that any later write changes the mtime and the index entry is
+// never racy.
+func settled() time.Time { return time.Now().Add(-2 * time.Second).Truncate(time.Second) }
+
+// materialize writes object src (entry e) to tmpName inside the root,
+// verifying its content.
+func (c *checkout) materialize(src *os.File, e Entry, tmpName string) error {
+	h := sha256.New()
+	if _, err := io.Copy(h, src); err != nil {
+		return fmt.Errorf("read object %s: %w", e.ID.Short(), err)
+	}
+	if ID(h.Sum(nil)) != e.ID {
+		return fmt.Errorf("%s: cache object %s: %w", e.Path, e.ID.Short(), ErrCorrupt)
+	}
+	if c.opts.Link == LinkHardlink {
+		// os.Root cannot link from outside; the parent folders were
+		// checked above not to be symbolic links.
+		return os.Link(src.Name(), filepath.Join(c.dir, filepath.FromSlash(tmpName)))
+	}
+	dst, err := c.root.OpenFile(tmpName, os.O_WRONLY|os.O_CREATE|os.O_EXCL, e.Mode)
+	if err != nil {
+		return err
+	}
+	cloned := false
+	if c.opts.Link == LinkAuto || c.opts.Link == LinkReflink {
+		err := unix.IoctlFileClone(int(dst.Fd()), int(src.Fd()))
+		cloned = err == nil
+		if !cloned && c.opts.Link == LinkReflink {
+			dst.Close()
+			return fmt.Errorf("reflink %s: %w (the file system may not support it; try --link copy)", e.Path, err)
+		}
+	}
+	if !cloned {
+		if _, err := src.Seek(0, io.SeekStart); err != nil {
+			dst.Close()
+			return err
+		}
+		if _, err := io.Copy(dst, src); err != nil {
+			dst.Close()
+			return fmt.Errorf("write %s: %w", e.Path, err)
+		}
+	}
+	if err := dst.Chmod(e.Mode); err != nil {
+		dst.Close()
+		return err
+	}
+	if err := dst.Close(); err != nil {
+		return err
+	}
+	t := settled()
+	return c.root.Chtimes(tmpName, t, t)
+}
