@@ -21,7 +21,7 @@ const (
 	// MaxManifestBytes bounds a manifest object.
 	MaxManifestBytes = 1 << 30
 	// MaxPathLen bounds a path inside a dataset.
-	MaxPathLen = 1024
+	MaxPathLen   = 1024
 	maxPathDepth = 64
 )
 

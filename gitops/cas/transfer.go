@@ -265,4 +265,3 @@ func Repair(ctx context.Context, s *Store, b Backend, id ID, opts TransferOption
 	_, err := Fetch(ctx, s, b, []Entry{{ID: id, Size: -1}}, opts)
 	return err
 }
-
