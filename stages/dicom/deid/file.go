@@ -1,0 +1,270 @@
+package deid
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/suyashkumar/dicom"
+	"github.com/suyashkumar/dicom/pkg/tag"
+)
+
+// Errors callers test.
+var (
+	// ErrNotDICOM means a file has no DICM preamble and does not parse as
+	// a DICOM data set: not a DICOM file at all.
+	ErrNotDICOM = errors.New("not a DICOM file")
+	// ErrMalformed means a file looks like DICOM but cannot be read.
+	ErrMalformed = errors.New("malformed DICOM")
+)
+
+// maxFileBytes bounds the size of one input file (2 GiB).
+const maxFileBytes = 2 << 30
+
+// Info describes one de-identified file by its pseudonyms only.
+type Info struct {
+	CaseID         string // pseudonymous case id of its study
+	StudyUID       string // de-identified StudyInstanceUID
+	SeriesUID      string // de-identified SeriesInstanceUID
+	SOPInstanceUID string // de-identified SOPInstanceUID
+}
+
+// Read parses a DICOM file for de-identification: pixel data is kept as the
+// raw bytes of the file, unprocessed. Errors name the file, never a value;
+// a malformed file that makes the parser panic is an error too.
+func Read(path string) (ds dicom.Dataset, err error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return dicom.Dataset{}, err
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return dicom.Dataset{}, err
+	}
+	if st.Size() > maxFileBytes {
+		return dicom.Dataset{}, fmt.Errorf("%s: larger than %d bytes", path, maxFileBytes)
+	}
+	data, err := io.ReadAll(f)
+	if err != nil {
+		return dicom.Dataset{}, err
+	}
+	return Parse(path, data)
+}
+
+// Parse parses the DICOM file held in data (named path in errors), as Read.
+func Parse(path string, data []byte) (ds dicom.Dataset, err error) {
+	if len(data) < 8 {
+		return dicom.Dataset{}, fmt.Errorf("%s: %w (%d bytes)", path, ErrNotDICOM, len(data))
+	}
+	bad := ErrNotDICOM
+	if len(data) >= 132 && string(data[128:132]) == "DICM" {
+		bad = ErrMalformed
+	}
+	if err := checkBounds(data); err != nil {
+		return dicom.Dataset{}, fmt.Errorf("%s: %w: %s", path, bad, err)
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("%s: %w (the parser failed)", path, bad)
+		}
+	}()
+	ds, err = dicom.Parse(bytes.NewReader(data), int64(len(data)), nil, dicom.SkipProcessingPixelDataValue())
+	if err != nil {
+		return dicom.Dataset{}, fmt.Errorf("%s: %w: %s", path, bad, oneLine(err))
+	}
+	if str(&ds, tag.SOPClassUID) == "" || str(&ds, tag.SOPInstanceUID) == "" {
+		return dicom.Dataset{}, fmt.Errorf("%s: %w (no SOPClassUID or SOPInstanceUID)", path, bad)
+	}
+	return ds, nil
+}
+
+// oneLine flattens a library error to one line.
+func oneLine(err error) string {
+	return strings.Join(strings.Fields(err.Error()), " ")
+}
+
+// str returns the first string value of a top-level attribute.
+func str(ds *dicom.Dataset, t tag.Tag) string {
+	e, err := ds.FindElementByTag(t)
+	if err != nil || e.Value == nil {
+		return ""
+	}
+	s, ok := e.Value.GetValue().([]string)
+	if !ok || len(s) == 0 {
+		return ""
+	}
+	return trimValue(s[0])
+}
+
+// File de-identifies the DICOM file in and writes the result to out
+// (through a temporary file, synced and renamed: out is either the complete
+// new file or untouched). It returns the file's pseudonyms.
+func (d *Deidentifier) File(ctx context.Context, in, out string) (Info, error) {
+	if err := ctx.Err(); err != nil {
+		return Info{}, err
+	}
+	ds, err := Read(in)
+	if err != nil {
+		return Info{}, err
+	}
+	caseID, err := d.StudyCaseID(&ds)
+	if err != nil {
+		return Info{}, fmt.Errorf("%s: %w", in, err)
+	}
+	if err := d.Dataset(&ds); err != nil {
+		return Info{}, fmt.Errorf("%s: %w", in, err)
+	}
+	var buf bytes.Buffer
+	if err := write(&buf, ds); err != nil {
+		return Info{}, fmt.Errorf("%s: writing de-identified DICOM: %s", in, oneLine(err))
+	}
+	if err := writeFileAtomic(out, buf.Bytes()); err != nil {
+		return Info{}, err
+	}
+	return Info{
+		CaseID:         caseID,
+		StudyUID:       str(&ds, tag.StudyInstanceUID),
+		SeriesUID:      str(&ds, tag.SeriesInstanceUID),
+		SOPInstanceUID: str(&ds, tag.SOPInstanceUID),
+	}, nil
+}
+
+// write encodes ds, turning a writer panic into an error.
+func write(w io.Writer, ds dicom.Dataset) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = errors.New("the DICOM writer failed")
+		}
+	}()
+	return dicom.Write(w, ds, dicom.SkipVRVerification())
+}
+
+// writeFileAtomic writes data to path via a synced temporary file in the
+// same folder and a rename.
+func writeFileAtomic(path string, data []byte) (err error) {
+	dir := filepath.Dir(path)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err != nil {
+			tmp.Close()
+			os.Remove(tmp.Name())
+		}
+	}()
+	if _, err = tmp.Write(data); err != nil {
+		return err
+	}
+	if err = tmp.Sync(); err != nil {
+		return err
+	}
+	if err = tmp.Close(); err != nil {
+		return err
+	}
+	if err = os.Chmod(tmp.Name(), 0o644); err != nil {
+		return err
+	}
+	if err = os.Rename(tmp.Name(), path); err != nil {
+		return err
+	}
+	if dirf, derr := os.Open(dir); derr == nil {
+		dirf.Sync()
+		dirf.Close()
+	}
+	return nil
+}
+
+// Result is the outcome for one input file of Tree.
+type Result struct {
+	In      string // input path
+	Out     string // output path; empty when skipped or failed
+	Info    Info   // pseudonyms, when written
+	Skipped bool   // not DICOM, found inside a folder: left out
+	Err     error  // why it failed or was skipped: names the file, never a value
+}
+
+// Tree de-identifies every DICOM file named by paths into outDir, keeping
+// the layout: a file argument lands at outDir/<its name>, a file found in a
+// folder argument at outDir/<its path inside that folder>. Files in folders
+// that are not DICOM are skipped; every other failure is one Result with an
+// Err and the rest goes on. each is called once per file, in walk order.
+// Tree returns an error only when it cannot go on (ctx cancelled, a path
+// that cannot be walked).
+func (d *Deidentifier) Tree(ctx context.Context, paths []string, outDir string, each func(Result)) error {
+	outAbs, err := filepath.Abs(outDir)
+	if err != nil {
+		return err
+	}
+	written := map[string]string{} // output path -> input path
+	do := func(in, rel string, inFolder bool) error {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		out := filepath.Join(outDir, rel)
+		if prev, dup := written[out]; dup {
+			each(Result{In: in, Err: fmt.Errorf("%s: output %s already written from %s", in, out, prev)})
+			return nil
+		}
+		info, err := d.File(ctx, in, out)
+		switch {
+		case errors.Is(err, context.Canceled):
+			return err
+		case err != nil && inFolder && errors.Is(err, ErrNotDICOM):
+			each(Result{In: in, Skipped: true, Err: err})
+		case err != nil:
+			each(Result{In: in, Err: err})
+		default:
+			written[out] = in
+			each(Result{In: in, Out: out, Info: info})
+		}
+		return nil
+	}
+	for _, p := range paths {
+		st, err := os.Stat(p)
+		if err != nil {
+			each(Result{In: p, Err: err})
+			continue
+		}
+		if !st.IsDir() {
+			if err := do(p, filepath.Base(p), false); err != nil {
+				return err
+			}
+			continue
+		}
+		err = filepath.WalkDir(p, func(path string, e fs.DirEntry, err error) error {
+			if err != nil {
+				each(Result{In: path, Err: err})
+				return nil
+			}
+			if e.IsDir() {
+				if abs, aerr := filepath.Abs(path); aerr == nil && abs == outAbs {
+					return filepath.SkipDir // never re-read our own output
+				}
+				return nil
+			}
+			if !e.Type().IsRegular() {
+				return nil
+			}
+			rel, err := filepath.Rel(p, path)
+			if err != nil {
+				return err
+			}
+			return do(path, rel, true)
+		})
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
