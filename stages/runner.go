@@ -19,17 +19,13 @@ import (
 // Store is what the runner needs of the content-addressed store.
 type Store interface {
 	// Snapshot stores the files under root/rel for each rel and returns the
-	// digest of the resulting tree (paths relative to root).
+	// digest of the resulting tree (paths relative to root). It is also how
+	// deps are hashed: storing is idempotent and the stat index spares
+	// reading unchanged files.
 	Snapshot(ctx context.Context, root string, rels []string) (string, error)
 	// Restore materialises a tree digest under root, replacing what is there
 	// at the tree's top-level paths.
 	Restore(ctx context.Context, digest, root string) error
-	// HashSnapshot returns the digest Snapshot would return, without
-	// storing anything.
-	HashSnapshot(ctx context.Context, root string, rels []string) (string, error)
-	// HashPath returns the digest of a workspace file or folder without
-	// storing it (using the stat index, so unchanged files are not re-read).
-	HashPath(ctx context.Context, root, rel string) (string, error)
 	// Lookup and Remember are the run cache: cache key → outs digest, local
 	// first, then the remote.
 	Lookup(ctx context.Context, key string) (string, bool, error)
@@ -161,7 +157,7 @@ func (r *runner) envDigest(ctx context.Context) (string, error) {
 	}
 	parts := make([]string, 0, len(r.o.Config.Env.Lock))
 	for _, f := range r.o.Config.Env.Lock {
-		d, err := r.o.Store.HashPath(ctx, r.o.Dir, f)
+		d, err := r.o.Store.Snapshot(ctx, r.o.Dir, []string{f})
 		if err != nil {
 			return "", fmt.Errorf("env lock %s: %w", f, err)
 		}
@@ -188,7 +184,7 @@ func (r *runner) inputs(ctx context.Context, s *Stage) (map[string]string, map[s
 		deps["data/"+d] = dg
 	}
 	for _, p := range s.Paths {
-		dg, err := r.o.Store.HashPath(ctx, r.o.Dir, p)
+		dg, err := r.o.Store.Snapshot(ctx, r.o.Dir, []string{p})
 		if err != nil {
 			return nil, nil, fmt.Errorf("stage %q: dep %s: %w", s.Name, p, err)
 		}
@@ -254,7 +250,7 @@ func (r *runner) outsIntact(ctx context.Context, s *Stage, digest string) bool {
 	if len(s.Outs) == 0 {
 		return true
 	}
-	got, err := r.o.Store.HashSnapshot(ctx, r.o.Dir, s.Outs)
+	got, err := r.o.Store.Snapshot(ctx, r.o.Dir, s.Outs)
 	return err == nil && got == digest
 }
 

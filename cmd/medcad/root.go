@@ -47,6 +47,8 @@ func newRootCmd(a *app) *cobra.Command {
 		newSurfaceCmd(a), // surface.go: marching cubes (issue 5)
 		newPhantomCmd(a), // phantom.go: synthetic CT (issue 6)
 		newSegmentCmd(a), // segment.go: built-in models (issue 6)
+		newEnvCmd(a),     // env.go: environment lock
+		newRunsCmd(a),    // runs.go: run records
 	)
 	wrapArgs(root)
 	return root

@@ -1,0 +1,194 @@
+package stages
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path"
+	"path/filepath"
+	"strings"
+	"sync"
+
+	"github.com/medcad/medcad/gitops"
+	"github.com/medcad/medcad/gitops/cas"
+)
+
+// CAS is the runner's Store over medcad's content-addressed store: outs
+// are stored as manifests, the stat index spares re-hashing unchanged
+// workspace files, and the run cache maps cache keys to outs manifests,
+// locally under .medcad/runcache and, when a remote is given, under
+// runcache/ on the remote (so CI restores what someone already trained).
+type CAS struct {
+	Store  *cas.Store
+	Remote cas.Backend // optional
+	Push   bool        // send new results to the remote
+	Jobs   int
+
+	mu    sync.Mutex
+	index *cas.Index
+}
+
+// NewCAS opens the run-cache view of a project's store.
+func NewCAS(s *cas.Store, remote cas.Backend, push bool, jobs int) *CAS {
+	return &CAS{Store: s, Remote: remote, Push: push, Jobs: jobs, index: s.LoadIndex()}
+}
+
+// Close saves the stat index.
+func (c *CAS) Close() error { return c.Store.SaveIndex(c.index) }
+
+// Snapshot implements Store.
+func (c *CAS) Snapshot(ctx context.Context, root string, rels []string) (string, error) {
+	m := &cas.Manifest{}
+	for _, rel := range rels {
+		p := filepath.Join(root, filepath.FromSlash(rel))
+		fi, err := os.Lstat(p)
+		if err != nil {
+			return "", err
+		}
+		if !fi.IsDir() {
+			w := c.Store.NewWriter()
+			id, n, err := w.PutFile(ctx, p)
+			if cerr := w.Close(); err == nil {
+				err = cerr
+			}
+			if err != nil {
+				return "", err
+			}
+			m.Entries = append(m.Entries, cas.Entry{Path: rel, Mode: fi.Mode().Perm(), Size: n, ID: id})
+			continue
+		}
+		res, err := c.Store.AddDir(ctx, p, cas.TreeOptions{Jobs: c.Jobs, Index: c.index, IndexPrefix: c.indexPrefix(p)})
+		if err != nil {
+			return "", err
+		}
+		for _, e := range res.Manifest.Entries {
+			e.Path = path.Join(rel, e.Path)
+			m.Entries = append(m.Entries, e)
+		}
+	}
+	m.Sort()
+	if err := m.Validate(); err != nil {
+		return "", err
+	}
+	w := c.Store.NewWriter()
+	id, err := w.PutBytes(m.Encode())
+	if cerr := w.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return "", err
+	}
+	return id.String(), nil
+}
+
+// indexPrefix is the project-relative slash path of an absolute folder,
+// or "" outside the project (which disables the index).
+func (c *CAS) indexPrefix(abs string) string {
+	a, err := filepath.Abs(abs)
+	if err != nil {
+		return ""
+	}
+	rel, err := filepath.Rel(c.Store.Root(), a)
+	if err != nil || rel == "." || strings.HasPrefix(rel, "..") {
+		return ""
+	}
+	return filepath.ToSlash(rel)
+}
+
+// Restore implements Store: it fetches what the cache lacks from the
+// remote, then checks the tree out under root.
+func (c *CAS) Restore(ctx context.Context, digest, root string) error {
+	id, err := cas.ParseID(digest)
+	if err != nil {
+		return err
+	}
+	if c.Remote != nil {
+		if _, err := cas.Pull(ctx, c.Store, c.Remote, []cas.ID{id}, cas.TransferOptions{Jobs: c.Jobs}); err != nil {
+			return err
+		}
+	}
+	m, err := c.Store.ReadManifest(id)
+	if err != nil {
+		return err
+	}
+	_, err = c.Store.Checkout(ctx, m, root, cas.CheckoutOptions{TreeOptions: cas.TreeOptions{Jobs: c.Jobs}, Force: true})
+	return err
+}
+
+func (c *CAS) runCachePath(key string) string {
+	return filepath.Join(c.Store.Root(), ".medcad", "runcache", strings.TrimPrefix(key, "sha256:"))
+}
+
+func runCacheKey(key string) string { return "runcache/" + strings.TrimPrefix(key, "sha256:") }
+
+// Lookup implements Store.
+func (c *CAS) Lookup(ctx context.Context, key string) (string, bool, error) {
+	if b, err := os.ReadFile(c.runCachePath(key)); err == nil {
+		if d := strings.TrimSpace(string(b)); validDigest(d) {
+			if id, _ := cas.ParseID(d); c.Store.Has(id) || c.Remote != nil {
+				return d, true, nil
+			}
+		}
+	}
+	if c.Remote == nil {
+		return "", false, nil
+	}
+	rc, err := c.Remote.Get(ctx, runCacheKey(key))
+	if errors.Is(err, cas.ErrNotFound) {
+		return "", false, nil
+	}
+	if err != nil {
+		return "", false, fmt.Errorf("run cache on %s: %w", c.Remote, err)
+	}
+	defer rc.Close()
+	b, err := io.ReadAll(io.LimitReader(rc, 256))
+	if err != nil {
+		return "", false, fmt.Errorf("run cache on %s: %w", c.Remote, err)
+	}
+	d := strings.TrimSpace(string(b))
+	if !validDigest(d) {
+		return "", false, fmt.Errorf("run cache on %s: entry %s is not a digest", c.Remote, runCacheKey(key))
+	}
+	return d, true, nil
+}
+
+func validDigest(d string) bool {
+	_, err := cas.ParseID(d)
+	return err == nil
+}
+
+// Remember implements Store. With Push, the outs and the entry go to the
+// remote too: first every object (Push writes the complete marker), then
+// the entry, so a reader never finds an entry whose outs are missing.
+func (c *CAS) Remember(ctx context.Context, key, digest string) error {
+	p := c.runCachePath(key)
+	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+		return err
+	}
+	if err := gitops.WriteFileAtomic(p, []byte(digest+"\n"), 0o644); err != nil {
+		return err
+	}
+	if c.Remote == nil || !c.Push {
+		return nil
+	}
+	return c.PushEntry(ctx, key, digest)
+}
+
+// PushEntry sends one run-cache entry and its outs to the remote.
+func (c *CAS) PushEntry(ctx context.Context, key, digest string) error {
+	id, err := cas.ParseID(digest)
+	if err != nil {
+		return err
+	}
+	if _, err := cas.Push(ctx, c.Store, c.Remote, []cas.ID{id}, cas.TransferOptions{Jobs: c.Jobs}); err != nil {
+		return err
+	}
+	body := []byte(digest + "\n")
+	err = c.Remote.Put(ctx, runCacheKey(key), strings.NewReader(string(body)), int64(len(body)), cas.Sum(body))
+	if errors.Is(err, cas.ErrExists) {
+		return nil
+	}
+	return err
+}

@@ -1,0 +1,298 @@
+package stages
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/medcad/medcad/gitops"
+	"github.com/medcad/medcad/gitops/cas"
+)
+
+// testDatasets serves cases stored in the real store; it stands in for the
+// dataset pointers, which have their own tests.
+type testDatasets struct {
+	digest string
+	cases  []CaseRef
+}
+
+func (d *testDatasets) Digest(string) (string, error)                    { return d.digest, nil }
+func (d *testDatasets) Cases(string) ([]CaseRef, error)                  { return d.cases, nil }
+func (d *testDatasets) Checkout(context.Context, string) (string, error) { return "", nil }
+
+type project struct {
+	t     *testing.T
+	dir   string
+	cfg   gitops.Config
+	store *CAS
+	data  *testDatasets
+}
+
+func newProject(t *testing.T, stagesTOML string) *project {
+	t.Helper()
+	dir := t.TempDir()
+	write(t, dir, "medcad.toml", stagesTOML)
+	cfg, err := gitops.LoadConfig(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := cas.Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &project{t: t, dir: dir, cfg: cfg, store: NewCAS(s, nil, false, 2), data: &testDatasets{}}
+}
+
+func write(t *testing.T, dir, rel, content string) {
+	t.Helper()
+	p := filepath.Join(dir, rel)
+	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+type ws struct {
+	dir      string
+	datasets []string
+}
+
+func (w ws) IsDataset(n string) bool {
+	for _, d := range w.datasets {
+		if d == n {
+			return true
+		}
+	}
+	return false
+}
+func (w ws) PathExists(rel string) bool {
+	_, err := os.Stat(filepath.Join(w.dir, rel))
+	return err == nil
+}
+
+func (p *project) repro(opts Options) map[string]Status {
+	p.t.Helper()
+	cfg, err := gitops.LoadConfig(p.dir)
+	if err != nil {
+		p.t.Fatal(err)
+	}
+	plan, err := NewPlan(cfg, ws{dir: p.dir, datasets: []string{"b1"}})
+	if err != nil {
+		p.t.Fatal(err)
+	}
+	opts.Dir, opts.Config, opts.Plan, opts.Store, opts.Data, opts.Version, opts.Jobs = p.dir, cfg, plan, p.store, p.data, "test", 2
+	res, err := Repro(context.Background(), opts)
+	if err != nil {
+		p.t.Fatal(err)
+	}
+	got := map[string]Status{}
+	for _, e := range res.Events {
+		k := e.Stage
+		if e.Case != "" {
+			k += "/" + e.Case
+		}
+		got[k] = e.Status
+	}
+	return got
+}
+
+func (p *project) read(rel string) string {
+	p.t.Helper()
+	b, err := os.ReadFile(filepath.Join(p.dir, rel))
+	if err != nil {
+		p.t.Fatal(err)
+	}
+	return string(b)
+}
+
+const twoStages = `
+[env]
+lock = ["uv.lock"]
+
+[[stage]]
+name = "prep"
+run = "cat input.txt input.txt > {out}/doubled.txt; echo prep >> log.txt"
+deps = ["input.txt"]
+outs = ["build/prep"]
+
+[[stage]]
+name = "train"
+run = "cat {prep.out}/doubled.txt > {out}; echo \"lr=$(grep lr $MEDCAD_PARAMS | tr -d ' ,')\" >> {out}; echo train >> log.txt"
+deps = ["prep"]
+params = ["train"]
+outs = ["build/model.txt"]
+env = true
+
+[params.train]
+lr = 0.1
+`
+
+func TestReproCachesAndInvalidatesExactly(t *testing.T) {
+	p := newProject(t, twoStages)
+	write(t, p.dir, "input.txt", "a\n")
+	write(t, p.dir, "uv.lock", "version = 1\n")
+
+	got := p.repro(Options{})
+	want := map[string]Status{"prep": Ran, "train": Ran}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Fatalf("first repro (-want +got):\n%s", diff)
+	}
+	if m := p.read("build/model.txt"); m != "a\na\nlr=\"lr\":0.1\n" {
+		t.Fatalf("model = %q", m)
+	}
+	lock1 := p.read("medcad.lock")
+
+	// Nothing changed: nothing runs, and the lock is byte-identical.
+	got = p.repro(Options{})
+	if diff := cmp.Diff(map[string]Status{"prep": UpToDate, "train": UpToDate}, got); diff != "" {
+		t.Fatalf("second repro (-want +got):\n%s", diff)
+	}
+	if p.read("medcad.lock") != lock1 {
+		t.Error("lock changed on a no-op repro")
+	}
+	if log := p.read("log.txt"); log != "prep\ntrain\n" {
+		t.Errorf("commands ran again: %q", log)
+	}
+
+	// A param change invalidates only the stage that uses it.
+	cfg := strings.Replace(p.read("medcad.toml"), "lr = 0.1", "lr = 0.05", 1)
+	write(t, p.dir, "medcad.toml", cfg)
+	got = p.repro(Options{})
+	if diff := cmp.Diff(map[string]Status{"prep": UpToDate, "train": Ran}, got); diff != "" {
+		t.Errorf("after param change (-want +got):\n%s", diff)
+	}
+	// Going back restores the earlier model from the run cache, running nothing.
+	write(t, p.dir, "medcad.toml", strings.Replace(cfg, "lr = 0.05", "lr = 0.1", 1))
+	got = p.repro(Options{})
+	if diff := cmp.Diff(map[string]Status{"prep": UpToDate, "train": Restored}, got); diff != "" {
+		t.Errorf("after param revert (-want +got):\n%s", diff)
+	}
+	if p.read("medcad.lock") != lock1 {
+		t.Error("lock differs after returning to the first inputs")
+	}
+
+	// An env lock change invalidates env = true stages only.
+	write(t, p.dir, "uv.lock", "version = 1\n# changed\n")
+	got = p.repro(Options{})
+	if diff := cmp.Diff(map[string]Status{"prep": UpToDate, "train": Ran}, got); diff != "" {
+		t.Errorf("after env lock change (-want +got):\n%s", diff)
+	}
+
+	// A dep change reruns the chain; a deleted out is restored, not rerun.
+	write(t, p.dir, "input.txt", "b\n")
+	got = p.repro(Options{})
+	if diff := cmp.Diff(map[string]Status{"prep": Ran, "train": Ran}, got); diff != "" {
+		t.Errorf("after dep change (-want +got):\n%s", diff)
+	}
+	os.RemoveAll(filepath.Join(p.dir, "build"))
+	got = p.repro(Options{})
+	if diff := cmp.Diff(map[string]Status{"prep": Restored, "train": Restored}, got); diff != "" {
+		t.Errorf("after deleting outs (-want +got):\n%s", diff)
+	}
+	if m := p.read("build/model.txt"); !strings.HasPrefix(m, "b\nb\n") {
+		t.Errorf("restored model = %q", m)
+	}
+	// Dry run reports without running.
+	write(t, p.dir, "input.txt", "c\n")
+	got = p.repro(Options{DryRun: true})
+	if got["prep"] != WouldRun {
+		t.Errorf("dry run: %v", got)
+	}
+	if p.read("input.txt") != "c\n" || !strings.HasPrefix(p.read("build/model.txt"), "b\n") {
+		t.Error("dry run changed the workspace")
+	}
+}
+
+func TestReproExternalContract(t *testing.T) {
+	p := newProject(t, `
+[[stage]]
+name = "ext"
+run = "sh contract.sh"
+deps = ["contract.sh", "prep"]
+params = ["p"]
+outs = ["out/ext"]
+
+[[stage]]
+name = "prep"
+run = "echo hi > {out}/x"
+outs = ["out/prep"]
+
+[params.p]
+k = "v"
+`)
+	write(t, p.dir, "contract.sh", `set -e
+test "$MEDCAD_STAGE" = ext
+grep -q '"k": "v"' "$MEDCAD_PARAMS"
+test -f "$MEDCAD_INPUT_PREP/x"
+echo '{"dice": 0.9}' > "$MEDCAD_METRICS"
+echo done > "$MEDCAD_OUT/result"
+`)
+	got := p.repro(Options{})
+	if got["ext"] != Ran {
+		t.Fatalf("ext: %v", got)
+	}
+	if p.read("out/ext/result") != "done\n" {
+		t.Error("MEDCAD_OUT not filled")
+	}
+}
+
+func TestForeachRunsOnlyNewCases(t *testing.T) {
+	p := newProject(t, `
+[[stage]]
+name = "ingest"
+run = "ls {case.image} > {out}/{case}.txt; echo {case} >> ran.txt"
+deps = ["b1"]
+outs = ["build/ingest"]
+foreach = "case"
+
+[[stage]]
+name = "count"
+run = "ls {ingest.out} | wc -l > {out}"
+deps = ["ingest"]
+outs = ["build/count.txt"]
+`)
+	mkCase := func(id, file string) CaseRef {
+		d := t.TempDir()
+		write(t, d, "img/"+file, id)
+		digest, err := p.store.Snapshot(context.Background(), d, []string{"img"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return CaseRef{ID: id, Image: digest}
+	}
+	p.data.cases = []CaseRef{mkCase("c-1", "a.dcm"), mkCase("c-2", "b.dcm")}
+	p.data.digest = "sha256:1"
+	got := p.repro(Options{})
+	want := map[string]Status{"ingest/c-1": Ran, "ingest/c-2": Ran, "count": Ran}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Fatalf("first (-want +got):\n%s", diff)
+	}
+	if strings.TrimSpace(p.read("build/count.txt")) != "2" {
+		t.Errorf("count = %q", p.read("build/count.txt"))
+	}
+	p.data.cases = append(p.data.cases, mkCase("c-3", "c.dcm"))
+	p.data.digest = "sha256:2"
+	got = p.repro(Options{})
+	want = map[string]Status{"ingest/c-1": UpToDate, "ingest/c-2": UpToDate, "ingest/c-3": Ran, "count": Ran}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("after a new case (-want +got):\n%s", diff)
+	}
+	ran := strings.Fields(p.read("ran.txt"))
+	sort.Strings(ran)
+	if diff := cmp.Diff([]string{"c-1", "c-2", "c-3"}, ran); diff != "" {
+		t.Errorf("cases run (-want +got):\n%s", diff)
+	}
+	if strings.TrimSpace(p.read("build/count.txt")) != "3" {
+		t.Errorf("count = %q", p.read("build/count.txt"))
+	}
+	lock, _ := gitops.ReadLock(p.dir)
+	if n := len(lock.Stages["ingest"].Cases); n != 3 {
+		t.Errorf("lock has %d cases", n)
+	}
+}
