@@ -62,9 +62,9 @@ type longBone struct {
 
 // vertebrae are elliptic cylinders stacked along z, separated by discs.
 type vertebrae struct {
-	cx, cy, rx, ry     float64
+	cx, cy, rx, ry      float64
 	height, disc, phase float64
-	cortex             float64
+	cortex              float64
 }
 
 // plate is a flat bone: an arc of an annulus (centre, radius, thickness,
