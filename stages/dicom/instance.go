@@ -1,0 +1,391 @@
+package dicom
+
+import (
+	"bytes"
+	"fmt"
+	"math"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/suyashkumar/dicom"
+	"github.com/suyashkumar/dicom/pkg/tag"
+)
+
+// maxFileSize bounds the size of one DICOM file read into memory.
+const maxFileSize = 4 << 30
+
+// Frame is one 2-D image of a file: the image of a classic single-frame
+// file, or one frame of an enhanced multi-frame file.
+type Frame struct {
+	Position    [3]float64 // ImagePositionPatient, LPS mm
+	Orientation [6]float64 // ImageOrientationPatient: row then column cosines
+	Spacing     [2]float64 // PixelSpacing: between rows, between columns (mm)
+	Slope       float64    // RescaleSlope (1 when absent)
+	Intercept   float64    // RescaleIntercept
+	Thickness   float64    // SliceThickness (0 when absent)
+	Localizer   bool       // ImageType or FrameType value 3 is LOCALIZER
+	HasPosition bool
+	HasOrient   bool
+	HasSpacing  bool
+}
+
+// Instance is the header of one DICOM file: what series assembly and pixel
+// decoding need, and nothing that identifies the patient except the UIDs
+// used for grouping, which are unexported and never printed.
+type Instance struct {
+	Path           string
+	TransferSyntax string // UID
+	SOPClassUID    string
+	Modality       string
+	SeriesNumber   int
+	Rows, Columns  int
+	BitsAllocated  int
+	BitsStored     int
+	HighBit        int
+	Signed         bool // PixelRepresentation = 1
+	Samples        int  // SamplesPerPixel
+	Photometric    string
+	GantryTilt     float64 // GantryDetectorTilt, degrees
+	Frames         []Frame
+
+	studyUID, seriesUID string
+}
+
+// pixels is the raw pixel data of a file: native bytes, or one byte slice
+// per fragment of encapsulated data.
+type pixels struct {
+	native    []byte
+	fragments [][]byte
+}
+
+// ReadHeader reads the header of one DICOM file (its pixel data is
+// skipped). The error names the file and wraps ErrNotDICOM, ErrCorrupt,
+// ErrUnsupported or ErrNoImage.
+func ReadHeader(path string) (*Instance, error) {
+	in, _, err := readInstance(path, false)
+	return in, err
+}
+
+// readInstance reads and parses a file, with its pixel data when
+// withPixels is set.
+func readInstance(path string, withPixels bool) (*Instance, *pixels, error) {
+	b, err := readBounded(path)
+	if err != nil {
+		return nil, nil, err
+	}
+	in, px, err := parseInstance(b, withPixels)
+	if err != nil {
+		return nil, nil, fmt.Errorf("%s: %w", path, err)
+	}
+	in.Path = path
+	return in, px, nil
+}
+
+func readBounded(path string) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	if !st.Mode().IsRegular() {
+		return nil, fmt.Errorf("%s: %w (not a regular file)", path, ErrNotDICOM)
+	}
+	if st.Size() > maxFileSize {
+		return nil, fmt.Errorf("%s: %w: %d bytes is larger than the supported %d", path, ErrUnsupported, st.Size(), int64(maxFileSize))
+	}
+	b := make([]byte, st.Size())
+	if _, err := readFull(f, b); err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return b, nil
+}
+
+func readFull(f *os.File, b []byte) (int, error) {
+	n := 0
+	for n < len(b) {
+		m, err := f.Read(b[n:])
+		n += m
+		if err != nil {
+			if n == len(b) {
+				break
+			}
+			return n, err
+		}
+	}
+	return n, nil
+}
+
+// parseInstance parses a whole file held in memory.
+func parseInstance(b []byte, withPixels bool) (*Instance, *pixels, error) {
+	l, rebuilt, err := scanFile(b)
+	if err != nil {
+		return nil, nil, err
+	}
+	if rebuilt != nil {
+		b = rebuilt
+	}
+	opts := []dicom.ParseOption{dicom.AllowUnknownSpecificCharacterSet(), dicom.AllowMissingMetaElementGroupLength()}
+	if withPixels {
+		opts = append(opts, dicom.SkipProcessingPixelDataValue())
+	} else {
+		opts = append(opts, dicom.SkipPixelData())
+	}
+	ds, err := dicom.Parse(bytes.NewReader(b), int64(len(b)), nil, opts...)
+	if err != nil {
+		return nil, nil, fmt.Errorf("%w: %v", ErrCorrupt, cleanParseError(err))
+	}
+	in := &Instance{TransferSyntax: l.ts}
+	if err := in.fill(&ds); err != nil {
+		return nil, nil, err
+	}
+	if !withPixels {
+		return in, nil, nil
+	}
+	px, err := in.pixelData(&ds)
+	if err != nil {
+		return nil, nil, err
+	}
+	return in, px, nil
+}
+
+// cleanParseError keeps the parser's message to one line without values:
+// suyashkumar/dicom messages name tags and lengths, not values, except the
+// string form of a whole element, which is cut off.
+func cleanParseError(err error) string {
+	s := err.Error()
+	if i := strings.Index(s, "got: "); i >= 0 {
+		s = s[:i] + "unexpected element"
+	}
+	s = strings.ReplaceAll(s, "\n", " ")
+	if len(s) > 200 {
+		s = s[:200] + "…"
+	}
+	return s
+}
+
+// fill reads the attributes medcad uses.
+func (in *Instance) fill(ds *dicom.Dataset) error {
+	top := ds.Elements
+	in.SOPClassUID = str(top, tag.SOPClassUID)
+	in.Modality = str(top, tag.Modality)
+	in.studyUID = str(top, tag.StudyInstanceUID)
+	in.seriesUID = str(top, tag.SeriesInstanceUID)
+	in.SeriesNumber, _ = strconv.Atoi(str(top, tag.SeriesNumber))
+	in.Rows = integer(top, tag.Rows)
+	in.Columns = integer(top, tag.Columns)
+	in.BitsAllocated = integer(top, tag.BitsAllocated)
+	in.BitsStored = integer(top, tag.BitsStored)
+	in.HighBit = integer(top, tag.HighBit)
+	in.Signed = integer(top, tag.PixelRepresentation) == 1
+	in.Samples = integer(top, tag.SamplesPerPixel)
+	in.Photometric = str(top, tag.PhotometricInterpretation)
+	if t, ok := decimals(top, tag.GantryDetectorTilt, 1); ok {
+		in.GantryTilt = t[0]
+	}
+	if find(top, tag.PixelData) == nil {
+		return fmt.Errorf("%w: no pixel data", ErrNoImage)
+	}
+	if in.Rows <= 0 || in.Columns <= 0 {
+		return fmt.Errorf("%w: no Rows/Columns", ErrNoImage)
+	}
+	if in.Samples == 0 {
+		in.Samples = 1
+	}
+	if in.BitsStored == 0 {
+		in.BitsStored = in.BitsAllocated
+	}
+	if in.HighBit == 0 {
+		in.HighBit = in.BitsStored - 1
+	}
+	nFrames := 1
+	if s := str(top, tag.NumberOfFrames); s != "" {
+		n, err := strconv.Atoi(strings.TrimSpace(s))
+		if err != nil || n < 1 {
+			return fmt.Errorf("%w: NumberOfFrames is not a positive number", ErrCorrupt)
+		}
+		nFrames = n
+	}
+
+	// The classic attributes, also the defaults for functional groups.
+	var base Frame
+	base.Slope, base.Intercept = 1, 0
+	applyPlane(&base, top)
+	imageType := strs(top, tag.ImageType)
+	base.Localizer = len(imageType) > 2 && strings.EqualFold(strings.TrimSpace(imageType[2]), "LOCALIZER")
+
+	shared := items(top, tag.SharedFunctionalGroupsSequence)
+	perFrame := items(top, tag.PerFrameFunctionalGroupsSequence)
+	if len(shared) > 0 {
+		applyGroups(&base, shared[0])
+	}
+	if len(perFrame) > 0 && len(perFrame) != nFrames {
+		return fmt.Errorf("%w: %d per-frame functional groups for %d frames", ErrCorrupt, len(perFrame), nFrames)
+	}
+	// Frames multiply a header-sized struct: refuse counts that cannot
+	// match the pixel data (checked exactly when the pixels are read).
+	if nFrames > 1<<20 {
+		return fmt.Errorf("%w: NumberOfFrames %d", ErrUnsupported, nFrames)
+	}
+	in.Frames = make([]Frame, nFrames)
+	for i := range in.Frames {
+		in.Frames[i] = base
+		if len(perFrame) > 0 {
+			applyGroups(&in.Frames[i], perFrame[i])
+		}
+	}
+	return nil
+}
+
+// applyPlane reads the plane attributes found directly in elems.
+func applyPlane(f *Frame, elems []*dicom.Element) {
+	if p, ok := decimals(elems, tag.ImagePositionPatient, 3); ok {
+		f.Position, f.HasPosition = [3]float64(p), true
+	}
+	if o, ok := decimals(elems, tag.ImageOrientationPatient, 6); ok {
+		f.Orientation, f.HasOrient = [6]float64(o), true
+	}
+	if s, ok := decimals(elems, tag.PixelSpacing, 2); ok && s[0] > 0 && s[1] > 0 {
+		f.Spacing, f.HasSpacing = [2]float64(s), true
+	}
+	if s, ok := decimals(elems, tag.SliceThickness, 1); ok && s[0] > 0 {
+		f.Thickness = s[0]
+	}
+	if s, ok := decimals(elems, tag.RescaleSlope, 1); ok && s[0] != 0 {
+		f.Slope = s[0]
+	}
+	if s, ok := decimals(elems, tag.RescaleIntercept, 1); ok {
+		f.Intercept = s[0]
+	}
+}
+
+// applyGroups applies one item of a functional groups sequence.
+func applyGroups(f *Frame, item []*dicom.Element) {
+	for _, t := range []tag.Tag{tag.PlanePositionSequence, tag.PlaneOrientationSequence, tag.PixelMeasuresSequence, tag.PixelValueTransformationSequence} {
+		if it := items(item, t); len(it) > 0 {
+			applyPlane(f, it[0])
+		}
+	}
+	if it := items(item, tag.CTImageFrameTypeSequence); len(it) > 0 {
+		ft := strs(it[0], tag.FrameType)
+		f.Localizer = len(ft) > 2 && strings.EqualFold(strings.TrimSpace(ft[2]), "LOCALIZER")
+	}
+}
+
+// pixelData extracts the raw pixel data and checks its size.
+func (in *Instance) pixelData(ds *dicom.Dataset) (*pixels, error) {
+	e := find(ds.Elements, tag.PixelData)
+	info, ok := e.Value.GetValue().(dicom.PixelDataInfo)
+	if !ok {
+		return nil, fmt.Errorf("%w: unreadable pixel data", ErrCorrupt)
+	}
+	if info.IsEncapsulated {
+		px := &pixels{}
+		for _, fr := range info.Frames {
+			px.fragments = append(px.fragments, fr.EncapsulatedData.Data)
+		}
+		if len(px.fragments) == 0 {
+			return nil, fmt.Errorf("%w: encapsulated pixel data has no fragments", ErrCorrupt)
+		}
+		return px, nil
+	}
+	return &pixels{native: info.UnprocessedValueData}, nil
+}
+
+// find returns the element with tag t among elems, or nil.
+func find(elems []*dicom.Element, t tag.Tag) *dicom.Element {
+	for _, e := range elems {
+		if e.Tag == t {
+			return e
+		}
+	}
+	return nil
+}
+
+func strs(elems []*dicom.Element, t tag.Tag) []string {
+	e := find(elems, t)
+	if e == nil || e.Value == nil {
+		return nil
+	}
+	s, _ := e.Value.GetValue().([]string)
+	return s
+}
+
+func str(elems []*dicom.Element, t tag.Tag) string {
+	s := strs(elems, t)
+	if len(s) == 0 {
+		return ""
+	}
+	return strings.TrimRight(strings.TrimSpace(s[0]), "\x00")
+}
+
+func integer(elems []*dicom.Element, t tag.Tag) int {
+	e := find(elems, t)
+	if e == nil || e.Value == nil {
+		return 0
+	}
+	switch v := e.Value.GetValue().(type) {
+	case []int:
+		if len(v) > 0 {
+			return v[0]
+		}
+	case []string:
+		if len(v) > 0 {
+			n, _ := strconv.Atoi(strings.TrimSpace(v[0]))
+			return n
+		}
+	}
+	return 0
+}
+
+// decimals parses exactly n decimal-string (or float) values.
+func decimals(elems []*dicom.Element, t tag.Tag, n int) ([]float64, bool) {
+	e := find(elems, t)
+	if e == nil || e.Value == nil {
+		return nil, false
+	}
+	switch v := e.Value.GetValue().(type) {
+	case []float64:
+		if len(v) == n {
+			return slices.Clone(v), true
+		}
+	case []string:
+		if len(v) != n {
+			return nil, false
+		}
+		out := make([]float64, n)
+		for i, s := range v {
+			x, err := strconv.ParseFloat(strings.Trim(s, " \x00"), 64)
+			if err != nil || math.IsNaN(x) || math.IsInf(x, 0) {
+				return nil, false
+			}
+			out[i] = x
+		}
+		return out, true
+	}
+	return nil, false
+}
+
+// items returns the elements of each item of sequence t.
+func items(elems []*dicom.Element, t tag.Tag) [][]*dicom.Element {
+	e := find(elems, t)
+	if e == nil || e.Value == nil {
+		return nil
+	}
+	seq, ok := e.Value.GetValue().([]*dicom.SequenceItemValue)
+	if !ok {
+		return nil
+	}
+	out := make([][]*dicom.Element, 0, len(seq))
+	for _, it := range seq {
+		if el, ok := it.GetValue().([]*dicom.Element); ok {
+			out = append(out, el)
+		}
+	}
+	return out
+}

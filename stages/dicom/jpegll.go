@@ -1,0 +1,383 @@
+package dicom
+
+// JPEG Lossless (ITU-T T.81 Annex H, process 14, Huffman coded) is decoded
+// by hand: no reachable Go library decodes it, and it is the usual lossless
+// compression of CT in PACS exports. Only what DICOM uses is supported: one
+// component, 2 to 16 bits, predictors 1 to 7, point transform, restart
+// intervals at row boundaries.
+
+import (
+	"errors"
+	"fmt"
+)
+
+// errJPEG wraps every malformed-stream error of this decoder.
+func errJPEG(format string, args ...any) error {
+	return fmt.Errorf("%w: JPEG Lossless: %s", ErrCorrupt, fmt.Sprintf(format, args...))
+}
+
+// splitJPEG returns one code stream per frame: each fragment when there is
+// one per frame, otherwise the concatenated fragments cut at the end of
+// each image (EOI).
+func splitJPEG(fragments [][]byte, frames int) ([][]byte, error) {
+	if len(fragments) == frames {
+		return fragments, nil
+	}
+	var all []byte
+	for _, f := range fragments {
+		all = append(all, f...)
+	}
+	out := make([][]byte, 0, frames)
+	for len(out) < frames {
+		// Skip padding between images up to the next SOI.
+		for len(all) >= 2 && !(all[0] == 0xff && all[1] == 0xd8) {
+			all = all[1:]
+		}
+		if len(all) < 2 {
+			return nil, errJPEG("%d code streams for %d frames", len(out), frames)
+		}
+		n, err := jpegLength(all)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, all[:n])
+		all = all[n:]
+	}
+	return out, nil
+}
+
+// jpegLength returns the length of the JPEG image at the start of b, up to
+// and including its EOI marker.
+func jpegLength(b []byte) (int, error) {
+	p := 2 // after SOI
+	for {
+		m, q, err := nextMarker(b, p)
+		if err != nil {
+			return 0, err
+		}
+		p = q
+		switch {
+		case m == 0xd9:
+			return p, nil
+		case m >= 0xd0 && m <= 0xd7, m == 0x01:
+			continue
+		}
+		if p+2 > len(b) {
+			return 0, errJPEG("segment length truncated")
+		}
+		l := int(b[p])<<8 | int(b[p+1])
+		if l < 2 || p+l > len(b) {
+			return 0, errJPEG("segment length %d out of range", l)
+		}
+		p += l
+		if m == 0xda { // entropy-coded data follows: skip to the next real marker
+			for p+1 < len(b) && !(b[p] == 0xff && b[p+1] != 0 && (b[p+1] < 0xd0 || b[p+1] > 0xd7) && b[p+1] != 0xff) {
+				p++
+			}
+		}
+	}
+}
+
+// nextMarker finds the marker at or after p (skipping fill bytes) and
+// returns its code and the offset after it.
+func nextMarker(b []byte, p int) (byte, int, error) {
+	for p < len(b) && b[p] != 0xff {
+		p++
+	}
+	for p < len(b) && b[p] == 0xff {
+		p++
+	}
+	if p >= len(b) {
+		return 0, 0, errJPEG("missing EOI marker")
+	}
+	return b[p], p + 1, nil
+}
+
+// huffman is a decoding table indexed by the next 16 bits: length << 8 |
+// symbol, 0 for an invalid code.
+type huffman struct{ lut []uint16 }
+
+func buildHuffman(counts [16]byte, symbols []byte) (*huffman, error) {
+	h := &huffman{lut: make([]uint16, 1<<16)}
+	code, k := 0, 0
+	for l := 1; l <= 16; l++ {
+		for range int(counts[l-1]) {
+			if code >= 1<<l {
+				return nil, errJPEG("Huffman table overflows")
+			}
+			s := symbols[k]
+			if s > 16 {
+				return nil, errJPEG("Huffman symbol %d is not a lossless difference category", s)
+			}
+			lo := code << (16 - l)
+			for i := lo; i < lo+1<<(16-l); i++ {
+				h.lut[i] = uint16(l)<<8 | uint16(s)
+			}
+			code++
+			k++
+		}
+		code <<= 1
+	}
+	return h, nil
+}
+
+// bits reads entropy-coded data, removing stuffed zero bytes and stopping
+// at markers (reading zeros beyond them).
+type bits struct {
+	b      []byte
+	pos    int
+	acc    uint64
+	n      uint
+	padded int // zero bytes supplied past the data
+}
+
+func (r *bits) fill() {
+	for r.n <= 56 {
+		var c byte
+		if r.pos < len(r.b) && r.b[r.pos] != 0xff {
+			c = r.b[r.pos]
+			r.pos++
+		} else if r.pos+1 < len(r.b) && r.b[r.pos+1] == 0x00 {
+			c = 0xff
+			r.pos += 2
+		} else {
+			r.padded++
+		}
+		r.acc = r.acc<<8 | uint64(c)
+		r.n += 8
+	}
+}
+
+func (r *bits) peek16() uint32 {
+	if r.n < 16 {
+		r.fill()
+	}
+	return uint32(r.acc>>(r.n-16)) & 0xffff
+}
+
+func (r *bits) get(k uint) uint32 {
+	if k == 0 {
+		return 0
+	}
+	if r.n < k {
+		r.fill()
+	}
+	r.n -= k
+	return uint32(r.acc>>r.n) & (1<<k - 1)
+}
+
+// restart discards buffered bits and consumes an RSTn marker.
+func (r *bits) restart() error {
+	r.acc, r.n = 0, 0
+	for r.pos+1 < len(r.b) {
+		if r.b[r.pos] == 0xff && r.b[r.pos+1] >= 0xd0 && r.b[r.pos+1] <= 0xd7 {
+			r.pos += 2
+			return nil
+		}
+		if r.b[r.pos] == 0xff && r.b[r.pos+1] != 0 && r.b[r.pos+1] != 0xff {
+			break
+		}
+		r.pos++
+	}
+	return errJPEG("missing restart marker")
+}
+
+// decodeJPEGLossless decodes one single-component JPEG Lossless image of
+// rows×cols samples into dst.
+func decodeJPEGLossless(b []byte, rows, cols int, dst []uint16) error {
+	if len(b) < 4 || b[0] != 0xff || b[1] != 0xd8 {
+		return errJPEG("no SOI marker")
+	}
+	var tables [4]*huffman
+	precision, restartInterval := 0, 0
+	compID := -1
+	p := 2
+	for {
+		m, q, err := nextMarker(b, p)
+		if err != nil {
+			return err
+		}
+		p = q
+		if m == 0xd9 {
+			return errJPEG("EOI before any scan")
+		}
+		if m == 0x01 || (m >= 0xd0 && m <= 0xd7) {
+			continue
+		}
+		if p+2 > len(b) {
+			return errJPEG("segment length truncated")
+		}
+		l := int(b[p])<<8 | int(b[p+1])
+		if l < 2 || p+l > len(b) {
+			return errJPEG("segment length %d out of range", l)
+		}
+		seg := b[p+2 : p+l]
+		p += l
+		switch {
+		case m == 0xc3: // SOF3: lossless, Huffman
+			if len(seg) < 6 {
+				return errJPEG("short SOF3")
+			}
+			precision = int(seg[0])
+			y, x, nf := int(seg[1])<<8|int(seg[2]), int(seg[3])<<8|int(seg[4]), int(seg[5])
+			if nf != 1 {
+				return fmt.Errorf("%w: JPEG Lossless with %d components; only grayscale is supported", ErrUnsupported, nf)
+			}
+			if len(seg) < 9 {
+				return errJPEG("short SOF3")
+			}
+			if precision < 2 || precision > 16 {
+				return errJPEG("precision %d", precision)
+			}
+			if y != rows || x != cols {
+				return errJPEG("image is %d×%d, DICOM header says %d×%d", x, y, cols, rows)
+			}
+			compID = int(seg[6])
+		case m >= 0xc0 && m <= 0xcf && m != 0xc4 && m != 0xc8 && m != 0xcc:
+			return fmt.Errorf("%w: JPEG frame type SOF%d is not Huffman lossless (process 14); decompress with `dcmdjpeg IN OUT` or `gdcmconv --raw IN OUT`", ErrUnsupported, m-0xc0)
+		case m == 0xc4: // DHT
+			for len(seg) > 0 {
+				if len(seg) < 17 {
+					return errJPEG("short DHT")
+				}
+				tc, th := seg[0]>>4, seg[0]&15
+				if tc != 0 || th > 3 {
+					return errJPEG("Huffman table class %d id %d", tc, th)
+				}
+				var counts [16]byte
+				copy(counts[:], seg[1:17])
+				total := 0
+				for _, c := range counts {
+					total += int(c)
+				}
+				if len(seg) < 17+total {
+					return errJPEG("short DHT")
+				}
+				h, err := buildHuffman(counts, seg[17:17+total])
+				if err != nil {
+					return err
+				}
+				tables[th] = h
+				seg = seg[17+total:]
+			}
+		case m == 0xdd: // DRI
+			if len(seg) < 2 {
+				return errJPEG("short DRI")
+			}
+			restartInterval = int(seg[0])<<8 | int(seg[1])
+		case m == 0xda: // SOS
+			if compID < 0 {
+				return errJPEG("scan before SOF3")
+			}
+			if len(seg) < 6 || seg[0] != 1 {
+				return errJPEG("scan must have one component")
+			}
+			if int(seg[1]) != compID {
+				return errJPEG("scan component %d is not frame component %d", seg[1], compID)
+			}
+			h := tables[seg[2]>>4&3]
+			if h == nil {
+				return errJPEG("scan uses an undefined Huffman table")
+			}
+			predictor, pt := int(seg[3]), uint(seg[5]&15)
+			if predictor < 1 || predictor > 7 {
+				return errJPEG("predictor %d", predictor)
+			}
+			if int(pt) >= precision {
+				return errJPEG("point transform %d for precision %d", pt, precision)
+			}
+			if restartInterval > 0 && restartInterval%cols != 0 {
+				return fmt.Errorf("%w: JPEG Lossless restart interval %d is not a whole number of rows (%d)", ErrUnsupported, restartInterval, cols)
+			}
+			return decodeScan(&bits{b: b[p:]}, h, scanParams{
+				rows: rows, cols: cols, precision: precision, pt: pt,
+				predictor: predictor, restartRows: restartInterval / cols,
+			}, dst)
+		}
+	}
+}
+
+type scanParams struct {
+	rows, cols  int
+	precision   int
+	pt          uint
+	predictor   int
+	restartRows int // 0: no restarts
+}
+
+var errTruncatedScan = errors.New("entropy-coded data truncated")
+
+// decodeScan decodes the entropy-coded samples (T.81 H.2).
+func decodeScan(r *bits, h *huffman, sp scanParams, dst []uint16) error {
+	cols := sp.cols
+	initial := int32(1) << (sp.precision - int(sp.pt) - 1)
+	firstRow := true
+	for y := range sp.rows {
+		if sp.restartRows > 0 && y > 0 && y%sp.restartRows == 0 {
+			if err := r.restart(); err != nil {
+				return err
+			}
+			firstRow = true
+		}
+		row := dst[y*cols : (y+1)*cols]
+		var above []uint16
+		if !firstRow {
+			above = dst[(y-1)*cols : y*cols]
+		}
+		for x := range cols {
+			// Difference: Huffman-coded category, then its extra bits.
+			code := h.lut[r.peek16()]
+			l := uint(code >> 8)
+			if l == 0 {
+				return errJPEG("invalid Huffman code")
+			}
+			r.n -= l
+			s := uint(code & 0xff)
+			var diff int32
+			switch s {
+			case 0:
+			case 16:
+				diff = 32768
+			default:
+				v := int32(r.get(s))
+				if v < 1<<(s-1) {
+					v += -(1 << s) + 1
+				}
+				diff = v
+			}
+			var pred int32
+			switch {
+			case firstRow && x == 0:
+				pred = initial
+			case firstRow:
+				pred = int32(row[x-1] >> sp.pt)
+			case x == 0:
+				pred = int32(above[0] >> sp.pt)
+			default:
+				ra, rb, rc := int32(row[x-1]>>sp.pt), int32(above[x]>>sp.pt), int32(above[x-1]>>sp.pt)
+				switch sp.predictor {
+				case 1:
+					pred = ra
+				case 2:
+					pred = rb
+				case 3:
+					pred = rc
+				case 4:
+					pred = ra + rb - rc
+				case 5:
+					pred = ra + (rb-rc)>>1
+				case 6:
+					pred = rb + (ra-rc)>>1
+				case 7:
+					pred = (ra + rb) >> 1
+				}
+			}
+			row[x] = uint16((pred+diff)&0xffff) << sp.pt
+		}
+		firstRow = false
+		if r.padded > 8 {
+			return fmt.Errorf("%w: JPEG Lossless: %v", ErrCorrupt, errTruncatedScan)
+		}
+	}
+	return nil
+}

@@ -1,0 +1,297 @@
+package dicom
+
+import (
+	"encoding/binary"
+	"fmt"
+	"math"
+)
+
+// frameDecoder turns one file's raw pixel data into Hounsfield units.
+type frameDecoder struct {
+	in  *Instance
+	px  *pixels
+	jls [][]byte // JPEG Lossless: one code stream per frame, split once
+}
+
+// hu is the result of converting one frame.
+type huStats struct {
+	clamped    int // values outside int16, clamped
+	fractional int // values with a fractional part, rounded
+}
+
+func (s *huStats) add(o huStats) { s.clamped += o.clamped; s.fractional += o.fractional }
+
+// checkPixelFormat rejects what the decoders cannot handle, naming it.
+func (in *Instance) checkPixelFormat() error {
+	if in.Samples != 1 {
+		return fmt.Errorf("%w: %d samples per pixel (%s); only grayscale is supported", ErrUnsupported, in.Samples, in.Photometric)
+	}
+	if in.BitsAllocated != 8 && in.BitsAllocated != 16 {
+		return fmt.Errorf("%w: BitsAllocated %d; only 8 and 16 are supported", ErrUnsupported, in.BitsAllocated)
+	}
+	if in.BitsStored < 1 || in.BitsStored > in.BitsAllocated || in.HighBit < in.BitsStored-1 || in.HighBit >= in.BitsAllocated {
+		return fmt.Errorf("%w: BitsStored %d, HighBit %d in %d bits", ErrCorrupt, in.BitsStored, in.HighBit, in.BitsAllocated)
+	}
+	switch in.TransferSyntax {
+	case tsImplicitLE, tsExplicitLE, tsExplicitBE, tsDeflated, tsRLE, tsJPEGLossless14, tsJPEGLosslessSV:
+		return nil
+	}
+	if name, ok := unsupportedTS[in.TransferSyntax]; ok {
+		return fmt.Errorf("%w: transfer syntax %s (%s); decompress first with `gdcmconv --raw IN OUT` or `dcmdjpeg IN OUT`", ErrUnsupported, name, in.TransferSyntax)
+	}
+	return fmt.Errorf("%w: transfer syntax %s; decompress first with `gdcmconv --raw IN OUT`", ErrUnsupported, in.TransferSyntax)
+}
+
+func newFrameDecoder(in *Instance, px *pixels) (*frameDecoder, error) {
+	if err := in.checkPixelFormat(); err != nil {
+		return nil, err
+	}
+	d := &frameDecoder{in: in, px: px}
+	n := len(in.Frames)
+	pixelsPerFrame := in.Rows * in.Columns
+	switch in.TransferSyntax {
+	case tsRLE:
+		if px.native != nil {
+			return nil, fmt.Errorf("%w: RLE transfer syntax with native pixel data", ErrCorrupt)
+		}
+		if len(px.fragments) < n {
+			return nil, fmt.Errorf("%w: %d RLE fragments for %d frames", ErrCorrupt, len(px.fragments), n)
+		}
+	case tsJPEGLossless14, tsJPEGLosslessSV:
+		if px.native != nil {
+			return nil, fmt.Errorf("%w: JPEG transfer syntax with native pixel data", ErrCorrupt)
+		}
+		streams, err := splitJPEG(px.fragments, n)
+		if err != nil {
+			return nil, err
+		}
+		d.jls = streams
+	default:
+		if px.native == nil {
+			return nil, fmt.Errorf("%w: encapsulated pixel data in a native transfer syntax", ErrCorrupt)
+		}
+		need := int64(n) * int64(pixelsPerFrame) * int64(in.BitsAllocated/8)
+		if int64(len(px.native)) < need {
+			return nil, fmt.Errorf("%w: pixel data holds %d bytes, %d frames of %d×%d need %d", ErrCorrupt, len(px.native), n, in.Columns, in.Rows, need)
+		}
+	}
+	return d, nil
+}
+
+// decode writes frame f as int16 HU into dst (Rows*Columns values), rows
+// in reverse order when flip is set (the NIfTI convention dcm2niix uses).
+// scratch is reused between calls.
+func (d *frameDecoder) decode(f int, dst []int16, flip bool, scratch *[]uint16) (huStats, error) {
+	in := d.in
+	n := in.Rows * in.Columns
+	fr := in.Frames[f]
+	conv := newConverter(in, fr)
+	switch in.TransferSyntax {
+	case tsRLE, tsJPEGLossless14, tsJPEGLosslessSV:
+		if cap(*scratch) < n {
+			*scratch = make([]uint16, n)
+		}
+		s := (*scratch)[:n]
+		var err error
+		if in.TransferSyntax == tsRLE {
+			err = decodeRLE(d.px.fragments[f], in.Rows, in.Columns, in.BitsAllocated, s)
+		} else {
+			err = decodeJPEGLossless(d.jls[f], in.Rows, in.Columns, s)
+		}
+		if err != nil {
+			return huStats{}, fmt.Errorf("frame %d: %w", f+1, err)
+		}
+		return conv.samples(s, dst, in.Columns, flip), nil
+	default:
+		size := in.BitsAllocated / 8
+		raw := d.px.native[f*n*size : (f+1)*n*size]
+		var order binary.ByteOrder = binary.LittleEndian
+		if in.TransferSyntax == tsExplicitBE {
+			order = binary.BigEndian
+		}
+		return conv.native(raw, size, order, dst, in.Columns, flip), nil
+	}
+}
+
+// converter maps stored values to HU.
+type converter struct {
+	shift     uint
+	mask      uint32
+	signBit   uint32
+	signed    bool
+	slope     float64
+	intercept float64
+	intSlope  int64 // slope and intercept when both are integers
+	intInter  int64
+	integer   bool
+}
+
+func newConverter(in *Instance, fr Frame) converter {
+	c := converter{
+		shift:     uint(in.HighBit + 1 - in.BitsStored),
+		mask:      uint32(1)<<in.BitsStored - 1,
+		signBit:   uint32(1) << (in.BitsStored - 1),
+		signed:    in.Signed,
+		slope:     fr.Slope,
+		intercept: fr.Intercept,
+	}
+	if fr.Slope == math.Trunc(fr.Slope) && fr.Intercept == math.Trunc(fr.Intercept) &&
+		math.Abs(fr.Slope) < 1<<20 && math.Abs(fr.Intercept) < 1<<40 {
+		c.integer, c.intSlope, c.intInter = true, int64(fr.Slope), int64(fr.Intercept)
+	}
+	return c
+}
+
+// stored extracts the stored value from a raw sample: the BitsStored bits
+// ending at HighBit, sign-extended when PixelRepresentation is 1.
+func (c *converter) stored(raw uint32) int64 {
+	v := raw >> c.shift & c.mask
+	if c.signed && v&c.signBit != 0 {
+		return int64(v) - int64(c.mask) - 1
+	}
+	return int64(v)
+}
+
+// hu converts one stored value, counting clamps and roundings.
+func (c *converter) hu(v int64, st *huStats) int16 {
+	var h int64
+	if c.integer {
+		h = v*c.intSlope + c.intInter
+	} else {
+		x := float64(v)*c.slope + c.intercept
+		r := math.RoundToEven(x)
+		if math.Abs(x-r) > 1e-6 {
+			st.fractional++
+		}
+		h = int64(max(min(r, 1<<40), -(1 << 40)))
+	}
+	if h > math.MaxInt16 {
+		st.clamped++
+		return math.MaxInt16
+	}
+	if h < math.MinInt16 {
+		st.clamped++
+		return math.MinInt16
+	}
+	return int16(h)
+}
+
+func (c *converter) native(raw []byte, size int, order binary.ByteOrder, dst []int16, cols int, flip bool) huStats {
+	var st huStats
+	rows := len(dst) / cols
+	for r := range rows {
+		out := dst[r*cols : (r+1)*cols]
+		if flip {
+			out = dst[(rows-1-r)*cols : (rows-r)*cols]
+		}
+		src := raw[r*cols*size:]
+		if size == 1 {
+			for i := range out {
+				out[i] = c.hu(c.stored(uint32(src[i])), &st)
+			}
+			continue
+		}
+		if order == binary.LittleEndian {
+			for i := range out {
+				out[i] = c.hu(c.stored(uint32(src[2*i])|uint32(src[2*i+1])<<8), &st)
+			}
+		} else {
+			for i := range out {
+				out[i] = c.hu(c.stored(uint32(src[2*i])<<8|uint32(src[2*i+1])), &st)
+			}
+		}
+	}
+	return st
+}
+
+func (c *converter) samples(s []uint16, dst []int16, cols int, flip bool) huStats {
+	var st huStats
+	rows := len(dst) / cols
+	for r := range rows {
+		out := dst[r*cols : (r+1)*cols]
+		if flip {
+			out = dst[(rows-1-r)*cols : (rows-r)*cols]
+		}
+		src := s[r*cols : (r+1)*cols]
+		for i := range out {
+			out[i] = c.hu(c.stored(uint32(src[i])), &st)
+		}
+	}
+	return st
+}
+
+// decodeRLE decodes one DICOM RLE Lossless frame (PS3.5 Annex G): a
+// 64-byte header of segment offsets, then one PackBits segment per byte
+// plane, most significant first.
+func decodeRLE(b []byte, rows, cols, bitsAllocated int, dst []uint16) error {
+	if len(b) < 64 {
+		return fmt.Errorf("%w: RLE header truncated", ErrCorrupt)
+	}
+	nseg := int(binary.LittleEndian.Uint32(b))
+	want := bitsAllocated / 8
+	if nseg != want {
+		return fmt.Errorf("%w: %d RLE segments, %d-bit grayscale needs %d", ErrCorrupt, nseg, bitsAllocated, want)
+	}
+	n := rows * cols
+	var offs [16]int
+	for i := range nseg {
+		offs[i] = int(binary.LittleEndian.Uint32(b[4+4*i:]))
+	}
+	offs[nseg] = len(b)
+	plane := make([]byte, n)
+	for s := range nseg {
+		start, end := offs[s], offs[s+1]
+		if start < 64 || end > len(b) || start > end {
+			return fmt.Errorf("%w: RLE segment %d offsets out of range", ErrCorrupt, s+1)
+		}
+		if err := unpackBits(b[start:end], plane); err != nil {
+			return fmt.Errorf("%w: RLE segment %d: %v", ErrCorrupt, s+1, err)
+		}
+		shift := uint(8 * (nseg - 1 - s))
+		if s == 0 {
+			for i, v := range plane {
+				dst[i] = uint16(v) << shift
+			}
+		} else {
+			for i, v := range plane {
+				dst[i] |= uint16(v) << shift
+			}
+		}
+	}
+	return nil
+}
+
+// unpackBits decodes a PackBits segment that must fill dst exactly
+// (trailing padding in src is allowed).
+func unpackBits(src, dst []byte) error {
+	o := 0
+	for i := 0; i < len(src) && o < len(dst); {
+		h := int8(src[i])
+		i++
+		switch {
+		case h >= 0:
+			n := int(h) + 1
+			if i+n > len(src) || o+n > len(dst) {
+				return fmt.Errorf("literal run of %d overflows", n)
+			}
+			copy(dst[o:], src[i:i+n])
+			i += n
+			o += n
+		case h != -128:
+			n := 1 - int(h)
+			if i >= len(src) || o+n > len(dst) {
+				return fmt.Errorf("repeat run of %d overflows", n)
+			}
+			v := src[i]
+			i++
+			for k := range n {
+				dst[o+k] = v
+			}
+			o += n
+		}
+	}
+	if o != len(dst) {
+		return fmt.Errorf("decoded %d of %d bytes", o, len(dst))
+	}
+	return nil
+}

@@ -1,0 +1,419 @@
+package dicom
+
+import (
+	"bytes"
+	"compress/flate"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+
+	"github.com/suyashkumar/dicom/pkg/tag"
+)
+
+// Transfer syntax UIDs this package reads or names in errors.
+const (
+	tsImplicitLE     = "1.2.840.10008.1.2"
+	tsExplicitLE     = "1.2.840.10008.1.2.1"
+	tsDeflated       = "1.2.840.10008.1.2.1.99"
+	tsExplicitBE     = "1.2.840.10008.1.2.2"
+	tsRLE            = "1.2.840.10008.1.2.5"
+	tsJPEGLossless14 = "1.2.840.10008.1.2.4.57"
+	tsJPEGLosslessSV = "1.2.840.10008.1.2.4.70"
+)
+
+// unsupportedTS names the compressed transfer syntaxes that are refused,
+// with the program that decompresses them.
+var unsupportedTS = map[string]string{
+	"1.2.840.10008.1.2.4.50":  "JPEG Baseline (lossy)",
+	"1.2.840.10008.1.2.4.51":  "JPEG Extended (lossy)",
+	"1.2.840.10008.1.2.4.80":  "JPEG-LS Lossless",
+	"1.2.840.10008.1.2.4.81":  "JPEG-LS Near-Lossless",
+	"1.2.840.10008.1.2.4.90":  "JPEG 2000 Lossless",
+	"1.2.840.10008.1.2.4.91":  "JPEG 2000",
+	"1.2.840.10008.1.2.4.100": "MPEG2",
+	"1.2.840.10008.1.2.4.102": "MPEG-4 AVC/H.264",
+	"1.2.840.10008.1.2.4.201": "HTJ2K Lossless",
+	"1.2.840.10008.1.2.4.203": "HTJ2K",
+}
+
+// TransferSyntaxName returns a short readable name of a transfer syntax UID.
+func TransferSyntaxName(uid string) string {
+	switch uid {
+	case tsImplicitLE:
+		return "Implicit VR Little Endian"
+	case tsExplicitLE:
+		return "Explicit VR Little Endian"
+	case tsDeflated:
+		return "Deflated Explicit VR Little Endian"
+	case tsExplicitBE:
+		return "Explicit VR Big Endian"
+	case tsRLE:
+		return "RLE Lossless"
+	case tsJPEGLossless14:
+		return "JPEG Lossless (process 14)"
+	case tsJPEGLosslessSV:
+		return "JPEG Lossless SV1"
+	}
+	if n, ok := unsupportedTS[uid]; ok {
+		return n
+	}
+	return "unknown transfer syntax " + uid
+}
+
+// Errors callers test.
+var (
+	// ErrNotDICOM means a file is neither a DICOM Part 10 file nor a bare
+	// implicit VR little endian dataset.
+	ErrNotDICOM = errors.New("not a DICOM file")
+	// ErrCorrupt means a DICOM file is truncated or its structure is
+	// inconsistent.
+	ErrCorrupt = errors.New("corrupt DICOM file")
+	// ErrUnsupported means a valid DICOM file uses an encoding this
+	// package does not decode (a transfer syntax, a pixel format).
+	ErrUnsupported = errors.New("unsupported DICOM encoding")
+	// ErrNoImage means the file has no pixel data or no geometry.
+	ErrNoImage = errors.New("no usable image")
+)
+
+// maxDepth bounds sequence nesting.
+const maxDepth = 16
+
+// maxInflate bounds the inflated size of a deflated dataset.
+const maxInflate = 1 << 30
+
+const undefinedLength = 0xffffffff
+
+// layout is what the structural scan learns about a file.
+type layout struct {
+	ts       string // transfer syntax UID; tsImplicitLE when there is no meta header
+	meta     bool   // the file has a preamble and meta header
+	dataset  int    // offset of the dataset (after the meta group)
+	explicit bool
+	order    binary.ByteOrder
+}
+
+// scanFile checks the structure of a whole file held in memory before the
+// parser sees it: every length field must fit inside what holds it, so no
+// length can make the parser allocate beyond the file's size. It returns
+// the file's layout and, for a deflated dataset, an equivalent explicit VR
+// little endian file to parse instead.
+func scanFile(b []byte) (layout, []byte, error) {
+	var l layout
+	if len(b) >= 132 && string(b[128:132]) == "DICM" {
+		l.meta = true
+		off, ts, err := scanMeta(b, 132)
+		if err != nil {
+			return l, nil, err
+		}
+		l.dataset, l.ts = off, ts
+	} else {
+		l.ts = tsImplicitLE
+	}
+	switch l.ts {
+	case tsImplicitLE:
+		l.order = binary.LittleEndian
+	case tsExplicitBE:
+		l.order, l.explicit = binary.BigEndian, true
+	default: // explicit little endian, deflated and every encapsulated syntax
+		l.order, l.explicit = binary.LittleEndian, true
+	}
+	if !l.meta {
+		// A bare dataset must look like one from its first element: a
+		// plausible group, ascending tags, lengths that fit.
+		if len(b) < 8 || !plausibleStart(b) {
+			return l, nil, ErrNotDICOM
+		}
+		s := scanner{b: b, order: l.order}
+		if err := s.dataset(0, len(b), 0, true); err != nil {
+			return l, nil, fmt.Errorf("%w (no DICOM preamble, and not an implicit VR little endian dataset: %v)", ErrNotDICOM, err)
+		}
+		return l, nil, nil
+	}
+	data := b
+	if l.ts == tsDeflated {
+		inflated, err := inflate(b[l.dataset:], int64(len(b)))
+		if err != nil {
+			return l, nil, err
+		}
+		data = rebuild(b[:l.dataset], inflated)
+		l.dataset = len(data) - len(inflated)
+	}
+	s := scanner{b: data, order: l.order, explicit: l.explicit}
+	if err := s.dataset(l.dataset, len(data), 0, false); err != nil {
+		return l, nil, fmt.Errorf("%w: %v", ErrCorrupt, err)
+	}
+	if l.ts == tsDeflated {
+		return l, data, nil
+	}
+	return l, nil, nil
+}
+
+// plausibleStart reports whether b starts with an implicit VR element of
+// group 0x0002 to 0x0028 with a length that fits.
+func plausibleStart(b []byte) bool {
+	g := binary.LittleEndian.Uint16(b)
+	vl := binary.LittleEndian.Uint32(b[4:])
+	return g >= 0x0002 && g <= 0x0028 && g%2 == 0 && (vl == undefinedLength || int64(vl) <= int64(len(b)-8))
+}
+
+// scanMeta reads the explicit VR little endian group 0002 at off and
+// returns where the dataset starts and the transfer syntax.
+func scanMeta(b []byte, off int) (int, string, error) {
+	ts := ""
+	for off+8 <= len(b) {
+		g := binary.LittleEndian.Uint16(b[off:])
+		if g != 0x0002 {
+			break
+		}
+		e := binary.LittleEndian.Uint16(b[off+2:])
+		vr := string(b[off+4 : off+6])
+		var vl, hdr int
+		if longVR(vr) {
+			if off+12 > len(b) {
+				return 0, "", fmt.Errorf("%w: meta header truncated", ErrCorrupt)
+			}
+			vl, hdr = int(binary.LittleEndian.Uint32(b[off+8:])), 12
+		} else {
+			vl, hdr = int(binary.LittleEndian.Uint16(b[off+6:])), 8
+		}
+		if vl < 0 || off+hdr+vl > len(b) || vl == undefinedLength {
+			return 0, "", fmt.Errorf("%w: meta element (0002,%04x) length %d runs past the end of the file", ErrCorrupt, e, vl)
+		}
+		if e == 0x0010 {
+			ts = string(bytes.TrimRight(b[off+hdr:off+hdr+vl], " \x00"))
+		}
+		off += hdr + vl
+	}
+	if ts == "" {
+		return 0, "", fmt.Errorf("%w: meta header has no transfer syntax", ErrCorrupt)
+	}
+	return off, ts, nil
+}
+
+// inflate decompresses a deflated dataset, refusing more than deflate can
+// expand a file of size bytes to (and more than maxInflate).
+func inflate(z []byte, size int64) ([]byte, error) {
+	limit := min(size*1100, maxInflate)
+	r := flate.NewReader(bytes.NewReader(z))
+	defer r.Close()
+	var buf bytes.Buffer
+	n, err := io.Copy(&buf, io.LimitReader(r, limit+1))
+	if err != nil {
+		return nil, fmt.Errorf("%w: deflated dataset: %v", ErrCorrupt, err)
+	}
+	if n > limit {
+		return nil, fmt.Errorf("%w: deflated dataset expands beyond %d bytes", ErrCorrupt, limit)
+	}
+	return buf.Bytes(), nil
+}
+
+// rebuild returns a Part 10 file holding the original preamble, a meta
+// group naming explicit VR little endian, and the inflated dataset.
+func rebuild(head, dataset []byte) []byte {
+	ts := []byte(tsExplicitLE + "\x00")
+	var meta bytes.Buffer
+	elem := func(e uint16, vr string, val []byte) {
+		binary.Write(&meta, binary.LittleEndian, [2]uint16{0x0002, e})
+		meta.WriteString(vr)
+		binary.Write(&meta, binary.LittleEndian, uint16(len(val)))
+		meta.Write(val)
+	}
+	elem(0x0010, "UI", ts)
+	var out bytes.Buffer
+	out.Write(head[:132])
+	gl := make([]byte, 4)
+	binary.LittleEndian.PutUint32(gl, uint32(meta.Len()))
+	elem0 := bytes.Buffer{}
+	binary.Write(&elem0, binary.LittleEndian, [2]uint16{0x0002, 0x0000})
+	elem0.WriteString("UL")
+	binary.Write(&elem0, binary.LittleEndian, uint16(4))
+	elem0.Write(gl)
+	out.Write(elem0.Bytes())
+	out.Write(meta.Bytes())
+	out.Write(dataset)
+	return out.Bytes()
+}
+
+// longVR reports whether an explicit VR has a 4-byte length, as
+// suyashkumar/dicom reads it.
+func longVR(vr string) bool {
+	switch vr {
+	case "OB", "OD", "OF", "OL", "OW", "SQ", "UN", "UC", "UR", "UT", "NA":
+		return true
+	}
+	return false
+}
+
+// scanner walks a dataset checking lengths and nesting.
+type scanner struct {
+	b        []byte
+	order    binary.ByteOrder
+	explicit bool
+}
+
+func (s *scanner) tag(off int) (uint16, uint16) {
+	return s.order.Uint16(s.b[off:]), s.order.Uint16(s.b[off+2:])
+}
+
+// dataset walks elements from off to end. With strict, top-level tags must
+// ascend (used to recognise bare datasets).
+func (s *scanner) dataset(off, end, depth int, strict bool) error {
+	var last uint32
+	for off < end {
+		next, g, e, err := s.element(off, end, depth)
+		if err != nil {
+			return err
+		}
+		if g == 0xfffe {
+			return fmt.Errorf("unexpected item tag (fffe,%04x) at offset %d", e, off)
+		}
+		if t := uint32(g)<<16 | uint32(e); strict {
+			if t <= last && off > 0 {
+				return fmt.Errorf("tags out of order at offset %d", off)
+			}
+			last = t
+		}
+		off = next
+	}
+	return nil
+}
+
+// element checks the element at off and returns the offset after it.
+func (s *scanner) element(off, end, depth int) (int, uint16, uint16, error) {
+	if off+8 > end {
+		return 0, 0, 0, fmt.Errorf("element header at offset %d runs past the end", off)
+	}
+	g, e := s.tag(off)
+	var vr string
+	var vl uint32
+	hdr := 8
+	if s.explicit {
+		vr = string(s.b[off+4 : off+6])
+		if longVR(vr) {
+			if off+12 > end {
+				return 0, 0, 0, fmt.Errorf("element (%04x,%04x) header runs past the end", g, e)
+			}
+			vl, hdr = s.order.Uint32(s.b[off+8:]), 12
+		} else {
+			vl = uint32(s.order.Uint16(s.b[off+6:]))
+			if vl == 0xffff {
+				vl = undefinedLength
+			}
+		}
+	} else {
+		vl = s.order.Uint32(s.b[off+4:])
+		vr = implicitVR(g, e)
+	}
+	body := off + hdr
+	if vl == undefinedLength {
+		switch {
+		case g == 0x7fe0 && e == 0x0010:
+			n, err := s.items(body, end, depth, true)
+			return n, g, e, err
+		case vr == "SQ" || vr == "UN":
+			n, err := s.items(body, end, depth, false)
+			return n, g, e, err
+		case vr == "OB" || vr == "OW":
+			n, err := s.items(body, end, depth, true)
+			return n, g, e, err
+		default:
+			return 0, 0, 0, fmt.Errorf("element (%04x,%04x) has undefined length but VR %s", g, e, printableVR(vr))
+		}
+	}
+	if int64(vl) > int64(end-body) {
+		return 0, 0, 0, fmt.Errorf("element (%04x,%04x) claims %d bytes, %d remain", g, e, vl, end-body)
+	}
+	next := body + int(vl)
+	if vr == "SQ" {
+		if _, err := s.items(body, next, depth, false); err != nil {
+			return 0, 0, 0, err
+		}
+	}
+	return next, g, e, nil
+}
+
+// items walks sequence items (or pixel data fragments, raw) from off: up
+// to end when the sequence has a defined length, else up to and including
+// the sequence delimiter. It returns the offset after the sequence.
+func (s *scanner) items(off, end, depth int, raw bool) (int, error) {
+	if depth >= maxDepth {
+		return 0, fmt.Errorf("sequences nested deeper than %d", maxDepth)
+	}
+	for off < end {
+		if off+8 > end {
+			return 0, fmt.Errorf("item header at offset %d runs past the end", off)
+		}
+		g, e := s.tag(off)
+		vl := s.order.Uint32(s.b[off+4:])
+		body := off + 8
+		switch {
+		case g == 0xfffe && e == 0xe0dd: // sequence delimiter
+			return body, nil
+		case g != 0xfffe || e != 0xe000:
+			return 0, fmt.Errorf("expected an item at offset %d, found (%04x,%04x)", off, g, e)
+		case vl == undefinedLength && raw:
+			return 0, fmt.Errorf("fragment of undefined length at offset %d", off)
+		case vl == undefinedLength:
+			n, err := s.itemUntilDelimiter(body, end, depth+1)
+			if err != nil {
+				return 0, err
+			}
+			off = n
+		case int64(vl) > int64(end-body):
+			return 0, fmt.Errorf("item at offset %d claims %d bytes, %d remain", off, vl, end-body)
+		default:
+			if !raw {
+				if err := s.dataset(body, body+int(vl), depth+1, false); err != nil {
+					return 0, err
+				}
+			}
+			off = body + int(vl)
+		}
+	}
+	return off, nil
+}
+
+// itemUntilDelimiter walks an undefined-length item's elements up to and
+// including the item delimiter.
+func (s *scanner) itemUntilDelimiter(off, end, depth int) (int, error) {
+	for off < end {
+		if off+8 > end {
+			break
+		}
+		if g, e := s.tag(off); g == 0xfffe && e == 0xe00d {
+			return off + 8, nil
+		}
+		next, g, e, err := s.element(off, end, depth)
+		if err != nil {
+			return 0, err
+		}
+		if g == 0xfffe {
+			return 0, fmt.Errorf("unexpected item tag (fffe,%04x) at offset %d", e, off)
+		}
+		off = next
+	}
+	return 0, errors.New("item without delimiter runs past the end")
+}
+
+// implicitVR returns the VR suyashkumar/dicom assumes for a tag in an
+// implicit VR dataset: the dictionary's first, or UN.
+func implicitVR(g, e uint16) string {
+	t := tag.Tag{Group: g, Element: e}
+	if t == tag.PixelData {
+		return "OW"
+	}
+	if info, err := tag.Find(t); err == nil && len(info.VRs) > 0 {
+		return info.VRs[0]
+	}
+	return "UN"
+}
+
+func printableVR(vr string) string {
+	for _, c := range []byte(vr) {
+		if c < 'A' || c > 'Z' {
+			return fmt.Sprintf("%q", vr)
+		}
+	}
+	return vr
+}

@@ -1,0 +1,513 @@
+package dicom
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"runtime"
+	"slices"
+	"strings"
+	"sync"
+
+	"github.com/medcad/medcad/stages/volume"
+)
+
+// ErrIrregular means a series has uneven spacing, missing or duplicate
+// slices or a tilted gantry, and Options.Strict made that an error.
+var ErrIrregular = errors.New("irregular series")
+
+// ErrInconsistent means the images of a series cannot form one volume
+// (their size changes, or geometry is missing).
+var ErrInconsistent = errors.New("inconsistent series")
+
+// Options control series assembly.
+type Options struct {
+	// Strict makes irregularities (uneven spacing, missing or duplicate
+	// slices, gantry tilt) errors instead of warnings.
+	Strict bool
+	// Resample puts an irregular series on a uniform orthogonal grid
+	// (spacing = the median slice gap) by linear interpolation.
+	Resample bool
+}
+
+// Series is one volume: the images of a SeriesInstanceUID that share an
+// orientation, sorted along the slice normal.
+type Series struct {
+	// ID names the series within one Discover result ("series-01", …),
+	// ordered by series number; it holds nothing from the headers.
+	ID             string
+	Modality       string
+	SeriesNumber   int
+	TransferSyntax string // UID of the first file; see TransferSyntaxName
+	// Slices is the number of images assembled (after dropping
+	// duplicates); Dim[2] differs from it after resampling.
+	Slices int
+	Dim    [3]int // columns, rows, slices of the output volume
+	// Spacing is the output voxel size in mm (columns, rows, slices).
+	Spacing [3]float64
+	// Affine is the voxel-to-RAS+ transform of the output volume, rows
+	// stored bottom-up as dcm2niix writes them.
+	Affine volume.Affine
+	// Orientation is the axis code of the volume (nibabel's aff2axcodes,
+	// e.g. "LAS" for an axial scan as dcm2niix writes it).
+	Orientation string
+	// Warnings describe irregularities, in words without tag values.
+	Warnings []string
+	// Files are the paths of the series' files in slice order.
+	Files []string
+	// Err, when set, says why the series cannot be converted.
+	Err error
+
+	opts      Options
+	studyUID  string
+	seriesUID string
+	slices    []sliceRef
+	resample  bool
+	positions []float64 // slice positions along the normal, sorted
+	lps       volume.Affine
+}
+
+// sliceRef is one frame of one file.
+type sliceRef struct {
+	in    *Instance
+	frame int
+	d     float64 // position along the normal
+}
+
+// UIDs returns the series' original StudyInstanceUID and SeriesInstanceUID.
+// They identify the patient's study: pass them to a de-identifier (deid),
+// never to a log, an error or a file.
+func (s *Series) UIDs() (study, series string) { return s.studyUID, s.seriesUID }
+
+// orientKey quantises an orientation for grouping.
+func orientKey(o [6]float64) string {
+	var b strings.Builder
+	for _, x := range o {
+		fmt.Fprintf(&b, "%.3f,", x+0) // +0 folds -0 into 0
+	}
+	return strings.ReplaceAll(b.String(), "-0.000", "0.000")
+}
+
+// assemble groups instances into series.
+func assemble(insts []*Instance, opts Options) ([]*Series, []Note) {
+	var notes []Note
+	groups := map[string]*Series{}
+	var order []string
+	for _, in := range insts {
+		localizers := 0
+		for f, fr := range in.Frames {
+			if fr.Localizer {
+				localizers++
+				continue
+			}
+			key := in.seriesUID + "|" + orientKey(fr.Orientation)
+			s, ok := groups[key]
+			if !ok {
+				s = &Series{Modality: in.Modality, SeriesNumber: in.SeriesNumber, TransferSyntax: in.TransferSyntax,
+					studyUID: in.studyUID, seriesUID: in.seriesUID, opts: opts}
+				groups[key] = s
+				order = append(order, key)
+			}
+			s.slices = append(s.slices, sliceRef{in: in, frame: f})
+		}
+		if localizers > 0 {
+			notes = append(notes, Note{Path: in.Path, Reason: "LOCALIZER image, not part of a volume"})
+		}
+	}
+	series := make([]*Series, 0, len(order))
+	for _, k := range order {
+		series = append(series, groups[k])
+	}
+	slices.SortStableFunc(series, func(a, b *Series) int {
+		return cmp.Or(cmp.Compare(a.SeriesNumber, b.SeriesNumber), cmp.Compare(a.seriesUID, b.seriesUID),
+			cmp.Compare(orientKey(a.slices[0].geom().Orientation), orientKey(b.slices[0].geom().Orientation)))
+	})
+	for i, s := range series {
+		s.ID = fmt.Sprintf("series-%02d", i+1)
+		s.geometry()
+	}
+	return series, notes
+}
+
+func (r sliceRef) geom() Frame { return r.in.Frames[r.frame] }
+
+func (s *Series) warn(format string, args ...any) {
+	s.Warnings = append(s.Warnings, fmt.Sprintf(format, args...))
+}
+
+// irregular records an irregularity: a warning, or the series' error when
+// strict.
+func (s *Series) irregular(format string, args ...any) {
+	msg := fmt.Sprintf(format, args...)
+	s.Warnings = append(s.Warnings, msg)
+	if s.opts.Strict && s.Err == nil {
+		s.Err = fmt.Errorf("%w: %s (--strict)", ErrIrregular, msg)
+	}
+}
+
+func sub(a, b [3]float64) [3]float64 { return [3]float64{a[0] - b[0], a[1] - b[1], a[2] - b[2]} }
+func dot(a, b [3]float64) float64    { return a[0]*b[0] + a[1]*b[1] + a[2]*b[2] }
+func norm(a [3]float64) float64      { return math.Sqrt(dot(a, a)) }
+func scale(a [3]float64, k float64) [3]float64 {
+	return [3]float64{a[0] * k, a[1] * k, a[2] * k}
+}
+func cross(a, b [3]float64) [3]float64 {
+	return [3]float64{a[1]*b[2] - a[2]*b[1], a[2]*b[0] - a[0]*b[2], a[0]*b[1] - a[1]*b[0]}
+}
+
+// geometry sorts the slices and computes the grid, warnings and errors.
+func (s *Series) geometry() {
+	first := s.slices[0]
+	f0 := first.geom()
+	rows, cols := first.in.Rows, first.in.Columns
+	for _, r := range s.slices {
+		if r.in.Rows != rows || r.in.Columns != cols {
+			s.Err = fmt.Errorf("%w: image size changes within the series (%d×%d in %s, %d×%d in %s)",
+				ErrInconsistent, cols, rows, first.in.Path, r.in.Columns, r.in.Rows, r.in.Path)
+			return
+		}
+	}
+	single := len(s.slices) == 1
+	for _, r := range s.slices {
+		fr := r.geom()
+		if !fr.HasPosition || !fr.HasOrient {
+			if single {
+				s.warn("no ImagePositionPatient/ImageOrientationPatient: axial orientation assumed")
+				f0.Orientation = [6]float64{1, 0, 0, 0, 1, 0}
+				break
+			}
+			s.Err = fmt.Errorf("%w: %s has no ImagePositionPatient or ImageOrientationPatient", ErrInconsistent, r.in.Path)
+			return
+		}
+	}
+	if !f0.HasSpacing {
+		s.warn("no PixelSpacing: 1 mm assumed")
+		f0.Spacing = [2]float64{1, 1}
+	}
+	x := [3]float64(f0.Orientation[:3])
+	y := [3]float64(f0.Orientation[3:])
+	nx, ny := norm(x), norm(y)
+	if nx < 0.5 || ny < 0.5 || math.Abs(dot(x, y)) > 0.01*nx*ny {
+		s.Err = fmt.Errorf("%w: ImageOrientationPatient is not two orthogonal directions", ErrInconsistent)
+		return
+	}
+	x, y = scale(x, 1/nx), scale(y, 1/ny)
+	n := cross(x, y)
+	n = scale(n, 1/norm(n))
+	for i := range s.slices {
+		s.slices[i].d = dot(s.slices[i].geom().Position, n)
+	}
+	slices.SortStableFunc(s.slices, func(a, b sliceRef) int {
+		return cmp.Or(cmp.Compare(a.d, b.d), cmp.Compare(a.in.Path, b.in.Path), cmp.Compare(a.frame, b.frame))
+	})
+
+	// Duplicate positions: keep the first of each.
+	const dupTol = 0.01 // mm
+	kept := s.slices[:1]
+	dups := 0
+	for _, r := range s.slices[1:] {
+		if r.d-kept[len(kept)-1].d < dupTol && norm(sub(r.geom().Position, kept[len(kept)-1].geom().Position)) < dupTol {
+			dups++
+			continue
+		}
+		kept = append(kept, r)
+	}
+	s.slices = kept
+	if dups > 0 {
+		s.irregular("duplicate slice positions: %d image(s) dropped", dups)
+	}
+	s.Slices = len(s.slices)
+	seen := map[string]bool{}
+	for _, r := range s.slices {
+		if !seen[r.in.Path] {
+			seen[r.in.Path] = true
+			s.Files = append(s.Files, r.in.Path)
+		}
+	}
+	s.positions = make([]float64, len(s.slices))
+	for i, r := range s.slices {
+		s.positions[i] = r.d
+	}
+
+	// Slice spacing from the sorted positions.
+	pos0 := s.slices[0].geom().Position
+	var step [3]float64
+	spacing := f0.Thickness
+	if spacing <= 0 {
+		spacing = 1
+	}
+	if len(s.slices) > 1 {
+		last := s.slices[len(s.slices)-1].geom().Position
+		step = scale(sub(last, pos0), 1/float64(len(s.slices)-1))
+		gaps := make([]float64, len(s.slices)-1)
+		for i := range gaps {
+			gaps[i] = s.positions[i+1] - s.positions[i]
+		}
+		spacing = median(gaps)
+		tol := 0.01*spacing + 0.005
+		missing, worst := 0, 0.0
+		for _, g := range gaps {
+			m := math.Round(g / spacing)
+			switch {
+			case m >= 2 && math.Abs(g-m*spacing) <= tol:
+				missing += int(m) - 1
+			case math.Abs(g-spacing) > tol:
+				worst = max(worst, math.Abs(g-spacing))
+			}
+		}
+		if missing > 0 {
+			s.irregular("missing slices: %d gap(s) in a %.2f mm grid", missing, spacing)
+			s.resample = true
+		}
+		if worst > 0 {
+			s.irregular("uneven slice spacing: max deviation %.2f mm from %.2f mm", worst, spacing)
+			s.resample = true
+		}
+		// Gantry tilt: the slices advance off the normal.
+		if l := norm(sub(last, pos0)); l > 0 {
+			cos := math.Min(1, math.Abs(dot(sub(last, pos0), n))/l)
+			if angle := math.Acos(cos) * 180 / math.Pi; angle > 0.1 {
+				s.irregular("gantry tilt %.1f°: the slices are sheared", angle)
+				s.resample = true
+			}
+		}
+	} else {
+		step = scale(n, spacing)
+	}
+	s.resample = s.resample && s.opts.Resample
+	if s.resample {
+		step = scale(n, spacing)
+		s.warn("resampled to a uniform %.2f mm grid along the slice normal", spacing)
+	}
+
+	// Voxel-to-LPS, then rows flipped and LPS turned into RAS+.
+	colStep := scale(x, f0.Spacing[1])
+	rowStep := scale(y, f0.Spacing[0])
+	var lps volume.Affine
+	for r := range 3 {
+		lps[r] = [4]float64{colStep[r], rowStep[r], step[r], pos0[r]}
+	}
+	lps[3][3] = 1
+	s.lps = lps
+	nk := len(s.slices)
+	if s.resample {
+		nk = int(math.Round((s.positions[len(s.positions)-1]-s.positions[0])/spacing)) + 1
+	}
+	s.Dim = [3]int{cols, rows, nk}
+	var ras volume.Affine
+	for r := range 3 {
+		sign := 1.0
+		if r < 2 {
+			sign = -1
+		}
+		ras[r][0] = sign * lps[r][0]
+		ras[r][1] = -sign * lps[r][1]
+		ras[r][2] = sign * lps[r][2]
+		ras[r][3] = sign * (lps[r][3] + float64(rows-1)*lps[r][1])
+	}
+	ras[3][3] = 1
+	s.Affine = ras
+	s.Spacing = ras.Spacing()
+	s.Orientation = axisCodes(ras)
+}
+
+func median(xs []float64) float64 {
+	c := slices.Clone(xs)
+	slices.Sort(c)
+	if len(c)%2 == 1 {
+		return c[len(c)/2]
+	}
+	return (c[len(c)/2-1] + c[len(c)/2]) / 2
+}
+
+// axisCodes returns the RAS+ direction each voxel axis points to.
+func axisCodes(a volume.Affine) string {
+	var b strings.Builder
+	for c := range 3 {
+		best := 0
+		for r := 1; r < 3; r++ {
+			if math.Abs(a[r][c]) > math.Abs(a[best][c]) {
+				best = r
+			}
+		}
+		pos, neg := "RAS"[best], "LPI"[best]
+		if a[best][c] >= 0 {
+			b.WriteByte(pos)
+		} else {
+			b.WriteByte(neg)
+		}
+	}
+	return b.String()
+}
+
+// Volume reads and decodes the series' pixel data into an int16 volume of
+// Hounsfield units (stored value, sign-extended from BitsStored, times
+// RescaleSlope plus RescaleIntercept). Values that do not fit int16 are
+// clamped and fractional ones rounded; both add a warning to s.Warnings.
+func (s *Series) Volume(ctx context.Context) (*volume.Volume, error) {
+	if s.Err != nil {
+		return nil, s.Err
+	}
+	rows, cols := s.Dim[1], s.Dim[0]
+	plane := rows * cols
+	nk := len(s.slices)
+	out := volume.New(volume.Int16, [3]int{cols, rows, nk}, s.Affine)
+	// Frames grouped by file, so that each file is read once.
+	byFile := map[*Instance][]int{}
+	var files []*Instance
+	for k, r := range s.slices {
+		if _, ok := byFile[r.in]; !ok {
+			files = append(files, r.in)
+		}
+		byFile[r.in] = append(byFile[r.in], k)
+	}
+	var (
+		mu    sync.Mutex
+		stats huStats
+		first error
+	)
+	work := make(chan *Instance)
+	var wg sync.WaitGroup
+	for range min(runtime.GOMAXPROCS(0), len(files)) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			var scratch []uint16
+			for in := range work {
+				st, err := s.decodeFile(in, byFile[in], out.I16, plane, &scratch)
+				mu.Lock()
+				stats.add(st)
+				if err != nil && first == nil {
+					first = err
+				}
+				mu.Unlock()
+			}
+		}()
+	}
+feed:
+	for _, in := range files {
+		select {
+		case work <- in:
+		case <-ctx.Done():
+			break feed
+		}
+	}
+	close(work)
+	wg.Wait()
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	if first != nil {
+		return nil, first
+	}
+	if stats.clamped > 0 {
+		s.warn("%d voxel(s) outside the int16 range were clamped", stats.clamped)
+	}
+	if stats.fractional > 0 {
+		s.warn("%d voxel(s) had fractional HU (RescaleSlope/Intercept) and were rounded", stats.fractional)
+	}
+	if s.resample {
+		out = s.resampled(out)
+	}
+	return out, nil
+}
+
+// decodeFile decodes the frames of one file into their slices of dst.
+func (s *Series) decodeFile(in *Instance, ks []int, dst []int16, plane int, scratch *[]uint16) (huStats, error) {
+	full, px, err := readInstance(in.Path, true)
+	if err != nil {
+		return huStats{}, err
+	}
+	if full.Rows != in.Rows || full.Columns != in.Columns || len(full.Frames) != len(in.Frames) {
+		return huStats{}, fmt.Errorf("%s: %w: file changed since it was scanned", in.Path, ErrInconsistent)
+	}
+	dec, err := newFrameDecoder(full, px)
+	if err != nil {
+		return huStats{}, fmt.Errorf("%s: %w", in.Path, err)
+	}
+	var st huStats
+	for _, k := range ks {
+		f := s.slices[k].frame
+		// Decoding with the header read now keeps per-frame rescale values.
+		o, err := dec.decode(f, dst[k*plane:(k+1)*plane], !s.resample, scratch)
+		if err != nil {
+			return st, fmt.Errorf("%s: %w", in.Path, err)
+		}
+		st.add(o)
+	}
+	return st, nil
+}
+
+// resampled interpolates the decoded slices (rows not yet flipped) onto
+// the uniform orthogonal grid of s.Affine: linearly between the two
+// nearest slices along the normal, bilinearly within each slice to undo
+// the in-plane shift of a tilted gantry. Outside the data it fills with
+// the volume's minimum.
+func (s *Series) resampled(in *volume.Volume) *volume.Volume {
+	cols, rows := s.Dim[0], s.Dim[1]
+	plane := cols * rows
+	out := volume.New(volume.Int16, s.Dim, s.Affine)
+	fill := slices.Min(in.I16)
+	x := [3]float64{s.lps[0][0], s.lps[1][0], s.lps[2][0]}
+	y := [3]float64{s.lps[0][1], s.lps[1][1], s.lps[2][1]}
+	dc, dr := norm(x), norm(y)
+	x, y = scale(x, 1/dc), scale(y, 1/dr)
+	pos0 := s.slices[0].geom().Position
+	// In-plane shift of each input slice relative to slice 0, in pixels.
+	shift := make([][2]float64, len(s.slices))
+	for k, r := range s.slices {
+		d := sub(r.geom().Position, pos0)
+		shift[k] = [2]float64{dot(d, x) / dc, dot(d, y) / dr}
+	}
+	spacing := norm([3]float64{s.lps[0][2], s.lps[1][2], s.lps[2][2]})
+	sample := func(k int, fi, fj float64) float64 {
+		fi -= shift[k][0]
+		fj -= shift[k][1]
+		i0, j0 := int(math.Floor(fi)), int(math.Floor(fj))
+		if i0 < 0 || j0 < 0 || i0 >= cols || j0 >= rows || (i0 == cols-1 && fi > float64(i0)) || (j0 == rows-1 && fj > float64(j0)) {
+			return math.NaN()
+		}
+		ti, tj := fi-float64(i0), fj-float64(j0)
+		i1, j1 := min(i0+1, cols-1), min(j0+1, rows-1)
+		src := in.I16[k*plane:]
+		v00, v10 := float64(src[j0*cols+i0]), float64(src[j0*cols+i1])
+		v01, v11 := float64(src[j1*cols+i0]), float64(src[j1*cols+i1])
+		return (v00*(1-ti)+v10*ti)*(1-tj) + (v01*(1-ti)+v11*ti)*tj
+	}
+	for k := range s.Dim[2] {
+		z := s.positions[0] + float64(k)*spacing
+		b, _ := slices.BinarySearch(s.positions, z)
+		a := max(b-1, 0)
+		if b >= len(s.positions) {
+			b = len(s.positions) - 1
+		}
+		if s.positions[b] == z || a == b {
+			a = b
+		}
+		w := 0.0
+		if a != b {
+			w = (z - s.positions[a]) / (s.positions[b] - s.positions[a])
+		}
+		// The output slice's origin moves along the normal only; its
+		// in-plane offset relative to each input slice is the shift.
+		for j := range rows {
+			dstRow := out.I16[k*plane+(rows-1-j)*cols:]
+			for i := range cols {
+				va := sample(a, float64(i), float64(j))
+				v := va
+				if a != b {
+					vb := sample(b, float64(i), float64(j))
+					v = va*(1-w) + vb*w
+				}
+				if math.IsNaN(v) {
+					dstRow[i] = fill
+					continue
+				}
+				dstRow[i] = int16(math.Round(v))
+			}
+		}
+	}
+	return out
+}
