@@ -1,17 +1,448 @@
 package main
 
 import (
+	"context"
+	"encoding/csv"
+	"encoding/json"
 	"errors"
+	"fmt"
+	"io"
+	"math"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"text/tabwriter"
 
+	"github.com/medcad/medcad/stages/metrics"
+	"github.com/medcad/medcad/stages/volume"
+	"github.com/schollz/progressbar/v3"
 	"github.com/spf13/cobra"
 )
 
-// PLACEHOLDER: replaced by the implementation of issue 5.
+type evalOptions struct {
+	truth, pred       string
+	truthDir, predDir string
+	tolerances        []float64
+	label             int
+	perLabel          bool
+	csv               bool
+}
+
 func newEvalCmd(a *app) *cobra.Command {
-	return &cobra.Command{
-		Use:    "eval",
-		Short:  "(not built yet)",
-		Hidden: true,
-		RunE:   func(*cobra.Command, []string) error { return errors.New("eval: not built yet") },
+	var opts evalOptions
+	cmd := &cobra.Command{
+		Use:   "eval --truth T.nii.gz --pred P.nii.gz | --truth-dir D --pred-dir D",
+		Short: "Compare predicted label maps with ground truth (Dice, IoU, HD, HD95, ASSD, MASD, NSD)",
+		Long: `Compare a predicted label map with its ground truth, or every case of a
+folder of predictions with the folder of ground truths (cases matched by
+file name, .nii or .nii.gz).
+
+Metrics (see docs/metrics.md for the exact definitions): Dice and IoU over
+voxels; HD, HD95, ASSD and MASD in mm between the mask borders (mask XOR its
+6-connected erosion), with exact Euclidean distances and the voxel spacing;
+NSD at each --tolerance-mm. A mask is the voxels with --label, or every
+nonzero voxel when --label is 0. An empty mask is flagged: both empty give
+Dice 1 and distances 0; one empty gives Dice 0 and infinite distances
+(printed as inf, null in JSON).
+
+Both volumes must share shape and affine (within 0.001 mm). Folder mode
+prints a per-case table and an aggregate (mean, median, standard deviation,
+min, max and a 95% bootstrap confidence interval of the mean, fixed seed);
+--csv writes the per-case table and the aggregate rows as CSV.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return runEval(cmd.Context(), a, opts)
+		},
 	}
+	f := cmd.Flags()
+	f.StringVar(&opts.truth, "truth", "", "ground-truth label map `FILE` (NIfTI)")
+	f.StringVar(&opts.pred, "pred", "", "predicted label map `FILE` (NIfTI)")
+	f.StringVar(&opts.truthDir, "truth-dir", "", "folder of ground-truth label maps")
+	f.StringVar(&opts.predDir, "pred-dir", "", "folder of predictions with the same file names")
+	f.Float64SliceVar(&opts.tolerances, "tolerance-mm", []float64{1}, "NSD tolerance in mm (repeatable)")
+	f.IntVar(&opts.label, "label", 0, "label value to evaluate; 0 = every nonzero voxel")
+	f.BoolVar(&opts.perLabel, "per-label", false, "also evaluate each label of a multi-label map separately (single pair)")
+	f.BoolVar(&opts.csv, "csv", false, "folder mode: CSV output")
+	return cmd
+}
+
+func runEval(ctx context.Context, a *app, opts evalOptions) error {
+	pair := opts.truth != "" || opts.pred != ""
+	dirs := opts.truthDir != "" || opts.predDir != ""
+	switch {
+	case pair && dirs:
+		return usagef("eval: use --truth/--pred or --truth-dir/--pred-dir, not both")
+	case pair && (opts.truth == "" || opts.pred == ""):
+		return usagef("eval: --truth and --pred go together")
+	case dirs && (opts.truthDir == "" || opts.predDir == ""):
+		return usagef("eval: --truth-dir and --pred-dir go together")
+	case !pair && !dirs:
+		return usagef("eval: give --truth and --pred, or --truth-dir and --pred-dir")
+	case opts.label < 0 || opts.label > 255:
+		return usagef("eval: --label %d: want 0..255", opts.label)
+	case opts.csv && a.json:
+		return usagef("eval: --csv and --json exclude each other")
+	case opts.csv && pair:
+		return usagef("eval: --csv is for folder mode")
+	case opts.perLabel && dirs:
+		return usagef("eval: --per-label is for a single pair")
+	}
+	for _, tau := range opts.tolerances {
+		if !(tau >= 0) || math.IsInf(tau, 0) {
+			return usagef("eval: --tolerance-mm %v: want a finite number ≥ 0", tau)
+		}
+	}
+	slices.Sort(opts.tolerances)
+	opts.tolerances = slices.Compact(opts.tolerances)
+	if pair {
+		return evalPair(ctx, a, opts)
+	}
+	return evalDirs(ctx, a, opts)
+}
+
+// pairResult is the single-pair JSON output: the metrics of the evaluated
+// label, plus per-label metrics with --per-label.
+type pairResult struct {
+	metrics.Result
+	Labels []metrics.LabelResult `json:"labels,omitempty"`
+}
+
+func (p pairResult) MarshalJSON() ([]byte, error) {
+	if p.Labels == nil {
+		return p.Result.MarshalJSON()
+	}
+	// Result's keys, then "labels".
+	b, err := p.Result.MarshalJSON()
+	if err != nil {
+		return nil, err
+	}
+	l, err := json.Marshal(p.Labels)
+	if err != nil {
+		return nil, err
+	}
+	return append(append(append(b[:len(b)-1:len(b)-1], `,"labels":`...), l...), '}'), nil
+}
+
+func evalPair(ctx context.Context, a *app, opts evalOptions) error {
+	truth, pred, err := readPair(opts.truth, opts.pred)
+	if err != nil {
+		return err
+	}
+	mo := metrics.Options{Label: uint8(opts.label), TolerancesMM: opts.tolerances}
+	r, err := evaluate(ctx, truth, pred, opts.truth, opts.pred, mo)
+	if err != nil {
+		return err
+	}
+	out := pairResult{Result: r}
+	if opts.perLabel {
+		if out.Labels, err = metrics.EvaluateLabels(ctx, truth, pred, mo); err != nil {
+			return err
+		}
+	}
+	if a.json {
+		return a.printJSON(out)
+	}
+	tw := tabwriter.NewWriter(a.out, 0, 4, 2, ' ', 0)
+	names := metrics.MetricNames(opts.tolerances)
+	row := func(label string, r metrics.Result) {
+		if label != "" {
+			fmt.Fprintf(tw, "label %s\n", label)
+		}
+		for _, n := range names {
+			v, _ := r.Value(n)
+			fmt.Fprintf(tw, "%s\t%s\n", n, formatMetric(v))
+		}
+		fmt.Fprintf(tw, "truth_voxels\t%d\npred_voxels\t%d\n", r.TruthVoxels, r.PredVoxels)
+		if len(r.Flags) > 0 {
+			fmt.Fprintf(tw, "flags\t%s\n", strings.Join(r.Flags, ","))
+		}
+	}
+	row("", r)
+	for _, lr := range out.Labels {
+		fmt.Fprintln(tw)
+		row(strconv.Itoa(int(lr.Label)), lr.Result)
+	}
+	return tw.Flush()
+}
+
+// readPair reads both label maps; errors name the file.
+func readPair(truthPath, predPath string) (*volume.Volume, *volume.Volume, error) {
+	truth, err := volume.Read(truthPath)
+	if err != nil {
+		return nil, nil, err
+	}
+	pred, err := volume.Read(predPath)
+	if err != nil {
+		return nil, nil, err
+	}
+	return truth, pred, nil
+}
+
+// evaluate runs metrics.Evaluate and rewrites its errors to name the file
+// at fault.
+func evaluate(ctx context.Context, truth, pred *volume.Volume, truthPath, predPath string, mo metrics.Options) (metrics.Result, error) {
+	if err := metrics.CheckLabelMap(truth); err != nil {
+		return metrics.Result{}, fmt.Errorf("%s: %w", truthPath, err)
+	}
+	if err := metrics.CheckLabelMap(pred); err != nil {
+		return metrics.Result{}, fmt.Errorf("%s: %w", predPath, err)
+	}
+	if err := volume.SameGrid(truth, pred, metrics.GridTolerance); err != nil {
+		return metrics.Result{}, fmt.Errorf("%s and %s are not on the same grid: %w", truthPath, predPath, err)
+	}
+	r, err := metrics.Evaluate(ctx, truth, pred, mo)
+	if errors.Is(err, metrics.ErrLabelAbsent) {
+		return r, fmt.Errorf("label %d is in neither %s nor %s: %w", mo.Label, truthPath, predPath, metrics.ErrLabelAbsent)
+	}
+	return r, err
+}
+
+// formatMetric prints a metric with 6 significant digits; inf for +Inf.
+func formatMetric(v float64) string {
+	if math.IsInf(v, 1) {
+		return "inf"
+	}
+	if math.IsNaN(v) {
+		return "-"
+	}
+	return strconv.FormatFloat(v, 'g', 6, 64)
+}
+
+// evalCase is one case of folder mode.
+type evalCase struct {
+	Case  string `json:"case"`
+	Error string `json:"error,omitempty"`
+	*metrics.Result
+}
+
+func (c evalCase) MarshalJSON() ([]byte, error) {
+	head, err := json.Marshal(struct {
+		Case  string `json:"case"`
+		Error string `json:"error,omitempty"`
+	}{c.Case, c.Error})
+	if err != nil || c.Result == nil {
+		return head, err
+	}
+	body, err := c.Result.MarshalJSON()
+	if err != nil {
+		return nil, err
+	}
+	return append(append(head[:len(head)-1:len(head)-1], ','), body[1:]...), nil
+}
+
+type evalReport struct {
+	TolerancesMM []float64              `json:"tolerances_mm"`
+	Cases        []evalCase             `json:"cases"`
+	Aggregate    []metrics.NamedSummary `json:"aggregate"`
+}
+
+// caseName strips the NIfTI extension: the name that matches truth and
+// prediction.
+func caseName(file string) (string, bool) {
+	for _, ext := range []string{".nii.gz", ".nii"} {
+		if name, ok := strings.CutSuffix(file, ext); ok && name != "" {
+			return name, true
+		}
+	}
+	return "", false
+}
+
+// niftiFiles maps case name to file path for the NIfTI files of dir.
+func niftiFiles(dir string) (map[string]string, error) {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, err
+	}
+	files := map[string]string{}
+	for _, e := range entries {
+		name, ok := caseName(e.Name())
+		if !ok || e.IsDir() {
+			continue
+		}
+		if prev, dup := files[name]; dup {
+			return nil, fmt.Errorf("%s: case %q is there twice (%s and %s)", dir, name, filepath.Base(prev), e.Name())
+		}
+		files[name] = filepath.Join(dir, e.Name())
+	}
+	return files, nil
+}
+
+func evalDirs(ctx context.Context, a *app, opts evalOptions) error {
+	truths, err := niftiFiles(opts.truthDir)
+	if err != nil {
+		return err
+	}
+	preds, err := niftiFiles(opts.predDir)
+	if err != nil {
+		return err
+	}
+	if len(truths) == 0 {
+		return fmt.Errorf("%s: no .nii or .nii.gz files", opts.truthDir)
+	}
+	names := make([]string, 0, len(truths))
+	for n := range truths {
+		names = append(names, n)
+	}
+	slices.Sort(names)
+	for n := range preds {
+		if _, ok := truths[n]; !ok {
+			fmt.Fprintf(a.err, "medcad: warning: %s has no ground truth in %s; not evaluated\n", preds[n], opts.truthDir)
+		}
+	}
+
+	var bar *progressbar.ProgressBar
+	if a.progressOn() && !a.json {
+		bar = progressbar.NewOptions(len(names), progressbar.OptionSetWriter(a.err),
+			progressbar.OptionSetDescription("evaluating"), progressbar.OptionClearOnFinish())
+	}
+	mo := metrics.Options{Label: uint8(opts.label), TolerancesMM: opts.tolerances}
+	rep := evalReport{TolerancesMM: opts.tolerances, Cases: make([]evalCase, 0, len(names))}
+	var good []metrics.Result
+	failed := 0
+	for _, n := range names {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		c := evalCase{Case: n}
+		r, err := evalFiles(ctx, truths[n], preds[n], n, opts.predDir, mo)
+		switch {
+		case ctx.Err() != nil:
+			return ctx.Err()
+		case err != nil:
+			c.Error = err.Error()
+			failed++
+			fmt.Fprintf(a.err, "medcad: %v\n", err)
+		default:
+			c.Result = &r
+			good = append(good, r)
+			a.log.Debug("evaluated", "case", n, "dice", r.Dice)
+		}
+		rep.Cases = append(rep.Cases, c)
+		if bar != nil {
+			_ = bar.Add(1)
+		}
+	}
+	rep.Aggregate = metrics.Aggregate(good, metrics.MetricNames(opts.tolerances))
+
+	switch {
+	case a.json:
+		err = a.printJSON(rep)
+	case opts.csv:
+		err = writeEvalCSV(a.out, rep)
+	default:
+		err = writeEvalTable(a.out, rep)
+	}
+	if err != nil {
+		return err
+	}
+	if failed > 0 {
+		return fmt.Errorf("%d of %d cases could not be evaluated", failed, len(names))
+	}
+	return nil
+}
+
+func evalFiles(ctx context.Context, truthPath, predPath, name, predDir string, mo metrics.Options) (metrics.Result, error) {
+	if predPath == "" {
+		return metrics.Result{}, fmt.Errorf("%s: no prediction %s.nii[.gz] in %s", truthPath, name, predDir)
+	}
+	truth, pred, err := readPair(truthPath, predPath)
+	if err != nil {
+		return metrics.Result{}, err
+	}
+	return evaluate(ctx, truth, pred, truthPath, predPath, mo)
+}
+
+func writeEvalTable(w io.Writer, rep evalReport) error {
+	names := metrics.MetricNames(rep.TolerancesMM)
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintf(tw, "case\t%s\tflags\n", strings.Join(names, "\t"))
+	for _, c := range rep.Cases {
+		fmt.Fprint(tw, c.Case)
+		for _, n := range names {
+			if c.Result == nil {
+				fmt.Fprint(tw, "\t-")
+				continue
+			}
+			v, _ := c.Value(n)
+			fmt.Fprintf(tw, "\t%s", formatMetric(v))
+		}
+		switch {
+		case c.Result == nil:
+			fmt.Fprint(tw, "\terror\n")
+		case len(c.Flags) > 0:
+			fmt.Fprintf(tw, "\t%s\n", strings.Join(c.Flags, ","))
+		default:
+			fmt.Fprint(tw, "\t-\n")
+		}
+	}
+	fmt.Fprintln(tw)
+	fmt.Fprint(tw, "metric\tn\tmean\tmedian\tstd\tmin\tmax\tci95_low\tci95_high\n")
+	for _, s := range rep.Aggregate {
+		fmt.Fprintf(tw, "%s\t%d", s.Metric, s.N)
+		if s.NonFinite > 0 {
+			fmt.Fprintf(tw, " (+%d inf)", s.NonFinite)
+		}
+		for _, v := range []float64{s.Mean, s.Median, s.Std, s.Min, s.Max, s.CILow, s.CIHigh} {
+			fmt.Fprintf(tw, "\t%s", formatMetric(v))
+		}
+		fmt.Fprintln(tw)
+	}
+	return tw.Flush()
+}
+
+// writeEvalCSV writes one row per case, then one row per aggregate
+// statistic whose case column is "aggregate:<statistic>". Infinite
+// distances are "inf"; missing values are empty.
+func writeEvalCSV(w io.Writer, rep evalReport) error {
+	names := metrics.MetricNames(rep.TolerancesMM)
+	cw := csv.NewWriter(w)
+	cw.Write(slices.Concat([]string{"case"}, names, []string{"truth_voxels", "pred_voxels", "flags", "error"}))
+	num := func(v float64) string {
+		switch {
+		case math.IsInf(v, 1):
+			return "inf"
+		case math.IsNaN(v):
+			return ""
+		}
+		return strconv.FormatFloat(v, 'g', -1, 64)
+	}
+	for _, c := range rep.Cases {
+		row := []string{c.Case}
+		for _, n := range names {
+			v := math.NaN()
+			if c.Result != nil {
+				v, _ = c.Value(n)
+			}
+			row = append(row, num(v))
+		}
+		if c.Result != nil {
+			row = append(row, strconv.Itoa(c.TruthVoxels), strconv.Itoa(c.PredVoxels), strings.Join(c.Flags, " "), "")
+		} else {
+			row = append(row, "", "", "", c.Error)
+		}
+		cw.Write(row)
+	}
+	stats := []struct {
+		name string
+		get  func(metrics.Summary) float64
+	}{
+		{"mean", func(s metrics.Summary) float64 { return s.Mean }},
+		{"median", func(s metrics.Summary) float64 { return s.Median }},
+		{"std", func(s metrics.Summary) float64 { return s.Std }},
+		{"min", func(s metrics.Summary) float64 { return s.Min }},
+		{"max", func(s metrics.Summary) float64 { return s.Max }},
+		{"ci95_low", func(s metrics.Summary) float64 { return s.CILow }},
+		{"ci95_high", func(s metrics.Summary) float64 { return s.CIHigh }},
+	}
+	for _, st := range stats {
+		row := []string{"aggregate:" + st.name}
+		for _, s := range rep.Aggregate {
+			row = append(row, num(st.get(s.Summary)))
+		}
+		cw.Write(append(row, "", "", "", ""))
+	}
+	cw.Flush()
+	return cw.Error()
 }

@@ -1,9 +1,11 @@
 package metrics
 
 import (
+	"encoding/json"
 	"math"
 	"math/rand/v2"
 	"slices"
+	"strings"
 )
 
 // Bootstrap settings of Summarize: the confidence interval is the 2.5th and
@@ -77,4 +79,86 @@ func mean(x []float64) float64 {
 		sum += v
 	}
 	return sum / float64(len(x))
+}
+
+// summaryJSON is the wire form of Summary and NamedSummary: NaN (no
+// finite value) becomes null.
+type summaryJSON struct {
+	Metric    string   `json:"metric,omitempty"`
+	N         int      `json:"n"`
+	NonFinite int      `json:"non_finite"`
+	Mean      *float64 `json:"mean"`
+	Median    *float64 `json:"median"`
+	Std       *float64 `json:"std"`
+	Min       *float64 `json:"min"`
+	Max       *float64 `json:"max"`
+	CILow     *float64 `json:"ci95_low"`
+	CIHigh    *float64 `json:"ci95_high"`
+}
+
+func (s Summary) wire(metric string) summaryJSON {
+	return summaryJSON{metric, s.N, s.NonFinite, finite(s.Mean), finite(s.Median), finite(s.Std),
+		finite(s.Min), finite(s.Max), finite(s.CILow), finite(s.CIHigh)}
+}
+
+// MarshalJSON writes the statistics with NaN (no finite value) as null.
+func (s Summary) MarshalJSON() ([]byte, error) { return json.Marshal(s.wire("")) }
+
+// MetricNames lists the names of the per-case metrics, in report order:
+// dice, iou, hd_mm, hd95_mm, assd_mm, masd_mm, then nsd@τ for each
+// tolerance (τ formatted by ToleranceKey).
+func MetricNames(tolerancesMM []float64) []string {
+	names := []string{"dice", "iou", "hd_mm", "hd95_mm", "assd_mm", "masd_mm"}
+	for _, tau := range tolerancesMM {
+		names = append(names, "nsd@"+ToleranceKey(tau))
+	}
+	return names
+}
+
+// Value returns the metric of r named as in MetricNames.
+func (r Result) Value(name string) (float64, bool) {
+	switch name {
+	case "dice":
+		return r.Dice, true
+	case "iou":
+		return r.IoU, true
+	case "hd_mm":
+		return r.HD, true
+	case "hd95_mm":
+		return r.HD95, true
+	case "assd_mm":
+		return r.ASSD, true
+	case "masd_mm":
+		return r.MASD, true
+	}
+	if key, ok := strings.CutPrefix(name, "nsd@"); ok {
+		v, ok := r.NSD[key]
+		return v, ok
+	}
+	return 0, false
+}
+
+// NamedSummary is the Summary of one metric.
+type NamedSummary struct {
+	Metric string
+	Summary
+}
+
+// MarshalJSON writes the metric name and its statistics in one object.
+func (s NamedSummary) MarshalJSON() ([]byte, error) { return json.Marshal(s.Summary.wire(s.Metric)) }
+
+// Aggregate summarises each named metric (see MetricNames) over results;
+// a result lacking a metric is left out of its summary.
+func Aggregate(results []Result, names []string) []NamedSummary {
+	out := make([]NamedSummary, 0, len(names))
+	for _, name := range names {
+		var x []float64
+		for _, r := range results {
+			if v, ok := r.Value(name); ok {
+				x = append(x, v)
+			}
+		}
+		out = append(out, NamedSummary{Metric: name, Summary: Summarize(x)})
+	}
+	return out
 }

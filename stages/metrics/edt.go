@@ -9,8 +9,9 @@ import (
 	"sync/atomic"
 )
 
-// noFeature marks "no feature voxel in this column" in the k pass.
-const noFeature = math.MaxUint16
+// maxSlices bounds the bounding box along k, so that k distances and the
+// "no feature" mark nz fit in uint16.
+const maxSlices = math.MaxUint16 - 1
 
 // directed returns, for every voxel of flag with bit query, the Euclidean
 // distance in mm from its centre to the nearest voxel with bit feat. There
@@ -21,16 +22,24 @@ const noFeature = math.MaxUint16
 // nearest feature voxel of its k column (uint16). Then, for each slice k
 // holding query voxels, pass 2 runs along i over all rows and pass 3 along
 // j only over the columns holding query voxels, evaluated at them only.
-func directed(ctx context.Context, flag []uint8, dim [3]int, sp [3]float64, feat, query uint8, nq int) ([]float64, error) {
+func directed(ctx context.Context, flag []uint8, dim [3]int, sp [3]float64, feat, query uint8, nq int, dk []uint16) ([]float64, error) {
 	nx, ny, nz := dim[0], dim[1], dim[2]
-	if nz >= noFeature {
-		return nil, fmt.Errorf("bounding box of %d slices: at most %d supported", nz, noFeature-1)
+	if nz > maxSlices {
+		return nil, fmt.Errorf("bounding box of %d slices: at most %d supported", nz, maxSlices)
 	}
+	// In pass 1, none = nz marks "no feature in this column" (real k
+	// distances are below nz); sq maps a k distance to its square in mm²
+	// and none to +Inf.
+	none := uint16(nz)
+	sq := make([]float64, nz+2)
+	for d := range sq {
+		sq[d] = float64(d) * float64(d) * sp[2] * sp[2]
+	}
+	sq[nz], sq[nz+1] = math.Inf(1), math.Inf(1)
 	plane := nx * ny
 	workers := runtime.GOMAXPROCS(0)
 
 	// Pass 1: distance along k, per row j of every slice, rows in parallel.
-	dk := make([]uint16, len(flag))
 	err := forEach(ctx, ny, workers, func(_, j int) {
 		for k := range nz {
 			row := k*plane + j*nx
@@ -39,10 +48,10 @@ func directed(ctx context.Context, flag []uint8, dim [3]int, sp [3]float64, feat
 				switch {
 				case flag[n]&feat != 0:
 					dk[n] = 0
-				case k > 0 && dk[n-plane] != noFeature:
-					dk[n] = dk[n-plane] + 1
+				case k > 0:
+					dk[n] = min(dk[n-plane]+1, none)
 				default:
-					dk[n] = noFeature
+					dk[n] = none
 				}
 			}
 		}
@@ -50,9 +59,7 @@ func directed(ctx context.Context, flag []uint8, dim [3]int, sp [3]float64, feat
 			row := k*plane + j*nx
 			for i := range nx {
 				n := row + i
-				if up := dk[n+plane]; up != noFeature && up+1 < dk[n] {
-					dk[n] = up + 1
-				}
+				dk[n] = min(dk[n], dk[n+plane]+1)
 			}
 		}
 	})
@@ -83,7 +90,6 @@ func directed(ctx context.Context, flag []uint8, dim [3]int, sp [3]float64, feat
 
 	out := make([]float64, nq)
 	scratch := make([]*sliceScratch, workers)
-	sk2 := sp[2] * sp[2]
 	err = forEach(ctx, nz, workers, func(w, k int) {
 		if offset[k] == offset[k+1] {
 			return
@@ -103,38 +109,36 @@ func directed(ctx context.Context, flag []uint8, dim [3]int, sp [3]float64, feat
 				}
 			}
 		}
-		// Pass 2 along i.
+		s.cols = s.cols[:0]
+		for i, c := range s.col {
+			if c {
+				s.cols = append(s.cols, i)
+			}
+		}
+		// Pass 2 along i, evaluated at the query columns only.
 		for j := range ny {
 			row := base + j*nx
-			finite := false
-			for i := range nx {
-				if d := dk[row+i]; d == noFeature {
-					s.f[i] = math.Inf(1)
-				} else {
-					s.f[i] = float64(d) * float64(d) * sk2
-					finite = true
-				}
+			near := none
+			for i, d := range dk[row : row+nx] {
+				s.f[i] = sq[d]
+				near = min(near, d)
 			}
-			g := s.g[j*nx : (j+1)*nx]
-			if !finite {
-				for i := range g {
-					g[i] = math.Inf(1)
+			if near == none {
+				for c := range s.cols {
+					s.g[c*ny+j] = math.Inf(1)
 				}
 				continue
 			}
 			s.env.build(s.f[:nx], sp[0])
-			s.env.evalAll(g, sp[0])
+			s.env.start()
+			for c, i := range s.cols {
+				s.g[c*ny+j] = s.env.eval(i, sp[0])
+			}
 		}
 		// Pass 3 along j, evaluated only at the query voxels.
 		o := offset[k]
-		for i := range nx {
-			if !s.col[i] {
-				continue
-			}
-			for j := range ny {
-				s.f[j] = s.g[j*nx+i]
-			}
-			if !s.env.build(s.f[:ny], sp[1]) {
+		for c, i := range s.cols {
+			if !s.env.build(s.g[c*ny:(c+1)*ny], sp[1]) {
 				continue // cannot happen: a feature voxel exists somewhere
 			}
 			s.env.start()
@@ -154,9 +158,10 @@ func directed(ctx context.Context, flag []uint8, dim [3]int, sp [3]float64, feat
 
 // sliceScratch is one worker's memory for the in-plane passes.
 type sliceScratch struct {
-	g   []float64 // pass 2 result for the slice
-	f   []float64 // one line of input
-	col []bool    // columns with query voxels
+	g    []float64 // pass 2 result at the query columns, column-major: g[c*ny+j]
+	f    []float64 // one line of input
+	col  []bool    // columns with query voxels
+	cols []int     // their indices, increasing
 	env envelope
 }
 
@@ -166,16 +171,18 @@ func newSliceScratch(nx, ny int) *sliceScratch {
 		g:   make([]float64, nx*ny),
 		f:   make([]float64, m),
 		col: make([]bool, nx),
-		env: envelope{v: make([]int, m), z: make([]float64, m+1)},
+		cols: make([]int, 0, nx),
+		env: envelope{p: make([]float64, m), h: make([]float64, m), f: make([]float64, m), z: make([]float64, m+1)},
 	}
 }
 
 // envelope is the lower envelope of the parabolas y = f[q] + (x − q·s)²
 // (Felzenszwalb–Huttenlocher), with x and q·s in mm.
 type envelope struct {
-	f   []float64
-	v   []int     // parabola apexes (indices), v[:n]
-	z   []float64 // boundaries: parabola v[t] is lowest on [z[t], z[t+1]]
+	p   []float64 // apex positions q·s of the envelope's parabolas, p[:n]
+	h   []float64 // f[q] + (q·s)² of those parabolas
+	f   []float64 // f[q] of those parabolas
+	z   []float64 // boundaries: parabola t is lowest on [z[t], z[t+1]]
 	n   int
 	cur int // evaluation cursor
 }
@@ -183,57 +190,48 @@ type envelope struct {
 // build computes the envelope of the finite values of f; it reports
 // whether there was any.
 func (e *envelope) build(f []float64, s float64) bool {
-	e.f = f
 	k := -1
+	p, h, fv, z := e.p, e.h, e.f, e.z
 	for q, fq := range f {
-		if math.IsInf(fq, 1) {
-			continue
+		if fq > math.MaxFloat64 {
+			continue // +Inf: no feature
 		}
 		pq := float64(q) * s
+		hq := fq + pq*pq
 		if k < 0 {
 			k = 0
-			e.v[0] = q
-			e.z[0] = math.Inf(-1)
-			e.z[1] = math.Inf(1)
+			p[0], h[0], fv[0] = pq, hq, fq
+			z[0] = math.Inf(-1)
 			continue
 		}
-		var x float64
-		for {
-			pv := float64(e.v[k]) * s
-			x = ((fq + pq*pq) - (f[e.v[k]] + pv*pv)) / (2 * (pq - pv))
-			if x <= e.z[k] {
-				k--
-				continue
-			}
-			break
+		// Pop parabolas hidden by the new one. The intersection with
+		// parabola k is x = (hq − h[k]) / (2 (pq − p[k])), pq > p[k];
+		// x ≤ z[k] is tested without dividing.
+		for k > 0 && hq-h[k] <= 2*(pq-p[k])*z[k] {
+			k--
 		}
+		x := (hq - h[k]) / (2 * (pq - p[k]))
 		k++
-		e.v[k] = q
-		e.z[k] = x
-		e.z[k+1] = math.Inf(1)
+		p[k], h[k], fv[k], z[k] = pq, hq, fq, x
 	}
 	e.n = k + 1
-	return k >= 0
-}
-
-// evalAll writes the envelope at every index into g.
-func (e *envelope) evalAll(g []float64, s float64) {
-	e.start()
-	for i := range g {
-		g[i] = e.eval(i, s)
+	if k >= 0 {
+		z[k+1] = math.Inf(1)
 	}
+	return k >= 0
 }
 
 // start resets the cursor; eval must then be called at increasing indices.
 func (e *envelope) start() { e.cur = 0 }
 
+// eval returns the envelope at index i (position i·s).
 func (e *envelope) eval(i int, s float64) float64 {
-	p := float64(i) * s
-	for e.z[e.cur+1] < p {
+	x := float64(i) * s
+	for e.z[e.cur+1] < x {
 		e.cur++
 	}
-	d := p - float64(e.v[e.cur])*s
-	return d*d + e.f[e.v[e.cur]]
+	d := x - e.p[e.cur]
+	return d*d + e.f[e.cur]
 }
 
 // forEach calls fn(worker, i) for i in [0, n) on up to workers goroutines,

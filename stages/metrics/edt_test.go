@@ -63,7 +63,7 @@ func TestDirectedMatchesBruteForce(t *testing.T) {
 		if nf == 0 {
 			flag[rng.IntN(len(flag))] |= bdTruth
 		}
-		got, err := directed(context.Background(), flag, dim, sp, bdTruth, bdPred, nq)
+		got, err := directed(context.Background(), flag, dim, sp, bdTruth, bdPred, nq, make([]uint16, len(flag)))
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -46,7 +46,7 @@ func FuzzEvaluate(f *testing.F) {
 		if r.TruthVoxels == 0 || r.PredVoxels == 0 {
 			return
 		}
-		m, err := newMasks(truth, pred, 0)
+		m, err := newMasks(context.Background(), truth, pred, 0)
 		if err != nil {
 			t.Fatal(err)
 		}

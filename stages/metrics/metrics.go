@@ -42,6 +42,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"runtime"
 	"slices"
 	"strconv"
 
@@ -224,7 +225,7 @@ func Evaluate(ctx context.Context, truth, pred *volume.Volume, opts Options) (Re
 	if err := volume.SameGrid(truth, pred, GridTolerance); err != nil {
 		return Result{}, err
 	}
-	m, err := newMasks(truth, pred, opts.Label)
+	m, err := newMasks(ctx, truth, pred, opts.Label)
 	if err != nil {
 		return Result{}, err
 	}
@@ -278,45 +279,70 @@ type masks struct {
 	nBdTruth, nBdPred   int
 }
 
-func newMasks(truth, pred *volume.Volume, label uint8) (*masks, error) {
-	in := func(v *volume.Volume, n int) bool {
-		var x uint8
-		switch v.DType {
-		case volume.Uint8:
-			x = v.U8[n]
-		default:
-			x = uint8(v.At(n))
+// labelBytes returns v's voxels as label bytes (v must be a label map):
+// the data itself for Uint8, a converted copy otherwise.
+func labelBytes(v *volume.Volume) []uint8 {
+	if v.DType == volume.Uint8 {
+		return v.U8
+	}
+	b := make([]uint8, v.Len())
+	for n := range b {
+		b[n] = uint8(v.At(n))
+	}
+	return b
+}
+
+// sliceStats are the voxel counts and in-plane bounding box of one slice.
+type sliceStats struct {
+	nTruth, nPred, nAnd int
+	lo, hi              [2]int
+}
+
+func newMasks(ctx context.Context, truth, pred *volume.Volume, label uint8) (*masks, error) {
+	tb, pb := labelBytes(truth), labelBytes(pred)
+	// lut[x] has inTruth when label value x is in the mask; inPred is the
+	// same bit shifted.
+	var lut [256]uint8
+	for x := range lut {
+		if (label == 0 && x != 0) || (label != 0 && x == int(label)) {
+			lut[x] = inTruth
 		}
-		if label == 0 {
-			return x != 0
-		}
-		return x == label
 	}
 	d := truth.Dim
-	lo := [3]int{d[0], d[1], d[2]}
-	hi := [3]int{-1, -1, -1}
-	m := &masks{}
-	n := 0
-	for k := range d[2] {
+	plane := d[0] * d[1]
+	stats := make([]sliceStats, d[2])
+	err := forEach(ctx, d[2], runtime.GOMAXPROCS(0), func(_, k int) {
+		st := sliceStats{lo: [2]int{d[0], d[1]}, hi: [2]int{-1, -1}}
+		n := k * plane
 		for j := range d[1] {
 			for i := range d[0] {
-				t, p := in(truth, n), in(pred, n)
+				f := lut[tb[n]] | lut[pb[n]]<<1
 				n++
-				if !t && !p {
+				if f == 0 {
 					continue
 				}
-				if t {
-					m.nTruth++
-				}
-				if p {
-					m.nPred++
-				}
-				if t && p {
-					m.nAnd++
-				}
-				lo = [3]int{min(lo[0], i), min(lo[1], j), min(lo[2], k)}
-				hi = [3]int{max(hi[0], i), max(hi[1], j), max(hi[2], k)}
+				st.nTruth += int(f & inTruth)
+				st.nPred += int(f >> 1)
+				st.nAnd += int(f>>1) & int(f)
+				st.lo = [2]int{min(st.lo[0], i), min(st.lo[1], j)}
+				st.hi = [2]int{max(st.hi[0], i), max(st.hi[1], j)}
 			}
+		}
+		stats[k] = st
+	})
+	if err != nil {
+		return nil, err
+	}
+	m := &masks{}
+	lo := [3]int{d[0], d[1], d[2]}
+	hi := [3]int{-1, -1, -1}
+	for k, st := range stats {
+		m.nTruth += st.nTruth
+		m.nPred += st.nPred
+		m.nAnd += st.nAnd
+		if st.hi[0] >= 0 {
+			lo = [3]int{min(lo[0], st.lo[0]), min(lo[1], st.lo[1]), min(lo[2], k)}
+			hi = [3]int{max(hi[0], st.hi[0]), max(hi[1], st.hi[1]), max(hi[2], k)}
 		}
 	}
 	if m.nTruth == 0 && m.nPred == 0 {
@@ -327,36 +353,40 @@ func newMasks(truth, pred *volume.Volume, label uint8) (*masks, error) {
 	}
 	m.dim = [3]int{hi[0] - lo[0] + 1, hi[1] - lo[1] + 1, hi[2] - lo[2] + 1}
 	m.flag = make([]uint8, m.dim[0]*m.dim[1]*m.dim[2])
-	b := 0
-	for k := lo[2]; k <= hi[2]; k++ {
+	bplane := m.dim[0] * m.dim[1]
+	err = forEach(ctx, m.dim[2], runtime.GOMAXPROCS(0), func(_, kb int) {
+		b := kb * bplane
 		for j := lo[1]; j <= hi[1]; j++ {
-			src := truth.Index(lo[0], j, k)
-			for i := 0; i < m.dim[0]; i++ {
-				var f uint8
-				if in(truth, src+i) {
-					f |= inTruth
-				}
-				if in(pred, src+i) {
-					f |= inPred
-				}
-				m.flag[b] = f
+			src := truth.Index(lo[0], j, lo[2]+kb)
+			for i := range m.dim[0] {
+				m.flag[b] = lut[tb[src+i]] | lut[pb[src+i]]<<1
 				b++
 			}
 		}
+	})
+	if err != nil {
+		return nil, err
 	}
-	m.nBdTruth = markBorder(m.flag, m.dim, inTruth, bdTruth)
-	m.nBdPred = markBorder(m.flag, m.dim, inPred, bdPred)
+	bt := markBorder(ctx, m.flag, m.dim, inTruth, bdTruth)
+	bp := markBorder(ctx, m.flag, m.dim, inPred, bdPred)
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	m.nBdTruth, m.nBdPred = bt, bp
 	return m, nil
 }
 
 // markBorder sets bit bd on every voxel with bit in that has a 6-neighbour
 // without it (outside the box counts as without), and returns their count.
-func markBorder(flag []uint8, dim [3]int, in, bd uint8) int {
+// Slices are done in parallel, even slices first, then odd ones: a slice
+// writes its own bytes and reads its neighbours', which are then idle.
+func markBorder(ctx context.Context, flag []uint8, dim [3]int, in, bd uint8) int {
 	nx, ny, nz := dim[0], dim[1], dim[2]
 	sy, sz := nx, nx*ny
-	count := 0
-	n := 0
-	for k := range nz {
+	counts := make([]int, nz)
+	slice := func(k int) {
+		count := 0
+		n := k * sz
 		for j := range ny {
 			for i := range nx {
 				if flag[n]&in != 0 {
@@ -371,8 +401,16 @@ func markBorder(flag []uint8, dim [3]int, in, bd uint8) int {
 				n++
 			}
 		}
+		counts[k] = count
 	}
-	return count
+	for parity := range 2 {
+		_ = forEach(ctx, (nz+1-parity)/2, runtime.GOMAXPROCS(0), func(_, h int) { slice(2*h + parity) })
+	}
+	total := 0
+	for _, c := range counts {
+		total += c
+	}
+	return total
 }
 
 func (m *masks) evaluate(ctx context.Context, spacing [3]float64, taus []float64) (Result, error) {
@@ -401,11 +439,12 @@ func (m *masks) evaluate(ctx context.Context, spacing [3]float64, taus []float64
 	r.Dice = 2 * float64(m.nAnd) / float64(m.nTruth+m.nPred)
 	r.IoU = float64(m.nAnd) / float64(m.nTruth+m.nPred-m.nAnd)
 
-	dPG, err := directed(ctx, m.flag, m.dim, spacing, bdTruth, bdPred, m.nBdPred)
+	dk := make([]uint16, len(m.flag))
+	dPG, err := directed(ctx, m.flag, m.dim, spacing, bdTruth, bdPred, m.nBdPred, dk)
 	if err != nil {
 		return Result{}, err
 	}
-	dGP, err := directed(ctx, m.flag, m.dim, spacing, bdPred, bdTruth, m.nBdTruth)
+	dGP, err := directed(ctx, m.flag, m.dim, spacing, bdPred, bdTruth, m.nBdTruth, dk)
 	if err != nil {
 		return Result{}, err
 	}

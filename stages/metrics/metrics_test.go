@@ -332,3 +332,24 @@ func TestSummarize(t *testing.T) {
 		t.Errorf("no finite value: %+v", none)
 	}
 }
+
+func TestAggregate(t *testing.T) {
+	t.Parallel()
+	rs := []Result{
+		{Dice: 0.5, HD: 2, NSD: map[string]float64{"1": 0.25}},
+		{Dice: 1, HD: math.Inf(1), NSD: map[string]float64{"1": 0.75}},
+	}
+	got := Aggregate(rs, MetricNames([]float64{1}))
+	if len(got) != 7 || got[0].Metric != "dice" || got[0].Mean != 0.75 || got[2].Metric != "hd_mm" ||
+		got[2].N != 1 || got[2].NonFinite != 1 || got[6].Metric != "nsd@1" || got[6].Median != 0.5 {
+		t.Fatalf("aggregate %+v", got)
+	}
+	b, err := json.Marshal(Aggregate(rs[1:], []string{"hd_mm"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := `[{"metric":"hd_mm","n":0,"non_finite":1,"mean":null,"median":null,"std":null,"min":null,"max":null,"ci95_low":null,"ci95_high":null}]`
+	if string(b) != want {
+		t.Errorf("JSON\n got %s\nwant %s", b, want)
+	}
+}
