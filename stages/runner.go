@@ -63,10 +63,11 @@ const (
 
 // Event reports progress; the CLI prints it.
 type Event struct {
-	Stage  string
-	Case   string // "" for the stage as a whole
-	Status Status
-	Err    error
+	Stage  string `json:"stage"`
+	Case   string `json:"case,omitempty"` // "" for the stage as a whole
+	Status Status `json:"status"`
+	Reason string `json:"reason,omitempty"` // why it is stale
+	Err    error  `json:"-"`
 }
 
 // Options configure a repro.
@@ -111,7 +112,7 @@ func Repro(ctx context.Context, o Options) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	r := &runner{o: o, lock: lock, res: &Result{Lock: lock}}
+	r := &runner{o: o, lock: lock, res: &Result{Lock: lock}, stale: map[string]bool{}}
 	envDigest, err := r.envDigest(ctx)
 	if err != nil {
 		return nil, err
@@ -134,11 +135,12 @@ func Repro(ctx context.Context, o Options) (*Result, error) {
 }
 
 type runner struct {
-	o    Options
-	lock *gitops.Lock
-	env  string
-	mu   sync.Mutex
-	res  *Result
+	o     Options
+	lock  *gitops.Lock
+	env   string
+	mu    sync.Mutex
+	res   *Result
+	stale map[string]bool // stages a dry run would run
 }
 
 func (r *runner) emit(e Event) {
@@ -224,14 +226,19 @@ func (r *runner) stage(ctx context.Context, s *Stage) error {
 	if s.Env {
 		entry.Env = r.env
 	}
-	if !r.o.Force && prev != nil && prev.Key == key && r.outsIntact(ctx, s, prev.Out) {
+	reason := r.why(s, prev, entry, key)
+	if reason == "" && !r.outsIntact(ctx, s, prev.Out) {
+		reason = "outs missing or modified"
+	}
+	if reason == "" {
 		entry.Out = prev.Out
 		r.lock.Stages[s.Name] = entry
 		r.emit(Event{Stage: s.Name, Status: UpToDate})
 		return nil
 	}
 	if r.o.DryRun {
-		r.emit(Event{Stage: s.Name, Status: WouldRun})
+		r.stale[s.Name] = true
+		r.emit(Event{Stage: s.Name, Status: WouldRun, Reason: reason})
 		return nil
 	}
 	out, status, err := r.produce(ctx, s, key, "", r.o.Dir, s.Outs)
@@ -241,8 +248,71 @@ func (r *runner) stage(ctx context.Context, s *Stage) error {
 	}
 	entry.Out = out
 	r.lock.Stages[s.Name] = entry
-	r.emit(Event{Stage: s.Name, Status: status})
+	r.emit(Event{Stage: s.Name, Status: status, Reason: reason})
 	return nil
+}
+
+// why says why a stage is stale compared with its previous lock entry, or
+// "" when it is up to date.
+func (r *runner) why(s *Stage, prev, cur *gitops.StageLock, key string) string {
+	var up []string
+	for _, u := range s.Upstream {
+		if r.stale[u] {
+			up = append(up, u)
+		}
+	}
+	switch {
+	case r.o.Force:
+		return "forced"
+	case len(up) > 0:
+		return "upstream stale: " + strings.Join(up, ", ")
+	case prev == nil:
+		return "not run before"
+	case prev.Key == key:
+		return ""
+	}
+	var parts []string
+	if d := changedKeys(prev.Deps, cur.Deps); len(d) > 0 {
+		parts = append(parts, "deps changed: "+strings.Join(d, ", "))
+	}
+	var pc []string
+	for _, k := range changedKeys(prev.Params, cur.Params) {
+		pc = append(pc, fmt.Sprintf("%s %s → %s", k, orNone(prev.Params[k]), orNone(cur.Params[k])))
+	}
+	if len(pc) > 0 {
+		parts = append(parts, "params changed: "+strings.Join(pc, ", "))
+	}
+	if prev.Env != cur.Env {
+		parts = append(parts, "env lock changed")
+	}
+	if len(parts) == 0 {
+		parts = append(parts, "command or medcad version changed")
+	}
+	return strings.Join(parts, "; ")
+}
+
+// changedKeys lists the keys whose values differ between a and b, sorted.
+func changedKeys(a, b map[string]string) []string {
+	var out []string
+	for k, v := range a {
+		if bv, ok := b[k]; !ok || bv != v {
+			out = append(out, k)
+		}
+	}
+	for k := range b {
+		if _, ok := a[k]; !ok {
+			out = append(out, k)
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+func orNone(s string) string {
+	if s == "" {
+		return "(none)"
+	}
+	return s
 }
 
 // outsIntact reports whether the workspace outs still hash to digest.
@@ -327,13 +397,23 @@ func (r *runner) foreach(ctx context.Context, s *Stage, base keyInput) error {
 		k.Case = c.ID
 		k.Deps = r.caseDeps(s, c, base.Deps)
 		key := k.key()
+		if r.o.DryRun && r.upstreamStale(s) {
+			r.stale[s.Name] = true
+			r.emit(Event{Stage: s.Name, Case: c.ID, Status: WouldRun, Reason: "upstream stale"})
+			continue
+		}
 		if !r.o.Force && prev != nil && prev.Cases[c.ID] != nil && prev.Cases[c.ID].Key == key {
 			entry.Cases[c.ID] = prev.Cases[c.ID]
 			r.emit(Event{Stage: s.Name, Case: c.ID, Status: UpToDate})
 			continue
 		}
 		if r.o.DryRun {
-			r.emit(Event{Stage: s.Name, Case: c.ID, Status: WouldRun})
+			r.stale[s.Name] = true
+			reason := "new case"
+			if prev != nil && prev.Cases[c.ID] != nil {
+				reason = "case inputs changed"
+			}
+			r.emit(Event{Stage: s.Name, Case: c.ID, Status: WouldRun, Reason: reason})
 			continue
 		}
 		g.Go(func() error {
@@ -352,7 +432,13 @@ func (r *runner) foreach(ctx context.Context, s *Stage, base keyInput) error {
 		})
 	}
 	err = g.Wait()
-	if r.o.DryRun || r.o.ShardN > 0 {
+	if r.o.DryRun {
+		if prev == nil || len(prev.Cases) != len(entry.Cases)+countStale(r, s) {
+			r.stale[s.Name] = true // cases were removed
+		}
+		return err
+	}
+	if r.o.ShardN > 0 {
 		return err
 	}
 	if err != nil {
@@ -373,6 +459,29 @@ func (r *runner) foreach(ctx context.Context, s *Stage, base keyInput) error {
 	entry.Out = out
 	r.lock.Stages[s.Name] = entry
 	return nil
+}
+
+// upstreamStale reports whether a dry run marked an upstream stage stale.
+func (r *runner) upstreamStale(s *Stage) bool {
+	for _, u := range s.Upstream {
+		if r.stale[u] {
+			return true
+		}
+	}
+	return false
+}
+
+// countStale counts the cases of s a dry run marked to run.
+func countStale(r *runner, s *Stage) int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	n := 0
+	for _, e := range r.res.Events {
+		if e.Stage == s.Name && e.Case != "" && e.Status == WouldRun {
+			n++
+		}
+	}
+	return n
 }
 
 // unionKey identifies the set of case results.

@@ -49,6 +49,8 @@ func newRootCmd(a *app) *cobra.Command {
 		newSegmentCmd(a), // segment.go: built-in models (issue 6)
 		newEnvCmd(a),     // env.go: environment lock
 		newRunsCmd(a),    // runs.go: run records
+		newReproCmd(a),   // repro.go: pipeline
+		newStatusCmd(a),  // repro.go
 	)
 	wrapArgs(root)
 	return root
