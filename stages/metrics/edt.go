@@ -162,17 +162,17 @@ type sliceScratch struct {
 	f    []float64 // one line of input
 	col  []bool    // columns with query voxels
 	cols []int     // their indices, increasing
-	env envelope
+	env  envelope
 }
 
 func newSliceScratch(nx, ny int) *sliceScratch {
 	m := max(nx, ny)
 	return &sliceScratch{
-		g:   make([]float64, nx*ny),
-		f:   make([]float64, m),
-		col: make([]bool, nx),
+		g:    make([]float64, nx*ny),
+		f:    make([]float64, m),
+		col:  make([]bool, nx),
 		cols: make([]int, 0, nx),
-		env: envelope{p: make([]float64, m), h: make([]float64, m), f: make([]float64, m), z: make([]float64, m+1)},
+		env:  envelope{p: make([]float64, m), h: make([]float64, m), f: make([]float64, m), z: make([]float64, m+1)},
 	}
 }
 
