@@ -42,20 +42,20 @@ var (
 // Params are the training hyper-parameters (the --params TOML file; every
 // key optional, unknown keys are errors).
 type Params struct {
-	Hidden           int       `toml:"hidden"`             // hidden units of the MLP
-	Epochs           int       `toml:"epochs"`             // passes over the samples
-	SamplesPerCase   int       `toml:"samples_per_case"`   // balanced: half bone, half not
-	BatchSize        int       `toml:"batch_size"`         // Adam minibatch
-	LearningRate     float64   `toml:"learning_rate"`      // Adam step, cosine-decayed
-	L2               float64   `toml:"l2"`                 // weight decay
-	BaseRadiusMM     float64   `toml:"base_radius_mm"`     // smoothing under gradient/extrema/ring
-	MeanRadiiMM      []float64 `toml:"mean_radii_mm"`      // box-mean features
-	ExtremaRadiusMM  float64   `toml:"extrema_radius_mm"`  // local max/min features
+	Hidden           int       `toml:"hidden"`              // hidden units of the MLP
+	Epochs           int       `toml:"epochs"`              // passes over the samples
+	SamplesPerCase   int       `toml:"samples_per_case"`    // balanced: half bone, half not
+	BatchSize        int       `toml:"batch_size"`          // Adam minibatch
+	LearningRate     float64   `toml:"learning_rate"`       // Adam step, cosine-decayed
+	L2               float64   `toml:"l2"`                  // weight decay
+	BaseRadiusMM     float64   `toml:"base_radius_mm"`      // smoothing under gradient/extrema/ring
+	MeanRadiiMM      []float64 `toml:"mean_radii_mm"`       // box-mean features
+	ExtremaRadiusMM  float64   `toml:"extrema_radius_mm"`   // local max/min features
 	RingMeanRadiusMM float64   `toml:"ring_mean_radius_mm"` // smoothed ring feature
-	RingMinHU        float64   `toml:"ring_min_hu"`        // bright ring threshold
-	CandidateMinHU   float64   `toml:"candidate_min_hu"`   // voxels below are background
-	BodyMinHU        float64   `toml:"body_min_hu"`        // localizer threshold
-	MinComponentMM3  float64   `toml:"min_component_mm3"`  // smaller fragments are removed
+	RingMinHU        float64   `toml:"ring_min_hu"`         // bright ring threshold
+	CandidateMinHU   float64   `toml:"candidate_min_hu"`    // voxels below are background
+	BodyMinHU        float64   `toml:"body_min_hu"`         // localizer threshold
+	MinComponentMM3  float64   `toml:"min_component_mm3"`   // smaller fragments are removed
 }
 
 // DefaultParams are the params used when a file sets nothing.
