@@ -277,6 +277,7 @@ func (w *walker) elements(es []*dicom.Element, depth int) ([]*dicom.Element, err
 			out = append(out, ne)
 		}
 	}
+	sortElements(out) // DICOM wants ascending tags; some inputs break that
 	return out, nil
 }
 
@@ -330,6 +331,11 @@ func (w *walker) element(e *dicom.Element, depth int) (*dicom.Element, error) {
 		return nil, nil
 	}
 	vr := vrOf(e)
+	if vr != e.RawValueRepresentation && e.Tag != tag.PixelData {
+		ne := *e
+		ne.RawValueRepresentation = vr
+		e = &ne
+	}
 	act := actK
 	if r, ok := w.d.rows[e.Tag.Uint32()]; ok {
 		act = w.resolve(r, depth)
@@ -370,21 +376,30 @@ func (w *walker) element(e *dicom.Element, depth int) (*dicom.Element, error) {
 	return e, nil
 }
 
-// vrOf returns e's VR, from the dictionary when the file did not say.
+// vrOf returns e's VR: the file's when it is a valid VR, else the
+// dictionary's, else UN.
 func vrOf(e *dicom.Element) string {
-	vr := e.RawValueRepresentation
-	if (vr == "" || vr == "UN") && e.Value != nil {
-		if e.Value.ValueType() == dicom.Sequences {
-			return "SQ"
-		}
-		if info, err := tag.Find(e.Tag); err == nil {
-			vr = info.VRs[0]
-		}
-	}
 	if e.Value != nil && e.Value.ValueType() == dicom.Sequences {
 		return "SQ"
 	}
-	return vr
+	vr := e.RawValueRepresentation
+	if validVR(vr) && vr != "UN" {
+		return vr
+	}
+	if info, err := tag.Find(e.Tag); err == nil && len(info.VRs) > 0 && validVR(info.VRs[0]) {
+		return info.VRs[0]
+	}
+	return "UN"
+}
+
+// validVR reports whether vr is one of the VRs of PS3.5.
+func validVR(vr string) bool {
+	switch vr {
+	case "AE", "AS", "AT", "CS", "DA", "DS", "DT", "FD", "FL", "IS", "LO", "LT", "OB", "OD", "OF", "OL",
+		"OV", "OW", "PN", "SH", "SL", "SQ", "SS", "ST", "SV", "TM", "UC", "UI", "UL", "UN", "UR", "US", "UT", "UV":
+		return true
+	}
+	return false
 }
 
 // withValue returns a copy of e holding data.

@@ -37,20 +37,20 @@ func TestProfileTable(t *testing.T) {
 		action string
 		dates  bool
 	}{
-		{0x00100010, "Z", false},     // Patient's Name
-		{0x00100020, "Z", false},     // Patient ID
-		{0x00100030, "Z", false},     // Patient's Birth Date
-		{0x0020000D, "U", false},     // Study Instance UID
-		{0x00080018, "U", false},     // SOP Instance UID
+		{0x00100010, "Z", false},      // Patient's Name
+		{0x00100020, "Z", false},      // Patient ID
+		{0x00100030, "Z", false},      // Patient's Birth Date
+		{0x0020000D, "U", false},      // Study Instance UID
+		{0x00080018, "U", false},      // SOP Instance UID
 		{0x00081140, "X/Z/U*", false}, // Referenced Image Sequence
-		{0x00080020, "Z", true},      // Study Date
-		{0x0008002A, "X/Z/D", true},  // Acquisition DateTime
-		{0x00081070, "X/Z/D", false}, // Operators' Name
-		{0x00101010, "X", false},     // Patient's Age
-		{0x0040A730, "D", false},     // Content Sequence
-		{0x00181030, "X/D", false},   // Protocol Name
-		{0x00080023, "Z/D", true},    // Content Date
-		{0xFFFAFFFA, "X", false},     // Digital Signatures Sequence
+		{0x00080020, "Z", true},       // Study Date
+		{0x0008002A, "X/Z/D", true},   // Acquisition DateTime
+		{0x00081070, "X/Z/D", false},  // Operators' Name
+		{0x00101010, "X", false},      // Patient's Age
+		{0x0040A730, "D", false},      // Content Sequence
+		{0x00181030, "X/D", false},    // Protocol Name
+		{0x00080023, "Z/D", true},     // Content Date
+		{0xFFFAFFFA, "X", false},      // Digital Signatures Sequence
 	} {
 		r, ok := byTag[tc.tag]
 		if !ok {
@@ -166,26 +166,26 @@ func TestDatasetActions(t *testing.T) {
 	}
 	got := values(&ds)
 	want := map[string][]string{
-		"PatientName (0010,0010)":              {},                             // Z
-		"PatientID (0010,0010)":                nil,                            // placeholder, replaced below
-		"PatientBirthDate (0010,0030)":         {},                             // Z
-		"PatientSex (0010,0040)":               {},                             // Z
-		"StudyDate (0008,0020)":                {},                             // Z
-		"ContentDate (0008,0023)":              {},                             // Z/D -> Z
-		"InstanceCreationDate (0008,0012)":     {},                             // date outside the table
-		"AccessionNumber (0008,0050)":          {},                             // Z
-		"ReferringPhysicianName (0008,0090)":   {},                             // Z
-		"StudyID (0020,0010)":                  {},                             // Z
-		"StudyTime (0008,0030)":                {},                             // Z
-		"Modality (0008,0060)":                 {"CT"},                         // kept
-		"Manufacturer (0008,0070)":             {"ACME"},                       // kept
-		"SOPClassUID (0008,0016)":              {ctImageStorage},               // standard UID kept
-		"SOPInstanceUID (0008,0018)":           {d.UID(fixtureSOPUID(0))},      // U
-		"StudyInstanceUID (0020,000D)":         {d.UID(fixtureStudyUID)},       // U
-		"SeriesInstanceUID (0020,000E)":        {d.UID(fixtureSeriesUID)},      // U
-		"FrameOfReferenceUID (0020,0052)":      {d.UID(fixtureFrameUID)},       // U
-		"MediaStorageSOPInstanceUID (0002,0003)": {d.UID(fixtureSOPUID(0))},
-		"PatientIdentityRemoved (0012,0062)":   {"YES"},
+		"PatientName (0010,0010)":                             {},                        // Z
+		"PatientID (0010,0010)":                               nil,                       // placeholder, replaced below
+		"PatientBirthDate (0010,0030)":                        {},                        // Z
+		"PatientSex (0010,0040)":                              {},                        // Z
+		"StudyDate (0008,0020)":                               {},                        // Z
+		"ContentDate (0008,0023)":                             {},                        // Z/D -> Z
+		"InstanceCreationDate (0008,0012)":                    {},                        // date outside the table
+		"AccessionNumber (0008,0050)":                         {},                        // Z
+		"ReferringPhysicianName (0008,0090)":                  {},                        // Z
+		"StudyID (0020,0010)":                                 {},                        // Z
+		"StudyTime (0008,0030)":                               {},                        // Z
+		"Modality (0008,0060)":                                {"CT"},                    // kept
+		"Manufacturer (0008,0070)":                            {"ACME"},                  // kept
+		"SOPClassUID (0008,0016)":                             {ctImageStorage},          // standard UID kept
+		"SOPInstanceUID (0008,0018)":                          {d.UID(fixtureSOPUID(0))}, // U
+		"StudyInstanceUID (0020,000D)":                        {d.UID(fixtureStudyUID)},  // U
+		"SeriesInstanceUID (0020,000E)":                       {d.UID(fixtureSeriesUID)}, // U
+		"FrameOfReferenceUID (0020,0052)":                     {d.UID(fixtureFrameUID)},  // U
+		"MediaStorageSOPInstanceUID (0002,0003)":              {d.UID(fixtureSOPUID(0))},
+		"PatientIdentityRemoved (0012,0062)":                  {"YES"},
 		"LongitudinalTemporalInformationModified (0028,0303)": {"REMOVED"},
 		"ReferencedImageSequence (0008,1140) > ReferencedSOPInstanceUID (0008,1155)": {d.UID(fixtureSOPUID(0))},
 		"ReferencedImageSequence (0008,1140) > ReferencedSOPClassUID (0008,1150)":    {ctImageStorage},
@@ -235,21 +235,21 @@ func TestDateOptions(t *testing.T) {
 		code string
 	}{
 		{"keep", Options{Dates: DatesKeep}, map[string][]string{
-			"StudyDate (0008,0020)":            {"20190314"},
-			"SeriesDate (0008,0021)":           {"20190314"},
-			"AcquisitionDateTime (0008,002A)":  {"20190314101530.5+0100"},
-			"StudyTime (0008,0030)":            {"101530"},
-			"InstanceCreationDate (0008,0012)": {"20190314"},
-			"PatientBirthDate (0010,0030)":     {},
+			"StudyDate (0008,0020)":                               {"20190314"},
+			"SeriesDate (0008,0021)":                              {"20190314"},
+			"AcquisitionDateTime (0008,002A)":                     {"20190314101530.5+0100"},
+			"StudyTime (0008,0030)":                               {"101530"},
+			"InstanceCreationDate (0008,0012)":                    {"20190314"},
+			"PatientBirthDate (0010,0030)":                        {},
 			"LongitudinalTemporalInformationModified (0028,0303)": {"UNMODIFIED"},
 		}, "113106"},
 		{"shift", Options{Dates: DatesShift, ShiftDays: -100}, map[string][]string{
-			"StudyDate (0008,0020)":            {"20181204"},
-			"ContentDate (0008,0023)":          {"20181204"},
-			"AcquisitionDateTime (0008,002A)":  {"20181204101530.5+0100"},
-			"StudyTime (0008,0030)":            {"101530"},
-			"InstanceCreationDate (0008,0012)": {"20181204"},
-			"PatientBirthDate (0010,0030)":     {},
+			"StudyDate (0008,0020)":                               {"20181204"},
+			"ContentDate (0008,0023)":                             {"20181204"},
+			"AcquisitionDateTime (0008,002A)":                     {"20181204101530.5+0100"},
+			"StudyTime (0008,0030)":                               {"101530"},
+			"InstanceCreationDate (0008,0012)":                    {"20181204"},
+			"PatientBirthDate (0010,0030)":                        {},
 			"LongitudinalTemporalInformationModified (0028,0303)": {"MODIFIED"},
 		}, "113107"},
 	} {

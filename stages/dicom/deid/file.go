@@ -202,24 +202,15 @@ type Result struct {
 // Tree returns an error only when it cannot go on (ctx cancelled, a path
 // that cannot be walked).
 func (d *Deidentifier) Tree(ctx context.Context, paths []string, outDir string, each func(Result)) error {
-	outAbs, err := filepath.Abs(outDir)
-	if err != nil {
-		return err
-	}
 	written := map[string]string{} // output path -> input path
-	do := func(in, rel string, inFolder bool) error {
-		if err := ctx.Err(); err != nil {
-			return err
-		}
+	return walkFiles(ctx, paths, outDir, func(in, rel string, inFolder bool) {
 		out := filepath.Join(outDir, rel)
 		if prev, dup := written[out]; dup {
 			each(Result{In: in, Err: fmt.Errorf("%s: output %s already written from %s", in, out, prev)})
-			return nil
+			return
 		}
 		info, err := d.File(ctx, in, out)
 		switch {
-		case errors.Is(err, context.Canceled):
-			return err
 		case err != nil && inFolder && errors.Is(err, ErrNotDICOM):
 			each(Result{In: in, Skipped: true, Err: err})
 		case err != nil:
@@ -228,27 +219,45 @@ func (d *Deidentifier) Tree(ctx context.Context, paths []string, outDir string, 
 			written[out] = in
 			each(Result{In: in, Out: out, Info: info})
 		}
-		return nil
+	}, func(path string, err error) { each(Result{In: path, Err: err}) })
+}
+
+// walkFiles calls file for every regular file named by paths or found in
+// the folders among them (rel: its path inside that folder, or its base
+// name), never entering skipDir; fail reports a path that cannot be read.
+// It stops early only when ctx is cancelled.
+func walkFiles(ctx context.Context, paths []string, skipDir string, file func(path, rel string, inFolder bool), fail func(string, error)) error {
+	skipAbs := ""
+	if skipDir != "" {
+		abs, err := filepath.Abs(skipDir)
+		if err != nil {
+			return err
+		}
+		skipAbs = abs
 	}
 	for _, p := range paths {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
 		st, err := os.Stat(p)
 		if err != nil {
-			each(Result{In: p, Err: err})
+			fail(p, err)
 			continue
 		}
 		if !st.IsDir() {
-			if err := do(p, filepath.Base(p), false); err != nil {
-				return err
-			}
+			file(p, filepath.Base(p), false)
 			continue
 		}
 		err = filepath.WalkDir(p, func(path string, e fs.DirEntry, err error) error {
+			if cerr := ctx.Err(); cerr != nil {
+				return cerr
+			}
 			if err != nil {
-				each(Result{In: path, Err: err})
+				fail(path, err)
 				return nil
 			}
 			if e.IsDir() {
-				if abs, aerr := filepath.Abs(path); aerr == nil && abs == outAbs {
+				if abs, aerr := filepath.Abs(path); aerr == nil && abs == skipAbs {
 					return filepath.SkipDir // never re-read our own output
 				}
 				return nil
@@ -260,7 +269,8 @@ func (d *Deidentifier) Tree(ctx context.Context, paths []string, outDir string, 
 			if err != nil {
 				return err
 			}
-			return do(path, rel, true)
+			file(path, rel, true)
+			return nil
 		})
 		if err != nil {
 			return err

@@ -156,7 +156,6 @@ func TestStableAcrossRuns(t *testing.T) {
 	}
 }
 
-
 func TestBadFiles(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
@@ -228,7 +227,7 @@ func TestDcmtkAndDcm2niixReadOutputs(t *testing.T) {
 	runTree(t, New(testKey, Options{}), []string{filepath.Join(dir, "in")}, out)
 	files := outputs(t, out)
 	for _, p := range files {
-		cmd := exec.Command(dcmdump, "-q", "+E", p)
+		cmd := exec.Command(dcmdump, "+E", p)
 		var stderr bytes.Buffer
 		cmd.Stderr = &stderr
 		stdout, err := cmd.Output()

@@ -1,6 +1,8 @@
 package deid
 
 import (
+	"context"
+	"errors"
 	"slices"
 	"strings"
 
@@ -222,4 +224,29 @@ func uidsClean(e *dicom.Element) bool {
 		}
 	}
 	return true
+}
+
+// ScanResult is the outcome of scanning one file.
+type ScanResult struct {
+	Path    string
+	Found   []string // what Scan lists; empty when clean
+	Skipped bool     // not DICOM, found inside a folder
+	Err     error    // names the file, never a value
+}
+
+// ScanTree scans every file named by paths, walking folders; each is
+// called once per file. Files in folders that are not DICOM are skipped.
+// It returns an error only when it cannot go on (ctx cancelled).
+func ScanTree(ctx context.Context, paths []string, each func(ScanResult)) error {
+	return walkFiles(ctx, paths, "", func(path, _ string, inFolder bool) {
+		found, err := ScanFile(path)
+		switch {
+		case err != nil && inFolder && errors.Is(err, ErrNotDICOM):
+			each(ScanResult{Path: path, Skipped: true, Err: err})
+		case err != nil:
+			each(ScanResult{Path: path, Err: err})
+		default:
+			each(ScanResult{Path: path, Found: found})
+		}
+	}, func(path string, err error) { each(ScanResult{Path: path, Err: err}) })
 }
