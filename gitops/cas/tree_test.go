@@ -1,0 +1,332 @@
+package cas
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+// writeTree writes files (slash path -> content) under dir with an mtime
+// in the past, so that index entries are not racy.
+func writeTree(t *testing.T, dir string, files map[string]string) {
+	t.Helper()
+	past := time.Now().Add(-time.Hour)
+	for p, c := range files {
+		full := filepath.Join(dir, filepath.FromSlash(p))
+		if err := os.MkdirAll(filepath.Dir(full), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(full, []byte(c), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		os.Chtimes(full, past, past)
+	}
+}
+
+func readTree(t *testing.T, dir string) map[string]string {
+	t.Helper()
+	out := map[string]string{}
+	filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		rel, _ := filepath.Rel(dir, p)
+		data, err := os.ReadFile(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out[filepath.ToSlash(rel)] = string(data)
+		return nil
+	})
+	return out
+}
+
+var sample = map[string]string{
+	"case-1/001.dcm": "slice one",
+	"case-1/002.dcm": "slice two",
+	"case-2/001.dcm": "slice one", // duplicate content
+	"labels/c1.nii":  strings.Repeat("L", 5<<20),
+	"empty":          "",
+}
+
+func TestAddStatusCheckout(t *testing.T) {
+	ctx := context.Background()
+	proj := t.TempDir()
+	s, err := Open(proj)
+	if err != nil {
+		t.Fatal(err)
+	}
+	work := filepath.Join(proj, "data", "b1")
+	writeTree(t, work, sample)
+	ix := s.LoadIndex()
+	opts := TreeOptions{Index: ix, IndexPrefix: "data/b1"}
+	res, err := s.AddDir(ctx, work, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Manifest.Entries) != 5 || res.Hashed != 5 || res.Manifest.Bytes() != int64(5<<20+27) {
+		t.Errorf("AddDir: %d entries, %d hashed, %d bytes", len(res.Manifest.Entries), res.Hashed, res.Manifest.Bytes())
+	}
+	for _, e := range res.Manifest.Entries {
+		if err := s.VerifyObject(e.ID); err != nil {
+			t.Errorf("%s: %v", e.Path, err)
+		}
+		if fi, _ := os.Stat(s.Path(e.ID)); fi.Mode().Perm() != 0o444 {
+			t.Errorf("cache object %s has mode %v, want read-only", e.ID.Short(), fi.Mode())
+		}
+	}
+	m, err := s.ReadManifest(res.ID)
+	if err != nil || m.ID() != res.ID {
+		t.Fatalf("ReadManifest: %v", err)
+	}
+	if err := s.SaveIndex(ix); err != nil {
+		t.Fatal(err)
+	}
+
+	// A second add with the index reads nothing.
+	ix = s.LoadIndex()
+	opts.Index = ix
+	res2, err := s.AddDir(ctx, work, opts)
+	if err != nil || res2.ID != res.ID || res2.Hashed != 0 {
+		t.Fatalf("re-add: id %v hashed %d err %v; want same id, 0 hashed", res2.ID, res2.Hashed, err)
+	}
+
+	// No change: nothing re-hashed.
+	st, err := s.Status(ctx, m, work, opts)
+	if err != nil || !st.Clean() || st.Rehashed != 0 {
+		t.Fatalf("status of an unchanged folder: %+v, %v", st, err)
+	}
+	// One file touched (same content): exactly one re-hash, still clean.
+	now := time.Now().Add(-time.Minute)
+	os.Chtimes(filepath.Join(work, "case-1/001.dcm"), now, now)
+	st, err = s.Status(ctx, m, work, opts)
+	if err != nil || !st.Clean() || st.Rehashed != 1 {
+		t.Fatalf("status after a touch: %+v, %v; want clean with 1 re-hash", st, err)
+	}
+	// Modified (same size), new, missing.
+	writeTree(t, work, map[string]string{"case-1/002.dcm": "slice TWO", "new.txt": "n"})
+	os.Remove(filepath.Join(work, "empty"))
+	st, err = s.Status(ctx, m, work, opts)
+	want := &Status{New: []string{"new.txt"}, Modified: []string{"case-1/002.dcm"}, Missing: []string{"empty"}, Rehashed: 1}
+	if diff := cmp.Diff(want, st); diff != "" || err != nil {
+		t.Errorf("status (-want +got):\n%s %v", diff, err)
+	}
+
+	// Checkout to a fresh folder gives identical files.
+	for _, mode := range []LinkMode{LinkAuto, LinkCopy, LinkHardlink} {
+		out := filepath.Join(t.TempDir(), "out")
+		r, err := s.Checkout(ctx, m, out, CheckoutOptions{Link: mode})
+		if err != nil {
+			t.Fatalf("checkout %q: %v", mode, err)
+		}
+		if r.Written != 5 {
+			t.Errorf("checkout %q wrote %d files, want 5", mode, r.Written)
+		}
+		if diff := cmp.Diff(sample, readTree(t, out)); diff != "" {
+			t.Errorf("checkout %q (-want +got):\n%s", mode, diff)
+		}
+	}
+	// Checkout over the modified workspace refuses without Force.
+	_, err = s.Checkout(ctx, m, work, CheckoutOptions{TreeOptions: opts})
+	if !errors.Is(err, ErrModified) || !strings.Contains(err.Error(), "002.dcm") {
+		t.Fatalf("checkout over a modified file: %v, want ErrModified naming it", err)
+	}
+	r, err := s.Checkout(ctx, m, work, CheckoutOptions{TreeOptions: opts, Force: true})
+	if err != nil || r.Written != 2 {
+		t.Fatalf("forced checkout: %+v %v, want 2 written", r, err)
+	}
+	st, err = s.Status(ctx, m, work, opts)
+	if err != nil || len(st.Modified)+len(st.Missing) != 0 || st.Rehashed != 0 {
+		t.Errorf("status after checkout: %+v %v (files written by checkout must not be re-hashed)", st, err)
+	}
+}
+
+func TestAddErrors(t *testing.T) {
+	ctx := context.Background()
+	proj := t.TempDir()
+	s, _ := Open(proj)
+	dir := filepath.Join(proj, "in")
+	writeTree(t, dir, map[string]string{"a": "1", "sub/b": "2"})
+
+	os.Symlink("/etc", filepath.Join(dir, "link"))
+	_, err := s.AddDir(ctx, dir, TreeOptions{})
+	if err == nil || !strings.Contains(err.Error(), "link: symbolic link") {
+		t.Errorf("symlink: %v", err)
+	}
+	os.Remove(filepath.Join(dir, "link"))
+
+	if os.Getuid() != 0 {
+		os.Chmod(filepath.Join(dir, "sub/b"), 0)
+		_, err = s.AddDir(ctx, dir, TreeOptions{})
+		if err == nil || !strings.Contains(err.Error(), "sub/b") {
+			t.Errorf("unreadable file: %v", err)
+		}
+		os.Chmod(filepath.Join(dir, "sub/b"), 0o644)
+	}
+	os.WriteFile(filepath.Join(dir, "bad\nname"), nil, 0o644)
+	_, err = s.AddDir(ctx, dir, TreeOptions{})
+	if !errors.Is(err, ErrUnsafePath) {
+		t.Errorf("file name with a newline: %v", err)
+	}
+	os.Remove(filepath.Join(dir, "bad\nname"))
+	n := 0
+	s.Each(func(ID, int64) error { n++; return nil })
+	if n != 0 {
+		t.Errorf("adds that failed while listing files stored %d objects", n)
+	}
+	cctx, cancel := context.WithCancel(ctx)
+	cancel()
+	if _, err := s.AddDir(cctx, dir, TreeOptions{}); !errors.Is(err, context.Canceled) {
+		t.Errorf("canceled add: %v", err)
+	}
+}
+
+func TestCheckoutRefusesSymlinks(t *testing.T) {
+	ctx := context.Background()
+	proj := t.TempDir()
+	s, _ := Open(proj)
+	src := filepath.Join(proj, "src")
+	writeTree(t, src, map[string]string{"sub/f": "x"})
+	res, err := s.AddDir(ctx, src, TreeOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	victim := t.TempDir()
+	out := filepath.Join(proj, "out")
+	os.MkdirAll(out, 0o755)
+	os.Symlink(victim, filepath.Join(out, "sub"))
+	_, err = s.Checkout(ctx, res.Manifest, out, CheckoutOptions{})
+	if !errors.Is(err, ErrUnsafePath) {
+		t.Errorf("checkout through a symlinked folder: %v, want ErrUnsafePath", err)
+	}
+	if _, err := os.Stat(filepath.Join(victim, "f")); err == nil {
+		t.Error("checkout wrote through a symbolic link")
+	}
+	// A manifest that is not valid is refused before anything is written.
+	bad := &Manifest{Entries: []Entry{{Path: "../escape", Size: 1, Mode: 0o644, ID: Sum([]byte("x"))}}}
+	if _, err := s.Checkout(ctx, bad, filepath.Join(proj, "out2"), CheckoutOptions{}); !errors.Is(err, ErrUnsafePath) {
+		t.Errorf("checkout of ../escape: %v", err)
+	}
+}
+
+func TestCorruptCacheDetected(t *testing.T) {
+	ctx := context.Background()
+	proj := t.TempDir()
+	s, _ := Open(proj)
+	src := filepath.Join(proj, "src")
+	writeTree(t, src, map[string]string{"f": "good content"})
+	res, _ := s.AddDir(ctx, src, TreeOptions{})
+	id := res.Manifest.Entries[0].ID
+	remote, _ := NewLocal(filepath.Join(proj, "remote"))
+	if _, err := Push(ctx, s, remote, []ID{res.ID}, TransferOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	p := s.Path(id)
+	os.Chmod(p, 0o644)
+	os.WriteFile(p, []byte("bad content!"), 0o444)
+	if err := s.VerifyObject(id); !errors.Is(err, ErrCorrupt) {
+		t.Fatalf("VerifyObject: %v", err)
+	}
+	_, err := s.Checkout(ctx, res.Manifest, filepath.Join(proj, "out"), CheckoutOptions{})
+	if !errors.Is(err, ErrCorrupt) {
+		t.Errorf("checkout of a corrupt object: %v, want ErrCorrupt", err)
+	}
+	if err := Repair(ctx, s, remote, id, TransferOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.VerifyObject(id); err != nil {
+		t.Errorf("after repair: %v", err)
+	}
+}
+
+func TestPushPull(t *testing.T) {
+	ctx := context.Background()
+	a, _ := Open(t.TempDir())
+	src := filepath.Join(t.TempDir(), "src")
+	files := map[string]string{}
+	for i := range 200 {
+		files[fmt.Sprintf("d%d/f%03d", i%7, i)] = fmt.Sprintf("content %d", i%150)
+	}
+	writeTree(t, src, files)
+	res, err := a.AddDir(ctx, src, TreeOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	remote, _ := NewLocal(t.TempDir())
+	if ok, _ := IsComplete(ctx, remote, res.ID); ok {
+		t.Fatal("complete before push")
+	}
+	r, err := Push(ctx, a, remote, []ID{res.ID}, TransferOptions{Jobs: 8})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Objects != 151 { // 150 distinct contents + the manifest
+		t.Errorf("pushed %d objects, want 151", r.Objects)
+	}
+	if ok, err := IsComplete(ctx, remote, res.ID); !ok || err != nil {
+		t.Errorf("IsComplete after push = %v, %v", ok, err)
+	}
+	r, err = Push(ctx, a, remote, []ID{res.ID}, TransferOptions{})
+	if err != nil || r.Complete != 1 || r.Objects != 0 {
+		t.Errorf("second push: %+v %v; want 1 complete, nothing sent", r, err)
+	}
+	b, _ := Open(t.TempDir())
+	r, err = Pull(ctx, b, remote, []ID{res.ID}, TransferOptions{Jobs: 8})
+	if err != nil || r.Objects != 151 {
+		t.Fatalf("pull: %+v %v", r, err)
+	}
+	m, err := b.ReadManifest(res.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(t.TempDir(), "out")
+	if _, err := b.Checkout(ctx, m, out, CheckoutOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(files, readTree(t, out)); diff != "" {
+		t.Errorf("pulled tree (-want +got):\n%s", diff)
+	}
+	// Pull of an unknown manifest names it.
+	_, err = Pull(ctx, b, remote, []ID{Sum([]byte("nope"))}, TransferOptions{})
+	if !errors.Is(err, ErrNotFound) {
+		t.Errorf("pull of a missing manifest: %v", err)
+	}
+}
+
+func TestIndexRacyAndDamaged(t *testing.T) {
+	proj := t.TempDir()
+	s, _ := Open(proj)
+	f := filepath.Join(proj, "f")
+	os.WriteFile(f, []byte("x"), 0o644)
+	fi, _ := os.Stat(f)
+	ix := s.LoadIndex()
+	ix.Record("f", fi, Sum([]byte("x")), time.Now()) // mtime is now: racy
+	if _, ok := ix.Lookup("f", fi); ok {
+		t.Error("racy entry trusted")
+	}
+	ix.Record("f", fi, Sum([]byte("x")), time.Now().Add(time.Second))
+	if id, ok := ix.Lookup("f", fi); !ok || id != Sum([]byte("x")) {
+		t.Error("settled entry not trusted")
+	}
+	if err := s.SaveIndex(ix); err != nil {
+		t.Fatal(err)
+	}
+	if got := s.LoadIndex(); got.Len() != 1 {
+		t.Errorf("reloaded index has %d entries", got.Len())
+	}
+	// A damaged index is an empty one.
+	p := filepath.Join(proj, indexFile)
+	data, _ := os.ReadFile(p)
+	data[len(data)/2] ^= 1
+	os.WriteFile(p, data, 0o644)
+	if got := s.LoadIndex(); got.Len() != 0 {
+		t.Errorf("damaged index loaded %d entries", got.Len())
+	}
+}
