@@ -52,6 +52,10 @@ type CaseRef struct {
 // Status says what happened to a stage or case.
 type Status string
 
+// MetricsFile is the name of the metrics a stage writes into its first
+// (folder) out through MEDCAD_METRICS: a JSON object of numbers.
+const MetricsFile = "metrics.json"
+
 // Statuses, in the order a user cares about.
 const (
 	UpToDate Status = "up to date"
@@ -610,8 +614,6 @@ func (r *runner) exec(ctx context.Context, s *Stage, caseID, root string, outs [
 	if err := os.WriteFile(paramsFile, pj, 0o644); err != nil {
 		return err
 	}
-	metricsFile := filepath.Join(work, "metrics.json")
-	_ = os.Remove(metricsFile)
 	vars := map[string]string{"params": paramsFile}
 	outDir := ""
 	if len(outs) > 0 {
@@ -623,6 +625,12 @@ func (r *runner) exec(ctx context.Context, s *Stage, caseID, root string, outs [
 			}
 		}
 		vars["out"] = outDir
+	}
+	// Metrics written into a folder out are stored and restored with it,
+	// so a cached stage still reports its metrics.
+	metricsFile := filepath.Join(work, "metrics.json")
+	if outDir != "" && filepath.Ext(outs[0]) == "" {
+		metricsFile = filepath.Join(outDir, MetricsFile)
 	}
 	env := []string{
 		"MEDCAD_STAGE=" + s.Name,

@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 	"text/tabwriter"
+	"time"
 
 	"github.com/medcad/medcad/gitops"
 	"github.com/medcad/medcad/gitops/cas"
@@ -146,7 +147,11 @@ func runRepro(ctx context.Context, a *app, opts reproOptions) error {
 	if !a.json {
 		ro.OnEvent = func(e stages.Event) { printEvent(a, e, opts.dryRun) }
 	}
+	started := time.Now()
 	res, err := stages.Repro(ctx, ro)
+	if err == nil && !opts.dryRun && sn == 0 {
+		err = recordRun(ctx, a, p, res, started)
+	}
 	if a.json && res != nil {
 		if jerr := a.printJSON(res.Events); err == nil {
 			err = jerr
@@ -166,6 +171,27 @@ func runRepro(ctx context.Context, a *app, opts reproOptions) error {
 			fmt.Fprintln(a.out, "pipeline is up to date")
 		}
 	}
+	return nil
+}
+
+// recordRun writes the run record of a repro that ran something into git
+// (refs/medcad/runs/<id>) and says so on stderr.
+func recordRun(ctx context.Context, a *app, p *pipeline, res *stages.Result, started time.Time) error {
+	repo, err := openRepo()
+	if err != nil {
+		return err
+	}
+	run, err := stages.NewRun(repo, stages.RecordOptions{
+		Dir: ".", Plan: p.plan, Lock: res.Lock, Result: res, Started: started,
+		Facts: stages.EnvFacts(ctx, defaultPython()), Datasets: p.data,
+	})
+	if err != nil || run == nil {
+		return err
+	}
+	if err := gitops.SaveRun(repo, run); err != nil {
+		return err
+	}
+	fmt.Fprintf(a.err, "run %s recorded (medcad runs show %s)\n", run.ID, run.ID)
 	return nil
 }
 

@@ -1,0 +1,125 @@
+package stages
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/go-git/go-git/v5"
+	"github.com/medcad/medcad/gitops"
+)
+
+// Metrics reads the metrics every stage of the plan wrote into its first
+// out (MEDCAD_METRICS), keyed by metric name; a later stage's value of the
+// same name wins. Only numbers are kept.
+func Metrics(dir string, p *Plan) (map[string]float64, error) {
+	out := map[string]float64{}
+	for _, s := range p.Stages {
+		if len(s.Outs) == 0 || filepath.Ext(s.Outs[0]) != "" {
+			continue
+		}
+		f := filepath.Join(dir, filepath.FromSlash(s.Outs[0]), MetricsFile)
+		b, err := os.ReadFile(f)
+		if os.IsNotExist(err) {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		var m map[string]any
+		if err := json.Unmarshal(b, &m); err != nil {
+			return nil, fmt.Errorf("stage %q: %s: not a JSON object: %w", s.Name, MetricsFile, err)
+		}
+		for k, v := range m {
+			if f, ok := v.(float64); ok {
+				out[k] = f
+			}
+		}
+	}
+	return out, nil
+}
+
+// RecordOptions describe a finished repro to record.
+type RecordOptions struct {
+	Dir      string
+	Plan     *Plan
+	Lock     *gitops.Lock
+	Result   *Result
+	Started  time.Time
+	Facts    map[string]string
+	Datasets Datasets
+}
+
+// NewRun builds the run record of a repro that ran something: what went in
+// (commit, params, datasets, env lock) and what came out (metrics, outs).
+// It returns nil when every stage was up to date or restored.
+func NewRun(repo *git.Repository, o RecordOptions) (*gitops.Run, error) {
+	var ran []string
+	seen := map[string]bool{}
+	for _, e := range o.Result.Events {
+		if e.Status == Ran && !seen[e.Stage] {
+			seen[e.Stage] = true
+			ran = append(ran, e.Stage)
+		}
+	}
+	if len(ran) == 0 {
+		return nil, nil
+	}
+	r := &gitops.Run{
+		Stage:    strings.Join(ran, ","),
+		Started:  o.Started.UTC().Truncate(time.Second),
+		Finished: time.Now().UTC().Truncate(time.Second),
+		Params:   map[string]string{},
+		Datasets: map[string]string{},
+		Facts:    o.Facts,
+	}
+	// The key of a run is the digest of the lock it produced.
+	r.Key = keyInput{Run: string(o.Lock.Encode())}.key()
+	r.ID = gitops.NewRunID(o.Started, r.Key)
+	for _, s := range o.Plan.Stages {
+		l := o.Lock.Stages[s.Name]
+		if l == nil {
+			continue
+		}
+		for k, v := range l.Params {
+			r.Params[k] = v
+		}
+		if l.Env != "" {
+			r.Env = l.Env
+		}
+		r.Outs = l.Out // the last stage's outs
+	}
+	var names []string
+	for _, s := range o.Plan.Stages {
+		names = append(names, o.Plan.DatasetsOf(s)...)
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		if d, err := o.Datasets.Digest(n); err == nil {
+			r.Datasets[n] = d
+		}
+	}
+	m, err := Metrics(o.Dir, o.Plan)
+	if err != nil {
+		return nil, err
+	}
+	r.Metrics = m
+	if repo != nil {
+		if head, err := repo.Head(); err == nil {
+			r.Commit = head.Hash().String()
+			if head.Name().IsBranch() {
+				r.Branch = head.Name().Short()
+			}
+		}
+		if wt, err := repo.Worktree(); err == nil {
+			if st, err := wt.Status(); err == nil {
+				r.Dirty = !st.IsClean()
+			}
+		}
+	}
+	return r, nil
+}
