@@ -28,8 +28,9 @@ type WriteOptions struct {
 	// BitsStored (default 16) and Signed (PixelRepresentation = 1).
 	BitsStored int
 	Signed     bool
-	// JunkHighBits fills the bits above BitsStored with ones, as some
-	// scanners do, to prove readers mask them.
+	// Signed values are sign-extended into the bits above BitsStored, as
+	// scanners write them. JunkHighBits sets those bits to ones for every
+	// value instead, to prove that readers mask them.
 	JunkHighBits bool
 	// StudyUID, SeriesUID, FrameOfReferenceUID default to fresh 2.25 UIDs.
 	StudyUID, SeriesUID, FrameOfReferenceUID string
@@ -137,8 +138,12 @@ func WriteSeries(dir string, v *volume.Volume, opts WriteOptions) ([]string, err
 				if math.Abs(x-float64(s)) > 1e-9 || s < lo || s > hi {
 					return nil, fmt.Errorf("WriteSeries: HU %d is not representable with slope %g, intercept %g in %d bits", src[c], slope, inter, bitsStored)
 				}
-				raw := uint16(s) & uint16(1<<bitsStored-1)
+				raw := uint16(s)
+				if !opts.Signed {
+					raw &= uint16(1<<bitsStored - 1)
+				}
 				if opts.JunkHighBits {
+					raw &= uint16(1<<bitsStored - 1)
 					raw |= ^uint16(1<<bitsStored - 1)
 				}
 				order.PutUint16(buf[2*(r*cols+c):], raw)
