@@ -5,7 +5,9 @@ import (
 	"math"
 	"math/rand/v2"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/medcad/medcad/stages/volume"
@@ -173,4 +175,14 @@ func fixtures() []fixture {
 			return []*volume.Volume{v}
 		}},
 	}
+}
+
+// suyashTestdata returns suyashkumar/dicom's testdata folder in the module cache.
+func suyashTestdata(t testing.TB) string {
+	t.Helper()
+	out, err := exec.Command("go", "list", "-m", "-f", "{{.Dir}}", "github.com/suyashkumar/dicom").Output()
+	if err != nil {
+		t.Fatalf("go list: %v", err)
+	}
+	return filepath.Join(strings.TrimSpace(string(out)), "testdata")
 }
