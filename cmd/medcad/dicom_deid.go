@@ -60,7 +60,6 @@ object per file. Exit 0 when every DICOM file was written, 1 otherwise.`,
 	f.StringVar(&opts.keyFile, "key-file", "", "project key `FILE` (default: data.key_file of medcad.toml, .medcad/project.key)")
 	f.BoolVar(&opts.keepDates, "keep-dates", false, "keep dates and times (Retain Longitudinal Temporal Information, Full Dates)")
 	f.IntVar(&opts.shiftDays, "shift-dates", 0, "shift every date by `DAYS` days (Retain Longitudinal Temporal Information, Modified Dates)")
-	cmd.MarkFlagsMutuallyExclusive("keep-dates", "shift-dates")
 	return cmd
 }
 
@@ -77,6 +76,9 @@ type deidRecord struct {
 func runDicomDeid(ctx context.Context, a *app, opts dicomDeidOptions) error {
 	if opts.out == "" {
 		return usagef("dicom deid: --out DIR is required")
+	}
+	if opts.keepDates && opts.shift {
+		return usagef("dicom deid: --keep-dates and --shift-dates exclude each other")
 	}
 	if opts.shift && (opts.shiftDays < -36500 || opts.shiftDays > 36500) {
 		return usagef("dicom deid: --shift-dates %d: want at most 36500 days either way", opts.shiftDays)

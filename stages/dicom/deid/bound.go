@@ -11,8 +11,11 @@ import (
 	"github.com/suyashkumar/dicom/pkg/tag"
 )
 
-// errLength means a length field claims more bytes than the file holds.
-var errLength = errors.New("a length field claims more bytes than the file holds")
+// Problems checkBounds finds.
+var (
+	errLength    = errors.New("a length field claims more bytes than the file holds")
+	errTruncated = errors.New("truncated: the file ends inside an element or sequence")
+)
 
 // checkBounds walks the element headers of a whole DICOM file in b and
 // fails when any defined length is larger than what is left of the file.
@@ -105,12 +108,12 @@ func walkBounds(b []byte, pos int, bo binary.ByteOrder, implicit bool) error {
 	fragments := 0 // level of the open encapsulated pixel data, 0 when none
 	for pos < len(b) {
 		if pos+8 > len(b) {
-			return nil // trailing bytes: the parser decides
+			return errTruncated
 		}
 		group, elem := bo.Uint16(b[pos:]), bo.Uint16(b[pos+2:])
 		hdr, n, err := header(b, pos, bo, implicit)
 		if err != nil {
-			return err
+			return errTruncated
 		}
 		vr := ""
 		if !implicit && group != 0xFFFE {
@@ -140,6 +143,9 @@ func walkBounds(b []byte, pos int, bo binary.ByteOrder, implicit bool) error {
 			continue // a defined-length sequence: walk its items
 		}
 		pos += n
+	}
+	if level > 0 {
+		return errTruncated
 	}
 	return nil
 }

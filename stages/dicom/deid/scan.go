@@ -158,7 +158,7 @@ func (s *scanner) sequence(e *dicom.Element, name string, depth int) {
 	items, _ := e.Value.GetValue().([]*dicom.SequenceItemValue)
 	for _, it := range items {
 		es, _ := it.GetValue().([]*dicom.Element)
-		s.elements(es, name+" > ", depth+1)
+		s.elements(es, name+" / ", depth+1)
 	}
 }
 
