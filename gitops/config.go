@@ -43,6 +43,8 @@ type Project struct {
 	Name          string `toml:"name" json:"name"`
 	Model         string `toml:"model" json:"model"`                   // model name: models/<model>.model.toml
 	DefaultBranch string `toml:"default_branch" json:"default_branch"` // the production branch
+	TrainStage    string `toml:"train_stage" json:"train_stage"`       // its outs are the model artifact
+	EvalStage     string `toml:"eval_stage" json:"eval_stage"`         // its outs are the per-case evaluation
 }
 
 // Remote is the shared object store.
@@ -119,7 +121,7 @@ type Runner struct {
 // file on top of it. This is the one place defaults live.
 func Default() Config {
 	return Config{
-		Project: Project{Model: "bone", DefaultBranch: "main"},
+		Project: Project{Model: "bone", DefaultBranch: "main", TrainStage: "train", EvalStage: "evaluate"},
 		Remote:  Remote{URL: "file://.medcad/remote", Region: "us-east-1", Jobs: 32},
 		Data:    Data{LabelRules: "v2", DeidProfile: "ps3.15-basic", KeyFile: ".medcad/project.key"},
 		Params:  map[string]map[string]any{},

@@ -42,6 +42,9 @@ func (p *Pointers) PathExists(rel string) bool {
 	return err == nil
 }
 
+// Pointer returns the parsed pointer of a dataset.
+func (p *Pointers) Pointer(name string) (*gitops.Dataset, error) { return p.read(name) }
+
 func (p *Pointers) read(name string) (*gitops.Dataset, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()

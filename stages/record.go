@@ -123,3 +123,35 @@ func NewRun(repo *git.Repository, o RecordOptions) (*gitops.Run, error) {
 	}
 	return r, nil
 }
+
+// NewModel builds the model manifest of a recorded run: the train stage's
+// outs are the artifact, the eval stage's outs the per-case evaluation. It
+// returns nil when the plan has no train stage.
+func NewModel(cfg gitops.Config, p *Plan, lock *gitops.Lock, run *gitops.Run, data *Pointers) (*gitops.Model, error) {
+	train := p.Stage(cfg.Project.TrainStage)
+	tl := lock.Stages[cfg.Project.TrainStage]
+	if train == nil || tl == nil || tl.Out == "" {
+		return nil, nil
+	}
+	m := &gitops.Model{
+		Schema: 1, Name: cfg.Project.Model, Artifact: tl.Out, Trainer: train.Run,
+		Run: run.ID, Commit: run.Commit, EnvLock: run.Env,
+		Datasets: run.Datasets, Params: run.Params, Metrics: run.Metrics,
+	}
+	if el := lock.Stages[cfg.Project.EvalStage]; el != nil {
+		m.Eval = el.Out
+	}
+	rules := map[string]bool{}
+	for name := range run.Datasets {
+		if d, err := data.Pointer(name); err == nil && d.LabelRules != "" {
+			rules[d.LabelRules] = true
+		}
+	}
+	keys := make([]string, 0, len(rules))
+	for r := range rules {
+		keys = append(keys, r)
+	}
+	sort.Strings(keys)
+	m.LabelRules = strings.Join(keys, ",")
+	return m, nil
+}

@@ -175,7 +175,8 @@ func runRepro(ctx context.Context, a *app, opts reproOptions) error {
 }
 
 // recordRun writes the run record of a repro that ran something into git
-// (refs/medcad/runs/<id>) and says so on stderr.
+// (refs/medcad/runs/<id>) and, when the pipeline trains a model, the model
+// manifest models/<model>.model.toml.
 func recordRun(ctx context.Context, a *app, p *pipeline, res *stages.Result, started time.Time) error {
 	repo, err := openRepo()
 	if err != nil {
@@ -188,10 +189,24 @@ func recordRun(ctx context.Context, a *app, p *pipeline, res *stages.Result, sta
 	if err != nil || run == nil {
 		return err
 	}
+	model, err := stages.NewModel(p.cfg, p.plan, res.Lock, run, p.data)
+	if err != nil {
+		return err
+	}
+	if model != nil {
+		run.Artifact, run.Eval = model.Artifact, model.Eval
+	}
 	if err := gitops.SaveRun(repo, run); err != nil {
 		return err
 	}
 	fmt.Fprintf(a.err, "run %s recorded (medcad runs show %s)\n", run.ID, run.ID)
+	if model == nil {
+		return nil
+	}
+	if err := model.Write("."); err != nil {
+		return err
+	}
+	fmt.Fprintf(a.err, "wrote %s\n", gitops.ModelPath(model.Name))
 	return nil
 }
 
