@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"sort"
+	"strings"
 	"sync"
 
 	"github.com/medcad/medcad/gitops"
@@ -34,6 +36,20 @@ func (p *Pointers) IsDataset(name string) bool {
 	}
 	_, err := os.Stat(filepath.Join(p.Dir, filepath.FromSlash(gitops.DatasetPath(name))))
 	return err == nil
+}
+
+// Datasets implements Workspace: the names of data/*.dataset.toml.
+func (p *Pointers) Datasets() []string {
+	files, _ := filepath.Glob(filepath.Join(p.Dir, gitops.DatasetDir, "*"+gitops.DatasetSuffix))
+	names := make([]string, 0, len(files))
+	for _, f := range files {
+		n := strings.TrimSuffix(filepath.Base(f), gitops.DatasetSuffix)
+		if gitops.ValidName(n) {
+			names = append(names, n)
+		}
+	}
+	sort.Strings(names)
+	return names
 }
 
 // PathExists implements Workspace.

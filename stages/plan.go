@@ -34,8 +34,13 @@ func (p *Plan) Stage(name string) *Stage { return p.byName[name] }
 // Workspace answers what a dep names; the planner never touches disk.
 type Workspace interface {
 	IsDataset(name string) bool
+	Datasets() []string // every dataset, sorted
 	PathExists(rel string) bool
 }
+
+// AllDatasets is the dep that names every dataset of the project, so a
+// new data batch joins the pipeline without editing medcad.toml.
+const AllDatasets = "data/*"
 
 // PlanError is a validation problem of one stage.
 type PlanError struct {
@@ -78,6 +83,10 @@ func NewPlan(cfg gitops.Config, ws Workspace) (*Plan, error) {
 	for _, s := range p.Stages {
 		for _, d := range s.Deps {
 			switch {
+			case d == AllDatasets:
+				for _, n := range ws.Datasets() {
+					s.Datasets = appendUnique(s.Datasets, n)
+				}
 			case p.byName[d] != nil:
 				if d == s.Name {
 					return nil, &PlanError{s.Name, "depends on itself"}
@@ -110,7 +119,7 @@ func NewPlan(cfg gitops.Config, ws Workspace) (*Plan, error) {
 		return nil, err
 	}
 	for _, s := range p.Stages {
-		if s.Foreach == "case" && len(p.DatasetsOf(s)) == 0 {
+		if s.Foreach == "case" && len(p.DatasetsOf(s)) == 0 && !p.reachesAllData(s) {
 			return nil, &PlanError{s.Name, `foreach = "case" but no dataset among its deps`}
 		}
 	}
@@ -202,6 +211,20 @@ func (p *Plan) sort() error {
 	}
 	p.Stages = sorted
 	return nil
+}
+
+// reachesAllData reports whether s depends on data/* directly or upstream:
+// such a stage simply has no cases while the project has no dataset.
+func (p *Plan) reachesAllData(s *Stage) bool {
+	if slices.Contains(s.Deps, AllDatasets) {
+		return true
+	}
+	for _, u := range s.Upstream {
+		if p.reachesAllData(p.byName[u]) {
+			return true
+		}
+	}
+	return false
 }
 
 // DatasetsOf returns the datasets a stage reaches through its deps,

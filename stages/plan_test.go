@@ -22,6 +22,8 @@ func (w fakeWorkspace) IsDataset(n string) bool {
 	return false
 }
 
+func (w fakeWorkspace) Datasets() []string { return w.datasets }
+
 func (w fakeWorkspace) PathExists(p string) bool {
 	for _, x := range w.paths {
 		if x == p {
@@ -40,7 +42,7 @@ func TestNewPlanOrder(t *testing.T) {
 	cfg.Stages = []gitops.Stage{
 		st("eval", "medcad eval --pred {predict.out} --out {out}", []string{"predict"}, []string{"build/eval"}, ""),
 		st("train", "medcad segment train --data {ingest.out} --out {out}", []string{"ingest", "params.toml"}, []string{"build/model"}, ""),
-		st("ingest", "x {case.image} {out}", []string{"data/b1", "b2"}, []string{"build/nnunet"}, "case"),
+		st("ingest", "x {case.image} {out}", []string{"data/*"}, []string{"build/nnunet"}, "case"),
 		st("predict", "x {train.out} {case} {out}", []string{"train", "build/nnunet/imagesTr"}, []string{"build/pred"}, "case"),
 	}
 	p, err := NewPlan(cfg, fakeWorkspace{datasets: []string{"b1", "b2"}, paths: []string{"params.toml"}})

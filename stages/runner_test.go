@@ -71,6 +71,8 @@ func (w ws) IsDataset(n string) bool {
 	}
 	return false
 }
+func (w ws) Datasets() []string { return w.datasets }
+
 func (w ws) PathExists(rel string) bool {
 	_, err := os.Stat(filepath.Join(w.dir, rel))
 	return err == nil

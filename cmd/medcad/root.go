@@ -51,6 +51,7 @@ func newRootCmd(a *app) *cobra.Command {
 		newRunsCmd(a),    // runs.go: run records
 		newReproCmd(a),   // repro.go: pipeline
 		newStatusCmd(a),  // repro.go
+		newStageCmd(a),   // stage.go: built-in pipeline steps
 	)
 	wrapArgs(root)
 	return root

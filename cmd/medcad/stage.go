@@ -1,0 +1,73 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"github.com/medcad/medcad/stages/dicom"
+	"github.com/medcad/medcad/stages/nnunet"
+	"github.com/spf13/cobra"
+)
+
+// newStageCmd groups the built-in pipeline steps that medcad.toml stages
+// call; they are plumbing, so the group is hidden from the main help.
+func newStageCmd(a *app) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:    "stage",
+		Short:  "Built-in pipeline steps used by medcad.toml stages",
+		Hidden: true,
+	}
+	var ing struct {
+		caseID, image, label, out string
+		strict, resample          bool
+	}
+	ingest := &cobra.Command{
+		Use:   "ingest --case ID --image DIR [--label DIR] --out DIR",
+		Short: "Convert one case's de-identified DICOM series (and label) into the nnU-Net layout",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if ing.caseID == "" || ing.image == "" || ing.out == "" {
+				return usagef("stage ingest: --case, --image and --out are required")
+			}
+			label := ""
+			if ing.label != "" {
+				label = filepath.Join(ing.label, "label.nii.gz")
+				if _, err := os.Stat(label); err != nil {
+					return fmt.Errorf("case %s: %s: no label.nii.gz", ing.caseID, ing.label)
+				}
+			}
+			return nnunet.IngestCase(cmd.Context(), ing.caseID, ing.image, label, ing.out, dicom.Options{Strict: ing.strict, Resample: ing.resample})
+		},
+	}
+	ingest.Flags().StringVar(&ing.caseID, "case", "", "case id")
+	ingest.Flags().StringVar(&ing.image, "image", "", "folder of the case's DICOM files")
+	ingest.Flags().StringVar(&ing.label, "label", "", "folder holding the case's label.nii.gz (optional)")
+	ingest.Flags().StringVar(&ing.out, "out", "", "output folder (imagesTr/, labelsTr/)")
+	ingest.Flags().BoolVar(&ing.strict, "strict", false, "series irregularities are errors")
+	ingest.Flags().BoolVar(&ing.resample, "resample", false, "resample irregular series to a uniform grid")
+
+	var asm struct{ cases, out, name, labelRules string }
+	assemble := &cobra.Command{
+		Use:   "assemble --cases DIR --out DIR",
+		Short: "Assemble ingested cases into an nnU-Net raw dataset with dataset.json",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if asm.cases == "" || asm.out == "" {
+				return usagef("stage assemble: --cases and --out are required")
+			}
+			n, err := nnunet.Assemble(asm.cases, asm.out, asm.name, asm.labelRules)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(a.err, "nnU-Net dataset with %d training cases in %s\n", n, asm.out)
+			return nil
+		},
+	}
+	assemble.Flags().StringVar(&asm.cases, "cases", "", "folder of ingested cases")
+	assemble.Flags().StringVar(&asm.out, "out", "", "nnU-Net raw dataset folder to write")
+	assemble.Flags().StringVar(&asm.name, "name", "medcad", "dataset name in dataset.json")
+	assemble.Flags().StringVar(&asm.labelRules, "label-rules", "", "labelling rules version recorded in dataset.json")
+	cmd.AddCommand(ingest, assemble)
+	return cmd
+}
