@@ -22,7 +22,13 @@ var (
 	ErrNotDICOM = errors.New("not a DICOM file")
 	// ErrMalformed means a file looks like DICOM but cannot be read.
 	ErrMalformed = errors.New("malformed DICOM")
+	// ErrDirectory means a file is a DICOMDIR: an index of the other
+	// files, full of patient data and not an image; it is never copied.
+	ErrDirectory = errors.New("a DICOMDIR (media directory), not an image: left out")
 )
+
+// mediaStorageDirectory is the SOP class of a DICOMDIR.
+const mediaStorageDirectory = "1.2.840.10008.1.3.10"
 
 // maxFileBytes bounds the size of one input file (2 GiB).
 const maxFileBytes = 2 << 30
@@ -38,7 +44,10 @@ type Info struct {
 // Read parses a DICOM file for de-identification: pixel data is kept as the
 // raw bytes of the file, unprocessed. Errors name the file, never a value;
 // a malformed file that makes the parser panic is an error too.
-func Read(path string) (ds dicom.Dataset, err error) {
+func Read(path string) (dicom.Dataset, error) { return read(path, false) }
+
+// read is Read; with dirOK a DICOMDIR is returned too (to be scanned).
+func read(path string, dirOK bool) (dicom.Dataset, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return dicom.Dataset{}, err
@@ -55,11 +64,13 @@ func Read(path string) (ds dicom.Dataset, err error) {
 	if err != nil {
 		return dicom.Dataset{}, err
 	}
-	return Parse(path, data)
+	return parse(path, data, dirOK)
 }
 
 // Parse parses the DICOM file held in data (named path in errors), as Read.
-func Parse(path string, data []byte) (ds dicom.Dataset, err error) {
+func Parse(path string, data []byte) (dicom.Dataset, error) { return parse(path, data, false) }
+
+func parse(path string, data []byte, dirOK bool) (ds dicom.Dataset, err error) {
 	if len(data) < 8 {
 		return dicom.Dataset{}, fmt.Errorf("%s: %w (%d bytes)", path, ErrNotDICOM, len(data))
 	}
@@ -78,6 +89,12 @@ func Parse(path string, data []byte) (ds dicom.Dataset, err error) {
 	ds, err = dicom.Parse(bytes.NewReader(data), int64(len(data)), nil, dicom.SkipProcessingPixelDataValue())
 	if err != nil {
 		return dicom.Dataset{}, fmt.Errorf("%s: %w: %s", path, bad, oneLine(err))
+	}
+	if str(&ds, tag.MediaStorageSOPClassUID) == mediaStorageDirectory {
+		if dirOK {
+			return ds, nil
+		}
+		return dicom.Dataset{}, fmt.Errorf("%s: %w", path, ErrDirectory)
 	}
 	if str(&ds, tag.SOPClassUID) == "" || str(&ds, tag.SOPInstanceUID) == "" {
 		return dicom.Dataset{}, fmt.Errorf("%s: %w (no SOPClassUID or SOPInstanceUID)", path, bad)
@@ -190,7 +207,7 @@ type Result struct {
 	In      string // input path
 	Out     string // output path; empty when skipped or failed
 	Info    Info   // pseudonyms, when written
-	Skipped bool   // not DICOM, found inside a folder: left out
+	Skipped bool   // not DICOM (found inside a folder) or a DICOMDIR: left out
 	Err     error  // why it failed or was skipped: names the file, never a value
 }
 
@@ -211,7 +228,7 @@ func (d *Deidentifier) Tree(ctx context.Context, paths []string, outDir string, 
 		}
 		info, err := d.File(ctx, in, out)
 		switch {
-		case err != nil && inFolder && errors.Is(err, ErrNotDICOM):
+		case err != nil && (errors.Is(err, ErrDirectory) || inFolder && errors.Is(err, ErrNotDICOM)):
 			each(Result{In: in, Skipped: true, Err: err})
 		case err != nil:
 			each(Result{In: in, Err: err})

@@ -2,11 +2,14 @@ package deid
 
 import (
 	"bytes"
+	"errors"
 	"os"
+	"slices"
 	"os/exec"
 	"path/filepath"
 	"testing"
 
+	"github.com/google/go-cmp/cmp"
 	"github.com/medcad/medcad/internal/testenv"
 	"github.com/suyashkumar/dicom"
 	"github.com/suyashkumar/dicom/pkg/tag"
@@ -143,5 +146,37 @@ func TestDcm2niixSameVolume(t *testing.T) {
 	}
 	if !bytes.Equal(o[352:], d[352:]) {
 		t.Error("voxels differ")
+	}
+}
+
+// TestDICOMDIR: a DICOMDIR written by dcmtk is left out of deid (it indexes
+// patient data) but scanned by Scan, which finds the names in its records.
+func TestDICOMDIR(t *testing.T) {
+	t.Parallel()
+	dcmmkdir := testenv.LookPath(t, "dcmmkdir")
+	dir := t.TempDir()
+	in := filepath.Join(dir, "in")
+	fixture{slices: 2, rows: 4, cols: 4}.write(t, in)
+	cmd := exec.Command(dcmmkdir, "+I", "+r", "IM0000", "IM0919")
+	cmd.Dir = in
+	if b, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("dcmmkdir: %v\n%s", err, b)
+	}
+	found, err := ScanFile(filepath.Join(in, "DICOMDIR"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Contains(found, "DirectoryRecordSequence (0004,1220) / PatientName (0010,0010)") {
+		t.Errorf("Scan(DICOMDIR) = %q, want the patient name in its records", found)
+	}
+	status := map[string]bool{}
+	for _, r := range runTree(t, New(testKey, Options{}), []string{in}, filepath.Join(dir, "out")) {
+		status[filepath.Base(r.In)] = r.Skipped && errors.Is(r.Err, ErrDirectory)
+	}
+	if diff := cmp.Diff(map[string]bool{"DICOMDIR": true, "IM0000": false, "IM0919": false}, status); diff != "" {
+		t.Errorf("skipped (-want +got):\n%s", diff)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "out", "DICOMDIR")); !errors.Is(err, os.ErrNotExist) {
+		t.Error("DICOMDIR copied to the output")
 	}
 }

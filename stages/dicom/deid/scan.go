@@ -42,9 +42,10 @@ func Scan(ds *dicom.Dataset) []string {
 	return out
 }
 
-// ScanFile reads the DICOM file at path and scans it.
+// ScanFile reads the DICOM file at path and scans it. A DICOMDIR is
+// scanned too: its directory records hold patient names and IDs.
 func ScanFile(path string) ([]string, error) {
-	ds, err := Read(path)
+	ds, err := read(path, true)
 	if err != nil {
 		return nil, err
 	}
