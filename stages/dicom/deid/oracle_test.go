@@ -4,9 +4,9 @@ import (
 	"bytes"
 	"errors"
 	"os"
-	"slices"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
