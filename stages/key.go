@@ -100,3 +100,19 @@ func paramsJSON(all map[string]map[string]any, tables []string) ([]byte, error) 
 	}
 	return json.MarshalIndent(sel, "", "  ")
 }
+
+// paramsTOML returns the keys of a stage's params tables merged into one
+// top-level TOML document, for commands that read a params file (a key in
+// two tables is an error).
+func paramsTOML(all map[string]map[string]any, tables []string) ([]byte, error) {
+	merged := map[string]any{}
+	for _, t := range tables {
+		for k, v := range all[t] {
+			if _, dup := merged[k]; dup {
+				return nil, fmt.Errorf("param %q is in two of the tables %s", k, strings.Join(tables, ", "))
+			}
+			merged[k] = v
+		}
+	}
+	return toml.Marshal(merged)
+}

@@ -135,7 +135,7 @@ func (p *Plan) checkPlaceholders(s *Stage) error {
 			if len(s.Outs) == 0 {
 				return &PlanError{s.Name, "uses {out} but declares no outs"}
 			}
-		case ref == "params":
+		case ref == "params" || ref == "params.toml":
 		case ref == "case" || ref == "case.image" || ref == "case.label":
 			if s.Foreach != "case" {
 				return &PlanError{s.Name, fmt.Sprintf("uses {%s} but is not a foreach = \"case\" stage", ref)}
@@ -157,7 +157,7 @@ func (p *Plan) checkPlaceholders(s *Stage) error {
 				return &PlanError{s.Name, fmt.Sprintf("uses {%s} but stage %q declares no outs", ref, up)}
 			}
 		default:
-			return &PlanError{s.Name, fmt.Sprintf("unknown placeholder {%s} (want {out}, {params}, {STAGE.out}, {data.NAME}, {case}, {case.image}, {case.label})", ref)}
+			return &PlanError{s.Name, fmt.Sprintf("unknown placeholder {%s} (want {out}, {params}, {params.toml}, {STAGE.out}, {data.NAME}, {case}, {case.image}, {case.label})", ref)}
 		}
 	}
 	return nil

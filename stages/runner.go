@@ -614,7 +614,15 @@ func (r *runner) exec(ctx context.Context, s *Stage, caseID, root string, outs [
 	if err := os.WriteFile(paramsFile, pj, 0o644); err != nil {
 		return err
 	}
-	vars := map[string]string{"params": paramsFile}
+	pt, err := paramsTOML(r.o.Config.Params, s.Params)
+	if err != nil {
+		return err
+	}
+	paramsTOMLFile := filepath.Join(work, "params.toml")
+	if err := os.WriteFile(paramsTOMLFile, pt, 0o644); err != nil {
+		return err
+	}
+	vars := map[string]string{"params": paramsFile, "params.toml": paramsTOMLFile}
 	outDir := ""
 	if len(outs) > 0 {
 		// {out} is a folder to fill unless the out is named like a file.

@@ -215,7 +215,7 @@ func TestReproExternalContract(t *testing.T) {
 	p := newProject(t, `
 [[stage]]
 name = "ext"
-run = "sh contract.sh"
+run = "sh contract.sh {params.toml}"
 deps = ["contract.sh", "prep"]
 params = ["p"]
 outs = ["out/ext"]
@@ -230,6 +230,7 @@ k = "v"
 `)
 	write(t, p.dir, "contract.sh", `set -e
 test "$MEDCAD_STAGE" = ext
+grep -q '^k = "v"$' "$1"
 grep -q '"k": "v"' "$MEDCAD_PARAMS"
 test -f "$MEDCAD_INPUT_PREP/x"
 echo '{"dice": 0.9}' > "$MEDCAD_METRICS"
