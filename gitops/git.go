@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"io"
 	"path"
+	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 
@@ -174,4 +176,84 @@ func RefTips(repo *git.Repository) ([]RefTip, error) {
 // ReadBlob reads a blob of at most limit bytes.
 func ReadBlob(b *object.Blob, limit int64) ([]byte, error) {
 	return readBlob(b, limit, "blob "+b.Hash.String()[:12])
+}
+
+// digestRE finds object IDs in committed files.
+var digestRE = regexp.MustCompile(`sha256:[0-9a-f]{64}`)
+
+// maxScanBytes bounds each file scanned for digests.
+const maxScanBytes = 64 << 20
+
+// ReferencedDigests returns every object ID ("sha256:…") that the project
+// still needs: those named by dataset pointers (data/*.dataset.toml),
+// model manifests (models/*.model.toml) and the pipeline lock
+// (medcad.lock) at the tip of every branch, remote-tracking branch, tag and
+// HEAD, in the working tree of dir, and in blobs that refs point at
+// directly (run records under refs/medcad/runs). repo may be nil (no git).
+func ReferencedDigests(repo *git.Repository, dir string) ([]string, error) {
+	seen := map[string]bool{}
+	scan := func(data []byte) {
+		for _, m := range digestRE.FindAll(data, -1) {
+			seen[string(m)] = true
+		}
+	}
+	// The working tree, committed or not.
+	for _, pat := range []string{"data/*" + DatasetSuffix, "models/*.model.toml", "medcad.lock"} {
+		matches, err := filepath.Glob(filepath.Join(dir, pat))
+		if err != nil {
+			return nil, err
+		}
+		for _, m := range matches {
+			data, err := readBounded(m, maxScanBytes)
+			if err != nil {
+				return nil, err
+			}
+			scan(data)
+		}
+	}
+	if repo != nil {
+		tips, err := RefTips(repo)
+		if err != nil {
+			return nil, err
+		}
+		for _, tip := range tips {
+			if tip.Blob != nil {
+				data, err := ReadBlob(tip.Blob, maxScanBytes)
+				if err != nil {
+					return nil, fmt.Errorf("%s: %w", tip.Name, err)
+				}
+				scan(data)
+				continue
+			}
+			var files []string
+			for _, d := range []struct{ dir, suffix string }{{DatasetDir, DatasetSuffix}, {"models", ".model.toml"}} {
+				names, err := ListFilesAt(tip.Commit, d.dir)
+				if err != nil {
+					return nil, fmt.Errorf("%s: %w", tip.Name, err)
+				}
+				for _, n := range names {
+					if strings.HasSuffix(n, d.suffix) {
+						files = append(files, d.dir+"/"+n)
+					}
+				}
+			}
+			files = append(files, "medcad.lock")
+			for _, f := range files {
+				data, err := ReadFileAt(tip.Commit, f, maxScanBytes)
+				if errors.Is(err, ErrNoFile) {
+					continue
+				}
+				if err != nil {
+					return nil, fmt.Errorf("%s: %w", tip.Name, err)
+				}
+				scan(data)
+			}
+		}
+	}
+	out := make([]string, 0, len(seen))
+	for d := range seen {
+		out = append(out, d)
+	}
+	slices.Sort(out)
+	return out, nil
 }

@@ -413,3 +413,33 @@ func (c *ctxReader) Read(p []byte) (int, error) {
 	}
 	return c.r.Read(p)
 }
+
+// PutBytes stores data durably and returns its ID (one object; use a
+// Writer for many).
+func (s *Store) PutBytes(data []byte) (ID, error) {
+	w := s.NewWriter()
+	id, err := w.PutBytes(data)
+	if cerr := w.Close(); err == nil {
+		err = cerr
+	}
+	return id, err
+}
+
+// PutFile stores the file at path durably and returns its entry (path is
+// the file's base name).
+func (s *Store) PutFile(ctx context.Context, path string) (Entry, error) {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return Entry{}, err
+	}
+	w := s.NewWriter()
+	id, n, err := w.PutFile(ctx, path)
+	if cerr := w.Close(); err == nil {
+		err = cerr
+	}
+	return Entry{Path: filepath.Base(path), Size: n, Mode: ModeOf(fi), ID: id}, err
+}
+
+// ModeOf is the manifest mode of a file: 0o755 when its owner may
+// execute it, else 0o644.
+func ModeOf(fi fs.FileInfo) fs.FileMode { return fileMode(fi) }

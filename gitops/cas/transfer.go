@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"slices"
+	"sync"
 	"sync/atomic"
 )
 
@@ -264,4 +266,50 @@ func Repair(ctx context.Context, s *Store, b Backend, id ID, opts TransferOption
 	}
 	_, err := Fetch(ctx, s, b, []Entry{{ID: id, Size: -1}}, opts)
 	return err
+}
+
+// VerifyAll re-hashes the given cache objects with jobs workers (0: one
+// per CPU) and returns those whose content no longer matches their name.
+func VerifyAll(ctx context.Context, s *Store, ids []ID, jobs int) ([]ID, error) {
+	var mu sync.Mutex
+	var bad []ID
+	err := forEach(ctx, TreeOptions{Jobs: jobs}.jobs(1), ids, func(_ int, id ID) error {
+		err := s.VerifyObject(id)
+		switch {
+		case errors.Is(err, ErrCorrupt):
+			mu.Lock()
+			bad = append(bad, id)
+			mu.Unlock()
+		case errors.Is(err, ErrNotFound): // removed meanwhile
+		case err != nil:
+			return err
+		}
+		return nil
+	})
+	slices.SortFunc(bad, func(a, b ID) int { return bytes.Compare(a[:], b[:]) })
+	return bad, err
+}
+
+// MissingOnRemote lists the objects of manifest (read from the cache)
+// that b does not hold; one Stat per object.
+func MissingOnRemote(ctx context.Context, s *Store, b Backend, manifest ID, jobs int) ([]ID, error) {
+	m, err := s.ReadManifest(manifest)
+	if err != nil {
+		return nil, err
+	}
+	objs := objectsOf(manifest, m)
+	var mu sync.Mutex
+	var missing []ID
+	err = forEach(ctx, jobs, objs, func(_ int, e Entry) error {
+		_, err := b.Stat(ctx, objectKey(e.ID))
+		if errors.Is(err, ErrNotFound) {
+			mu.Lock()
+			missing = append(missing, e.ID)
+			mu.Unlock()
+			return nil
+		}
+		return err
+	})
+	slices.SortFunc(missing, func(a, b ID) int { return bytes.Compare(a[:], b[:]) })
+	return missing, err
 }
