@@ -177,10 +177,14 @@ func (r *runner) inputs(ctx context.Context, s *Stage) (map[string]string, map[s
 	deps := map[string]string{}
 	for _, u := range s.Upstream {
 		l := r.lock.Stages[u]
-		if l == nil || l.Out == "" {
+		switch {
+		case r.o.DryRun && (r.stale[u] || l == nil):
+			deps[u] = "(pending)" // a dry run did not produce it
+		case l == nil || l.Out == "":
 			return nil, nil, &PlanError{s.Name, fmt.Sprintf("upstream stage %q has no output yet", u)}
+		default:
+			deps[u] = l.Out
 		}
-		deps[u] = l.Out
 	}
 	for _, d := range s.Datasets {
 		dg, err := r.o.Data.Digest(d)
