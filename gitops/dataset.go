@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"math"
 	"os"
 	"path/filepath"
@@ -81,10 +82,15 @@ func ReadDataset(dir, name string) (*Dataset, error) {
 		return nil, fmt.Errorf("%q: not a valid dataset name (letters, digits, . _ -)", name)
 	}
 	rel := DatasetPath(name)
-	data, err := readBounded(filepath.Join(dir, filepath.FromSlash(rel)), MaxDatasetBytes)
+	f, err := os.Open(filepath.Join(dir, filepath.FromSlash(rel)))
 	if errors.Is(err, os.ErrNotExist) {
 		return nil, fmt.Errorf("%s: %w", rel, ErrNoDataset)
 	}
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", rel, unwrapPath(err))
+	}
+	defer f.Close()
+	data, err := io.ReadAll(io.LimitReader(f, MaxDatasetBytes+1)) // ParseDataset refuses the extra byte
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", rel, unwrapPath(err))
 	}
