@@ -13,12 +13,12 @@ type box struct{ lo, hi [3]int }
 
 func (b box) dim() [3]int { return [3]int{b.hi[0] - b.lo[0], b.hi[1] - b.lo[1], b.hi[2] - b.lo[2]} }
 
-// work is a volume cropped to the body, ready for feature extraction.
+// work is the body's working box in a CT volume.
 type work struct {
-	g    grid
+	ct   *volume.Volume
+	g    grid // the box
 	box  box
-	hu   []float32 // HU in the box; outside the body set to −1000
-	body []bool
+	body []bool // body mask in the box
 }
 
 // ErrNoBody means the localizer found no patient in the volume.
@@ -26,7 +26,7 @@ var ErrNoBody = errors.New("no body found (nothing above the body threshold)")
 
 // localize finds the body in ct: the largest 6-connected component of
 // voxels above loc.BodyMinHU, with holes filled per axial slice. The
-// table and anything else outside it become air.
+// table and anything else outside it are not body.
 func localize(ct *volume.Volume, loc Localizer) (*work, error) {
 	if ct.DType != volume.Int16 && ct.DType != volume.Float32 {
 		return nil, fmt.Errorf("CT voxels are %v, want int16 or float32 HU", ct.DType)
@@ -34,100 +34,156 @@ func localize(ct *volume.Volume, loc Localizer) (*work, error) {
 	full := grid{dim: ct.Dim, sp: ct.Spacing()}
 	mask := make([]bool, full.len())
 	parallel(len(mask), func(lo, hi int) {
+		if ct.DType == volume.Int16 {
+			t := loc.BodyMinHU
+			for v, h := range ct.I16[lo:hi] {
+				mask[lo+v] = float64(h) > t
+			}
+			return
+		}
 		for v := lo; v < hi; v++ {
 			mask[v] = ct.At(v) > loc.BodyMinHU
 		}
 	})
-	lab, sizes := components(full, mask)
-	best := 0
-	for id := 1; id < len(sizes); id++ {
-		if sizes[id] > sizes[best] {
-			best = id
-		}
-	}
-	if best == 0 {
+	c := components(full, mask)
+	best := c.largest()
+	if best < 0 {
 		return nil, ErrNoBody
 	}
+	clear(mask)
+	c.paint(mask, func(r int32) bool { return r == best })
 	b := box{lo: ct.Dim, hi: [3]int{-1, -1, -1}}
-	nx, ny := ct.Dim[0], ct.Dim[1]
-	for v, l := range lab {
-		mask[v] = l == int32(best)
-		if mask[v] {
-			p := [3]int{v % nx, (v / nx) % ny, v / (nx * ny)}
-			for a := range 3 {
-				b.lo[a] = min(b.lo[a], p[a])
-				b.hi[a] = max(b.hi[a], p[a]+1)
-			}
+	ny := ct.Dim[1]
+	for i := range c.x0 {
+		if c.find(int32(i)) != best {
+			continue
 		}
+		j, k := int(c.row[i])%ny, int(c.row[i])/ny
+		b.lo = [3]int{min(b.lo[0], int(c.x0[i])), min(b.lo[1], j), min(b.lo[2], k)}
+		b.hi = [3]int{max(b.hi[0], int(c.x1[i])), max(b.hi[1], j+1), max(b.hi[2], k+1)}
 	}
-	lab = nil
+
 	m := full.radius(loc.MarginMM)
 	for a := range 3 {
 		b.lo[a] = max(b.lo[a]-m[a], 0)
 		b.hi[a] = min(b.hi[a]+m[a], ct.Dim[a])
 	}
 	d := b.dim()
-	w := &work{g: grid{dim: d, sp: full.sp}, box: b}
-	n := w.g.len()
-	w.hu = make([]float32, n)
-	body := make([]bool, n)
+	w := &work{ct: ct, g: grid{dim: d, sp: full.sp}, box: b}
+	body := make([]bool, w.g.len())
 	parallel(d[2], func(lo, hi int) {
 		for k := lo; k < hi; k++ {
 			for j := range d[1] {
 				src := ct.Index(b.lo[0], b.lo[1]+j, b.lo[2]+k)
-				dst := (k*d[1] + j) * d[0]
-				for i := range d[0] {
-					body[dst+i] = mask[src+i]
-				}
+				copy(body[(k*d[1]+j)*d[0]:(k*d[1]+j+1)*d[0]], mask[src:src+d[0]])
 			}
 		}
 	})
+	mask = nil
 	w.body = fillSlices(w.g, body)
-	parallel(d[2], func(lo, hi int) {
-		for k := lo; k < hi; k++ {
-			for j := range d[1] {
-				src := ct.Index(b.lo[0], b.lo[1]+j, b.lo[2]+k)
-				dst := (k*d[1] + j) * d[0]
-				for i := range d[0] {
-					h := float32(-1000)
-					if w.body[dst+i] {
-						h = float32(min(max(ct.At(src+i), -1024), 3071))
-					}
-					w.hu[dst+i] = h
-				}
-			}
-		}
-	})
 	return w, nil
 }
 
-// featureSet is the feature matrix of a work box's candidate voxels.
-type featureSet struct {
-	idx []int32   // candidate voxel indices in the box
-	x   []float32 // len(idx) × nFeatures, row-major
-	n   int       // features per row
+// slabHU returns the HU of box slices [k0, k1), −1000 outside the body,
+// clipped to [−1024, 3071].
+func (w *work) slabHU(k0, k1 int) []float32 {
+	d := w.g.dim
+	out := make([]float32, d[0]*d[1]*(k1-k0))
+	parallel(k1-k0, func(lo, hi int) {
+		for k := lo; k < hi; k++ {
+			for j := range d[1] {
+				src := w.ct.Index(w.box.lo[0], w.box.lo[1]+j, w.box.lo[2]+k0+k)
+				dst := (k*d[1] + j) * d[0]
+				bv := ((k0+k)*d[1] + j) * d[0]
+				for i := range d[0] {
+					h := float32(-1000)
+					if w.body[bv+i] {
+						h = float32(min(max(w.ct.At(src+i), -1024), 3071))
+					}
+					out[dst+i] = h
+				}
+			}
+		}
+	})
+	return out
 }
 
-// extract computes the model's features for the candidate voxels of w.
+// featureSet holds the features of the candidate voxels of a box, in
+// chunks (one per slab of slices).
+type featureSet struct {
+	n      int // features per row
+	chunks []chunk
+}
+
+type chunk struct {
+	idx []int32   // candidate voxel indices in the box
+	x   []float32 // len(idx) × n, row-major
+}
+
+func (fs featureSet) rows() int {
+	n := 0
+	for _, c := range fs.chunks {
+		n += len(c.idx)
+	}
+	return n
+}
+
+// slabSlices is how many slices extract works on at once (plus halos).
+const slabSlices = 16
+
+// extract computes the features for the candidate voxels of w, slab by
+// slab: each slab is padded with enough slices on both sides (the halo)
+// that every filter chain sees the same neighbourhood as on the whole
+// volume, so the result does not depend on the slab size.
 func extract(w *work, f Features) featureSet {
 	g := w.g
-	base := w.hu
-	if r := g.radius(f.BaseRadiusMM); r != [3]int{} {
-		base = boxMean(g, w.hu, r)
+	halo := g.radius(f.BaseRadiusMM)[2] + 1
+	for _, ft := range f.List {
+		r := g.radius(ft.RadiusMM)[2]
+		switch ft.Kind {
+		case FeatMax, FeatMin:
+			r += g.radius(f.BaseRadiusMM)[2]
+		}
+		halo = max(halo, r)
 	}
-	ringMask := make([]bool, g.len())
+	fs := featureSet{n: len(f.List)}
+	nz := g.dim[2]
+	for z0 := 0; z0 < nz; z0 += slabSlices {
+		z1 := min(z0+slabSlices, nz)
+		h0, h1 := max(z0-halo, 0), min(z1+halo, nz)
+		sg := grid{dim: [3]int{g.dim[0], g.dim[1], h1 - h0}, sp: g.sp}
+		fs.chunks = append(fs.chunks, extractSlab(w, f, sg, h0, z0, z1))
+	}
+	return fs
+}
+
+// extractSlab computes the features on slices [h0, h0+sg.dim[2]) and keeps
+// the candidates of the core slices [z0, z1).
+func extractSlab(w *work, f Features, sg grid, h0, z0, z1 int) chunk {
+	hu := w.slabHU(h0, h0+sg.dim[2])
+	base := hu
+	if r := sg.radius(f.BaseRadiusMM); r != [3]int{} {
+		base = boxMean(sg, hu, r)
+	}
+	ringMask := make([]bool, sg.len())
 	for v, h := range base {
 		ringMask[v] = h > float32(f.RingMinHU)
 	}
-	ringMask = fillSlices(g, ringMask)
-	var fs featureSet
-	fs.n = len(f.List)
-	for v, in := range w.body {
-		if in && (ringMask[v] || base[v] > float32(f.CandidateMinHU)) {
-			fs.idx = append(fs.idx, int32(v))
+	ringMask = fillSlices(sg, ringMask)
+	plane := sg.dim[0] * sg.dim[1]
+	lo, hi := (z0-h0)*plane, (z1-h0)*plane
+	bodyOff := h0 * plane
+	var local []int32 // candidate indices in the slab
+	for v := lo; v < hi; v++ {
+		if w.body[bodyOff+v] && (ringMask[v] || base[v] > float32(f.CandidateMinHU)) {
+			local = append(local, int32(v))
 		}
 	}
-	fs.x = make([]float32, len(fs.idx)*fs.n)
+	n := len(f.List)
+	c := chunk{idx: make([]int32, len(local)), x: make([]float32, len(local)*n)}
+	for r, v := range local {
+		c.idx[r] = v + int32(bodyOff)
+	}
 	var ring []float32
 	ringMap := func() []float32 {
 		if ring == nil {
@@ -140,35 +196,27 @@ func extract(w *work, f Features) featureSet {
 		}
 		return ring
 	}
-	// Maps already computed, by feature, so a repeated spec costs nothing.
-	var mx, mn []float32
-	var mxR float64 = -1
-	for c, ft := range f.List {
+	for col, ft := range f.List {
 		var m []float32
 		switch ft.Kind {
 		case FeatHU:
-			m = w.hu
+			m = hu
 		case FeatMean:
-			m = boxMean(g, w.hu, g.radius(ft.RadiusMM))
+			m = boxMean(sg, hu, sg.radius(ft.RadiusMM))
 		case FeatGradient:
-			m = gradient(g, base)
-		case FeatMax, FeatMin:
-			if mxR != ft.RadiusMM {
-				mx, mn = extrema(g, base, g.radius(ft.RadiusMM))
-				mxR = ft.RadiusMM
-			}
-			m = mx
-			if ft.Kind == FeatMin {
-				m = mn
-			}
+			m = gradient(sg, base)
+		case FeatMax:
+			m = boxExtreme(sg, base, sg.radius(ft.RadiusMM), true)
+		case FeatMin:
+			m = boxExtreme(sg, base, sg.radius(ft.RadiusMM), false)
 		case FeatRing:
 			m = ringMap()
 		case FeatRingMean:
-			m = boxMean(g, ringMap(), g.radius(ft.RadiusMM))
+			m = boxMean(sg, ringMap(), sg.radius(ft.RadiusMM))
 		}
-		for r, v := range fs.idx {
-			fs.x[r*fs.n+c] = m[v]
+		for r, v := range local {
+			c.x[r*n+col] = m[v]
 		}
 	}
-	return fs
+	return c
 }

@@ -142,37 +142,81 @@ func slideRows(sl, dst []float32, acc []float64, nx, ny, r int) {
 // extrema returns the maximum and the minimum of in over a box of the
 // given radii (cut at the edges).
 func extrema(g grid, in []float32, r [3]int) (mx, mn []float32) {
-	mx = append([]float32(nil), in...)
-	mn = append([]float32(nil), in...)
-	nx, ny, nz := g.dim[0], g.dim[1], g.dim[2]
-	stride := [3]int{1, nx, nx * ny}
-	for a := range 3 {
-		if r[a] == 0 || g.dim[a] < 2 {
-			continue
+	return boxExtreme(g, in, r, true), boxExtreme(g, in, r, false)
+}
+
+// combine sets d[i] to the maximum (or minimum) of d[i] and s[i].
+func combine(d, s []float32, isMax bool) {
+	s = s[:len(d)]
+	if isMax {
+		for i, v := range s {
+			d[i] = max(d[i], v)
 		}
-		srcX, srcN := mx, mn
-		mx, mn = make([]float32, len(in)), make([]float32, len(in))
-		// Each output voxel v takes the extremes of v + d·stride, |d| ≤ r,
-		// within the volume; parallel over slices for axes 0 and 1, over
-		// rows for axis 2.
+		return
+	}
+	for i, v := range s {
+		d[i] = min(d[i], v)
+	}
+}
+
+// boxExtreme applies op (max or min) over a box, one axis at a time; along
+// y and z whole rows and planes are combined, which keeps memory access
+// sequential.
+func boxExtreme(g grid, in []float32, r [3]int, isMax bool) []float32 {
+	nx, ny, nz := g.dim[0], g.dim[1], g.dim[2]
+	plane := nx * ny
+	src := in
+	out := make([]float32, len(in))
+	if r[0] > 0 {
 		parallel(nz*ny, func(lo, hi int) {
 			for row := lo; row < hi; row++ {
-				j, k := row%ny, row/ny
-				for i := range nx {
-					pos := [3]int{i, j, k}[a]
-					v := row*nx + i
-					x, n := srcX[v], srcN[v]
-					for d := max(-r[a], -pos); d <= min(r[a], g.dim[a]-1-pos); d++ {
-						u := v + d*stride[a]
-						x = max(x, srcX[u])
-						n = min(n, srcN[u])
-					}
-					mx[v], mn[v] = x, n
+				line, dst := src[row*nx:(row+1)*nx], out[row*nx:(row+1)*nx]
+				copy(dst, line)
+				for d := 1; d <= r[0] && d < nx; d++ {
+					combine(dst[:nx-d], line[d:], isMax)
+					combine(dst[d:], line[:nx-d], isMax)
 				}
 			}
 		})
+		src = out
+		out = make([]float32, len(in))
 	}
-	return mx, mn
+	if r[1] > 0 {
+		parallel(nz, func(lo, hi int) {
+			for k := lo; k < hi; k++ {
+				sl, dst := src[k*plane:(k+1)*plane], out[k*plane:(k+1)*plane]
+				for j := range ny {
+					d := dst[j*nx : (j+1)*nx]
+					copy(d, sl[j*nx:(j+1)*nx])
+					for jj := max(j-r[1], 0); jj <= min(j+r[1], ny-1); jj++ {
+						combine(d, sl[jj*nx:(jj+1)*nx], isMax)
+					}
+				}
+			}
+		})
+		if &src[0] == &in[0] {
+			src = out
+			out = make([]float32, len(in))
+		} else {
+			src, out = out, src
+		}
+	}
+	if r[2] > 0 {
+		parallel(plane, func(lo, hi int) {
+			for k := range nz {
+				d := out[k*plane+lo : k*plane+hi]
+				copy(d, src[k*plane+lo:k*plane+hi])
+				for kk := max(k-r[2], 0); kk <= min(k+r[2], nz-1); kk++ {
+					combine(d, src[kk*plane+lo:kk*plane+hi], isMax)
+				}
+			}
+		})
+		src = out
+	}
+	if &src[0] == &in[0] {
+		return append([]float32(nil), in...)
+	}
+	return src
 }
 
 // gradient returns the gradient magnitude of in (HU/mm), central
@@ -256,42 +300,113 @@ func fillSlices(g grid, mask []bool) []bool {
 	return out
 }
 
-// components labels the 6-connected components of mask and returns, per
-// voxel, its component number (0 outside the mask, 1… inside, in order of
-// first voxel) and the size of each component (index 0 unused).
-func components(g grid, mask []bool) ([]int32, []int) {
-	nx, ny := g.dim[0], g.dim[1]
-	plane := nx * ny
-	lab := make([]int32, len(mask))
-	sizes := []int{0}
-	var queue []int32
-	for s, in := range mask {
-		if !in || lab[s] != 0 {
-			continue
+// runs are the connected components of a mask, found on its runs (maximal
+// stretches of mask voxels along x) with a union-find: far less memory
+// than a label per voxel. Connectivity is 6 (faces).
+type runs struct {
+	g      grid
+	row    []int32 // j + k·ny of each run
+	x0, x1 []int32 // [x0, x1)
+	parent []int32
+	size   []int // voxels per component, at its root
+}
+
+func (c *runs) find(i int32) int32 {
+	for c.parent[i] != i {
+		c.parent[i] = c.parent[c.parent[i]]
+		i = c.parent[i]
+	}
+	return i
+}
+
+func (c *runs) union(a, b int32) {
+	ra, rb := c.find(a), c.find(b)
+	if ra == rb {
+		return
+	}
+	if rb < ra {
+		ra, rb = rb, ra
+	}
+	c.parent[rb] = ra // the smaller index is the root: deterministic
+}
+
+// components finds the 6-connected components of mask.
+func components(g grid, mask []bool) *runs {
+	nx, ny, nz := g.dim[0], g.dim[1], g.dim[2]
+	c := &runs{g: g}
+	start := make([]int32, ny*nz+1) // first run of each row
+	for row := range ny * nz {
+		start[row] = int32(len(c.x0))
+		line := mask[row*nx : (row+1)*nx]
+		for i := 0; i < nx; {
+			if !line[i] {
+				i++
+				continue
+			}
+			e := i
+			for e < nx && line[e] {
+				e++
+			}
+			c.row = append(c.row, int32(row))
+			c.x0 = append(c.x0, int32(i))
+			c.x1 = append(c.x1, int32(e))
+			i = e
 		}
-		id := int32(len(sizes))
-		n := 0
-		lab[s] = id
-		queue = append(queue[:0], int32(s))
-		for len(queue) > 0 {
-			p := int(queue[len(queue)-1])
-			queue = queue[:len(queue)-1]
-			n++
-			i, j, k := p%nx, (p/nx)%ny, p/plane
-			for _, q := range [6]int{p - 1, p + 1, p - nx, p + nx, p - plane, p + plane} {
-				switch {
-				case q == p-1 && i == 0, q == p+1 && i == nx-1,
-					q == p-nx && j == 0, q == p+nx && j == ny-1,
-					q == p-plane && k == 0, q == p+plane && k == g.dim[2]-1:
-					continue
-				}
-				if mask[q] && lab[q] == 0 {
-					lab[q] = id
-					queue = append(queue, int32(q))
-				}
+	}
+	start[ny*nz] = int32(len(c.x0))
+	c.parent = make([]int32, len(c.x0))
+	for i := range c.parent {
+		c.parent[i] = int32(i)
+	}
+	link := func(row, prev int) {
+		a, b := start[row], start[prev]
+		for a < start[row+1] && b < start[prev+1] {
+			if c.x0[a] < c.x1[b] && c.x0[b] < c.x1[a] {
+				c.union(a, b)
+			}
+			if c.x1[a] < c.x1[b] {
+				a++
+			} else {
+				b++
 			}
 		}
-		sizes = append(sizes, n)
 	}
-	return lab, sizes
+	for row := range ny * nz {
+		j, k := row%ny, row/ny
+		if j > 0 {
+			link(row, row-1)
+		}
+		if k > 0 {
+			link(row, row-ny)
+		}
+	}
+	c.size = make([]int, len(c.x0))
+	for i := range c.x0 {
+		c.size[c.find(int32(i))] += int(c.x1[i] - c.x0[i])
+	}
+	return c
+}
+
+// largest returns the root of the largest component (the first on ties),
+// or −1 when there is none.
+func (c *runs) largest() int32 {
+	best := int32(-1)
+	for i := range c.size {
+		if c.size[i] > 0 && (best < 0 || c.size[i] > c.size[best]) {
+			best = int32(i)
+		}
+	}
+	return best
+}
+
+// paint sets mask to keep(root) on every run (and leaves other voxels).
+func (c *runs) paint(mask []bool, keep func(root int32) bool) {
+	nx := c.g.dim[0]
+	for i := range c.x0 {
+		v := keep(c.find(int32(i)))
+		off := int(c.row[i]) * nx
+		for x := c.x0[i]; x < c.x1[i]; x++ {
+			mask[off+int(x)] = v
+		}
+	}
 }

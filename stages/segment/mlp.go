@@ -32,13 +32,20 @@ func (p *MLP) net() *net {
 	return n
 }
 
-// score returns the bone probability of each row of fs.
-func (n *net) score(fs featureSet) []float32 {
-	rows := len(fs.idx)
+// score returns the bone probability of each row of fs, per chunk.
+func (n *net) score(fs featureSet) [][]float32 {
+	out := make([][]float32, len(fs.chunks))
+	for ci, c := range fs.chunks {
+		out[ci] = n.scoreRows(c.x, len(c.idx))
+	}
+	return out
+}
+
+func (n *net) scoreRows(xs []float32, rows int) []float32 {
 	out := make([]float32, rows)
 	parallel(rows, func(lo, hi int) {
 		for r := lo; r < hi; r++ {
-			x := fs.x[r*n.nIn : (r+1)*n.nIn]
+			x := xs[r*n.nIn : (r+1)*n.nIn]
 			s := n.b
 			for h := range n.nHid {
 				acc := n.c[h]

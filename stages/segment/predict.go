@@ -10,10 +10,10 @@ import (
 )
 
 // fullIndex maps voxel v of the working box to its index in ct.
-func (w *work) fullIndex(ct *volume.Volume, v int) int {
+func (w *work) fullIndex(v int) int {
 	d := w.g.dim
 	i, j, k := v%d[0], (v/d[0])%d[1], v/(d[0]*d[1])
-	return ct.Index(w.box.lo[0]+i, w.box.lo[1]+j, w.box.lo[2]+k)
+	return w.ct.Index(w.box.lo[0]+i, w.box.lo[1]+j, w.box.lo[2]+k)
 }
 
 // Predict segments bone in ct (int16 or float32 HU). The mask (uint8,
@@ -42,26 +42,37 @@ func Predict(ctx context.Context, m *Model, ct *volume.Volume) (*volume.Volume, 
 	}
 	prob := m.MLP.net().score(fs)
 	mask := refine(w, fs, prob, m.Refine)
-	w.paste(ct, mask, out)
+	w.paste(mask, out)
 	return out, nil
 }
 
 // paste writes the box mask into the full-size output.
-func (w *work) paste(ct *volume.Volume, mask []bool, out *volume.Volume) {
-	for v, in := range mask {
-		if in {
-			out.U8[w.fullIndex(ct, v)] = 1
+func (w *work) paste(mask []bool, out *volume.Volume) {
+	d := w.g.dim
+	parallel(d[2], func(lo, hi int) {
+		for k := lo; k < hi; k++ {
+			for j := range d[1] {
+				src := (k*d[1] + j) * d[0]
+				dst := w.ct.Index(w.box.lo[0], w.box.lo[1]+j, w.box.lo[2]+k)
+				for i, in := range mask[src : src+d[0]] {
+					if in {
+						out.U8[dst+i] = 1
+					}
+				}
+			}
 		}
-	}
+	})
 }
 
 // refine thresholds the candidate probabilities, removes fragments
 // smaller than r.MinComponentMM3 and optionally fills holes per slice.
-func refine(w *work, fs featureSet, prob []float32, r Refine) []bool {
+func refine(w *work, fs featureSet, prob [][]float32, r Refine) []bool {
 	mask := make([]bool, w.g.len())
-	for i, v := range fs.idx {
-		if float64(prob[i]) > r.Threshold {
-			mask[v] = true
+	for ci, c := range fs.chunks {
+		for i, v := range c.idx {
+			if float64(prob[ci][i]) > r.Threshold {
+				mask[v] = true
+			}
 		}
 	}
 	voxel := w.g.sp[0] * w.g.sp[1] * w.g.sp[2]
@@ -80,12 +91,8 @@ func removeSmall(g grid, mask []bool, n int) {
 	if n <= 1 {
 		return
 	}
-	lab, sizes := components(g, mask)
-	for v, l := range lab {
-		if l != 0 && sizes[l] < n {
-			mask[v] = false
-		}
-	}
+	c := components(g, mask)
+	c.paint(mask, func(root int32) bool { return c.size[root] >= n })
 }
 
 // BaselineOptions configure Baseline.
@@ -118,15 +125,16 @@ func Baseline(ctx context.Context, ct *volume.Volume, opts BaselineOptions) (*vo
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	lab, sizes := components(g, mask)
-	largest := 0
-	for _, s := range sizes {
-		largest = max(largest, s)
-	}
-	keep := int(math.Ceil(opts.KeepFraction * float64(largest)))
+	c := components(g, mask)
 	out := volume.New(volume.Uint8, ct.Dim, ct.Affine)
-	for v, l := range lab {
-		if l != 0 && sizes[l] >= keep {
+	big := c.largest()
+	if big < 0 {
+		return out, nil
+	}
+	keep := int(math.Ceil(opts.KeepFraction * float64(c.size[big])))
+	c.paint(mask, func(root int32) bool { return c.size[root] >= keep })
+	for v, in := range mask {
+		if in {
 			out.U8[v] = 1
 		}
 	}

@@ -168,18 +168,22 @@ func Train(ctx context.Context, opts TrainOptions) (*TrainResult, error) {
 		}
 		fs := extract(w, m.Features)
 		var pos, neg []int
-		for r, v := range fs.idx {
-			if label.U8[w.fullIndex(ct, int(v))] != 0 {
-				pos = append(pos, r)
-			} else {
-				neg = append(neg, r)
+		flat := make([]float32, 0, fs.rows()*nIn)
+		for _, c := range fs.chunks {
+			for r, v := range c.idx {
+				if label.U8[w.fullIndex(int(v))] != 0 {
+					pos = append(pos, len(flat)/nIn)
+				} else {
+					neg = append(neg, len(flat)/nIn)
+				}
+				flat = append(flat, c.x[r*nIn:(r+1)*nIn]...)
 			}
 		}
 		rng := rand.New(rand.NewPCG(opts.Seed, uint64(ci)))
 		half := opts.Params.SamplesPerCase / 2
 		for class, set := range [][]int{neg, pos} {
 			for _, r := range pick(rng, set, half) {
-				x = append(x, fs.x[r*nIn:(r+1)*nIn]...)
+				x = append(x, flat[r*nIn:(r+1)*nIn]...)
 				y = append(y, uint8(class))
 			}
 		}
@@ -295,7 +299,7 @@ func calibrate(ctx context.Context, m *Model, cases []Case, progress func(string
 			for v, in := range mask {
 				if in {
 					pred++
-					if label.U8[w.fullIndex(ct, v)] != 0 {
+					if label.U8[w.fullIndex(v)] != 0 {
 						inter++
 					}
 				}
