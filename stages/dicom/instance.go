@@ -48,7 +48,9 @@ type Instance struct {
 	Samples        int  // SamplesPerPixel
 	Photometric    string
 	GantryTilt     float64 // GantryDetectorTilt, degrees
-	Frames         []Frame
+	// SpacingBetweenSlices, 0 when absent.
+	SpacingBetweenSlices float64
+	Frames               []Frame
 
 	studyUID, seriesUID string
 }
@@ -185,6 +187,9 @@ func (in *Instance) fill(ds *dicom.Dataset) error {
 	in.Signed = integer(top, tag.PixelRepresentation) == 1
 	in.Samples = integer(top, tag.SamplesPerPixel)
 	in.Photometric = str(top, tag.PhotometricInterpretation)
+	if t, ok := decimals(top, tag.SpacingBetweenSlices, 1); ok && t[0] > 0 {
+		in.SpacingBetweenSlices = t[0]
+	}
 	if t, ok := decimals(top, tag.GantryDetectorTilt, 1); ok {
 		in.GantryTilt = t[0]
 	}

@@ -78,14 +78,20 @@ func newFrameDecoder(in *Instance, px *pixels) (*frameDecoder, error) {
 	return d, nil
 }
 
-// decode writes frame f as int16 HU into dst (Rows*Columns values), rows
-// in reverse order when flip is set (the NIfTI convention dcm2niix uses).
-// scratch is reused between calls.
-func (d *frameDecoder) decode(f int, dst []int16, flip bool, scratch *[]uint16) (huStats, error) {
+// target is where a frame goes: int16 HU, or float32 when rescaling
+// gives fractional values outside CT.
+type target struct {
+	i16 []int16
+	f32 []float32
+}
+
+// decode writes frame f into dst (Rows*Columns values), rows in reverse
+// order when flip is set (the NIfTI convention dcm2niix uses). scratch is
+// reused between calls.
+func (d *frameDecoder) decode(f int, dst target, flip bool, scratch *[]uint16) (huStats, error) {
 	in := d.in
 	n := in.Rows * in.Columns
-	fr := in.Frames[f]
-	conv := newConverter(in, fr)
+	conv := newConverter(in, in.Frames[f])
 	switch in.TransferSyntax {
 	case tsRLE, tsJPEGLossless14, tsJPEGLosslessSV:
 		if cap(*scratch) < n {
@@ -101,7 +107,11 @@ func (d *frameDecoder) decode(f int, dst []int16, flip bool, scratch *[]uint16) 
 		if err != nil {
 			return huStats{}, fmt.Errorf("frame %d: %w", f+1, err)
 		}
-		return conv.samples(s, dst, in.Columns, flip), nil
+		if dst.f32 != nil {
+			conv.floats(func(i int) uint32 { return uint32(s[i]) }, dst.f32, in.Columns, flip)
+			return huStats{}, nil
+		}
+		return conv.samples(s, dst.i16, in.Columns, flip), nil
 	default:
 		size := in.BitsAllocated / 8
 		raw := d.px.native[f*n*size : (f+1)*n*size]
@@ -109,7 +119,29 @@ func (d *frameDecoder) decode(f int, dst []int16, flip bool, scratch *[]uint16) 
 		if in.TransferSyntax == tsExplicitBE {
 			order = binary.BigEndian
 		}
-		return conv.native(raw, size, order, dst, in.Columns, flip), nil
+		if dst.f32 != nil {
+			at := func(i int) uint32 { return uint32(raw[i]) }
+			if size == 2 {
+				at = func(i int) uint32 { return uint32(order.Uint16(raw[2*i:])) }
+			}
+			conv.floats(at, dst.f32, in.Columns, flip)
+			return huStats{}, nil
+		}
+		return conv.native(raw, size, order, dst.i16, in.Columns, flip), nil
+	}
+}
+
+// floats writes stored × slope + intercept as float32.
+func (c *converter) floats(raw func(i int) uint32, dst []float32, cols int, flip bool) {
+	rows := len(dst) / cols
+	for r := range rows {
+		out := dst[r*cols : (r+1)*cols]
+		if flip {
+			out = dst[(rows-1-r)*cols : (rows-r)*cols]
+		}
+		for i := range out {
+			out[i] = float32(float64(c.stored(raw(r*cols+i)))*c.slope + c.intercept)
+		}
 	}
 }
 

@@ -50,6 +50,9 @@ type Series struct {
 	// Affine is the voxel-to-RAS+ transform of the output volume, rows
 	// stored bottom-up as dcm2niix writes them.
 	Affine volume.Affine
+	// DType is the voxel type of Volume: Int16 (Hounsfield units for CT),
+	// or Float32 for other modalities whose rescale gives fractions.
+	DType volume.DType
 	// Orientation is the axis code of the volume (nibabel's aff2axcodes,
 	// e.g. "LAS" for an axial scan as dcm2niix writes it).
 	Orientation string
@@ -65,6 +68,7 @@ type Series struct {
 	seriesUID string
 	slices    []sliceRef
 	resample  bool
+	noFlip    bool      // no patient geometry: rows kept in file order
 	positions []float64 // slice positions along the normal, sorted
 	lps       volume.Affine
 }
@@ -174,9 +178,22 @@ func (s *Series) geometry() {
 		fr := r.geom()
 		if !fr.HasPosition || !fr.HasOrient {
 			if single {
-				s.warn("no ImagePositionPatient/ImageOrientationPatient: axial orientation assumed")
-				f0.Orientation = [6]float64{1, 0, 0, 0, 1, 0}
-				break
+				// No patient geometry (a radiograph, a secondary capture):
+				// rows bottom-up and a diagonal affine, as dcm2niix writes it.
+				s.warn("no ImagePositionPatient/ImageOrientationPatient: image axes used as RAS+")
+				sp := [2]float64{1, 1}
+				if fr.HasSpacing {
+					sp = fr.Spacing
+				} else {
+					s.warn("no PixelSpacing: 1 mm assumed")
+				}
+				s.Slices, s.Files, s.positions = 1, []string{r.in.Path}, []float64{0}
+				s.Dim = [3]int{cols, rows, 1}
+				s.Affine = volume.Identity([3]float64{sp[1], sp[0], sliceSpacing(r.in, fr)})
+				s.Spacing = s.Affine.Spacing()
+				s.Orientation = axisCodes(s.Affine)
+				s.setDType()
+				return
 			}
 			s.Err = fmt.Errorf("%w: %s has no ImagePositionPatient or ImageOrientationPatient", ErrInconsistent, r.in.Path)
 			return
@@ -234,10 +251,7 @@ func (s *Series) geometry() {
 	// Slice spacing from the sorted positions.
 	pos0 := s.slices[0].geom().Position
 	var step [3]float64
-	spacing := f0.Thickness
-	if spacing <= 0 {
-		spacing = 1
-	}
+	spacing := sliceSpacing(first.in, f0)
 	if len(s.slices) > 1 {
 		last := s.slices[len(s.slices)-1].geom().Position
 		step = scale(sub(last, pos0), 1/float64(len(s.slices)-1))
@@ -311,6 +325,33 @@ func (s *Series) geometry() {
 	s.Affine = ras
 	s.Spacing = ras.Spacing()
 	s.Orientation = axisCodes(ras)
+	s.setDType()
+}
+
+// sliceSpacing is the slice spacing of a single image: SpacingBetweenSlices,
+// else SliceThickness, else 1 mm.
+func sliceSpacing(in *Instance, f Frame) float64 {
+	switch {
+	case in.SpacingBetweenSlices > 0:
+		return in.SpacingBetweenSlices
+	case f.Thickness > 0:
+		return f.Thickness
+	}
+	return 1
+}
+
+// setDType picks int16, or float32 for a non-CT series whose rescale
+// gives fractions.
+func (s *Series) setDType() {
+	s.DType = volume.Int16
+	if !strings.EqualFold(s.Modality, "CT") {
+		for _, r := range s.slices {
+			if fr := r.geom(); fr.Slope != math.Trunc(fr.Slope) || fr.Intercept != math.Trunc(fr.Intercept) {
+				s.DType = volume.Float32
+				break
+			}
+		}
+	}
 }
 
 func median(xs []float64) float64 {
@@ -342,10 +383,11 @@ func axisCodes(a volume.Affine) string {
 	return b.String()
 }
 
-// Volume reads and decodes the series' pixel data into an int16 volume of
-// Hounsfield units (stored value, sign-extended from BitsStored, times
-// RescaleSlope plus RescaleIntercept). Values that do not fit int16 are
-// clamped and fractional ones rounded; both add a warning to s.Warnings.
+// Volume reads and decodes the series' pixel data: stored value
+// (sign-extended from BitsStored when PixelRepresentation = 1) ×
+// RescaleSlope + RescaleIntercept, which for CT is Hounsfield units. The
+// volume is int16 (see s.DType); values that do not fit are clamped and
+// fractional ones rounded, each adding a warning to s.Warnings.
 func (s *Series) Volume(ctx context.Context) (*volume.Volume, error) {
 	if s.Err != nil {
 		return nil, s.Err
@@ -353,7 +395,7 @@ func (s *Series) Volume(ctx context.Context) (*volume.Volume, error) {
 	rows, cols := s.Dim[1], s.Dim[0]
 	plane := rows * cols
 	nk := len(s.slices)
-	out := volume.New(volume.Int16, [3]int{cols, rows, nk}, s.Affine)
+	out := volume.New(s.DType, [3]int{cols, rows, nk}, s.Affine)
 	// Frames grouped by file, so that each file is read once.
 	byFile := map[*Instance][]int{}
 	var files []*Instance
@@ -376,7 +418,7 @@ func (s *Series) Volume(ctx context.Context) (*volume.Volume, error) {
 			defer wg.Done()
 			var scratch []uint16
 			for in := range work {
-				st, err := s.decodeFile(in, byFile[in], out.I16, plane, &scratch)
+				st, err := s.decodeFile(in, byFile[in], out, plane, &scratch)
 				mu.Lock()
 				stats.add(st)
 				if err != nil && first == nil {
@@ -415,7 +457,7 @@ feed:
 }
 
 // decodeFile decodes the frames of one file into their slices of dst.
-func (s *Series) decodeFile(in *Instance, ks []int, dst []int16, plane int, scratch *[]uint16) (huStats, error) {
+func (s *Series) decodeFile(in *Instance, ks []int, out *volume.Volume, plane int, scratch *[]uint16) (huStats, error) {
 	full, px, err := readInstance(in.Path, true)
 	if err != nil {
 		return huStats{}, err
@@ -431,7 +473,13 @@ func (s *Series) decodeFile(in *Instance, ks []int, dst []int16, plane int, scra
 	for _, k := range ks {
 		f := s.slices[k].frame
 		// Decoding with the header read now keeps per-frame rescale values.
-		o, err := dec.decode(f, dst[k*plane:(k+1)*plane], !s.resample, scratch)
+		var dst target
+		if out.DType == volume.Float32 {
+			dst.f32 = out.F32[k*plane : (k+1)*plane]
+		} else {
+			dst.i16 = out.I16[k*plane : (k+1)*plane]
+		}
+		o, err := dec.decode(f, dst, !s.resample, scratch)
 		if err != nil {
 			return st, fmt.Errorf("%s: %w", in.Path, err)
 		}
@@ -448,8 +496,11 @@ func (s *Series) decodeFile(in *Instance, ks []int, dst []int16, plane int, scra
 func (s *Series) resampled(in *volume.Volume) *volume.Volume {
 	cols, rows := s.Dim[0], s.Dim[1]
 	plane := cols * rows
-	out := volume.New(volume.Int16, s.Dim, s.Affine)
-	fill := slices.Min(in.I16)
+	out := volume.New(in.DType, s.Dim, s.Affine)
+	fill := math.Inf(1)
+	for n := range in.Len() {
+		fill = min(fill, in.At(n))
+	}
 	x := [3]float64{s.lps[0][0], s.lps[1][0], s.lps[2][0]}
 	y := [3]float64{s.lps[0][1], s.lps[1][1], s.lps[2][1]}
 	dc, dr := norm(x), norm(y)
@@ -471,9 +522,9 @@ func (s *Series) resampled(in *volume.Volume) *volume.Volume {
 		}
 		ti, tj := fi-float64(i0), fj-float64(j0)
 		i1, j1 := min(i0+1, cols-1), min(j0+1, rows-1)
-		src := in.I16[k*plane:]
-		v00, v10 := float64(src[j0*cols+i0]), float64(src[j0*cols+i1])
-		v01, v11 := float64(src[j1*cols+i0]), float64(src[j1*cols+i1])
+		at := func(i, j int) float64 { return in.At(k*plane + j*cols + i) }
+		v00, v10 := at(i0, j0), at(i1, j0)
+		v01, v11 := at(i0, j1), at(i1, j1)
 		return (v00*(1-ti)+v10*ti)*(1-tj) + (v01*(1-ti)+v11*ti)*tj
 	}
 	for k := range s.Dim[2] {
@@ -493,7 +544,7 @@ func (s *Series) resampled(in *volume.Volume) *volume.Volume {
 		// The output slice's origin moves along the normal only; its
 		// in-plane offset relative to each input slice is the shift.
 		for j := range rows {
-			dstRow := out.I16[k*plane+(rows-1-j)*cols:]
+			row := k*plane + (rows-1-j)*cols
 			for i := range cols {
 				va := sample(a, float64(i), float64(j))
 				v := va
@@ -502,10 +553,13 @@ func (s *Series) resampled(in *volume.Volume) *volume.Volume {
 					v = va*(1-w) + vb*w
 				}
 				if math.IsNaN(v) {
-					dstRow[i] = fill
-					continue
+					v = fill
 				}
-				dstRow[i] = int16(math.Round(v))
+				if out.DType == volume.Float32 {
+					out.F32[row+i] = float32(v)
+				} else {
+					out.I16[row+i] = int16(math.Round(v))
+				}
 			}
 		}
 	}
