@@ -82,6 +82,7 @@ const (
 type Options struct {
 	Dates     DateMode
 	ShiftDays int // for DatesShift; may be negative
+	Jobs      int // files Tree processes at a time; 0: 4 × GOMAXPROCS
 }
 
 // Errors callers test.

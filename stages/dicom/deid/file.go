@@ -9,7 +9,9 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
+	"sync"
 
 	"github.com/suyashkumar/dicom"
 	"github.com/suyashkumar/dicom/pkg/tag"
@@ -48,19 +50,14 @@ func Read(path string) (dicom.Dataset, error) { return read(path, false) }
 
 // read is Read; with dirOK a DICOMDIR is returned too (to be scanned).
 func read(path string, dirOK bool) (dicom.Dataset, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return dicom.Dataset{}, err
-	}
-	defer f.Close()
-	st, err := f.Stat()
+	st, err := os.Stat(path)
 	if err != nil {
 		return dicom.Dataset{}, err
 	}
 	if st.Size() > maxFileBytes {
 		return dicom.Dataset{}, fmt.Errorf("%s: larger than %d bytes", path, maxFileBytes)
 	}
-	data, err := io.ReadAll(f)
+	data, err := os.ReadFile(path)
 	if err != nil {
 		return dicom.Dataset{}, err
 	}
@@ -139,6 +136,7 @@ func (d *Deidentifier) File(ctx context.Context, in, out string) (Info, error) {
 		return Info{}, fmt.Errorf("%s: %w", in, err)
 	}
 	var buf bytes.Buffer
+	buf.Grow(encodedSizeHint(&ds))
 	if err := write(&buf, ds); err != nil {
 		return Info{}, fmt.Errorf("%s: writing de-identified DICOM: %s", in, oneLine(err))
 	}
@@ -151,6 +149,21 @@ func (d *Deidentifier) File(ctx context.Context, in, out string) (Info, error) {
 		SeriesUID:      str(&ds, tag.SeriesInstanceUID),
 		SOPInstanceUID: str(&ds, tag.SOPInstanceUID),
 	}, nil
+}
+
+// encodedSizeHint guesses the encoded size of ds: its pixel data plus room
+// for the header, so that encoding grows its buffer once.
+func encodedSizeHint(ds *dicom.Dataset) int {
+	n := 1 << 14
+	if e, err := ds.FindElementByTag(tag.PixelData); err == nil {
+		if info, ok := e.Value.GetValue().(dicom.PixelDataInfo); ok {
+			n += len(info.UnprocessedValueData)
+			for _, f := range info.Frames {
+				n += len(f.EncapsulatedData.Data) + 8
+			}
+		}
+	}
+	return n
 }
 
 // write encodes ds, turning a writer panic into an error.
@@ -214,29 +227,92 @@ type Result struct {
 // Tree de-identifies every DICOM file named by paths into outDir, keeping
 // the layout: a file argument lands at outDir/<its name>, a file found in a
 // folder argument at outDir/<its path inside that folder>. Files in folders
-// that are not DICOM are skipped; every other failure is one Result with an
-// Err and the rest goes on. each is called once per file, in walk order.
-// Tree returns an error only when it cannot go on (ctx cancelled, a path
-// that cannot be walked).
+// that are not DICOM, and DICOMDIRs, are skipped; every other failure is
+// one Result with an Err and the rest goes on. Files are processed
+// Options.Jobs at a time; each is called once per file, in walk order,
+// from the calling goroutine. Tree returns an error only when it cannot go
+// on (ctx cancelled, a folder that cannot be walked).
 func (d *Deidentifier) Tree(ctx context.Context, paths []string, outDir string, each func(Result)) error {
+	type task struct {
+		in, out  string
+		inFolder bool
+		res      Result
+		done     chan struct{}
+	}
+	finished := func(r Result) *task {
+		t := &task{res: r, done: make(chan struct{})}
+		close(t.done)
+		return t
+	}
+	var tasks []*task
 	written := map[string]string{} // output path -> input path
-	return walkFiles(ctx, paths, outDir, func(in, rel string, inFolder bool) {
+	err := walkFiles(ctx, paths, outDir, func(in, rel string, inFolder bool) {
 		out := filepath.Join(outDir, rel)
 		if prev, dup := written[out]; dup {
-			each(Result{In: in, Err: fmt.Errorf("%s: output %s already written from %s", in, out, prev)})
+			tasks = append(tasks, finished(Result{In: in, Err: fmt.Errorf("%s: output %s already written from %s", in, out, prev)}))
 			return
 		}
-		info, err := d.File(ctx, in, out)
-		switch {
-		case err != nil && (errors.Is(err, ErrDirectory) || inFolder && errors.Is(err, ErrNotDICOM)):
-			each(Result{In: in, Skipped: true, Err: err})
-		case err != nil:
-			each(Result{In: in, Err: err})
-		default:
-			written[out] = in
-			each(Result{In: in, Out: out, Info: info})
+		written[out] = in
+		tasks = append(tasks, &task{in: in, out: out, inFolder: inFolder, done: make(chan struct{})})
+	}, func(path string, err error) { tasks = append(tasks, finished(Result{In: path, Err: err})) })
+	if err != nil {
+		return err
+	}
+
+	queue := make(chan *task)
+	var wg sync.WaitGroup
+	for range d.jobs() {
+		wg.Go(func() {
+			for t := range queue {
+				info, err := d.File(ctx, t.in, t.out)
+				switch {
+				case err != nil && (errors.Is(err, ErrDirectory) || t.inFolder && errors.Is(err, ErrNotDICOM)):
+					t.res = Result{In: t.in, Skipped: true, Err: err}
+				case err != nil:
+					t.res = Result{In: t.in, Err: err}
+				default:
+					t.res = Result{In: t.in, Out: t.out, Info: info}
+				}
+				close(t.done)
+			}
+		})
+	}
+	go func() {
+		defer close(queue)
+		for i, t := range tasks {
+			if t.in == "" {
+				continue // already finished
+			}
+			select {
+			case queue <- t:
+			case <-ctx.Done():
+				for _, rest := range tasks[i:] {
+					if rest.in != "" {
+						rest.res = Result{In: rest.in, Err: ctx.Err()}
+						close(rest.done)
+					}
+				}
+				return
+			}
 		}
-	}, func(path string, err error) { each(Result{In: path, Err: err}) })
+	}()
+	for _, t := range tasks {
+		<-t.done
+		if errors.Is(t.res.Err, context.Canceled) || errors.Is(t.res.Err, context.DeadlineExceeded) {
+			break
+		}
+		each(t.res)
+	}
+	wg.Wait()
+	return ctx.Err()
+}
+
+// jobs returns how many files Tree processes at a time.
+func (d *Deidentifier) jobs() int {
+	if d.opts.Jobs > 0 {
+		return d.opts.Jobs
+	}
+	return 4 * runtime.GOMAXPROCS(0) // file syncs wait on the disk, not the CPU
 }
 
 // walkFiles calls file for every regular file named by paths or found in
