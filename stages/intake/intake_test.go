@@ -1,0 +1,157 @@
+package intake
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/medcad/medcad/gitops/cas"
+	"github.com/medcad/medcad/stages/dicom"
+	"github.com/medcad/medcad/stages/dicom/deid"
+	"github.com/medcad/medcad/stages/phantom"
+	"github.com/medcad/medcad/stages/volume"
+)
+
+func writeBatch(t *testing.T, cases int, seed uint64) (string, []phantom.Patient) {
+	t.Helper()
+	dir := t.TempDir()
+	opts := phantom.Options{Seed: seed, Size: phantom.Small, LabelRules: phantom.RulesV2}
+	if _, err := phantom.WriteDataset(context.Background(), phantom.DatasetOptions{Options: opts, Dir: dir, Cases: cases, Format: phantom.FormatDICOM}); err != nil {
+		t.Fatal(err)
+	}
+	var pats []phantom.Patient
+	for i := range cases {
+		c, err := phantom.Generate(context.Background(), opts, i)
+		if err != nil {
+			t.Fatal(err)
+		}
+		pats = append(pats, c.Facts.Patient)
+	}
+	return dir, pats
+}
+
+func newDeid() *deid.Deidentifier {
+	return deid.New(bytes.Repeat([]byte{7}, deid.KeySize), deid.Options{})
+}
+
+func TestPrepareDeidentifiesAndChecks(t *testing.T) {
+	in, patients := writeBatch(t, 2, 11)
+	if !IsDICOMBatch(in) {
+		t.Fatal("phantom batch not recognised as DICOM")
+	}
+	staging := filepath.Join(t.TempDir(), "staging")
+	res, err := Prepare(context.Background(), in, staging, Options{Deid: newDeid()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Cases) != 2 || len(res.Refused) != 0 {
+		t.Fatalf("cases %d refused %v", len(res.Cases), res.Refused)
+	}
+	for _, c := range res.Cases {
+		if !strings.HasPrefix(c.ID, "c-") || c.Modality != "CT" || c.Slices < 10 || len(c.Shape) != 3 {
+			t.Errorf("case %+v", c)
+		}
+		if _, err := os.Stat(filepath.Join(staging, c.ID, LabelFile)); err != nil {
+			t.Errorf("case %s: label not staged: %v", c.ID, err)
+		}
+	}
+	// No PHI: the profile scan is clean and no identity string is in any byte.
+	err = filepath.WalkDir(staging, func(p string, d os.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		data, err := os.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		for _, pt := range patients {
+			for _, phi := range []string{pt.Name, pt.ID, pt.BirthDate, pt.Institution, pt.Accession} {
+				if phi != "" && bytes.Contains(data, []byte(phi)) {
+					t.Errorf("%s holds PHI", filepath.Base(p))
+				}
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The staged series converts and matches its label's grid.
+	c := res.Cases[0]
+	scan, err := dicom.Discover(context.Background(), []string{filepath.Join(staging, c.ID)}, dicom.Options{})
+	if err != nil || len(scan.Series) != 1 {
+		t.Fatalf("staged case: %v, %d series", err, len(scan.Series))
+	}
+	// Re-ingest with the same key maps to the same ids.
+	res2, err := Prepare(context.Background(), in, filepath.Join(t.TempDir(), "s2"), Options{Deid: newDeid()})
+	if err != nil || res2.Cases[0].ID != c.ID {
+		t.Errorf("re-ingest ids differ: %v", err)
+	}
+
+	// FillDigests splits the batch manifest into per-case images and labels.
+	s, err := cas.Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	add, err := s.AddDir(context.Background(), staging, cas.TreeOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := FillDigests(s, add.Manifest, res.Cases); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range res.Cases {
+		id, _ := cas.ParseID(c.Image)
+		m, err := s.ReadManifest(id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(m.Entries) != c.Slices {
+			t.Errorf("case %s: image manifest has %d files, want %d slices", c.ID, len(m.Entries), c.Slices)
+		}
+		for _, e := range m.Entries {
+			if strings.HasSuffix(e.Path, LabelFile) {
+				t.Errorf("label inside the image manifest")
+			}
+		}
+		if c.Label == "" {
+			t.Errorf("case %s: no label digest", c.ID)
+		}
+	}
+}
+
+func TestPrepareRefusesBadCases(t *testing.T) {
+	in, _ := writeBatch(t, 3, 5)
+	cases, _ := os.ReadDir(in)
+	// Case 0: a label of the wrong shape. Case 1: no DICOM at all.
+	bad := volume.New(volume.Uint8, [3]int{4, 4, 4}, volume.Identity([3]float64{1, 1, 1}))
+	if err := volume.Write(filepath.Join(in, cases[0].Name(), LabelFile), bad); err != nil {
+		t.Fatal(err)
+	}
+	empty := filepath.Join(in, cases[1].Name())
+	os.RemoveAll(empty)
+	os.MkdirAll(empty, 0o755)
+	os.WriteFile(filepath.Join(empty, "notes.txt"), []byte("hello"), 0o644)
+
+	res, err := Prepare(context.Background(), in, filepath.Join(t.TempDir(), "st"), Options{Deid: newDeid()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Cases) != 1 || len(res.Refused) != 2 {
+		t.Fatalf("cases %d refused %v", len(res.Cases), res.Refused)
+	}
+	if !strings.Contains(res.Refused[0].Reason, "label does not match the image") {
+		t.Errorf("refusal: %s", res.Refused[0])
+	}
+	if !strings.Contains(res.Refused[1].Reason, "no DICOM files") {
+		t.Errorf("refusal: %s", res.Refused[1])
+	}
+	for _, r := range res.Refused {
+		if strings.Contains(r.String(), "\n") {
+			t.Errorf("refusal not one line: %q", r)
+		}
+	}
+}
