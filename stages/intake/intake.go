@@ -11,20 +11,24 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"path"
 	"path/filepath"
 	"sort"
-	"strings"
 
 	"github.com/medcad/medcad/gitops"
-	"github.com/medcad/medcad/gitops/cas"
 	"github.com/medcad/medcad/stages/dicom"
 	"github.com/medcad/medcad/stages/dicom/deid"
 	"github.com/medcad/medcad/stages/volume"
 )
 
-// LabelFile is a case's label map, beside its DICOM files.
+// LabelFile is a case's label map in a delivered case folder, beside its
+// DICOM files. In the prepared batch it moves to labels/<case id>.nii.gz,
+// so a case's folder holds only its images.
 const LabelFile = "label.nii.gz"
+
+// LabelPath is where a case's label lands in a prepared batch.
+func LabelPath(staging, caseID string) string {
+	return filepath.Join(staging, "labels", caseID+".nii.gz")
+}
 
 // gridTolerance is how far (mm) a label's affine may differ from the image's.
 const gridTolerance = 1e-3
@@ -76,7 +80,8 @@ func IsDICOMBatch(dir string) bool {
 }
 
 // Prepare de-identifies every case folder (a sub-folder of input) into
-// staging/<case id>/, checks each series and label, and returns the cases.
+// staging/<case id>/, puts its label at staging/labels/<case id>.nii.gz,
+// checks each series and label, and returns the cases.
 // A case that cannot be ingested is refused with its reason; the others go
 // on. staging must not exist yet.
 func Prepare(ctx context.Context, input, staging string, opts Options) (*Result, error) {
@@ -156,20 +161,26 @@ func prepareCase(ctx context.Context, folder, tmp, staging string, seen map[stri
 		ID: caseID, Modality: s.Modality, Slices: s.Slices,
 		Shape: s.Dim[:], SpacingMM: roundSpacing(s.Spacing), Warnings: s.Warnings,
 	}
+	var label []byte
 	if lbl := filepath.Join(folder, LabelFile); exists(lbl) {
 		if err := checkLabel(ctx, s, lbl); err != nil {
 			return nil, err
 		}
-		data, err := os.ReadFile(lbl)
-		if err != nil {
-			return nil, err
-		}
-		if err := gitops.WriteFileAtomic(filepath.Join(tmp, LabelFile), data, 0o644); err != nil {
+		if label, err = os.ReadFile(lbl); err != nil {
 			return nil, err
 		}
 	}
 	if err := os.Rename(tmp, filepath.Join(staging, caseID)); err != nil {
 		return nil, err
+	}
+	if label != nil {
+		dst := LabelPath(staging, caseID)
+		if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+			return nil, err
+		}
+		if err := gitops.WriteFileAtomic(dst, label, 0o644); err != nil {
+			return nil, err
+		}
 	}
 	seen[caseID] = folder
 	return c, nil
@@ -202,49 +213,4 @@ func roundSpacing(s [3]float64) []float64 {
 func exists(p string) bool {
 	_, err := os.Stat(p)
 	return err == nil
-}
-
-// FillDigests sets each case's Image (a sub-manifest of the case folder's
-// DICOM files, stored in s) and Label (the label object) from the manifest
-// of the whole batch, whose paths start with the case ids.
-func FillDigests(s *cas.Store, batch *cas.Manifest, cases []gitops.DatasetCase) error {
-	byCase := map[string]*cas.Manifest{}
-	labels := map[string]cas.ID{}
-	for _, e := range batch.Entries {
-		id, rest, ok := strings.Cut(e.Path, "/")
-		if !ok {
-			continue
-		}
-		if rest == LabelFile {
-			labels[id] = e.ID
-			continue
-		}
-		m := byCase[id]
-		if m == nil {
-			m = &cas.Manifest{}
-			byCase[id] = m
-		}
-		e.Path = path.Clean(rest)
-		m.Entries = append(m.Entries, e)
-	}
-	w := s.NewWriter()
-	for i := range cases {
-		c := &cases[i]
-		m := byCase[c.ID]
-		if m == nil {
-			w.Close()
-			return fmt.Errorf("case %s: no files in the batch manifest", c.ID)
-		}
-		m.Sort()
-		id, err := w.PutBytes(m.Encode())
-		if err != nil {
-			w.Close()
-			return err
-		}
-		c.Image = id.String()
-		if l, ok := labels[c.ID]; ok {
-			c.Label = l.String()
-		}
-	}
-	return w.Close()
 }

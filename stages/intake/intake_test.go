@@ -8,7 +8,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/medcad/medcad/gitops/cas"
 	"github.com/medcad/medcad/stages/dicom"
 	"github.com/medcad/medcad/stages/dicom/deid"
 	"github.com/medcad/medcad/stages/phantom"
@@ -54,7 +53,7 @@ func TestPrepareDeidentifiesAndChecks(t *testing.T) {
 		if !strings.HasPrefix(c.ID, "c-") || c.Modality != "CT" || c.Slices < 10 || len(c.Shape) != 3 {
 			t.Errorf("case %+v", c)
 		}
-		if _, err := os.Stat(filepath.Join(staging, c.ID, LabelFile)); err != nil {
+		if _, err := os.Stat(LabelPath(staging, c.ID)); err != nil {
 			t.Errorf("case %s: label not staged: %v", c.ID, err)
 		}
 	}
@@ -91,36 +90,6 @@ func TestPrepareDeidentifiesAndChecks(t *testing.T) {
 		t.Errorf("re-ingest ids differ: %v", err)
 	}
 
-	// FillDigests splits the batch manifest into per-case images and labels.
-	s, err := cas.Open(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	add, err := s.AddDir(context.Background(), staging, cas.TreeOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := FillDigests(s, add.Manifest, res.Cases); err != nil {
-		t.Fatal(err)
-	}
-	for _, c := range res.Cases {
-		id, _ := cas.ParseID(c.Image)
-		m, err := s.ReadManifest(id)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if len(m.Entries) != c.Slices {
-			t.Errorf("case %s: image manifest has %d files, want %d slices", c.ID, len(m.Entries), c.Slices)
-		}
-		for _, e := range m.Entries {
-			if strings.HasSuffix(e.Path, LabelFile) {
-				t.Errorf("label inside the image manifest")
-			}
-		}
-		if c.Label == "" {
-			t.Errorf("case %s: no label digest", c.ID)
-		}
-	}
 }
 
 func TestPrepareRefusesBadCases(t *testing.T) {
