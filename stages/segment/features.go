@@ -135,7 +135,9 @@ const slabSlices = 16
 // slab: each slab is padded with enough slices on both sides (the halo)
 // that every filter chain sees the same neighbourhood as on the whole
 // volume, so the result does not depend on the slab size.
-func extract(w *work, f Features) featureSet {
+func extract(w *work, f Features) featureSet { return extractSlabs(w, f, slabSlices) }
+
+func extractSlabs(w *work, f Features, slab int) featureSet {
 	g := w.g
 	halo := g.radius(f.BaseRadiusMM)[2] + 1
 	for _, ft := range f.List {
@@ -148,8 +150,8 @@ func extract(w *work, f Features) featureSet {
 	}
 	fs := featureSet{n: len(f.List)}
 	nz := g.dim[2]
-	for z0 := 0; z0 < nz; z0 += slabSlices {
-		z1 := min(z0+slabSlices, nz)
+	for z0 := 0; z0 < nz; z0 += slab {
+		z1 := min(z0+slab, nz)
 		h0, h1 := max(z0-halo, 0), min(z1+halo, nz)
 		sg := grid{dim: [3]int{g.dim[0], g.dim[1], h1 - h0}, sp: g.sp}
 		fs.chunks = append(fs.chunks, extractSlab(w, f, sg, h0, z0, z1))

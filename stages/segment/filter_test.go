@@ -1,0 +1,162 @@
+package segment
+
+import (
+	"math/rand/v2"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
+)
+
+func randomGrid(seed uint64, dim [3]int) (grid, []float32) {
+	r := rand.New(rand.NewPCG(seed, 1))
+	g := grid{dim: dim, sp: [3]float64{0.8, 0.9, 2}}
+	in := make([]float32, g.len())
+	for i := range in {
+		in[i] = float32(r.IntN(2000) - 1000)
+	}
+	return g, in
+}
+
+// brute computes a box mean, max or min by visiting the whole box.
+func brute(g grid, in []float32, r [3]int, op string) []float32 {
+	out := make([]float32, len(in))
+	for k := range g.dim[2] {
+		for j := range g.dim[1] {
+			for i := range g.dim[0] {
+				var sum float64
+				n := 0
+				mx, mn := float32(-1e30), float32(1e30)
+				for c := max(k-r[2], 0); c <= min(k+r[2], g.dim[2]-1); c++ {
+					for b := max(j-r[1], 0); b <= min(j+r[1], g.dim[1]-1); b++ {
+						for a := max(i-r[0], 0); a <= min(i+r[0], g.dim[0]-1); a++ {
+							v := in[a+g.dim[0]*(b+g.dim[1]*c)]
+							sum += float64(v)
+							n++
+							mx, mn = max(mx, v), min(mn, v)
+						}
+					}
+				}
+				o := float32(sum / float64(n))
+				if op == "max" {
+					o = mx
+				} else if op == "min" {
+					o = mn
+				}
+				out[i+g.dim[0]*(j+g.dim[1]*k)] = o
+			}
+		}
+	}
+	return out
+}
+
+func TestFiltersMatchBruteForce(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		dim [3]int
+		r   [3]int
+	}{
+		{[3]int{7, 5, 4}, [3]int{1, 1, 1}},
+		{[3]int{9, 6, 5}, [3]int{2, 0, 1}},
+		{[3]int{4, 9, 3}, [3]int{0, 3, 0}},
+		{[3]int{5, 5, 7}, [3]int{6, 6, 6}}, // radius past the edges
+		{[3]int{1, 1, 1}, [3]int{1, 1, 1}},
+	} {
+		g, in := randomGrid(uint64(tc.dim[0]), tc.dim)
+		approx := cmpopts.EquateApprox(0, 1e-3)
+		if d := cmp.Diff(brute(g, in, tc.r, "mean"), boxMean(g, in, tc.r), approx); d != "" {
+			t.Errorf("boxMean %v r %v (-brute +got):\n%s", tc.dim, tc.r, d)
+		}
+		mx, mn := extrema(g, in, tc.r)
+		if d := cmp.Diff(brute(g, in, tc.r, "max"), mx); d != "" {
+			t.Errorf("max %v r %v (-brute +got):\n%s", tc.dim, tc.r, d)
+		}
+		if d := cmp.Diff(brute(g, in, tc.r, "min"), mn); d != "" {
+			t.Errorf("min %v r %v (-brute +got):\n%s", tc.dim, tc.r, d)
+		}
+	}
+}
+
+func maskOf(rows ...string) (grid, []bool) {
+	// rows of one slice; '|' starts the next slice.
+	var slices [][]string
+	cur := []string{}
+	for _, r := range rows {
+		if r == "|" {
+			slices = append(slices, cur)
+			cur = []string{}
+			continue
+		}
+		cur = append(cur, r)
+	}
+	slices = append(slices, cur)
+	g := grid{dim: [3]int{len(slices[0][0]), len(slices[0]), len(slices)}, sp: [3]float64{1, 1, 1}}
+	m := make([]bool, g.len())
+	for k, sl := range slices {
+		for j, row := range sl {
+			for i, ch := range row {
+				m[i+g.dim[0]*(j+g.dim[1]*k)] = ch == '#'
+			}
+		}
+	}
+	return g, m
+}
+
+func TestComponents(t *testing.T) {
+	t.Parallel()
+	for name, tc := range map[string]struct {
+		rows  []string
+		sizes []int // sorted descending
+	}{
+		"empty":     {[]string{"....", "...."}, nil},
+		"u-shape":   {[]string{"#..#", "#..#", "####"}, []int{8}},
+		"diagonal":  {[]string{"#...", ".#..", "..#."}, []int{1, 1, 1}},
+		"two":       {[]string{"##.#", "##.#", "...."}, []int{4, 2}},
+		"z-linked":  {[]string{"#...", "|", "#..#", "|", "...#"}, []int{2, 2}},
+		"z-bridged": {[]string{"##..", "|", ".##.", "|", "..##"}, []int{6}},
+	} {
+		g, m := maskOf(tc.rows...)
+		c := components(g, m)
+		var got []int
+		for _, s := range c.size {
+			if s > 0 {
+				got = append(got, s)
+			}
+		}
+		sortDesc(got)
+		if d := cmp.Diff(tc.sizes, got, cmpopts.EquateEmpty()); d != "" {
+			t.Errorf("%s: component sizes (-want +got):\n%s", name, d)
+		}
+	}
+}
+
+func sortDesc(x []int) {
+	for i := range x {
+		for j := i + 1; j < len(x); j++ {
+			if x[j] > x[i] {
+				x[i], x[j] = x[j], x[i]
+			}
+		}
+	}
+}
+
+func TestFillSlices(t *testing.T) {
+	t.Parallel()
+	g, m := maskOf(
+		"######.",
+		"#....#.",
+		"#.##.#.",
+		"######.",
+		"#.....#", // open at the border: not a hole
+	)
+	_, want := maskOf(
+		"######.",
+		"######.",
+		"######.",
+		"######.",
+		"#.....#",
+	)
+	if d := cmp.Diff(want, fillSlices(g, m)); d != "" {
+		t.Errorf("fillSlices (-want +got):\n%s", d)
+	}
+}
