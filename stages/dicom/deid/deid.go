@@ -20,6 +20,8 @@
 //     (1.2.840.10008.…) is replaced like a U attribute.
 //   - With dates removed (the default), DA and DT values outside the table
 //     are emptied too; with --shift-dates they are shifted.
+//   - Group length elements (gggg,0000), retired, are dropped: removing
+//     attributes would make them wrong.
 //   - A file that declares burned-in annotation is refused.
 //
 // Nothing here prints, logs or returns a tag value: errors name the file,
@@ -331,12 +333,11 @@ func (w *walker) element(e *dicom.Element, depth int) (*dicom.Element, error) {
 	if removedGroup(e.Tag.Group) {
 		return nil, nil
 	}
-	vr := vrOf(e)
-	if vr != e.RawValueRepresentation && e.Tag != tag.PixelData {
-		ne := *e
-		ne.RawValueRepresentation = vr
-		e = &ne
+	if e.Tag.Element == 0x0000 {
+		return nil, nil // group lengths (retired) would be wrong once elements go
 	}
+	vr := vrOf(e)
+	e = withVR(e, vr)
 	act := actK
 	if r, ok := w.d.rows[e.Tag.Uint32()]; ok {
 		act = w.resolve(r, depth)
@@ -391,6 +392,44 @@ func vrOf(e *dicom.Element) string {
 		return info.VRs[0]
 	}
 	return "UN"
+}
+
+// withVR returns e written with VR vr where that is safe: a UN value of a
+// text attribute becomes text (so that a UN-coded UID or name is handled
+// like any other), an invalid VR becomes the dictionary's. Other UN values
+// stay UN bytes.
+func withVR(e *dicom.Element, vr string) *dicom.Element {
+	raw := e.RawValueRepresentation
+	if vr == raw || e.Tag == tag.PixelData || e.Value == nil {
+		return e
+	}
+	if raw == "UN" {
+		b, ok := e.Value.GetValue().([]byte)
+		if !ok || !textVR(vr) {
+			return e
+		}
+		ne, err := withValue(e, strings.Split(trimValue(strings.TrimLeft(string(b), " ")), "\\"))
+		if err != nil {
+			return e
+		}
+		ne.RawValueRepresentation = vr
+		return ne
+	}
+	if validVR(raw) {
+		return e
+	}
+	ne := *e
+	ne.RawValueRepresentation = vr
+	return &ne
+}
+
+// textVR reports whether values of vr are text.
+func textVR(vr string) bool {
+	switch vr {
+	case "AE", "AS", "CS", "DA", "DS", "DT", "IS", "LO", "LT", "PN", "SH", "ST", "TM", "UC", "UI", "UR", "UT":
+		return true
+	}
+	return false
 }
 
 // validVR reports whether vr is one of the VRs of PS3.5.

@@ -206,6 +206,7 @@ func TestDatasetActions(t *testing.T) {
 		"OtherPatientIDsSequence (0010,1002)", "RequestAttributesSequence (0040,0275)",
 		"SeriesDate (0008,0021)", "AcquisitionDate (0008,0022)", "AcquisitionDateTime (0008,002A)",
 		"DeviceSerialNumber (0018,1000)", "ProtocolName (0018,1030)", "SourceApplicationEntityTitle (0002,0016)",
+		"PatientAddress (0010,1040)",
 		"AnatomicRegionSequence (0008,2218) > AnatomicRegionModifierSequence (0008,2220) > InstitutionName (0008,0080)",
 	} {
 		if v, ok := got[gone]; ok {
@@ -215,6 +216,9 @@ func TestDatasetActions(t *testing.T) {
 	for _, e := range ds.Elements {
 		if removedGroup(e.Tag.Group) {
 			t.Errorf("%s: private, curve or overlay element left", e.Tag)
+		}
+		if e.Tag.Element == 0 && e.Tag.Group != 2 {
+			t.Errorf("%s: group length left", e.Tag)
 		}
 	}
 	if found := Scan(&ds); len(found) > 0 {

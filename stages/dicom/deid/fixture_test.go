@@ -20,7 +20,7 @@ var phiStrings = []string{
 	"Operator^Olga", "REQ-PHI-1", "Nested^Secret", "Deep Nested Clinic",
 	"OTHER-ID-777", "HOSP-ISSUER", "ACME PRIVATE CREATOR", "private-phi-value",
 	"PRIVATEBYTES", "overlay comment PHI", "CURVEPHI", "20190314", "PHI_AETITLE",
-	"STUDY-PHI-1", "SN-998877", "Protocol of John",
+	"STUDY-PHI-1", "SN-998877", "Protocol of John", "UN-CODED ADDRESS",
 	fixtureStudyUID, fixtureSeriesUID, fixtureFrameUID,
 }
 
@@ -29,6 +29,7 @@ const (
 	fixtureStudyUID  = fixtureRoot + ".1.4242"
 	fixtureSeriesUID = fixtureRoot + ".2.4242"
 	fixtureFrameUID  = fixtureRoot + ".3.4242"
+	fixtureSyncUID   = fixtureRoot + ".5.4242"
 	ctImageStorage   = "1.2.840.10008.5.1.4.1.1.2"
 )
 
@@ -105,6 +106,7 @@ func (f fixture) dataset(t *testing.T, i int) dicom.Dataset {
 		el(t, tag.TransferSyntaxUID, []string{ts}),
 		el(t, tag.ImplementationClassUID, []string{"1.2.826.0.1.3680043.9.9999"}),
 		el(t, tag.SourceApplicationEntityTitle, []string{"PHI_AETITLE"}),
+		raw(t, 0x0008, 0x0000, "UL", []int{1234}), // a stale group length
 		el(t, tag.SpecificCharacterSet, []string{"ISO_IR 100"}),
 		el(t, tag.ImageType, []string{"ORIGINAL", "PRIMARY", "AXIAL"}),
 		el(t, tag.InstanceCreationDate, []string{"20190314"}),
@@ -165,6 +167,8 @@ func (f fixture) dataset(t *testing.T, i int) dicom.Dataset {
 		el(t, tag.ImagePositionPatient, []string{"-100", "-100", fmt.Sprint(i)}),
 		el(t, tag.ImageOrientationPatient, []string{"1", "0", "0", "0", "1", "0"}),
 		el(t, tag.FrameOfReferenceUID, []string{fixtureFrameUID}),
+		raw(t, 0x0020, 0x0200, "UN", []byte(fixtureSyncUID)),     // a UID sent as UN
+		raw(t, 0x0010, 0x1040, "UN", []byte("UN-CODED ADDRESS")), // Patient's Address as UN
 		el(t, tag.SamplesPerPixel, []int{1}),
 		el(t, tag.PhotometricInterpretation, []string{"MONOCHROME2"}),
 		el(t, tag.Rows, []int{f.rows}),
