@@ -184,6 +184,7 @@ func TestDatasetActions(t *testing.T) {
 		"StudyInstanceUID (0020,000D)":                        {d.UID(fixtureStudyUID)},  // U
 		"SeriesInstanceUID (0020,000E)":                       {d.UID(fixtureSeriesUID)}, // U
 		"FrameOfReferenceUID (0020,0052)":                     {d.UID(fixtureFrameUID)},  // U
+		"SynchronizationFrameOfReferenceUID (0020,0200)":      {d.UID(fixtureSyncUID)},   // U, sent as UN
 		"MediaStorageSOPInstanceUID (0002,0003)":              {d.UID(fixtureSOPUID(0))},
 		"PatientIdentityRemoved (0012,0062)":                  {"YES"},
 		"LongitudinalTemporalInformationModified (0028,0303)": {"REMOVED"},
