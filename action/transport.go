@@ -108,7 +108,9 @@ func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 
 type rewindError struct{}
 
-func (rewindError) Error() string { return "github api: cannot retry a request whose body cannot be re-read" }
+func (rewindError) Error() string {
+	return "github api: cannot retry a request whose body cannot be re-read"
+}
 
 var errNoRewind error = rewindError{}
 
