@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"strings"
 
 	"github.com/medcad/medcad/gitops"
@@ -91,6 +92,9 @@ func runDicomDeid(ctx context.Context, a *app, opts dicomDeidOptions) error {
 	if err != nil {
 		return err
 	}
+	if st, err := os.Stat(keyFile); err == nil && st.Mode().Perm()&0o077 != 0 {
+		fmt.Fprintf(a.err, "warning: key file %s is readable by others (mode %04o); run: chmod 600 %s\n", keyFile, st.Mode().Perm(), keyFile)
+	}
 	dopts := deid.Options{}
 	switch {
 	case opts.keepDates:
@@ -176,6 +180,11 @@ func projectKeyFile(flag string) (string, error) {
 	return cfg.Data.KeyFile, nil
 }
 
+// dicomScanPHIOptions are the arguments of `medcad dicom scan-phi`.
+type dicomScanPHIOptions struct {
+	paths []string
+}
+
 // scanRecord is one file in `dicom scan-phi --json` output.
 type scanRecord struct {
 	File       string   `json:"file"`
@@ -197,15 +206,15 @@ with --json a list of {file, attributes}. Exit 0 when clean, 3 when any file
 holds such attributes, 1 when a file could not be read.`,
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return runDicomScanPHI(cmd.Context(), a, args)
+			return runDicomScanPHI(cmd.Context(), a, dicomScanPHIOptions{paths: args})
 		},
 	}
 }
 
-func runDicomScanPHI(ctx context.Context, a *app, paths []string) error {
+func runDicomScanPHI(ctx context.Context, a *app, opts dicomScanPHIOptions) error {
 	records := []scanRecord{}
 	checked, failed := 0, 0
-	err := deid.ScanTree(ctx, paths, func(r deid.ScanResult) {
+	err := deid.ScanTree(ctx, opts.paths, func(r deid.ScanResult) {
 		switch {
 		case r.Skipped:
 			if !a.json {
