@@ -298,9 +298,9 @@ func copyDir(t *testing.T, src string) string {
 func TestBadDatasets(t *testing.T) {
 	src := dataset(t, 31, 3)
 	for _, tc := range []struct {
-		name  string
+		name   string
 		break_ func(dir string) error
-		want  []string
+		want   []string
 	}{
 		{"no dataset.json", func(d string) error { return os.Remove(filepath.Join(d, "dataset.json")) }, []string{"dataset.json: missing"}},
 		{"missing label", func(d string) error { return os.Remove(filepath.Join(d, "labelsTr", "phantom_001.nii.gz")) },
