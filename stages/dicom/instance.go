@@ -123,8 +123,14 @@ func readFull(f *os.File, b []byte) (int, error) {
 	return n, nil
 }
 
-// parseInstance parses a whole file held in memory.
-func parseInstance(b []byte, withPixels bool) (*Instance, *pixels, error) {
+// parseInstance parses a whole file held in memory. A panic inside the
+// parser library on malformed input becomes ErrCorrupt.
+func parseInstance(b []byte, withPixels bool) (in *Instance, px *pixels, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			in, px, err = nil, nil, fmt.Errorf("%w: the parser failed on malformed data", ErrCorrupt)
+		}
+	}()
 	l, rebuilt, err := scanFile(b)
 	if err != nil {
 		return nil, nil, err
@@ -142,14 +148,17 @@ func parseInstance(b []byte, withPixels bool) (*Instance, *pixels, error) {
 	if err != nil {
 		return nil, nil, fmt.Errorf("%w: %v", ErrCorrupt, cleanParseError(err))
 	}
-	in := &Instance{TransferSyntax: l.ts}
+	in = &Instance{TransferSyntax: l.ts}
 	if err := in.fill(&ds); err != nil {
+		return nil, nil, err
+	}
+	if err := in.checkSize(l); err != nil {
 		return nil, nil, err
 	}
 	if !withPixels {
 		return in, nil, nil
 	}
-	px, err := in.pixelData(&ds)
+	px, err = in.pixelData(&ds)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -280,6 +289,28 @@ func applyGroups(f *Frame, item []*dicom.Element) {
 		ft := strs(it[0], tag.FrameType)
 		f.Localizer = len(ft) > 2 && strings.EqualFold(strings.TrimSpace(ft[2]), "LOCALIZER")
 	}
+}
+
+// maxExpansion bounds how many decoded bytes one byte of compressed pixel
+// data may claim: PackBits turns 2 bytes into at most 128; JPEG Lossless
+// needs at least one bit per 16-bit sample (16 bytes per byte).
+const maxExpansion = 64
+
+// checkSize compares the image size the header claims with the pixel data
+// the file holds, before anything of that size is allocated.
+func (in *Instance) checkSize(l layout) error {
+	need := int64(len(in.Frames)) * int64(in.Rows) * int64(in.Columns) * int64(max(in.BitsAllocated, 8)/8) * int64(max(in.Samples, 1))
+	switch in.TransferSyntax {
+	case tsImplicitLE, tsExplicitLE, tsExplicitBE, tsDeflated:
+		if l.pixelBytes < need {
+			return fmt.Errorf("%w: pixel data holds %d bytes, %d frame(s) of %d×%d need %d", ErrCorrupt, l.pixelBytes, len(in.Frames), in.Columns, in.Rows, need)
+		}
+	default:
+		if need > l.pixelBytes*maxExpansion {
+			return fmt.Errorf("%w: %d bytes of compressed pixel data cannot hold %d frame(s) of %d×%d", ErrCorrupt, l.pixelBytes, len(in.Frames), in.Columns, in.Rows)
+		}
+	}
+	return nil
 }
 
 // pixelData extracts the raw pixel data and checks its size.

@@ -36,10 +36,7 @@ func (in *Instance) checkPixelFormat() error {
 	case tsImplicitLE, tsExplicitLE, tsExplicitBE, tsDeflated, tsRLE, tsJPEGLossless14, tsJPEGLosslessSV:
 		return nil
 	}
-	if name, ok := unsupportedTS[in.TransferSyntax]; ok {
-		return fmt.Errorf("%w: transfer syntax %s (%s); decompress first with `gdcmconv --raw IN OUT` or `dcmdjpeg IN OUT`", ErrUnsupported, name, in.TransferSyntax)
-	}
-	return fmt.Errorf("%w: transfer syntax %s; decompress first with `gdcmconv --raw IN OUT`", ErrUnsupported, in.TransferSyntax)
+	return tsError(in.TransferSyntax)
 }
 
 func newFrameDecoder(in *Instance, px *pixels) (*frameDecoder, error) {

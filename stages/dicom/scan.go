@@ -9,6 +9,7 @@ import (
 	"io"
 
 	"github.com/suyashkumar/dicom/pkg/tag"
+	"github.com/suyashkumar/dicom/pkg/uid"
 )
 
 // Transfer syntax UIDs this package reads or names in errors.
@@ -61,6 +62,31 @@ func TransferSyntaxName(uid string) string {
 	return "unknown transfer syntax " + uid
 }
 
+// tsError is the error for a transfer syntax that is not decoded, naming
+// it and how to decompress it.
+func tsError(ts string) error {
+	if name, ok := unsupportedTS[ts]; ok {
+		return fmt.Errorf("%w: transfer syntax %s (%s); decompress first with `gdcmconv --raw IN OUT` or `dcmdjpeg IN OUT`", ErrUnsupported, name, ts)
+	}
+	return fmt.Errorf("%w: unknown transfer syntax %q; decompress first with `gdcmconv --raw IN OUT`", ErrUnsupported, printable(ts))
+}
+
+// printable cuts s to 64 characters and replaces bytes outside printable
+// ASCII, for messages about malformed values that are not patient data
+// (UIDs of transfer syntaxes).
+func printable(s string) string {
+	b := []byte(s)
+	if len(b) > 64 {
+		b = b[:64]
+	}
+	for i, c := range b {
+		if c < 0x20 || c > 0x7e {
+			b[i] = '?'
+		}
+	}
+	return string(b)
+}
+
 // Errors callers test.
 var (
 	// ErrNotDICOM means a file is neither a DICOM Part 10 file nor a bare
@@ -91,6 +117,9 @@ type layout struct {
 	dataset  int    // offset of the dataset (after the meta group)
 	explicit bool
 	order    binary.ByteOrder
+	// pixelBytes is the size of the top-level pixel data value (for
+	// encapsulated data, its fragments with their item headers).
+	pixelBytes int64
 }
 
 // scanFile checks the structure of a whole file held in memory before the
@@ -107,6 +136,9 @@ func scanFile(b []byte) (layout, []byte, error) {
 			return l, nil, err
 		}
 		l.dataset, l.ts = off, ts
+		if _, _, err := uid.ParseTransferSyntaxUID(ts); err != nil {
+			return l, nil, tsError(ts)
+		}
 	} else {
 		l.ts = tsImplicitLE
 	}
@@ -128,6 +160,7 @@ func scanFile(b []byte) (layout, []byte, error) {
 		if err := s.dataset(0, len(b), 0, true); err != nil {
 			return l, nil, fmt.Errorf("%w (no DICOM preamble, and not an implicit VR little endian dataset: %v)", ErrNotDICOM, err)
 		}
+		l.pixelBytes = s.pixelBytes
 		return l, nil, nil
 	}
 	data := b
@@ -143,6 +176,7 @@ func scanFile(b []byte) (layout, []byte, error) {
 	if err := s.dataset(l.dataset, len(data), 0, false); err != nil {
 		return l, nil, fmt.Errorf("%w: %v", ErrCorrupt, err)
 	}
+	l.pixelBytes = s.pixelBytes
 	if l.ts == tsDeflated {
 		return l, data, nil
 	}
@@ -247,9 +281,10 @@ func longVR(vr string) bool {
 
 // scanner walks a dataset checking lengths and nesting.
 type scanner struct {
-	b        []byte
-	order    binary.ByteOrder
-	explicit bool
+	b          []byte
+	order      binary.ByteOrder
+	explicit   bool
+	pixelBytes int64
 }
 
 func (s *scanner) tag(off int) (uint16, uint16) {
@@ -310,6 +345,9 @@ func (s *scanner) element(off, end, depth int) (int, uint16, uint16, error) {
 		switch {
 		case g == 0x7fe0 && e == 0x0010:
 			n, err := s.items(body, end, depth, true)
+			if err == nil && depth == 0 {
+				s.pixelBytes = int64(n - body)
+			}
 			return n, g, e, err
 		case vr == "SQ" || vr == "UN":
 			n, err := s.items(body, end, depth, false)
@@ -325,6 +363,9 @@ func (s *scanner) element(off, end, depth int) (int, uint16, uint16, error) {
 		return 0, 0, 0, fmt.Errorf("element (%04x,%04x) claims %d bytes, %d remain", g, e, vl, end-body)
 	}
 	next := body + int(vl)
+	if g == 0x7fe0 && e == 0x0010 && depth == 0 {
+		s.pixelBytes = int64(vl)
+	}
 	if vr == "SQ" {
 		if _, err := s.items(body, next, depth, false); err != nil {
 			return 0, 0, 0, err

@@ -307,7 +307,12 @@ func (s *Series) geometry() {
 	s.lps = lps
 	nk := len(s.slices)
 	if s.resample {
-		nk = int(math.Round((s.positions[len(s.positions)-1]-s.positions[0])/spacing)) + 1
+		span := s.positions[len(s.positions)-1] - s.positions[0]
+		if span/spacing > float64(4*len(s.slices)) {
+			s.Err = fmt.Errorf("%w: resampling would make %.0f slices of %.3g mm from %d images", ErrInconsistent, span/spacing, spacing, len(s.slices))
+			return
+		}
+		nk = int(math.Round(span/spacing)) + 1
 	}
 	s.Dim = [3]int{cols, rows, nk}
 	var ras volume.Affine

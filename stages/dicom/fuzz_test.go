@@ -1,0 +1,178 @@
+package dicom
+
+import (
+	"bytes"
+	"encoding/binary"
+	"os"
+	"path/filepath"
+	"runtime"
+	"testing"
+)
+
+// allocated returns the bytes allocated while running f.
+func allocated(f func()) uint64 {
+	var a, b runtime.MemStats
+	runtime.ReadMemStats(&a)
+	f()
+	runtime.ReadMemStats(&b)
+	return b.TotalAlloc - a.TotalAlloc
+}
+
+// decodeAll runs the whole header-and-pixel path on one file's bytes.
+func decodeAll(data []byte) error {
+	in, px, err := parseInstance(data, true)
+	if err != nil {
+		return err
+	}
+	dec, err := newFrameDecoder(in, px)
+	if err != nil {
+		return err
+	}
+	plane := in.Rows * in.Columns
+	dst := make([]int16, plane)
+	var scratch []uint16
+	for f := range in.Frames {
+		if _, err := dec.decode(f, target{i16: dst}, true, &scratch); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// FuzzParse feeds arbitrary files to the header-and-pixel path: no panic,
+// no hang, and no allocation driven by a length field beyond what the
+// file's size allows (a header claiming 4 GB of pixels must not allocate
+// 4 GB). Seeds: testdata/fuzz/FuzzParse (small fixtures in every transfer
+// syntax, written by TestWriteFuzzSeeds with -update-seeds).
+func FuzzParse(f *testing.F) {
+	f.Add([]byte("DICM"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		var err error
+		n := allocated(func() { err = decodeAll(data) })
+		// Allowed: a few copies of the file, its decoded pixels (at most
+		// maxExpansion times the file) and fixed tables (Huffman look-ups).
+		limit := uint64(len(data))*(2*maxExpansion+16) + 4<<20
+		if n > limit {
+			t.Fatalf("allocated %d bytes for a %d-byte file (err %v)", n, len(data), err)
+		}
+	})
+}
+
+// TestHugeLengthFields: length fields claiming gigabytes are refused
+// without allocating them.
+func TestHugeLengthFields(t *testing.T) {
+	t.Parallel()
+	src := t.TempDir()
+	writeOrFatal(t, src, phantom([3]int{8, 8, 1}, axial([3]float64{1, 1, 1}, [3]float64{}), 41), WriteOptions{})
+	good, err := os.ReadFile(filepath.Join(src, "slice-0000.dcm"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	i := bytes.Index(good, []byte{0xe0, 0x7f, 0x10, 0x00, 'O', 'W'})
+	j := bytes.Index(good, []byte{0x28, 0x00, 0x10, 0x00, 'U', 'S'}) // Rows
+	if i < 0 || j < 0 {
+		t.Fatal("fixture layout")
+	}
+	pixels4G := append([]byte{}, good...)
+	binary.LittleEndian.PutUint32(pixels4G[i+8:], 0xfffffff0)
+	rows64k := append([]byte{}, good...)
+	binary.LittleEndian.PutUint16(rows64k[j+8:], 0xffff)
+	for name, data := range map[string][]byte{"pixel data 4 GB": pixels4G, "rows 65535": rows64k} {
+		var err error
+		n := allocated(func() { err = decodeAll(data) })
+		if err == nil {
+			t.Errorf("%s: decoded", name)
+		}
+		if n > 64<<20 {
+			t.Errorf("%s: allocated %d MiB", name, n>>20)
+		}
+		t.Logf("%s: %v (%d KiB allocated)", name, err, n>>10)
+	}
+}
+
+// packBits encodes with literal and repeat runs (the encoder side of
+// unpackBits, for the round trip).
+func packBits(src []byte) []byte {
+	var out []byte
+	for i := 0; i < len(src); {
+		j := i + 1
+		for j < len(src) && j-i < 128 && src[j] == src[i] {
+			j++
+		}
+		if j-i >= 3 {
+			out = append(out, byte(int8(1-(j-i))), src[i])
+			i = j
+			continue
+		}
+		j = i
+		for j < len(src) && j-i < 128 && !(j+2 < len(src) && src[j] == src[j+1] && src[j] == src[j+2]) {
+			j++
+		}
+		if j == i {
+			j = i + 1
+		}
+		out = append(out, byte(j-i-1))
+		out = append(out, src[i:j]...)
+		i = j
+	}
+	if len(out)%2 == 1 {
+		out = append(out, 0x80) // no-op padding to an even length
+	}
+	return out
+}
+
+// rleFrame builds a DICOM RLE frame of 16-bit samples.
+func rleFrame(samples []uint16) []byte {
+	hi, lo := make([]byte, len(samples)), make([]byte, len(samples))
+	for i, s := range samples {
+		hi[i], lo[i] = byte(s>>8), byte(s)
+	}
+	a, b := packBits(hi), packBits(lo)
+	h := make([]byte, 64)
+	binary.LittleEndian.PutUint32(h, 2)
+	binary.LittleEndian.PutUint32(h[4:], 64)
+	binary.LittleEndian.PutUint32(h[8:], uint32(64+len(a)))
+	return append(append(h, a...), b...)
+}
+
+// FuzzRLE: decodeRLE never panics on arbitrary input, and any 16-bit
+// image survives encode then decode unchanged.
+func FuzzRLE(f *testing.F) {
+	f.Add([]byte{1, 2, 3, 3, 3, 3, 3, 0, 0, 0, 0, 0, 0, 9}, uint8(7))
+	f.Add(bytes.Repeat([]byte{0xff}, 600), uint8(30))
+	f.Fuzz(func(t *testing.T, raw []byte, cols uint8) {
+		c := int(cols%64) + 1
+		n := len(raw) / 2 / c * c
+		if n == 0 {
+			return
+		}
+		// Arbitrary bytes as a frame: must not panic.
+		dst := make([]uint16, n)
+		_ = decodeRLE(raw, n/c, c, 16, dst)
+		// Round trip.
+		samples := make([]uint16, n)
+		for i := range samples {
+			samples[i] = binary.LittleEndian.Uint16(raw[2*i:])
+		}
+		got := make([]uint16, n)
+		if err := decodeRLE(rleFrame(samples), n/c, c, 16, got); err != nil {
+			t.Fatalf("round trip: %v", err)
+		}
+		for i := range got {
+			if got[i] != samples[i] {
+				t.Fatalf("sample %d: %d, want %d", i, got[i], samples[i])
+			}
+		}
+	})
+}
+
+// FuzzJPEGLossless: arbitrary code streams never panic, hang or allocate
+// beyond the image.
+func FuzzJPEGLossless(f *testing.F) {
+	f.Add([]byte{0xff, 0xd8, 0xff, 0xc3, 0, 11, 16, 0, 2, 0, 2, 1, 1, 0x11, 0, 0xff, 0xd9}, uint8(2), uint8(2))
+	f.Fuzz(func(t *testing.T, b []byte, rows, cols uint8) {
+		r, c := int(rows)%32+1, int(cols)%32+1
+		dst := make([]uint16, r*c)
+		_ = decodeJPEGLossless(b, r, c, dst)
+	})
+}

@@ -1,0 +1,78 @@
+package dicom
+
+import (
+	"flag"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"testing"
+)
+
+var updateSeeds = flag.Bool("update-seeds", false, "rewrite testdata/fuzz/FuzzParse from fixtures")
+
+// TestWriteFuzzSeeds rewrites the FuzzParse seed corpus (with
+// -update-seeds): one small file per transfer syntax and pixel format.
+func TestWriteFuzzSeeds(t *testing.T) {
+	if !*updateSeeds {
+		t.Skip("run with -update-seeds to rewrite the corpus")
+	}
+	src := t.TempDir()
+	v := phantom([3]int{8, 6, 1}, axial([3]float64{1, 1, 1}, [3]float64{}), 51)
+	seeds := map[string]string{}
+	for name, o := range map[string]WriteOptions{
+		"explicit-le": {}, "implicit-le": {TransferSyntax: tsImplicitLE}, "big-endian": {TransferSyntax: tsExplicitBE},
+		"signed-12": {BitsStored: 12, Signed: true, Slope: 1, Intercept: 0, JunkHighBits: true},
+	} {
+		dir := filepath.Join(src, name)
+		os.Mkdir(dir, 0o755)
+		writeOrFatal(t, dir, v, o)
+		seeds[name] = dir
+	}
+	seeds["rle"] = recode(t, seeds["explicit-le"], "dcmcrle")
+	seeds["jpeg-sv1"] = recode(t, seeds["explicit-le"], "dcmcjpeg")
+	seeds["jpeg-sv5"] = recode(t, seeds["explicit-le"], "dcmcjpeg", "+el", "+sv", "5")
+	seeds["deflated"] = recode(t, seeds["explicit-le"], "dcmconv", "+td")
+	out := filepath.Join("testdata", "fuzz", "FuzzParse")
+	if err := os.MkdirAll(out, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for name, dir := range seeds {
+		b, err := os.ReadFile(filepath.Join(dir, "slice-0000.dcm"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if name == "implicit-le" { // also as a bare dataset
+			l, _, err := scanFile(b)
+			if err != nil {
+				t.Fatal(err)
+			}
+			writeSeed(t, filepath.Join(out, "bare-implicit"), b[l.dataset:])
+		}
+		writeSeed(t, filepath.Join(out, name), b)
+		if name == "jpeg-sv1" || name == "jpeg-sv5" || name == "rle" {
+			_, px, err := parseInstance(b, true)
+			if err != nil {
+				t.Fatal(err)
+			}
+			target, args := "FuzzJPEGLossless", "uint8(5)\nuint8(7)\n" // 6 rows, 8 columns
+			if name == "rle" {
+				target, args = "FuzzRLE", "uint8(7)\n"
+			}
+			d := filepath.Join("testdata", "fuzz", target)
+			os.MkdirAll(d, 0o755)
+			seed := fmt.Sprintf("go test fuzz v1\n[]byte(%s)\n%s", strconv.Quote(string(px.fragments[0])), args)
+			if err := os.WriteFile(filepath.Join(d, name), []byte(seed), 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+}
+
+func writeSeed(t *testing.T, path string, b []byte) {
+	t.Helper()
+	s := fmt.Sprintf("go test fuzz v1\n[]byte(%s)\n", strconv.Quote(string(b)))
+	if err := os.WriteFile(path, []byte(s), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
