@@ -28,9 +28,23 @@ func TestProfileTable(t *testing.T) {
 			t.Errorf("rows %q and %q out of order or duplicated", rows[i-1].name, rows[i].name)
 		}
 	}
+	// Every row's tag must be the attribute its name says (suyashkumar's
+	// dictionary lacks only the command group 0000): a check of the
+	// transcription.
+	norm := strings.NewReplacer(" ", "", "'", "", "-", "", "(", "", ")", "", "/", "", "_", "")
 	byTag := map[uint32]profileRow{}
 	for _, r := range rows {
 		byTag[r.tag] = r
+		info, err := tag.Find(tg(r.tag))
+		if err != nil {
+			if r.tag>>16 != 0 {
+				t.Errorf("%08X %q: not in the dictionary", r.tag, r.name)
+			}
+			continue
+		}
+		if a, b := norm.Replace(strings.ToLower(info.Name)), norm.Replace(strings.ToLower(r.name)); a != b {
+			t.Errorf("%08X: table says %q, dictionary %q", r.tag, r.name, info.Name)
+		}
 	}
 	for _, tc := range []struct {
 		tag    uint32
