@@ -1,9 +1,12 @@
 package segment
 
 import (
+	"bytes"
 	"testing"
 
+	"github.com/BurntSushi/toml"
 	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
 )
 
 // FuzzDecode checks that the model decoder never panics, that whatever it
@@ -31,6 +34,35 @@ func FuzzDecode(f *testing.F) {
 		enc2, err := m2.Encode()
 		if err != nil || string(enc2) != string(enc) {
 			t.Fatalf("encoding is not canonical: %v", err)
+		}
+	})
+}
+
+// FuzzParseParams checks that the params parser never panics, that what it
+// accepts is valid, and that the params survive a TOML round trip.
+func FuzzParseParams(f *testing.F) {
+	f.Add([]byte(""))
+	f.Add([]byte("hidden = 8\nmean_radii_mm = [1.0, 4.5]\n"))
+	f.Add([]byte("epochs = 0\n"))
+	f.Add([]byte("[x]\ny = 1\n"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		p, err := ParseParams(data)
+		if err != nil {
+			return
+		}
+		if err := p.Validate(); err != nil {
+			t.Fatalf("accepted invalid params: %v", err)
+		}
+		var b bytes.Buffer
+		if err := toml.NewEncoder(&b).Encode(p); err != nil {
+			t.Fatal(err)
+		}
+		p2, err := ParseParams(b.Bytes())
+		if err != nil {
+			t.Fatalf("encoded params do not parse: %v\n%s", err, b.Bytes())
+		}
+		if d := cmp.Diff(p, p2, cmpopts.EquateEmpty()); d != "" {
+			t.Fatalf("round trip changed the params:\n%s", d)
 		}
 	})
 }

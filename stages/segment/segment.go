@@ -121,28 +121,39 @@ func (p Params) features() Features {
 // LoadParams reads a params TOML file over DefaultParams. Errors name the
 // file and, for unknown keys, the key.
 func LoadParams(path string) (Params, error) {
-	p := DefaultParams()
 	data, err := os.ReadFile(path)
 	if err != nil {
-		return p, err
+		return DefaultParams(), err
 	}
+	p, err := ParseParams(data)
+	if err != nil {
+		return p, fmt.Errorf("%s%w", path, err)
+	}
+	return p, nil
+}
+
+// ParseParams parses params TOML over DefaultParams and validates them.
+// Error messages start with ":LINE: " or ": " so that a caller can put
+// the file name in front.
+func ParseParams(data []byte) (Params, error) {
+	p := DefaultParams()
 	md, err := toml.Decode(string(data), &p)
 	if err != nil {
 		var pe toml.ParseError
 		if errors.As(err, &pe) {
-			return p, fmt.Errorf("%s:%d: %s: %w", path, pe.Position.Line, firstLine(pe.Message), ErrParams)
+			return p, fmt.Errorf(":%d: %s: %w", pe.Position.Line, firstLine(pe.Message), ErrParams)
 		}
-		return p, fmt.Errorf("%s: %s: %w", path, firstLine(err.Error()), ErrParams)
+		return p, fmt.Errorf(": %s: %w", firstLine(err.Error()), ErrParams)
 	}
 	if und := md.Undecoded(); len(und) > 0 {
 		keys := make([]string, len(und))
 		for i, k := range und {
 			keys[i] = k.String()
 		}
-		return p, fmt.Errorf("%s: unknown key %s: %w", path, strings.Join(keys, ", "), ErrParams)
+		return p, fmt.Errorf(": unknown key %s: %w", strings.Join(keys, ", "), ErrParams)
 	}
 	if err := p.Validate(); err != nil {
-		return p, fmt.Errorf("%s: %w", path, err)
+		return p, fmt.Errorf(": %w", err)
 	}
 	return p, nil
 }
