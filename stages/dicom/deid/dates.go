@@ -43,8 +43,8 @@ func shiftValue(v, vr string, days int) string {
 		}
 		return shiftDate(v, days)
 	}
-	if len(v) < 8 {
-		return ""
+	if len(v) < 8 || strings.Trim(v[8:], "0123456789.+-") != "" {
+		return "" // not a DT: nothing of it is carried over
 	}
 	day := shiftDate(v[:8], days)
 	if day == "" {

@@ -49,3 +49,25 @@ func FuzzDeid(f *testing.F) {
 		}
 	})
 }
+
+// FuzzShiftDate: shifting a date (or DT, or DA range) by n days and back
+// by -n gives the value back; a value that cannot be shifted gives "".
+func FuzzShiftDate(f *testing.F) {
+	f.Add("20190314", "DA", 10)
+	f.Add("20190314-20200101", "DA", -400)
+	f.Add("20200229101530.123456+0100", "DT", 365)
+	f.Add("2019", "DT", 1)
+	f.Fuzz(func(t *testing.T, v, vr string, days int) {
+		if vr != "DA" {
+			vr = "DT"
+		}
+		days %= 3650000
+		got := shiftValue(v, vr, days)
+		if got == "" {
+			return
+		}
+		if back := shiftValue(got, vr, -days); back != v {
+			t.Fatalf("shift %q by %d gives %q, back gives %q", v, days, got, back)
+		}
+	})
+}
