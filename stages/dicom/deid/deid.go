@@ -59,11 +59,12 @@ const (
 	actZD                // Z unless D is required
 	actXZD               // X unless Z or D is required
 	actXZU               // X unless Z or U* (replace contained UIDs) is required
+	actC                 // clean: here, shift the dates (Modified Dates option)
 )
 
 // String returns the action as table E.1-1 writes it.
 func (a action) String() string {
-	return [...]string{"K", "X", "Z", "D", "U", "X/Z", "X/D", "Z/D", "X/Z/D", "X/Z/U*"}[a]
+	return [...]string{"K", "X", "Z", "D", "U", "X/Z", "X/D", "Z/D", "X/Z/D", "X/Z/U*", "C"}[a]
 }
 
 // DateMode says what happens to dates and times.
@@ -324,9 +325,6 @@ func (w *walker) resolve(r profileRow, depth int) action {
 	}
 	return r.action
 }
-
-// actC is the "clean" action used for shifted dates.
-const actC action = 255
 
 // element returns the de-identified e, or nil to remove it.
 func (w *walker) element(e *dicom.Element, depth int) (*dicom.Element, error) {
