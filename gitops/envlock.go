@@ -50,6 +50,15 @@ func ReadEnvLock(dir, rel string) (*EnvLock, error) {
 	if err != nil {
 		return nil, fmt.Errorf("env lock: %w", err)
 	}
+	return ParseEnvLock(rel, data)
+}
+
+// ParseEnvLock digests an environment lock file's content (read from disk
+// or from a git revision); uv.lock files are parsed into packages.
+func ParseEnvLock(rel string, data []byte) (*EnvLock, error) {
+	if len(data) > maxEnvLockBytes {
+		return nil, fmt.Errorf("%s: larger than %d bytes", rel, maxEnvLockBytes)
+	}
 	sum := sha256.Sum256(data)
 	l := &EnvLock{File: rel, Digest: "sha256:" + hex.EncodeToString(sum[:])}
 	if filepath.Base(rel) != "uv.lock" {
