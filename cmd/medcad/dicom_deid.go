@@ -115,6 +115,9 @@ func runDicomDeid(ctx context.Context, a *app, opts dicomDeidOptions) error {
 	err = d.Tree(ctx, opts.paths, opts.out, func(r deid.Result) {
 		if bar != nil {
 			bar.Add(1)
+			if r.Err != nil {
+				bar.Clear() // the note or error goes on a line of its own
+			}
 		}
 		rec := deidRecord{In: r.In, Out: r.Out, CaseID: r.Info.CaseID, Series: r.Info.SeriesUID, Skipped: r.Skipped}
 		switch {

@@ -215,6 +215,16 @@ func writeFileAtomic(path string, data []byte) (err error) {
 	return nil
 }
 
+// sameFile reports whether a and b name the same existing file.
+func sameFile(a, b string) bool {
+	sa, err := os.Stat(a)
+	if err != nil {
+		return false
+	}
+	sb, err := os.Stat(b)
+	return err == nil && os.SameFile(sa, sb)
+}
+
 // Result is the outcome for one input file of Tree.
 type Result struct {
 	In      string // input path
@@ -248,6 +258,10 @@ func (d *Deidentifier) Tree(ctx context.Context, paths []string, outDir string, 
 	written := map[string]string{} // output path -> input path
 	err := walkFiles(ctx, paths, outDir, func(in, rel string, inFolder bool) {
 		out := filepath.Join(outDir, rel)
+		if sameFile(in, out) {
+			tasks = append(tasks, finished(Result{In: in, Err: fmt.Errorf("%s: the output would replace the input", in)}))
+			return
+		}
 		if prev, dup := written[out]; dup {
 			tasks = append(tasks, finished(Result{In: in, Err: fmt.Errorf("%s: output %s already written from %s", in, out, prev)}))
 			return
@@ -339,6 +353,10 @@ func walkFiles(ctx context.Context, paths []string, skipDir string, file func(pa
 		}
 		if !st.IsDir() {
 			file(p, filepath.Base(p), false)
+			continue
+		}
+		if abs, err := filepath.Abs(p); err == nil && abs == skipAbs {
+			fail(p, fmt.Errorf("%s: is the output folder itself", p))
 			continue
 		}
 		err = filepath.WalkDir(p, func(path string, e fs.DirEntry, err error) error {

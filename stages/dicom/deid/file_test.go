@@ -253,3 +253,34 @@ func TestDcmtkAndDcm2niixReadOutputs(t *testing.T) {
 		t.Errorf("vol.nii is %d bytes, want %d (16x16x5 int16)", st.Size(), want)
 	}
 }
+
+func TestTreeNeverReplacesInputs(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	in := filepath.Join(dir, "in")
+	paths := fixture{slices: 1, rows: 4, cols: 4}.write(t, in)
+	before, _ := os.ReadFile(paths[0])
+	for _, tc := range []struct {
+		name string
+		args []string
+		out  string
+		want string
+	}{
+		{"file into its own folder", []string{paths[0]}, in, "the output would replace the input"},
+		{"folder into itself", []string{in}, in, "is the output folder itself"},
+	} {
+		rs := runTree(t, New(testKey, Options{}), tc.args, tc.out)
+		if len(rs) != 1 || rs[0].Err == nil || !strings.Contains(rs[0].Err.Error(), tc.want) || !strings.HasPrefix(rs[0].Err.Error(), tc.args[0]+": ") {
+			t.Errorf("%s: results %+v, want one error %q naming the input", tc.name, rs, tc.want)
+		}
+	}
+	if after, _ := os.ReadFile(paths[0]); !bytes.Equal(before, after) {
+		t.Error("the input was changed")
+	}
+	// An output folder inside the input folder is left out of the walk.
+	rs := runTree(t, New(testKey, Options{}), []string{in}, filepath.Join(in, "deid"))
+	rs = append(rs, runTree(t, New(testKey, Options{}), []string{in}, filepath.Join(in, "deid"))...)
+	if len(rs) != 2 || rs[0].Err != nil || rs[1].Err != nil {
+		t.Errorf("output inside the input: %+v", rs)
+	}
+}
