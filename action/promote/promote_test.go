@@ -110,7 +110,10 @@ func TestCheck(t *testing.T) {
 			SignRun([]byte("other-key-0123456789"), f.run)
 			gitops.SaveRun(f.repo, f.run)
 		}, "", ErrBadSignature, ""},
-		{"manifest does not match the run", func(f *fixture) { f.model.Params = map[string]string{"train.epochs": "60"}; SignModel(testKey, f.model) }, "", ErrRunMismatch, "params"},
+		{"manifest does not match the run", func(f *fixture) {
+			f.model.Params = map[string]string{"train.epochs": "60"}
+			SignModel(testKey, f.model)
+		}, "", ErrRunMismatch, "params"},
 		{"artifact not on the remote", func(f *fixture) {
 			f.model.Artifact = "sha256:" + strings.Repeat("a", 64)
 			f.run.Artifact = f.model.Artifact

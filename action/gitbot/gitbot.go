@@ -1,0 +1,321 @@
+// Package gitbot is what CI does to the repository with go-git, as a bot:
+// fetch the base branch and run records, find the merge base, commit
+// files onto a branch and push them (the candidate manifest onto a pull
+// request, report images onto the assets branch), and tag promoted
+// models.
+//
+// Commits are built from trees directly (no worktree or index is
+// touched), so a commit holds exactly the named files on top of its
+// parent, whatever else the checkout contains. Written by hand on top of
+// go-git's object model because go-git has no "commit these blobs onto
+// that branch" operation.
+package gitbot
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/url"
+	"path"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/go-git/go-git/v5"
+	"github.com/go-git/go-git/v5/config"
+	"github.com/go-git/go-git/v5/plumbing"
+	"github.com/go-git/go-git/v5/plumbing/filemode"
+	"github.com/go-git/go-git/v5/plumbing/object"
+	"github.com/go-git/go-git/v5/plumbing/storer"
+	"github.com/go-git/go-git/v5/plumbing/transport"
+	githttp "github.com/go-git/go-git/v5/plumbing/transport/http"
+)
+
+// ErrTagExists means the version tag is already taken.
+var ErrTagExists = errors.New("tag already exists")
+
+// Bot is the identity of CI's commits and tags (GitHub's Actions bot).
+func Bot(when time.Time) *object.Signature {
+	return &object.Signature{Name: "github-actions[bot]", Email: "41898282+github-actions[bot]@users.noreply.github.com", When: when}
+}
+
+// Remote is a git remote of the repository and the token to push with.
+type Remote struct {
+	Name  string // e.g. "origin"
+	Token string // for http(s) remotes; never logged
+}
+
+// auth returns basic auth with the token for http(s) remotes, as GitHub
+// expects for an installation or Actions token.
+func (r Remote) auth(repo *git.Repository) (transport.AuthMethod, error) {
+	if r.Token == "" {
+		return nil, nil
+	}
+	rem, err := repo.Remote(r.Name)
+	if err != nil {
+		return nil, fmt.Errorf("git remote %q: %w", r.Name, err)
+	}
+	urls := rem.Config().URLs
+	if len(urls) == 0 {
+		return nil, nil
+	}
+	u, err := url.Parse(urls[0])
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") {
+		return nil, nil
+	}
+	return &githttp.BasicAuth{Username: "x-access-token", Password: r.Token}, nil
+}
+
+// Fetch fetches refspecs from the remote; being up to date is no error.
+func Fetch(ctx context.Context, repo *git.Repository, r Remote, specs ...string) error {
+	auth, err := r.auth(repo)
+	if err != nil {
+		return err
+	}
+	rs := make([]config.RefSpec, len(specs))
+	for i, s := range specs {
+		rs[i] = config.RefSpec(s)
+	}
+	err = repo.FetchContext(ctx, &git.FetchOptions{RemoteName: r.Name, RefSpecs: rs, Auth: auth, Tags: git.NoTags})
+	if err != nil && !errors.Is(err, git.NoErrAlreadyUpToDate) {
+		return fmt.Errorf("git fetch %s %s: %w", r.Name, strings.Join(specs, " "), err)
+	}
+	return nil
+}
+
+// Push pushes refspecs to the remote; being up to date is no error.
+func Push(ctx context.Context, repo *git.Repository, r Remote, specs ...string) error {
+	auth, err := r.auth(repo)
+	if err != nil {
+		return err
+	}
+	rs := make([]config.RefSpec, len(specs))
+	for i, s := range specs {
+		rs[i] = config.RefSpec(s)
+	}
+	err = repo.PushContext(ctx, &git.PushOptions{RemoteName: r.Name, RefSpecs: rs, Auth: auth})
+	if err != nil && !errors.Is(err, git.NoErrAlreadyUpToDate) {
+		return fmt.Errorf("git push %s %s: %w", r.Name, strings.Join(specs, " "), err)
+	}
+	return nil
+}
+
+// MergeBase returns the best common ancestor of two commits.
+func MergeBase(a, b *object.Commit) (*object.Commit, error) {
+	bases, err := a.MergeBase(b)
+	if err != nil {
+		return nil, fmt.Errorf("merge base of %.12s and %.12s: %w", a.Hash, b.Hash, err)
+	}
+	if len(bases) == 0 {
+		return nil, fmt.Errorf("%.12s and %.12s have no common history", a.Hash, b.Hash)
+	}
+	return bases[0], nil
+}
+
+// CommitOptions describe one bot commit.
+type CommitOptions struct {
+	// Parent is the commit to build on; nil makes a root commit.
+	Parent *object.Commit
+	// Files maps slash-separated paths to their new content; the rest of
+	// the parent's tree is kept.
+	Files   map[string][]byte
+	Message string
+	When    time.Time
+}
+
+// Commit writes a commit with the files changed on top of the parent. It
+// returns the parent's hash and false when nothing would change.
+func Commit(repo *git.Repository, o CommitOptions) (plumbing.Hash, bool, error) {
+	var base *object.Tree
+	if o.Parent != nil {
+		t, err := o.Parent.Tree()
+		if err != nil {
+			return plumbing.ZeroHash, false, err
+		}
+		base = t
+	}
+	files := make(map[string][]byte, len(o.Files))
+	for p, data := range o.Files {
+		clean := path.Clean(p)
+		if clean != p || p == "" || strings.HasPrefix(p, "/") || strings.HasPrefix(p, "../") || p == ".." || strings.Contains(p, "/.git/") || strings.HasPrefix(p, ".git/") {
+			return plumbing.ZeroHash, false, fmt.Errorf("commit: path %q is not a clean relative path", p)
+		}
+		files[p] = data
+	}
+	treeHash, err := writeTree(repo.Storer, base, files)
+	if err != nil {
+		return plumbing.ZeroHash, false, err
+	}
+	if o.Parent != nil && treeHash == o.Parent.TreeHash {
+		return o.Parent.Hash, false, nil
+	}
+	c := &object.Commit{Author: *Bot(o.When), Committer: *Bot(o.When), Message: o.Message, TreeHash: treeHash}
+	if o.Parent != nil {
+		c.ParentHashes = []plumbing.Hash{o.Parent.Hash}
+	}
+	h, err := store(repo.Storer, c)
+	return h, err == nil, err
+}
+
+type encoder interface {
+	Encode(plumbing.EncodedObject) error
+}
+
+func store(s storer.EncodedObjectStorer, o encoder) (plumbing.Hash, error) {
+	obj := s.NewEncodedObject()
+	if err := o.Encode(obj); err != nil {
+		return plumbing.ZeroHash, err
+	}
+	return s.SetEncodedObject(obj)
+}
+
+// writeTree writes base with files replaced or added and returns the new
+// tree's hash.
+func writeTree(s storer.EncodedObjectStorer, base *object.Tree, files map[string][]byte) (plumbing.Hash, error) {
+	entries := map[string]object.TreeEntry{}
+	if base != nil {
+		for _, e := range base.Entries {
+			entries[e.Name] = e
+		}
+	}
+	sub := map[string]map[string][]byte{}
+	for p, data := range files {
+		dir, rest, nested := strings.Cut(p, "/")
+		if nested {
+			if sub[dir] == nil {
+				sub[dir] = map[string][]byte{}
+			}
+			sub[dir][rest] = data
+			continue
+		}
+		blob := s.NewEncodedObject()
+		blob.SetType(plumbing.BlobObject)
+		w, err := blob.Writer()
+		if err != nil {
+			return plumbing.ZeroHash, err
+		}
+		if _, err := w.Write(data); err != nil {
+			return plumbing.ZeroHash, err
+		}
+		if err := w.Close(); err != nil {
+			return plumbing.ZeroHash, err
+		}
+		h, err := s.SetEncodedObject(blob)
+		if err != nil {
+			return plumbing.ZeroHash, err
+		}
+		entries[p] = object.TreeEntry{Name: p, Mode: filemode.Regular, Hash: h}
+	}
+	for dir, fs := range sub {
+		var subBase *object.Tree
+		if e, ok := entries[dir]; ok && e.Mode == filemode.Dir && base != nil {
+			t, err := base.Tree(dir)
+			if err != nil {
+				return plumbing.ZeroHash, err
+			}
+			subBase = t
+		}
+		h, err := writeTree(s, subBase, fs)
+		if err != nil {
+			return plumbing.ZeroHash, err
+		}
+		entries[dir] = object.TreeEntry{Name: dir, Mode: filemode.Dir, Hash: h}
+	}
+	t := &object.Tree{}
+	for _, e := range entries {
+		t.Entries = append(t.Entries, e)
+	}
+	// Git orders entries by name, a folder's name as if it ended in "/".
+	key := func(e object.TreeEntry) string {
+		if e.Mode == filemode.Dir {
+			return e.Name + "/"
+		}
+		return e.Name
+	}
+	sort.Slice(t.Entries, func(i, j int) bool { return key(t.Entries[i]) < key(t.Entries[j]) })
+	return store(s, t)
+}
+
+// CommitToBranch commits files onto branch of the remote and pushes it:
+// onto parent when given (the pull request's head as CI checked it out),
+// else onto the remote branch's tip, else as a root commit. It returns
+// the new commit (or the parent when nothing changed) and whether it
+// pushed.
+func CommitToBranch(ctx context.Context, repo *git.Repository, r Remote, branch string, parent *object.Commit, files map[string][]byte, msg string) (plumbing.Hash, bool, error) {
+	if !validBranch(branch) {
+		return plumbing.ZeroHash, false, fmt.Errorf("branch %q: not a valid branch name", branch)
+	}
+	tracking := plumbing.NewRemoteReferenceName(r.Name, branch)
+	if parent == nil {
+		err := Fetch(ctx, repo, r, "+refs/heads/"+branch+":"+tracking.String())
+		if err != nil && !isMissingRef(err) {
+			return plumbing.ZeroHash, false, err
+		}
+		if ref, err := repo.Reference(tracking, true); err == nil {
+			if parent, err = repo.CommitObject(ref.Hash()); err != nil {
+				return plumbing.ZeroHash, false, err
+			}
+		}
+	}
+	h, changed, err := Commit(repo, CommitOptions{Parent: parent, Files: files, Message: msg, When: time.Now()})
+	if err != nil || !changed {
+		return h, false, err
+	}
+	local := plumbing.ReferenceName("refs/medcad/push/" + branch)
+	if err := repo.Storer.SetReference(plumbing.NewHashReference(local, h)); err != nil {
+		return plumbing.ZeroHash, false, err
+	}
+	defer repo.Storer.RemoveReference(local)
+	if err := Push(ctx, repo, r, local.String()+":refs/heads/"+branch); err != nil {
+		return plumbing.ZeroHash, false, err
+	}
+	if err := repo.Storer.SetReference(plumbing.NewHashReference(tracking, h)); err != nil {
+		return plumbing.ZeroHash, false, err
+	}
+	return h, true, nil
+}
+
+func isMissingRef(err error) bool {
+	return errors.Is(err, git.NoMatchingRefSpecError{}) || strings.Contains(err.Error(), "couldn't find remote ref")
+}
+
+func validBranch(b string) bool {
+	return b != "" && plumbing.NewBranchReferenceName(b).Validate() == nil && !strings.HasPrefix(b, "-")
+}
+
+// TagAndPush creates the annotated tag name on target, signed by the bot,
+// and pushes it. A tag already on the remote is ErrTagExists.
+func TagAndPush(ctx context.Context, repo *git.Repository, r Remote, name string, target plumbing.Hash, msg string) error {
+	ref := plumbing.NewTagReferenceName(name)
+	if ref.Validate() != nil {
+		return fmt.Errorf("tag %q: not a valid tag name", name)
+	}
+	if _, err := repo.Reference(ref, false); err == nil {
+		return fmt.Errorf("tag %s: %w", name, ErrTagExists)
+	}
+	auth, err := r.auth(repo)
+	if err != nil {
+		return err
+	}
+	rem, err := repo.Remote(r.Name)
+	if err != nil {
+		return fmt.Errorf("git remote %q: %w", r.Name, err)
+	}
+	refs, err := rem.ListContext(ctx, &git.ListOptions{Auth: auth})
+	if err != nil && !errors.Is(err, transport.ErrEmptyRemoteRepository) {
+		return fmt.Errorf("git ls-remote %s: %w", r.Name, err)
+	}
+	for _, rr := range refs {
+		if rr.Name() == ref {
+			return fmt.Errorf("tag %s on %s: %w", name, r.Name, ErrTagExists)
+		}
+	}
+	if _, err := repo.CreateTag(name, target, &git.CreateTagOptions{Tagger: Bot(time.Now()), Message: msg}); err != nil {
+		return fmt.Errorf("tag %s: %w", name, err)
+	}
+	if err := Push(ctx, repo, r, ref.String()+":"+ref.String()); err != nil {
+		repo.DeleteTag(name)
+		return err
+	}
+	return nil
+}
