@@ -489,7 +489,7 @@ func dummyString(vr string) string {
 		return "000Y"
 	case "DS", "IS":
 		return "0"
-	default: // AE, CS, LO, LT, PN, SH, ST, UC, UR, UT
+	default: // AE, CS, LO, LT, PN, SH, ST, UC, UR, UT: fits 16 characters
 		return "ANONYMIZED"
 	}
 }
@@ -504,9 +504,6 @@ func dummy(e *dicom.Element, vr string, d *Deidentifier) (*dicom.Element, error)
 		if vr == "UI" {
 			return (&walker{d: d}).uids(e, vr)
 		}
-		if vr == "CS" || vr == "AE" || vr == "SH" {
-			return withValue(e, []string{"ANONYMIZED"}) // fits 16 characters
-		}
 		return withValue(e, []string{dummyString(vr)})
 	case dicom.Ints:
 		return withValue(e, []int{0})
@@ -520,7 +517,7 @@ func dummy(e *dicom.Element, vr string, d *Deidentifier) (*dicom.Element, error)
 func isDummy(vals []string, vr string) bool {
 	for _, v := range vals {
 		v = trimValue(v)
-		if v != "" && v != dummyString(vr) && v != "ANONYMIZED" {
+		if v != "" && v != dummyString(vr) {
 			return false
 		}
 	}

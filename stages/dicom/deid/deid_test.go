@@ -392,3 +392,38 @@ func TestTagName(t *testing.T) {
 		}
 	}
 }
+
+// TestDummyValidForVR: every dummy value fits its VR's length and
+// character rules (PS3.5 table 6.2-1).
+func TestDummyValidForVR(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		vr   string
+		max  int
+		form string
+	}{
+		{"AE", 16, `^[ -~]*$`},
+		{"AS", 4, `^[0-9]{3}[DWMY]$`},
+		{"CS", 16, `^[A-Z0-9 _]*$`},
+		{"DA", 8, `^[0-9]{8}$`},
+		{"DS", 16, `^[0-9+\-.Ee ]*$`},
+		{"DT", 26, `^[0-9]{4,14}(\.[0-9]{1,6})?$`},
+		{"IS", 12, `^[0-9+\- ]*$`},
+		{"LO", 64, `^[^\\]*$`},
+		{"LT", 10240, ``},
+		{"PN", 64, `^[^\\]*$`},
+		{"SH", 16, `^[^\\]*$`},
+		{"ST", 1024, ``},
+		{"TM", 14, `^[0-9]{2,6}(\.[0-9]{1,6})?$`},
+		{"UC", 1 << 20, ``},
+		{"UT", 1 << 20, ``},
+	} {
+		d := dummyString(tc.vr)
+		if len(d) > tc.max || !regexp.MustCompile(tc.form).MatchString(d) {
+			t.Errorf("%s dummy %q: want at most %d characters matching %s", tc.vr, d, tc.max, tc.form)
+		}
+		if !isDummy([]string{d}, tc.vr) {
+			t.Errorf("%s dummy %q not recognised by Scan", tc.vr, d)
+		}
+	}
+}
