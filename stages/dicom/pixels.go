@@ -213,24 +213,49 @@ func (c *converter) native(raw []byte, size int, order binary.ByteOrder, dst []i
 		if flip {
 			out = dst[(rows-1-r)*cols : (rows-r)*cols]
 		}
-		src := raw[r*cols*size:]
-		if size == 1 {
+		src := raw[r*cols*size : (r+1)*cols*size]
+		switch {
+		case size == 2 && c.integer && order == binary.LittleEndian:
+			st.clamped += c.intRow16(src, out)
+		case size == 1:
 			for i := range out {
 				out[i] = c.hu(c.stored(uint32(src[i])), &st)
 			}
-			continue
-		}
-		if order == binary.LittleEndian {
+		case order == binary.LittleEndian:
 			for i := range out {
 				out[i] = c.hu(c.stored(uint32(src[2*i])|uint32(src[2*i+1])<<8), &st)
 			}
-		} else {
+		default:
 			for i := range out {
 				out[i] = c.hu(c.stored(uint32(src[2*i])<<8|uint32(src[2*i+1])), &st)
 			}
 		}
 	}
 	return st
+}
+
+// intRow16 is the common case (16-bit little endian, integer rescale)
+// without per-pixel branches; it returns the number of clamped values.
+func (c *converter) intRow16(src []byte, out []int16) int {
+	shift, mask := c.shift, int64(c.mask)
+	var sign int64
+	if c.signed {
+		sign = int64(c.signBit)
+	}
+	slope, inter := c.intSlope, c.intInter
+	clamped := 0
+	_ = src[2*len(out)-1]
+	for i := range out {
+		v := int64(uint16(src[2*i])|uint16(src[2*i+1])<<8)>>shift&mask
+		v = (v ^ sign) - sign // sign extension; a no-op when unsigned
+		h := v*slope + inter
+		k := min(max(h, math.MinInt16), math.MaxInt16)
+		if k != h {
+			clamped++
+		}
+		out[i] = int16(k)
+	}
+	return clamped
 }
 
 func (c *converter) samples(s []uint16, dst []int16, cols int, flip bool) huStats {

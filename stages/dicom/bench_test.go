@@ -1,0 +1,48 @@
+package dicom
+
+import (
+	"path/filepath"
+	"testing"
+)
+
+// BenchmarkSlice measures parse plus decode of one 512×512 CT slice, the
+// per-slice cost of conversion (goal: under 1 ms).
+func BenchmarkSlice(b *testing.B) {
+	dir := b.TempDir()
+	v := phantom([3]int{512, 512, 1}, axial([3]float64{0.7, 0.7, 1}, [3]float64{}), 61)
+	if _, err := WriteSeries(dir, v, WriteOptions{}); err != nil {
+		b.Fatal(err)
+	}
+	path := filepath.Join(dir, "slice-0000.dcm")
+	dst := make([]int16, 512*512)
+	var scratch []uint16
+	b.SetBytes(512 * 512 * 2)
+	for b.Loop() {
+		in, px, err := readInstance(path, true)
+		if err != nil {
+			b.Fatal(err)
+		}
+		dec, err := newFrameDecoder(in, px)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if _, err := dec.decode(0, target{i16: dst}, true, &scratch); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkHeader measures the header-only read of Discover.
+func BenchmarkHeader(b *testing.B) {
+	dir := b.TempDir()
+	v := phantom([3]int{512, 512, 1}, axial([3]float64{0.7, 0.7, 1}, [3]float64{}), 61)
+	if _, err := WriteSeries(dir, v, WriteOptions{}); err != nil {
+		b.Fatal(err)
+	}
+	path := filepath.Join(dir, "slice-0000.dcm")
+	for b.Loop() {
+		if _, err := ReadHeader(path); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
