@@ -234,8 +234,29 @@ func Evaluate(ctx context.Context, truth, pred *volume.Volume, opts Options) (Re
 
 // LabelResult is the Result of one label of a multi-label map.
 type LabelResult struct {
-	Label uint8 `json:"label"`
+	Label uint8
 	Result
+}
+
+// MarshalJSON writes "label" followed by the Result's keys.
+func (l LabelResult) MarshalJSON() ([]byte, error) {
+	b, err := l.Result.MarshalJSON()
+	if err != nil {
+		return nil, err
+	}
+	return append(fmt.Appendf(nil, `{"label":%d,`, l.Label), b[1:]...), nil
+}
+
+// UnmarshalJSON reads what MarshalJSON writes.
+func (l *LabelResult) UnmarshalJSON(b []byte) error {
+	var head struct {
+		Label uint8 `json:"label"`
+	}
+	if err := json.Unmarshal(b, &head); err != nil {
+		return err
+	}
+	l.Label = head.Label
+	return l.Result.UnmarshalJSON(b)
 }
 
 // EvaluateLabels evaluates every nonzero label present in truth or pred,

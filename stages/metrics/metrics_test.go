@@ -7,6 +7,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -351,5 +352,24 @@ func TestAggregate(t *testing.T) {
 	want := `[{"metric":"hd_mm","n":0,"non_finite":1,"mean":null,"median":null,"std":null,"min":null,"max":null,"ci95_low":null,"ci95_high":null}]`
 	if string(b) != want {
 		t.Errorf("JSON\n got %s\nwant %s", b, want)
+	}
+}
+
+func TestLabelResultJSON(t *testing.T) {
+	t.Parallel()
+	in := []LabelResult{{Label: 2, Result: Result{Dice: 0.5, HD: math.Inf(1), HD95: 1, NSD: map[string]float64{"1": 0.25}, TruthVoxels: 4, Flags: []string{}}}}
+	b, err := json.Marshal(in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(string(b), `[{"label":2,"dice":0.5,`) {
+		t.Errorf("JSON %s", b)
+	}
+	var out []LabelResult
+	if err := json.Unmarshal(b, &out); err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(in, out); diff != "" {
+		t.Errorf("round trip (-want +got):\n%s", diff)
 	}
 }

@@ -85,7 +85,11 @@ func normal(m *Mesh, t [3]uint32) [3]float32 {
 func WriteSTL(path string, m *Mesh, ascii bool) (err error) {
 	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
 	if err != nil {
-		return err
+		var pe *os.PathError
+		if errors.As(err, &pe) {
+			err = pe.Err // the temporary name means nothing to the user
+		}
+		return fmt.Errorf("%s: %w", path, err)
 	}
 	defer func() {
 		if err != nil {
@@ -113,18 +117,23 @@ func WriteSTL(path string, m *Mesh, ascii bool) (err error) {
 // coordinates are merged, so the mesh's connectivity can be checked.
 // Errors wrap ErrSTL.
 func DecodeSTL(r io.Reader) (*Mesh, error) {
-	br := bufio.NewReaderSize(r, 1<<16)
-	head, err := br.Peek(84)
-	if err != nil && len(head) < 84 && !bytes.HasPrefix(bytes.TrimLeft(head, " \t\r\n"), []byte("solid")) {
-		return nil, fmt.Errorf("%w: %d bytes, shorter than a binary header", ErrSTL, len(head))
+	b, err := io.ReadAll(io.LimitReader(r, 84+50*maxSTLTriangles+1))
+	if err != nil {
+		return nil, err
 	}
-	// "solid" starts ASCII files, but some binary headers too: a binary
-	// file is recognised by a size-consistent count when the rest does
-	// not parse as text.
+	// "solid" starts ASCII files, but also the header of some binary
+	// ones: those are told by their size matching their triangle count.
+	head := b[:min(len(b), 84)]
 	if bytes.HasPrefix(bytes.TrimLeft(head, " \t\r\n"), []byte("solid")) && isText(head) {
-		return decodeASCII(br)
+		m, err := decodeASCII(bytes.NewReader(b))
+		if err == nil || len(b) < 84 || len(b) != 84+50*int(binary.LittleEndian.Uint32(b[80:84])) {
+			return m, err
+		}
 	}
-	return decodeBinary(br)
+	if len(b) < 84 {
+		return nil, fmt.Errorf("%w: %d bytes, shorter than a binary header", ErrSTL, len(b))
+	}
+	return decodeBinary(bytes.NewReader(b))
 }
 
 func isText(b []byte) bool {

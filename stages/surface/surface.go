@@ -63,14 +63,36 @@ func Extract(ctx context.Context, v *volume.Volume, opts Options) (*Mesh, error)
 		if math.IsNaN(*opts.Iso) || math.IsInf(*opts.Iso, 0) {
 			return nil, fmt.Errorf("iso value %v: want a finite number", *opts.Iso)
 		}
-	} else if v.DType == volume.Float32 {
+	}
+	if err := checkValues(v, opts.Iso == nil); err != nil {
+		return nil, err
+	}
+	return x.run(ctx)
+}
+
+// checkValues rejects NaN and infinite voxels, and, for a label map,
+// values that are not integer labels 0..255.
+func checkValues(v *volume.Volume, label bool) error {
+	const hint = "not a label map (give an iso value for intensities)"
+	switch {
+	case v.DType == volume.Float32:
 		for n, f := range v.F32 {
-			if f != float32(math.Trunc(float64(f))) {
-				return nil, fmt.Errorf("voxel %d holds %g: a label map holds integers (use an iso value for intensities)", n, f)
+			x := float64(f)
+			switch {
+			case math.IsNaN(x) || math.IsInf(x, 0):
+				return fmt.Errorf("voxel %d is %v", n, x)
+			case label && (x != math.Trunc(x) || x < 0 || x > 255):
+				return fmt.Errorf("voxel %d holds %g: %s", n, x, hint)
+			}
+		}
+	case v.DType == volume.Int16 && label:
+		for n, x := range v.I16 {
+			if x < 0 || x > 255 {
+				return fmt.Errorf("voxel %d holds %d: %s", n, x, hint)
 			}
 		}
 	}
-	return x.run(ctx)
+	return nil
 }
 
 func det3(a volume.Affine) float64 {
@@ -89,33 +111,43 @@ type extractor struct {
 	X, Y, Z int
 }
 
-// plane is one padded z plane: inside flags, values (iso mode) and the
-// vertex numbers of the edges it owns.
+// plane is one padded z plane: inside flags, values (iso mode), the range
+// of inside points of each row, and the vertex numbers of the edges it
+// owns.
 type plane struct {
-	in  []uint8
-	val []float32 // iso mode: voxel values, −Inf in the padding
-	idx []uint32  // x edges (i,j)→(i+1,j): [j*(X−1)+i]
-	idy []uint32  // y edges (i,j)→(i,j+1): [j*X+i]
-	idz []uint32  // z edges (i,j,k)→(i,j,k+1): [j*X+i]
+	in     []uint8
+	val    []float32 // iso mode: voxel values, −Inf in the padding
+	lo, hi []int     // row j has inside points only in [lo[j], hi[j]] (none if lo > hi)
+	idx    []uint32  // x edges (i,j)→(i+1,j): [j*X+i]
+	idy    []uint32  // y edges (i,j)→(i,j+1): [j*X+i]
+	idz    []uint32  // z edges (i,j,k)→(i,j,k+1): [j*X+i]
 }
 
-const noVertex = math.MaxUint32
+// Vertex numbers: remote marks a vertex of the first plane of the next
+// slab, numbered from 0 there.
+const remote = 1 << 31
 
 func (x *extractor) newPlane() *plane {
 	n := x.X * x.Y
-	p := &plane{in: make([]uint8, n), idx: make([]uint32, n), idy: make([]uint32, n), idz: make([]uint32, n)}
+	p := &plane{in: make([]uint8, n), lo: make([]int, x.Y), hi: make([]int, x.Y),
+		idx: make([]uint32, n), idy: make([]uint32, n), idz: make([]uint32, n)}
 	if x.opts.Iso != nil {
 		p.val = make([]float32, n)
 	}
 	return p
 }
 
-// fill computes the inside flags (and values) of padded plane k.
+// fill computes the inside flags, values and row ranges of padded plane k.
 func (x *extractor) fill(p *plane, k int) {
+	X := x.X
 	clear(p.in)
+	for j := range x.Y {
+		p.lo[j], p.hi[j] = X, -1
+	}
 	if p.val != nil {
+		neg := float32(math.Inf(-1))
 		for i := range p.val {
-			p.val[i] = float32(math.Inf(-1))
+			p.val[i] = neg
 		}
 	}
 	if k == 0 || k == x.Z-1 {
@@ -124,102 +156,97 @@ func (x *extractor) fill(p *plane, k int) {
 	v := x.v
 	nx := v.Dim[0]
 	label := x.opts.Label
+	var lut [256]uint8
+	for l := range lut {
+		if (label == 0 && l != 0) || (label != 0 && l == int(label)) {
+			lut[l] = 1
+		}
+	}
 	for j := 1; j < x.Y-1; j++ {
 		src := v.Index(0, j-1, k-1)
-		dst := j*x.X + 1
-		if x.opts.Iso != nil {
+		dst := j*X + 1
+		in := p.in[dst : dst+nx]
+		switch {
+		case x.opts.Iso != nil:
 			iso := *x.opts.Iso
-			for i := range nx {
-				f := v.At(src + i)
-				p.val[dst+i] = float32(f)
-				if f > iso {
-					p.in[dst+i] = 1
+			val := p.val[dst : dst+nx]
+			switch v.DType {
+			case volume.Int16:
+				for i, f := range v.I16[src : src+nx] {
+					val[i] = float32(f)
+					in[i] = b2u(float64(f) > iso)
+				}
+			case volume.Uint8:
+				for i, f := range v.U8[src : src+nx] {
+					val[i] = float32(f)
+					in[i] = b2u(float64(f) > iso)
+				}
+			default:
+				for i, f := range v.F32[src : src+nx] {
+					val[i] = f
+					in[i] = b2u(float64(f) > iso)
 				}
 			}
-			continue
-		}
-		switch v.DType {
-		case volume.Uint8:
+		case v.DType == volume.Uint8:
 			for i, l := range v.U8[src : src+nx] {
-				if (label == 0 && l != 0) || (label != 0 && l == label) {
-					p.in[dst+i] = 1
-				}
+				in[i] = lut[l]
 			}
 		default:
 			for i := range nx {
-				l := v.At(src + i)
-				if (label == 0 && l != 0) || (label != 0 && l == float64(label)) {
-					p.in[dst+i] = 1
-				}
+				in[i] = lut[uint8(v.At(src+i))]
+			}
+		}
+		for i, f := range in {
+			if f != 0 {
+				p.lo[j] = i + 1
+				break
+			}
+		}
+		for i := nx - 1; i >= 0; i-- {
+			if in[i] != 0 {
+				p.hi[j] = i + 1
+				break
 			}
 		}
 	}
 }
 
-// cellCase returns the case of the cell with lower corner (i, j) between
-// planes a (k) and b (k+1).
-func (x *extractor) cellCase(a, b *plane, i, j int) int {
-	n := j*x.X + i
-	X := x.X
-	return int(a.in[n]) | int(a.in[n+1])<<1 | int(a.in[n+X])<<2 | int(a.in[n+X+1])<<3 |
-		int(b.in[n])<<4 | int(b.in[n+1])<<5 | int(b.in[n+X])<<6 | int(b.in[n+X+1])<<7
+func b2u(b bool) uint8 {
+	if b {
+		return 1
+	}
+	return 0
 }
 
-// countPlane returns the number of crossing edges plane a owns (next is
-// plane k+1, nil for the last plane).
-func (x *extractor) countPlane(a, next *plane) int {
+// span returns the range [lo, hi] of points around which rows of a and b
+// (nil allowed) may have crossings: the union of their inside ranges,
+// widened by one to the left.
+func span(a, b *plane, ja, jb int) (int, int) {
+	lo, hi := a.lo[ja], a.hi[ja]
+	if b != nil {
+		lo, hi = min(lo, b.lo[jb]), max(hi, b.hi[jb])
+	}
+	return lo - 1, hi
+}
+
+// numberPlane assigns vertex numbers from id to the crossing edges plane a
+// (padded k) owns, x and y edges first, then z edges to next (nil: none),
+// in a fixed order. With verts not nil it appends their positions.
+// It returns the next free number and verts.
+func (x *extractor) numberPlane(a, next *plane, k int, id uint32, verts [][3]float32) (uint32, [][3]float32) {
 	X, Y := x.X, x.Y
-	c := 0
-	for j := range Y {
-		row := a.in[j*X : (j+1)*X]
-		for i := range X - 1 {
-			c += int(row[i] ^ row[i+1])
-		}
-	}
-	for j := range Y - 1 {
-		for i := range X {
-			c += int(a.in[j*X+i] ^ a.in[(j+1)*X+i])
-		}
-	}
-	if next != nil {
-		for n := range X * Y {
-			c += int(a.in[n] ^ next.in[n])
-		}
-	}
-	return c
-}
-
-// countLayer returns the number of triangles between planes a and b.
-func (x *extractor) countLayer(a, b *plane) int {
-	c := 0
-	for j := range x.Y - 1 {
-		for i := range x.X - 1 {
-			if cs := x.cellCase(a, b, i, j); cs != 0 && cs != 255 {
-				c += len(x.table[cs]) / 3
-			}
-		}
-	}
-	return c
-}
-
-// numberPlane assigns vertex numbers from base to the crossing edges plane
-// a (padded k) owns, in a fixed order, and writes their positions into
-// verts when verts is not nil. It returns the next free number.
-func (x *extractor) numberPlane(a, next *plane, k int, base uint32, verts [][3]float32) uint32 {
-	X, Y := x.X, x.Y
-	id := base
-	put := func(i0, j0, k0 int, axis int, va, vb float32) {
-		if verts != nil {
+	write := verts != nil
+	put := func(i0, j0, axis int, va, vb float32) {
+		if write {
 			t := 0.5
 			if x.opts.Iso != nil && !math.IsInf(float64(va), 0) && !math.IsInf(float64(vb), 0) {
 				t = (*x.opts.Iso - float64(va)) / (float64(vb) - float64(va))
 			}
-			p := [3]float64{float64(i0 - 1), float64(j0 - 1), float64(k0 - 1)}
+			p := [3]float64{float64(i0 - 1), float64(j0 - 1), float64(k - 1)}
 			p[axis] += t
 			r := x.v.Affine.Apply(p[0], p[1], p[2])
-			verts[id] = [3]float32{float32(r[0]), float32(r[1]), float32(r[2])}
+			verts = append(verts, [3]float32{float32(r[0]), float32(r[1]), float32(r[2])})
 		}
-		id++
 	}
 	val := func(p *plane, n int) float32 {
 		if p.val == nil {
@@ -228,156 +255,129 @@ func (x *extractor) numberPlane(a, next *plane, k int, base uint32, verts [][3]f
 		return p.val[n]
 	}
 	for j := range Y {
-		for i := range X - 1 {
+		lo, hi := span(a, nil, j, j)
+		for i := max(lo, 0); i <= min(hi, X-2); i++ {
 			n := j*X + i
 			if a.in[n] != a.in[n+1] {
-				a.idx[j*(X-1)+i] = id
-				put(i, j, k, 0, val(a, n), val(a, n+1))
-			} else {
-				a.idx[j*(X-1)+i] = noVertex
+				a.idx[n] = id
+				id++
+				put(i, j, 0, val(a, n), val(a, n+1))
 			}
 		}
 	}
 	for j := range Y - 1 {
-		for i := range X {
+		lo, hi := span(a, a, j, j+1)
+		for i := max(lo+1, 0); i <= hi; i++ {
 			n := j*X + i
 			if a.in[n] != a.in[n+X] {
 				a.idy[n] = id
-				put(i, j, k, 1, val(a, n), val(a, n+X))
-			} else {
-				a.idy[n] = noVertex
+				id++
+				put(i, j, 1, val(a, n), val(a, n+X))
 			}
 		}
 	}
 	if next != nil {
-		for n := range X * Y {
-			if a.in[n] != next.in[n] {
-				a.idz[n] = id
-				put(n%X, n/X, k, 2, val(a, n), val(next, n))
-			} else {
-				a.idz[n] = noVertex
+		for j := range Y {
+			lo, hi := span(a, next, j, j)
+			for i := max(lo+1, 0); i <= hi; i++ {
+				n := j*X + i
+				if a.in[n] != next.in[n] {
+					a.idz[n] = id
+					id++
+					put(i, j, 2, val(a, n), val(next, n))
+				}
 			}
 		}
 	}
-	return id
+	return id, verts
 }
 
-// emitLayer writes the triangles of the cells between planes a and b into
-// tris and returns how many.
-func (x *extractor) emitLayer(a, b *plane, tris [][3]uint32) int {
+// emitLayer appends the triangles of the cells between planes a and b.
+func (x *extractor) emitLayer(a, b *plane, tris [][3]uint32) [][3]uint32 {
 	X := x.X
-	t := 0
 	for j := range x.Y - 1 {
-		for i := range X - 1 {
-			cs := x.cellCase(a, b, i, j)
+		lo0, hi0 := span(a, b, j, j)
+		lo1, hi1 := span(a, b, j+1, j+1)
+		lo, hi := max(min(lo0, lo1), 0), min(max(hi0, hi1), X-2)
+		for i := lo; i <= hi; i++ {
+			n := j*X + i
+			cs := int(a.in[n]) | int(a.in[n+1])<<1 | int(a.in[n+X])<<2 | int(a.in[n+X+1])<<3 |
+				int(b.in[n])<<4 | int(b.in[n+1])<<5 | int(b.in[n+X])<<6 | int(b.in[n+X+1])<<7
 			if cs == 0 || cs == 255 {
 				continue
 			}
-			n := j*X + i
-			nx := j*(X-1) + i
-			ids := [12]uint32{
-				a.idx[nx], a.idx[nx+X-1], b.idx[nx], b.idx[nx+X-1],
-				a.idy[n], a.idy[n+1], b.idy[n], b.idy[n+1],
-				a.idz[n], a.idz[n+1], a.idz[n+X], a.idz[n+X+1],
-			}
 			es := x.table[cs]
 			for q := 0; q < len(es); q += 3 {
-				tr := [3]uint32{ids[es[q]], ids[es[q+1]], ids[es[q+2]]}
+				var tr [3]uint32
+				for c := range 3 {
+					tr[c] = x.edgeID(a, b, n, es[q+c])
+				}
 				if x.flip {
 					tr[1], tr[2] = tr[2], tr[1]
 				}
-				tris[t] = tr
-				t++
+				tris = append(tris, tr)
 			}
 		}
 	}
-	return t
+	return tris
 }
 
-// slabs splits the planes into contiguous ranges for the workers.
-func (x *extractor) slabs() [][2]int {
-	n := min(x.Z, 4*runtime.GOMAXPROCS(0))
-	out := make([][2]int, 0, n)
-	for s := range n {
-		out = append(out, [2]int{s * x.Z / n, (s + 1) * x.Z / n})
+// edgeID returns the vertex number of cube edge e of the cell at n.
+func (x *extractor) edgeID(a, b *plane, n int, e uint8) uint32 {
+	X := x.X
+	switch e {
+	case 0:
+		return a.idx[n]
+	case 1:
+		return a.idx[n+X]
+	case 2:
+		return b.idx[n]
+	case 3:
+		return b.idx[n+X]
+	case 4:
+		return a.idy[n]
+	case 5:
+		return a.idy[n+1]
+	case 6:
+		return b.idy[n]
+	case 7:
+		return b.idy[n+1]
+	case 8:
+		return a.idz[n]
+	case 9:
+		return a.idz[n+1]
+	case 10:
+		return a.idz[n+X]
+	default:
+		return a.idz[n+X+1]
 	}
-	return out
 }
 
-// run counts vertices and triangles per plane (pass 1), then numbers,
-// places and connects them (pass 2); both passes run slabs in parallel.
+// slab is the part of the mesh made from planes [lo, hi): the vertices
+// those planes own and the triangles of the layers starting there.
+type slab struct {
+	lo, hi int
+	verts  [][3]float32
+	tris   [][3]uint32
+}
+
+// run extracts the mesh slab by slab in parallel, then joins the slabs.
+// Each slab numbers its vertices from 0; a triangle of a slab's last layer
+// that uses a vertex of the next slab's first plane refers to it with the
+// remote bit and that plane's own numbering, which the next slab repeats.
 func (x *extractor) run(ctx context.Context) (*Mesh, error) {
-	slabs := x.slabs()
-	nv := make([]int, x.Z) // vertices owned by plane k
-	nt := make([]int, x.Z) // triangles of layer k (between k and k+1)
-	err := x.parallel(ctx, slabs, func(lo, hi int) {
-		a, b := x.newPlane(), x.newPlane()
-		x.fill(a, lo)
-		for k := lo; k < hi; k++ {
-			var next *plane
-			if k+1 < x.Z {
-				x.fill(b, k+1)
-				next = b
-				nt[k] = x.countLayer(a, b)
-			}
-			nv[k] = x.countPlane(a, next)
-			a, b = b, a
-		}
-	})
-	if err != nil {
-		return nil, err
+	n := min(x.Z, 4*runtime.GOMAXPROCS(0))
+	slabs := make([]*slab, n)
+	for s := range n {
+		slabs[s] = &slab{lo: s * x.Z / n, hi: (s + 1) * x.Z / n}
 	}
-	vbase := make([]int, x.Z+1)
-	tbase := make([]int, x.Z+1)
-	for k := range x.Z {
-		vbase[k+1] = vbase[k] + nv[k]
-		tbase[k+1] = tbase[k] + nt[k]
-	}
-	if vbase[x.Z] == 0 {
-		return nil, ErrEmpty
-	}
-	if vbase[x.Z] >= noVertex {
-		return nil, fmt.Errorf("%d vertices: too many for one mesh", vbase[x.Z])
-	}
-	m := &Mesh{Vertices: make([][3]float32, vbase[x.Z]), Triangles: make([][3]uint32, tbase[x.Z])}
-	err = x.parallel(ctx, slabs, func(lo, hi int) {
-		// Planes k, k+1, k+2: numbering plane k+1 needs k+2's flags for
-		// its z edges.
-		a, b, c := x.newPlane(), x.newPlane(), x.newPlane()
-		x.fill(a, lo)
-		if lo+1 < x.Z {
-			x.fill(b, lo+1)
-			x.numberPlane(a, b, lo, uint32(vbase[lo]), m.Vertices)
-		}
-		for k := lo; k < hi && k+1 < x.Z; k++ {
-			var next *plane
-			if k+2 < x.Z {
-				x.fill(c, k+2)
-				next = c
-			}
-			// Plane k+1 is written by its own slab; here only numbered.
-			var verts [][3]float32
-			if k+1 < hi {
-				verts = m.Vertices
-			}
-			x.numberPlane(b, next, k+1, uint32(vbase[k+1]), verts)
-			x.emitLayer(a, b, m.Triangles[tbase[k]:tbase[k+1]])
-			a, b, c = b, c, a
-		}
-	})
-	if err != nil {
-		return nil, err
-	}
-	return m, nil
-}
-
-func (x *extractor) parallel(ctx context.Context, slabs [][2]int, fn func(lo, hi int)) error {
 	var wg sync.WaitGroup
-	work := make(chan [2]int)
-	for range min(len(slabs), runtime.GOMAXPROCS(0)) {
+	work := make(chan *slab)
+	for range min(n, runtime.GOMAXPROCS(0)) {
 		wg.Go(func() {
+			a, b, c := x.newPlane(), x.newPlane(), x.newPlane()
 			for s := range work {
-				fn(s[0], s[1])
+				x.extractSlab(s, a, b, c)
 			}
 		})
 	}
@@ -389,7 +389,65 @@ func (x *extractor) parallel(ctx context.Context, slabs [][2]int, fn func(lo, hi
 	}
 	close(work)
 	wg.Wait()
-	return ctx.Err()
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	base := make([]uint64, n+1)
+	nt := 0
+	for s, sl := range slabs {
+		base[s+1] = base[s] + uint64(len(sl.verts))
+		nt += len(sl.tris)
+	}
+	if base[n] == 0 {
+		return nil, ErrEmpty
+	}
+	if base[n] >= remote {
+		return nil, fmt.Errorf("%d vertices: too many for one mesh", base[n])
+	}
+	m := &Mesh{Vertices: make([][3]float32, 0, base[n]), Triangles: make([][3]uint32, 0, nt)}
+	for s, sl := range slabs {
+		m.Vertices = append(m.Vertices, sl.verts...)
+		for _, t := range sl.tris {
+			for c, id := range t {
+				if id&remote != 0 {
+					t[c] = uint32(base[s+1]) + id&^remote
+				} else {
+					t[c] = uint32(base[s]) + id
+				}
+			}
+			m.Triangles = append(m.Triangles, t)
+		}
+		sl.verts, sl.tris = nil, nil
+	}
+	return m, nil
+}
+
+// extractSlab fills s using the scratch planes a, b, c.
+func (x *extractor) extractSlab(s *slab, a, b, c *plane) {
+	x.fill(a, s.lo)
+	if s.lo+1 >= x.Z {
+		return // the last padding plane owns nothing
+	}
+	x.fill(b, s.lo+1)
+	id, verts := x.numberPlane(a, b, s.lo, 0, make([][3]float32, 0, 1024))
+	tris := make([][3]uint32, 0, 2048)
+	for k := s.lo; k < s.hi && k+1 < x.Z; k++ {
+		var next *plane
+		if k+2 < x.Z {
+			x.fill(c, k+2)
+			next = c
+		}
+		if k+1 < s.hi {
+			id, verts = x.numberPlane(b, next, k+1, id, verts)
+		} else {
+			// The next slab's first plane: number its x and y edges as
+			// that slab does, marked remote; its z edges are not needed.
+			x.numberPlane(b, nil, k+1, remote, nil)
+		}
+		tris = x.emitLayer(a, b, tris)
+		a, b, c = b, c, a
+	}
+	s.verts, s.tris = verts, tris
 }
 
 // Stats describes a mesh.

@@ -196,8 +196,16 @@ func TestRandomWatertight(t *testing.T) {
 				v.I16[n] = 1
 			}
 		}
+		lab := volume.New(volume.Uint8, dim, v.Affine)
+		for n, x := range v.I16 {
+			lab.U8[n] = uint8(max(0, x) % 3)
+		}
 		for _, opts := range []Options{{Label: 1}, {Iso: ptr(float64(rng.IntN(1000) - 500))}} {
-			m, err := Extract(context.Background(), v, opts)
+			in := v
+			if opts.Iso == nil {
+				in = lab
+			}
+			m, err := Extract(context.Background(), in, opts)
 			if errors.Is(err, ErrEmpty) {
 				continue
 			}
@@ -231,6 +239,15 @@ func TestEmptyAndBadInput(t *testing.T) {
 	}
 	if _, err := Extract(context.Background(), f, Options{Iso: ptr(math.NaN())}); err == nil {
 		t.Error("NaN iso accepted")
+	}
+	f.F32[1] = float32(math.NaN())
+	if _, err := Extract(context.Background(), f, Options{Iso: ptr(0.0)}); err == nil {
+		t.Error("NaN voxel accepted")
+	}
+	ct := volume.New(volume.Int16, [3]int{2, 2, 2}, v.Affine)
+	ct.I16[0] = -1000
+	if _, err := Extract(context.Background(), ct, Options{}); err == nil {
+		t.Error("CT accepted as a label map")
 	}
 }
 

@@ -4,11 +4,13 @@
 // (vertebra- and long-bone-like), and a prediction that differs from it as
 // a model's would: jittered centres and radii, a few parts missed, a few
 // false positives. It writes truth.nii, pred.nii and ct.nii (HU: bone 700,
-// soft tissue 40, air -1000, mild noise), and raw copies truth.u8 /
-// pred.u8 (+ .shape) for the Python reference.
+// soft tissue 40, air -1000, mild noise), and raw copies truth.u8,
+// pred.u8 and ct.i16 (little-endian; i fastest; shape in NAME.shape) for
+// the Python side.
 package main
 
 import (
+	"encoding/binary"
 	"flag"
 	"fmt"
 	"math"
@@ -28,7 +30,7 @@ func main() {
 	out := flag.String("out", ".", "output folder")
 	nx := flag.Int("nx", 512, "voxels along i and j")
 	nz := flag.Int("nz", 300, "slices")
-	count := flag.Int("n", 140, "number of bone parts")
+	count := flag.Int("n", 175, "number of bone parts")
 	flag.Parse()
 	if err := run(*out, [3]int{*nx, *nx, *nz}, *count); err != nil {
 		fmt.Fprintln(os.Stderr, "gen:", err)
@@ -95,14 +97,19 @@ func run(out string, dim [3]int, count int) error {
 		if err := volume.Write(filepath.Join(out, name+".nii"), v); err != nil {
 			return err
 		}
-		if v.DType == volume.Uint8 {
-			if err := os.WriteFile(filepath.Join(out, name+".u8"), v.U8, 0o644); err != nil {
-				return err
+		raw, ext := v.U8, ".u8"
+		if v.DType == volume.Int16 {
+			raw, ext = make([]byte, 2*len(v.I16)), ".i16"
+			for n, x := range v.I16 {
+				binary.LittleEndian.PutUint16(raw[2*n:], uint16(x))
 			}
-			shape := fmt.Sprintf("%d %d %d\n", dim[0], dim[1], dim[2])
-			if err := os.WriteFile(filepath.Join(out, name+".u8.shape"), []byte(shape), 0o644); err != nil {
-				return err
-			}
+		}
+		if err := os.WriteFile(filepath.Join(out, name+ext), raw, 0o644); err != nil {
+			return err
+		}
+		shape := fmt.Sprintf("%d %d %d\n", dim[0], dim[1], dim[2])
+		if err := os.WriteFile(filepath.Join(out, name+ext+".shape"), []byte(shape), 0o644); err != nil {
+			return err
 		}
 	}
 	return nil
