@@ -7,36 +7,39 @@
 #      values must agree to 1e-9.
 #   2. medcad surface vs scikit-image measure.marching_cubes, on the CT at
 #      300 HU and on the truth label map at 0.5.
-# Prints per-run wall time and peak memory (GNU time), medians and ratios.
+# Prints medians of wall time and of CPU time (user + system; steadier when
+# the machine is shared), peak resident memory (GNU time) and the ratios.
 # Usage: bench/metrics/run.sh [RUNS] (default 3). Needs Debian's python3
 # with numpy, scipy and scikit-image (scripts/test-deps.sh installs them).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 runs=${1:-3}
 py=/usr/bin/python3
-work=$(mktemp -d)
+# Scratch in memory when possible: the figures are about computing, not disk.
+work=$(mktemp -d -p "$( [[ -d /dev/shm ]] && echo /dev/shm || echo /tmp)")
 trap 'rm -rf "$work"' EXIT
 
 go build -o "$work/medcad" ./cmd/medcad
 go run ./bench/metrics/gen -out "$work" 2>&1
 sp="0.78125 0.78125 1"
 
-# timed NAME CMD...: runs CMD, appends "seconds peakKB" to $work/NAME.times.
+# timed NAME CMD...: runs CMD, appends "wall peakKB cpu" to $work/NAME.times.
 timed() {
   local name=$1; shift
-  /usr/bin/time -f "%e %M" -o "$work/t" "$@" >"$work/$name.out"
-  cat "$work/t" >>"$work/$name.times"
+  /usr/bin/time -f "%e %M %U %S" -o "$work/t" "$@" >"$work/$name.out"
+  awk '{printf "%s %s %.2f\n", $1, $2, $3 + $4}' "$work/t" >>"$work/$name.times"
 }
 
 median() { sort -n | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
 
-report() { # A B: medians and ratio B/A
-  local ta tb ma mb
+report() { # A B: medians and ratios B/A
+  local ta tb ca cb ma mb
   ta=$(cut -d' ' -f1 "$work/$1.times" | median); tb=$(cut -d' ' -f1 "$work/$2.times" | median)
+  ca=$(cut -d' ' -f3 "$work/$1.times" | median); cb=$(cut -d' ' -f3 "$work/$2.times" | median)
   ma=$(cut -d' ' -f2 "$work/$1.times" | sort -n | tail -1); mb=$(cut -d' ' -f2 "$work/$2.times" | sort -n | tail -1)
-  printf '  %-22s median %7.2f s  peak %6d MB\n' "$1" "$ta" $((ma / 1024))
-  printf '  %-22s median %7.2f s  peak %6d MB\n' "$2" "$tb" $((mb / 1024))
-  awk -v a="$ta" -v b="$tb" 'BEGIN {printf "  speed-up: %.1fx\n", b / a}'
+  printf '  %-22s wall %7.2f s  cpu %7.2f s  peak %6d MB\n' "$1" "$ta" "$ca" $((ma / 1024))
+  printf '  %-22s wall %7.2f s  cpu %7.2f s  peak %6d MB\n' "$2" "$tb" "$cb" $((mb / 1024))
+  awk -v a="$ta" -v b="$tb" -v c="$ca" -v d="$cb" 'BEGIN {printf "  speed-up: %.1fx wall, %.1fx cpu\n", b / a, d / c}'
 }
 
 echo "== metrics: medcad eval vs scipy reference ($runs runs each, interleaved)"

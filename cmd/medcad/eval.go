@@ -15,6 +15,7 @@ import (
 	"strings"
 	"text/tabwriter"
 
+	"github.com/medcad/medcad/gitops"
 	"github.com/medcad/medcad/stages/metrics"
 	"github.com/medcad/medcad/stages/volume"
 	"github.com/schollz/progressbar/v3"
@@ -28,6 +29,7 @@ type evalOptions struct {
 	label             int
 	perLabel          bool
 	csv               bool
+	metricsOut        string
 }
 
 func newEvalCmd(a *app) *cobra.Command {
@@ -65,6 +67,7 @@ min, max and a 95% bootstrap confidence interval of the mean, fixed seed);
 	f.IntVar(&opts.label, "label", 0, "label value to evaluate; 0 = every nonzero voxel")
 	f.BoolVar(&opts.perLabel, "per-label", false, "also evaluate each label of a multi-label map separately (single pair)")
 	f.BoolVar(&opts.csv, "csv", false, "folder mode: CSV output")
+	f.StringVar(&opts.metricsOut, "metrics-out", "", "folder mode: also write the mean of each metric as a JSON object to `FILE` (a pipeline stage's MEDCAD_METRICS)")
 	return cmd
 }
 
@@ -286,10 +289,14 @@ func evalDirs(ctx context.Context, a *app, opts evalOptions) error {
 		names = append(names, n)
 	}
 	slices.Sort(names)
+	unmatched := 0
 	for n := range preds {
 		if _, ok := truths[n]; !ok {
-			fmt.Fprintf(a.err, "medcad: warning: %s has no ground truth in %s; not evaluated\n", preds[n], opts.truthDir)
+			unmatched++
 		}
+	}
+	if unmatched > 0 {
+		fmt.Fprintf(a.err, "medcad: note: %d predictions in %s have no ground truth in %s; not evaluated\n", unmatched, opts.predDir, opts.truthDir)
 	}
 
 	var bar *progressbar.ProgressBar
@@ -325,6 +332,11 @@ func evalDirs(ctx context.Context, a *app, opts evalOptions) error {
 		}
 	}
 	rep.Aggregate = metrics.Aggregate(good, metrics.MetricNames(opts.tolerances))
+	if opts.metricsOut != "" {
+		if err := writeMetricMeans(opts.metricsOut, rep.Aggregate); err != nil {
+			return err
+		}
+	}
 
 	switch {
 	case a.json:
@@ -445,4 +457,20 @@ func writeEvalCSV(w io.Writer, rep evalReport) error {
 	}
 	cw.Flush()
 	return cw.Error()
+}
+
+// writeMetricMeans writes {"metric": mean, …} of the finite values of each
+// metric, the form pipeline stages report through MEDCAD_METRICS.
+func writeMetricMeans(path string, agg []metrics.NamedSummary) error {
+	means := map[string]float64{}
+	for _, s := range agg {
+		if s.N > 0 {
+			means[s.Metric] = s.Mean
+		}
+	}
+	b, err := json.MarshalIndent(means, "", "  ")
+	if err != nil {
+		return err
+	}
+	return gitops.WriteFileAtomic(path, append(b, '\n'), 0o644)
 }
