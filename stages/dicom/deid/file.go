@@ -15,6 +15,7 @@ import (
 
 	"github.com/suyashkumar/dicom"
 	"github.com/suyashkumar/dicom/pkg/tag"
+	"golang.org/x/sync/semaphore"
 )
 
 // Errors callers test.
@@ -246,6 +247,7 @@ func (d *Deidentifier) Tree(ctx context.Context, paths []string, outDir string, 
 	type task struct {
 		in, out  string
 		inFolder bool
+		weight   int64 // memory it holds while processed
 		res      Result
 		done     chan struct{}
 	}
@@ -267,18 +269,24 @@ func (d *Deidentifier) Tree(ctx context.Context, paths []string, outDir string, 
 			return
 		}
 		written[out] = in
-		tasks = append(tasks, &task{in: in, out: out, inFolder: inFolder, done: make(chan struct{})})
+		tasks = append(tasks, &task{in: in, out: out, inFolder: inFolder, weight: memoryWeight(in), done: make(chan struct{})})
 	}, func(path string, err error) { tasks = append(tasks, finished(Result{In: path, Err: err})) })
 	if err != nil {
 		return err
 	}
 
 	queue := make(chan *task)
+	mem := semaphore.NewWeighted(maxInFlightBytes)
 	var wg sync.WaitGroup
 	for range d.jobs() {
 		wg.Go(func() {
 			for t := range queue {
-				info, err := d.File(ctx, t.in, t.out)
+				var info Info
+				err := mem.Acquire(ctx, t.weight)
+				if err == nil {
+					info, err = d.File(ctx, t.in, t.out)
+					mem.Release(t.weight)
+				}
 				switch {
 				case err != nil && (errors.Is(err, ErrDirectory) || t.inFolder && errors.Is(err, ErrNotDICOM)):
 					t.res = Result{In: t.in, Skipped: true, Err: err}
@@ -326,7 +334,21 @@ func (d *Deidentifier) jobs() int {
 	if d.opts.Jobs > 0 {
 		return d.opts.Jobs
 	}
-	return 4 * runtime.GOMAXPROCS(0) // file syncs wait on the disk, not the CPU
+	return min(4*runtime.GOMAXPROCS(0), 32) // file syncs wait on the disk, not the CPU
+}
+
+// maxInFlightBytes bounds the memory Tree's parallel files hold together:
+// a file is held about three times (read, parsed, encoded).
+const maxInFlightBytes = 1 << 30
+
+// memoryWeight is what processing the file at path holds in memory,
+// capped so that any single file can run alone.
+func memoryWeight(path string) int64 {
+	st, err := os.Stat(path)
+	if err != nil {
+		return 1
+	}
+	return min(3*st.Size()+1, maxInFlightBytes)
 }
 
 // walkFiles calls file for every regular file named by paths or found in
