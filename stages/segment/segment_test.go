@@ -3,7 +3,9 @@ package segment
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -11,6 +13,7 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/medcad/medcad/internal/testenv"
 	"github.com/medcad/medcad/stages/metrics"
 	"github.com/medcad/medcad/stages/phantom"
 	"github.com/medcad/medcad/stages/volume"
@@ -437,6 +440,51 @@ func TestMapFiles(t *testing.T) {
 		}
 		if err := volume.SameGrid(ct, mask, 1e-6); err != nil {
 			t.Errorf("%s: %v", id, err)
+		}
+	}
+}
+
+// TestBaselineMatchesScipy runs bench/segment/baseline.py (nibabel and
+// scipy.ndimage) as the oracle: the masks must be identical.
+func TestBaselineMatchesScipy(t *testing.T) {
+	t.Parallel()
+	py := testenv.Python(t, "scipy", "nibabel")
+	dir := t.TempDir()
+	for i := range 2 {
+		c, err := phantom.Generate(context.Background(), phantom.Options{Seed: 13}, i)
+		if err != nil {
+			t.Fatal(err)
+		}
+		in := filepath.Join(dir, "ct.nii.gz")
+		if err := volume.Write(in, c.CT); err != nil {
+			t.Fatal(err)
+		}
+		for _, th := range []float64{150, 600} {
+			got, err := Baseline(context.Background(), c.CT, BaselineOptions{ThresholdHU: th})
+			if err != nil {
+				t.Fatal(err)
+			}
+			out := filepath.Join(dir, "scipy.nii.gz")
+			cmd := exec.Command(py, "../../bench/segment/baseline.py", fmt.Sprint(th), in, out)
+			if b, err := cmd.CombinedOutput(); err != nil {
+				t.Fatalf("baseline.py: %v\n%s", err, b)
+			}
+			want, err := volume.Read(out)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := volume.SameGrid(want, got, 1e-4); err != nil {
+				t.Fatal(err)
+			}
+			diff := 0
+			for v := range got.U8 {
+				if got.U8[v] != want.U8[v] {
+					diff++
+				}
+			}
+			if diff != 0 {
+				t.Errorf("case %d, %g HU: %d voxels differ from scipy", i, th, diff)
+			}
 		}
 	}
 }
