@@ -52,6 +52,8 @@ func newRootCmd(a *app) *cobra.Command {
 		newReproCmd(a),   // repro.go: pipeline
 		newStatusCmd(a),  // repro.go
 		newStageCmd(a),   // stage.go: built-in pipeline steps
+		newCICmd(a),      // ci.go: GitHub Actions jobs (issue 9)
+		newPromoteCmd(a), // ci.go: merge = promotion
 	)
 	wrapArgs(root)
 	return root
