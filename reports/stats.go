@@ -184,6 +184,9 @@ func percentile(x []float64, q float64) float64 {
 	if a == b || g == 0 {
 		return a
 	}
+	if math.IsInf(b, 1) {
+		return b // between a finite value and an infinite one
+	}
 	if g >= 0.5 {
 		return b - (b-a)*(1-g)
 	}
