@@ -1,6 +1,7 @@
 package deid
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"errors"
@@ -136,12 +137,13 @@ func (d *Deidentifier) File(ctx context.Context, in, out string) (Info, error) {
 	if err := d.Dataset(&ds); err != nil {
 		return Info{}, fmt.Errorf("%s: %w", in, err)
 	}
-	var buf bytes.Buffer
-	buf.Grow(encodedSizeHint(&ds))
-	if err := write(&buf, ds); err != nil {
-		return Info{}, fmt.Errorf("%s: writing de-identified DICOM: %s", in, oneLine(err))
-	}
-	if err := writeFileAtomic(out, buf.Bytes()); err != nil {
+	err = writeFileAtomic(out, func(w io.Writer) error {
+		if err := write(w, ds); err != nil {
+			return fmt.Errorf("%s: writing de-identified DICOM: %s", in, oneLine(err))
+		}
+		return nil
+	})
+	if err != nil {
 		return Info{}, err
 	}
 	return Info{
@@ -150,21 +152,6 @@ func (d *Deidentifier) File(ctx context.Context, in, out string) (Info, error) {
 		SeriesUID:      str(&ds, tag.SeriesInstanceUID),
 		SOPInstanceUID: str(&ds, tag.SOPInstanceUID),
 	}, nil
-}
-
-// encodedSizeHint guesses the encoded size of ds: its pixel data plus room
-// for the header, so that encoding grows its buffer once.
-func encodedSizeHint(ds *dicom.Dataset) int {
-	n := 1 << 14
-	if e, err := ds.FindElementByTag(tag.PixelData); err == nil {
-		if info, ok := e.Value.GetValue().(dicom.PixelDataInfo); ok {
-			n += len(info.UnprocessedValueData)
-			for _, f := range info.Frames {
-				n += len(f.EncapsulatedData.Data) + 8
-			}
-		}
-	}
-	return n
 }
 
 // write encodes ds, turning a writer panic into an error.
@@ -177,9 +164,10 @@ func write(w io.Writer, ds dicom.Dataset) (err error) {
 	return dicom.Write(w, ds, dicom.SkipVRVerification())
 }
 
-// writeFileAtomic writes data to path via a synced temporary file in the
-// same folder and a rename.
-func writeFileAtomic(path string, data []byte) (err error) {
+// writeFileAtomic writes what encode writes to path via a buffered,
+// synced temporary file in the same folder and a rename: path is either
+// the complete new file or untouched.
+func writeFileAtomic(path string, encode func(io.Writer) error) (err error) {
 	dir := filepath.Dir(path)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
@@ -194,7 +182,11 @@ func writeFileAtomic(path string, data []byte) (err error) {
 			os.Remove(tmp.Name())
 		}
 	}()
-	if _, err = tmp.Write(data); err != nil {
+	bw := bufio.NewWriterSize(tmp, 1<<20)
+	if err = encode(bw); err != nil {
+		return err
+	}
+	if err = bw.Flush(); err != nil {
 		return err
 	}
 	if err = tmp.Sync(); err != nil {

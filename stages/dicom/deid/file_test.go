@@ -284,3 +284,28 @@ func TestTreeNeverReplacesInputs(t *testing.T) {
 		t.Errorf("output inside the input: %+v", rs)
 	}
 }
+
+// TestEncodeFailureLeavesNothing: a file that parses but cannot be encoded
+// (a value whose VR, once corrected, does not fit it) fails with one line
+// and leaves neither a temporary file nor a changed output behind.
+func TestEncodeFailureLeavesNothing(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	bad := append(fixture{slices: 1, rows: 4, cols: 4}.bytes(t, 0), elemLE(0x0028, 0x0010, "ZZ", 2, []byte("12"))...)
+	in := filepath.Join(dir, "bad.dcm")
+	os.WriteFile(in, bad, 0o644)
+	out := filepath.Join(dir, "out")
+	os.MkdirAll(out, 0o755)
+	os.WriteFile(filepath.Join(out, "bad.dcm"), []byte("previous"), 0o644)
+	rs := runTree(t, New(testKey, Options{}), []string{in}, out)
+	if len(rs) != 1 || rs[0].Err == nil || !strings.Contains(rs[0].Err.Error(), in+": writing de-identified DICOM") {
+		t.Fatalf("results %+v, want an encoding error naming the file", rs)
+	}
+	assertNoPHI(t, "error", []byte(rs[0].Err.Error()))
+	if files := outputs(t, out); len(files) != 1 {
+		t.Errorf("output folder holds %q, want only the previous file", files)
+	}
+	if b, _ := os.ReadFile(filepath.Join(out, "bad.dcm")); string(b) != "previous" {
+		t.Error("the previous output was replaced")
+	}
+}
