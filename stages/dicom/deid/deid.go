@@ -19,7 +19,8 @@
 //   - Any UI value outside the table that is not a standard UID
 //     (1.2.840.10008.…) is replaced like a U attribute.
 //   - With dates removed (the default), DA and DT values outside the table
-//     are emptied too; with --shift-dates they are shifted.
+//     get the dummy date too (some, such as FrameAcquisitionDateTime, are
+//     type 1); with --shift-dates they are shifted.
 //   - Group length elements (gggg,0000), retired, are dropped: removing
 //     attributes would make them wrong.
 //   - A file that declares burned-in annotation is refused.
@@ -346,7 +347,7 @@ func (w *walker) element(e *dicom.Element, depth int) (*dicom.Element, error) {
 		case vr == "DA" || vr == "DT":
 			switch w.d.opts.Dates {
 			case DatesRemove:
-				act = actZ
+				act = actD // a dummy, not empty: some are type 1 (FrameAcquisitionDateTime)
 			case DatesShift:
 				act = actC
 			}

@@ -17,7 +17,8 @@ import (
 //     attribute that holds something other than a dummy or empty value;
 //   - a UID (U, or any UI value outside the table) that is neither a
 //     standard UID nor of the 2.25.<decimal> form Deidentifier writes;
-//   - a date (DA, DT, or a table date attribute) that is not empty, unless
+//   - a date (DA, DT, or a table date attribute) that is neither empty nor
+//     the dummy date, unless
 //     ds declares a Retain Longitudinal Temporal Information option (codes
 //     113106 or 113107 in DeidentificationMethodCodeSequence);
 //   - BurnedInAnnotation = YES.
@@ -122,7 +123,7 @@ func (s *scanner) element(e *dicom.Element, path string, depth int) {
 				s.found[name] = true
 			}
 		case (vr == "DA" || vr == "DT") && !s.datesAllowed:
-			if !empty(e) {
+			if !dummyOrEmpty(e, vr) {
 				s.found[name] = true
 			}
 		}
