@@ -17,6 +17,7 @@ import (
 	"fmt"
 	"net/url"
 	"path"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -239,27 +240,41 @@ func writeTree(s storer.EncodedObjectStorer, base *object.Tree, files map[string
 // CommitToBranch commits files onto branch of the remote and pushes it:
 // onto parent when given (the pull request's head as CI checked it out),
 // else onto the remote branch's tip, else as a root commit. It returns
-// the new commit (or the parent when nothing changed) and whether it
-// pushed.
+// the commit that carries the files (the new one, the parent when nothing
+// changed, or an earlier run's identical commit on the branch) and
+// whether it pushed. A branch that moved on otherwise is a push error.
 func CommitToBranch(ctx context.Context, repo *git.Repository, r Remote, branch string, parent *object.Commit, files map[string][]byte, msg string) (plumbing.Hash, bool, error) {
 	if !validBranch(branch) {
 		return plumbing.ZeroHash, false, fmt.Errorf("branch %q: not a valid branch name", branch)
 	}
 	tracking := plumbing.NewRemoteReferenceName(r.Name, branch)
-	if parent == nil {
-		err := Fetch(ctx, repo, r, "+refs/heads/"+branch+":"+tracking.String())
-		if err != nil && !isMissingRef(err) {
+	err := Fetch(ctx, repo, r, "+refs/heads/"+branch+":"+tracking.String())
+	if err != nil && !isMissingRef(err) {
+		return plumbing.ZeroHash, false, err
+	}
+	var tip *object.Commit
+	if ref, err := repo.Reference(tracking, true); err == nil {
+		if tip, err = repo.CommitObject(ref.Hash()); err != nil {
 			return plumbing.ZeroHash, false, err
 		}
-		if ref, err := repo.Reference(tracking, true); err == nil {
-			if parent, err = repo.CommitObject(ref.Hash()); err != nil {
-				return plumbing.ZeroHash, false, err
-			}
-		}
+	}
+	if parent == nil {
+		parent = tip
 	}
 	h, changed, err := Commit(repo, CommitOptions{Parent: parent, Files: files, Message: msg, When: time.Now()})
 	if err != nil || !changed {
 		return h, false, err
+	}
+	if tip != nil && tip.Hash != parent.Hash {
+		// A re-run: the remote branch already carries these files on top
+		// of the parent (an earlier run's commit).
+		c, err := repo.CommitObject(h)
+		if err != nil {
+			return plumbing.ZeroHash, false, err
+		}
+		if c.TreeHash == tip.TreeHash && slices.Contains(tip.ParentHashes, parent.Hash) {
+			return tip.Hash, false, nil
+		}
 	}
 	local := plumbing.ReferenceName("refs/medcad/push/" + branch)
 	if err := repo.Storer.SetReference(plumbing.NewHashReference(local, h)); err != nil {

@@ -103,6 +103,15 @@ func TestCommitToBranch(t *testing.T) {
 	if h2, pushed, err := CommitToBranch(ctx, repo, r, "pr-branch", c2, upd, "again"); err != nil || pushed || h2 != h {
 		t.Errorf("unchanged: %s %v %v", h2, pushed, err)
 	}
+	// A re-run from the original parent finds the earlier run's commit.
+	if h2, pushed, err := CommitToBranch(ctx, repo, r, "pr-branch", parent, upd, "rerun"); err != nil || pushed || h2 != h {
+		t.Errorf("re-run: %s %v %v, want %s found", h2, pushed, err, h)
+	}
+	// Other content from the original parent: the branch moved on, so the
+	// push is refused rather than forced.
+	if _, _, err := CommitToBranch(ctx, repo, r, "pr-branch", parent, map[string][]byte{"medcad.lock": []byte("other\n")}, "stale"); err == nil {
+		t.Error("a stale run overwrote the branch")
+	}
 
 	// An assets branch that does not exist yet starts with a root commit,
 	// and later commits build on the remote tip.
