@@ -211,9 +211,12 @@ func caseDropGate(metric string, maxDrop float64, names []string, base, cand map
 		return r
 	}
 	r.Status = Pass
-	if worstCase == "" {
+	switch {
+	case worstCase == "":
 		r.Message = "no case was evaluated by both models"
-	} else {
+	case worst <= 0:
+		r.Message = fmt.Sprintf("no case lost %s (%d paired cases)", m, len(common))
+	default:
 		r.Message = fmt.Sprintf("largest per-case loss of %s is %s (case %s), at most %s allowed", m, fmtNum(max(worst, 0)), worstCase, fmtNum(maxDrop))
 	}
 	return r

@@ -61,7 +61,7 @@ func Plots(c *Comparison) ([]Plot, error) {
 	return out, nil
 }
 
-func png(p *plot.Plot, w, h vg.Length) ([]byte, error) {
+func encodePNG(p *plot.Plot, w, h vg.Length) ([]byte, error) {
 	c := vgimg.PngCanvas{Canvas: vgimg.NewWith(vgimg.UseWH(w, h), vgimg.UseDPI(96), vgimg.UseBackgroundColor(color.White))}
 	p.Draw(draw.New(c))
 	var b bytes.Buffer
@@ -109,7 +109,7 @@ func deltaPlot(c *Comparison) (Plot, error) {
 	}
 	p.Add(plotter.NewGrid())
 	p.X.Tick.Marker = plot.TickerFunc(func(float64, float64) []plot.Tick { return nil })
-	b, err := png(p, 8*vg.Inch, 3.5*vg.Inch)
+	b, err := encodePNG(p, 8*vg.Inch, 3.5*vg.Inch)
 	if err != nil {
 		return Plot{}, err
 	}
@@ -177,7 +177,7 @@ func distPlot(c *Comparison, m string) (*Plot, error) {
 	}
 	p.NominalX(names...)
 	p.Add(plotter.NewGrid())
-	b, err := png(p, 5*vg.Inch, 3.5*vg.Inch)
+	b, err := encodePNG(p, 5*vg.Inch, 3.5*vg.Inch)
 	if err != nil {
 		return nil, err
 	}
