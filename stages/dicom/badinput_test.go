@@ -134,7 +134,7 @@ func TestBareImplicitDataset(t *testing.T) {
 	ents, _ := os.ReadDir(src)
 	for _, e := range ents {
 		b, _ := os.ReadFile(filepath.Join(src, e.Name()))
-		l, _, err := scanFile(b)
+		l, err := scanFile(b, int64(len(b)))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -160,4 +160,31 @@ func equalI16(a, b []int16) bool {
 		}
 	}
 	return true
+}
+
+// TestLongHeader: a header longer than the first bytes a header read looks
+// at is read whole.
+func TestLongHeader(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	big := &dicom.Element{Tag: tag.Tag{Group: 0x0009, Element: 0x0010}, RawValueRepresentation: "LO",
+		Value: mustValue(t, []string{"MEDCAD TEST"})}
+	blob := &dicom.Element{Tag: tag.Tag{Group: 0x0009, Element: 0x1001}, RawValueRepresentation: "OB",
+		Value: mustValue(t, make([]byte, 3*headerPrefix))}
+	v := phantom([3]int{16, 12, 2}, axial([3]float64{1, 1, 2}, [3]float64{}), 36)
+	writeOrFatal(t, dir, v, WriteOptions{Extra: []*dicom.Element{big, blob}})
+	s := discoverOne(t, dir, Options{})
+	got, err := s.Volume(context.Background())
+	if err != nil || !equalI16(got.I16, v.I16) || s.Files[0] == "" {
+		t.Fatalf("long header: %v", err)
+	}
+}
+
+func mustValue(t *testing.T, data any) dicom.Value {
+	t.Helper()
+	v, err := dicom.NewValue(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v
 }

@@ -2,6 +2,8 @@ package dicom
 
 import (
 	"bytes"
+	"errors"
+	"io"
 	"fmt"
 	"math"
 	"os"
@@ -55,8 +57,8 @@ type Instance struct {
 	studyUID, seriesUID string
 }
 
-// pixels is the raw pixel data of a file: native bytes, or one byte slice
-// per fragment of encapsulated data.
+// pixels is the raw pixel data of a file, located by the structural scan:
+// native bytes, or one byte slice per fragment of encapsulated data.
 type pixels struct {
 	native    []byte
 	fragments [][]byte
@@ -70,99 +72,97 @@ func ReadHeader(path string) (*Instance, error) {
 	return in, err
 }
 
+// headerPrefix is how much of a file a header read looks at first; the
+// rest is read only when the header does not end inside it.
+const headerPrefix = 64 << 10
+
 // readInstance reads and parses a file, with its pixel data when
 // withPixels is set.
 func readInstance(path string, withPixels bool) (*Instance, *pixels, error) {
-	b, err := readBounded(path)
+	l, err := readLayout(path, withPixels)
 	if err != nil {
 		return nil, nil, err
 	}
-	in, px, err := parseInstance(b, withPixels)
+	in, err := parseInstance(l)
 	if err != nil {
 		return nil, nil, fmt.Errorf("%s: %w", path, err)
 	}
 	in.Path = path
-	return in, px, nil
+	if !withPixels {
+		return in, nil, nil
+	}
+	return in, &pixels{native: l.native, fragments: l.fragments}, nil
 }
 
-func readBounded(path string) ([]byte, error) {
+// readLayout reads a file (only its first bytes when they hold the whole
+// header and the pixels are not wanted) and scans its structure.
+func readLayout(path string, whole bool) (layout, error) {
 	f, err := os.Open(path)
 	if err != nil {
-		return nil, err
+		return layout{}, err
 	}
 	defer f.Close()
 	st, err := f.Stat()
 	if err != nil {
-		return nil, err
+		return layout{}, err
 	}
 	if !st.Mode().IsRegular() {
-		return nil, fmt.Errorf("%s: %w (not a regular file)", path, ErrNotDICOM)
+		return layout{}, fmt.Errorf("%s: %w (not a regular file)", path, ErrNotDICOM)
 	}
-	if st.Size() > maxFileSize {
-		return nil, fmt.Errorf("%s: %w: %d bytes is larger than the supported %d", path, ErrUnsupported, st.Size(), int64(maxFileSize))
+	size := st.Size()
+	if size > maxFileSize {
+		return layout{}, fmt.Errorf("%s: %w: %d bytes is larger than the supported %d", path, ErrUnsupported, size, int64(maxFileSize))
 	}
-	b := make([]byte, st.Size())
-	if _, err := readFull(f, b); err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
+	n := size
+	if !whole {
+		n = min(size, headerPrefix)
 	}
-	return b, nil
-}
-
-func readFull(f *os.File, b []byte) (int, error) {
-	n := 0
-	for n < len(b) {
-		m, err := f.Read(b[n:])
-		n += m
-		if err != nil {
-			if n == len(b) {
-				break
-			}
-			return n, err
+	for {
+		b := make([]byte, n)
+		if _, err := io.ReadFull(f, b); err != nil {
+			return layout{}, fmt.Errorf("%s: %w", path, err)
 		}
+		l, err := scanFile(b, size)
+		if errors.Is(err, errNeedWhole) && n < size {
+			if _, err := f.Seek(0, io.SeekStart); err != nil {
+				return layout{}, err
+			}
+			n = size
+			continue
+		}
+		if err != nil {
+			return layout{}, fmt.Errorf("%s: %w", path, err)
+		}
+		return l, nil
 	}
-	return n, nil
 }
 
-// parseInstance parses a whole file held in memory. A panic inside the
-// parser library on malformed input becomes ErrCorrupt.
-func parseInstance(b []byte, withPixels bool) (in *Instance, px *pixels, err error) {
+// parseInstance parses the header elements (everything before the pixel
+// data) with suyashkumar/dicom. A panic inside the parser library on
+// malformed input becomes ErrCorrupt.
+func parseInstance(l layout) (in *Instance, err error) {
 	defer func() {
 		if r := recover(); r != nil {
-			in, px, err = nil, nil, fmt.Errorf("%w: the parser failed on malformed data", ErrCorrupt)
+			in, err = nil, fmt.Errorf("%w: the parser failed on malformed data", ErrCorrupt)
 		}
 	}()
-	l, rebuilt, err := scanFile(b)
+	head := l.data[:l.pixelAt]
+	ds, err := dicom.Parse(bytes.NewReader(head), int64(len(head)), nil,
+		dicom.AllowUnknownSpecificCharacterSet(), dicom.AllowMissingMetaElementGroupLength(), dicom.SkipPixelData())
 	if err != nil {
-		return nil, nil, err
+		return nil, fmt.Errorf("%w: %v", ErrCorrupt, cleanParseError(err))
 	}
-	if rebuilt != nil {
-		b = rebuilt
-	}
-	opts := []dicom.ParseOption{dicom.AllowUnknownSpecificCharacterSet(), dicom.AllowMissingMetaElementGroupLength()}
-	if withPixels {
-		opts = append(opts, dicom.SkipProcessingPixelDataValue())
-	} else {
-		opts = append(opts, dicom.SkipPixelData())
-	}
-	ds, err := dicom.Parse(bytes.NewReader(b), int64(len(b)), nil, opts...)
-	if err != nil {
-		return nil, nil, fmt.Errorf("%w: %v", ErrCorrupt, cleanParseError(err))
+	if !l.hasPixels {
+		return nil, fmt.Errorf("%w: no pixel data", ErrNoImage)
 	}
 	in = &Instance{TransferSyntax: l.ts}
 	if err := in.fill(&ds); err != nil {
-		return nil, nil, err
+		return nil, err
 	}
 	if err := in.checkSize(l); err != nil {
-		return nil, nil, err
+		return nil, err
 	}
-	if !withPixels {
-		return in, nil, nil
-	}
-	px, err = in.pixelData(&ds)
-	if err != nil {
-		return nil, nil, err
-	}
-	return in, px, nil
+	return in, nil
 }
 
 // cleanParseError keeps the parser's message to one line without values:
@@ -201,9 +201,6 @@ func (in *Instance) fill(ds *dicom.Dataset) error {
 	}
 	if t, ok := decimals(top, tag.GantryDetectorTilt, 1); ok {
 		in.GantryTilt = t[0]
-	}
-	if find(top, tag.PixelData) == nil {
-		return fmt.Errorf("%w: no pixel data", ErrNoImage)
 	}
 	if in.Rows <= 0 || in.Columns <= 0 {
 		return fmt.Errorf("%w: no Rows/Columns", ErrNoImage)
@@ -311,26 +308,6 @@ func (in *Instance) checkSize(l layout) error {
 		}
 	}
 	return nil
-}
-
-// pixelData extracts the raw pixel data and checks its size.
-func (in *Instance) pixelData(ds *dicom.Dataset) (*pixels, error) {
-	e := find(ds.Elements, tag.PixelData)
-	info, ok := e.Value.GetValue().(dicom.PixelDataInfo)
-	if !ok {
-		return nil, fmt.Errorf("%w: unreadable pixel data", ErrCorrupt)
-	}
-	if info.IsEncapsulated {
-		px := &pixels{}
-		for _, fr := range info.Frames {
-			px.fragments = append(px.fragments, fr.EncapsulatedData.Data)
-		}
-		if len(px.fragments) == 0 {
-			return nil, fmt.Errorf("%w: encapsulated pixel data has no fragments", ErrCorrupt)
-		}
-		return px, nil
-	}
-	return &pixels{native: info.UnprocessedValueData}, nil
 }
 
 // find returns the element with tag t among elems, or nil.

@@ -117,27 +117,44 @@ type layout struct {
 	dataset  int    // offset of the dataset (after the meta group)
 	explicit bool
 	order    binary.ByteOrder
-	// pixelBytes is the size of the top-level pixel data value (for
-	// encapsulated data, its fragments with their item headers).
+	// data is what the parser reads: the file, or for a deflated file an
+	// equivalent explicit VR little endian one. Header elements end at
+	// pixelAt, the offset of the top-level pixel data element (len(data)
+	// when there is none).
+	data    []byte
+	pixelAt int
+	// hasPixels says the file has top-level pixel data; pixelBytes is its
+	// size (for encapsulated data, fragments with item headers).
+	hasPixels  bool
 	pixelBytes int64
+	// native or fragments (basic offset table dropped) hold the pixel
+	// data when the whole file was scanned.
+	native    []byte
+	fragments [][]byte
 }
 
-// scanFile checks the structure of a whole file held in memory before the
+// errNeedWhole means a scan of the first bytes of a file needs the rest.
+var errNeedWhole = errors.New("need the whole file")
+
+// scanFile checks the structure of a file held in memory before the
 // parser sees it: every length field must fit inside what holds it, so no
-// length can make the parser allocate beyond the file's size. It returns
-// the file's layout and, for a deflated dataset, an equivalent explicit VR
-// little endian file to parse instead.
-func scanFile(b []byte) (layout, []byte, error) {
-	var l layout
+// length can make the parser allocate beyond the file's size. b is the
+// whole file, or its first bytes when len(b) < size: then the scan stops
+// at the pixel data, or returns errNeedWhole.
+func scanFile(b []byte, size int64) (layout, error) {
+	l := layout{data: b}
 	if len(b) >= 132 && string(b[128:132]) == "DICM" {
 		l.meta = true
 		off, ts, err := scanMeta(b, 132)
 		if err != nil {
-			return l, nil, err
+			if int64(len(b)) < size {
+				return l, errNeedWhole
+			}
+			return l, err
 		}
 		l.dataset, l.ts = off, ts
 		if _, _, err := uid.ParseTransferSyntaxUID(ts); err != nil {
-			return l, nil, tsError(ts)
+			return l, tsError(ts)
 		}
 	} else {
 		l.ts = tsImplicitLE
@@ -150,45 +167,49 @@ func scanFile(b []byte) (layout, []byte, error) {
 	default: // explicit little endian, deflated and every encapsulated syntax
 		l.order, l.explicit = binary.LittleEndian, true
 	}
-	if !l.meta {
-		// A bare dataset must look like one from its first element: a
-		// plausible group, ascending tags, lengths that fit.
-		if len(b) < 8 || !plausibleStart(b) {
-			return l, nil, ErrNotDICOM
-		}
-		s := scanner{b: b, order: l.order}
-		if err := s.dataset(0, len(b), 0, true); err != nil {
-			return l, nil, fmt.Errorf("%w (no DICOM preamble, and not an implicit VR little endian dataset: %v)", ErrNotDICOM, err)
-		}
-		l.pixelBytes = s.pixelBytes
-		return l, nil, nil
-	}
-	data := b
 	if l.ts == tsDeflated {
+		if int64(len(b)) < size {
+			return l, errNeedWhole
+		}
 		inflated, err := inflate(b[l.dataset:], int64(len(b)))
 		if err != nil {
-			return l, nil, err
+			return l, err
 		}
-		data = rebuild(b[:l.dataset], inflated)
-		l.dataset = len(data) - len(inflated)
+		l.data = rebuild(b[:l.dataset], inflated)
+		l.dataset = len(l.data) - len(inflated)
+		size = int64(len(l.data))
 	}
-	s := scanner{b: data, order: l.order, explicit: l.explicit}
-	if err := s.dataset(l.dataset, len(data), 0, false); err != nil {
-		return l, nil, fmt.Errorf("%w: %v", ErrCorrupt, err)
+	if !l.meta && !plausibleStart(l.data, size) {
+		return l, ErrNotDICOM
 	}
-	l.pixelBytes = s.pixelBytes
-	if l.ts == tsDeflated {
-		return l, data, nil
+	s := scanner{b: l.data, size: size, order: l.order, explicit: l.explicit, pixelAt: -1}
+	err := s.dataset(l.dataset, int(size), 0, !l.meta)
+	if errors.Is(err, errNeedWhole) {
+		return l, err
 	}
-	return l, nil, nil
+	if err != nil && !errors.Is(err, errStopAtPixels) {
+		if !l.meta {
+			return l, fmt.Errorf("%w (no DICOM preamble, and not an implicit VR little endian dataset: %v)", ErrNotDICOM, err)
+		}
+		return l, fmt.Errorf("%w: %v", ErrCorrupt, err)
+	}
+	l.pixelAt = len(l.data)
+	if s.pixelAt >= 0 {
+		l.pixelAt, l.hasPixels, l.pixelBytes = s.pixelAt, true, s.pixelBytes
+		l.native, l.fragments = s.native, s.fragments
+	}
+	return l, nil
 }
 
 // plausibleStart reports whether b starts with an implicit VR element of
-// group 0x0002 to 0x0028 with a length that fits.
-func plausibleStart(b []byte) bool {
+// group 0x0002 to 0x0028 with a length that fits a file of size bytes.
+func plausibleStart(b []byte, size int64) bool {
+	if len(b) < 8 {
+		return false
+	}
 	g := binary.LittleEndian.Uint16(b)
 	vl := binary.LittleEndian.Uint32(b[4:])
-	return g >= 0x0002 && g <= 0x0028 && g%2 == 0 && (vl == undefinedLength || int64(vl) <= int64(len(b)-8))
+	return g >= 0x0002 && g <= 0x0028 && g%2 == 0 && (vl == undefinedLength || int64(vl) <= size-8)
 }
 
 // scanMeta reads the explicit VR little endian group 0002 at off and
@@ -279,12 +300,34 @@ func longVR(vr string) bool {
 	return false
 }
 
-// scanner walks a dataset checking lengths and nesting.
+// scanner walks a dataset checking lengths and nesting. Offsets up to size
+// are valid; b may hold fewer bytes (a prefix of the file), and reading
+// past it gives errNeedWhole.
 type scanner struct {
-	b          []byte
-	order      binary.ByteOrder
-	explicit   bool
+	b        []byte
+	size     int64
+	order    binary.ByteOrder
+	explicit bool
+	// Top-level pixel data, when found.
+	pixelAt    int
 	pixelBytes int64
+	native     []byte
+	fragments  [][]byte
+	collect    bool // items are the top-level pixel data's fragments
+}
+
+// errStopAtPixels ends a prefix scan at the pixel data.
+var errStopAtPixels = errors.New("stopped at pixel data")
+
+// need checks that n bytes at off are held in b.
+func (s *scanner) need(off, n int, what string) error {
+	if off+n <= len(s.b) {
+		return nil
+	}
+	if int64(len(s.b)) < s.size {
+		return errNeedWhole
+	}
+	return fmt.Errorf("%s at offset %d runs past the end", what, off)
 }
 
 func (s *scanner) tag(off int) (uint16, uint16) {
@@ -319,6 +362,9 @@ func (s *scanner) element(off, end, depth int) (int, uint16, uint16, error) {
 	if off+8 > end {
 		return 0, 0, 0, fmt.Errorf("element header at offset %d runs past the end", off)
 	}
+	if err := s.need(off, 8, "element header"); err != nil {
+		return 0, 0, 0, err
+	}
 	g, e := s.tag(off)
 	var vr string
 	var vl uint32
@@ -328,6 +374,9 @@ func (s *scanner) element(off, end, depth int) (int, uint16, uint16, error) {
 		if longVR(vr) {
 			if off+12 > end {
 				return 0, 0, 0, fmt.Errorf("element (%04x,%04x) header runs past the end", g, e)
+			}
+			if err := s.need(off, 12, "element header"); err != nil {
+				return 0, 0, 0, err
 			}
 			vl, hdr = s.order.Uint32(s.b[off+8:]), 12
 		} else {
@@ -341,11 +390,21 @@ func (s *scanner) element(off, end, depth int) (int, uint16, uint16, error) {
 		vr = implicitVR(g, e)
 	}
 	body := off + hdr
+	pixels := g == 0x7fe0 && e == 0x0010 && depth == 0
+	if pixels {
+		s.pixelAt = off
+	}
 	if vl == undefinedLength {
 		switch {
 		case g == 0x7fe0 && e == 0x0010:
+			if pixels && int64(len(s.b)) < s.size {
+				s.pixelBytes = int64(end - body)
+				return 0, g, e, errStopAtPixels
+			}
+			s.collect = pixels
 			n, err := s.items(body, end, depth, true)
-			if err == nil && depth == 0 {
+			s.collect = false
+			if err == nil && pixels {
 				s.pixelBytes = int64(n - body)
 			}
 			return n, g, e, err
@@ -363,8 +422,12 @@ func (s *scanner) element(off, end, depth int) (int, uint16, uint16, error) {
 		return 0, 0, 0, fmt.Errorf("element (%04x,%04x) claims %d bytes, %d remain", g, e, vl, end-body)
 	}
 	next := body + int(vl)
-	if g == 0x7fe0 && e == 0x0010 && depth == 0 {
+	if pixels {
 		s.pixelBytes = int64(vl)
+		if next > len(s.b) {
+			return 0, g, e, errStopAtPixels
+		}
+		s.native = s.b[body:next:next]
 	}
 	if vr == "SQ" {
 		if _, err := s.items(body, next, depth, false); err != nil {
@@ -381,9 +444,14 @@ func (s *scanner) items(off, end, depth int, raw bool) (int, error) {
 	if depth >= maxDepth {
 		return 0, fmt.Errorf("sequences nested deeper than %d", maxDepth)
 	}
+	topPixels := raw && s.collect
+	first := true
 	for off < end {
 		if off+8 > end {
 			return 0, fmt.Errorf("item header at offset %d runs past the end", off)
+		}
+		if err := s.need(off, 8, "item header"); err != nil {
+			return 0, err
 		}
 		g, e := s.tag(off)
 		vl := s.order.Uint32(s.b[off+4:])
@@ -404,12 +472,19 @@ func (s *scanner) items(off, end, depth int, raw bool) (int, error) {
 		case int64(vl) > int64(end-body):
 			return 0, fmt.Errorf("item at offset %d claims %d bytes, %d remain", off, vl, end-body)
 		default:
+			next := body + int(vl)
+			if err := s.need(body, int(vl), "item"); err != nil {
+				return 0, err
+			}
 			if !raw {
-				if err := s.dataset(body, body+int(vl), depth+1, false); err != nil {
+				if err := s.dataset(body, next, depth+1, false); err != nil {
 					return 0, err
 				}
+			} else if topPixels && !first { // the first item is the basic offset table
+				s.fragments = append(s.fragments, s.b[body:next:next])
 			}
-			off = body + int(vl)
+			first = false
+			off = next
 		}
 	}
 	return off, nil
@@ -421,6 +496,9 @@ func (s *scanner) itemUntilDelimiter(off, end, depth int) (int, error) {
 	for off < end {
 		if off+8 > end {
 			break
+		}
+		if err := s.need(off, 8, "element header"); err != nil {
+			return 0, err
 		}
 		if g, e := s.tag(off); g == 0xfffe && e == 0xe00d {
 			return off + 8, nil

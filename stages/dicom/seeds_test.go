@@ -43,7 +43,7 @@ func TestWriteFuzzSeeds(t *testing.T) {
 			t.Fatal(err)
 		}
 		if name == "implicit-le" { // also as a bare dataset
-			l, _, err := scanFile(b)
+			l, err := scanFile(b, int64(len(b)))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -51,7 +51,7 @@ func TestWriteFuzzSeeds(t *testing.T) {
 		}
 		writeSeed(t, filepath.Join(out, name), b)
 		if name == "jpeg-sv1" || name == "jpeg-sv5" || name == "rle" {
-			_, px, err := parseInstance(b, true)
+			_, px, err := parseBytes(b)
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -16,6 +16,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
+	"unsafe"
 
 	"github.com/klauspost/pgzip"
 )
@@ -473,6 +474,21 @@ func encode(w io.Writer, v *Volume, descrip string) error {
 	if _, err := w.Write(hdr); err != nil {
 		return err
 	}
+	if littleEndianHost() {
+		// NIfTI here is little endian, as the machine: write the voxels'
+		// memory as it is instead of encoding it value by value.
+		var b []byte
+		switch v.DType {
+		case Uint8:
+			b = v.U8
+		case Int16:
+			b = unsafe.Slice((*byte)(unsafe.Pointer(unsafe.SliceData(v.I16))), 2*len(v.I16))
+		default:
+			b = unsafe.Slice((*byte)(unsafe.Pointer(unsafe.SliceData(v.F32))), 4*len(v.F32))
+		}
+		_, err = w.Write(b)
+		return err
+	}
 	switch v.DType {
 	case Uint8:
 		_, err = w.Write(v.U8)
@@ -486,6 +502,12 @@ func encode(w io.Writer, v *Volume, descrip string) error {
 			binary.LittleEndian.PutUint32(b, math.Float32bits(v.F32[i]))
 		})
 	}
+}
+
+// littleEndianHost reports whether the machine stores integers little
+// endian (as NIfTI files written here are).
+func littleEndianHost() bool {
+	return binary.NativeEndian.Uint16([]byte{1, 0}) == 1
 }
 
 // writeChunks encodes n values of size bytes through a fixed buffer.
