@@ -187,7 +187,7 @@ func TestDatasetActions(t *testing.T) {
 		"PatientSex (0010,0040)":                              {},                        // Z
 		"StudyDate (0008,0020)":                               {},                        // Z
 		"ContentDate (0008,0023)":                             {},                        // Z/D -> Z
-		"InstanceCreationDate (0008,0012)":                    {"19000101"},                        // date outside the table
+		"InstanceCreationDate (0008,0012)":                    {"19000101"},              // date outside the table
 		"AccessionNumber (0008,0050)":                         {},                        // Z
 		"ReferringPhysicianName (0008,0090)":                  {},                        // Z
 		"StudyID (0020,0010)":                                 {},                        // Z

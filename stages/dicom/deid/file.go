@@ -78,6 +78,9 @@ func parse(path string, data []byte, dirOK bool) (ds dicom.Dataset, err error) {
 		bad = ErrMalformed
 	}
 	if err := checkBounds(data); err != nil {
+		if bad == ErrNotDICOM {
+			return dicom.Dataset{}, fmt.Errorf("%s: %w", path, bad) // the details would only confuse
+		}
 		return dicom.Dataset{}, fmt.Errorf("%s: %w: %s", path, bad, err)
 	}
 	defer func() {
@@ -87,6 +90,9 @@ func parse(path string, data []byte, dirOK bool) (ds dicom.Dataset, err error) {
 	}()
 	ds, err = dicom.Parse(bytes.NewReader(data), int64(len(data)), nil, dicom.SkipProcessingPixelDataValue())
 	if err != nil {
+		if bad == ErrNotDICOM {
+			return dicom.Dataset{}, fmt.Errorf("%s: %w", path, bad)
+		}
 		return dicom.Dataset{}, fmt.Errorf("%s: %w: %s", path, bad, oneLine(err))
 	}
 	if str(&ds, tag.MediaStorageSOPClassUID) == mediaStorageDirectory {
