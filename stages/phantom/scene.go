@@ -117,7 +117,7 @@ func newScene(opts Options, idx int) *scene {
 		{0, 0, sz, tz},
 		{0, 0, 0, 1},
 	}
-	s.blurVox = [3]float64{uniform(r, 0.35, 0.6) / inPlane, uniform(r, 0.35, 0.6) / inPlane, 0.4}
+	s.blurVox = [3]float64{uniform(r, 0.45, 0.8) / inPlane, uniform(r, 0.45, 0.8) / inPlane, 0.5}
 	s.noise = uniform(r, 10, 40)
 
 	osteo := r.Float64() < 0.35
@@ -152,7 +152,7 @@ func newScene(opts Options, idx int) *scene {
 	bx := uniform(r, -0.05, 0.05) * L
 	s.body = ellipse{bx, by, a, b}
 	s.skin = max(uniform(r, 1.2, 2.2), 1.5*inPlane)
-	s.fat = uniform(r, 0.05, 0.1) * b
+	s.fat = uniform(r, 0.1, 0.18) * b
 	top := by - b - gap
 	s.table = box{x0: bx - 0.47*L, x1: bx + 0.47*L, y0: top - tableTh, y1: top, curve: uniform(r, 0, 0.25) * b / (a * a), cx: bx}
 
