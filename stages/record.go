@@ -52,12 +52,38 @@ type RecordOptions struct {
 	Started  time.Time
 	Facts    map[string]string
 	Datasets Datasets
+	Git      GitState // the code the repro started from
+}
+
+// GitState is the commit a run started from and whether the work tree
+// differed from it.
+type GitState struct {
+	Commit string
+	Branch string
+	Dirty  bool
+}
+
+// ReadGitState reads HEAD and the work tree's cleanliness with go-git.
+func ReadGitState(repo *git.Repository) GitState {
+	var g GitState
+	if head, err := repo.Head(); err == nil {
+		g.Commit = head.Hash().String()
+		if head.Name().IsBranch() {
+			g.Branch = head.Name().Short()
+		}
+	}
+	if wt, err := repo.Worktree(); err == nil {
+		if st, err := wt.Status(); err == nil {
+			g.Dirty = !st.IsClean()
+		}
+	}
+	return g
 }
 
 // NewRun builds the run record of a repro that ran something: what went in
 // (commit, params, datasets, env lock) and what came out (metrics, outs).
 // It returns nil when every stage was up to date or restored.
-func NewRun(repo *git.Repository, o RecordOptions) (*gitops.Run, error) {
+func NewRun(o RecordOptions) (*gitops.Run, error) {
 	var ran []string
 	seen := map[string]bool{}
 	for _, e := range o.Result.Events {
@@ -108,19 +134,7 @@ func NewRun(repo *git.Repository, o RecordOptions) (*gitops.Run, error) {
 		return nil, err
 	}
 	r.Metrics = m
-	if repo != nil {
-		if head, err := repo.Head(); err == nil {
-			r.Commit = head.Hash().String()
-			if head.Name().IsBranch() {
-				r.Branch = head.Name().Short()
-			}
-		}
-		if wt, err := repo.Worktree(); err == nil {
-			if st, err := wt.Status(); err == nil {
-				r.Dirty = !st.IsClean()
-			}
-		}
-	}
+	r.Commit, r.Branch, r.Dirty = o.Git.Commit, o.Git.Branch, o.Git.Dirty
 	return r, nil
 }
 

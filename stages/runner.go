@@ -2,6 +2,7 @@ package stages
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -71,7 +72,10 @@ type Event struct {
 	Case   string `json:"case,omitempty"` // "" for the stage as a whole
 	Status Status `json:"status"`
 	Reason string `json:"reason,omitempty"` // why it is stale
-	Err    error  `json:"-"`
+	// Cases counts the cases of a foreach stage by status, on the event
+	// that closes the stage (Case == "").
+	Cases map[Status]int `json:"cases,omitempty"`
+	Err   error          `json:"-"`
 }
 
 // Options configure a repro.
@@ -127,6 +131,11 @@ func Repro(ctx context.Context, o Options) (*Result, error) {
 			continue // sharded runs do per-case work only; a full repro joins them
 		}
 		if err := r.stage(ctx, s); err != nil {
+			if !o.DryRun && o.ShardN == 0 {
+				if werr := lock.Write(o.Dir); werr != nil {
+					return r.res, errors.Join(err, werr)
+				}
+			}
 			return r.res, err
 		}
 		if !o.DryRun && o.ShardN == 0 {
@@ -440,8 +449,9 @@ func (r *runner) foreach(ctx context.Context, s *Stage, base keyInput) error {
 		})
 	}
 	err = g.Wait()
+	defer func() { r.emit(Event{Stage: s.Name, Status: summaryStatus(r.caseCounts(s)), Cases: r.caseCounts(s)}) }()
 	if r.o.DryRun {
-		if prev == nil || len(prev.Cases) != len(entry.Cases)+countStale(r, s) {
+		if prev == nil || len(prev.Cases) != len(entry.Cases)+r.caseCounts(s)[WouldRun] {
 			r.stale[s.Name] = true // cases were removed
 		}
 		return err
@@ -450,7 +460,8 @@ func (r *runner) foreach(ctx context.Context, s *Stage, base keyInput) error {
 		return err
 	}
 	if err != nil {
-		// Keep what finished so a rerun resumes from there.
+		// Keep what finished: the lock is written even on failure, so a
+		// rerun starts from there.
 		r.lock.Stages[s.Name] = entry
 		return err
 	}
@@ -469,6 +480,29 @@ func (r *runner) foreach(ctx context.Context, s *Stage, base keyInput) error {
 	return nil
 }
 
+// caseCounts counts the case events of a foreach stage by status.
+func (r *runner) caseCounts(s *Stage) map[Status]int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	n := map[Status]int{}
+	for _, e := range r.res.Events {
+		if e.Stage == s.Name && e.Case != "" && e.Err == nil {
+			n[e.Status]++
+		}
+	}
+	return n
+}
+
+// summaryStatus is a foreach stage's status: the most work any case needed.
+func summaryStatus(n map[Status]int) Status {
+	for _, st := range []Status{Ran, WouldRun, Restored, Skipped} {
+		if n[st] > 0 {
+			return st
+		}
+	}
+	return UpToDate
+}
+
 // upstreamStale reports whether a dry run marked an upstream stage stale.
 func (r *runner) upstreamStale(s *Stage) bool {
 	for _, u := range s.Upstream {
@@ -477,19 +511,6 @@ func (r *runner) upstreamStale(s *Stage) bool {
 		}
 	}
 	return false
-}
-
-// countStale counts the cases of s a dry run marked to run.
-func countStale(r *runner, s *Stage) int {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	n := 0
-	for _, e := range r.res.Events {
-		if e.Stage == s.Name && e.Case != "" && e.Status == WouldRun {
-			n++
-		}
-	}
-	return n
 }
 
 // unionKey identifies the set of case results.
@@ -783,9 +804,14 @@ func (t *tailBuffer) Write(p []byte) (int, error) {
 func (t *tailBuffer) lastLine() string {
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	// The last line is the command's verdict, unless it is medcad's usage
+	// hint: then the error line before it.
 	lines := strings.Split(strings.TrimSpace(string(t.last)), "\n")
-	if l := strings.TrimSpace(lines[len(lines)-1]); l != "" {
-		return ": " + l
+	for i := len(lines) - 1; i >= 0; i-- {
+		l := strings.TrimSpace(lines[i])
+		if l != "" && !strings.HasPrefix(l, "Run 'medcad --help'") {
+			return ": " + l
+		}
 	}
 	return ""
 }

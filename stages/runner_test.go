@@ -272,7 +272,7 @@ outs = ["build/count.txt"]
 	p.data.cases = []CaseRef{mkCase("c-1", "a.dcm"), mkCase("c-2", "b.dcm")}
 	p.data.digest = "sha256:1"
 	got := p.repro(Options{})
-	want := map[string]Status{"ingest/c-1": Ran, "ingest/c-2": Ran, "count": Ran}
+	want := map[string]Status{"ingest": Ran, "ingest/c-1": Ran, "ingest/c-2": Ran, "count": Ran}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Fatalf("first (-want +got):\n%s", diff)
 	}
@@ -282,7 +282,7 @@ outs = ["build/count.txt"]
 	p.data.cases = append(p.data.cases, mkCase("c-3", "c.dcm"))
 	p.data.digest = "sha256:2"
 	got = p.repro(Options{})
-	want = map[string]Status{"ingest/c-1": UpToDate, "ingest/c-2": UpToDate, "ingest/c-3": Ran, "count": Ran}
+	want = map[string]Status{"ingest": Ran, "ingest/c-1": UpToDate, "ingest/c-2": UpToDate, "ingest/c-3": Ran, "count": Ran}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("after a new case (-want +got):\n%s", diff)
 	}

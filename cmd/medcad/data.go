@@ -15,6 +15,7 @@ import (
 	"github.com/go-git/go-git/v5"
 	"github.com/medcad/medcad/gitops"
 	"github.com/medcad/medcad/gitops/cas"
+	"github.com/medcad/medcad/stages/intake"
 	"github.com/schollz/progressbar/v3"
 	"github.com/spf13/cobra"
 )
@@ -168,10 +169,25 @@ func newDataAddCmd(a *app) *cobra.Command {
 data/NAME.dataset.toml. When PATH is not data/NAME, the files are also
 checked out to data/NAME/ (which must not exist yet). Files the stat index
 knows unchanged are not read again. Commit the pointer with git; push the
-data with 'medcad data push'.`,
+data with 'medcad data push'.
+
+DICOM mode (when PATH holds case folders with DICOM files): each case
+folder (<case>/…dicom files… and optionally <case>/label.nii.gz) is
+de-identified with the DICOM PS3.15 Annex E basic profile, checked to hold
+one CT series whose label matches its shape and affine (within 1e-3 mm),
+and stored under its pseudonymous case id; only de-identified files reach
+the store and data/NAME/. The pointer gets one [[case]] table per case.
+Refused cases are reported and the others go on.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			opts.path = args[0]
+			if intake.IsDICOMBatch(opts.path) { // DICOM mode: data_dicom.go
+				cfg, err := gitops.LoadConfig(".")
+				if err != nil {
+					return err
+				}
+				opts.ingest, opts.deid = dicomIngest(a, cfg), cfg.Data.DeidProfile
+			}
 			return runDataAdd(cmd.Context(), a, opts)
 		},
 	}

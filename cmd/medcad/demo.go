@@ -103,6 +103,9 @@ func runDemo(ctx context.Context, a *app, opts demoOptions) error {
 	if err != nil {
 		return err
 	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
 	d := &demo{ctx: ctx, a: a, dir: dir, start: time.Now()}
 	if !a.colour(a.err) {
 		d.a = &app{streams: streams{in: a.in, out: a.out, err: stripANSI{a.err}}, log: a.log}

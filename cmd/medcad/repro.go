@@ -17,12 +17,13 @@ import (
 )
 
 type reproOptions struct {
-	stages []string
-	force  bool
-	dryRun bool
-	jobs   int
-	shard  string
-	push   bool
+	stages  []string
+	force   bool
+	dryRun  bool
+	jobs    int
+	shard   string
+	push    bool
+	verbose bool
 }
 
 func newReproCmd(a *app) *cobra.Command {
@@ -47,6 +48,7 @@ records the result after every stage, so an interrupted repro resumes.`,
 	cmd.Flags().IntVar(&opts.jobs, "jobs", 0, "stages' cases run in parallel (default: number of CPUs)")
 	cmd.Flags().StringVar(&opts.shard, "shard", "", "`I/N`: run only every N-th case of foreach stages, starting at I (0-based), for CI matrices")
 	cmd.Flags().BoolVar(&opts.push, "push", false, "send new results and run-cache entries to the remote")
+	cmd.Flags().BoolVarP(&opts.verbose, "verbose", "v", false, "show what stage commands print (a failing command's last line is always shown)")
 	return cmd
 }
 
@@ -142,15 +144,25 @@ func runRepro(ctx context.Context, a *app, opts reproOptions) error {
 		Dir: ".", Config: p.cfg, Plan: p.plan, Store: p.store, Data: p.data,
 		Version: bi.Version + "+" + bi.Commit, Exe: exe, Jobs: jobs,
 		Force: opts.force, DryRun: opts.dryRun, ShardI: si, ShardN: sn, Stages: opts.stages,
-		Stdout: a.err,
+	}
+	if opts.verbose {
+		ro.Stdout = a.err
 	}
 	if !a.json {
 		ro.OnEvent = func(e stages.Event) { printEvent(a, e, opts.dryRun) }
 	}
 	started := time.Now()
+	var gs stages.GitState
+	if !opts.dryRun && sn == 0 {
+		repo, err := openRepo()
+		if err != nil {
+			return err
+		}
+		gs = stages.ReadGitState(repo)
+	}
 	res, err := stages.Repro(ctx, ro)
 	if err == nil && !opts.dryRun && sn == 0 {
-		err = recordRun(ctx, a, p, res, started)
+		err = recordRun(ctx, a, p, res, started, gs)
 	}
 	if a.json && res != nil {
 		if jerr := a.printJSON(res.Events); err == nil {
@@ -177,14 +189,14 @@ func runRepro(ctx context.Context, a *app, opts reproOptions) error {
 // recordRun writes the run record of a repro that ran something into git
 // (refs/medcad/runs/<id>) and, when the pipeline trains a model, the model
 // manifest models/<model>.model.toml.
-func recordRun(ctx context.Context, a *app, p *pipeline, res *stages.Result, started time.Time) error {
+func recordRun(ctx context.Context, a *app, p *pipeline, res *stages.Result, started time.Time, gs stages.GitState) error {
 	repo, err := openRepo()
 	if err != nil {
 		return err
 	}
-	run, err := stages.NewRun(repo, stages.RecordOptions{
+	run, err := stages.NewRun(stages.RecordOptions{
 		Dir: ".", Plan: p.plan, Lock: res.Lock, Result: res, Started: started,
-		Facts: stages.EnvFacts(ctx, defaultPython()), Datasets: p.data,
+		Facts: stages.EnvFacts(ctx, defaultPython()), Datasets: p.data, Git: gs,
 	})
 	if err != nil || run == nil {
 		return err
@@ -211,27 +223,49 @@ func recordRun(ctx context.Context, a *app, p *pipeline, res *stages.Result, sta
 }
 
 // printEvent writes one progress line: data on stdout for status, progress
-// on stderr for repro.
+// on stderr for repro. Cases that needed no work are counted on their
+// stage's line instead of listed.
 func printEvent(a *app, e stages.Event, status bool) {
 	w := a.err
 	if status {
 		w = a.out
-		if e.Status == stages.UpToDate {
-			return
-		}
+	}
+	if e.Status == stages.UpToDate && (status || e.Case != "") {
+		return
 	}
 	name := e.Stage
 	if e.Case != "" {
 		name += " [" + e.Case + "]"
+	}
+	state := string(e.Status)
+	if e.Cases != nil {
+		state = caseCounts(e.Cases)
+		if state == "" {
+			return // no cases
+		}
 	}
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	switch {
 	case e.Err != nil:
 		fmt.Fprintf(tw, "%s\tfailed\n", name)
 	case e.Reason != "":
-		fmt.Fprintf(tw, "%s\t%s\t(%s)\n", name, e.Status, e.Reason)
+		fmt.Fprintf(tw, "%s\t%s\t(%s)\n", name, state, e.Reason)
 	default:
-		fmt.Fprintf(tw, "%s\t%s\n", name, e.Status)
+		fmt.Fprintf(tw, "%s\t%s\n", name, state)
 	}
 	tw.Flush()
+}
+
+// caseCounts phrases a foreach stage's case counts: "2 ran, 8 up to date".
+func caseCounts(n map[stages.Status]int) string {
+	var parts []string
+	for _, st := range []stages.Status{stages.Ran, stages.Restored, stages.WouldRun, stages.UpToDate, stages.Skipped} {
+		if n[st] > 0 {
+			parts = append(parts, fmt.Sprintf("%d %s", n[st], st))
+		}
+	}
+	if len(parts) == 0 {
+		return ""
+	}
+	return strings.Join(parts, ", ") + " (cases)"
 }

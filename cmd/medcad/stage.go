@@ -47,7 +47,10 @@ func newStageCmd(a *app) *cobra.Command {
 	ingest.Flags().BoolVar(&ing.strict, "strict", false, "series irregularities are errors")
 	ingest.Flags().BoolVar(&ing.resample, "resample", false, "resample irregular series to a uniform grid")
 
-	var asm struct{ cases, out, name, labelRules string }
+	var asm struct {
+		cases, out string
+		opts       nnunet.AssembleOptions
+	}
 	assemble := &cobra.Command{
 		Use:   "assemble --cases DIR --out DIR",
 		Short: "Assemble ingested cases into an nnU-Net raw dataset with dataset.json",
@@ -56,18 +59,22 @@ func newStageCmd(a *app) *cobra.Command {
 			if asm.cases == "" || asm.out == "" {
 				return usagef("stage assemble: --cases and --out are required")
 			}
-			n, err := nnunet.Assemble(asm.cases, asm.out, asm.name, asm.labelRules)
+			if asm.opts.Holdout < 0 || asm.opts.Holdout >= 1 {
+				return usagef("stage assemble: --holdout %v: want [0, 1)", asm.opts.Holdout)
+			}
+			split, err := nnunet.Assemble(asm.cases, asm.out, asm.opts)
 			if err != nil {
 				return err
 			}
-			fmt.Fprintf(a.err, "nnU-Net dataset with %d training cases in %s\n", n, asm.out)
+			fmt.Fprintf(a.err, "nnU-Net dataset in %s: %d training cases, %d held out for evaluation\n", asm.out, len(split.Train), len(split.Test))
 			return nil
 		},
 	}
 	assemble.Flags().StringVar(&asm.cases, "cases", "", "folder of ingested cases")
 	assemble.Flags().StringVar(&asm.out, "out", "", "nnU-Net raw dataset folder to write")
-	assemble.Flags().StringVar(&asm.name, "name", "medcad", "dataset name in dataset.json")
-	assemble.Flags().StringVar(&asm.labelRules, "label-rules", "", "labelling rules version recorded in dataset.json")
+	assemble.Flags().StringVar(&asm.opts.Name, "name", "medcad", "dataset name in dataset.json")
+	assemble.Flags().StringVar(&asm.opts.LabelRules, "label-rules", "", "labelling rules version recorded in dataset.json")
+	assemble.Flags().Float64Var(&asm.opts.Holdout, "holdout", 0.25, "fraction of labelled cases held out for evaluation (imagesTs/, labelsTs/)")
 	cmd.AddCommand(ingest, assemble)
 	return cmd
 }

@@ -7,11 +7,15 @@ package nnunet
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 
@@ -107,51 +111,118 @@ func writeVolume(path string, v *volume.Volume) error {
 	return volume.Write(path, v)
 }
 
+// AssembleOptions configure Assemble.
+type AssembleOptions struct {
+	Name       string
+	LabelRules string
+	// Holdout is the fraction of labelled cases held out for evaluation
+	// (imagesTs/, labelsTs/). A case's side is decided by a hash of its id,
+	// so it never changes when later batches add cases; with two or more
+	// labelled cases at least one is held out.
+	Holdout float64
+}
+
+// Split says which side of the holdout split a case is on.
+type Split struct {
+	Train []string `json:"train"`
+	Test  []string `json:"test"`
+}
+
 // Assemble builds an nnU-Net raw dataset in out from the per-case folders
 // under casesDir (each holding imagesTr/ and labelsTr/ as IngestCase
-// writes them): the files are hard-linked (copied across file systems) and
-// dataset.json counts the labelled cases.
-func Assemble(casesDir, out, name, labelRules string) (int, error) {
-	n := 0
-	for _, sub := range []string{"imagesTr", "labelsTr"} {
-		files, err := filepath.Glob(filepath.Join(casesDir, sub, "*.nii.gz"))
-		if err != nil {
-			return 0, err
-		}
-		sort.Strings(files)
-		if err := os.MkdirAll(filepath.Join(out, sub), 0o755); err != nil {
-			return 0, err
-		}
-		for _, f := range files {
-			dst := filepath.Join(out, sub, filepath.Base(f))
-			if err := linkOrCopy(f, dst); err != nil {
-				return 0, err
-			}
-			if sub == "labelsTr" {
-				n++
-			}
+// writes them): training cases go to imagesTr/ and labelsTr/, held-out
+// cases to imagesTs/ and labelsTs/, files are hard-linked (copied across
+// file systems), and dataset.json counts the training cases.
+func Assemble(casesDir, out string, opts AssembleOptions) (*Split, error) {
+	ids, err := CaseIDs(casesDir)
+	if err != nil {
+		return nil, err
+	}
+	var labelled []string
+	for _, id := range ids {
+		if _, err := os.Stat(LabelPath(casesDir, id)); err == nil {
+			labelled = append(labelled, id)
 		}
 	}
-	if n == 0 {
-		return 0, fmt.Errorf("%s: no labelled case to train on: %w", casesDir, ErrCase)
+	if len(labelled) == 0 {
+		return nil, fmt.Errorf("%s: no labelled case to train on: %w", casesDir, ErrCase)
+	}
+	split := holdout(labelled, opts.Holdout)
+	test := map[string]bool{}
+	for _, id := range split.Test {
+		test[id] = true
+	}
+	for _, id := range ids {
+		img, lbl := "imagesTr", "labelsTr"
+		if test[id] {
+			img, lbl = "imagesTs", "labelsTs"
+		}
+		if err := linkOrCopy(ImagePath(casesDir, id), filepath.Join(out, img, id+"_0000.nii.gz")); err != nil {
+			return nil, err
+		}
+		if l := LabelPath(casesDir, id); fileExists(l) {
+			if err := linkOrCopy(l, filepath.Join(out, lbl, id+".nii.gz")); err != nil {
+				return nil, err
+			}
+		}
 	}
 	dj := DatasetJSON{
-		Name:         name,
+		Name:         opts.Name,
 		Description:  "prepared by medcad from de-identified DICOM",
 		ChannelNames: map[string]string{"0": "CT"},
 		Labels:       map[string]int{"background": 0, "bone": 1},
-		NumTraining:  n,
+		NumTraining:  len(split.Train),
 		FileEnding:   ".nii.gz",
-		LabelRules:   labelRules,
+		LabelRules:   opts.LabelRules,
 	}
 	b, err := json.MarshalIndent(dj, "", "  ")
 	if err != nil {
-		return 0, err
+		return nil, err
 	}
-	return n, gitops.WriteFileAtomic(filepath.Join(out, "dataset.json"), append(b, '\n'), 0o644)
+	if err := gitops.WriteFileAtomic(filepath.Join(out, "dataset.json"), append(b, '\n'), 0o644); err != nil {
+		return nil, err
+	}
+	return split, nil
+}
+
+// holdout splits case ids by the first 8 bytes of SHA-256 of each id: a
+// case is held out when its hash falls below the fraction. With two or
+// more cases and none held out, the case with the smallest hash is.
+func holdout(ids []string, fraction float64) *Split {
+	sp := &Split{}
+	if fraction <= 0 || len(ids) < 2 {
+		sp.Train = ids
+		return sp
+	}
+	minID, minH := "", uint64(math.MaxUint64)
+	for _, id := range ids {
+		sum := sha256.Sum256([]byte(id))
+		h := binary.BigEndian.Uint64(sum[:8])
+		if float64(h) < fraction*math.MaxUint64 {
+			sp.Test = append(sp.Test, id)
+		} else {
+			sp.Train = append(sp.Train, id)
+		}
+		if h < minH {
+			minID, minH = id, h
+		}
+	}
+	if len(sp.Test) == 0 {
+		sp.Test = []string{minID}
+		sp.Train = slices.DeleteFunc(sp.Train, func(id string) bool { return id == minID })
+	}
+	return sp
+}
+
+func fileExists(p string) bool {
+	_, err := os.Stat(p)
+	return err == nil
 }
 
 func linkOrCopy(src, dst string) error {
+	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+		return err
+	}
 	_ = os.Remove(dst)
 	if err := os.Link(src, dst); err == nil {
 		return nil

@@ -1,0 +1,39 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+
+	"github.com/medcad/medcad/gitops"
+	"github.com/medcad/medcad/stages/dicom"
+	"github.com/medcad/medcad/stages/dicom/deid"
+	"github.com/medcad/medcad/stages/intake"
+)
+
+// dicomIngest is data add's DICOM mode: every case folder is de-identified
+// (PS3.15 Annex E basic profile, keyed UIDs and case ids), validated as one
+// CT series with a label on its grid, and only the de-identified files are
+// stored. Refused cases are reported and the others go on.
+func dicomIngest(a *app, cfg gitops.Config) ingestFunc {
+	return func(ctx context.Context, src, out string) ([]gitops.DatasetCase, error) {
+		key, err := deid.LoadKey(filepath.Join(".", cfg.Data.KeyFile))
+		if err != nil {
+			return nil, err
+		}
+		res, err := intake.Prepare(ctx, src, out, intake.Options{
+			Deid:   deid.New(key, deid.Options{}),
+			Series: dicom.Options{Strict: cfg.Data.Strict},
+		})
+		if res != nil {
+			for _, r := range res.Refused {
+				fmt.Fprintf(a.err, "medcad: case refused: %s\n", r)
+			}
+		}
+		if err != nil {
+			return nil, err
+		}
+		fmt.Fprintf(a.err, "de-identified %d cases (%s)\n", len(res.Cases), cfg.Data.DeidProfile)
+		return res.Cases, nil
+	}
+}
