@@ -287,10 +287,10 @@ func runCIPR(ctx context.Context, a *app, opts ciOptions) error {
 		if err != nil {
 			return err
 		}
+		sha = h.String()
 		if pushed {
-			sha = h.String()
 			res.Commit = sha
-			fmt.Fprintf(a.err, "committed %s and %s to %s (%.12s)\n", gitops.ModelPath(cand.Name), gitops.LockFile, pr.Head.Ref, h)
+			fmt.Fprintf(a.err, "committed %s and %s to %s (%.12s)\n", gitops.ModelPath(cand.Name), gitops.LockFile, mdCode(pr.Head.Ref), h)
 		}
 		if len(rep.images) > 0 {
 			imgs := map[string][]byte{}
