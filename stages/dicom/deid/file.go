@@ -256,7 +256,9 @@ func (d *Deidentifier) Tree(ctx context.Context, paths []string, outDir string, 
 	}
 	var tasks []*task
 	written := map[string]string{} // output path -> input path
-	err := walkFiles(ctx, paths, outDir, func(in, rel string, inFolder bool) {
+	walk := fileWalk{skipDir: outDir}
+	walk.fail = func(path string, err error) { tasks = append(tasks, finished(Result{In: path, Err: err})) }
+	walk.file = func(in, rel string, inFolder bool) {
 		out := filepath.Join(outDir, rel)
 		if sameFile(in, out) {
 			tasks = append(tasks, finished(Result{In: in, Err: fmt.Errorf("%s: the output would replace the input", in)}))
@@ -268,8 +270,8 @@ func (d *Deidentifier) Tree(ctx context.Context, paths []string, outDir string, 
 		}
 		written[out] = in
 		tasks = append(tasks, &task{in: in, out: out, inFolder: inFolder, weight: memoryWeight(in), done: make(chan struct{})})
-	}, func(path string, err error) { tasks = append(tasks, finished(Result{In: path, Err: err})) })
-	if err != nil {
+	}
+	if err := walk.run(ctx, paths); err != nil {
 		return err
 	}
 
@@ -349,11 +351,17 @@ func memoryWeight(path string) int64 {
 	return min(3*st.Size()+1, maxInFlightBytes)
 }
 
-// walkFiles calls file for every regular file named by paths or found in
-// the folders among them (rel: its path inside that folder, or its base
-// name), never entering skipDir; fail reports a path that cannot be read.
-// It stops early only when ctx is cancelled.
-func walkFiles(ctx context.Context, paths []string, skipDir string, file func(path, rel string, inFolder bool), fail func(string, error)) error {
+// fileWalk visits the regular files named by paths or found in the
+// folders among them.
+type fileWalk struct {
+	skipDir string                                // a folder never entered (the output); "" for none
+	file    func(path, rel string, inFolder bool) // each file; rel: its path inside its folder argument, or its name
+	fail    func(path string, err error)          // each path that cannot be read
+}
+
+// run walks paths; it stops early only when ctx is cancelled.
+func (w fileWalk) run(ctx context.Context, paths []string) error {
+	skipDir, file, fail := w.skipDir, w.file, w.fail
 	skipAbs := ""
 	if skipDir != "" {
 		abs, err := filepath.Abs(skipDir)

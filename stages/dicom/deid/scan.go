@@ -240,7 +240,8 @@ type ScanResult struct {
 // called once per file. Files in folders that are not DICOM are skipped.
 // It returns an error only when it cannot go on (ctx cancelled).
 func ScanTree(ctx context.Context, paths []string, each func(ScanResult)) error {
-	return walkFiles(ctx, paths, "", func(path, _ string, inFolder bool) {
+	walk := fileWalk{fail: func(path string, err error) { each(ScanResult{Path: path, Err: err}) }}
+	walk.file = func(path, _ string, inFolder bool) {
 		found, err := ScanFile(path)
 		switch {
 		case err != nil && inFolder && errors.Is(err, ErrNotDICOM):
@@ -250,5 +251,6 @@ func ScanTree(ctx context.Context, paths []string, each func(ScanResult)) error 
 		default:
 			each(ScanResult{Path: path, Found: found})
 		}
-	}, func(path string, err error) { each(ScanResult{Path: path, Err: err}) })
+	}
+	return walk.run(ctx, paths)
 }
