@@ -37,7 +37,7 @@ func checkBounds(b []byte) error {
 		ts := ""
 		for pos+8 <= len(b) && binary.LittleEndian.Uint16(b[pos:]) == 0x0002 {
 			el := binary.LittleEndian.Uint16(b[pos+2:])
-			hdr, n, err := header(b, pos, binary.LittleEndian, false)
+			hdr, n, err := encoding{b: b, bo: binary.LittleEndian}.header(pos)
 			if err != nil {
 				return err
 			}
@@ -61,19 +61,27 @@ func checkBounds(b []byte) error {
 			if len(inflated) > maxFileBytes {
 				return fmt.Errorf("deflated data set inflates beyond %d bytes", maxFileBytes)
 			}
-			return walkBounds(inflated, 0, binary.LittleEndian, false)
+			return encoding{b: inflated, bo: binary.LittleEndian}.walk(0)
 		default:
 			implicit = false // every other transfer syntax is explicit VR little endian
 		}
 	}
-	return walkBounds(b, pos, bo, implicit)
+	return encoding{b: b, bo: bo, implicit: implicit}.walk(pos)
 }
 
 const undefined = -1
 
+// encoding is a data set's bytes and transfer syntax.
+type encoding struct {
+	b        []byte
+	bo       binary.ByteOrder
+	implicit bool
+}
+
 // header decodes the element header at pos: its size and the value length
 // (undefined for 0xFFFFFFFF).
-func header(b []byte, pos int, bo binary.ByteOrder, implicit bool) (int, int, error) {
+func (c encoding) header(pos int) (int, int, error) {
+	b, bo, implicit := c.b, c.bo, c.implicit
 	if pos+8 > len(b) {
 		return 0, 0, errLength
 	}
@@ -100,10 +108,11 @@ func header(b []byte, pos int, bo binary.ByteOrder, implicit bool) (int, int, er
 	return hdr, int(n), nil
 }
 
-// walkBounds checks every header from pos to the end of b. Sequences and
+// walk checks every header from pos to the end of b. Sequences and
 // their items are walked into, whatever their length; the items of
 // encapsulated pixel data (fragments) are skipped over whole.
-func walkBounds(b []byte, pos int, bo binary.ByteOrder, implicit bool) error {
+func (c encoding) walk(pos int) error {
+	b, bo, implicit := c.b, c.bo, c.implicit
 	level := 0     // undefined-length values open
 	fragments := 0 // level of the open encapsulated pixel data, 0 when none
 	for pos < len(b) {
@@ -111,7 +120,7 @@ func walkBounds(b []byte, pos int, bo binary.ByteOrder, implicit bool) error {
 			return errTruncated
 		}
 		group, elem := bo.Uint16(b[pos:]), bo.Uint16(b[pos+2:])
-		hdr, n, err := header(b, pos, bo, implicit)
+		hdr, n, err := c.header(pos)
 		if err != nil {
 			return errTruncated
 		}
