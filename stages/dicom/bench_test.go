@@ -16,13 +16,14 @@ func BenchmarkSlice(b *testing.B) {
 	path := filepath.Join(dir, "slice-0000.dcm")
 	dst := make([]int16, 512*512)
 	var scratch []uint16
+	luts := newLUTCache()
 	b.SetBytes(512 * 512 * 2)
 	for b.Loop() {
 		in, px, err := readInstance(path, true)
 		if err != nil {
 			b.Fatal(err)
 		}
-		dec, err := newFrameDecoder(in, px)
+		dec, err := newFrameDecoder(in, px, luts)
 		if err != nil {
 			b.Fatal(err)
 		}

@@ -37,7 +37,7 @@ func decodeAll(data []byte) error {
 	if err != nil {
 		return err
 	}
-	dec, err := newFrameDecoder(in, px)
+	dec, err := newFrameDecoder(in, px, newLUTCache())
 	if err != nil {
 		return err
 	}

@@ -3,8 +3,8 @@ package dicom
 import (
 	"bytes"
 	"errors"
-	"io"
 	"fmt"
+	"io"
 	"math"
 	"os"
 	"slices"

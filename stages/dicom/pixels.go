@@ -4,13 +4,63 @@ import (
 	"encoding/binary"
 	"fmt"
 	"math"
+	"sync"
 )
 
 // frameDecoder turns one file's raw pixel data into Hounsfield units.
 type frameDecoder struct {
-	in  *Instance
-	px  *pixels
-	jls [][]byte // JPEG Lossless: one code stream per frame, split once
+	in   *Instance
+	px   *pixels
+	jls  [][]byte // JPEG Lossless: one code stream per frame, split once
+	luts *lutCache
+}
+
+// lut maps every 16-bit raw sample to its int16 value; flags marks the
+// samples that clamp (1) or round (2). One table replaces the per-sample
+// masking, sign extension, rescale and clamping.
+type lut struct {
+	hu    [1 << 16]int16
+	flags [1 << 16]uint8
+}
+
+// lutCache shares tables between the files of a series (they usually
+// share BitsStored, sign and rescale).
+type lutCache struct {
+	mu sync.Mutex
+	m  map[converter]*lut
+}
+
+func newLUTCache() *lutCache { return &lutCache{m: map[converter]*lut{}} }
+
+func (c *lutCache) get(conv converter) *lut {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if t, ok := c.m[conv]; ok {
+		return t
+	}
+	t := &lut{}
+	for raw := range 1 << 16 {
+		var st huStats
+		t.hu[raw] = conv.hu(conv.stored(uint32(raw)), &st)
+		if st.clamped > 0 {
+			t.flags[raw] |= 1
+		}
+		if st.fractional > 0 {
+			t.flags[raw] |= 2
+		}
+	}
+	c.m[conv] = t
+	return t
+}
+
+// stats counts one sample's flags.
+func (t *lut) stats(flags uint8, st *huStats) {
+	if flags&1 != 0 {
+		st.clamped++
+	}
+	if flags&2 != 0 {
+		st.fractional++
+	}
 }
 
 // hu is the result of converting one frame.
@@ -39,11 +89,13 @@ func (in *Instance) checkPixelFormat() error {
 	return tsError(in.TransferSyntax)
 }
 
-func newFrameDecoder(in *Instance, px *pixels) (*frameDecoder, error) {
+// newFrameDecoder prepares the decoding of one file's frames; luts may be
+// shared between files.
+func newFrameDecoder(in *Instance, px *pixels, luts *lutCache) (*frameDecoder, error) {
 	if err := in.checkPixelFormat(); err != nil {
 		return nil, err
 	}
-	d := &frameDecoder{in: in, px: px}
+	d := &frameDecoder{in: in, px: px, luts: luts}
 	n := len(in.Frames)
 	pixelsPerFrame := in.Rows * in.Columns
 	switch in.TransferSyntax {
@@ -108,6 +160,9 @@ func (d *frameDecoder) decode(f int, dst target, flip bool, scratch *[]uint16) (
 			conv.floats(func(i int) uint32 { return uint32(s[i]) }, dst.f32, in.Columns, flip)
 			return huStats{}, nil
 		}
+		if in.BitsAllocated == 16 {
+			return d.luts.get(conv).samples(s, dst.i16, in.Columns, flip), nil
+		}
 		return conv.samples(s, dst.i16, in.Columns, flip), nil
 	default:
 		size := in.BitsAllocated / 8
@@ -124,8 +179,71 @@ func (d *frameDecoder) decode(f int, dst target, flip bool, scratch *[]uint16) (
 			conv.floats(at, dst.f32, in.Columns, flip)
 			return huStats{}, nil
 		}
+		if size == 2 {
+			return d.luts.get(conv).native(raw, order, dst.i16, in.Columns, flip), nil
+		}
 		return conv.native(raw, size, order, dst.i16, in.Columns, flip), nil
 	}
+}
+
+// native converts 16-bit native pixel data through the table.
+func (t *lut) native(raw []byte, order binary.ByteOrder, dst []int16, cols int, flip bool) huStats {
+	var st huStats
+	rows := len(dst) / cols
+	var any uint8
+	for r := range rows {
+		out := dst[r*cols : (r+1)*cols]
+		if flip {
+			out = dst[(rows-1-r)*cols : (rows-r)*cols]
+		}
+		src := raw[2*r*cols : 2*(r+1)*cols]
+		if order == binary.LittleEndian {
+			for i := range out {
+				x := uint16(src[2*i]) | uint16(src[2*i+1])<<8
+				out[i] = t.hu[x]
+				any |= t.flags[x]
+			}
+		} else {
+			for i := range out {
+				x := uint16(src[2*i])<<8 | uint16(src[2*i+1])
+				out[i] = t.hu[x]
+				any |= t.flags[x]
+			}
+		}
+	}
+	if any != 0 { // rare: count exactly
+		for i := 0; i+1 < len(raw); i += 2 {
+			x := uint16(raw[i]) | uint16(raw[i+1])<<8
+			if order != binary.LittleEndian {
+				x = uint16(raw[i])<<8 | uint16(raw[i+1])
+			}
+			t.stats(t.flags[x], &st)
+		}
+	}
+	return st
+}
+
+// samples converts decoded 16-bit samples through the table.
+func (t *lut) samples(s []uint16, dst []int16, cols int, flip bool) huStats {
+	var st huStats
+	rows := len(dst) / cols
+	var any uint8
+	for r := range rows {
+		out := dst[r*cols : (r+1)*cols]
+		if flip {
+			out = dst[(rows-1-r)*cols : (rows-r)*cols]
+		}
+		for i, x := range s[r*cols : (r+1)*cols] {
+			out[i] = t.hu[x]
+			any |= t.flags[x]
+		}
+	}
+	if any != 0 {
+		for _, x := range s {
+			t.stats(t.flags[x], &st)
+		}
+	}
+	return st
 }
 
 // floats writes stored × slope + intercept as float32.
@@ -215,8 +333,6 @@ func (c *converter) native(raw []byte, size int, order binary.ByteOrder, dst []i
 		}
 		src := raw[r*cols*size : (r+1)*cols*size]
 		switch {
-		case size == 2 && c.integer && order == binary.LittleEndian:
-			st.clamped += c.intRow16(src, out)
 		case size == 1:
 			for i := range out {
 				out[i] = c.hu(c.stored(uint32(src[i])), &st)
@@ -232,30 +348,6 @@ func (c *converter) native(raw []byte, size int, order binary.ByteOrder, dst []i
 		}
 	}
 	return st
-}
-
-// intRow16 is the common case (16-bit little endian, integer rescale)
-// without per-pixel branches; it returns the number of clamped values.
-func (c *converter) intRow16(src []byte, out []int16) int {
-	shift, mask := c.shift, int64(c.mask)
-	var sign int64
-	if c.signed {
-		sign = int64(c.signBit)
-	}
-	slope, inter := c.intSlope, c.intInter
-	clamped := 0
-	_ = src[2*len(out)-1]
-	for i := range out {
-		v := int64(uint16(src[2*i])|uint16(src[2*i+1])<<8)>>shift&mask
-		v = (v ^ sign) - sign // sign extension; a no-op when unsigned
-		h := v*slope + inter
-		k := min(max(h, math.MinInt16), math.MaxInt16)
-		if k != h {
-			clamped++
-		}
-		out[i] = int16(k)
-	}
-	return clamped
 }
 
 func (c *converter) samples(s []uint16, dst []int16, cols int, flip bool) huStats {

@@ -415,6 +415,7 @@ func (s *Series) Volume(ctx context.Context) (*volume.Volume, error) {
 		stats huStats
 		first error
 	)
+	luts := newLUTCache()
 	work := make(chan *Instance)
 	var wg sync.WaitGroup
 	for range min(runtime.GOMAXPROCS(0), len(files)) {
@@ -423,7 +424,7 @@ func (s *Series) Volume(ctx context.Context) (*volume.Volume, error) {
 			defer wg.Done()
 			var scratch []uint16
 			for in := range work {
-				st, err := s.decodeFile(in, byFile[in], out, plane, &scratch)
+				st, err := s.decodeFile(in, byFile[in], out, plane, &scratch, luts)
 				mu.Lock()
 				stats.add(st)
 				if err != nil && first == nil {
@@ -462,7 +463,7 @@ feed:
 }
 
 // decodeFile decodes the frames of one file into their slices of dst.
-func (s *Series) decodeFile(in *Instance, ks []int, out *volume.Volume, plane int, scratch *[]uint16) (huStats, error) {
+func (s *Series) decodeFile(in *Instance, ks []int, out *volume.Volume, plane int, scratch *[]uint16, luts *lutCache) (huStats, error) {
 	full, px, err := readInstance(in.Path, true)
 	if err != nil {
 		return huStats{}, err
@@ -470,7 +471,7 @@ func (s *Series) decodeFile(in *Instance, ks []int, out *volume.Volume, plane in
 	if full.Rows != in.Rows || full.Columns != in.Columns || len(full.Frames) != len(in.Frames) {
 		return huStats{}, fmt.Errorf("%s: %w: file changed since it was scanned", in.Path, ErrInconsistent)
 	}
-	dec, err := newFrameDecoder(full, px)
+	dec, err := newFrameDecoder(full, px, luts)
 	if err != nil {
 		return huStats{}, fmt.Errorf("%s: %w", in.Path, err)
 	}
