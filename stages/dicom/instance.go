@@ -79,7 +79,14 @@ const headerPrefix = 64 << 10
 // readInstance reads and parses a file, with its pixel data when
 // withPixels is set.
 func readInstance(path string, withPixels bool) (*Instance, *pixels, error) {
-	l, err := readLayout(path, withPixels)
+	return readInstanceBuf(path, withPixels, nil)
+}
+
+// readInstanceBuf is readInstance reading into *buf (grown as needed and
+// kept for the next call) when buf is not nil; the pixels returned point
+// into it.
+func readInstanceBuf(path string, withPixels bool, buf *[]byte) (*Instance, *pixels, error) {
+	l, err := readLayout(path, withPixels, buf)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -96,7 +103,7 @@ func readInstance(path string, withPixels bool) (*Instance, *pixels, error) {
 
 // readLayout reads a file (only its first bytes when they hold the whole
 // header and the pixels are not wanted) and scans its structure.
-func readLayout(path string, whole bool) (layout, error) {
+func readLayout(path string, whole bool, buf *[]byte) (layout, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return layout{}, err
@@ -118,7 +125,15 @@ func readLayout(path string, whole bool) (layout, error) {
 		n = min(size, headerPrefix)
 	}
 	for {
-		b := make([]byte, n)
+		var b []byte
+		if buf != nil && int64(cap(*buf)) >= n {
+			b = (*buf)[:n]
+		} else {
+			b = make([]byte, n)
+			if buf != nil {
+				*buf = b
+			}
+		}
 		if _, err := io.ReadFull(f, b); err != nil {
 			return layout{}, fmt.Errorf("%s: %w", path, err)
 		}

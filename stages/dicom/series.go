@@ -423,8 +423,9 @@ func (s *Series) Volume(ctx context.Context) (*volume.Volume, error) {
 		go func() {
 			defer wg.Done()
 			var scratch []uint16
+			var buf []byte
 			for in := range work {
-				st, err := s.decodeFile(in, byFile[in], out, plane, &scratch, luts)
+				st, err := s.decodeFile(in, byFile[in], out, plane, &scratch, &buf, luts)
 				mu.Lock()
 				stats.add(st)
 				if err != nil && first == nil {
@@ -463,8 +464,8 @@ feed:
 }
 
 // decodeFile decodes the frames of one file into their slices of dst.
-func (s *Series) decodeFile(in *Instance, ks []int, out *volume.Volume, plane int, scratch *[]uint16, luts *lutCache) (huStats, error) {
-	full, px, err := readInstance(in.Path, true)
+func (s *Series) decodeFile(in *Instance, ks []int, out *volume.Volume, plane int, scratch *[]uint16, buf *[]byte, luts *lutCache) (huStats, error) {
+	full, px, err := readInstanceBuf(in.Path, true, buf)
 	if err != nil {
 		return huStats{}, err
 	}
