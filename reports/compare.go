@@ -77,6 +77,9 @@ type Input struct {
 	Base      *Side // nil for the first model: only absolute gates apply
 	Candidate *Side
 	Promote   gitops.Promote
+	// GatesFrom says where Promote was read, e.g. "medcad.toml at
+	// main@1a2b3c4d5e6f" (shown in the report).
+	GatesFrom string
 	Top       int // regressions and improvements listed (default 10)
 }
 
@@ -281,6 +284,7 @@ func Compare(ctx context.Context, in Input) (*Comparison, error) {
 	c.Env = envDiff(base, cand)
 	c.Warnings = warnings(c, base)
 	c.Verdict = evaluateGates(in.Promote, names, baseCases, candCases, common, base != nil)
+	c.Verdict.Source = in.GatesFrom
 	return c, nil
 }
 

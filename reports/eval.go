@@ -47,10 +47,17 @@ type evalFileJSON struct {
 	Cases        []json.RawMessage `json:"cases"`
 }
 
+// caseJSON is one case of eval.json: its head, and the metrics that
+// metrics.Result decodes (it has its own UnmarshalJSON, so the two are
+// decoded apart).
 type caseJSON struct {
+	caseHead
+	metrics.Result
+}
+
+type caseHead struct {
 	Case  *string `json:"case"`
 	Error string  `json:"error"`
-	metrics.Result
 }
 
 // MetricNames lists the metric names of the evaluation, in report order.
@@ -88,7 +95,10 @@ func ParseEval(file string, data []byte) (*Eval, error) {
 	seen := map[string]bool{}
 	for i, rc := range raw.Cases {
 		var cj caseJSON
-		if err := json.Unmarshal(rc, &cj); err != nil {
+		if err := json.Unmarshal(rc, &cj.caseHead); err != nil {
+			return nil, bad("case %d: %v", i+1, err)
+		}
+		if err := json.Unmarshal(rc, &cj.Result); err != nil {
 			return nil, bad("case %d: %v", i+1, err)
 		}
 		if cj.Case == nil || *cj.Case == "" {

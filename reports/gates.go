@@ -30,6 +30,8 @@ const (
 type Verdict struct {
 	Promote bool         `json:"promote"`
 	Gates   []GateResult `json:"gates"`
+	// Source says whose medcad.toml the gates came from (Input.GatesFrom).
+	Source string `json:"gates_from"`
 }
 
 // Failed lists the gates that failed.

@@ -120,6 +120,7 @@ img{max-width:100%;border:1px solid #d0d7de;margin:.4em 0}
 {{if .C.Verdict.Gates}}<table><tr><th>gate</th><th>result</th><th>numbers</th></tr>
 {{range .C.Verdict.Gates}}<tr><td>{{.Name}}</td><td class="{{.Status}}">{{.Status}}</td><td>{{.Message}}{{if .Cases}}<br>cases: {{join .Cases ", "}}{{end}}</td></tr>
 {{end}}</table>
+{{if .C.Verdict.Source}}<p>Gates from {{.C.Verdict.Source}}.</p>{{end}}
 {{else}}<p>No promotion gates are configured: the verdict is promote.</p>{{end}}
 
 <h2>Metrics</h2>

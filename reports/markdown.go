@@ -210,6 +210,9 @@ func renderMarkdown(c *Comparison, opts MarkdownOptions, rows int) string {
 			r = append(r, []string{mdEscape(g.Name), icon, mdEscape(g.Message)})
 		}
 		m.table("Gates", 50, []string{"gate", "result", "numbers"}, r)
+		if c.Verdict.Source != "" {
+			m.p("Gates from %s.\n\n", mdEscape(c.Verdict.Source))
+		}
 	} else {
 		m.p("_No promotion gates are configured ([[promote.gate]] in medcad.toml): the verdict is promote._\n\n")
 	}

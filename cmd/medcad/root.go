@@ -52,6 +52,9 @@ func newRootCmd(a *app) *cobra.Command {
 		newReproCmd(a),   // repro.go: pipeline
 		newStatusCmd(a),  // repro.go
 		newStageCmd(a),   // stage.go: built-in pipeline steps
+		newReportCmd(a),  // report.go: baseline comparison (issue 8)
+		newMetricsCmd(a), // report.go: metrics diff
+		newGateCmd(a),    // report.go: promotion gates
 		newCICmd(a),      // ci.go: GitHub Actions jobs (issue 9)
 		newPromoteCmd(a), // ci.go: merge = promotion
 	)
