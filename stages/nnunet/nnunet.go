@@ -6,6 +6,7 @@
 package nnunet
 
 import (
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/binary"
@@ -187,30 +188,35 @@ func Assemble(casesDir, out string, opts AssembleOptions) (*Split, error) {
 
 // holdout splits case ids by the first 8 bytes of SHA-256 of each id: a
 // case is held out when its hash falls below the fraction. With two or
-// more cases and none held out, the case with the smallest hash is.
+// more cases, each side gets at least one: the case with the smallest hash
+// is held out, or the one with the largest is trained on.
 func holdout(ids []string, fraction float64) *Split {
 	sp := &Split{}
 	if fraction <= 0 || len(ids) < 2 {
 		sp.Train = ids
 		return sp
 	}
-	minID, minH := "", uint64(math.MaxUint64)
-	for _, id := range ids {
+	hash := func(id string) uint64 {
 		sum := sha256.Sum256([]byte(id))
-		h := binary.BigEndian.Uint64(sum[:8])
-		if float64(h) < fraction*math.MaxUint64 {
+		return binary.BigEndian.Uint64(sum[:8])
+	}
+	byHash := slices.Clone(ids)
+	slices.SortFunc(byHash, func(a, b string) int { return cmp.Compare(hash(a), hash(b)) })
+	for _, id := range byHash {
+		if float64(hash(id)) < fraction*math.MaxUint64 {
 			sp.Test = append(sp.Test, id)
 		} else {
 			sp.Train = append(sp.Train, id)
 		}
-		if h < minH {
-			minID, minH = id, h
-		}
 	}
-	if len(sp.Test) == 0 {
-		sp.Test = []string{minID}
-		sp.Train = slices.DeleteFunc(sp.Train, func(id string) bool { return id == minID })
+	switch {
+	case len(sp.Test) == 0:
+		sp.Test, sp.Train = byHash[:1], byHash[1:]
+	case len(sp.Train) == 0:
+		sp.Test, sp.Train = byHash[:len(byHash)-1], byHash[len(byHash)-1:]
 	}
+	slices.Sort(sp.Train)
+	slices.Sort(sp.Test)
 	return sp
 }
 
