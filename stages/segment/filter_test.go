@@ -1,6 +1,7 @@
 package segment
 
 import (
+	"math"
 	"math/rand/v2"
 	"testing"
 
@@ -158,5 +159,14 @@ func TestFillSlices(t *testing.T) {
 	)
 	if d := cmp.Diff(want, fillSlices(g, m)); d != "" {
 		t.Errorf("fillSlices (-want +got):\n%s", d)
+	}
+}
+
+func TestTanh32(t *testing.T) {
+	t.Parallel()
+	for x := -8.0; x <= 8; x += 0.001 {
+		if d := math.Abs(float64(tanh32(float32(x))) - math.Tanh(x)); d > 2e-4 {
+			t.Fatalf("tanh32(%g) off by %g", x, d)
+		}
 	}
 }

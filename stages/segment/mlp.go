@@ -61,17 +61,18 @@ func (n *net) scoreRows(xs []float32, rows int) []float32 {
 	return out
 }
 
-// tanh32 is tanh for float32 scoring; it differs from math.Tanh by less
-// than 1e-6.
+// tanh32 is tanh for float32 scoring by its [7/6] Padé approximant,
+// clamped: within 2e-4 of math.Tanh everywhere, and several times faster
+// than going through math.Exp.
 func tanh32(x float32) float32 {
-	if x > 9 {
+	if x > 4.97 {
 		return 1
 	}
-	if x < -9 {
+	if x < -4.97 {
 		return -1
 	}
-	e := float32(math.Exp(float64(2 * x)))
-	return (e - 1) / (e + 1)
+	x2 := x * x
+	return x * (135135 + x2*(17325+x2*(378+x2))) / (135135 + x2*(62370+x2*(3150+x2*28)))
 }
 
 // trainMLP fits an MLP to standardized samples x (rows of nIn) with 0/1
