@@ -37,7 +37,7 @@ median() {
   printf '%s\n' "${out[@]}" | sort -n | awk -v n="$RUNS" '{s[NR]=$1; if ($2>m) m=$2} END {printf "%.2f %.0f\n", s[int((n+1)/2)], m/1024}'
 }
 
-echo "== machine: $(nproc) CPUs visible, pinned to cores $CORES; $(go version 2>/dev/null || echo 'go: prebuilt binary')"
+echo "== machine: $(grep -m1 "model name" /proc/cpuinfo | cut -d: -f2 | xargs), $(nproc) CPUs visible, pinned to cores $CORES; $(go version 2>/dev/null || echo 'go: prebuilt binary')"
 echo
 echo "== 1. quality: 12 training, 8 held-out test phantoms (small, label rules v2)"
 "${pin[@]}" "$work/quality"
