@@ -8,9 +8,13 @@
 #   2. medcad surface vs scikit-image measure.marching_cubes, on the CT at
 #      300 HU and on the truth label map at 0.5.
 # Prints medians of wall time and of CPU time (user + system; steadier when
-# the machine is shared), peak resident memory (GNU time) and the ratios.
+# the machine is shared), peak resident memory and the ratios (measured by
+# bench/metrics/timeit).
 # Usage: bench/metrics/run.sh [RUNS] (default 3). Needs Debian's python3
 # with numpy, scipy and scikit-image (scripts/test-deps.sh installs them).
+# Prebuilt binaries may be given as BIN=DIR (holding medcad, gen, timeit)
+# for a machine without Go; GENFLAGS="-nx 128 -nz 60 -n 20" makes a small
+# case for a quick check of the script.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 runs=${1:-3}
@@ -19,15 +23,20 @@ py=/usr/bin/python3
 work=$(mktemp -d -p "$( [[ -d /dev/shm ]] && echo /dev/shm || echo /tmp)")
 trap 'rm -rf "$work"' EXIT
 
-go build -o "$work/medcad" ./cmd/medcad
-go run ./bench/metrics/gen -out "$work" 2>&1
+bin=${BIN:-}
+if [[ -z "$bin" ]]; then
+  bin=$work
+  go build -o "$bin/medcad" ./cmd/medcad
+  go build -o "$bin/gen" ./bench/metrics/gen
+  go build -o "$bin/timeit" ./bench/metrics/timeit
+fi
+"$bin/gen" -out "$work" ${GENFLAGS:-} 2>&1
 sp="0.78125 0.78125 1"
 
 # timed NAME CMD...: runs CMD, appends "wall peakKB cpu" to $work/NAME.times.
 timed() {
   local name=$1; shift
-  /usr/bin/time -f "%e %M %U %S" -o "$work/t" "$@" >"$work/$name.out"
-  awk '{printf "%s %s %.2f\n", $1, $2, $3 + $4}' "$work/t" >>"$work/$name.times"
+  "$bin/timeit" "$work/$name.times" "$@" >"$work/$name.out"
 }
 
 median() { sort -n | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
@@ -44,7 +53,7 @@ report() { # A B: medians and ratios B/A
 
 echo "== metrics: medcad eval vs scipy reference ($runs runs each, interleaved)"
 for _ in $(seq "$runs"); do
-  timed medcad-eval "$work/medcad" eval --truth "$work/truth.nii" --pred "$work/pred.nii" --tolerance-mm 1 --json
+  timed medcad-eval "$bin/medcad" eval --truth "$work/truth.nii" --pred "$work/pred.nii" --tolerance-mm 1 --json
   timed scipy-reference $py stages/metrics/testdata/reference.py bench "$work/truth.u8" "$work/pred.u8" $sp
 done
 $py bench/metrics/compare.py "$work/medcad-eval.out" "$work/scipy-reference.out"
@@ -52,7 +61,7 @@ report medcad-eval scipy-reference
 
 echo "== marching cubes, CT at 300 HU: medcad surface vs skimage ($runs runs each)"
 for _ in $(seq "$runs"); do
-  timed medcad-surface-ct "$work/medcad" surface --in "$work/ct.nii" --iso 300 --out "$work/ct.stl" --json
+  timed medcad-surface-ct "$bin/medcad" surface --in "$work/ct.nii" --iso 300 --out "$work/ct.stl" --json
   timed skimage-mc-ct $py bench/metrics/skimage_mc.py "$work/ct.i16" 300 $sp
 done
 echo "  medcad:  $(tr -d '\n ' <"$work/medcad-surface-ct.out")"
@@ -61,7 +70,7 @@ report medcad-surface-ct skimage-mc-ct
 
 echo "== marching cubes, label map at 0.5: medcad surface vs skimage ($runs runs each)"
 for _ in $(seq "$runs"); do
-  timed medcad-surface-label "$work/medcad" surface --in "$work/truth.nii" --out "$work/truth.stl" --json
+  timed medcad-surface-label "$bin/medcad" surface --in "$work/truth.nii" --out "$work/truth.stl" --json
   timed skimage-mc-label $py bench/metrics/skimage_mc.py "$work/truth.u8" 0.5 $sp
 done
 echo "  medcad:  $(tr -d '\n ' <"$work/medcad-surface-label.out")"

@@ -96,7 +96,7 @@ func directed(ctx context.Context, flag []uint8, dim [3]int, sp [3]float64, feat
 		}
 		s := scratch[w]
 		if s == nil {
-			s = newSliceScratch(nx, ny)
+			s = newSliceScratch(nx, ny, sp)
 			scratch[w] = s
 		}
 		base := k * plane
@@ -129,7 +129,7 @@ func directed(ctx context.Context, flag []uint8, dim [3]int, sp [3]float64, feat
 				}
 				continue
 			}
-			s.env.build(s.f[:nx], sp[0])
+			s.env.build(s.f[:nx], sp[0], s.invX)
 			s.env.start()
 			for c, i := range s.cols {
 				s.g[c*ny+j] = s.env.eval(i, sp[0])
@@ -138,7 +138,7 @@ func directed(ctx context.Context, flag []uint8, dim [3]int, sp [3]float64, feat
 		// Pass 3 along j, evaluated only at the query voxels.
 		o := offset[k]
 		for c, i := range s.cols {
-			if !s.env.build(s.g[c*ny:(c+1)*ny], sp[1]) {
+			if !s.env.build(s.g[c*ny:(c+1)*ny], sp[1], s.invY) {
 				continue // cannot happen: a feature voxel exists somewhere
 			}
 			s.env.start()
@@ -162,36 +162,49 @@ type sliceScratch struct {
 	f    []float64 // one line of input
 	col  []bool    // columns with query voxels
 	cols []int     // their indices, increasing
-	env  envelope
+	// invX[d] = 1 / (2 d sx), invY likewise: the envelope divides by
+	// these distances, and multiplying is several times faster.
+	invX, invY []float64
+	env        envelope
 }
 
-func newSliceScratch(nx, ny int) *sliceScratch {
+func newSliceScratch(nx, ny int, sp [3]float64) *sliceScratch {
 	m := max(nx, ny)
+	inv := func(n int, s float64) []float64 {
+		t := make([]float64, n)
+		for d := 1; d < n; d++ {
+			t[d] = 1 / (2 * float64(d) * s)
+		}
+		return t
+	}
 	return &sliceScratch{
+		invX: inv(nx, sp[0]),
+		invY: inv(ny, sp[1]),
 		g:    make([]float64, nx*ny),
 		f:    make([]float64, m),
 		col:  make([]bool, nx),
 		cols: make([]int, 0, nx),
-		env:  envelope{p: make([]float64, m), h: make([]float64, m), f: make([]float64, m), z: make([]float64, m+1)},
+		env:  envelope{v: make([]int, m), p: make([]float64, m), h: make([]float64, m), f: make([]float64, m), z: make([]float64, m+1)},
 	}
 }
 
 // envelope is the lower envelope of the parabolas y = f[q] + (x − q·s)²
 // (Felzenszwalb–Huttenlocher), with x and q·s in mm.
 type envelope struct {
-	p   []float64 // apex positions q·s of the envelope's parabolas, p[:n]
-	h   []float64 // f[q] + (q·s)² of those parabolas
-	f   []float64 // f[q] of those parabolas
+	v   []int     // apex indices q of the envelope's parabolas, v[:n]
+	p   []float64 // their positions q·s
+	h   []float64 // f[q] + (q·s)²
+	f   []float64 // f[q]
 	z   []float64 // boundaries: parabola t is lowest on [z[t], z[t+1]]
 	n   int
 	cur int // evaluation cursor
 }
 
-// build computes the envelope of the finite values of f; it reports
-// whether there was any.
-func (e *envelope) build(f []float64, s float64) bool {
+// build computes the envelope of the finite values of f, with inv[d] =
+// 1/(2·d·s); it reports whether there was any.
+func (e *envelope) build(f []float64, s float64, inv []float64) bool {
 	k := -1
-	p, h, fv, z := e.p, e.h, e.f, e.z
+	v, p, h, fv, z := e.v, e.p, e.h, e.f, e.z
 	for q, fq := range f {
 		if fq > math.MaxFloat64 {
 			continue // +Inf: no feature
@@ -200,7 +213,7 @@ func (e *envelope) build(f []float64, s float64) bool {
 		hq := fq + pq*pq
 		if k < 0 {
 			k = 0
-			p[0], h[0], fv[0] = pq, hq, fq
+			v[0], p[0], h[0], fv[0] = q, pq, hq, fq
 			z[0] = math.Inf(-1)
 			continue
 		}
@@ -210,9 +223,9 @@ func (e *envelope) build(f []float64, s float64) bool {
 		for k > 0 && hq-h[k] <= 2*(pq-p[k])*z[k] {
 			k--
 		}
-		x := (hq - h[k]) / (2 * (pq - p[k]))
+		x := (hq - h[k]) * inv[q-v[k]]
 		k++
-		p[k], h[k], fv[k], z[k] = pq, hq, fq, x
+		v[k], p[k], h[k], fv[k], z[k] = q, pq, hq, fq, x
 	}
 	e.n = k + 1
 	if k >= 0 {
@@ -235,12 +248,21 @@ func (e *envelope) eval(i int, s float64) float64 {
 }
 
 // forEach calls fn(worker, i) for i in [0, n) on up to workers goroutines,
-// handing out indices one at a time; it stops early when ctx is done.
+// handing out indices one at a time; it stops early when ctx is done. A
+// panic in fn (a bug) is returned as an error rather than crashing.
 func forEach(ctx context.Context, n, workers int, fn func(w, i int)) error {
 	var next atomic.Int64
 	var wg sync.WaitGroup
+	var failed atomic.Pointer[string]
 	for w := range min(workers, n) {
 		wg.Go(func() {
+			defer func() {
+				if r := recover(); r != nil {
+					msg := fmt.Sprint(r)
+					failed.CompareAndSwap(nil, &msg)
+					next.Store(int64(n)) // stop the others
+				}
+			}()
 			for ctx.Err() == nil {
 				i := int(next.Add(1) - 1)
 				if i >= n {
@@ -251,5 +273,8 @@ func forEach(ctx context.Context, n, workers int, fn func(w, i int)) error {
 		})
 	}
 	wg.Wait()
+	if msg := failed.Load(); msg != nil {
+		return fmt.Errorf("internal error: %s", *msg)
+	}
 	return ctx.Err()
 }
