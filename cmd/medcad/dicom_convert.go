@@ -149,9 +149,12 @@ func runDicomInspect(ctx context.Context, a *app, opts dicomInspectOptions) erro
 			if notes == "" {
 				notes = "-"
 			}
-			fmt.Fprintf(tw, "%s\t%s\t%d\t%dx%dx%d\t%.3gx%.3gx%.3g\t%s\t%s\t%s\n", r.ID, r.Modality, r.Slices,
-				r.Shape[0], r.Shape[1], r.Shape[2], r.SpacingMM[0], r.SpacingMM[1], r.SpacingMM[2],
-				r.Orientation, r.TransferSyntaxName, notes)
+			slices, shape, spacing, orient := fmt.Sprint(r.Slices), fmt.Sprintf("%dx%dx%d", r.Shape[0], r.Shape[1], r.Shape[2]),
+				fmt.Sprintf("%.3gx%.3gx%.3g", r.SpacingMM[0], r.SpacingMM[1], r.SpacingMM[2]), r.Orientation
+			if r.Error != "" { // no geometry was computed
+				slices, shape, spacing, orient = "-", "-", "-", "-"
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.ID, r.Modality, slices, shape, spacing, orient, r.TransferSyntaxName, notes)
 		}
 		if err := tw.Flush(); err != nil {
 			return err

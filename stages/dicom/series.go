@@ -166,6 +166,7 @@ func (s *Series) geometry() {
 	first := s.slices[0]
 	f0 := first.geom()
 	rows, cols := first.in.Rows, first.in.Columns
+	s.Files = s.files()
 	for _, r := range s.slices {
 		if r.in.Rows != rows || r.in.Columns != cols {
 			s.Err = fmt.Errorf("%w: image size changes within the series (%d×%d in %s, %d×%d in %s)",
@@ -236,13 +237,7 @@ func (s *Series) geometry() {
 		s.irregular("duplicate slice positions: %d image(s) dropped", dups)
 	}
 	s.Slices = len(s.slices)
-	seen := map[string]bool{}
-	for _, r := range s.slices {
-		if !seen[r.in.Path] {
-			seen[r.in.Path] = true
-			s.Files = append(s.Files, r.in.Path)
-		}
-	}
+	s.Files = s.files()
 	s.positions = make([]float64, len(s.slices))
 	for i, r := range s.slices {
 		s.positions[i] = r.d
@@ -357,6 +352,19 @@ func (s *Series) setDType() {
 			}
 		}
 	}
+}
+
+// files lists the series' files once each, in slice order.
+func (s *Series) files() []string {
+	var out []string
+	seen := map[string]bool{}
+	for _, r := range s.slices {
+		if !seen[r.in.Path] {
+			seen[r.in.Path] = true
+			out = append(out, r.in.Path)
+		}
+	}
+	return out
 }
 
 func median(xs []float64) float64 {

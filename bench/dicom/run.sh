@@ -1,0 +1,68 @@
+#!/usr/bin/env bash
+# Side-by-side benchmark of `medcad dicom convert` against dcm2niix on one
+# generated CT series (512×512×SLICES, default 300; see gen/main.go):
+#   1. dcm2niix -z n   vs  medcad dicom convert --gzip=false   (.nii)
+#   2. dcm2niix -z y   vs  medcad dicom convert                (.nii.gz)
+# Runs alternate (A B A B …) so that both see the same machine load, the
+# voxels of both outputs are compared once, and the script prints each
+# run's wall time, the medians and the ratio medcad/dcm2niix.
+# Usage: bench/dicom/run.sh [RUNS] [SLICES]   (defaults 5 and 300).
+# Needs dcm2niix (scripts/test-deps.sh installs it). dcm2niix -z y uses
+# pigz when it is on PATH, else its internal single-threaded zlib.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+runs=${1:-5}
+slices=${2:-300}
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+
+go build -o "$work/medcad" ./cmd/medcad
+go run ./bench/dicom/gen -out "$work/series" -slices "$slices"
+echo "series: $slices slices of 512x512, $(du -sm "$work/series" | cut -f1) MB; $(nproc) CPUs; pigz: $(command -v pigz || echo none)"
+echo "dcm2niix: $(dcm2niix --version 2>&1 | grep -o 'v[0-9.]*' | head -1)"
+
+median() { sort -n | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
+now() { date +%s.%N; }
+
+# timed NAME CMD...: runs CMD in a fresh output folder, appends seconds.
+timed() {
+  local name=$1; shift
+  rm -rf "$work/out-$name"; mkdir "$work/out-$name"
+  local t0 t1
+  t0=$(now)
+  "$@" >/dev/null 2>"$work/$name.err" || { cat "$work/$name.err" >&2; exit 1; }
+  t1=$(now)
+  echo "$t1 - $t0" | bc >>"$work/$name.times"
+}
+
+compare() { # A B: medians and ratio B/A
+  local ta tb
+  ta=$(median <"$work/$1.times"); tb=$(median <"$work/$2.times")
+  printf '  %-14s runs: %s\n' "$1" "$(tr '\n' ' ' <"$work/$1.times")"
+  printf '  %-14s runs: %s\n' "$2" "$(tr '\n' ' ' <"$work/$2.times")"
+  printf '  %-14s median %.3f s\n  %-14s median %.3f s\n' "$1" "$ta" "$2" "$tb"
+  awk -v a="$ta" -v b="$tb" -v n="$slices" 'BEGIN {printf "  ratio medcad/dcm2niix: %.2f   (medcad %.2f ms per slice)\n", b / a, 1000 * b / n}'
+}
+
+for mode in nii gz; do
+  for _ in $(seq "$runs"); do
+    if [[ $mode == nii ]]; then
+      timed dcm2niix-nii dcm2niix -z n -f out -o "$work/out-dcm2niix-nii" "$work/series"
+      timed medcad-nii "$work/medcad" dicom convert --gzip=false --out "$work/out-medcad-nii" "$work/series"
+    else
+      timed dcm2niix-gz dcm2niix -z y -f out -o "$work/out-dcm2niix-gz" "$work/series"
+      timed medcad-gz "$work/medcad" dicom convert --out "$work/out-medcad-gz" "$work/series"
+    fi
+  done
+done
+
+# Same voxels (dcm2niix stores raw values with scl_inter; compare HU).
+cmp <(tail -c +353 "$work/out-medcad-nii/series-01.nii") <(tail -c +353 "$work/out-dcm2niix-nii/out.nii") >/dev/null 2>&1 \
+  && echo "voxels: identical bytes" \
+  || echo "voxels: byte layout differs (dcm2niix may keep raw values + scl_inter); see stages/dicom TestDcm2niix for the voxel comparison"
+
+echo ".nii (dcm2niix -z n vs medcad --gzip=false):"
+compare dcm2niix-nii medcad-nii
+echo ".nii.gz (dcm2niix -z y vs medcad):"
+compare dcm2niix-gz medcad-gz
+ls -l "$work/out-dcm2niix-gz"/*.nii.gz "$work/out-medcad-gz"/*.nii.gz | awk '{print "  size", $5, $9}'
