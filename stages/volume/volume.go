@@ -2,8 +2,8 @@
 // voxel-to-patient geometry, and its NIfTI-1 encoding.
 //
 // Geometry convention (as dcm2niix and nibabel): Affine maps a voxel index
-// (i, j, k, 1) to RAS+ millimetres: +x toward the patient's left, +y toward
-// anterior, +z toward superior.
+// (i, j, k, 1) to RAS+ millimetres: +x toward the patient's right, +y
+// toward anterior, +z toward superior (DICOM's LPS with x and y negated).
 // Voxel data are stored with i fastest, then j, then k.
 package volume
 
