@@ -19,6 +19,7 @@ import (
 	"github.com/medcad/medcad/action/gitbot"
 	"github.com/medcad/medcad/action/promote"
 	"github.com/medcad/medcad/gitops"
+	"github.com/medcad/medcad/gitops/cas"
 	"github.com/spf13/cobra"
 )
 
@@ -30,7 +31,7 @@ func (e checkError) Error() string   { return e.err.Error() }
 func (e checkError) Unwrap() []error { return []error{e.err, errCheckFailed} }
 
 // ciReporter is the report builder ci pr uses.
-func ciReporter() reporter { return gateReporter{} }
+func ciReporter() reporter { return compareReporter{} }
 
 // sha256ID is the digest of data as medcad writes digests.
 func sha256ID(data []byte) string {
@@ -213,13 +214,26 @@ func runCIPR(ctx context.Context, a *app, opts ciOptions) error {
 
 	// Report and gate verdict.
 	assetDir := "pr-" + strconv.Itoa(pr.Number)
+	store, err := cas.Open(".")
+	if err != nil {
+		return err
+	}
 	in := reportInput{
-		cfg: cfg, base: base, cand: cand,
+		cfg: cfg, base: base, cand: cand, repo: repo, store: store,
+		baseRev: tracking.String(),
 		baseRef: pr.Base.Ref + "@" + baseTip.Hash.String()[:12],
 		candRef: pr.Head.Ref + "@" + head.Hash.String()[:12],
 	}
+	if in.remote, err = openRemote(ctx, cfg); err != nil {
+		a.log.Debug("remote unavailable; evaluations from the local cache only", "err", err)
+		in.remote = nil
+	}
 	if !fork && !opts.noPush {
 		in.imageBase = strings.TrimSuffix(env.ServerURL, "/") + "/" + env.Repository + "/raw/" + cfg.GitHub.AssetsBranch + "/" + assetDir + "/"
+	}
+	cand.Provenance = gitops.Provenance{CIRunURL: env.RunURL()}
+	if err := cand.Write("."); err != nil { // the report reads it with its run URL
+		return err
 	}
 	rep, err := ciReporter().report(ctx, in)
 	if err != nil {
@@ -234,7 +248,6 @@ func runCIPR(ctx context.Context, a *app, opts ciOptions) error {
 		cand.Gate.Baseline = base.Artifact
 		res.Baseline = base.Artifact
 	}
-	cand.Provenance = gitops.Provenance{CIRunURL: env.RunURL()}
 	if key != nil {
 		run, err := gitops.LoadRun(repo, cand.Run)
 		if err != nil {

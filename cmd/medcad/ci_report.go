@@ -2,22 +2,31 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math"
 	"strings"
 
+	"github.com/go-git/go-git/v5"
 	"github.com/medcad/medcad/gitops"
+	"github.com/medcad/medcad/gitops/cas"
+	"github.com/medcad/medcad/reports"
 )
 
 // reportInput is what a pull request's report compares: the model on the
-// base branch (nil for the first model) and the candidate.
+// base branch (nil for the first model) and the candidate in the working
+// tree, and where their evaluations are read from.
 type reportInput struct {
 	cfg       gitops.Config
 	base      *gitops.Model
-	baseRef   string // e.g. "main@1a2b3c4d5e6f"
+	baseRev   string // the base branch's revision, e.g. refs/remotes/origin/main
+	baseRef   string // how the report names it, e.g. "main@1a2b3c4d5e6f"
 	cand      *gitops.Model
 	candRef   string
 	imageBase string // URL prefix the report's images are linked with ("": no images)
+	repo      *git.Repository
+	store     *cas.Store
+	remote    cas.Backend // nil: evaluations only from the local cache
 }
 
 // reportImage is a PNG the report links; CI commits it to the assets
@@ -40,6 +49,66 @@ type ciReport struct {
 // that compares the manifests' aggregate metrics.
 type reporter interface {
 	report(ctx context.Context, in reportInput) (*ciReport, error)
+}
+
+// compareReporter is the full report of the reports package: per-case
+// paired comparison, confidence intervals, gates, plots. Pipelines whose
+// evaluate stage does not write a per-case evaluation (medcad eval's
+// JSON) get gateReporter's report on the aggregate metrics instead.
+type compareReporter struct{}
+
+func (compareReporter) report(ctx context.Context, in reportInput) (*ciReport, error) {
+	l := &reports.Loader{Dir: ".", Repo: in.repo, Store: in.store, Remote: in.remote, Config: in.cfg}
+	cand, err := l.WorkTree(ctx)
+	if errors.Is(err, reports.ErrBadEval) {
+		return fallbackReport(ctx, in, err)
+	}
+	if err != nil {
+		return nil, err
+	}
+	cand.Ref = in.candRef
+	var base *reports.Side
+	if in.base != nil {
+		base, err = l.Rev(ctx, in.baseRev)
+		if errors.Is(err, reports.ErrBadEval) {
+			return fallbackReport(ctx, in, err)
+		}
+		if err != nil {
+			return nil, err
+		}
+		base.Ref = in.baseRef
+	}
+	c, err := reports.Compare(ctx, reports.Input{Base: base, Candidate: cand, Promote: in.cfg.Promote})
+	if err != nil {
+		return nil, err
+	}
+	rep := &ciReport{pass: c.Verdict.Promote}
+	for _, g := range c.Verdict.Failed() {
+		rep.failed = append(rep.failed, g.Name+": "+g.Message)
+	}
+	opts := reports.MarkdownOptions{Limit: reports.MaxMarkdown - 2000} // room for the marker and the run link
+	if in.imageBase != "" {
+		plots, err := reports.Plots(c)
+		if err != nil {
+			return nil, err
+		}
+		opts.ImageBase, opts.Plots = in.imageBase, plots
+		for _, p := range plots {
+			rep.images = append(rep.images, reportImage{name: p.Name, png: p.PNG})
+		}
+	}
+	rep.markdown = reports.Markdown(c, opts)
+	return rep, nil
+}
+
+// fallbackReport is gateReporter's report with a note why.
+func fallbackReport(ctx context.Context, in reportInput, why error) (*ciReport, error) {
+	rep, err := gateReporter{}.report(ctx, in)
+	if err != nil {
+		return nil, err
+	}
+	rep.markdown += "\n> No per-case evaluation (" + mdEscape(why.Error()) + "): the gates were applied to the aggregate metrics of the manifests.\n"
+	return rep, nil
 }
 
 // gateReporter applies the promotion gates of medcad.toml to the
