@@ -156,6 +156,7 @@ type dataAddOptions struct {
 	name       string
 	labelRules string
 	jobs       int
+	link       string     // "copy" (default) or "hardlink" for in-place adds
 	ingest     ingestFunc // nil: store the files as they are
 	deid       string     // deid_profile recorded when ingest ran
 }
@@ -166,9 +167,12 @@ func newDataAddCmd(a *app) *cobra.Command {
 		Use:   "add PATH --name NAME",
 		Short: "Store a folder as dataset NAME and write data/NAME.dataset.toml",
 		Long: `Store every file under PATH in the cache and write the pointer
-data/NAME.dataset.toml. When PATH is not data/NAME, the files are also
-checked out to data/NAME/ (which must not exist yet). Files the stat index
-knows unchanged are not read again. Commit the pointer with git; push the
+data/NAME.dataset.toml. Files are copied into the cache; with --link
+hardlink and PATH = data/NAME they are hard-linked instead (no data is
+written, the files become read-only; never edit them in place). When PATH
+is not data/NAME, the files are also checked out to data/NAME/ (which must
+not exist yet). Files the stat index knows
+unchanged are not read again. Commit the pointer with git; push the
 data with 'medcad data push'.
 
 DICOM mode (when PATH holds case folders with DICOM files): each case
@@ -194,6 +198,7 @@ Refused cases are reported and the others go on.`,
 	cmd.Flags().StringVar(&opts.name, "name", "", "dataset name (letters, digits, . _ -)")
 	cmd.Flags().StringVar(&opts.labelRules, "label-rules", "", "labelling rules version (default: [data] label_rules)")
 	cmd.Flags().IntVar(&opts.jobs, "jobs", 0, "parallel hashing workers (default: 2 per CPU)")
+	cmd.Flags().StringVar(&opts.link, "link", "copy", "copy, or hardlink: link the files of data/NAME into the cache (no copy; they become read-only, and an in-place write to them, e.g. cp as root, damages the cache)")
 	return cmd
 }
 
@@ -213,6 +218,9 @@ func runDataAdd(ctx context.Context, a *app, opts dataAddOptions) error {
 	}
 	if !gitops.ValidName(opts.name) {
 		return usagef("data add: --name %q: use letters, digits, . _ - (at most 64)", opts.name)
+	}
+	if opts.link != "copy" && opts.link != "hardlink" {
+		return usagef("data add: --link %q: want copy or hardlink", opts.link)
 	}
 	p, err := openDataProject()
 	if err != nil {
@@ -253,6 +261,7 @@ func runDataAdd(ctx context.Context, a *app, opts dataAddOptions) error {
 	topts := cas.TreeOptions{Jobs: opts.jobs, Progress: prog.cas()}
 	if inPlace {
 		topts.Index, topts.IndexPrefix = ix, gitops.DatasetDir+"/"+opts.name
+		topts.Adopt = opts.link == "hardlink"
 	}
 	res, err := p.store.AddDir(ctx, src, topts)
 	prog.finish()

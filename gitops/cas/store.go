@@ -30,7 +30,7 @@ const (
 	cacheDir   = ".medcad/cache"
 	indexFile  = ".medcad/index"
 	smallLimit = 4 << 20 // files up to this size are read whole
-	// batch limits of durable commits (one syncfs per batch)
+	// batch limits of pending renames
 	batchFiles = 1024
 	batchBytes = 256 << 20
 )
@@ -195,9 +195,10 @@ func (s *Store) CleanTemp() error {
 }
 
 // Writer adds objects to the cache. Each object goes to a temporary file
-// first; a batch of them is made durable with one syncfs(2) and only then
-// renamed to their names, so a crash leaves either no object or a good one.
-// Close commits what is pending; objects are visible to Has only then.
+// first, is made durable (fdatasync) and only then renamed to its name, so
+// a crash leaves either no object or a good one. Renames happen in batches;
+// Close renames what is pending and syncs the folders that got new names.
+// Objects are visible to Has once renamed.
 // A Writer is safe for concurrent use.
 type Writer struct {
 	s       *Store
@@ -206,6 +207,7 @@ type Writer struct {
 	bytes   int64
 	err     error
 	pool    sync.Pool
+	dirs    map[string]bool // folders that got new names, synced by Close
 }
 
 type pendingObject struct {
@@ -215,7 +217,7 @@ type pendingObject struct {
 
 // NewWriter starts a batch of writes.
 func (s *Store) NewWriter() *Writer {
-	return &Writer{s: s, pool: sync.Pool{New: func() any { b := make([]byte, smallLimit); return &b }}}
+	return &Writer{s: s, dirs: map[string]bool{}, pool: sync.Pool{New: func() any { b := make([]byte, smallLimit); return &b }}}
 }
 
 // PutBytes stores data and returns its ID.
@@ -277,6 +279,75 @@ func (w *Writer) PutFile(ctx context.Context, path string) (ID, int64, error) {
 	return id, n, nil
 }
 
+// AdoptFile makes the file at path an object by hard-linking it into the
+// cache (no data is copied) after syncing it to disk and making it
+// read-only. If the file changed while it was hashed, nothing is linked
+// and the error says so. Across file systems it copies (PutFile).
+func (w *Writer) AdoptFile(ctx context.Context, path string) (ID, int64, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return ID{}, 0, err
+	}
+	defer f.Close()
+	before, err := f.Stat()
+	if err != nil {
+		return ID{}, 0, err
+	}
+	if !before.Mode().IsRegular() {
+		return ID{}, 0, fmt.Errorf("%s: not a regular file", path)
+	}
+	if before.Size() > MaxFileSize {
+		return ID{}, 0, fmt.Errorf("%s: larger than %d bytes", path, int64(MaxFileSize))
+	}
+	h := sha256.New()
+	bp := w.pool.Get().(*[]byte)
+	n, err := io.CopyBuffer(h, &ctxReader{ctx: ctx, r: f}, *bp)
+	w.pool.Put(bp)
+	if err != nil {
+		return ID{}, 0, fmt.Errorf("%s: %w", path, err)
+	}
+	id := ID(h.Sum(nil))
+	if w.s.Has(id) {
+		return id, n, nil
+	}
+	if err := flushData(f); err != nil {
+		return ID{}, 0, fmt.Errorf("%s: sync: %w", path, err)
+	}
+	if err := f.Chmod(before.Mode().Perm() &^ 0o222); err != nil {
+		return ID{}, 0, fmt.Errorf("%s: %w", path, err)
+	}
+	after, err := f.Stat()
+	if err != nil {
+		return ID{}, 0, err
+	}
+	if after.Size() != n || !after.ModTime().Equal(before.ModTime()) {
+		return ID{}, 0, fmt.Errorf("%s: changed while it was being added", path)
+	}
+	final := w.s.Path(id)
+	err = os.Link(path, final)
+	if errors.Is(err, fs.ErrNotExist) {
+		if err = os.MkdirAll(filepath.Dir(final), 0o755); err == nil {
+			err = os.Link(path, final)
+		}
+	}
+	switch {
+	case err == nil:
+		w.mu.Lock()
+		w.dirs[filepath.Dir(final)] = true
+		w.mu.Unlock()
+		return id, n, nil
+	case errors.Is(err, fs.ErrExist):
+		return id, n, nil
+	case errors.Is(err, unix.EXDEV), errors.Is(err, unix.EPERM), errors.Is(err, unix.EMLINK):
+		if _, err := f.Seek(0, io.SeekStart); err != nil {
+			return ID{}, 0, err
+		}
+		return w.putStream(ctx, f, &id, n)
+	default:
+		return ID{}, 0, fmt.Errorf("%s: link into the cache: %w", path, err)
+	}
+}
+
 // PutReader stores what r yields and checks that it is object want of the
 // given size (size < 0: any). On mismatch nothing is stored and the error
 // wraps ErrCorrupt.
@@ -321,9 +392,14 @@ func (w *Writer) putStream(ctx context.Context, r io.Reader, want *ID, size int6
 	return id, n, w.finish(f, id, n)
 }
 
-// finish makes a written temp file read-only and queues it for commit.
+// finish makes a written temp file read-only and durable (fsync, in the
+// calling worker, so syncs of parallel workers share journal commits) and
+// queues it to be renamed to its name.
 func (w *Writer) finish(f *os.File, id ID, size int64) error {
 	err := f.Chmod(0o444)
+	if err == nil {
+		err = fdatasync(f)
+	}
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}
@@ -345,16 +421,12 @@ func (w *Writer) finish(f *os.File, id ID, size int64) error {
 	return w.err
 }
 
-// commitLocked makes the pending temp files durable and renames them.
+// commitLocked renames the pending (already durable) temp files to their
+// names.
 func (w *Writer) commitLocked() error {
-	if len(w.pending) == 0 {
-		return nil
-	}
-	if err := syncFS(w.s.tmp); err != nil {
-		return err
-	}
 	for _, p := range w.pending {
 		final := w.s.Path(p.id)
+		w.dirs[filepath.Dir(final)] = true
 		if err := os.Rename(p.tmp, final); err != nil {
 			if err := os.MkdirAll(filepath.Dir(final), 0o755); err != nil {
 				return fmt.Errorf("cache: %w", err)
@@ -385,18 +457,54 @@ func (w *Writer) Close() error {
 		return err
 	}
 	w.err = errors.New("cache writer closed")
-	return syncFS(w.s.tmp)
+	// Make the new names durable; parallel syncs share journal commits.
+	dirs := make([]string, 0, len(w.dirs))
+	for d := range w.dirs {
+		dirs = append(dirs, d)
+	}
+	return forEach(context.Background(), 32, dirs, func(_ int, d string) error { return syncDir(d) })
 }
 
-// syncFS flushes the file system that holds dir.
-func syncFS(dir string) error {
+// fdatasync flushes f's data (not all metadata) to disk. It goes through
+// SyscallConn, because File.Fd would switch f to blocking mode.
+func fdatasync(f *os.File) error {
+	rc, err := f.SyscallConn()
+	if err != nil {
+		return err
+	}
+	var serr error
+	if err := rc.Control(func(fd uintptr) { serr = unix.Fdatasync(int(fd)) }); err != nil {
+		return err
+	}
+	return serr
+}
+
+// flushData writes f's dirty pages to disk and waits for them: for a file
+// that is already on disk (the usual case when adopting) it costs almost
+// nothing, unlike fdatasync. The journal commit of the folder syncs in
+// Close then makes the new names durable after the data.
+func flushData(f *os.File) error {
+	rc, err := f.SyscallConn()
+	if err != nil {
+		return err
+	}
+	var serr error
+	if err := rc.Control(func(fd uintptr) {
+		serr = unix.SyncFileRange(int(fd), 0, 0, unix.SYNC_FILE_RANGE_WAIT_BEFORE|unix.SYNC_FILE_RANGE_WRITE|unix.SYNC_FILE_RANGE_WAIT_AFTER)
+	}); err != nil {
+		return err
+	}
+	return serr
+}
+
+func syncDir(dir string) error {
 	f, err := os.Open(dir)
 	if err != nil {
 		return fmt.Errorf("cache: %w", err)
 	}
 	defer f.Close()
-	if err := unix.Syncfs(int(f.Fd())); err != nil {
-		return fmt.Errorf("cache: syncfs: %w", err)
+	if err := f.Sync(); err != nil {
+		return fmt.Errorf("cache: sync %s: %w", dir, err)
 	}
 	return nil
 }

@@ -46,6 +46,11 @@ type TreeOptions struct {
 	// is outside it, which disables the index).
 	Index       *Index
 	IndexPrefix string
+	// Adopt makes AddDir hard-link each file into the cache instead of
+	// copying it (no data is written): the file becomes read-only and
+	// shares its inode with the cache object. Falls back to a copy across
+	// file systems and for executable files.
+	Adopt bool
 }
 
 func (o TreeOptions) jobs(perCPU int) int {
@@ -186,14 +191,18 @@ func (s *Store) AddDir(ctx context.Context, dir string, opts TreeOptions) (*AddR
 	w := s.NewWriter()
 	var hashed int
 	var mu sync.Mutex
-	err = forEach(ctx, opts.jobs(2), files, func(i int, f fileInfo) error {
+	err = forEach(ctx, opts.jobs(8), files, func(i int, f fileInfo) error {
 		ip := opts.indexPath(f.rel)
 		e := Entry{Path: f.rel, Mode: fileMode(f.fi), Size: f.fi.Size()}
 		if id, ok := opts.Index.Lookup(ip, f.fi); ok && ip != "" && s.Has(id) {
 			e.ID = id
 		} else {
 			start := time.Now()
-			id, n, err := w.PutFile(ctx, filepath.Join(dir, filepath.FromSlash(f.rel)))
+			put := w.PutFile
+			if opts.Adopt && f.fi.Mode()&0o111 == 0 {
+				put = w.AdoptFile
+			}
+			id, n, err := put(ctx, filepath.Join(dir, filepath.FromSlash(f.rel)))
 			if err != nil {
 				return err
 			}

@@ -330,3 +330,41 @@ func TestIndexRacyAndDamaged(t *testing.T) {
 		t.Errorf("damaged index loaded %d entries", got.Len())
 	}
 }
+
+func TestAddAdopt(t *testing.T) {
+	ctx := context.Background()
+	proj := t.TempDir()
+	s, _ := Open(proj)
+	work := filepath.Join(proj, "data", "b1")
+	writeTree(t, work, sample)
+	res, err := s.AddDir(ctx, work, TreeOptions{Adopt: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range res.Manifest.Entries {
+		wfi, _ := os.Stat(filepath.Join(work, e.Path))
+		if _, err := os.Stat(s.Path(e.ID)); err != nil {
+			t.Fatalf("%s: not in the cache: %v", e.Path, err)
+		}
+		ofi, _ := os.Stat(s.Path(e.ID))
+		// A file is linked, read-only, unless its content was already in
+		// the cache (a duplicate), when it stays an independent file.
+		if os.SameFile(wfi, ofi) && wfi.Mode().Perm()&0o222 != 0 {
+			t.Errorf("%s: adopted file still writable (%v)", e.Path, wfi.Mode())
+		}
+		if err := s.VerifyObject(e.ID); err != nil {
+			t.Errorf("%s: %v", e.Path, err)
+		}
+	}
+	// Identical content is stored once; the first file of it is linked.
+	a, _ := os.Stat(filepath.Join(work, "case-1/001.dcm"))
+	b, _ := os.Stat(filepath.Join(work, "case-2/001.dcm"))
+	o, _ := os.Stat(s.Path(Sum([]byte("slice one"))))
+	if !os.SameFile(a, o) && !os.SameFile(b, o) {
+		t.Error("no workspace file shares the cache object's inode")
+	}
+	m, _ := s.ReadManifest(res.ID)
+	if diff := cmp.Diff(res.Manifest, m); diff != "" {
+		t.Errorf("manifest (-want +got):\n%s", diff)
+	}
+}

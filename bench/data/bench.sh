@@ -1,0 +1,199 @@
+#!/usr/bin/env bash
+# Benchmarks of medcad's data plane, each side by side with its anchor in
+# one run, on the same files; prints medians and ratios.
+#
+#   bench/data/bench.sh [add|add-big|status|transfer|all]
+#
+# Environment (defaults are the sizes of issue 3):
+#   FILES=20000 SIZE_KB=64   files of add and transfer
+#   BIG_MB=2048              the single large file of add-big
+#   STATUS_FILES=100000      files of status (1 KiB each)
+#   RUNS=3                   runs per side; the median is reported
+#   BENCH_DIR=/tmp/medcad-bench-data   scratch space (about 6 GB at full size)
+#
+# Anchors: `openssl dgst -sha256` (SHA instructions, one core) over the same
+# files through xargs; `rclone copy --transfers 32` (Debian's rclone, S3
+# backend, AWS_CA_BUNDLE unset) against the same versitygw on loopback.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+export PATH="$(go env GOPATH)/bin:$PATH"
+
+FILES=${FILES:-20000}
+SIZE_KB=${SIZE_KB:-64}
+BIG_MB=${BIG_MB:-2048}
+STATUS_FILES=${STATUS_FILES:-100000}
+RUNS=${RUNS:-3}
+B=${BENCH_DIR:-/tmp/medcad-bench-data}
+mkdir -p "$B"
+go build -o "$B/medcad" ./cmd/medcad
+M="$B/medcad"
+
+now() { date +%s.%N; }
+# median of the arguments
+median() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+# time_cmd CMD…: seconds taken (stdout and stderr discarded)
+time_cmd() { local s e; s=$(now); "$@" >/dev/null 2>&1; e=$(now); awk -v s="$s" -v e="$e" 'BEGIN {printf "%.3f", e-s}'; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2f", a/b}'; }
+
+# gen_files DIR N BYTES: N files of random bytes, 100 per folder.
+gen_files() {
+  /usr/bin/python3 - "$1" "$2" "$3" <<'PY'
+import os, sys
+d, n, size = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+for i in range(n):
+    sub = os.path.join(d, "case-%04d" % (i // 100))
+    os.makedirs(sub, exist_ok=True)
+    with open(os.path.join(sub, "%06d.dcm" % i), "wb") as f:
+        f.write(os.urandom(size))
+PY
+}
+
+# project DIR: a fresh medcad project.
+project() { rm -rf "$1"; "$M" init "$1" >/dev/null; }
+
+bench_add() { # NAME FILES BYTES
+  local name=$1 n=$2 size=$3 p="$B/add-$1"
+  if [[ ! -f "$B/$name.ready" ]]; then
+    project "$p"
+    gen_files "$p/data/ds" "$n" "$size"
+    touch "$B/$name.ready"
+  fi
+  local bytes; bytes=$(du -sb "$p/data/ds" | cut -f1)
+  cat "$p"/data/ds/*/* >/dev/null # both sides read from the page cache
+  local ts=() tm=()
+  for _ in $(seq "$RUNS"); do
+    ts+=("$(time_cmd sh -c "cd '$p/data/ds' && find . -type f -print0 | xargs -0 -n 4000 openssl dgst -sha256")")
+    rm -rf "$p/.medcad" "$p/data/ds.dataset.toml"
+    tm+=("$(time_cmd "$M" -C "$p" data add data/ds --name ds)")
+  done
+  local so mo; so=$(median "${ts[@]}"); mo=$(median "${tm[@]}")
+  echo "add $name: $n files, $bytes bytes"
+  echo "  openssl dgst -sha256: median ${so}s  $(awk -v b="$bytes" -v t="$so" 'BEGIN {printf "%.0f", b/t/1e6}') MB/s   (runs: ${ts[*]})"
+  echo "  medcad data add:      median ${mo}s  $(awk -v b="$bytes" -v t="$mo" 'BEGIN {printf "%.0f", b/t/1e6}') MB/s   (runs: ${tm[*]})"
+  echo "  ratio medcad/openssl throughput: $(ratio "$so" "$mo")x"
+}
+
+bench_status() {
+  local p="$B/status"
+  if [[ ! -f "$B/status.ready" ]]; then
+    project "$p"
+    gen_files "$p/data/st" "$STATUS_FILES" 1024
+    sleep 1
+    "$M" -C "$p" data add data/st --name st >/dev/null
+    touch "$B/status.ready"
+  fi
+  "$M" -C "$p" data status >/dev/null # settles racy index entries once
+  local tm=()
+  for _ in $(seq "$RUNS"); do tm+=("$(time_cmd "$M" -C "$p" data status)"); done
+  echo "status: $STATUS_FILES files, nothing changed"
+  echo "  medcad data status: median $(median "${tm[@]}")s (goal <= 0.5 s)   (runs: ${tm[*]})"
+  echo "  re-hashed: $("$M" -C "$p" --json data status | grep -o '"rehashed": [0-9]*')"
+  touch -d '1 minute ago' "$p/data/st/case-0000/000000.dcm"
+  echo "  one file touched, re-hashed: $("$M" -C "$p" --json data status | grep -o '"rehashed": [0-9]*')"
+  echo "  next status, re-hashed: $("$M" -C "$p" --json data status | grep -o '"rehashed": [0-9]*')"
+}
+
+start_versitygw() {
+  local port
+  port=$(/usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+  rm -rf "$B/vgw" && mkdir -p "$B/vgw"
+  ROOT_ACCESS_KEY=k ROOT_SECRET_KEY=s versitygw -q --access-log "$B/access.log" --port "127.0.0.1:$port" posix "$B/vgw" >"$B/versitygw.out" 2>&1 &
+  VGW_PID=$!
+  trap 'kill $VGW_PID 2>/dev/null || true' EXIT
+  ENDPOINT="http://127.0.0.1:$port"
+  for _ in $(seq 100); do (echo >/dev/tcp/127.0.0.1/"$port") 2>/dev/null && return; sleep 0.05; done
+  echo "versitygw did not start" >&2; exit 1
+}
+
+rclone_() { # rclone with an S3 remote "vgw:" on versitygw, AWS_CA_BUNDLE unset
+  env -u AWS_CA_BUNDLE RCLONE_CONFIG_VGW_TYPE=s3 RCLONE_CONFIG_VGW_PROVIDER=Other \
+    RCLONE_CONFIG_VGW_ACCESS_KEY_ID=k RCLONE_CONFIG_VGW_SECRET_ACCESS_KEY=s \
+    RCLONE_CONFIG_VGW_ENDPOINT="$ENDPOINT" RCLONE_CONFIG_VGW_REGION=us-east-1 \
+    RCLONE_CONFIG_VGW_FORCE_PATH_STYLE=true rclone "$@"
+}
+
+bench_transfer() {
+  start_versitygw
+  export AWS_ACCESS_KEY_ID=k AWS_SECRET_ACCESS_KEY=s AWS_EC2_METADATA_DISABLED=true
+  local src="$B/xfer-src"
+  if [[ ! -f "$B/xfer.ready" ]]; then
+    project "$src"
+    gen_files "$src/data/ds" "$FILES" $((SIZE_KB * 1024))
+    touch "$B/xfer.ready"
+  fi
+  local rp=() rl=() mp=() ml=() mn=()
+  for i in $(seq "$RUNS"); do
+    # rclone: up into a fresh bucket, then down into an empty folder.
+    rclone_ mkdir "vgw:rc$i"
+    rp+=("$(time_cmd rclone_ copy --transfers 32 "$src/data/ds" "vgw:rc$i/ds")")
+    rm -rf "$B/rc-down"
+    rl+=("$(time_cmd rclone_ copy --transfers 32 "vgw:rc$i/ds" "$B/rc-down")")
+    # medcad: push into a fresh bucket, pull into a fresh clone.
+    rclone_ mkdir "vgw:mc$i"
+    sed -i '/^url = \|^endpoint = \|^path_style = /d' "$src/medcad.toml"
+    sed -i "s|^\[remote\]|[remote]\nurl = \"s3://mc$i/store\"\nendpoint = \"$ENDPOINT\"\npath_style = true|" "$src/medcad.toml"
+    rm -rf "$src/.medcad" "$src/data/ds.dataset.toml"
+    "$M" -C "$src" data add data/ds --name ds >/dev/null
+    mp+=("$(time_cmd "$M" -C "$src" data push --jobs 32)")
+    for mode in full nocheckout; do
+      local dst="$B/mc-down"
+      rm -rf "$dst" && mkdir -p "$dst/data"
+      cp "$src/medcad.toml" "$dst/" && cp "$src/data/ds.dataset.toml" "$dst/data/"
+      if [[ $mode == full ]]; then
+        ml+=("$(time_cmd "$M" -C "$dst" data pull --jobs 32)")
+      else
+        mn+=("$(time_cmd "$M" -C "$dst" data pull --jobs 32 --no-checkout)")
+      fi
+    done
+    cmp <(cd "$src/data/ds" && find . -type f | sort | xargs cat | sha256sum) <(cd "$B/rc-down" && find . -type f | sort | xargs cat | sha256sum)
+  done
+  local a b c d e
+  a=$(median "${rp[@]}"); b=$(median "${mp[@]}"); c=$(median "${rl[@]}"); d=$(median "${ml[@]}"); e=$(median "${mn[@]}")
+  ops() { awk -v n="$FILES" -v t="$1" 'BEGIN {printf "%.0f", n/t}'; }
+  echo "transfer: $FILES files x $SIZE_KB KiB, versitygw on loopback"
+  echo "  up:   rclone copy --transfers 32: median ${a}s $(ops "$a") objects/s   (runs: ${rp[*]})"
+  echo "        medcad data push --jobs 32:  median ${b}s $(ops "$b") objects/s   (runs: ${mp[*]})"
+  echo "        ratio medcad/rclone objects/s: $(ratio "$a" "$b")x"
+  echo "  down: rclone copy --transfers 32: median ${c}s $(ops "$c") objects/s   (runs: ${rl[*]})"
+  echo "        medcad data pull (fetch + checkout): median ${d}s $(ops "$d") objects/s   (runs: ${ml[*]})"
+  echo "        medcad data pull --no-checkout:      median ${e}s $(ops "$e") objects/s   (runs: ${mn[*]})"
+  echo "        ratio medcad/rclone objects/s: $(ratio "$c" "$d")x (with checkout), $(ratio "$c" "$e")x (fetch only)"
+  # status --remote costs one request, whatever the size.
+  local before after
+  before=$(wc -l <"$B/access.log")
+  "$M" -C "$src" data status --remote >/dev/null
+  after=$(wc -l <"$B/access.log")
+  echo "  medcad data status --remote on the pushed $FILES-file dataset: $((after - before)) request(s) to the remote"
+}
+
+bench_remote_status() { # the pushed STATUS_FILES dataset: requests of status --remote
+  start_versitygw
+  export AWS_ACCESS_KEY_ID=k AWS_SECRET_ACCESS_KEY=s AWS_EC2_METADATA_DISABLED=true
+  local p="$B/status"
+  [[ -f "$B/status.ready" ]] || bench_status >/dev/null
+  rclone_ mkdir vgw:st
+  sed -i '/^url = \|^endpoint = \|^path_style = /d' "$p/medcad.toml"
+  sed -i "s|^\[remote\]|[remote]\nurl = \"s3://st/store\"\nendpoint = \"$ENDPOINT\"\npath_style = true|" "$p/medcad.toml"
+  local t; t=$(time_cmd "$M" -C "$p" data push)
+  local before after
+  before=$(wc -l <"$B/access.log")
+  "$M" -C "$p" data status --remote | head -1
+  after=$(wc -l <"$B/access.log")
+  echo "status --remote: $STATUS_FILES-file dataset pushed in ${t}s; status --remote made $((after - before)) request(s) to the remote"
+}
+
+case "${1:-all}" in
+  add) bench_add small "$FILES" $((SIZE_KB * 1024)) ;;
+  add-big) bench_add big 1 $((BIG_MB * 1024 * 1024)) ;;
+  status) bench_status ;;
+  transfer) bench_transfer ;;
+  remote-status) bench_remote_status ;;
+  all)
+    bench_add small "$FILES" $((SIZE_KB * 1024))
+    bench_add big 1 $((BIG_MB * 1024 * 1024))
+    bench_status
+    bench_transfer
+    bench_remote_status
+    ;;
+  *) echo "usage: $0 [add|add-big|status|transfer|remote-status|all]" >&2; exit 2 ;;
+esac
