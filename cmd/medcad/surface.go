@@ -97,12 +97,7 @@ func runSurface(ctx context.Context, a *app, opts surfaceOptions) error {
 	}
 	rep := surfaceReport{In: opts.in, Out: opts.out, Stats: m.Stats()}
 	if !opts.isoSet {
-		for n := range v.Len() {
-			x := v.At(n)
-			if (opts.label == 0 && x != 0) || (opts.label != 0 && x == float64(opts.label)) {
-				rep.Voxels++
-			}
-		}
+		rep.Voxels = countLabel(v, uint8(opts.label))
 		sp := v.Spacing()
 		rep.VoxelVolumeMM3 = float64(rep.Voxels) * sp[0] * sp[1] * sp[2]
 	}
@@ -121,3 +116,27 @@ func runSurface(ctx context.Context, a *app, opts surfaceOptions) error {
 }
 
 func fmtFloat(x float64) string { return strconv.FormatFloat(x, 'f', 2, 64) }
+
+// countLabel counts the voxels of label map v holding label (0: nonzero).
+func countLabel(v *volume.Volume, label uint8) int {
+	in := func(x float64) bool { return (label == 0 && x != 0) || (label != 0 && x == float64(label)) }
+	c := 0
+	if v.DType == volume.Uint8 {
+		var hist [256]int
+		for _, x := range v.U8 {
+			hist[x]++
+		}
+		for x, h := range hist {
+			if in(float64(x)) {
+				c += h
+			}
+		}
+		return c
+	}
+	for n := range v.Len() {
+		if in(v.At(n)) {
+			c++
+		}
+	}
+	return c
+}

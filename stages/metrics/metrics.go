@@ -195,8 +195,8 @@ func CheckLabelMap(v *volume.Volume) error {
 // be a label map (see CheckLabelMap).
 func Labels(v *volume.Volume) []uint8 {
 	var seen [256]bool
-	for n := range v.Len() {
-		seen[uint8(v.At(n))] = true
+	for _, x := range labelBytes(v) {
+		seen[x] = true
 	}
 	var out []uint8
 	for l := 1; l < 256; l++ {

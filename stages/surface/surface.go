@@ -22,6 +22,7 @@ import (
 	"math"
 	"runtime"
 	"sync"
+	"sync/atomic"
 
 	"github.com/medcad/medcad/stages/volume"
 )
@@ -372,9 +373,18 @@ func (x *extractor) run(ctx context.Context) (*Mesh, error) {
 		slabs[s] = &slab{lo: s * x.Z / n, hi: (s + 1) * x.Z / n}
 	}
 	var wg sync.WaitGroup
+	var failed atomic.Pointer[string]
 	work := make(chan *slab)
 	for range min(n, runtime.GOMAXPROCS(0)) {
 		wg.Go(func() {
+			defer func() {
+				if r := recover(); r != nil { // a bug: report it, do not crash
+					msg := fmt.Sprint(r)
+					failed.CompareAndSwap(nil, &msg)
+					for range work {
+					}
+				}
+			}()
 			a, b, c := x.newPlane(), x.newPlane(), x.newPlane()
 			for s := range work {
 				x.extractSlab(s, a, b, c)
@@ -389,6 +399,9 @@ func (x *extractor) run(ctx context.Context) (*Mesh, error) {
 	}
 	close(work)
 	wg.Wait()
+	if msg := failed.Load(); msg != nil {
+		return nil, fmt.Errorf("internal error: %s", *msg)
+	}
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
