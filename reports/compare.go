@@ -70,6 +70,9 @@ type Side struct {
 	Env *gitops.EnvLock
 	// CommitSubject is the first line of the model's code commit message.
 	CommitSubject string
+	// Lock is the pipeline lock of the revision (nil when unknown); it
+	// names the CT, truth and prediction files of the case slices.
+	Lock *gitops.Lock
 }
 
 // Input is what Compare compares.
@@ -148,7 +151,8 @@ type MetricDiff struct {
 	Worse     int  `json:"cases_worse"`
 	Same      int  `json:"cases_same"`
 	// Change is "better", "worse" or "same": the sign of the mean Δ in the
-	// metric's direction. Significant says the interval excludes 0.
+	// metric's direction. Significant says the interval excludes 0 and
+	// the Wilcoxon p-value is below 0.05.
 	Change      string `json:"change"`
 	Significant bool   `json:"significant"`
 }
@@ -415,7 +419,10 @@ func metricDiff(n string, hasBase bool, base, cand map[string]Case, common []str
 		return md
 	}
 	s := metrics.Summarize(d) // the bootstrap of the paired differences
-	md.Delta, md.CILow, md.CIHigh = Num(s.Mean), Num(s.CILow), Num(s.CIHigh)
+	md.Delta = Num(s.Mean)
+	if len(d) >= 2 { // one pair has no interval
+		md.CILow, md.CIHigh = Num(s.CILow), Num(s.CIHigh)
+	}
 	w := SignedRank(d)
 	md.P, md.Exact = Num(w.P), w.Exact
 	switch g := float64(md.Direction) * s.Mean; {
@@ -424,7 +431,9 @@ func metricDiff(n string, hasBase bool, base, cand map[string]Case, common []str
 	case g < 0:
 		md.Change = "worse"
 	}
-	md.Significant = md.Change != "same" && (s.CILow > 0 || s.CIHigh < 0)
+	// Significant: the interval excludes 0 and the test agrees (with
+	// fewer than 6 pairs no two-sided p can be below 0.05).
+	md.Significant = md.Change != "same" && len(d) >= 2 && (s.CILow > 0 || s.CIHigh < 0) && w.P < 0.05
 	return md
 }
 

@@ -128,7 +128,7 @@ img{max-width:100%;border:1px solid #d0d7de;margin:.4em 0}
 {{range .C.Metrics}}<tr><td>{{.Metric}}</td><td>{{.Direction}}</td><td class="n">{{if .Base}}{{summary (deref .Base)}}{{else}}–{{end}}</td><td class="n">{{summary .Candidate}}</td>
 {{- if $.C.Base}}<td class="n {{.Change}}{{if .Significant}} sig{{end}}">{{mark .Change}} {{signed .Delta}}</td><td class="n">[{{signed .CILow}}, {{signed .CIHigh}}]</td><td class="n">{{p .P}}</td><td class="n">{{.Better}} / {{.Worse}} / {{.Same}}</td>{{end}}</tr>
 {{end}}</table>
-{{if .C.Base}}<p>Δ = candidate − baseline over the cases both evaluated; ▲ better, ▼ worse in the metric's direction; bold: the 95% bootstrap interval excludes 0.</p>
+{{if .C.Base}}<p>Δ = candidate − baseline over the cases both evaluated; ▲ better, ▼ worse in the metric's direction; bold: the 95% bootstrap interval excludes 0 and p &lt; 0.05.</p>
 
 <h2>Cases (by {{.C.Primary}})</h2>
 {{template "cases" (cases .C "Worst regressions" .C.Regressions)}}

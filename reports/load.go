@@ -73,6 +73,9 @@ func (l *Loader) Rev(ctx context.Context, rev string) (*Side, error) {
 	if prefix == "" {
 		s.Datasets, _ = gitops.DatasetsAt(c) // details only: a bad pointer elsewhere must not stop the report
 	}
+	if data, err := gitops.ReadFileAt(c, path.Join(prefix, gitops.LockFile), 64<<20); err == nil {
+		s.Lock = lockOf(gitops.LockFile+"@"+ref, data)
+	}
 	for _, lock := range l.Config.Env.Lock {
 		if filepath.Base(lock) != "uv.lock" {
 			continue
@@ -99,6 +102,9 @@ func (l *Loader) WorkTree(ctx context.Context) (*Side, error) {
 		return nil, err
 	}
 	s.Datasets, _ = gitops.ListDatasets(l.Dir)
+	if lock, err := gitops.ReadLock(l.Dir); err == nil {
+		s.Lock = lock
+	}
 	for _, lock := range l.Config.Env.Lock {
 		if filepath.Base(lock) == "uv.lock" {
 			if e, err := gitops.ReadEnvLock(l.Dir, lock); err == nil {

@@ -243,7 +243,7 @@ func renderMarkdown(c *Comparison, opts MarkdownOptions, rows int) string {
 	}
 	m.table("Metrics", 100, head, r)
 	if c.Base != nil {
-		m.p("Δ = candidate − baseline over the %d cases both evaluated; ▲ better, ▼ worse in the metric's direction; **bold**: the 95%% bootstrap interval excludes 0. Pairs with an infinite distance are counted in ▲/▼/= but left out of Δ, CI and p.\n\n", len(c.Cases))
+		m.p("Δ = candidate − baseline over the %d cases both evaluated; ▲ better, ▼ worse in the metric's direction; **bold**: the 95%% bootstrap interval excludes 0 and p < 0.05. Pairs with an infinite distance are counted in ▲/▼/= but left out of Δ, CI and p.\n\n", len(c.Cases))
 	}
 
 	if c.Base != nil {

@@ -26,16 +26,37 @@ type sides struct {
 	mergeBase bool
 }
 
-// comparison loads both models and compares them; gates come from the
-// baseline's medcad.toml so a branch cannot loosen its own rules.
-func comparison(ctx context.Context, a *app, s sides) (*reports.Comparison, error) {
-	cfg, err := gitops.LoadConfig(".")
+// compared is a comparison and what it was made from.
+type compared struct {
+	*reports.Comparison
+	in     reports.Input
+	loader *reports.Loader
+}
+
+// plots draws the charts and the slices of the three worst cases.
+func (c compared) plots(ctx context.Context) ([]reports.Plot, error) {
+	plots, err := reports.Plots(c.Comparison)
 	if err != nil {
 		return nil, err
 	}
-	store, err := cas.Open(".")
+	slices, err := c.loader.CaseSlices(ctx, c.in, c.Comparison, 3)
 	if err != nil {
 		return nil, err
+	}
+	return append(plots, slices...), nil
+}
+
+// comparison loads both models and compares them; gates come from the
+// baseline's medcad.toml so a branch cannot loosen its own rules.
+func comparison(ctx context.Context, a *app, s sides) (compared, error) {
+	fail := func(err error) (compared, error) { return compared{}, err }
+	cfg, err := gitops.LoadConfig(".")
+	if err != nil {
+		return fail(err)
+	}
+	store, err := cas.Open(".")
+	if err != nil {
+		return fail(err)
 	}
 	var repo *git.Repository
 	if r, err := gitops.OpenRepo("."); err == nil {
@@ -58,7 +79,7 @@ func comparison(ctx context.Context, a *app, s sides) (*reports.Comparison, erro
 		cand, err = l.Rev(ctx, s.candidate)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("candidate: %w", err)
+		return fail(fmt.Errorf("candidate: %w", err))
 	}
 
 	baseRev, baseNote := s.base, ""
@@ -66,7 +87,7 @@ func comparison(ctx context.Context, a *app, s sides) (*reports.Comparison, erro
 		if s.mergeBase {
 			baseRev, err = l.DefaultBase()
 			if err != nil {
-				return nil, err
+				return fail(err)
 			}
 			baseNote = " (merge base with " + cfg.Project.DefaultBranch + ")"
 		} else {
@@ -80,7 +101,7 @@ func comparison(ctx context.Context, a *app, s sides) (*reports.Comparison, erro
 		case errors.Is(err, gitops.ErrNoModel):
 			fmt.Fprintf(a.err, "medcad: %v: comparing as the first model (absolute gates only)\n", err)
 		case err != nil:
-			return nil, fmt.Errorf("baseline: %w", err)
+			return fail(fmt.Errorf("baseline: %w", err))
 		default:
 			in.Base = base
 		}
@@ -90,7 +111,11 @@ func comparison(ctx context.Context, a *app, s sides) (*reports.Comparison, erro
 			a.log.Debug("gates from the working tree", "err", err)
 		}
 	}
-	return reports.Compare(ctx, in)
+	c, err := reports.Compare(ctx, in)
+	if err != nil {
+		return fail(err)
+	}
+	return compared{Comparison: c, in: in, loader: l}, nil
 }
 
 func shortRev(rev string) string {
@@ -172,16 +197,16 @@ func runReport(ctx context.Context, a *app, opts reportOptions) error {
 	var body []byte
 	switch opts.format {
 	case "json":
-		body, err = reports.JSON(c)
+		body, err = reports.JSON(c.Comparison)
 	case "html":
 		var plots []reports.Plot
-		if plots, err = reports.Plots(c); err == nil {
-			body, err = reports.HTML(c, plots)
+		if plots, err = c.plots(ctx); err == nil {
+			body, err = reports.HTML(c.Comparison, plots)
 		}
 	default:
 		mo := reports.MarkdownOptions{}
 		if opts.assets != "" {
-			if mo.Plots, err = reports.Plots(c); err != nil {
+			if mo.Plots, err = c.plots(ctx); err != nil {
 				return err
 			}
 			if err := writePlots(opts.assets, mo.Plots); err != nil {
@@ -189,7 +214,7 @@ func runReport(ctx context.Context, a *app, opts reportOptions) error {
 			}
 			mo.ImageBase = assetLink(opts.out, opts.assets)
 		}
-		body = []byte(reports.Markdown(c, mo))
+		body = []byte(reports.Markdown(c.Comparison, mo))
 	}
 	if err != nil {
 		return err
@@ -346,9 +371,9 @@ func runMetricsDiff(ctx context.Context, a *app, s sides, opts metricsDiffOption
 			Candidate string               `json:"candidate"`
 			Paired    int                  `json:"paired"`
 			Metrics   []reports.MetricDiff `json:"metrics"`
-		}{baseRef(c), c.Candidate.Ref, len(c.Cases), c.Metrics})
+		}{baseRef(c.Comparison), c.Candidate.Ref, len(c.Cases), c.Metrics})
 	}
-	return writeMetricsTable(a.out, c, opts.md)
+	return writeMetricsTable(a.out, c.Comparison, opts.md)
 }
 
 func baseRef(c *reports.Comparison) string {
