@@ -40,8 +40,15 @@ func Discover(ctx context.Context, paths []string, opts Options) (*Scan, error) 
 			if err := ctx.Err(); err != nil {
 				return err
 			}
-			if d.Type().IsRegular() {
+			switch {
+			case d.Type().IsRegular():
 				files = append(files, p)
+			case d.Type()&fs.ModeSymlink != 0:
+				// A link to a file counts; links to folders are not followed
+				// (no cycles).
+				if st, err := os.Stat(p); err == nil && st.Mode().IsRegular() {
+					files = append(files, p)
+				}
 			}
 			return nil
 		})
