@@ -105,9 +105,15 @@ func (l *Lock) Encode() []byte {
 	return b.Bytes()
 }
 
-// Write writes the lock atomically to dir/medcad.lock.
+// Write writes the lock atomically to dir/medcad.lock, unless the file
+// already holds exactly this lock.
 func (l *Lock) Write(dir string) error {
-	return WriteFileAtomic(filepath.Join(dir, LockFile), l.Encode(), 0o644)
+	p := filepath.Join(dir, LockFile)
+	data := l.Encode()
+	if old, err := os.ReadFile(p); err == nil && bytes.Equal(old, data) {
+		return nil
+	}
+	return WriteFileAtomic(p, data, 0o644)
 }
 
 // writeStringTable writes a sub-table of string values.

@@ -64,6 +64,9 @@ type GitState struct {
 }
 
 // ReadGitState reads HEAD and the work tree's cleanliness with go-git.
+// What a repro writes itself (medcad.lock, model manifests) does not make
+// the tree dirty: the flag says whether the code and config differed from
+// the commit.
 func ReadGitState(repo *git.Repository) GitState {
 	var g GitState
 	if head, err := repo.Head(); err == nil {
@@ -74,7 +77,15 @@ func ReadGitState(repo *git.Repository) GitState {
 	}
 	if wt, err := repo.Worktree(); err == nil {
 		if st, err := wt.Status(); err == nil {
-			g.Dirty = !st.IsClean()
+			for path, fs := range st {
+				if path == gitops.LockFile || strings.HasPrefix(path, gitops.ModelDir+"/") {
+					continue
+				}
+				if fs.Worktree != git.Unmodified || fs.Staging != git.Unmodified {
+					g.Dirty = true
+					break
+				}
+			}
 		}
 	}
 	return g

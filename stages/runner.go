@@ -104,6 +104,16 @@ type Result struct {
 	Events []Event
 }
 
+// Ran reports whether any stage or case ran its command.
+func (r *Result) Ran() bool {
+	for _, e := range r.Events {
+		if e.Status == Ran {
+			return true
+		}
+	}
+	return false
+}
+
 // Repro brings the selected stages up to date: each stage (or case) whose
 // cache key is unchanged is left alone, a key seen before is restored from
 // the store, and only the rest run. The lock is written after every stage,
@@ -120,7 +130,7 @@ func Repro(ctx context.Context, o Options) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	r := &runner{o: o, lock: lock, res: &Result{Lock: lock}, stale: map[string]bool{}}
+	r := &runner{o: o, lock: lock, res: &Result{Lock: lock}, stale: map[string]bool{}, paths: map[string]string{}}
 	envDigest, err := r.envDigest(ctx)
 	if err != nil {
 		return nil, err
@@ -149,6 +159,7 @@ func Repro(ctx context.Context, o Options) (*Result, error) {
 
 type runner struct {
 	o     Options
+	paths map[string]string // workspace dep → digest, hashed once per repro
 	lock  *gitops.Lock
 	env   string
 	mu    sync.Mutex
@@ -203,7 +214,7 @@ func (r *runner) inputs(ctx context.Context, s *Stage) (map[string]string, map[s
 		deps["data/"+d] = dg
 	}
 	for _, p := range s.Paths {
-		dg, err := r.o.Store.Snapshot(ctx, r.o.Dir, []string{p})
+		dg, err := r.pathDigest(ctx, p)
 		if err != nil {
 			return nil, nil, fmt.Errorf("stage %q: dep %s: %w", s.Name, p, err)
 		}
@@ -214,6 +225,25 @@ func (r *runner) inputs(ctx context.Context, s *Stage) (map[string]string, map[s
 		return nil, nil, &PlanError{s.Name, err.Error()}
 	}
 	return deps, params, nil
+}
+
+// pathDigest hashes a workspace dep once per repro: deps are not outs of
+// any stage, so nothing in the repro changes them.
+func (r *runner) pathDigest(ctx context.Context, p string) (string, error) {
+	r.mu.Lock()
+	d, ok := r.paths[p]
+	r.mu.Unlock()
+	if ok {
+		return d, nil
+	}
+	d, err := r.o.Store.Snapshot(ctx, r.o.Dir, []string{p})
+	if err != nil {
+		return "", err
+	}
+	r.mu.Lock()
+	r.paths[p] = d
+	r.mu.Unlock()
+	return d, nil
 }
 
 func (r *runner) baseKey(s *Stage, deps, params map[string]string) keyInput {

@@ -152,17 +152,9 @@ func runRepro(ctx context.Context, a *app, opts reproOptions) error {
 		ro.OnEvent = func(e stages.Event) { printEvent(a, e, opts.dryRun) }
 	}
 	started := time.Now()
-	var gs stages.GitState
-	if !opts.dryRun && sn == 0 {
-		repo, err := openRepo()
-		if err != nil {
-			return err
-		}
-		gs = stages.ReadGitState(repo)
-	}
 	res, err := stages.Repro(ctx, ro)
-	if err == nil && !opts.dryRun && sn == 0 {
-		err = recordRun(ctx, a, p, res, started, gs)
+	if err == nil && !opts.dryRun && sn == 0 && res.Ran() {
+		err = recordRun(ctx, a, p, res, started)
 	}
 	if a.json && res != nil {
 		if jerr := a.printJSON(res.Events); err == nil {
@@ -189,11 +181,12 @@ func runRepro(ctx context.Context, a *app, opts reproOptions) error {
 // recordRun writes the run record of a repro that ran something into git
 // (refs/medcad/runs/<id>) and, when the pipeline trains a model, the model
 // manifest models/<model>.model.toml.
-func recordRun(ctx context.Context, a *app, p *pipeline, res *stages.Result, started time.Time, gs stages.GitState) error {
+func recordRun(ctx context.Context, a *app, p *pipeline, res *stages.Result, started time.Time) error {
 	repo, err := openRepo()
 	if err != nil {
 		return err
 	}
+	gs := stages.ReadGitState(repo)
 	run, err := stages.NewRun(stages.RecordOptions{
 		Dir: ".", Plan: p.plan, Lock: res.Lock, Result: res, Started: started,
 		Facts: stages.EnvFacts(ctx, defaultPython()), Datasets: p.data, Git: gs,
