@@ -1,0 +1,187 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/medcad/medcad/action/giteatest"
+	"github.com/medcad/medcad/internal/testenv"
+)
+
+// actWorkflow is the demo repository's workflow: the scaffold's jobs
+// without actions/checkout (act runs on the host in a copy of the clone).
+const actWorkflow = `name: medcad
+on:
+  pull_request:
+  push:
+    branches: [main]
+jobs:
+  pr:
+    if: github.event_name == 'pull_request'
+    runs-on: ubuntu-latest
+    steps:
+      - id: medcad
+        uses: medcad/medcad@main
+        with:
+          command: ci pr
+          github-token: ${{ secrets.GITHUB_TOKEN }}
+          signing-key: ${{ secrets.MEDCAD_SIGNING_KEY }}
+      - run: echo "verdict=$VERDICT digest=$DIGEST"
+        env:
+          VERDICT: ${{ steps.medcad.outputs.verdict }}
+          DIGEST: ${{ steps.medcad.outputs.model-digest }}
+  promote:
+    if: github.event_name == 'push'
+    runs-on: ubuntu-latest
+    steps:
+      - uses: medcad/medcad@main
+        with:
+          command: ci main
+          github-token: ${{ secrets.GITHUB_TOKEN }}
+          signing-key: ${{ secrets.MEDCAD_SIGNING_KEY }}
+`
+
+// setupGoStub stands in for actions/setup-go: the host's Go is used.
+const setupGoStub = `name: setup-go stub
+description: the host's Go toolchain
+runs:
+  using: composite
+  steps:
+    - shell: bash
+      run: go version
+`
+
+// copySource copies medcad's working tree (tracked and untracked files
+// that git does not ignore) to dir: the action's own source.
+func copySource(t *testing.T, dir string) {
+	t.Helper()
+	root := gitCmd(t, ".", "rev-parse", "--show-toplevel")
+	list := gitCmd(t, root, "ls-files", "-co", "--exclude-standard")
+	for _, f := range strings.Split(list, "\n") {
+		if f == "" || strings.Contains(f, "/testdata/") {
+			continue
+		}
+		data, err := os.ReadFile(filepath.Join(root, f))
+		if err != nil {
+			continue // deleted in the working tree
+		}
+		p := filepath.Join(dir, f)
+		os.MkdirAll(filepath.Dir(p), 0o755)
+		if err := os.WriteFile(p, data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// TestActionAct runs action.yml with nektos/act on the host: a
+// pull_request event on a demo repository in Gitea ends with the report
+// comment and the status; a push event to main promotes and tags.
+func TestActionAct(t *testing.T) {
+	act := testenv.LookPath(t, "act")
+	g := giteatest.Start(t)
+	bin := buildMedcad(t)
+	root := t.TempDir()
+	authURL := g.CreateRepo(t, "demo")
+	repoURL := g.URL + g.User + "/demo.git"
+	key := "ci-secret-key-0123456789"
+	store := "file://" + filepath.Join(root, "store")
+	actionSrc := filepath.Join(root, "medcad-src")
+	copySource(t, actionSrc)
+	stub := filepath.Join(root, "setup-go")
+	os.MkdirAll(stub, 0o755)
+	os.WriteFile(filepath.Join(stub, "action.yml"), []byte(setupGoStub), 0o644)
+
+	proj := filepath.Join(root, "proj")
+	medcad(t, bin, "", nil, "init", proj)
+	files := map[string]string{".github/workflows/medcad.yml": actWorkflow}
+	for k, v := range ciPipeline {
+		files[k] = v
+	}
+	for name, text := range files {
+		p := filepath.Join(proj, name)
+		os.MkdirAll(filepath.Dir(p), 0o755)
+		if err := os.WriteFile(p, []byte(text), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	gitCmd(t, proj, "add", "-A")
+	gitCmd(t, proj, "commit", "-qm", "pipeline")
+	gitCmd(t, proj, "push", "-q", authURL, "main")
+	scans := filepath.Join(root, "scans")
+	os.MkdirAll(scans, 0o755)
+	for i := range 3 {
+		os.WriteFile(filepath.Join(scans, fmt.Sprintf("s%d.dcm", i)), []byte(fmt.Sprintf("scan %d", i)), 0o644)
+	}
+	env := []string{"MEDCAD_REMOTE=" + store}
+	gitCmd(t, proj, "checkout", "-qb", "batch1")
+	medcad(t, bin, proj, env, "data", "add", scans, "--name", "batch1")
+	medcad(t, bin, proj, env, "data", "push")
+	gitCmd(t, proj, "add", "-A")
+	gitCmd(t, proj, "commit", "-qm", "add batch1")
+	gitCmd(t, proj, "push", "-q", authURL, "batch1")
+	pr := g.CreatePR(t, "demo", "batch1", "main", "Add batch1")
+
+	runAct := func(dir, event string, payload any) string {
+		t.Helper()
+		ev := filepath.Join(root, event+".json")
+		b, _ := json.Marshal(payload)
+		os.WriteFile(ev, b, 0o644)
+		cmd := exec.Command(act, event, "-e", ev, "-P", "ubuntu-latest=-self-hosted",
+			"--action-offline-mode", "--no-cache-server",
+			"--local-repository", "medcad/medcad@main="+actionSrc,
+			"--local-repository", "actions/setup-go@v5="+stub,
+			"--env", "GITHUB_API_URL="+strings.TrimSuffix(g.API, "/"),
+			"--env", "GITHUB_SERVER_URL="+strings.TrimSuffix(g.URL, "/"),
+			"--env", "GITHUB_REPOSITORY="+g.User+"/demo",
+			"--env", "MEDCAD_REMOTE="+store,
+			"-s", "GITHUB_TOKEN="+g.Token, "-s", "MEDCAD_SIGNING_KEY="+key)
+		cmd.Dir = dir
+		cmd.Env = append(os.Environ(), "HOME="+filepath.Join(root, "home"))
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("act %s: %v\n%s", event, err, out)
+		}
+		if strings.Contains(string(out), g.Token) || strings.Contains(string(out), key) {
+			t.Fatalf("act output holds the token or the key")
+		}
+		return string(out)
+	}
+
+	ci := filepath.Join(root, "ci")
+	gitCmd(t, root, "clone", "-q", "-b", "batch1", repoURL, ci)
+	out := runAct(ci, "pull_request", map[string]any{"number": pr, "pull_request": map[string]any{"number": pr,
+		"head": map[string]any{"ref": "batch1", "sha": gitCmd(t, ci, "rev-parse", "HEAD"), "repo": map[string]any{"full_name": g.User + "/demo"}},
+		"base": map[string]any{"ref": "main", "repo": map[string]any{"full_name": g.User + "/demo"}}},
+		"repository": map[string]any{"full_name": g.User + "/demo", "default_branch": "main"}})
+	if !strings.Contains(out, "verdict=pass digest=sha256:") {
+		t.Errorf("the action's outputs did not reach the next step:\n%s", out)
+	}
+	var comments []giteaComment
+	g.Do(t, "GET", fmt.Sprintf("repos/%s/demo/issues/%d/comments", g.User, pr), nil, &comments)
+	if len(comments) != 1 || !strings.Contains(comments[0].Body, "medcad: promote bone") {
+		t.Fatalf("comments after act: %+v\n%s", comments, out)
+	}
+	head := strings.Fields(gitCmd(t, root, "ls-remote", authURL, "refs/heads/batch1"))[0]
+	var sts []giteaStatus
+	g.Do(t, "GET", fmt.Sprintf("repos/%s/demo/statuses/%s", g.User, head), nil, &sts)
+	if len(sts) == 0 || sts[0].State != "success" {
+		t.Fatalf("statuses: %+v", sts)
+	}
+
+	sha := g.MergePR(t, "demo", pr)
+	main := filepath.Join(root, "main")
+	gitCmd(t, root, "clone", "-q", "-b", "main", repoURL, main)
+	out = runAct(main, "push", map[string]any{"ref": "refs/heads/main", "after": sha,
+		"repository": map[string]any{"full_name": g.User + "/demo", "default_branch": "main"}})
+	if !strings.Contains(out, "promoted bone v1") {
+		t.Errorf("push event did not promote:\n%s", out)
+	}
+	if tags := gitCmd(t, root, "ls-remote", "--tags", authURL); !strings.Contains(tags, "refs/tags/models/bone/v1") {
+		t.Errorf("no tag models/bone/v1 on Gitea: %s", tags)
+	}
+}
