@@ -87,6 +87,7 @@ bench_status() {
   for _ in $(seq "$RUNS"); do tm+=("$(time_cmd "$M" -C "$p" data status)"); done
   echo "status: $STATUS_FILES files, nothing changed"
   echo "  medcad data status: median $(median "${tm[@]}")s (goal <= 0.5 s)   (runs: ${tm[*]})"
+  echo "  one more run: $( { /usr/bin/time -f '%e s wall, %U s user + %S s sys CPU' "$M" -C "$p" data status >/dev/null; } 2>&1 )   (load average: $(cut -d' ' -f1 /proc/loadavg))"
   echo "  re-hashed: $("$M" -C "$p" --json data status | grep -o '"rehashed": [0-9]*')"
   touch -d '1 minute ago' "$p/data/st/case-0000/000000.dcm"
   echo "  one file touched, re-hashed: $("$M" -C "$p" --json data status | grep -o '"rehashed": [0-9]*')"

@@ -36,8 +36,13 @@ func Sum(data []byte) ID { return ID(sha256.Sum256(data)) }
 func ParseID(s string) (ID, error) {
 	var id ID
 	hexPart, ok := strings.CutPrefix(s, IDPrefix)
-	if !ok || len(hexPart) != 2*sha256.Size || strings.ToLower(hexPart) != hexPart {
+	if !ok || len(hexPart) != 2*sha256.Size {
 		return id, fmt.Errorf("%q: %w", truncate(s, 80), ErrBadID)
+	}
+	for i := 0; i < len(hexPart); i++ {
+		if c := hexPart[i]; c >= 'A' && c <= 'F' { // canonical IDs are lower case
+			return id, fmt.Errorf("%q: %w", truncate(s, 80), ErrBadID)
+		}
 	}
 	if _, err := hex.Decode(id[:], []byte(hexPart)); err != nil {
 		return id, fmt.Errorf("%q: %w", truncate(s, 80), ErrBadID)

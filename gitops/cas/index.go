@@ -13,6 +13,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // racyWindow: a file whose mtime is this close to (or after) the moment we
@@ -119,7 +121,10 @@ func (ix *Index) Len() int {
 }
 
 func inode(fi fs.FileInfo) uint64 {
-	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+	switch st := fi.Sys().(type) {
+	case *syscall.Stat_t:
+		return st.Ino
+	case *unix.Stat_t:
 		return st.Ino
 	}
 	return 0

@@ -170,10 +170,15 @@ func ParseManifest(data []byte) (*Manifest, error) {
 
 func parseEntry(l []byte) (Entry, error) {
 	var e Entry
-	f := bytes.SplitN(l, []byte{' '}, 4)
-	if len(f) != 4 {
-		return e, errors.New("want: MODE SIZE HEX PATH")
+	var f [4][]byte
+	for i := range 3 {
+		sp := bytes.IndexByte(l, ' ')
+		if sp < 0 {
+			return e, errors.New("want: MODE SIZE HEX PATH")
+		}
+		f[i], l = l[:sp], l[sp+1:]
 	}
+	f[3] = l
 	switch string(f[0]) {
 	case "644":
 		e.Mode = 0o644
@@ -215,27 +220,32 @@ func CheckPath(p string) error {
 	case len(p) >= 2 && p[1] == ':':
 		return bad("drive letter")
 	}
-	for _, r := range p {
-		if r < 0x20 || r == 0x7f {
+	for i := 0; i < len(p); i++ {
+		if c := p[i]; c < 0x20 || c == 0x7f {
 			return bad("control character")
 		}
 	}
-	if path.Clean(p) != p {
-		return bad("not clean")
-	}
-	parts := strings.Split(p, "/")
-	if len(parts) > maxPathDepth {
-		return bad("too deep")
-	}
-	for _, c := range parts {
-		switch strings.ToLower(c) {
-		case "..":
+	// Component checks make a relative path clean: no empty, "." or ".."
+	// parts (so no leading, trailing or doubled slashes).
+	depth := 0
+	for rest := p; ; {
+		c, tail, more := strings.Cut(rest, "/")
+		depth++
+		switch {
+		case c == "..":
 			return bad("leaves its folder")
-		case ".", "":
+		case c == "." || c == "":
 			return bad("not clean")
-		case ".git", ".medcad":
+		case strings.EqualFold(c, ".git") || strings.EqualFold(c, ".medcad"):
 			return bad("reserved name " + c)
 		}
+		if !more {
+			break
+		}
+		rest = tail
+	}
+	if depth > maxPathDepth {
+		return bad("too deep")
 	}
 	return nil
 }
