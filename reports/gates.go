@@ -18,6 +18,11 @@ const (
 	RuleAtMost  = "at-most"  // candidate stat ≤ value
 )
 
+// slack absorbs floating-point rounding in gate comparisons
+// (0.8 − 0.74 is 0.06000000000000005): a value within it of the bound is
+// on the bound.
+const slack = 1e-9
+
 // Gate outcomes.
 const (
 	Pass    = "pass"
@@ -123,10 +128,10 @@ func applyGate(g gitops.Gate, names []string, base, cand map[string]Case, common
 		}
 		c := statOf(valuesOf(cand, m), g.Stat)
 		r.Candidate, r.Limit = Num(c), Num(g.Value)
-		ok := c >= g.Value
+		ok := c >= g.Value-slack
 		word := "at least"
 		if g.Rule == RuleAtMost {
-			ok, word = c <= g.Value, "at most"
+			ok, word = c <= g.Value+slack, "at most"
 		}
 		r.Status = Pass
 		if !ok {
@@ -156,17 +161,17 @@ func applyGate(g gitops.Gate, names []string, base, cand map[string]Case, common
 			limit := b - float64(dir)*g.Tolerance
 			r.Limit = Num(limit)
 			if dir == HigherIsBetter {
-				ok, word = c >= limit, "≥"
+				ok, word = c >= limit-slack, "≥"
 			} else {
-				ok, word = c <= limit, "≤"
+				ok, word = c <= limit+slack, "≤"
 			}
 		} else {
 			limit := b + float64(dir)*g.Tolerance
 			r.Limit = Num(limit)
 			if dir == HigherIsBetter {
-				ok, word = c > limit, ">"
+				ok, word = c > limit+slack, ">"
 			} else {
-				ok, word = c < limit, "<"
+				ok, word = c < limit-slack, "<"
 			}
 		}
 		if math.IsInf(b, 1) && math.IsInf(c, 1) && g.Rule == RuleNoWorse {
@@ -199,7 +204,7 @@ func caseDropGate(metric string, maxDrop float64, names []string, base, cand map
 	worst, worstCase := 0.0, ""
 	for _, id := range common {
 		drop := -gain(m, base[id].Values[m], cand[id].Values[m])
-		if drop > maxDrop || math.IsNaN(drop) {
+		if drop > maxDrop+slack || math.IsNaN(drop) {
 			r.Cases = append(r.Cases, id)
 		}
 		if drop > worst || worstCase == "" {
