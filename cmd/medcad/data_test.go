@@ -161,13 +161,15 @@ func TestDataS3RoundTrip(t *testing.T) {
 }
 
 // faultProxy forwards to target and, on about rate of the requests,
-// answers 500 or 503 or drops the connection.
-func faultProxy(t *testing.T, target string, rate float64) (string, *atomic.Int64) {
+// answers 500 or 503 or drops the connection. It counts requests and
+// faults.
+func faultProxy(t *testing.T, target string, rate float64) (string, *atomic.Int64, *atomic.Int64) {
 	t.Helper()
 	u, _ := url.Parse(target)
 	rp := httputil.NewSingleHostReverseProxy(u)
-	var faults atomic.Int64
+	var faults, requests atomic.Int64
 	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		requests.Add(1)
 		if rand.Float64() < rate {
 			faults.Add(1)
 			switch rand.IntN(3) {
@@ -194,7 +196,7 @@ func faultProxy(t *testing.T, target string, rate float64) (string, *atomic.Int6
 	}
 	go srv.Serve(l)
 	t.Cleanup(func() { srv.Close() })
-	return "http://" + l.Addr().String(), &faults
+	return "http://" + l.Addr().String(), &faults, &requests
 }
 
 // TestDataFaults pushes and pulls through a proxy that fails ~10% of the
@@ -203,7 +205,7 @@ func TestDataFaults(t *testing.T) {
 	bin := buildMedcad(t)
 	srv := castest.Versitygw(t)
 	_, bucket := srv.NewBucket(t)
-	proxy, faults := faultProxy(t, srv.Endpoint, 0.10)
+	proxy, faults, _ := faultProxy(t, srv.Endpoint, 0.10)
 	remote := fmt.Sprintf("url = \"s3://%s/p\"\nendpoint = %q\npath_style = true", bucket, proxy)
 	env := s3Env()
 	a := project(t, bin, remote)
@@ -226,6 +228,63 @@ func TestDataFaults(t *testing.T) {
 		t.Errorf("only %d faults injected; the test proves little", faults.Load())
 	}
 	t.Logf("%d faults injected", faults.Load())
+}
+
+// TestDataStatusRemoteOneRequest: whether a dataset is fully pushed costs
+// one request, whatever its size.
+func TestDataStatusRemoteOneRequest(t *testing.T) {
+	bin := buildMedcad(t)
+	srv := castest.Versitygw(t)
+	_, bucket := srv.NewBucket(t)
+	proxy, _, requests := faultProxy(t, srv.Endpoint, 0)
+	remote := fmt.Sprintf("url = \"s3://%s/p\"\nendpoint = %q\npath_style = true", bucket, proxy)
+	env := s3Env()
+	a := project(t, bin, remote)
+	makeFiles(t, filepath.Join(a, "data", "b1"), 500, false)
+	medcad(t, bin, a, env, "data", "add", "data/b1", "--name", "b1")
+	medcad(t, bin, a, env, "data", "push")
+	before := requests.Load()
+	out := medcad(t, bin, a, env, "data", "status", "--remote")
+	if n := requests.Load() - before; n != 1 || !strings.Contains(out, "; pushed") {
+		t.Errorf("status --remote of a 500-file dataset made %d requests (want 1): %s", n, out)
+	}
+	before = requests.Load()
+	medcad(t, bin, a, env, "data", "push")
+	if n := requests.Load() - before; n != 1 {
+		t.Errorf("push of a complete dataset made %d requests, want 1", n)
+	}
+}
+
+// TestDataDiskFull: when writes fail (a file size limit stands in for a
+// full disk), add fails with a clear error, records nothing, leaves no bad
+// object and does not touch the source files.
+func TestDataDiskFull(t *testing.T) {
+	prlimit := "/usr/bin/prlimit"
+	if _, err := os.Stat(prlimit); err != nil {
+		t.Skip("prlimit (util-linux) not found")
+	}
+	bin := buildMedcad(t)
+	a := project(t, bin, "")
+	src := filepath.Join(t.TempDir(), "in")
+	files := makeFiles(t, src, 50, true) // the 8 MiB file cannot be written
+	out, err := medcadErr(prlimit, a, nil, "--fsize=4000000", "--", bin, "data", "add", src, "--name", "full")
+	if err == nil {
+		t.Fatalf("add under a 4 MB file size limit succeeded: %s", out)
+	}
+	if !strings.Contains(out, "file too large") {
+		t.Errorf("error does not say what happened: %s", out)
+	}
+	if _, err := os.Stat(filepath.Join(a, "data", "full.dataset.toml")); err == nil {
+		t.Error("a pointer was written")
+	}
+	checkObjects(t, filepath.Join(a, ".medcad", "cache"))
+	if diff := cmp.Diff(files, readFiles(t, src)); diff != "" {
+		t.Error("source files changed")
+	}
+	if out := medcad(t, bin, a, nil, "data", "verify"); !strings.Contains(out, " 0 corrupt") {
+		t.Errorf("verify: %s", out)
+	}
+	medcad(t, bin, a, nil, "data", "add", src, "--name", "full") // and without the limit it works
 }
 
 // TestDataRemoteUnreachable: a clear error after retries, cache intact.
