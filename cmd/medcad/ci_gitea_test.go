@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/medcad/medcad/action/giteatest"
+	"github.com/medcad/medcad/gitops/cas/castest"
 )
 
 // ciPipeline is a tiny pipeline whose model gets better with more data
@@ -83,7 +84,8 @@ type giteaStatus struct {
 	Context string `json:"context"`
 }
 
-// TestCIGitea runs the story against a real GitHub-compatible API: three
+// TestCIGitea runs the story with real git pushes, a real S3 server
+// (versitygw) and a real GitHub-compatible API (Gitea): three
 // ci pr runs on one pull request leave exactly one medcad comment with
 // the latest report and a status with the verdict; merging and ci main
 // promote v1, tag it and comment on the merged pull request; a worse
@@ -95,12 +97,18 @@ func TestCIGitea(t *testing.T) {
 	root := t.TempDir()
 	authURL := g.CreateRepo(t, "demo")
 	repoURL := g.URL + g.User + "/demo.git" // what CI's checkout has: no credentials
-	store := "file://" + filepath.Join(root, "store")
 	key := "ci-secret-key-0123456789"
+	// The store is a real S3 server (versitygw, checking signatures).
+	s3 := castest.Versitygw(t)
+	_, bucket := s3.NewBucket(t)
+	remote := fmt.Sprintf("\n[remote]\nurl = \"s3://%s/demo\"\nendpoint = %q\npath_style = true\n", bucket, s3.Endpoint)
 
 	proj := filepath.Join(root, "proj")
 	medcad(t, bin, "", nil, "init", proj)
 	for name, text := range ciPipeline {
+		if name == "medcad.toml" {
+			text += remote
+		}
 		if err := os.WriteFile(filepath.Join(proj, name), []byte(text), 0o644); err != nil {
 			t.Fatal(err)
 		}
@@ -113,7 +121,7 @@ func TestCIGitea(t *testing.T) {
 	for i := range 3 {
 		os.WriteFile(filepath.Join(scans, fmt.Sprintf("s%d.dcm", i)), []byte(fmt.Sprintf("scan %d", i)), 0o644)
 	}
-	env := []string{"MEDCAD_REMOTE=" + store}
+	env := s3Env()
 	gitCmd(t, proj, "checkout", "-qb", "batch1")
 	medcad(t, bin, proj, env, "data", "add", scans, "--name", "batch1")
 	medcad(t, bin, proj, env, "data", "push")
@@ -186,6 +194,9 @@ func TestCIGitea(t *testing.T) {
 	}
 	if tags := gitCmd(t, root, "ls-remote", "--tags", authURL); !strings.Contains(tags, "refs/tags/models/bone/v1") {
 		t.Errorf("tags on Gitea: %s", tags)
+	}
+	if _, err := os.Stat(filepath.Join(s3.Dir, bucket, "demo", "aliases", "bone", "v1.json")); err != nil {
+		t.Errorf("production alias not on the S3 server: %v", err)
 	}
 	comments = nil
 	g.Do(t, "GET", fmt.Sprintf("repos/%s/demo/issues/%d/comments", g.User, pr), nil, &comments)
