@@ -22,28 +22,31 @@ echo "series: $slices slices of 512x512, $(du -sm "$work/series" | cut -f1) MB; 
 echo "dcm2niix: $(dcm2niix 2>&1 | grep -o "v[0-9][0-9.]*[0-9]" | head -1)"
 
 median() { sort -n | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
-now() { date +%s.%N; }
 
-# timed NAME CMD...: runs CMD in a fresh output folder, appends seconds.
+# timed NAME CMD...: runs CMD in a fresh output folder; appends its wall
+# seconds to NAME.times and its CPU seconds (user + system) to NAME.cpu.
+# CPU time shows the work done whatever the machine's load; wall time is
+# what a user waits.
 timed() {
   local name=$1; shift
   rm -rf "$work/out-$name"; mkdir "$work/out-$name"
-  local t0 t1
-  t0=$(now)
-  "$@" >/dev/null 2>"$work/$name.err" || { cat "$work/$name.err" >&2; exit 1; }
-  t1=$(now)
-  echo "$t1 - $t0" | bc >>"$work/$name.times"
+  /usr/bin/time -f "%e %U %S" -o "$work/t" "$@" >/dev/null 2>"$work/$name.err" || { cat "$work/$name.err" >&2; exit 1; }
+  awk '{print $1}' "$work/t" >>"$work/$name.times"
+  awk '{print $2 + $3}' "$work/t" >>"$work/$name.cpu"
 }
 
 compare() { # A B: medians and ratio B/A
-  local ta tb
+  local ta tb ca cb
   ta=$(median <"$work/$1.times"); tb=$(median <"$work/$2.times")
-  printf '  %-14s runs: %s\n' "$1" "$(tr '\n' ' ' <"$work/$1.times")"
-  printf '  %-14s runs: %s\n' "$2" "$(tr '\n' ' ' <"$work/$2.times")"
-  printf '  %-14s median %.3f s\n  %-14s median %.3f s\n' "$1" "$ta" "$2" "$tb"
-  awk -v a="$ta" -v b="$tb" -v n="$slices" 'BEGIN {printf "  ratio medcad/dcm2niix: %.2f   (medcad %.2f ms per slice)\n", b / a, 1000 * b / n}'
+  ca=$(median <"$work/$1.cpu"); cb=$(median <"$work/$2.cpu")
+  printf '  %-14s wall runs: %s\n' "$1" "$(tr '\n' ' ' <"$work/$1.times")"
+  printf '  %-14s wall runs: %s\n' "$2" "$(tr '\n' ' ' <"$work/$2.times")"
+  printf '  %-14s median wall %.3f s, cpu %.3f s\n' "$1" "$ta" "$ca"
+  printf '  %-14s median wall %.3f s, cpu %.3f s\n' "$2" "$tb" "$cb"
+  awk -v a="$ta" -v b="$tb" -v c="$ca" -v d="$cb" -v n="$slices" 'BEGIN {printf "  ratio medcad/dcm2niix: wall %.2f, cpu %.2f   (medcad %.2f ms wall per slice)\n", b / a, d / c, 1000 * b / n}'
 }
 
+uptime
 for mode in nii gz; do
   for _ in $(seq "$runs"); do
     if [[ $mode == nii ]]; then
@@ -71,3 +74,4 @@ compare dcm2niix-nii medcad-nii
 echo ".nii.gz (dcm2niix -z y vs medcad):"
 compare dcm2niix-gz medcad-gz
 ls -l "$work/out-dcm2niix-gz"/*.nii.gz "$work/out-medcad-gz"/*.nii.gz | awk '{print "  size", $5, $9}'
+uptime
