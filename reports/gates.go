@@ -137,7 +137,7 @@ func applyGate(g gitops.Gate, names []string, base, cand map[string]Case, common
 		if !ok {
 			r.Status = Fail
 		}
-		r.Message = fmt.Sprintf("%s %s = %s, must be %s %s (%d cases)", m, g.Stat, fmtNum(c), word, fmtNum(g.Value), len(cand))
+		r.Message = fmt.Sprintf("%s %s = %s, must be %s %s (%s)", m, g.Stat, fmtNum(c), word, fmtNum(g.Value), count(len(cand), "case"))
 		return r
 	case RuleNoWorse, RuleBetter:
 		if !hasBase {
@@ -181,8 +181,8 @@ func applyGate(g gitops.Gate, names []string, base, cand map[string]Case, common
 		if !ok {
 			r.Status = Fail
 		}
-		r.Message = fmt.Sprintf("%s %s %s → %s (Δ %s), must be %s %s (%d paired cases)",
-			m, g.Stat, fmtNum(b), fmtNum(c), fmtSigned(delta(c, b)), word, fmtNum(float64(r.Limit)), len(common))
+		r.Message = fmt.Sprintf("%s %s %s → %s (Δ %s), must be %s %s (%s)",
+			m, g.Stat, fmtNum(b), fmtNum(c), fmtSigned(delta(c, b)), word, fmtNum(float64(r.Limit)), count(len(common), "paired case"))
 		return r
 	}
 	return fail("unknown rule %q", g.Rule)
@@ -222,11 +222,19 @@ func caseDropGate(metric string, maxDrop float64, names []string, base, cand map
 	case worstCase == "":
 		r.Message = "no case was evaluated by both models"
 	case worst <= 0:
-		r.Message = fmt.Sprintf("no case lost %s (%d paired cases)", m, len(common))
+		r.Message = fmt.Sprintf("no case lost %s (%s)", m, count(len(common), "paired case"))
 	default:
 		r.Message = fmt.Sprintf("largest per-case loss of %s is %s (case %s), at most %s allowed", m, fmtNum(max(worst, 0)), worstCase, fmtNum(maxDrop))
 	}
 	return r
+}
+
+// count writes "1 case", "2 cases".
+func count(n int, noun string) string {
+	if n == 1 {
+		return "1 " + noun
+	}
+	return fmt.Sprintf("%d %ss", n, noun)
 }
 
 // fmtNum formats a number for a report: 4 significant digits, "inf" for
