@@ -2,6 +2,7 @@ package dicom
 
 import (
 	"context"
+	"bytes"
 	"errors"
 	"os"
 	"path/filepath"
@@ -9,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/suyashkumar/dicom"
+	dframe "github.com/suyashkumar/dicom/pkg/frame"
 	"github.com/suyashkumar/dicom/pkg/tag"
 )
 
@@ -187,4 +189,63 @@ func mustValue(t *testing.T, data any) dicom.Value {
 		t.Fatal(err)
 	}
 	return v
+}
+
+// TestRefusedTransferSyntaxes: JPEG-LS, JPEG 2000 and unknown syntaxes are
+// refused with the syntax named and how to decompress (hermetic: the file
+// is written with suyashkumar/dicom, encapsulated).
+func TestRefusedTransferSyntaxes(t *testing.T) {
+	t.Parallel()
+	for _, tt := range []struct{ ts, want string }{
+		{"1.2.840.10008.1.2.4.80", "transfer syntax JPEG-LS Lossless (1.2.840.10008.1.2.4.80); decompress first with `gdcmconv --raw IN OUT` or `dcmdjpeg IN OUT`"},
+		{"1.2.840.10008.1.2.4.90", "transfer syntax JPEG 2000 Lossless (1.2.840.10008.1.2.4.90)"},
+		{"1.2.840.10008.1.2.4.91", "transfer syntax JPEG 2000 (1.2.840.10008.1.2.4.91)"},
+	} {
+		dir := t.TempDir()
+		path := filepath.Join(dir, "x.dcm")
+		var elems []*dicom.Element
+		for _, kv := range []struct {
+			t tag.Tag
+			v any
+		}{
+			{tag.MediaStorageSOPClassUID, []string{"1.2.840.10008.5.1.4.1.1.2"}},
+			{tag.MediaStorageSOPInstanceUID, []string{"2.25.1"}},
+			{tag.TransferSyntaxUID, []string{tt.ts}},
+			{tag.Modality, []string{"CT"}},
+			{tag.SeriesInstanceUID, []string{"2.25.2"}},
+			{tag.ImagePositionPatient, []string{"0", "0", "0"}},
+			{tag.ImageOrientationPatient, []string{"1", "0", "0", "0", "1", "0"}},
+			{tag.SamplesPerPixel, []int{1}},
+			{tag.Rows, []int{4}},
+			{tag.Columns, []int{4}},
+			{tag.BitsAllocated, []int{16}},
+			{tag.BitsStored, []int{16}},
+			{tag.HighBit, []int{15}},
+			{tag.PixelRepresentation, []int{0}},
+		} {
+			e, err := dicom.NewElement(kv.t, kv.v)
+			if err != nil {
+				t.Fatal(err)
+			}
+			elems = append(elems, e)
+		}
+		px, err := dicom.NewElement(tag.PixelData, dicom.PixelDataInfo{IsEncapsulated: true,
+			Frames: []*dframe.Frame{{Encapsulated: true, EncapsulatedData: dframe.EncapsulatedFrame{Data: make([]byte, 16)}}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		px.ValueLength = tag.VLUndefinedLength
+		px.RawValueRepresentation = "OB"
+		elems = append(elems, px)
+		var buf bytes.Buffer
+		if err := dicom.Write(&buf, dicom.Dataset{Elements: elems}, dicom.SkipVRVerification()); err != nil {
+			t.Fatal(err)
+		}
+		os.WriteFile(path, buf.Bytes(), 0o644)
+		s := discoverOne(t, dir, Options{})
+		_, err = s.Volume(context.Background())
+		if !errors.Is(err, ErrUnsupported) || !strings.Contains(err.Error(), tt.want) || !strings.HasPrefix(err.Error(), path+": ") {
+			t.Errorf("%s: err = %v\nwant %q", tt.ts, err, tt.want)
+		}
+	}
 }
