@@ -1,8 +1,8 @@
 package dicom
 
 import (
-	"context"
 	"bytes"
+	"context"
 	"errors"
 	"os"
 	"path/filepath"
