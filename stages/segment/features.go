@@ -86,21 +86,31 @@ func localize(ct *volume.Volume, loc Localizer) (*work, error) {
 
 // slabHU returns the HU of box slices [k0, k1), −1000 outside the body,
 // clipped to [−1024, 3071].
-func (w *work) slabHU(k0, k1 int) []float32 {
+func (w *work) slabHU(k0, k1 int, p *pool) []float32 {
 	d := w.g.dim
-	out := make([]float32, d[0]*d[1]*(k1-k0))
+	out := p.get(d[0] * d[1] * (k1 - k0))
 	parallel(k1-k0, func(lo, hi int) {
 		for k := lo; k < hi; k++ {
 			for j := range d[1] {
 				src := w.ct.Index(w.box.lo[0], w.box.lo[1]+j, w.box.lo[2]+k0+k)
 				dst := (k*d[1] + j) * d[0]
 				bv := ((k0+k)*d[1] + j) * d[0]
-				for i := range d[0] {
-					h := float32(-1000)
-					if w.body[bv+i] {
-						h = float32(min(max(w.ct.At(src+i), -1024), 3071))
+				body := w.body[bv : bv+d[0]]
+				o := out[dst : dst+d[0]]
+				if w.ct.DType == volume.Int16 {
+					for i, h := range w.ct.I16[src : src+d[0]] {
+						o[i] = -1000
+						if body[i] {
+							o[i] = float32(min(max(h, -1024), 3071))
+						}
 					}
-					out[dst+i] = h
+					continue
+				}
+				for i := range o {
+					o[i] = -1000
+					if body[i] {
+						o[i] = float32(min(max(w.ct.At(src+i), -1024), 3071))
+					}
 				}
 			}
 		}
@@ -150,22 +160,24 @@ func extractSlabs(w *work, f Features, slab int) featureSet {
 	}
 	fs := featureSet{n: len(f.List)}
 	nz := g.dim[2]
+	p := &pool{}
 	for z0 := 0; z0 < nz; z0 += slab {
 		z1 := min(z0+slab, nz)
 		h0, h1 := max(z0-halo, 0), min(z1+halo, nz)
 		sg := grid{dim: [3]int{g.dim[0], g.dim[1], h1 - h0}, sp: g.sp}
-		fs.chunks = append(fs.chunks, extractSlab(w, f, sg, h0, z0, z1))
+		fs.chunks = append(fs.chunks, extractSlab(w, f, sg, h0, z0, z1, p))
 	}
 	return fs
 }
 
 // extractSlab computes the features on slices [h0, h0+sg.dim[2]) and keeps
 // the candidates of the core slices [z0, z1).
-func extractSlab(w *work, f Features, sg grid, h0, z0, z1 int) chunk {
-	hu := w.slabHU(h0, h0+sg.dim[2])
+func extractSlab(w *work, f Features, sg grid, h0, z0, z1 int, p *pool) chunk {
+	hu := w.slabHU(h0, h0+sg.dim[2], p)
 	base := hu
-	if r := sg.radius(f.BaseRadiusMM); r != [3]int{} {
-		base = boxMean(sg, hu, r)
+	baseR := sg.radius(f.BaseRadiusMM)
+	if baseR != [3]int{} {
+		base = boxMean(sg, hu, baseR, p)
 	}
 	ringMask := make([]bool, sg.len())
 	for v, h := range base {
@@ -189,8 +201,9 @@ func extractSlab(w *work, f Features, sg grid, h0, z0, z1 int) chunk {
 	var ring []float32
 	ringMap := func() []float32 {
 		if ring == nil {
-			ring = make([]float32, len(ringMask))
+			ring = p.get(len(ringMask))
 			for v, in := range ringMask {
+				ring[v] = 0
 				if in {
 					ring[v] = 1
 				}
@@ -200,25 +213,40 @@ func extractSlab(w *work, f Features, sg grid, h0, z0, z1 int) chunk {
 	}
 	for col, ft := range f.List {
 		var m []float32
+		owned := true // m is a temporary map, returned to the pool
 		switch ft.Kind {
 		case FeatHU:
-			m = hu
+			m, owned = hu, false
 		case FeatMean:
-			m = boxMean(sg, hu, sg.radius(ft.RadiusMM))
+			if r := sg.radius(ft.RadiusMM); r == baseR {
+				m, owned = base, false
+			} else {
+				m = boxMean(sg, hu, r, p)
+			}
 		case FeatGradient:
-			m = gradient(sg, base)
+			m = gradient(sg, base, p)
 		case FeatMax:
-			m = boxExtreme(sg, base, sg.radius(ft.RadiusMM), true)
+			m = boxExtreme(sg, base, sg.radius(ft.RadiusMM), true, p)
 		case FeatMin:
-			m = boxExtreme(sg, base, sg.radius(ft.RadiusMM), false)
+			m = boxExtreme(sg, base, sg.radius(ft.RadiusMM), false, p)
 		case FeatRing:
-			m = ringMap()
+			m, owned = ringMap(), false
 		case FeatRingMean:
-			m = boxMean(sg, ringMap(), sg.radius(ft.RadiusMM))
+			m = boxMean(sg, ringMap(), sg.radius(ft.RadiusMM), p)
 		}
 		for r, v := range local {
 			c.x[r*n+col] = m[v]
 		}
+		if owned {
+			p.put(m)
+		}
+	}
+	p.put(hu)
+	if &base[0] != &hu[0] {
+		p.put(base)
+	}
+	if ring != nil {
+		p.put(ring)
 	}
 	return c
 }

@@ -23,6 +23,29 @@ func (g grid) radius(mm float64) [3]int {
 	return r
 }
 
+// pool recycles float32 buffers between the slabs of one extraction, so
+// that large maps are not allocated (and zeroed, and collected) per
+// feature. A nil pool allocates. Buffers come back with arbitrary content.
+type pool struct{ free [][]float32 }
+
+func (p *pool) get(n int) []float32 {
+	if p != nil {
+		for i := len(p.free) - 1; i >= 0; i-- {
+			if b := p.free[i]; cap(b) >= n {
+				p.free = append(p.free[:i], p.free[i+1:]...)
+				return b[:n]
+			}
+		}
+	}
+	return make([]float32, n)
+}
+
+func (p *pool) put(bufs ...[]float32) {
+	if p != nil {
+		p.free = append(p.free, bufs...)
+	}
+}
+
 // parallel calls f on [lo, hi) chunks covering [0, n), on all CPUs. Each
 // chunk writes only its own outputs, so results do not depend on
 // scheduling.
@@ -46,70 +69,89 @@ func parallel(n int, f func(lo, hi int)) {
 
 // boxMean returns the mean of in over a box of the given per-axis radii;
 // at the edges the box is cut to the volume (mean over valid voxels).
-func boxMean(g grid, in []float32, r [3]int) []float32 {
-	out := append([]float32(nil), in...)
-	tmp := make([]float32, len(in))
+func boxMean(g grid, in []float32, r [3]int, p *pool) []float32 {
 	nx, ny, nz := g.dim[0], g.dim[1], g.dim[2]
 	plane := nx * ny
+	src := in
+	next := func() []float32 {
+		dst := p.get(len(in))
+		return dst
+	}
+	done := func(dst []float32) {
+		if &src[0] != &in[0] {
+			p.put(src)
+		}
+		src = dst
+	}
 	if r[0] > 0 {
+		dst := next()
 		parallel(nz*ny, func(lo, hi int) {
-			acc := make([]float64, nx+1)
 			for row := lo; row < hi; row++ {
-				line := out[row*nx : (row+1)*nx]
-				for i, v := range line {
-					acc[i+1] = acc[i] + float64(v)
+				line, out := src[row*nx:(row+1)*nx], dst[row*nx:(row+1)*nx]
+				var acc float64
+				for i := 0; i <= min(r[0], nx-1); i++ {
+					acc += float64(line[i])
 				}
-				dst := tmp[row*nx : (row+1)*nx]
-				for i := range line {
+				for i := range nx {
 					a, b := max(i-r[0], 0), min(i+r[0]+1, nx)
-					dst[i] = float32((acc[b] - acc[a]) / float64(b-a))
+					out[i] = float32(acc / float64(b-a))
+					if add := i + r[0] + 1; add < nx {
+						acc += float64(line[add])
+					}
+					if sub := i - r[0]; sub >= 0 {
+						acc -= float64(line[sub])
+					}
 				}
 			}
 		})
-		out, tmp = tmp, out
+		done(dst)
 	}
 	if r[1] > 0 {
+		dst := next()
 		parallel(nz, func(lo, hi int) {
 			acc := make([]float64, nx)
 			for k := lo; k < hi; k++ {
-				sl := out[k*plane : (k+1)*plane]
-				dst := tmp[k*plane : (k+1)*plane]
-				slideRows(sl, dst, acc, nx, ny, r[1])
+				slideRows(src[k*plane:(k+1)*plane], dst[k*plane:(k+1)*plane], acc, nx, ny, r[1])
 			}
 		})
-		out, tmp = tmp, out
+		done(dst)
 	}
 	if r[2] > 0 && nz > 1 {
+		dst := next()
 		parallel(plane, func(lo, hi int) {
-			acc := make([]float64, hi-lo)
 			w := hi - lo
-			// Window over slices, as a running sum per column.
+			acc := make([]float64, w)
 			for k := 0; k <= min(r[2], nz-1); k++ {
 				for c := range w {
-					acc[c] += float64(out[k*plane+lo+c])
+					acc[c] += float64(src[k*plane+lo+c])
 				}
 			}
 			for k := range nz {
 				a, b := max(k-r[2], 0), min(k+r[2]+1, nz)
 				inv := 1 / float64(b-a)
 				for c := range w {
-					tmp[k*plane+lo+c] = float32(acc[c] * inv)
+					dst[k*plane+lo+c] = float32(acc[c] * inv)
 				}
 				if add := k + r[2] + 1; add < nz {
 					for c := range w {
-						acc[c] += float64(out[add*plane+lo+c])
+						acc[c] += float64(src[add*plane+lo+c])
 					}
 				}
 				if sub := k - r[2]; sub >= 0 {
 					for c := range w {
-						acc[c] -= float64(out[sub*plane+lo+c])
+						acc[c] -= float64(src[sub*plane+lo+c])
 					}
 				}
 			}
 		})
-		out, tmp = tmp, out
+		done(dst)
 	}
-	return out
+	if &src[0] == &in[0] {
+		dst := next()
+		copy(dst, in)
+		return dst
+	}
+	return src
 }
 
 // slideRows writes the running mean over rows (radius r) of one slice.
@@ -142,7 +184,7 @@ func slideRows(sl, dst []float32, acc []float64, nx, ny, r int) {
 // extrema returns the maximum and the minimum of in over a box of the
 // given radii (cut at the edges).
 func extrema(g grid, in []float32, r [3]int) (mx, mn []float32) {
-	return boxExtreme(g, in, r, true), boxExtreme(g, in, r, false)
+	return boxExtreme(g, in, r, true, nil), boxExtreme(g, in, r, false, nil)
 }
 
 // combine sets d[i] to the maximum (or minimum) of d[i] and s[i].
@@ -159,70 +201,78 @@ func combine(d, s []float32, isMax bool) {
 	}
 }
 
-// boxExtreme applies op (max or min) over a box, one axis at a time; along
+// boxExtreme applies max (or min) over a box, one axis at a time; along
 // y and z whole rows and planes are combined, which keeps memory access
 // sequential.
-func boxExtreme(g grid, in []float32, r [3]int, isMax bool) []float32 {
+func boxExtreme(g grid, in []float32, r [3]int, isMax bool, p *pool) []float32 {
 	nx, ny, nz := g.dim[0], g.dim[1], g.dim[2]
 	plane := nx * ny
 	src := in
-	out := make([]float32, len(in))
+	done := func(dst []float32) {
+		if &src[0] != &in[0] {
+			p.put(src)
+		}
+		src = dst
+	}
 	if r[0] > 0 {
+		dst := p.get(len(in))
 		parallel(nz*ny, func(lo, hi int) {
 			for row := lo; row < hi; row++ {
-				line, dst := src[row*nx:(row+1)*nx], out[row*nx:(row+1)*nx]
-				copy(dst, line)
+				line, out := src[row*nx:(row+1)*nx], dst[row*nx:(row+1)*nx]
+				copy(out, line)
 				for d := 1; d <= r[0] && d < nx; d++ {
-					combine(dst[:nx-d], line[d:], isMax)
-					combine(dst[d:], line[:nx-d], isMax)
+					combine(out[:nx-d], line[d:], isMax)
+					combine(out[d:], line[:nx-d], isMax)
 				}
 			}
 		})
-		src = out
-		out = make([]float32, len(in))
+		done(dst)
 	}
 	if r[1] > 0 {
+		dst := p.get(len(in))
 		parallel(nz, func(lo, hi int) {
 			for k := lo; k < hi; k++ {
-				sl, dst := src[k*plane:(k+1)*plane], out[k*plane:(k+1)*plane]
+				sl, out := src[k*plane:(k+1)*plane], dst[k*plane:(k+1)*plane]
 				for j := range ny {
-					d := dst[j*nx : (j+1)*nx]
+					d := out[j*nx : (j+1)*nx]
 					copy(d, sl[j*nx:(j+1)*nx])
 					for jj := max(j-r[1], 0); jj <= min(j+r[1], ny-1); jj++ {
-						combine(d, sl[jj*nx:(jj+1)*nx], isMax)
+						if jj != j {
+							combine(d, sl[jj*nx:(jj+1)*nx], isMax)
+						}
 					}
 				}
 			}
 		})
-		if &src[0] == &in[0] {
-			src = out
-			out = make([]float32, len(in))
-		} else {
-			src, out = out, src
-		}
+		done(dst)
 	}
 	if r[2] > 0 {
+		dst := p.get(len(in))
 		parallel(plane, func(lo, hi int) {
 			for k := range nz {
-				d := out[k*plane+lo : k*plane+hi]
+				d := dst[k*plane+lo : k*plane+hi]
 				copy(d, src[k*plane+lo:k*plane+hi])
 				for kk := max(k-r[2], 0); kk <= min(k+r[2], nz-1); kk++ {
-					combine(d, src[kk*plane+lo:kk*plane+hi], isMax)
+					if kk != k {
+						combine(d, src[kk*plane+lo:kk*plane+hi], isMax)
+					}
 				}
 			}
 		})
-		src = out
+		done(dst)
 	}
 	if &src[0] == &in[0] {
-		return append([]float32(nil), in...)
+		dst := p.get(len(in))
+		copy(dst, in)
+		return dst
 	}
 	return src
 }
 
 // gradient returns the gradient magnitude of in (HU/mm), central
 // differences inside, one-sided at the edges.
-func gradient(g grid, in []float32) []float32 {
-	out := make([]float32, len(in))
+func gradient(g grid, in []float32, p *pool) []float32 {
+	out := p.get(len(in))
 	nx, ny, nz := g.dim[0], g.dim[1], g.dim[2]
 	stride := [3]int{1, nx, nx * ny}
 	parallel(nz*ny, func(lo, hi int) {
