@@ -45,6 +45,7 @@ type htmlPlot struct {
 
 var htmlTemplate = template.Must(template.New("report").Funcs(template.FuncMap{
 	"num":      func(x Num) string { return fmtNum(float64(x)) },
+	"count":    count,
 	"signed":   func(x Num) string { return fmtSigned(float64(x)) },
 	"p":        func(x Num) string { return fmtP(float64(x)) },
 	"mark":     mark,
@@ -112,8 +113,8 @@ img{max-width:100%;border:1px solid #d0d7de;margin:.4em 0}
 {{if .C.Verdict.Promote}}<h1 class="promote">✓ promote {{.C.Model}}</h1>
 {{else}}<h1 class="blocked">✗ blocked {{.C.Model}}: failing {{range $i, $g := .Failed}}{{if $i}}; {{end}}{{$g.Name}}{{end}}</h1>
 {{end}}
-{{if .C.Base}}<p>Candidate <b>{{.C.Candidate.Ref}}</b> compared with baseline <b>{{.C.Base.Ref}}</b> on {{len .C.Cases}} paired cases.</p>
-{{else}}<p>Candidate <b>{{.C.Candidate.Ref}}</b>, {{.C.Candidate.Cases}} cases; no baseline.</p>{{end}}
+{{if .C.Base}}<p>Candidate <b>{{.C.Candidate.Ref}}</b> compared with baseline <b>{{.C.Base.Ref}}</b> on {{count (len .C.Cases) "paired case"}}.</p>
+{{else}}<p>Candidate <b>{{.C.Candidate.Ref}}</b>, {{count .C.Candidate.Cases "case"}}; no baseline.</p>{{end}}
 {{range .C.Warnings}}<div class="{{if caution .}}caution{{else}}warn{{end}}">{{.}}</div>
 {{end}}
 <h2>Gates</h2>
@@ -128,7 +129,7 @@ img{max-width:100%;border:1px solid #d0d7de;margin:.4em 0}
 {{range .C.Metrics}}<tr><td>{{.Metric}}</td><td>{{.Direction}}</td><td class="n">{{if .Base}}{{summary (deref .Base)}}{{else}}–{{end}}</td><td class="n">{{summary .Candidate}}</td>
 {{- if $.C.Base}}<td class="n {{.Change}}{{if .Significant}} sig{{end}}">{{mark .Change}} {{signed .Delta}}</td><td class="n">[{{signed .CILow}}, {{signed .CIHigh}}]</td><td class="n">{{p .P}}</td><td class="n">{{.Better}} / {{.Worse}} / {{.Same}}</td>{{end}}</tr>
 {{end}}</table>
-{{if .C.Base}}<p>Δ = candidate − baseline over the cases both evaluated; ▲ better, ▼ worse in the metric's direction; bold: the 95% bootstrap interval excludes 0 and p &lt; 0.05.</p>
+{{if .C.Base}}<p>Δ = candidate − baseline over the cases both evaluated; ▲ better, ▼ worse in the metric's direction; bold: the 95% bootstrap interval excludes 0 and p &lt; 0.05.{{if or .C.OnlyBase .C.OnlyCandidate}} <b>The two models evaluated different cases</b>: each mean is over its own model's cases; compare Δ, which pairs them.{{end}}</p>
 
 <h2>Cases (by {{.C.Primary}})</h2>
 {{template "cases" (cases .C "Worst regressions" .C.Regressions)}}

@@ -189,9 +189,9 @@ func renderMarkdown(c *Comparison, opts MarkdownOptions, rows int) string {
 		m.p("## ❌ medcad: blocked %s — failing: %s\n\n", mdEscape(c.Model), strings.Join(names, "; "))
 	}
 	if c.Base != nil {
-		m.p("Candidate %s compared with baseline %s on %d paired cases.\n\n", mdEscape(c.Candidate.Ref), mdEscape(c.Base.Ref), len(c.Cases))
+		m.p("Candidate %s compared with baseline %s on %s.\n\n", mdEscape(c.Candidate.Ref), mdEscape(c.Base.Ref), count(len(c.Cases), "paired case"))
 	} else {
-		m.p("Candidate %s, %d cases; no baseline.\n\n", mdEscape(c.Candidate.Ref), c.Candidate.Cases)
+		m.p("Candidate %s, %s; no baseline.\n\n", mdEscape(c.Candidate.Ref), count(c.Candidate.Cases, "case"))
 	}
 	for _, w := range c.Warnings {
 		kind := "WARNING"
@@ -243,7 +243,11 @@ func renderMarkdown(c *Comparison, opts MarkdownOptions, rows int) string {
 	}
 	m.table("Metrics", 100, head, r)
 	if c.Base != nil {
-		m.p("Δ = candidate − baseline over the %d cases both evaluated; ▲ better, ▼ worse in the metric's direction; **bold**: the 95%% bootstrap interval excludes 0 and p < 0.05. Pairs with an infinite distance are counted in ▲/▼/= but left out of Δ, CI and p.\n\n", len(c.Cases))
+		m.p("Δ = candidate − baseline over the %s both evaluated; ▲ better, ▼ worse in the metric's direction; **bold**: the 95%% bootstrap interval excludes 0 and p < 0.05. Pairs with an infinite distance are counted in ▲/▼/= but left out of Δ, CI and p.", count(len(c.Cases), "case"))
+		if len(c.OnlyBase) > 0 || len(c.OnlyCandidate) > 0 {
+			m.p(" **The two models evaluated different cases**: each mean is over its own model's cases; compare Δ, which pairs them.")
+		}
+		m.p("\n\n")
 	}
 
 	if c.Base != nil {
