@@ -165,3 +165,33 @@ func TestMarkdownLimit(t *testing.T) {
 		t.Errorf("HTML has %d case rows, want 1520", got)
 	}
 }
+
+// FuzzMDEscape: escaped text holds no HTML, no line break, and no
+// Markdown punctuation that is not backslash-escaped.
+func FuzzMDEscape(f *testing.F) {
+	for _, h := range hostile {
+		f.Add(h)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		out := mdEscape(s)
+		if strings.ContainsAny(out, "<>\n\r\"") {
+			t.Fatalf("mdEscape(%q) = %q holds HTML or a line break", s, out)
+		}
+		escaped := false
+		for _, r := range out {
+			if escaped {
+				escaped = false
+				continue
+			}
+			switch r {
+			case '\\':
+				escaped = true
+			case '`', '*', '_', '[', ']', '(', ')', '|', '!', '#', '~', '{', '}', '+', ':', '@', '.':
+				t.Fatalf("mdEscape(%q) = %q: %q is not escaped", s, out, r)
+			}
+		}
+		if escaped {
+			t.Fatalf("mdEscape(%q) = %q ends in a lone backslash", s, out)
+		}
+	})
+}
