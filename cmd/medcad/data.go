@@ -240,10 +240,6 @@ func runDataAdd(ctx context.Context, a *app, opts dataAddOptions) error {
 	}
 	work := filepath.Join(p.store.Root(), gitops.DatasetDir, opts.name)
 	inPlace := src == work
-	if !inPlace && !emptyOrMissing(work) {
-		return fmt.Errorf("data add: %s/%s already exists; add it in place (medcad data add %s/%s --name %s) or move it away",
-			gitops.DatasetDir, opts.name, gitops.DatasetDir, opts.name, opts.name)
-	}
 	var cases []gitops.DatasetCase
 	if opts.ingest != nil {
 		tmp, err := os.MkdirTemp(filepath.Join(p.store.Root(), ".medcad"), "ingest-")
@@ -271,6 +267,14 @@ func runDataAdd(ctx context.Context, a *app, opts dataAddOptions) error {
 	if len(cases) > 0 {
 		if err := fillCases(p.store, res.Manifest, cases); err != nil {
 			return fmt.Errorf("data add: %w", err)
+		}
+	}
+	if !inPlace && !emptyOrMissing(work) {
+		// Only what an interrupted add of the same files left may be there.
+		st, err := p.store.Status(ctx, res.Manifest, work, cas.TreeOptions{})
+		if err != nil || len(st.New)+len(st.Modified) > 0 {
+			return fmt.Errorf("data add: %s/%s already exists with other files; add it in place (medcad data add %s/%s --name %s) or move it away",
+				gitops.DatasetDir, opts.name, gitops.DatasetDir, opts.name, opts.name)
 		}
 	}
 	if !inPlace {

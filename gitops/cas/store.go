@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -182,14 +183,18 @@ func (s *Store) Each(fn func(id ID, size int64) error) error {
 	return nil
 }
 
-// CleanTemp removes temporary files left by interrupted writes.
+// CleanTemp removes temporary files left by interrupted writes: those
+// older than an hour, so that writes running now are not disturbed.
 func (s *Store) CleanTemp() error {
 	ents, err := os.ReadDir(s.tmp)
 	if err != nil {
 		return err
 	}
+	cutoff := time.Now().Add(-time.Hour)
 	for _, e := range ents {
-		os.Remove(filepath.Join(s.tmp, e.Name()))
+		if fi, err := e.Info(); err == nil && fi.ModTime().Before(cutoff) {
+			os.Remove(filepath.Join(s.tmp, e.Name()))
+		}
 	}
 	return nil
 }

@@ -74,12 +74,25 @@ type fileInfo struct {
 	fi  fs.FileInfo
 }
 
+// errNotRegular: a dataset folder holds something other than files and
+// folders.
+var (
+	errNotRegular = errors.New("not a regular file")
+	errSymlink    = errors.New("symbolic link (datasets hold regular files only)")
+)
+
 // walkTree lists the regular files under dir, sorted by path. Symbolic
 // links and special files are errors naming the path: datasets hold
 // regular files. Folders are read in parallel and files are stat'ed
 // relative to their folder's descriptor (no path lookups), which is what
 // keeps a no-op status on 100,000 files fast.
 func walkTree(ctx context.Context, dir string, skipMissing bool) ([]fileInfo, error) {
+	return walkTreeClean(ctx, dir, skipMissing, false)
+}
+
+// walkTreeClean is walkTree; with clean it also removes the temporary
+// files of interrupted checkouts.
+func walkTreeClean(ctx context.Context, dir string, skipMissing, clean bool) ([]fileInfo, error) {
 	fi, err := os.Lstat(dir)
 	if err != nil {
 		if skipMissing && errors.Is(err, fs.ErrNotExist) {
@@ -90,7 +103,7 @@ func walkTree(ctx context.Context, dir string, skipMissing bool) ([]fileInfo, er
 	if !fi.IsDir() {
 		return nil, fmt.Errorf("%s: not a folder", dir)
 	}
-	w := &walker{ctx: ctx, root: dir, sem: make(chan struct{}, 4*runtime.GOMAXPROCS(0))}
+	w := &walker{ctx: ctx, root: dir, clean: clean, sem: make(chan struct{}, 4*runtime.GOMAXPROCS(0))}
 	w.wg.Add(1)
 	w.dir("")
 	w.wg.Wait()
@@ -104,6 +117,7 @@ func walkTree(ctx context.Context, dir string, skipMissing bool) ([]fileInfo, er
 type walker struct {
 	ctx   context.Context
 	root  string
+	clean bool          // remove checkout temporaries
 	sem   chan struct{} // bounds open folders
 	wg    sync.WaitGroup
 	mu    sync.Mutex
@@ -148,6 +162,12 @@ func (w *walker) dir(rel string) {
 	}
 	var local []fileInfo
 	for _, e := range ents {
+		if strings.HasPrefix(e.Name(), checkoutTemp) {
+			if w.clean {
+				os.Remove(filepath.Join(full, e.Name()))
+			}
+			continue // left by an interrupted checkout
+		}
 		erel := e.Name()
 		if rel != "" {
 			erel = rel + "/" + e.Name()
@@ -155,14 +175,14 @@ func (w *walker) dir(rel string) {
 		p := filepath.Join(full, e.Name())
 		switch t := e.Type(); {
 		case t&fs.ModeSymlink != 0:
-			w.fail(fmt.Errorf("%s: symbolic link (datasets hold regular files only)", p))
+			w.fail(fmt.Errorf("%s: %w", p, errSymlink))
 			return
 		case t.IsDir():
 			w.wg.Add(1)
 			go w.dir(erel)
 			continue
 		case !t.IsRegular():
-			w.fail(fmt.Errorf("%s: not a regular file", p))
+			w.fail(fmt.Errorf("%s: %w", p, errNotRegular))
 			return
 		}
 		var st unix.Stat_t
@@ -178,7 +198,7 @@ func (w *walker) dir(rel string) {
 		}
 		info := &statInfo{name: e.Name(), st: st}
 		if !info.Mode().IsRegular() {
-			w.fail(fmt.Errorf("%s: not a regular file", p))
+			w.fail(fmt.Errorf("%s: %w", p, errNotRegular))
 			return
 		}
 		if st.Size > MaxFileSize {
@@ -417,6 +437,9 @@ func (s *Store) Status(ctx context.Context, m *Manifest, dir string, opts TreeOp
 	return st, nil
 }
 
+// checkoutTemp starts the names of Checkout's temporary files.
+const checkoutTemp = ".medcad-tmp-"
+
 // LinkMode says how Checkout materializes files from the cache.
 type LinkMode string
 
@@ -456,6 +479,11 @@ func (s *Store) Checkout(ctx context.Context, m *Manifest, dir string, opts Chec
 		return nil, err
 	}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, err
+	}
+	// Remove what interrupted checkouts left. Symbolic links and other
+	// odd files are dealt with below, only where they are in the way.
+	if _, err := walkTreeClean(ctx, dir, true, true); err != nil && !errors.Is(err, errNotRegular) && !errors.Is(err, errSymlink) {
 		return nil, err
 	}
 	root, err := os.OpenRoot(dir)
@@ -580,7 +608,7 @@ func (c *checkout) one(ctx context.Context, e Entry) (bool, error) {
 		return false, fmt.Errorf("%s: %w", e.Path, err)
 	}
 	defer src.Close()
-	tmpName := path.Join(path.Dir(e.Path), fmt.Sprintf(".medcad-tmp-%d-%s", time.Now().UnixNano(), e.ID.Short()))
+	tmpName := path.Join(path.Dir(e.Path), fmt.Sprintf("%s%d-%s", checkoutTemp, time.Now().UnixNano(), e.ID.Short()))
 	if err := c.materialize(src, e, tmpName); err != nil {
 		c.root.Remove(tmpName)
 		return false, err
