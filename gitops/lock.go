@@ -107,9 +107,11 @@ func (l *Lock) Encode() []byte {
 
 // Write writes the lock atomically to dir/medcad.lock, unless the file
 // already holds exactly this lock.
-func (l *Lock) Write(dir string) error {
+func (l *Lock) Write(dir string) error { return WriteLockBytes(dir, l.Encode()) }
+
+// WriteLockBytes writes an encoded lock like Write does.
+func WriteLockBytes(dir string, data []byte) error {
 	p := filepath.Join(dir, LockFile)
-	data := l.Encode()
 	if old, err := os.ReadFile(p); err == nil && bytes.Equal(old, data) {
 		return nil
 	}

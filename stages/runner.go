@@ -136,35 +136,103 @@ func Repro(ctx context.Context, o Options) (*Result, error) {
 		return nil, err
 	}
 	r.env = envDigest
-	for _, s := range sel {
-		if o.ShardN > 0 && s.Foreach != "case" {
-			continue // sharded runs do per-case work only; a full repro joins them
-		}
-		if err := r.stage(ctx, s); err != nil {
-			if !o.DryRun && o.ShardN == 0 {
-				if werr := lock.Write(o.Dir); werr != nil {
-					return r.res, errors.Join(err, werr)
-				}
-			}
-			return r.res, err
-		}
-		if !o.DryRun && o.ShardN == 0 {
-			if err := lock.Write(o.Dir); err != nil {
-				return r.res, err
-			}
-		}
+	if err := r.all(ctx, sel); err != nil {
+		return r.res, err
 	}
 	return r.res, nil
 }
 
+// all runs the selected stages, each as soon as its upstream stages are
+// done, at most Jobs at a time; the lock is written after every stage,
+// also when one fails, so a rerun starts from there.
+func (r *runner) all(ctx context.Context, sel []*Stage) error {
+	done := map[string]chan struct{}{}
+	for _, s := range sel {
+		done[s.Name] = make(chan struct{})
+	}
+	g, gctx := errgroup.WithContext(ctx)
+	slots := make(chan struct{}, r.o.Jobs)
+	for _, s := range sel {
+		g.Go(func() error {
+			for _, u := range s.Upstream {
+				if ch, ok := done[u]; ok {
+					select {
+					case <-ch:
+					case <-gctx.Done():
+						return gctx.Err()
+					}
+				}
+			}
+			if r.o.ShardN > 0 && s.Foreach != "case" {
+				close(done[s.Name]) // sharded runs do per-case work only; a full repro joins them
+				return nil
+			}
+			select {
+			case slots <- struct{}{}:
+			case <-gctx.Done():
+				return gctx.Err()
+			}
+			err := r.stage(gctx, s)
+			<-slots
+			if werr := r.writeLock(); werr != nil {
+				err = errors.Join(err, werr)
+			}
+			if err != nil {
+				return err
+			}
+			close(done[s.Name])
+			return nil
+		})
+	}
+	return g.Wait()
+}
+
+// writeLock writes medcad.lock (not in dry or sharded runs).
+func (r *runner) writeLock() error {
+	if r.o.DryRun || r.o.ShardN > 0 {
+		return nil
+	}
+	r.writeMu.Lock()
+	defer r.writeMu.Unlock()
+	r.mu.Lock()
+	data := r.lock.Encode()
+	r.mu.Unlock()
+	return gitops.WriteLockBytes(r.o.Dir, data)
+}
+
+func (r *runner) entry(name string) *gitops.StageLock {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.lock.Stages[name]
+}
+
+func (r *runner) setEntry(name string, e *gitops.StageLock) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.lock.Stages[name] = e
+}
+
+func (r *runner) markStale(name string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.stale[name] = true
+}
+
+func (r *runner) isStale(name string) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.stale[name]
+}
+
 type runner struct {
-	o     Options
-	paths map[string]string // workspace dep → digest, hashed once per repro
-	lock  *gitops.Lock
-	env   string
-	mu    sync.Mutex
-	res   *Result
-	stale map[string]bool // stages a dry run would run
+	o       Options
+	paths   map[string]string // workspace dep → digest, hashed once per repro
+	lock    *gitops.Lock
+	env     string
+	mu      sync.Mutex // guards lock.Stages, stale and res.Events
+	writeMu sync.Mutex // serialises lock file writes
+	res     *Result
+	stale   map[string]bool // stages a dry run would run
 }
 
 func (r *runner) emit(e Event) {
@@ -196,9 +264,9 @@ func (r *runner) envDigest(ctx context.Context) (string, error) {
 func (r *runner) inputs(ctx context.Context, s *Stage) (map[string]string, map[string]string, error) {
 	deps := map[string]string{}
 	for _, u := range s.Upstream {
-		l := r.lock.Stages[u]
+		l := r.entry(u)
 		switch {
-		case r.o.DryRun && (r.stale[u] || l == nil):
+		case r.o.DryRun && (r.isStale(u) || l == nil):
 			deps[u] = "(pending)" // a dry run did not produce it
 		case l == nil || l.Out == "":
 			return nil, nil, &PlanError{s.Name, fmt.Sprintf("upstream stage %q has no output yet", u)}
@@ -268,7 +336,7 @@ func (r *runner) stage(ctx context.Context, s *Stage) error {
 		return r.foreach(ctx, s, base)
 	}
 	key := base.key()
-	prev := r.lock.Stages[s.Name]
+	prev := r.entry(s.Name)
 	entry := &gitops.StageLock{Key: key, Deps: deps, Params: params}
 	if s.Env {
 		entry.Env = r.env
@@ -279,12 +347,12 @@ func (r *runner) stage(ctx context.Context, s *Stage) error {
 	}
 	if reason == "" {
 		entry.Out = prev.Out
-		r.lock.Stages[s.Name] = entry
+		r.setEntry(s.Name, entry)
 		r.emit(Event{Stage: s.Name, Status: UpToDate})
 		return nil
 	}
 	if r.o.DryRun {
-		r.stale[s.Name] = true
+		r.markStale(s.Name)
 		r.emit(Event{Stage: s.Name, Status: WouldRun, Reason: reason})
 		return nil
 	}
@@ -294,7 +362,7 @@ func (r *runner) stage(ctx context.Context, s *Stage) error {
 		return err
 	}
 	entry.Out = out
-	r.lock.Stages[s.Name] = entry
+	r.setEntry(s.Name, entry)
 	r.emit(Event{Stage: s.Name, Status: status, Reason: reason})
 	return nil
 }
@@ -304,7 +372,7 @@ func (r *runner) stage(ctx context.Context, s *Stage) error {
 func (r *runner) why(s *Stage, prev, cur *gitops.StageLock, key string) string {
 	var up []string
 	for _, u := range s.Upstream {
-		if r.stale[u] {
+		if r.isStale(u) {
 			up = append(up, u)
 		}
 	}
@@ -428,7 +496,7 @@ func (r *runner) foreach(ctx context.Context, s *Stage, base keyInput) error {
 	if err != nil {
 		return err
 	}
-	prev := r.lock.Stages[s.Name]
+	prev := r.entry(s.Name)
 	entry := &gitops.StageLock{Deps: base.Deps, Params: base.Params, Cases: map[string]*gitops.Case{}}
 	if s.Env {
 		entry.Env = r.env
@@ -445,7 +513,7 @@ func (r *runner) foreach(ctx context.Context, s *Stage, base keyInput) error {
 		k.Deps = r.caseDeps(s, c, base.Deps)
 		key := k.key()
 		if r.o.DryRun && r.upstreamStale(s) {
-			r.stale[s.Name] = true
+			r.markStale(s.Name)
 			r.emit(Event{Stage: s.Name, Case: c.ID, Status: WouldRun, Reason: "upstream stale"})
 			continue
 		}
@@ -455,7 +523,7 @@ func (r *runner) foreach(ctx context.Context, s *Stage, base keyInput) error {
 			continue
 		}
 		if r.o.DryRun {
-			r.stale[s.Name] = true
+			r.markStale(s.Name)
 			reason := "new case"
 			if prev != nil && prev.Cases[c.ID] != nil {
 				reason = "case inputs changed"
@@ -482,7 +550,7 @@ func (r *runner) foreach(ctx context.Context, s *Stage, base keyInput) error {
 	defer func() { r.emit(Event{Stage: s.Name, Status: summaryStatus(r.caseCounts(s)), Cases: r.caseCounts(s)}) }()
 	if r.o.DryRun {
 		if prev == nil || len(prev.Cases) != len(entry.Cases)+r.caseCounts(s)[WouldRun] {
-			r.stale[s.Name] = true // cases were removed
+			r.markStale(s.Name) // cases were removed
 		}
 		return err
 	}
@@ -492,13 +560,13 @@ func (r *runner) foreach(ctx context.Context, s *Stage, base keyInput) error {
 	if err != nil {
 		// Keep what finished: the lock is written even on failure, so a
 		// rerun starts from there.
-		r.lock.Stages[s.Name] = entry
+		r.setEntry(s.Name, entry)
 		return err
 	}
 	entry.Key = unionKey(entry.Cases)
 	if !r.o.Force && prev != nil && prev.Key == entry.Key && r.outsIntact(ctx, s, prev.Out) {
 		entry.Out = prev.Out
-		r.lock.Stages[s.Name] = entry
+		r.setEntry(s.Name, entry)
 		return nil
 	}
 	out, err := r.union(ctx, s, entry.Cases)
@@ -506,7 +574,7 @@ func (r *runner) foreach(ctx context.Context, s *Stage, base keyInput) error {
 		return err
 	}
 	entry.Out = out
-	r.lock.Stages[s.Name] = entry
+	r.setEntry(s.Name, entry)
 	return nil
 }
 
@@ -536,7 +604,7 @@ func summaryStatus(n map[Status]int) Status {
 // upstreamStale reports whether a dry run marked an upstream stage stale.
 func (r *runner) upstreamStale(s *Stage) bool {
 	for _, u := range s.Upstream {
-		if r.stale[u] {
+		if r.isStale(u) {
 			return true
 		}
 	}
@@ -589,7 +657,7 @@ func (r *runner) caseDeps(s *Stage, c caseInput, deps map[string]string) map[str
 			continue
 		}
 		if up := r.o.Plan.Stage(k); up != nil && up.Foreach == "case" {
-			if l := r.lock.Stages[k]; l != nil && l.Cases[c.ID] != nil {
+			if l := r.entry(k); l != nil && l.Cases[c.ID] != nil {
 				out[k] = l.Cases[c.ID].Out
 			}
 			continue

@@ -299,3 +299,32 @@ outs = ["build/count.txt"]
 		t.Errorf("lock has %d cases", n)
 	}
 }
+
+// TestIndependentStagesRunInParallel holds two stages that can only finish
+// when the other has started: they pass only if they run at the same time.
+func TestIndependentStagesRunInParallel(t *testing.T) {
+	p := newProject(t, `
+[[stage]]
+name = "a"
+run = "touch a.started; for i in $(seq 100); do [ -f b.started ] && echo a > {out} && exit 0; sleep 0.05; done; exit 1"
+outs = ["build/a"]
+
+[[stage]]
+name = "b"
+run = "touch b.started; for i in $(seq 100); do [ -f a.started ] && echo b > {out} && exit 0; sleep 0.05; done; exit 1"
+outs = ["build/b"]
+
+[[stage]]
+name = "c"
+run = "cat {a.out} {b.out} > {out}"
+deps = ["a", "b"]
+outs = ["build/c"]
+`)
+	got := p.repro(Options{})
+	if diff := cmp.Diff(map[string]Status{"a": Ran, "b": Ran, "c": Ran}, got); diff != "" {
+		t.Fatalf("(-want +got):\n%s", diff)
+	}
+	if c := p.read("build/c"); c != "a\nb\n" {
+		t.Errorf("c = %q", c)
+	}
+}
