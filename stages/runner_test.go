@@ -307,24 +307,24 @@ func TestIndependentStagesRunInParallel(t *testing.T) {
 [[stage]]
 name = "a"
 run = "touch a.started; for i in $(seq 100); do [ -f b.started ] && echo a > {out} && exit 0; sleep 0.05; done; exit 1"
-outs = ["build/a"]
+outs = ["build/a.txt"]
 
 [[stage]]
 name = "b"
 run = "touch b.started; for i in $(seq 100); do [ -f a.started ] && echo b > {out} && exit 0; sleep 0.05; done; exit 1"
-outs = ["build/b"]
+outs = ["build/b.txt"]
 
 [[stage]]
 name = "c"
 run = "cat {a.out} {b.out} > {out}"
 deps = ["a", "b"]
-outs = ["build/c"]
+outs = ["build/c.txt"]
 `)
 	got := p.repro(Options{})
 	if diff := cmp.Diff(map[string]Status{"a": Ran, "b": Ran, "c": Ran}, got); diff != "" {
 		t.Fatalf("(-want +got):\n%s", diff)
 	}
-	if c := p.read("build/c"); c != "a\nb\n" {
+	if c := p.read("build/c.txt"); c != "a\nb\n" {
 		t.Errorf("c = %q", c)
 	}
 }
