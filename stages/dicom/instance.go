@@ -79,14 +79,7 @@ const headerPrefix = 64 << 10
 // readInstance reads and parses a file, with its pixel data when
 // withPixels is set.
 func readInstance(path string, withPixels bool) (*Instance, *pixels, error) {
-	return readInstanceBuf(path, withPixels, nil)
-}
-
-// readInstanceBuf is readInstance reading into *buf (grown as needed and
-// kept for the next call) when buf is not nil; the pixels returned point
-// into it.
-func readInstanceBuf(path string, withPixels bool, buf *[]byte) (*Instance, *pixels, error) {
-	l, err := readLayout(path, withPixels, buf)
+	l, err := readLayout(path, withPixels, nil)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -102,7 +95,9 @@ func readInstanceBuf(path string, withPixels bool, buf *[]byte) (*Instance, *pix
 }
 
 // readLayout reads a file (only its first bytes when they hold the whole
-// header and the pixels are not wanted) and scans its structure.
+// header and the pixels are not wanted) and scans its structure. With buf
+// not nil the file is read into *buf (grown as needed and kept for the
+// next call), and the layout's pixels point into it.
 func readLayout(path string, whole bool, buf *[]byte) (layout, error) {
 	f, err := os.Open(path)
 	if err != nil {

@@ -473,21 +473,25 @@ feed:
 
 // decodeFile decodes the frames of one file into their slices of dst.
 func (s *Series) decodeFile(in *Instance, ks []int, out *volume.Volume, plane int, scratch *[]uint16, buf *[]byte, luts *lutCache) (huStats, error) {
-	full, px, err := readInstanceBuf(in.Path, true, buf)
+	// The header was parsed by Discover: only the structure is scanned
+	// again, to locate the pixel data, which must still fit the header.
+	l, err := readLayout(in.Path, true, buf)
 	if err != nil {
 		return huStats{}, err
 	}
-	if full.Rows != in.Rows || full.Columns != in.Columns || len(full.Frames) != len(in.Frames) {
+	if l.ts != in.TransferSyntax || !l.hasPixels {
 		return huStats{}, fmt.Errorf("%s: %w: file changed since it was scanned", in.Path, ErrInconsistent)
 	}
-	dec, err := newFrameDecoder(full, px, luts)
+	if err := in.checkSize(l); err != nil {
+		return huStats{}, fmt.Errorf("%s: %w", in.Path, err)
+	}
+	dec, err := newFrameDecoder(in, &pixels{native: l.native, fragments: l.fragments}, luts)
 	if err != nil {
 		return huStats{}, fmt.Errorf("%s: %w", in.Path, err)
 	}
 	var st huStats
 	for _, k := range ks {
 		f := s.slices[k].frame
-		// Decoding with the header read now keeps per-frame rescale values.
 		var dst target
 		if out.DType == volume.Float32 {
 			dst.f32 = out.F32[k*plane : (k+1)*plane]
