@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math"
+	"os"
 	"strconv"
 
 	"github.com/medcad/medcad/stages/segment"
@@ -172,14 +173,18 @@ one's voxels. Same files and folders as predict.`,
 	return cmd
 }
 
-func runSegmentMap(ctx context.Context, a *app, opts segmentMapOptions, seg func(context.Context, *volume.Volume) (*volume.Volume, error)) error {
-	res, err := segment.MapFiles(ctx, opts.in, opts.out, seg, func(r segment.FileResult) {
-		if r.Error != "" {
+func runSegmentMap(ctx context.Context, a *app, opts segmentMapOptions, seg segment.Segmenter) error {
+	// A folder's failed files are reported as they happen; a single file's
+	// error is the command's error.
+	st, _ := os.Stat(opts.in)
+	folder := st != nil && st.IsDir()
+	res, err := segment.MapFiles(ctx, segment.MapOptions{In: opts.in, Out: opts.out, Segment: seg, Done: func(r segment.FileResult) {
+		if r.Error != "" && folder {
 			fmt.Fprintf(a.err, "medcad: %s\n", r.Error)
 			return
 		}
 		a.log.Debug("segmented", "in", r.In, "out", r.Out, "bone_voxels", r.BoneVoxels)
-	})
+	}})
 	if a.json && res != nil {
 		if jerr := a.printJSON(res); jerr != nil {
 			return jerr
@@ -190,9 +195,6 @@ func runSegmentMap(ctx context.Context, a *app, opts segmentMapOptions, seg func
 				fmt.Fprintf(a.out, "%s\t%s\tbone %d voxels\n", r.In, r.Out, r.BoneVoxels)
 			}
 		}
-	}
-	if err != nil && len(res) == 1 && res[0].Error != "" {
-		return fmt.Errorf("%s", res[0].Error) // already one line naming the file
 	}
 	return err
 }

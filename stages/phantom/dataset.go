@@ -84,7 +84,7 @@ func WriteDataset(ctx context.Context, opts DatasetOptions) ([]CaseSummary, erro
 		if opts.Format == FormatNNUNet {
 			err = writeNNUNetCase(opts.Dir, c)
 		} else {
-			err = writeDICOMCase(opts.Dir, c, opts.Seed, i)
+			err = writeDICOMCase(opts.Dir, c)
 		}
 		if err != nil {
 			return out, fmt.Errorf("case %s: %w", c.ID, err)
@@ -143,14 +143,14 @@ func writeNNUNetCase(dir string, c *Case) error {
 
 // writeDICOMCase writes DIR/<id>/CT/ and DIR/<id>/label.nii.gz through a
 // temporary folder, replacing an older folder of the same name.
-func writeDICOMCase(dir string, c *Case, seed uint64, idx int) error {
+func writeDICOMCase(dir string, c *Case) error {
 	final := filepath.Join(dir, c.ID)
 	tmp, err := os.MkdirTemp(dir, "."+c.ID+".tmp*")
 	if err != nil {
 		return err
 	}
 	defer os.RemoveAll(tmp)
-	if err := WriteDICOM(filepath.Join(tmp, "CT"), c, seed, idx); err != nil {
+	if err := WriteDICOM(filepath.Join(tmp, "CT"), c); err != nil {
 		return err
 	}
 	if err := volume.Write(filepath.Join(tmp, "label.nii.gz"), c.Label); err != nil {

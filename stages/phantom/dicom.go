@@ -35,7 +35,8 @@ func uid(seed uint64, idx int, purpose string, n int) string {
 // (CT Image Storage, explicit VR little endian). Headers carry the case's
 // fake patient identity. Files are written to temporary names, synced and
 // renamed.
-func WriteDICOM(dir string, c *Case, seed uint64, idx int) error {
+func WriteDICOM(dir string, c *Case) error {
+	seed, idx := c.Seed, c.Index
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
 	}

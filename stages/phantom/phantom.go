@@ -110,6 +110,8 @@ func IsBone(t Tissue, rules string) bool {
 // Case is one generated CT with its ground truth.
 type Case struct {
 	ID     string         // e.g. "phantom_003"
+	Seed   uint64         // the series seed and
+	Index  int            // case index it was generated from
 	CT     *volume.Volume // int16 Hounsfield units
 	Label  *volume.Volume // uint8: 1 bone, 0 background, per the label rules
 	Tissue *volume.Volume // uint8 Tissue at each voxel centre (before blur and noise)
@@ -165,7 +167,7 @@ func Generate(ctx context.Context, opts Options, i int) (*Case, error) {
 	}
 	tv := volume.New(volume.Uint8, sc.dim, sc.affine)
 	tv.U8 = tis
-	return &Case{ID: CaseID(i), CT: ct, Label: lab, Tissue: tv, Facts: sc.facts}, nil
+	return &Case{ID: CaseID(i), Seed: opts.Seed, Index: i, CT: ct, Label: lab, Tissue: tv, Facts: sc.facts}, nil
 }
 
 // parallelSlices runs f for k in [0, n) on all CPUs; each k is done once.

@@ -197,6 +197,16 @@ func TestLabelRules(t *testing.T) {
 	}
 }
 
+func TestFullSize(t *testing.T) {
+	t.Parallel()
+	for i := range 5 {
+		s := newScene(Options{Seed: 1, Size: Full, LabelRules: RulesV2}, i)
+		if d := s.dim; d[0] != 512 || d[1] != 512 || d[2] < 280 || d[2] > 320 {
+			t.Errorf("full case %d: shape %v", i, d)
+		}
+	}
+}
+
 func TestBadOptions(t *testing.T) {
 	t.Parallel()
 	for _, o := range []Options{{Size: "huge"}, {LabelRules: "v3"}} {
@@ -256,14 +266,17 @@ func TestDICOMOracles(t *testing.T) {
 	for _, idx := range []int{0, 1, 2, 3} {
 		c := gen(t, Options{Seed: 21}, idx)
 		dir := t.TempDir()
-		if err := WriteDICOM(filepath.Join(dir, "CT"), c, 21, idx); err != nil {
+		if err := WriteDICOM(filepath.Join(dir, "CT"), c); err != nil {
 			t.Fatal(err)
 		}
 		out, err := exec.Command(dcmdump, "-E", filepath.Join(dir, "CT", "IM00001.dcm")).CombinedOutput()
 		if err != nil {
 			t.Fatalf("dcmdump: %v\n%s", err, out)
 		}
-		for _, want := range []string{"CTImageStorage", "LittleEndianExplicit", "(0010,0010) PN", "(0028,0101) US " + itoa(c.Facts.BitsStored)} {
+		// The fake identity is there for de-identification to remove.
+		for _, want := range []string{"CTImageStorage", "LittleEndianExplicit", "(0028,0101) US " + itoa(c.Facts.BitsStored),
+			"(0010,0010) PN [" + c.Facts.Patient.Name + "]", "(0010,0020) LO [" + c.Facts.Patient.ID + "]",
+			"(0010,0030) DA [" + c.Facts.Patient.BirthDate + "]", "(0008,0080) LO [" + c.Facts.Patient.Institution + "]"} {
 			if !strings.Contains(string(out), want) {
 				t.Errorf("case %d: dcmdump output lacks %q", idx, want)
 			}

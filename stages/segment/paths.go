@@ -31,12 +31,24 @@ func OutputName(name string) string {
 	return name
 }
 
-// MapFiles applies seg to the CT file in (writing the mask to out) or, when
-// in is a folder, to each of its *.nii / *.nii.gz files (writing
-// out/OutputName(name)). A file that fails is reported in its result and
-// the others go on; the error counts the failures. Masks are written
-// atomically.
-func MapFiles(ctx context.Context, in, out string, seg func(context.Context, *volume.Volume) (*volume.Volume, error), done func(FileResult)) ([]FileResult, error) {
+// Segmenter turns a CT volume into a mask on the same grid (Predict with a
+// model, Baseline with a threshold, or an external model).
+type Segmenter func(context.Context, *volume.Volume) (*volume.Volume, error)
+
+// MapOptions configure MapFiles.
+type MapOptions struct {
+	In, Out string    // a NIfTI file and mask file, or two folders
+	Segment Segmenter // what to run on each CT
+	Done    func(FileResult)
+}
+
+// MapFiles applies opts.Segment to the CT file opts.In (writing the mask
+// to opts.Out) or, when In is a folder, to each of its *.nii / *.nii.gz
+// files (writing Out/OutputName(name)). A file that fails is reported in
+// its result and the others go on; the error counts the failures. Masks
+// are written atomically.
+func MapFiles(ctx context.Context, opts MapOptions) ([]FileResult, error) {
+	in, out, seg, done := opts.In, opts.Out, opts.Segment, opts.Done
 	st, err := os.Stat(in)
 	if err != nil {
 		return nil, err
@@ -97,7 +109,7 @@ func MapFiles(ctx context.Context, in, out string, seg func(context.Context, *vo
 	return res, nil
 }
 
-func mapFile(ctx context.Context, in, out string, seg func(context.Context, *volume.Volume) (*volume.Volume, error)) (int, error) {
+func mapFile(ctx context.Context, in, out string, seg Segmenter) (int, error) {
 	ct, err := volume.Read(in)
 	if err != nil {
 		return 0, err

@@ -424,7 +424,7 @@ func TestMapFiles(t *testing.T) {
 	seg := func(ctx context.Context, ct *volume.Volume) (*volume.Volume, error) {
 		return Baseline(ctx, ct, BaselineOptions{ThresholdHU: 300})
 	}
-	res, err := MapFiles(context.Background(), dir, out, seg, nil)
+	res, err := MapFiles(context.Background(), MapOptions{In: dir, Out: out, Segment: seg})
 	oneLine(t, err, "1 of 4 files failed")
 	if len(res) != 4 || !strings.Contains(res[0].Error, "broken_0000.nii.gz") {
 		t.Fatalf("results %+v", res)
