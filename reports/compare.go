@@ -8,6 +8,7 @@ import (
 	"math"
 	"slices"
 	"strings"
+	"sync"
 
 	"github.com/medcad/medcad/gitops"
 	"github.com/medcad/medcad/stages/metrics"
@@ -245,11 +246,17 @@ func Compare(ctx context.Context, in Input) (*Comparison, error) {
 			c.baseVals[n] = valuesOf(baseCases, n)
 		}
 	}
-	for _, n := range names {
-		if err := ctx.Err(); err != nil {
-			return nil, err
-		}
-		c.Metrics = append(c.Metrics, metricDiff(n, base != nil, baseCases, candCases, common))
+	// The bootstraps dominate the time: one goroutine per metric (each
+	// bootstrap has its own fixed seed, so the result does not depend on
+	// the schedule).
+	c.Metrics = make([]MetricDiff, len(names))
+	var wg sync.WaitGroup
+	for i, n := range names {
+		wg.Go(func() { c.Metrics[i] = metricDiff(n, base != nil, baseCases, candCases, common) })
+	}
+	wg.Wait()
+	if err := ctx.Err(); err != nil {
+		return nil, err
 	}
 	for _, id := range common {
 		b, k := baseCases[id], candCases[id]
