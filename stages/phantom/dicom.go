@@ -24,10 +24,10 @@ const (
 	dicomSliceFileFormat = "IM%05d.dcm"
 )
 
-// uid derives a stable DICOM UID (2.25.<decimal>) for a purpose of case
-// idx of the series with this seed.
-func uid(seed uint64, idx int, purpose string, n int) string {
-	h := sha256.Sum256([]byte(fmt.Sprintf("medcad-phantom/%d/%d/%s/%d", seed, idx, purpose, n)))
+// uid derives a stable DICOM UID (2.25.<decimal>) for a purpose
+// ("study", "sop/3", …) of case idx of the series with this seed.
+func uid(seed uint64, idx int, purpose string) string {
+	h := sha256.Sum256([]byte(fmt.Sprintf("medcad-phantom/%d/%d/%s", seed, idx, purpose)))
 	return "2.25." + new(big.Int).SetBytes(h[:15]).String()
 }
 
@@ -44,7 +44,7 @@ func WriteDICOM(dir string, c *Case) error {
 	sp := c.CT.Spacing()
 	aff := c.CT.Affine
 	p := c.Facts.Patient
-	study, series, frame := uid(seed, idx, "study", 0), uid(seed, idx, "series", 0), uid(seed, idx, "frame", 0)
+	study, series, frame := uid(seed, idx, "study"), uid(seed, idx, "series"), uid(seed, idx, "frame")
 	intercept := 0
 	pixelRep, bitsStored := 1, 16
 	if c.Facts.BitsStored == 12 {
@@ -63,7 +63,7 @@ func WriteDICOM(dir string, c *Case) error {
 				binary.LittleEndian.PutUint16(pix[2*(r*nx+col):], uint16(int16(hu-intercept)))
 			}
 		}
-		sop := uid(seed, idx, "sop", k)
+		sop := uid(seed, idx, fmt.Sprintf("sop/%d", k))
 		z := ipp0[2] + float64(k)*aff[2][2]
 		b := &builder{}
 		b.add(tag.FileMetaInformationVersion, []byte{0, 1})

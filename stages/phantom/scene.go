@@ -276,7 +276,8 @@ func (lb longBone) centre(z, height float64) (float64, float64) {
 
 // tissueAt classifies the point (x, y, z); the first structure that
 // contains it wins (implants, then plaques, vessels, bones, table, body).
-func (s *scene) tissueAt(x, y, z float64, bones []boneSlice, vessels []disc) Tissue {
+func (s *scene) tissueAt(x, y float64, sl *sliceShapes) Tissue {
+	z, bones, vessels := sl.z, sl.bones, sl.vessels
 	if m := s.metal; m != nil && z >= m.z0 && z <= m.z1 {
 		cx, cy := m.centre(z, s.height)
 		if sq(x-cx)+sq(y-cy) <= sq(m.r) {
@@ -407,21 +408,27 @@ func (p plate) at(x, y, z float64) Tissue {
 
 type disc struct{ x, y, r2 float64 }
 
+// sliceShapes are the cross-sections of the moving structures on a slice.
+type sliceShapes struct {
+	z       float64
+	bones   []boneSlice
+	vessels []disc
+}
+
 // renderSlice fills slice k of hu (noise-free HU with tissue texture) and
 // tis (tissue classes).
 func (s *scene) renderSlice(k int, hu []float32, tis []uint8) {
 	nx, ny := s.dim[0], s.dim[1]
 	z := (float64(k) + 0.5) * s.sp[2]
-	var bones []boneSlice
+	sl := &sliceShapes{z: z}
 	for _, lb := range s.bones {
 		if b, ok := lb.slice(z, s.height); ok {
-			bones = append(bones, b)
+			sl.bones = append(sl.bones, b)
 		}
 	}
-	var vessels []disc
 	for _, v := range s.vessels {
 		cx, cy := v.centre(z, s.height)
-		vessels = append(vessels, disc{cx, cy, v.r * v.r})
+		sl.vessels = append(sl.vessels, disc{cx, cy, v.r * v.r})
 	}
 	tex := rng(s.seed, s.idx, streamTexture<<32|uint64(k))
 	var mx, my float64
@@ -434,7 +441,7 @@ func (s *scene) renderSlice(k int, hu []float32, tis []uint8) {
 		y := float64(j)*s.sp[1] - (float64(ny)-1)/2*s.sp[1]
 		for i := range nx {
 			x := (float64(nx)-1)/2*s.sp[0] - s.sp[0]*float64(i)
-			t := s.tissueAt(x, y, z, bones, vessels)
+			t := s.tissueAt(x, y, sl)
 			v := s.hu[t]
 			switch t {
 			case Vessel:

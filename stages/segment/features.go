@@ -147,7 +147,7 @@ const slabSlices = 16
 // volume, so the result does not depend on the slab size.
 func extract(w *work, f Features) featureSet { return extractSlabs(w, f, slabSlices) }
 
-func extractSlabs(w *work, f Features, slab int) featureSet {
+func extractSlabs(w *work, f Features, slices int) featureSet {
 	g := w.g
 	halo := g.radius(f.BaseRadiusMM)[2] + 1
 	for _, ft := range f.List {
@@ -161,23 +161,30 @@ func extractSlabs(w *work, f Features, slab int) featureSet {
 	fs := featureSet{n: len(f.List)}
 	nz := g.dim[2]
 	p := &pool{}
-	for z0 := 0; z0 < nz; z0 += slab {
-		z1 := min(z0+slab, nz)
+	for z0 := 0; z0 < nz; z0 += slices {
+		z1 := min(z0+slices, nz)
 		h0, h1 := max(z0-halo, 0), min(z1+halo, nz)
 		sg := grid{dim: [3]int{g.dim[0], g.dim[1], h1 - h0}, sp: g.sp}
-		fs.chunks = append(fs.chunks, extractSlab(w, f, sg, h0, z0, z1, p))
+		fs.chunks = append(fs.chunks, extractSlab(w, f, slab{filters{sg, p}, h0, z0, z1}))
 	}
 	return fs
 }
 
-// extractSlab computes the features on slices [h0, h0+sg.dim[2]) and keeps
-// the candidates of the core slices [z0, z1).
-func extractSlab(w *work, f Features, sg grid, h0, z0, z1 int, p *pool) chunk {
+// slab is a run of box slices [h0, h0+dim[2]) (core plus halos), of which
+// the core [z0, z1) keeps its candidates.
+type slab struct {
+	filters
+	h0, z0, z1 int
+}
+
+// extractSlab computes the features of one slab.
+func extractSlab(w *work, f Features, sl slab) chunk {
+	sg, p, h0, z0, z1 := sl.g, sl.p, sl.h0, sl.z0, sl.z1
 	hu := w.slabHU(h0, h0+sg.dim[2], p)
 	base := hu
 	baseR := sg.radius(f.BaseRadiusMM)
 	if baseR != [3]int{} {
-		base = boxMean(sg, hu, baseR, p)
+		base = sl.mean(hu, baseR)
 	}
 	ringMask := make([]bool, sg.len())
 	for v, h := range base {
@@ -221,18 +228,18 @@ func extractSlab(w *work, f Features, sg grid, h0, z0, z1 int, p *pool) chunk {
 			if r := sg.radius(ft.RadiusMM); r == baseR {
 				m, owned = base, false
 			} else {
-				m = boxMean(sg, hu, r, p)
+				m = sl.mean(hu, r)
 			}
 		case FeatGradient:
-			m = gradient(sg, base, p)
+			m = sl.gradient(base)
 		case FeatMax:
-			m = boxExtreme(sg, base, sg.radius(ft.RadiusMM), true, p)
+			m = sl.extreme(base, sg.radius(ft.RadiusMM), true)
 		case FeatMin:
-			m = boxExtreme(sg, base, sg.radius(ft.RadiusMM), false, p)
+			m = sl.extreme(base, sg.radius(ft.RadiusMM), false)
 		case FeatRing:
 			m, owned = ringMap(), false
 		case FeatRingMean:
-			m = boxMean(sg, ringMap(), sg.radius(ft.RadiusMM), p)
+			m = sl.mean(ringMap(), sg.radius(ft.RadiusMM))
 		}
 		for r, v := range local {
 			c.x[r*n+col] = m[v]

@@ -46,6 +46,12 @@ func (p *pool) put(bufs ...[]float32) {
 	}
 }
 
+// filters run the 3-D filters on one grid, drawing buffers from a pool.
+type filters struct {
+	g grid
+	p *pool
+}
+
 // parallel calls f on [lo, hi) chunks covering [0, n), on all CPUs. Each
 // chunk writes only its own outputs, so results do not depend on
 // scheduling.
@@ -67,10 +73,11 @@ func parallel(n int, f func(lo, hi int)) {
 	wg.Wait()
 }
 
-// boxMean returns the mean of in over a box of the given per-axis radii;
+// mean returns the mean of in over a box of the given per-axis radii;
 // at the edges the box is cut to the volume (mean over valid voxels).
-func boxMean(g grid, in []float32, r [3]int, p *pool) []float32 {
-	nx, ny, nz := g.dim[0], g.dim[1], g.dim[2]
+func (f filters) mean(in []float32, r [3]int) []float32 {
+	p := f.p
+	nx, ny, nz := f.g.dim[0], f.g.dim[1], f.g.dim[2]
 	plane := nx * ny
 	src := in
 	next := func() []float32 {
@@ -111,7 +118,30 @@ func boxMean(g grid, in []float32, r [3]int, p *pool) []float32 {
 		parallel(nz, func(lo, hi int) {
 			acc := make([]float64, nx)
 			for k := lo; k < hi; k++ {
-				slideRows(src[k*plane:(k+1)*plane], dst[k*plane:(k+1)*plane], acc, nx, ny, r[1])
+				sl, out := src[k*plane:(k+1)*plane], dst[k*plane:(k+1)*plane]
+				clear(acc)
+				for j := 0; j <= min(r[1], ny-1); j++ {
+					for i := range nx {
+						acc[i] += float64(sl[j*nx+i])
+					}
+				}
+				for j := range ny {
+					a, b := max(j-r[1], 0), min(j+r[1]+1, ny)
+					inv := 1 / float64(b-a)
+					for i := range nx {
+						out[j*nx+i] = float32(acc[i] * inv)
+					}
+					if add := j + r[1] + 1; add < ny {
+						for i := range nx {
+							acc[i] += float64(sl[add*nx+i])
+						}
+					}
+					if sub := j - r[1]; sub >= 0 {
+						for i := range nx {
+							acc[i] -= float64(sl[sub*nx+i])
+						}
+					}
+				}
 			}
 		})
 		done(dst)
@@ -154,37 +184,10 @@ func boxMean(g grid, in []float32, r [3]int, p *pool) []float32 {
 	return src
 }
 
-// slideRows writes the running mean over rows (radius r) of one slice.
-func slideRows(sl, dst []float32, acc []float64, nx, ny, r int) {
-	clear(acc)
-	for j := 0; j <= min(r, ny-1); j++ {
-		for i := range nx {
-			acc[i] += float64(sl[j*nx+i])
-		}
-	}
-	for j := range ny {
-		a, b := max(j-r, 0), min(j+r+1, ny)
-		inv := 1 / float64(b-a)
-		for i := range nx {
-			dst[j*nx+i] = float32(acc[i] * inv)
-		}
-		if add := j + r + 1; add < ny {
-			for i := range nx {
-				acc[i] += float64(sl[add*nx+i])
-			}
-		}
-		if sub := j - r; sub >= 0 {
-			for i := range nx {
-				acc[i] -= float64(sl[sub*nx+i])
-			}
-		}
-	}
-}
-
 // extrema returns the maximum and the minimum of in over a box of the
 // given radii (cut at the edges).
-func extrema(g grid, in []float32, r [3]int) (mx, mn []float32) {
-	return boxExtreme(g, in, r, true, nil), boxExtreme(g, in, r, false, nil)
+func (f filters) extrema(in []float32, r [3]int) (mx, mn []float32) {
+	return f.extreme(in, r, true), f.extreme(in, r, false)
 }
 
 // combine sets d[i] to the maximum (or minimum) of d[i] and s[i].
@@ -201,11 +204,12 @@ func combine(d, s []float32, isMax bool) {
 	}
 }
 
-// boxExtreme applies max (or min) over a box, one axis at a time; along
+// extreme applies max (or min) over a box, one axis at a time; along
 // y and z whole rows and planes are combined, which keeps memory access
 // sequential.
-func boxExtreme(g grid, in []float32, r [3]int, isMax bool, p *pool) []float32 {
-	nx, ny, nz := g.dim[0], g.dim[1], g.dim[2]
+func (f filters) extreme(in []float32, r [3]int, isMax bool) []float32 {
+	p := f.p
+	nx, ny, nz := f.g.dim[0], f.g.dim[1], f.g.dim[2]
 	plane := nx * ny
 	src := in
 	done := func(dst []float32) {
@@ -271,8 +275,9 @@ func boxExtreme(g grid, in []float32, r [3]int, isMax bool, p *pool) []float32 {
 
 // gradient returns the gradient magnitude of in (HU/mm), central
 // differences inside, one-sided at the edges.
-func gradient(g grid, in []float32, p *pool) []float32 {
-	out := p.get(len(in))
+func (f filters) gradient(in []float32) []float32 {
+	g := f.g
+	out := f.p.get(len(in))
 	nx, ny, nz := g.dim[0], g.dim[1], g.dim[2]
 	stride := [3]int{1, nx, nx * ny}
 	parallel(nz*ny, func(lo, hi int) {

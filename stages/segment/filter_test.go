@@ -65,10 +65,10 @@ func TestFiltersMatchBruteForce(t *testing.T) {
 	} {
 		g, in := randomGrid(uint64(tc.dim[0]), tc.dim)
 		approx := cmpopts.EquateApprox(0, 1e-3)
-		if d := cmp.Diff(brute(g, in, tc.r, "mean"), boxMean(g, in, tc.r, nil), approx); d != "" {
+		if d := cmp.Diff(brute(g, in, tc.r, "mean"), filters{g: g}.mean(in, tc.r), approx); d != "" {
 			t.Errorf("boxMean %v r %v (-brute +got):\n%s", tc.dim, tc.r, d)
 		}
-		mx, mn := extrema(g, in, tc.r)
+		mx, mn := filters{g: g}.extrema(in, tc.r)
 		if d := cmp.Diff(brute(g, in, tc.r, "max"), mx); d != "" {
 			t.Errorf("max %v r %v (-brute +got):\n%s", tc.dim, tc.r, d)
 		}

@@ -75,10 +75,24 @@ func tanh32(x float32) float32 {
 	return x * (135135 + x2*(17325+x2*(378+x2))) / (135135 + x2*(62370+x2*(3150+x2*28)))
 }
 
-// trainMLP fits an MLP to standardized samples x (rows of nIn) with 0/1
-// targets y by minibatch Adam on the cross-entropy; deterministic for a
-// seed.
-func trainMLP(ctx context.Context, x []float32, y []uint8, nIn int, p Params, seed uint64, progress func(epoch int)) (MLP, error) {
+// samples are training rows: features x (rows of nIn) and 0/1 targets y.
+type samples struct {
+	x   []float32
+	y   []uint8
+	nIn int
+}
+
+// fit says how to train: params, seed and a per-epoch callback.
+type fit struct {
+	params   Params
+	seed     uint64
+	progress func(epoch int)
+}
+
+// trainMLP fits an MLP to the standardized samples by minibatch Adam on
+// the cross-entropy; deterministic for a seed.
+func trainMLP(ctx context.Context, s samples, f fit) (MLP, error) {
+	x, y, nIn, p, seed, progress := s.x, s.y, s.nIn, f.params, f.seed, f.progress
 	rows := len(y)
 	r := rand.New(rand.NewPCG(seed, 0x6d6c70))
 	m := MLP{Mean: make([]float64, nIn), Std: make([]float64, nIn)}

@@ -192,7 +192,7 @@ func Train(ctx context.Context, opts TrainOptions) (*TrainResult, error) {
 	if len(y) == 0 {
 		return nil, fmt.Errorf("%s: no candidate voxels in any case: %w", opts.Data, ErrDataset)
 	}
-	mlp, err := trainMLP(ctx, x, y, nIn, opts.Params, opts.Seed, func(e int) { progress("epochs", e, opts.Params.Epochs) })
+	mlp, err := trainMLP(ctx, samples{x, y, nIn}, fit{opts.Params, opts.Seed, func(e int) { progress("epochs", e, opts.Params.Epochs) }})
 	if err != nil {
 		return nil, err
 	}
