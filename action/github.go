@@ -265,33 +265,6 @@ func (c *Client) SetStatus(ctx context.Context, ch Check) error {
 	return nil
 }
 
-// Status is one commit status.
-type Status struct {
-	Context     string `json:"context"`
-	State       string `json:"state"`
-	Description string `json:"description"`
-}
-
-// Statuses lists the statuses of a commit, newest first.
-func (c *Client) Statuses(ctx context.Context, sha string) ([]Status, error) {
-	var out []Status
-	opt := &github.ListOptions{PerPage: 100}
-	for range maxPages {
-		page, resp, err := c.gh.Repositories.ListStatuses(ctx, c.owner, c.repo, sha, opt)
-		if err != nil {
-			return nil, fmt.Errorf("list statuses: %w", err)
-		}
-		for _, s := range page {
-			out = append(out, Status{Context: s.GetContext(), State: s.GetState(), Description: s.GetDescription()})
-		}
-		if resp.NextPage == 0 {
-			break
-		}
-		opt.Page = resp.NextPage
-	}
-	return out, nil
-}
-
 // MergedPullRequest finds the pull request merged as commit sha: the
 // closed pull request whose merge commit it is.
 func (c *Client) MergedPullRequest(ctx context.Context, sha string) (int, error) {

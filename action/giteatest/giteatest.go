@@ -58,6 +58,7 @@ func Start(t testing.TB) *Server {
 	t.Helper()
 	bin := testenv.LookPath(t, "gitea")
 	testenv.LookPath(t, "git")
+	static := staticRoot(t)
 	dir := t.TempDir()
 	port := freePort(t)
 	url := fmt.Sprintf("http://127.0.0.1:%d/", port)
@@ -76,6 +77,7 @@ START_SSH_SERVER = false
 OFFLINE_MODE = true
 LFS_START_SERVER = false
 APP_DATA_PATH = %s/data
+STATIC_ROOT_PATH = %s
 
 [database]
 DB_TYPE = sqlite3
@@ -117,7 +119,7 @@ ENABLED = false
 [api]
 DEFAULT_PAGING_NUM = 30
 MAX_RESPONSE_ITEMS = 50
-`, currentUser(), dir, port, url, dir, dir, dir, randHex(16), "eyJ"+randHex(40), randHex(22), dir)
+`, currentUser(), dir, port, url, dir, static, dir, dir, randHex(16), "eyJ"+randHex(40), randHex(22), dir)
 	conf := filepath.Join(dir, "app.ini")
 	if err := os.WriteFile(conf, []byte(ini), 0o600); err != nil {
 		t.Fatal(err)
@@ -174,6 +176,25 @@ MAX_RESPONSE_ITEMS = 50
 	return s
 }
 
+// staticRoot is Gitea's source folder, whose options/ (locales, labels,
+// licences) a binary built without the bindata tag reads at run time:
+// the module that scripts/test-deps.sh built it from.
+func staticRoot(t testing.TB) string {
+	t.Helper()
+	out, err := exec.Command("go", "env", "GOMODCACHE").Output()
+	if err != nil {
+		t.Fatalf("go env GOMODCACHE: %v", err)
+	}
+	dir := filepath.Join(strings.TrimSpace(string(out)), "code.gitea.io", "gitea@"+Version)
+	if _, err := os.Stat(filepath.Join(dir, "options", "locale")); err != nil {
+		testenv.Missing(t, "gitea's source module "+Version+" not in the module cache (the README's test command downloads it)")
+	}
+	return dir
+}
+
+// Version is the Gitea release the tests run.
+const Version = "v1.26.0"
+
 func currentUser() string {
 	if u := os.Getenv("USER"); u != "" {
 		return u
@@ -209,6 +230,30 @@ func (s *Server) Do(t testing.TB, method, path string, body, out any) {
 	}
 }
 
+// waitFor polls an API path until it answers 200 (at most 30 s).
+func (s *Server) waitFor(t testing.TB, path string) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		req, _ := http.NewRequest("GET", s.API+path, nil)
+		req.Header.Set("Authorization", "token "+s.Token)
+		resp, err := http.DefaultClient.Do(req)
+		status := ""
+		if err == nil {
+			io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				return
+			}
+			status = resp.Status
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("gitea: %s never appeared (%s %v)", path, status, err)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
 // CreateRepo creates an empty repository of the admin and returns its
 // clone URL with the token in it (for git on the command line).
 func (s *Server) CreateRepo(t testing.TB, name string) string {
@@ -220,6 +265,11 @@ func (s *Server) CreateRepo(t testing.TB, name string) string {
 // CreatePR opens a pull request from head into base and returns its number.
 func (s *Server) CreatePR(t testing.TB, repo, head, base, title string) int {
 	t.Helper()
+	// Gitea learns about pushed branches from its post-receive hook,
+	// asynchronously: wait until it knows both.
+	for _, b := range []string{head, base} {
+		s.waitFor(t, "repos/"+s.User+"/"+repo+"/branches/"+b)
+	}
 	var pr struct {
 		Number int `json:"number"`
 	}

@@ -79,8 +79,10 @@ type giteaComment struct {
 	Body string `json:"body"`
 }
 
+// giteaStatus is a commit status as Gitea returns it (its state is
+// named "status").
 type giteaStatus struct {
-	State   string `json:"state"`
+	State   string `json:"status"`
 	Context string `json:"context"`
 }
 
