@@ -99,7 +99,7 @@ h1{font-size:1.6em;padding:.5em .7em;border-radius:6px;color:#fff}
 h1.promote{background:#1a7f37}h1.blocked{background:#cf222e}
 h2{border-bottom:1px solid #d0d7de;padding-bottom:.2em;margin-top:1.6em}
 table{border-collapse:collapse;margin:.6em 0}th,td{border:1px solid #d0d7de;padding:.25em .6em;text-align:left;vertical-align:top}
-th{background:#f6f8fa}td.n{text-align:right;font-variant-numeric:tabular-nums}
+th{background:#f6f8fa}td.n{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}
 .better{color:#1a7f37}.worse{color:#cf222e}.sig{font-weight:bold}
 .warn{border-left:4px solid #bf8700;background:#fff8c5;padding:.5em .8em;margin:.6em 0}
 .caution{border-left:4px solid #cf222e;background:#ffebe9;padding:.5em .8em;margin:.6em 0;font-weight:bold}
@@ -127,9 +127,9 @@ img{max-width:100%;border:1px solid #d0d7de;margin:.4em 0}
 <h2>Metrics</h2>
 <table><tr><th>metric</th><th>better</th><th>baseline mean (n)</th><th>candidate mean (n)</th>{{if .C.Base}}<th>Δ mean (paired)</th><th>95% CI of Δ</th><th>p (Wilcoxon)</th><th>cases ▲ / ▼ / =</th>{{end}}</tr>
 {{range .C.Metrics}}<tr><td>{{.Metric}}</td><td>{{.Direction}}</td><td class="n">{{if .Base}}{{summary (deref .Base)}}{{else}}–{{end}}</td><td class="n">{{summary .Candidate}}</td>
-{{- if $.C.Base}}<td class="n {{.Change}}{{if .Significant}} sig{{end}}">{{mark .Change}} {{signed .Delta}}</td><td class="n">[{{signed .CILow}}, {{signed .CIHigh}}]</td><td class="n">{{p .P}}</td><td class="n">{{.Better}} / {{.Worse}} / {{.Same}}</td>{{end}}</tr>
+{{- if $.C.Base}}<td class="n{{if .Significant}} {{.Change}} sig{{end}}">{{mark .Change}} {{signed .Delta}}</td><td class="n">[{{signed .CILow}}, {{signed .CIHigh}}]</td><td class="n">{{p .P}}</td><td class="n">{{.Better}} / {{.Worse}} / {{.Same}}</td>{{end}}</tr>
 {{end}}</table>
-{{if .C.Base}}<p>Δ = candidate − baseline over the cases both evaluated; ▲ better, ▼ worse in the metric's direction; bold: the 95% bootstrap interval excludes 0 and p &lt; 0.05.{{if or .C.OnlyBase .C.OnlyCandidate}} <b>The two models evaluated different cases</b>: each mean is over its own model's cases; compare Δ, which pairs them.{{end}}</p>
+{{if .C.Base}}<p>Δ = candidate − baseline over the cases both evaluated; ▲ better, ▼ worse in the metric's direction; coloured and bold: the 95% bootstrap interval excludes 0 and p &lt; 0.05.{{if or .C.OnlyBase .C.OnlyCandidate}} <b>The two models evaluated different cases</b>: each mean is over its own model's cases; compare Δ, which pairs them.{{end}}</p>
 
 <h2>Cases (by {{.C.Primary}})</h2>
 {{template "cases" (cases .C "Worst regressions" .C.Regressions)}}
