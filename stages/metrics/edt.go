@@ -135,18 +135,51 @@ func directed(ctx context.Context, flag []uint8, dim [3]int, sp [3]float64, feat
 				s.g[c*ny+j] = s.env.eval(i, sp[0])
 			}
 		}
-		// Pass 3 along j, evaluated only at the query voxels.
+		// Pass 3 along j, evaluated only at the query voxels. A query's
+		// own row bounds its distance: g[j] ≥ d², so rows farther than
+		// √g[j] cannot be nearer. Most queries lie close to the other
+		// border, and scanning outward from them until that bound costs
+		// far less than building the column's envelope; columns whose
+		// queries are far from it use the envelope.
 		o := offset[k]
+		sy2 := sp[1] * sp[1]
 		for c, i := range s.cols {
-			if !s.env.build(s.g[c*ny:(c+1)*ny], sp[1], s.invY) {
+			g := s.g[c*ny : (c+1)*ny]
+			s.rows = s.rows[:0]
+			cost := 0.0
+			for j := range ny {
+				if flag[base+j*nx+i]&query != 0 {
+					s.rows = append(s.rows, j)
+					cost += 2*math.Sqrt(g[j])/sp[1] + 1
+				}
+			}
+			if cost < float64(ny) {
+				for _, j := range s.rows {
+					best := g[j]
+					for d := 1; ; d++ {
+						dd := float64(d) * float64(d) * sy2
+						if dd >= best || (j-d < 0 && j+d >= ny) {
+							break
+						}
+						if j-d >= 0 {
+							best = min(best, dd+g[j-d])
+						}
+						if j+d < ny {
+							best = min(best, dd+g[j+d])
+						}
+					}
+					out[o] = math.Sqrt(best)
+					o++
+				}
+				continue
+			}
+			if !s.env.build(g, sp[1], s.invY) {
 				continue // cannot happen: a feature voxel exists somewhere
 			}
 			s.env.start()
-			for j := range ny {
-				if flag[base+j*nx+i]&query != 0 {
-					out[o] = math.Sqrt(s.env.eval(j, sp[1]))
-					o++
-				}
+			for _, j := range s.rows {
+				out[o] = math.Sqrt(s.env.eval(j, sp[1]))
+				o++
 			}
 		}
 	})
@@ -162,6 +195,7 @@ type sliceScratch struct {
 	f    []float64 // one line of input
 	col  []bool    // columns with query voxels
 	cols []int     // their indices, increasing
+	rows []int     // rows of the query voxels of one column
 	// invX[d] = 1 / (2 d sx), invY likewise: the envelope divides by
 	// these distances, and multiplying is several times faster.
 	invX, invY []float64
@@ -184,6 +218,7 @@ func newSliceScratch(nx, ny int, sp [3]float64) *sliceScratch {
 		f:    make([]float64, m),
 		col:  make([]bool, nx),
 		cols: make([]int, 0, nx),
+		rows: make([]int, 0, ny),
 		env:  envelope{v: make([]int, m), p: make([]float64, m), h: make([]float64, m), f: make([]float64, m), z: make([]float64, m+1)},
 	}
 }
