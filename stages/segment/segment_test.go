@@ -488,3 +488,46 @@ func TestBaselineMatchesScipy(t *testing.T) {
 		}
 	}
 }
+
+// TestLabelRulesV1: on cortex-only labels the calibration turns hole
+// filling off, and the model still finds the cortex.
+func TestLabelRulesV1(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	if _, err := phantom.WriteDataset(ctx, phantom.DatasetOptions{Options: phantom.Options{Seed: 51, LabelRules: phantom.RulesV1}, Dir: dir, Cases: 6}); err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(dir, "m.toml")
+	res, err := Train(ctx, TrainOptions{Data: dir, Out: out, Params: DefaultParams(), Seed: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.FillHoles || res.TrainDice < 0.9 {
+		t.Fatalf("v1 training: fill holes %v, training Dice %.4f", res.FillHoles, res.TrainDice)
+	}
+	m, _, err := ReadModel(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const n = 3
+	var mean float64
+	for i := range n {
+		c, err := phantom.Generate(ctx, phantom.Options{Seed: 52, LabelRules: phantom.RulesV1}, i)
+		if err != nil {
+			t.Fatal(err)
+		}
+		pred, err := Predict(ctx, m, c.CT)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r, err := metrics.Evaluate(ctx, c.Label, pred, metrics.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("%s (v1): Dice %.4f HD95 %.2f mm", c.ID, r.Dice, r.HD95)
+		mean += r.Dice / n
+	}
+	if mean < 0.93 {
+		t.Errorf("v1 held-out mean Dice %.4f, want ≥ 0.93", mean)
+	}
+}

@@ -27,8 +27,9 @@ func main() {
 	seed := flag.Uint64("seed", 1, "training seed")
 	dir := flag.String("dir", "", "work folder (default: a temporary one)")
 	jsonOut := flag.Bool("json", false, "JSON output")
+	rules := flag.String("label-rules", phantom.RulesV2, "label rules of both sets: v1 or v2")
 	flag.Parse()
-	if err := run(context.Background(), *train, *test, *trainSeed, *testSeed, *seed, *dir, *jsonOut); err != nil {
+	if err := run(context.Background(), config{*train, *test, *trainSeed, *testSeed, *seed, *dir, *rules, *jsonOut}); err != nil {
 		fmt.Fprintln(os.Stderr, "quality:", err)
 		os.Exit(1)
 	}
@@ -44,7 +45,15 @@ type caseResult struct {
 	BaseHD95     float64 `json:"baseline_hd95_mm"`
 }
 
-func run(ctx context.Context, nTrain, nTest int, trainSeed, testSeed, seed uint64, dir string, jsonOut bool) error {
+type config struct {
+	nTrain, nTest             int
+	trainSeed, testSeed, seed uint64
+	dir, rules                string
+	jsonOut                   bool
+}
+
+func run(ctx context.Context, cfg config) error {
+	nTrain, nTest, trainSeed, testSeed, seed, dir, jsonOut := cfg.nTrain, cfg.nTest, cfg.trainSeed, cfg.testSeed, cfg.seed, cfg.dir, cfg.jsonOut
 	if dir == "" {
 		d, err := os.MkdirTemp("", "medcad-quality")
 		if err != nil {
@@ -54,7 +63,7 @@ func run(ctx context.Context, nTrain, nTest int, trainSeed, testSeed, seed uint6
 		dir = d
 	}
 	trainDir := filepath.Join(dir, "train")
-	if _, err := phantom.WriteDataset(ctx, phantom.DatasetOptions{Options: phantom.Options{Seed: trainSeed, LabelRules: phantom.RulesV2}, Dir: trainDir, Cases: nTrain}); err != nil {
+	if _, err := phantom.WriteDataset(ctx, phantom.DatasetOptions{Options: phantom.Options{Seed: trainSeed, LabelRules: cfg.rules}, Dir: trainDir, Cases: nTrain}); err != nil {
 		return err
 	}
 	t0 := time.Now()
@@ -101,7 +110,7 @@ func run(ctx context.Context, nTrain, nTest int, trainSeed, testSeed, seed uint6
 	var out []caseResult
 	var md, mh, bd, bh float64
 	for i := range nTest {
-		c, err := phantom.Generate(ctx, phantom.Options{Seed: testSeed, LabelRules: phantom.RulesV2}, i)
+		c, err := phantom.Generate(ctx, phantom.Options{Seed: testSeed, LabelRules: cfg.rules}, i)
 		if err != nil {
 			return err
 		}
