@@ -63,7 +63,7 @@ func (t *lut) stats(flags uint8, st *huStats) {
 	}
 }
 
-// hu is the result of converting one frame.
+// huStats counts what converting a frame changed.
 type huStats struct {
 	clamped    int // values outside int16, clamped
 	fractional int // values with a fractional part, rounded
@@ -190,7 +190,7 @@ func (d *frameDecoder) decode(f int, dst target, flip bool, scratch *[]uint16) (
 func (t *lut) native(raw []byte, order binary.ByteOrder, dst []int16, cols int, flip bool) huStats {
 	var st huStats
 	rows := len(dst) / cols
-	var any uint8
+	var seen uint8
 	for r := range rows {
 		out := dst[r*cols : (r+1)*cols]
 		if flip {
@@ -201,17 +201,17 @@ func (t *lut) native(raw []byte, order binary.ByteOrder, dst []int16, cols int, 
 			for i := range out {
 				x := uint16(src[2*i]) | uint16(src[2*i+1])<<8
 				out[i] = t.hu[x]
-				any |= t.flags[x]
+				seen |= t.flags[x]
 			}
 		} else {
 			for i := range out {
 				x := uint16(src[2*i])<<8 | uint16(src[2*i+1])
 				out[i] = t.hu[x]
-				any |= t.flags[x]
+				seen |= t.flags[x]
 			}
 		}
 	}
-	if any != 0 { // rare: count exactly
+	if seen != 0 { // rare: count exactly
 		for i := 0; i+1 < len(raw); i += 2 {
 			x := uint16(raw[i]) | uint16(raw[i+1])<<8
 			if order != binary.LittleEndian {
@@ -227,7 +227,7 @@ func (t *lut) native(raw []byte, order binary.ByteOrder, dst []int16, cols int, 
 func (t *lut) samples(s []uint16, dst []int16, cols int, flip bool) huStats {
 	var st huStats
 	rows := len(dst) / cols
-	var any uint8
+	var seen uint8
 	for r := range rows {
 		out := dst[r*cols : (r+1)*cols]
 		if flip {
@@ -235,10 +235,10 @@ func (t *lut) samples(s []uint16, dst []int16, cols int, flip bool) huStats {
 		}
 		for i, x := range s[r*cols : (r+1)*cols] {
 			out[i] = t.hu[x]
-			any |= t.flags[x]
+			seen |= t.flags[x]
 		}
 	}
-	if any != 0 {
+	if seen != 0 {
 		for _, x := range s {
 			t.stats(t.flags[x], &st)
 		}
