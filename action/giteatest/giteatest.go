@@ -202,9 +202,8 @@ func currentUser() string {
 	return "root"
 }
 
-// Do calls the API as the admin and decodes the JSON answer into out (nil:
-// discard). It fails t on a status outside 2xx.
-func (s *Server) Do(t testing.TB, method, path string, body, out any) {
+// call calls the API as the admin and returns the status and body.
+func (s *Server) call(t testing.TB, method, path string, body any) (int, []byte) {
 	t.Helper()
 	var rd io.Reader
 	if body != nil {
@@ -220,8 +219,16 @@ func (s *Server) Do(t testing.TB, method, path string, body, out any) {
 	}
 	defer resp.Body.Close()
 	data, _ := io.ReadAll(resp.Body)
-	if resp.StatusCode/100 != 2 {
-		t.Fatalf("%s %s: %s\n%s", method, path, resp.Status, data)
+	return resp.StatusCode, data
+}
+
+// Do calls the API as the admin and decodes the JSON answer into out (nil:
+// discard). It fails t on a status outside 2xx.
+func (s *Server) Do(t testing.TB, method, path string, body, out any) {
+	t.Helper()
+	code, data := s.call(t, method, path, body)
+	if code/100 != 2 {
+		t.Fatalf("%s %s: %d\n%s", method, path, code, data)
 	}
 	if out != nil {
 		if err := json.Unmarshal(data, out); err != nil {
@@ -280,7 +287,20 @@ func (s *Server) CreatePR(t testing.TB, repo, head, base, title string) int {
 // MergePR merges pull request n with a merge commit and returns it.
 func (s *Server) MergePR(t testing.TB, repo string, n int) string {
 	t.Helper()
-	s.Do(t, "POST", "repos/"+s.User+"/"+repo+"/pulls/"+strconv.Itoa(n)+"/merge", map[string]any{"Do": "merge"}, nil)
+	// Gitea checks mergeability asynchronously after each push and
+	// answers 405 "try again later" until it is done.
+	path := "repos/" + s.User + "/" + repo + "/pulls/" + strconv.Itoa(n)
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		code, body := s.call(t, "POST", path+"/merge", map[string]any{"Do": "merge"})
+		if code/100 == 2 {
+			break
+		}
+		if code != http.StatusMethodNotAllowed || time.Now().After(deadline) {
+			t.Fatalf("merge #%d: %d %s", n, code, body)
+		}
+		time.Sleep(300 * time.Millisecond)
+	}
 	var pr struct {
 		MergeCommitSHA string `json:"merge_commit_sha"`
 	}
