@@ -239,6 +239,7 @@ func Compare(ctx context.Context, in Input) (*Comparison, error) {
 		}
 	}
 
+	pr := pairing{names: names, base: baseCases, cand: candCases, common: common, hasBase: base != nil}
 	c.baseVals, c.candVals = map[string][]float64{}, map[string][]float64{}
 	for _, n := range names {
 		c.candVals[n] = valuesOf(candCases, n)
@@ -252,7 +253,7 @@ func Compare(ctx context.Context, in Input) (*Comparison, error) {
 	c.Metrics = make([]MetricDiff, len(names))
 	var wg sync.WaitGroup
 	for i, n := range names {
-		wg.Go(func() { c.Metrics[i] = metricDiff(n, base != nil, baseCases, candCases, common) })
+		wg.Go(func() { c.Metrics[i] = metricDiff(n, pr) })
 	}
 	wg.Wait()
 	if err := ctx.Err(); err != nil {
@@ -294,7 +295,7 @@ func Compare(ctx context.Context, in Input) (*Comparison, error) {
 	c.Params = paramsDiff(base, cand)
 	c.Env = envDiff(base, cand)
 	c.Warnings = warnings(c, base)
-	c.Verdict = evaluateGates(in.Promote, names, baseCases, candCases, common, base != nil)
+	c.Verdict = evaluateGates(in.Promote, pr)
 	c.Verdict.Source = in.GatesFrom
 	return c, nil
 }
@@ -394,7 +395,16 @@ func sortable(x float64) float64 {
 	return x
 }
 
-func metricDiff(n string, hasBase bool, base, cand map[string]Case, common []string) MetricDiff {
+// pairing is what the statistics and gates are computed over.
+type pairing struct {
+	names      []string        // metrics both evaluations have
+	base, cand map[string]Case // evaluated cases by id (base nil without a baseline)
+	common     []string        // ids both evaluated, sorted
+	hasBase    bool
+}
+
+func metricDiff(n string, pr pairing) MetricDiff {
+	hasBase, base, cand, common := pr.hasBase, pr.base, pr.cand, pr.common
 	md := MetricDiff{Metric: n, Direction: DirectionOf(n), Delta: Num(math.NaN()), CILow: Num(math.NaN()),
 		CIHigh: Num(math.NaN()), P: Num(math.NaN()), Change: "same"}
 	md.Candidate = metrics.Summarize(valuesOf(cand, n))

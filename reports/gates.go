@@ -76,10 +76,10 @@ type GateResult struct {
 // the per-case rule compare the two models on the cases both evaluated;
 // absolute gates (at-least, at-most) hold every case the candidate
 // evaluated. Without a baseline only absolute gates apply.
-func evaluateGates(p gitops.Promote, names []string, base, cand map[string]Case, common []string, hasBase bool) Verdict {
+func evaluateGates(p gitops.Promote, pr pairing) Verdict {
 	v := Verdict{Promote: true, Gates: []GateResult{}}
 	for _, g := range p.Gates {
-		r := applyGate(g, names, base, cand, common, hasBase)
+		r := applyGate(g, pr)
 		v.Gates = append(v.Gates, r)
 	}
 	metricsDropped := make([]string, 0, len(p.MaxCaseDrop))
@@ -91,7 +91,7 @@ func evaluateGates(p gitops.Promote, names []string, base, cand map[string]Case,
 		if p.MaxCaseDrop[m] <= 0 {
 			continue // zero disables the rule
 		}
-		v.Gates = append(v.Gates, caseDropGate(m, p.MaxCaseDrop[m], names, base, cand, common, hasBase))
+		v.Gates = append(v.Gates, caseDropGate(m, p.MaxCaseDrop[m], pr))
 	}
 	for _, r := range v.Gates {
 		if r.Status == Fail {
@@ -109,7 +109,8 @@ func gateName(g gitops.Gate) string {
 	return fmt.Sprintf("%s %s %s (tolerance %s)", g.Metric, g.Stat, g.Rule, fmtNum(g.Tolerance))
 }
 
-func applyGate(g gitops.Gate, names []string, base, cand map[string]Case, common []string, hasBase bool) GateResult {
+func applyGate(g gitops.Gate, pr pairing) GateResult {
+	names, base, cand, common, hasBase := pr.names, pr.base, pr.cand, pr.common, pr.hasBase
 	m := canonicalMetric(g.Metric, names)
 	nan := Num(math.NaN())
 	r := GateResult{Name: gateName(g), Metric: m, Stat: g.Stat, Rule: g.Rule, Base: nan, Candidate: nan, Limit: nan}
@@ -188,7 +189,8 @@ func applyGate(g gitops.Gate, names []string, base, cand map[string]Case, common
 	return fail("unknown rule %q", g.Rule)
 }
 
-func caseDropGate(metric string, maxDrop float64, names []string, base, cand map[string]Case, common []string, hasBase bool) GateResult {
+func caseDropGate(metric string, maxDrop float64, pr pairing) GateResult {
+	names, base, cand, common, hasBase := pr.names, pr.base, pr.cand, pr.common, pr.hasBase
 	m := canonicalMetric(metric, names)
 	nan := Num(math.NaN())
 	r := GateResult{Name: fmt.Sprintf("%s per-case drop at most %s", metric, fmtNum(maxDrop)), Metric: m, Stat: "case",

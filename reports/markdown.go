@@ -132,7 +132,17 @@ func (m *md) p(format string, args ...any) { fmt.Fprintf(&m.b, format, args...) 
 
 // table writes a table; tables longer than fold rows go into <details>,
 // and rows beyond m.rows are left out with a note.
-func (m *md) table(summary string, fold int, head []string, rows [][]string) {
+// mdTable is a table to write: tables with more rows than fold go into
+// <details> with the summary.
+type mdTable struct {
+	summary string
+	fold    int
+	head    []string
+	rows    [][]string
+}
+
+func (m *md) table(t mdTable) {
+	summary, fold, head, rows := t.summary, t.fold, t.head, t.rows
 	if len(rows) == 0 {
 		return
 	}
@@ -209,7 +219,7 @@ func renderMarkdown(c *Comparison, opts MarkdownOptions, rows int) string {
 			icon := map[string]string{Pass: "✅ pass", Fail: "❌ fail", Skipped: "➖ skipped"}[g.Status]
 			r = append(r, []string{mdEscape(g.Name), icon, mdEscape(g.Message)})
 		}
-		m.table("Gates", 50, []string{"gate", "result", "numbers"}, r)
+		m.table(mdTable{"Gates", 50, []string{"gate", "result", "numbers"}, r})
 		if c.Verdict.Source != "" {
 			m.p("Gates from %s.\n\n", mdEscape(c.Verdict.Source))
 		}
@@ -241,7 +251,7 @@ func renderMarkdown(c *Comparison, opts MarkdownOptions, rows int) string {
 	if c.Base != nil {
 		head = append(head, "Δ mean (paired)", "95% CI of Δ", "p (Wilcoxon)", "cases ▲ / ▼ / =")
 	}
-	m.table("Metrics", 100, head, r)
+	m.table(mdTable{"Metrics", 100, head, r})
 	if c.Base != nil {
 		m.p("Δ = candidate − baseline over the %s both evaluated; ▲ better, ▼ worse in the metric's direction; **bold**: the 95%% bootstrap interval excludes 0 and p < 0.05. Pairs with an infinite distance are counted in ▲/▼/= but left out of Δ, CI and p.", count(len(c.Cases), "case"))
 		if len(c.OnlyBase) > 0 || len(c.OnlyCandidate) > 0 {
@@ -252,21 +262,23 @@ func renderMarkdown(c *Comparison, opts MarkdownOptions, rows int) string {
 
 	if c.Base != nil {
 		m.p("### Cases (by %s)\n\n", mdEscape(c.Primary))
-		m.caseTable(c, "Worst regressions", c.Regressions, 1000)
-		m.caseTable(c, "Best improvements", c.Improvements, 1000)
+		m.caseTable(c, "Worst regressions", c.Regressions)
+		m.caseTable(c, "Best improvements", c.Improvements)
 		if len(c.Regressions) == 0 && len(c.Improvements) == 0 && len(c.Cases) > 0 {
 			m.p("No case changed its %s.\n\n", mdEscape(c.Primary))
 		}
 		m.list(fmt.Sprintf("%d cases evaluated by the baseline only", len(c.OnlyBase)), c.OnlyBase)
 		m.list(fmt.Sprintf("%d cases evaluated by the candidate only", len(c.OnlyCandidate)), c.OnlyCandidate)
-		m.caseTable(c, fmt.Sprintf("All %d paired cases", len(c.Cases)), c.Cases, 0)
+		if head, rows := caseRows(c, c.Cases); len(rows) > 0 {
+			m.table(mdTable{fmt.Sprintf("All %d paired cases", len(c.Cases)), 0, head, rows})
+		}
 	}
 	if len(c.NotEvaluated) > 0 {
 		var r [][]string
 		for _, e := range c.NotEvaluated {
 			r = append(r, []string{e.Side, mdEscape(e.Case), mdEscape(e.Error)})
 		}
-		m.table(fmt.Sprintf("%d failed case evaluations", len(c.NotEvaluated)), 0, []string{"model", "case", "error"}, r)
+		m.table(mdTable{fmt.Sprintf("%d failed case evaluations", len(c.NotEvaluated)), 0, []string{"model", "case", "error"}, r})
 	}
 
 	if c.Base != nil {
@@ -295,7 +307,7 @@ func renderMarkdown(c *Comparison, opts MarkdownOptions, rows int) string {
 					fmt.Sprintf("%d → %d", d.BaseFiles, d.CandidateFiles), rules,
 					mdCode(shortDigest(d.BaseDigest)) + " → " + mdCode(shortDigest(d.CandidateDigest))})
 			}
-			m.table("Datasets", 50, []string{"dataset", "change", "cases +added −removed ~changed", "files", "label rules", "digest"}, r)
+			m.table(mdTable{"Datasets", 50, []string{"dataset", "change", "cases +added −removed ~changed", "files", "label rules", "digest"}, r})
 			for _, d := range c.Data.Datasets {
 				for _, l := range []struct {
 					what string
@@ -314,7 +326,7 @@ func renderMarkdown(c *Comparison, opts MarkdownOptions, rows int) string {
 			for _, p := range c.Params.Changes {
 				r = append(r, []string{mdEscape(p.Key), p.Status, mdEscape(orDash(p.Base)), mdEscape(orDash(p.Candidate))})
 			}
-			m.table("Params", 30, []string{"param", "change", "baseline", "candidate"}, r)
+			m.table(mdTable{"Params", 30, []string{"param", "change", "baseline", "candidate"}, r})
 			var d strings.Builder
 			for _, l := range c.Params.Lines {
 				d.WriteString(l.Op + l.Text + "\n")
@@ -335,7 +347,7 @@ func renderMarkdown(c *Comparison, opts MarkdownOptions, rows int) string {
 			for _, p := range c.Env.Packages {
 				r = append(r, []string{mdEscape(p.Name), p.Status, mdEscape(orDash(p.Base)), mdEscape(orDash(p.Candidate))})
 			}
-			m.table("Packages", 30, []string{"package", "change", "baseline", "candidate"}, r)
+			m.table(mdTable{"Packages", 30, []string{"package", "change", "baseline", "candidate"}, r})
 		}
 	}
 
@@ -362,10 +374,19 @@ func mdEscapeKeepBold(w string) string {
 	return mdEscape(w)
 }
 
-func (m *md) caseTable(c *Comparison, title string, cases []CaseDiff, fold int) {
-	if len(cases) == 0 {
+// caseTable writes a titled table of cases (the worst or best).
+func (m *md) caseTable(c *Comparison, title string, cases []CaseDiff) {
+	head, rows := caseRows(c, cases)
+	if len(rows) == 0 {
 		return
 	}
+	m.p("**%s**\n\n", title)
+	m.table(mdTable{title, 1000, head, rows})
+}
+
+// caseRows are the rows of a case table: the primary metric of both
+// models, its Δ, and the Δ of HD95 and the first NSD beside it.
+func caseRows(c *Comparison, cases []CaseDiff) ([]string, [][]string) {
 	p := c.Primary
 	head := []string{"case", p + " baseline", p + " candidate", "Δ " + p}
 	others := []string{}
@@ -387,10 +408,7 @@ func (m *md) caseTable(c *Comparison, title string, cases []CaseDiff, fold int) 
 		}
 		r = append(r, row)
 	}
-	if fold > 0 {
-		m.p("**%s**\n\n", title)
-	}
-	m.table(title, fold, head, r)
+	return head, r
 }
 
 func markGain(g float64) string {
@@ -439,7 +457,7 @@ func (m *md) lineage(c *Comparison) {
 	if c.Base != nil {
 		head = []string{"", "baseline", "candidate"}
 	}
-	m.table("Lineage", 100, head, r)
+	m.table(mdTable{"Lineage", 100, head, r})
 }
 
 func datasetsCell(ds map[string]string) string {
