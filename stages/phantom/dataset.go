@@ -50,7 +50,7 @@ type DatasetJSON struct {
 }
 
 // WriteDataset generates opts.Cases cases (indices 0…Cases−1) into
-// opts.Dir. Each file appears complete or not at all; a case folder of the
+// opts.Dir, which must be new or empty. Each file appears complete or not at all; a case folder of the
 // DICOM format is assembled under a temporary name and renamed into place.
 func WriteDataset(ctx context.Context, opts DatasetOptions) ([]CaseSummary, error) {
 	if _, err := opts.Options.normalized(); err != nil {
@@ -64,6 +64,10 @@ func WriteDataset(ctx context.Context, opts DatasetOptions) ([]CaseSummary, erro
 	}
 	if opts.Cases < 1 {
 		return nil, fmt.Errorf("%d cases (want at least 1): %w", opts.Cases, ErrOptions)
+	}
+	// Never mix with older files: a stale case would silently join the set.
+	if entries, err := os.ReadDir(opts.Dir); err == nil && len(entries) > 0 {
+		return nil, fmt.Errorf("%s: not empty; phantoms go to a new or empty folder: %w", opts.Dir, ErrOptions)
 	}
 	if err := os.MkdirAll(opts.Dir, 0o755); err != nil {
 		return nil, err

@@ -220,6 +220,14 @@ func TestBadOptions(t *testing.T) {
 	if _, err := WriteDataset(context.Background(), DatasetOptions{Dir: t.TempDir(), Cases: 1, Format: "png"}); err == nil {
 		t.Error("format png: no error")
 	}
+	full := t.TempDir()
+	if err := os.WriteFile(filepath.Join(full, "mine.txt"), []byte("keep"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, err := WriteDataset(context.Background(), DatasetOptions{Dir: full, Cases: 1})
+	if err == nil || !strings.Contains(err.Error(), full+": not empty") {
+		t.Errorf("non-empty folder: %v", err)
+	}
 }
 
 func TestWriteNNUNet(t *testing.T) {

@@ -306,6 +306,14 @@ func TestBadDatasets(t *testing.T) {
 		want   []string
 	}{
 		{"no dataset.json", func(d string) error { return os.Remove(filepath.Join(d, "dataset.json")) }, []string{"dataset.json: missing"}},
+		{"numTraining mismatch", func(d string) error {
+			for _, f := range []string{"imagesTr/phantom_002_0000.nii.gz", "labelsTr/phantom_002.nii.gz"} {
+				if err := os.Remove(filepath.Join(d, f)); err != nil {
+					return err
+				}
+			}
+			return nil
+		}, []string{"dataset.json: numTraining is 3 but imagesTr/ has 2 cases"}},
 		{"missing label", func(d string) error { return os.Remove(filepath.Join(d, "labelsTr", "phantom_001.nii.gz")) },
 			[]string{"labelsTr/phantom_001.nii.gz: missing label for image phantom_001_0000.nii.gz"}},
 		{"label without image", func(d string) error {

@@ -42,6 +42,7 @@ func ReadDataset(dir string) ([]Case, error) {
 	var meta struct {
 		ChannelNames map[string]string `json:"channel_names"`
 		FileEnding   string            `json:"file_ending"`
+		NumTraining  int               `json:"numTraining"`
 	}
 	if err := json.Unmarshal(data, &meta); err != nil {
 		return nil, fmt.Errorf("%s: %v: %w", dj, err, ErrDataset)
@@ -78,6 +79,9 @@ func ReadDataset(dir string) ([]Case, error) {
 	}
 	if len(cases) == 0 {
 		return nil, fmt.Errorf("%s: no training cases in imagesTr/: %w", dir, ErrDataset)
+	}
+	if meta.NumTraining > 0 && meta.NumTraining != len(cases) {
+		return nil, fmt.Errorf("%s: numTraining is %d but imagesTr/ has %d cases: %w", dj, meta.NumTraining, len(cases), ErrDataset)
 	}
 	sort.Slice(cases, func(i, j int) bool { return cases[i].ID < cases[j].ID })
 	return cases, nil
