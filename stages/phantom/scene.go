@@ -42,6 +42,9 @@ type scene struct {
 	plaques   []sphere
 	metal     *tube
 	streaks   streaks
+	// The patient lies rotated by a small angle about the body centre
+	// (the table does not rotate).
+	cosPose, sinPose float64
 }
 
 type ellipse struct{ cx, cy, a, b float64 }
@@ -261,7 +264,15 @@ func newScene(opts Options, idx int) *scene {
 			Accession:   "A" + itoa(1000000+r.IntN(9000000)),
 		},
 	}
+	pose := uniform(r, -0.15, 0.15) // radians, about ±9°
+	s.cosPose, s.sinPose = math.Cos(pose), math.Sin(pose)
 	return s
+}
+
+// unrotate maps image coordinates into the patient's (unrotated) frame.
+func (s *scene) unrotate(x, y float64) (float64, float64) {
+	dx, dy := x-s.body.cx, y-s.body.cy
+	return s.body.cx + s.cosPose*dx + s.sinPose*dy, s.body.cy - s.sinPose*dx + s.cosPose*dy
 }
 
 func (t tube) centre(z, height float64) (float64, float64) {
@@ -276,8 +287,9 @@ func (lb longBone) centre(z, height float64) (float64, float64) {
 
 // tissueAt classifies the point (x, y, z); the first structure that
 // contains it wins (implants, then plaques, vessels, bones, table, body).
-func (s *scene) tissueAt(x, y float64, sl *sliceShapes) Tissue {
+func (s *scene) tissueAt(ix, iy float64, sl *sliceShapes) Tissue {
 	z, bones, vessels := sl.z, sl.bones, sl.vessels
+	x, y := s.unrotate(ix, iy)
 	if m := s.metal; m != nil && z >= m.z0 && z <= m.z1 {
 		cx, cy := m.centre(z, s.height)
 		if sq(x-cx)+sq(y-cy) <= sq(m.r) {
@@ -311,8 +323,8 @@ func (s *scene) tissueAt(x, y float64, sl *sliceShapes) Tissue {
 	rho := math.Sqrt(sq((x-e.cx)/e.a) + sq((y-e.cy)/e.b))
 	if rho > 1 {
 		tb := s.table
-		top := tb.y1 + tb.curve*sq(x-tb.cx)
-		if x >= tb.x0 && x <= tb.x1 && y <= top && y >= top-(tb.y1-tb.y0) {
+		top := tb.y1 + tb.curve*sq(ix-tb.cx)
+		if ix >= tb.x0 && ix <= tb.x1 && iy <= top && iy >= top-(tb.y1-tb.y0) {
 			return Table
 		}
 		return Air
@@ -442,6 +454,7 @@ func (s *scene) renderSlice(k int, hu []float32, tis []uint8) {
 		for i := range nx {
 			x := (float64(nx)-1)/2*s.sp[0] - s.sp[0]*float64(i)
 			t := s.tissueAt(x, y, sl)
+			x, y := s.unrotate(x, y)
 			v := s.hu[t]
 			switch t {
 			case Vessel:
