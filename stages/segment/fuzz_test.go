@@ -2,6 +2,8 @@ package segment
 
 import (
 	"bytes"
+	"encoding/json"
+	"strings"
 	"testing"
 
 	"github.com/BurntSushi/toml"
@@ -63,6 +65,34 @@ func FuzzParseParams(f *testing.F) {
 		}
 		if d := cmp.Diff(p, p2, cmpopts.EquateEmpty()); d != "" {
 			t.Fatalf("round trip changed the params:\n%s", d)
+		}
+	})
+}
+
+// FuzzDatasetJSON checks that dataset.json parsing never panics, gives
+// one-line errors, and that what it accepts re-encodes to the same meta.
+func FuzzDatasetJSON(f *testing.F) {
+	f.Add([]byte(`{"channel_names": {"0": "CT"}, "labels": {"background": 0, "bone": 1}, "numTraining": 12, "file_ending": ".nii.gz"}`))
+	f.Add([]byte(`{"channel_names": {"0": "CT", "1": "PET"}}`))
+	f.Add([]byte(`{`))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		meta, err := parseDatasetJSON(data)
+		if err != nil {
+			if strings.Contains(err.Error(), "\n") {
+				t.Fatalf("error spans lines: %q", err)
+			}
+			return
+		}
+		b, err := json.Marshal(meta)
+		if err != nil {
+			t.Fatal(err)
+		}
+		again, err := parseDatasetJSON(b)
+		if err != nil {
+			t.Fatalf("re-encoded meta rejected: %v\n%s", err, b)
+		}
+		if d := cmp.Diff(meta, again, cmpopts.EquateEmpty()); d != "" {
+			t.Fatalf("round trip changed the meta:\n%s", d)
 		}
 	})
 }

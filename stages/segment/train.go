@@ -39,19 +39,9 @@ func ReadDataset(dir string) ([]Case, error) {
 	if err != nil {
 		return nil, err
 	}
-	var meta struct {
-		ChannelNames map[string]string `json:"channel_names"`
-		FileEnding   string            `json:"file_ending"`
-		NumTraining  int               `json:"numTraining"`
-	}
-	if err := json.Unmarshal(data, &meta); err != nil {
-		return nil, fmt.Errorf("%s: %v: %w", dj, err, ErrDataset)
-	}
-	if len(meta.ChannelNames) != 1 {
-		return nil, fmt.Errorf("%s: %d channels, the built-in model takes one CT channel: %w", dj, len(meta.ChannelNames), ErrDataset)
-	}
-	if meta.FileEnding != "" && meta.FileEnding != ".nii.gz" {
-		return nil, fmt.Errorf("%s: file_ending %q, want \".nii.gz\": %w", dj, meta.FileEnding, ErrDataset)
+	meta, err := parseDatasetJSON(data)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", dj, err)
 	}
 	images, err := filepath.Glob(filepath.Join(dir, "imagesTr", "*_0000.nii.gz"))
 	if err != nil {
@@ -85,6 +75,37 @@ func ReadDataset(dir string) ([]Case, error) {
 	}
 	sort.Slice(cases, func(i, j int) bool { return cases[i].ID < cases[j].ID })
 	return cases, nil
+}
+
+// datasetMeta is what training needs from an nnU-Net dataset.json.
+type datasetMeta struct {
+	ChannelNames map[string]string `json:"channel_names"`
+	Labels       map[string]int    `json:"labels"`
+	FileEnding   string            `json:"file_ending"`
+	NumTraining  int               `json:"numTraining"`
+}
+
+// parseDatasetJSON parses and checks dataset.json for the built-in model:
+// one channel, NIfTI-gz files, a "bone" label of 1 when labels are given.
+// Errors wrap ErrDataset and are one line.
+func parseDatasetJSON(data []byte) (datasetMeta, error) {
+	var meta datasetMeta
+	if err := json.Unmarshal(data, &meta); err != nil {
+		return meta, fmt.Errorf("%s: %w", firstLine(err.Error()), ErrDataset)
+	}
+	if len(meta.ChannelNames) != 1 {
+		return meta, fmt.Errorf("%d channels, the built-in model takes one CT channel: %w", len(meta.ChannelNames), ErrDataset)
+	}
+	if meta.FileEnding != "" && meta.FileEnding != ".nii.gz" {
+		return meta, fmt.Errorf("file_ending %q, want \".nii.gz\": %w", meta.FileEnding, ErrDataset)
+	}
+	if meta.NumTraining < 0 {
+		return meta, fmt.Errorf("numTraining %d is negative: %w", meta.NumTraining, ErrDataset)
+	}
+	if v, ok := meta.Labels["bone"]; len(meta.Labels) > 0 && (!ok || v != 1) {
+		return meta, fmt.Errorf("labels must map \"bone\" to 1: %w", ErrDataset)
+	}
+	return meta, nil
 }
 
 // loadCase reads a case's CT and label and checks that they match.
