@@ -13,8 +13,8 @@ import (
 	"github.com/medcad/medcad/internal/testenv"
 )
 
-// actWorkflow is the demo repository's workflow: the scaffold's jobs
-// without actions/checkout (act runs on the host in a copy of the clone).
+// actWorkflow is the demo repository's workflow: the scaffold's jobs,
+// plus a step that shows the action's outputs.
 const actWorkflow = `name: medcad
 on:
   pull_request:
@@ -25,6 +25,10 @@ jobs:
     if: github.event_name == 'pull_request'
     runs-on: ubuntu-latest
     steps:
+      - uses: actions/checkout@v4
+        with:
+          ref: ${{ github.event.pull_request.head.sha }}
+          fetch-depth: 0
       - id: medcad
         uses: medcad/medcad@main
         with:
@@ -39,6 +43,9 @@ jobs:
     if: github.event_name == 'push'
     runs-on: ubuntu-latest
     steps:
+      - uses: actions/checkout@v4
+        with:
+          fetch-depth: 0
       - uses: medcad/medcad@main
         with:
           command: ci main
@@ -54,6 +61,27 @@ runs:
   steps:
     - shell: bash
       run: go version
+`
+
+// checkoutStub stands in for actions/checkout: it clones the repository
+// from GITHUB_SERVER_URL (the Gitea of the test) and checks out the ref.
+const checkoutStub = `name: checkout stub
+description: git clone from GITHUB_SERVER_URL
+inputs:
+  ref:
+    default: ""
+  fetch-depth:
+    default: "1"
+runs:
+  using: composite
+  steps:
+    - shell: bash
+      env:
+        REF: ${{ inputs.ref }}
+      run: |
+        set -euo pipefail
+        git clone -q "$GITHUB_SERVER_URL/$GITHUB_REPOSITORY.git" .
+        git checkout -q --detach "${REF:-$GITHUB_SHA}"
 `
 
 // copySource copies medcad's working tree (tracked and untracked files
@@ -95,6 +123,9 @@ func TestActionAct(t *testing.T) {
 	stub := filepath.Join(root, "setup-go")
 	os.MkdirAll(stub, 0o755)
 	os.WriteFile(filepath.Join(stub, "action.yml"), []byte(setupGoStub), 0o644)
+	checkout := filepath.Join(root, "checkout")
+	os.MkdirAll(checkout, 0o755)
+	os.WriteFile(filepath.Join(checkout, "action.yml"), []byte(checkoutStub), 0o644)
 
 	proj := filepath.Join(root, "proj")
 	medcad(t, bin, "", nil, "init", proj)
@@ -135,13 +166,20 @@ func TestActionAct(t *testing.T) {
 			"--action-offline-mode", "--no-cache-server",
 			"--local-repository", "medcad/medcad@main="+actionSrc,
 			"--local-repository", "actions/setup-go@v5="+stub,
+			"--local-repository", "actions/checkout@v4="+checkout,
 			"--env", "GITHUB_API_URL="+strings.TrimSuffix(g.API, "/"),
 			"--env", "GITHUB_SERVER_URL="+strings.TrimSuffix(g.URL, "/"),
 			"--env", "GITHUB_REPOSITORY="+g.User+"/demo",
 			"--env", "MEDCAD_REMOTE="+store,
 			"-s", "GITHUB_TOKEN="+g.Token, "-s", "MEDCAD_SIGNING_KEY="+key)
 		cmd.Dir = dir
+		// act keeps its cache under HOME; Go keeps using the host's caches.
 		cmd.Env = append(os.Environ(), "HOME="+filepath.Join(root, "home"))
+		for _, v := range []string{"GOPATH", "GOMODCACHE", "GOCACHE"} {
+			if out, err := exec.Command("go", "env", v).Output(); err == nil {
+				cmd.Env = append(cmd.Env, v+"="+strings.TrimSpace(string(out)))
+			}
+		}
 		out, err := cmd.CombinedOutput()
 		if err != nil {
 			t.Fatalf("act %s: %v\n%s", event, err, out)
