@@ -25,3 +25,17 @@ install_go() { # NAME MODULE@VERSION
   fi
 }
 install_go versitygw github.com/versity/versitygw/cmd/versitygw@v1.8.0
+install_go act github.com/nektos/act@v0.2.89
+
+# Gitea v1.26.0: the GitHub-compatible API the action tests talk to. Its
+# go.mod has replace directives, so `go install MODULE@VERSION` refuses
+# it; build it from the downloaded module instead (several minutes). The
+# tests also read its options/ (locales) from the module cache.
+src="$(go mod download -json code.gitea.io/gitea@v1.26.0 | sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p')"
+if [[ ! -x "$gobin/gitea" ]]; then
+  echo "installing code.gitea.io/gitea@v1.26.0" >&2
+  tmp="$(mktemp -d)"
+  cp -r "$src/." "$tmp" && chmod -R u+w "$tmp"
+  (cd "$tmp" && go build -tags 'sqlite sqlite_unlock_notify' -ldflags '-X main.Version=1.26.0' -o "$gobin/gitea" .)
+  rm -rf "$tmp"
+fi
