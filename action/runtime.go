@@ -134,6 +134,19 @@ type PullRequest struct {
 	MergeCommitSHA string `json:"merge_commit_sha"`
 	Head           Branch `json:"head"`
 	Base           Branch `json:"base"`
+	Labels         []struct {
+		Name string `json:"name"`
+	} `json:"labels"`
+}
+
+// HasLabel reports whether the pull request carries the label.
+func (pr *PullRequest) HasLabel(name string) bool {
+	for _, l := range pr.Labels {
+		if l.Name == name {
+			return true
+		}
+	}
+	return false
 }
 
 // Branch is one side of a pull request.

@@ -42,6 +42,10 @@ func sha256ID(data []byte) string {
 // stickyMarker starts medcad's one comment per pull request and check.
 func stickyMarker(check string) string { return "<!-- medcad:report check=" + mdCode(check) + " -->" }
 
+// evaluateLabel is the label a maintainer sets on a fork's pull request
+// to have it evaluated under fork_policy = "label".
+const evaluateLabel = "medcad:evaluate"
+
 // promotedMarker starts the comment a promotion posts on the merged PR.
 const promotedMarker = "<!-- medcad:promoted -->"
 
@@ -154,6 +158,16 @@ func runCIPR(ctx context.Context, a *app, opts ciOptions) error {
 		return err
 	}
 	fork := pr.IsFork()
+	if fork && cfg.GitHub.ForkPolicy == "label" && !pr.HasLabel(evaluateLabel) {
+		// Untrusted pipeline code does not run (on GPU runners, say) until a
+		// maintainer has read it and set the label.
+		msg := fmt.Sprintf("pull request #%d comes from a fork: waiting for a maintainer to add the label %q (fork_policy = \"label\")", pr.Number, evaluateLabel)
+		fmt.Fprintln(a.err, msg)
+		if err := action.AppendSummary(env.SummaryFile, "medcad: "+msg+"\n"); err != nil {
+			return err
+		}
+		return action.SetOutput(env.OutputFile, "verdict", "waiting")
+	}
 	var key []byte
 	if s := os.Getenv(promote.KeyEnv); s != "" && !fork {
 		if key, err = promote.Key(s); err != nil {
