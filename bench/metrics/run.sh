@@ -13,7 +13,8 @@
 # Usage: bench/metrics/run.sh [RUNS] (default 3). Needs Debian's python3
 # with numpy, scipy and scikit-image (scripts/test-deps.sh installs them).
 # Prebuilt binaries may be given as BIN=DIR (holding medcad, gen, timeit)
-# for a machine without Go; GENFLAGS="-nx 128 -nz 60 -n 20" makes a small
+# for a machine without Go; PARTS="eval ct label" picks the comparisons
+# (default all three); GENFLAGS="-nx 128 -nz 60 -n 20" makes a small
 # case for a quick check of the script.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -51,6 +52,9 @@ report() { # A B: medians and ratios B/A
   awk -v a="$ta" -v b="$tb" -v c="$ca" -v d="$cb" 'BEGIN {printf "  speed-up: %.1fx wall, %.1fx cpu\n", b / a, d / c}'
 }
 
+parts=" ${PARTS:-eval ct label} "
+
+if [[ $parts == *" eval "* ]]; then
 echo "== metrics: medcad eval vs scipy reference ($runs runs each, interleaved)"
 for _ in $(seq "$runs"); do
   timed medcad-eval "$bin/medcad" eval --truth "$work/truth.nii" --pred "$work/pred.nii" --tolerance-mm 1 --json
@@ -58,7 +62,9 @@ for _ in $(seq "$runs"); do
 done
 $py bench/metrics/compare.py "$work/medcad-eval.out" "$work/scipy-reference.out"
 report medcad-eval scipy-reference
+fi
 
+if [[ $parts == *" ct "* ]]; then
 echo "== marching cubes, CT at 300 HU: medcad surface vs skimage ($runs runs each)"
 for _ in $(seq "$runs"); do
   timed medcad-surface-ct "$bin/medcad" surface --in "$work/ct.nii" --iso 300 --out "$work/ct.stl" --json
@@ -67,7 +73,9 @@ done
 echo "  medcad:  $(tr -d '\n ' <"$work/medcad-surface-ct.out")"
 echo "  skimage: $(cat "$work/skimage-mc-ct.out")"
 report medcad-surface-ct skimage-mc-ct
+fi
 
+if [[ $parts == *" label "* ]]; then
 echo "== marching cubes, label map at 0.5: medcad surface vs skimage ($runs runs each)"
 for _ in $(seq "$runs"); do
   timed medcad-surface-label "$bin/medcad" surface --in "$work/truth.nii" --out "$work/truth.stl" --json
@@ -76,3 +84,4 @@ done
 echo "  medcad:  $(tr -d '\n ' <"$work/medcad-surface-label.out")"
 echo "  skimage: $(cat "$work/skimage-mc-label.out")"
 report medcad-surface-label skimage-mc-label
+fi
