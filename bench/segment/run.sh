@@ -9,7 +9,21 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 RUNS=${RUNS:-3}
-CORES=${CORES:-0,1}
+# Two CPUs on different physical cores (not two hyperthreads of one core),
+# unless CORES says otherwise.
+pick_cores() {
+  local seen="" picked=() c key
+  for c in /sys/devices/system/cpu/cpu[0-9]*; do
+    [[ -r $c/topology/core_id ]] || continue
+    key="$(cat "$c/topology/physical_package_id" 2>/dev/null):$(cat "$c/topology/core_id")"
+    [[ " $seen " == *" $key "* ]] && continue
+    seen="$seen $key"
+    picked+=("${c##*cpu}")
+    ((${#picked[@]} == 2)) && break
+  done
+  if ((${#picked[@]} == 2)); then echo "${picked[0]},${picked[1]}"; else echo 0,1; fi
+}
+CORES=${CORES:-$(pick_cores)}
 PY=${PY:-/usr/bin/python3}
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
@@ -37,7 +51,7 @@ median() {
   printf '%s\n' "${out[@]}" | sort -n | awk -v n="$RUNS" '{s[NR]=$1; if ($2>m) m=$2} END {printf "%.2f %.0f\n", s[int((n+1)/2)], m/1024}'
 }
 
-echo "== machine: $(grep -m1 "model name" /proc/cpuinfo | cut -d: -f2 | xargs), $(nproc) CPUs visible, pinned to cores $CORES; $(go version 2>/dev/null || echo 'go: prebuilt binary')"
+echo "== machine: $(grep -m1 "model name" /proc/cpuinfo | cut -d: -f2 | xargs), $(nproc) CPUs visible, pinned to CPUs $CORES (thread siblings: $(cat /sys/devices/system/cpu/cpu${CORES%%,*}/topology/thread_siblings_list 2>/dev/null || echo '?')); $(go version 2>/dev/null || echo 'go: prebuilt binary')"
 echo
 echo "== 1. quality: 12 training, 8 held-out test phantoms (small, label rules v2)"
 "${pin[@]}" "$work/quality"

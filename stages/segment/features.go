@@ -139,7 +139,7 @@ func (fs featureSet) rows() int {
 }
 
 // slabSlices is how many slices extract works on at once (plus halos).
-const slabSlices = 16
+const slabSlices = 32
 
 // extract computes the features for the candidate voxels of w, slab by
 // slab: each slab is padded with enough slices on both sides (the halo)

@@ -4,6 +4,7 @@ import (
 	"math"
 	"runtime"
 	"sync"
+	"sync/atomic"
 )
 
 // grid is the shape and voxel size (mm) of a working box.
@@ -52,23 +53,29 @@ type filters struct {
 	p *pool
 }
 
-// parallel calls f on [lo, hi) chunks covering [0, n), on all CPUs. Each
-// chunk writes only its own outputs, so results do not depend on
-// scheduling.
+// parallel calls f on [lo, hi) chunks covering [0, n), on all CPUs, in
+// several chunks per CPU taken in turn so that a slower CPU does not hold
+// the others up. Each chunk writes only its own outputs, so results do not
+// depend on scheduling.
 func parallel(n int, f func(lo, hi int)) {
 	w := min(runtime.GOMAXPROCS(0), n)
 	if w <= 1 {
 		f(0, n)
 		return
 	}
+	chunks := min(n, 8*w)
+	var next atomic.Int64
 	var wg sync.WaitGroup
-	for c := range w {
-		lo, hi := c*n/w, (c+1)*n/w
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			f(lo, hi)
-		}()
+	for range w {
+		wg.Go(func() {
+			for {
+				c := int(next.Add(1) - 1)
+				if c >= chunks {
+					return
+				}
+				f(c*n/chunks, (c+1)*n/chunks)
+			}
+		})
 	}
 	wg.Wait()
 }
