@@ -293,8 +293,9 @@ func runCIPR(ctx context.Context, a *app, opts ciOptions) error {
 		sha = head.Hash.String()
 	}
 	if !fork && !opts.noPush {
-		if key != nil {
-			if err := gitbot.Push(ctx, repo, remote, "refs/medcad/runs/"+cand.Run+":refs/medcad/runs/"+cand.Run); err != nil {
+		runRef := gitops.RunRefPrefix + cand.Run
+		if _, err := repo.Reference(plumbing.ReferenceName(runRef), false); err == nil {
+			if err := gitbot.Push(ctx, repo, remote, "+"+runRef+":"+runRef); err != nil {
 				return err
 			}
 		}
@@ -432,7 +433,7 @@ alone.`,
 		},
 	}
 	cmd.Flags().StringVar(&opts.remote, "git-remote", "origin", "git `REMOTE` to fetch run records from and push the tag to")
-	cmd.Flags().BoolVar(&opts.noPush, "no-push", false, "tag locally only")
+	cmd.Flags().BoolVar(&opts.noPush, "no-push", false, "verify and tag locally only: push no tag, record no alias, post no comment")
 	cmd.Flags().IntVar(&opts.pr, "pr", 0, "pull request `NUMBER` to comment on (default: the one merged as HEAD)")
 	return cmd
 }
@@ -531,10 +532,14 @@ func runPromote(ctx context.Context, a *app, opts promoteOptions) error {
 	lineage := promote.Lineage(m, alias)
 	msg := fmt.Sprintf("promoted %s v%d\n\n%s", m.Name, v, lineage)
 	if opts.noPush {
+		// A dry promotion: verified and tagged here, recorded nowhere else.
 		if _, err := repo.CreateTag(alias.Tag, head.Hash, &git.CreateTagOptions{Tagger: gitbot.Bot(time.Now()), Message: msg}); err != nil {
 			return fmt.Errorf("tag %s: %w", alias.Tag, err)
 		}
-	} else if err := gitbot.TagAndPush(ctx, repo, remote, alias.Tag, head.Hash, msg); err != nil {
+		fmt.Fprintf(a.out, "verified %s; tagged %s locally (--no-push: not pushed, no alias recorded)\n", file, alias.Tag)
+		return nil
+	}
+	if err := gitbot.TagAndPush(ctx, repo, remote, alias.Tag, head.Hash, msg); err != nil {
 		return err
 	}
 	if err := promote.Record(ctx, store, alias); err != nil {
