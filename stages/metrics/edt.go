@@ -67,13 +67,19 @@ func directed(ctx context.Context, flag []uint8, dim [3]int, sp [3]float64, feat
 		return nil, err
 	}
 
-	// Query voxels per slice give each slice its segment of the result.
+	// Query voxels per slice give each slice its segment of the result;
+	// qcol[k*nx+i] marks the columns i of slice k holding query voxels.
 	offset := make([]int, nz+1)
+	qcol := make([]bool, nz*nx)
 	err = forEach(ctx, nz, workers, func(_, k int) {
 		c := 0
-		for _, f := range flag[k*plane : (k+1)*plane] {
-			if f&query != 0 {
-				c++
+		col := qcol[k*nx : (k+1)*nx]
+		for j := range ny {
+			for i, f := range flag[k*plane+j*nx : k*plane+(j+1)*nx] {
+				if f&query != 0 {
+					c++
+					col[i] = true
+				}
 			}
 		}
 		offset[k+1] = c
@@ -100,17 +106,8 @@ func directed(ctx context.Context, flag []uint8, dim [3]int, sp [3]float64, feat
 			scratch[w] = s
 		}
 		base := k * plane
-		// Columns i with query voxels in this slice.
-		clear(s.col)
-		for j := range ny {
-			for i, f := range flag[base+j*nx : base+(j+1)*nx] {
-				if f&query != 0 {
-					s.col[i] = true
-				}
-			}
-		}
 		s.cols = s.cols[:0]
-		for i, c := range s.col {
+		for i, c := range qcol[k*nx : (k+1)*nx] {
 			if c {
 				s.cols = append(s.cols, i)
 			}
@@ -193,7 +190,6 @@ func directed(ctx context.Context, flag []uint8, dim [3]int, sp [3]float64, feat
 type sliceScratch struct {
 	g    []float64 // pass 2 result at the query columns, column-major: g[c*ny+j]
 	f    []float64 // one line of input
-	col  []bool    // columns with query voxels
 	cols []int     // their indices, increasing
 	rows []int     // rows of the query voxels of one column
 	// invX[d] = 1 / (2 d sx), invY likewise: the envelope divides by
@@ -216,7 +212,6 @@ func newSliceScratch(nx, ny int, sp [3]float64) *sliceScratch {
 		invY: inv(ny, sp[1]),
 		g:    make([]float64, nx*ny),
 		f:    make([]float64, m),
-		col:  make([]bool, nx),
 		cols: make([]int, 0, nx),
 		rows: make([]int, 0, ny),
 		env:  envelope{v: make([]int, m), p: make([]float64, m), h: make([]float64, m), f: make([]float64, m), z: make([]float64, m+1)},
