@@ -38,7 +38,9 @@ with no GPU and no cloud account:
   4. repro: ingest → nnU-Net dataset → train → predict → evaluate → surfaces
   5. repro again: every stage is cached
   6. add the third batch: only its cases are ingested, then the model retrains
-  7. the run list and a metrics diff between the two runs
+  7. the promotion gates and the baseline-comparison report against the
+     model before the third batch (report.md is the PR comment, report.html)
+  8. the run list and a metrics diff between the two runs
 
 The project is left in --dir (default: a temporary folder, removed unless
 --keep).`,
@@ -155,6 +157,9 @@ func runDemo(ctx context.Context, a *app, opts demoOptions) error {
 	if err := d.medcad("data", "add", filepath.Join(incoming, b.name), "--name", b.name, "--label-rules", b.rules); err != nil {
 		return err
 	}
+	if err := d.commit("data: batch3"); err != nil {
+		return err
+	}
 	d.step("medcad status")
 	if err := d.medcad("status"); err != nil {
 		return err
@@ -166,7 +171,19 @@ func runDemo(ctx context.Context, a *app, opts demoOptions) error {
 	if err := d.metrics(); err != nil {
 		return err
 	}
-	if err := d.commit("data: batch3; retrained"); err != nil {
+	d.step("medcad gate --base HEAD~1   # the promotion gates against the model committed before batch3")
+	if err := d.gate(); err != nil {
+		return err
+	}
+	d.step("medcad report --base HEAD~1 --format html --out report.html")
+	if err := d.medcad("report", "--base", "HEAD~1", "--format", "html", "--out", filepath.Join(d.dir, "report.html")); err != nil {
+		return err
+	}
+	if err := d.medcad("report", "--base", "HEAD~1", "--format", "md", "--out", filepath.Join(d.dir, "report.md")); err != nil {
+		return err
+	}
+	fmt.Fprintf(d.a.err, "the pull-request comment: %s\nthe HTML report:        %s\n", filepath.Join(d.dir, "report.md"), filepath.Join(d.dir, "report.html"))
+	if err := d.commit("retrained with batch3"); err != nil {
 		return err
 	}
 	d.step("medcad runs list")
@@ -202,6 +219,21 @@ func (d *demo) commit(msg string) error {
 	}
 	_, err = wt.Commit(msg, &git.CommitOptions{AllowEmptyCommits: true, Author: demoSignature()})
 	return err
+}
+
+// gate runs medcad gate; a blocked verdict (exit 3) is part of the story,
+// not a failure of the demo.
+func (d *demo) gate() error {
+	full := []string{"-C", d.dir, "gate", "--base", "HEAD~1"}
+	switch code := run(d.ctx, full, streams{in: d.a.in, out: d.a.out, err: d.a.err}); code {
+	case exitOK:
+		return nil
+	case exitCheckFailed:
+		fmt.Fprintln(d.a.err, "(blocked: the third batch follows labelling rules v2, so the ground truth changed; the report says so)")
+		return nil
+	default:
+		return fmt.Errorf("medcad gate: exit status %d", code)
+	}
 }
 
 // metrics prints the evaluation of the current model as a table.
