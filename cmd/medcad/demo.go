@@ -51,7 +51,7 @@ The project is left in --dir (default: a temporary folder, removed unless
 	}
 	cmd.Flags().StringVar(&opts.dir, "dir", "", "project folder (default: a new temporary folder)")
 	cmd.Flags().BoolVar(&opts.keep, "keep", false, "keep the temporary project folder")
-	cmd.Flags().IntVar(&opts.cases, "cases", 3, "cases per batch")
+	cmd.Flags().IntVar(&opts.cases, "cases", 4, "cases per batch")
 	return cmd
 }
 
