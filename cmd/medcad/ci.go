@@ -197,6 +197,9 @@ func runCIPR(ctx context.Context, a *app, opts ciOptions) error {
 	if err != nil {
 		return err
 	}
+	if pr.Head.SHA != "" && pr.Head.SHA != head.Hash.String() {
+		fmt.Fprintf(a.err, "warning: HEAD %.12s is not the pull request's head %.12s: check out ref: ${{ github.event.pull_request.head.sha }} (see the scaffold workflow), or the candidate commit builds on a merge preview\n", head.Hash, pr.Head.SHA)
+	}
 	mb, err := gitbot.MergeBase(head, baseTip)
 	if err != nil {
 		return err
