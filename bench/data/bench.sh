@@ -60,17 +60,22 @@ bench_add() { # NAME FILES BYTES
   fi
   local bytes; bytes=$(du -sb "$p/data/ds" | cut -f1)
   cat "$p"/data/ds/*/* >/dev/null # both sides read from the page cache
-  local ts=() tm=()
+  local ts=() tm=() th=()
   for _ in $(seq "$RUNS"); do
     ts+=("$(time_cmd sh -c "cd '$p/data/ds' && find . -type f -print0 | xargs -0 -n 4000 openssl dgst -sha256")")
-    rm -rf "$p/.medcad" "$p/data/ds.dataset.toml"
+    chmod -R u+w "$p/data/ds"; rm -rf "$p/.medcad" "$p/data/ds.dataset.toml"
     tm+=("$(time_cmd "$M" -C "$p" data add data/ds --name ds)")
+    chmod -R u+w "$p/data/ds"; rm -rf "$p/.medcad" "$p/data/ds.dataset.toml"
+    th+=("$(time_cmd "$M" -C "$p" data add data/ds --name ds --link hardlink)")
   done
-  local so mo; so=$(median "${ts[@]}"); mo=$(median "${tm[@]}")
-  echo "add $name: $n files, $bytes bytes"
-  echo "  openssl dgst -sha256: median ${so}s  $(awk -v b="$bytes" -v t="$so" 'BEGIN {printf "%.0f", b/t/1e6}') MB/s   (runs: ${ts[*]})"
-  echo "  medcad data add:      median ${mo}s  $(awk -v b="$bytes" -v t="$mo" 'BEGIN {printf "%.0f", b/t/1e6}') MB/s   (runs: ${tm[*]})"
-  echo "  ratio medcad/openssl throughput: $(ratio "$so" "$mo")x"
+  chmod -R u+w "$p/data/ds"
+  local so mo ho; so=$(median "${ts[@]}"); mo=$(median "${tm[@]}"); ho=$(median "${th[@]}")
+  mbs() { awk -v b="$bytes" -v t="$1" 'BEGIN {printf "%.0f", b/t/1e6}'; }
+  echo "add $name: $n files, $bytes bytes (load average $(cut -d' ' -f1 /proc/loadavg))"
+  echo "  openssl dgst -sha256:                median ${so}s  $(mbs "$so") MB/s   (runs: ${ts[*]})"
+  echo "  medcad data add (copy, fsync):       median ${mo}s  $(mbs "$mo") MB/s   (runs: ${tm[*]})"
+  echo "  medcad data add --link hardlink:     median ${ho}s  $(mbs "$ho") MB/s   (runs: ${th[*]})"
+  echo "  ratio medcad/openssl throughput: $(ratio "$so" "$mo")x (copy), $(ratio "$so" "$ho")x (hardlink)"
 }
 
 bench_status() {
@@ -172,9 +177,9 @@ bench_remote_status() { # the pushed STATUS_FILES dataset: requests of status --
   export AWS_ACCESS_KEY_ID=k AWS_SECRET_ACCESS_KEY=s AWS_EC2_METADATA_DISABLED=true
   local p="$B/status"
   [[ -f "$B/status.ready" ]] || bench_status >/dev/null
-  rclone_ mkdir vgw:st
+  rclone_ mkdir vgw:stat
   sed -i '/^url = \|^endpoint = \|^path_style = /d' "$p/medcad.toml"
-  sed -i "s|^\[remote\]|[remote]\nurl = \"s3://st/store\"\nendpoint = \"$ENDPOINT\"\npath_style = true|" "$p/medcad.toml"
+  sed -i "s|^\[remote\]|[remote]\nurl = \"s3://stat/store\"\nendpoint = \"$ENDPOINT\"\npath_style = true|" "$p/medcad.toml"
   local t; t=$(time_cmd "$M" -C "$p" data push)
   local before after
   before=$(wc -l <"$B/access.log")
