@@ -17,7 +17,6 @@ import (
 	"fmt"
 	"net/url"
 	"path"
-	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -240,9 +239,10 @@ func writeTree(s storer.EncodedObjectStorer, base *object.Tree, files map[string
 // CommitToBranch commits files onto branch of the remote and pushes it:
 // onto parent when given (the pull request's head as CI checked it out),
 // else onto the remote branch's tip, else as a root commit. It returns
-// the commit that carries the files (the new one, the parent when nothing
-// changed, or an earlier run's identical commit on the branch) and
-// whether it pushed. A branch that moved on otherwise is a push error.
+// the commit that carries the files (the new one, or the parent when
+// nothing changed) and whether it pushed. When earlier runs left bot
+// commits on top of parent, it builds on them. A branch that moved on
+// otherwise (a new push by a person) is a push error, never overwritten.
 func CommitToBranch(ctx context.Context, repo *git.Repository, r Remote, branch string, parent *object.Commit, files map[string][]byte, msg string) (plumbing.Hash, bool, error) {
 	if !validBranch(branch) {
 		return plumbing.ZeroHash, false, fmt.Errorf("branch %q: not a valid branch name", branch)
@@ -258,23 +258,13 @@ func CommitToBranch(ctx context.Context, repo *git.Repository, r Remote, branch 
 			return plumbing.ZeroHash, false, err
 		}
 	}
-	if parent == nil {
+	if parent == nil || (tip != nil && botOnTop(repo, tip, parent.Hash)) {
+		// A re-run builds on the commits earlier runs put on the parent.
 		parent = tip
 	}
 	h, changed, err := Commit(repo, CommitOptions{Parent: parent, Files: files, Message: msg, When: time.Now()})
 	if err != nil || !changed {
 		return h, false, err
-	}
-	if tip != nil && tip.Hash != parent.Hash {
-		// A re-run: the remote branch already carries these files on top
-		// of the parent (an earlier run's commit).
-		c, err := repo.CommitObject(h)
-		if err != nil {
-			return plumbing.ZeroHash, false, err
-		}
-		if c.TreeHash == tip.TreeHash && slices.Contains(tip.ParentHashes, parent.Hash) {
-			return tip.Hash, false, nil
-		}
 	}
 	local := plumbing.ReferenceName("refs/medcad/push/" + branch)
 	if err := repo.Storer.SetReference(plumbing.NewHashReference(local, h)); err != nil {
@@ -288,6 +278,26 @@ func CommitToBranch(ctx context.Context, repo *git.Repository, r Remote, branch 
 		return plumbing.ZeroHash, false, err
 	}
 	return h, true, nil
+}
+
+// botOnTop reports whether tip is base with only bot commits on top (at
+// most 50), as earlier CI runs leave a pull request's branch.
+func botOnTop(repo *git.Repository, tip *object.Commit, base plumbing.Hash) bool {
+	c := tip
+	for range 50 {
+		if c.Hash == base {
+			return c != tip
+		}
+		if c.Author.Email != Bot(time.Time{}).Email || len(c.ParentHashes) != 1 {
+			return false
+		}
+		p, err := repo.CommitObject(c.ParentHashes[0])
+		if err != nil {
+			return false
+		}
+		c = p
+	}
+	return false
 }
 
 func isMissingRef(err error) bool {

@@ -107,10 +107,24 @@ func TestCommitToBranch(t *testing.T) {
 	if h2, pushed, err := CommitToBranch(ctx, repo, r, "pr-branch", parent, upd, "rerun"); err != nil || pushed || h2 != h {
 		t.Errorf("re-run: %s %v %v, want %s found", h2, pushed, err, h)
 	}
-	// Other content from the original parent: the branch moved on, so the
-	// push is refused rather than forced.
-	if _, _, err := CommitToBranch(ctx, repo, r, "pr-branch", parent, map[string][]byte{"medcad.lock": []byte("other\n")}, "stale"); err == nil {
-		t.Error("a stale run overwrote the branch")
+	// A re-run with other content builds on the earlier run's commit.
+	h3, pushed, err := CommitToBranch(ctx, repo, r, "pr-branch", parent, map[string][]byte{"medcad.lock": []byte("other\n")}, "rerun 2")
+	if c3, _ := repo.CommitObject(h3); err != nil || !pushed || c3 == nil || c3.ParentHashes[0] != h {
+		t.Fatalf("re-run with new content: %s %v %v, want a commit on %s", h3, pushed, err, h)
+	}
+	// A person pushed meanwhile: a run from the old parent is refused
+	// rather than forced over their commit.
+	c3, _ := repo.CommitObject(h3)
+	human, _, _ := Commit(repo, CommitOptions{Parent: c3, Files: map[string][]byte{"README.md": []byte("edited\n")}, Message: "human"})
+	hc, _ := repo.CommitObject(human)
+	hc.Author.Email, hc.Author.Name = "dev@example.org", "dev"
+	hh, _ := store(repo.Storer, hc)
+	repo.Storer.SetReference(plumbing.NewHashReference("refs/heads/human", hh))
+	if err := Push(ctx, repo, r, "refs/heads/human:refs/heads/pr-branch"); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := CommitToBranch(ctx, repo, r, "pr-branch", parent, map[string][]byte{"medcad.lock": []byte("stale\n")}, "stale"); err == nil {
+		t.Error("a stale run overwrote a person's commit")
 	}
 
 	// An assets branch that does not exist yet starts with a root commit,

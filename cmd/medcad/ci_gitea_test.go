@@ -132,12 +132,13 @@ func TestCIGitea(t *testing.T) {
 	gitCmd(t, proj, "push", "-q", authURL, "batch1")
 	pr := g.CreatePR(t, "demo", "batch1", "main", "Add batch1")
 
+	runID := 7
 	actions := func(event string, payload any) []string {
 		ev := filepath.Join(t.TempDir(), "event.json")
 		b, _ := json.Marshal(payload)
 		os.WriteFile(ev, b, 0o644)
 		return append(env, "GITHUB_ACTIONS=true", "GITHUB_REPOSITORY="+g.User+"/demo", "GITHUB_API_URL="+strings.TrimSuffix(g.API, "/"),
-			"GITHUB_SERVER_URL="+strings.TrimSuffix(g.URL, "/"), "GITHUB_RUN_ID=7", "GITHUB_TOKEN="+g.Token, "MEDCAD_SIGNING_KEY="+key,
+			"GITHUB_SERVER_URL="+strings.TrimSuffix(g.URL, "/"), "GITHUB_RUN_ID="+fmt.Sprint(runID), "GITHUB_TOKEN="+g.Token, "MEDCAD_SIGNING_KEY="+key,
 			"GITHUB_EVENT_NAME="+event, "GITHUB_EVENT_PATH="+ev)
 	}
 	prEvent := func(n int, head string) map[string]any {
@@ -149,6 +150,7 @@ func TestCIGitea(t *testing.T) {
 	ci := filepath.Join(root, "ci1")
 	gitCmd(t, root, "clone", "-q", "-b", "batch1", repoURL, ci)
 	for run := 1; run <= 3; run++ {
+		runID = 100 + run
 		args := []string{"ci", "pr"}
 		if run == 2 {
 			args = []string{"--debug", "ci", "pr"}
@@ -172,8 +174,9 @@ func TestCIGitea(t *testing.T) {
 			ours = append(ours, c)
 		}
 	}
-	if len(ours) != 1 || !strings.Contains(ours[0].Body, "## ✅ medcad: promote bone") || !strings.Contains(ours[0].Body, "/medcad-assets/pr-1/dist-dice.png") {
-		t.Fatalf("%d medcad comments, want one with the report: %+v", len(ours), ours)
+	if len(ours) != 1 || !strings.Contains(ours[0].Body, "## ✅ medcad: promote bone") || !strings.Contains(ours[0].Body, "/medcad-assets/pr-1/dist-dice.png") ||
+		!strings.Contains(ours[0].Body, "/actions/runs/103)") {
+		t.Fatalf("%d medcad comments, want one with the third run's report: %+v", len(ours), ours)
 	}
 	head := gitCmd(t, proj, "ls-remote", authURL, "refs/heads/batch1")
 	headSHA := strings.Fields(head)[0]
