@@ -62,6 +62,7 @@ func TestFiltersMatchBruteForce(t *testing.T) {
 		{[3]int{4, 9, 3}, [3]int{0, 3, 0}},
 		{[3]int{5, 5, 7}, [3]int{6, 6, 6}}, // radius past the edges
 		{[3]int{1, 1, 1}, [3]int{1, 1, 1}},
+		{[3]int{23, 19, 17}, [3]int{5, 4, 7}}, // several doubling levels
 	} {
 		g, in := randomGrid(uint64(tc.dim[0]), tc.dim)
 		approx := cmpopts.EquateApprox(0, 1e-3)
@@ -167,6 +168,31 @@ func TestTanh32(t *testing.T) {
 	for x := -8.0; x <= 8; x += 0.001 {
 		if d := math.Abs(float64(tanh32(float32(x))) - math.Tanh(x)); d > 2e-4 {
 			t.Fatalf("tanh32(%g) off by %g", x, d)
+		}
+	}
+}
+
+func TestGradient(t *testing.T) {
+	t.Parallel()
+	g, in := randomGrid(3, [3]int{6, 5, 4})
+	got := filters{g: g}.gradient(in)
+	at := func(i, j, k int) float64 { return float64(in[i+g.dim[0]*(j+g.dim[1]*k)]) }
+	for k := range g.dim[2] {
+		for j := range g.dim[1] {
+			for i := range g.dim[0] {
+				p := [3]int{i, j, k}
+				var s float64
+				for a := range 3 {
+					lo, hi := p, p
+					lo[a], hi[a] = max(p[a]-1, 0), min(p[a]+1, g.dim[a]-1)
+					d := (at(hi[0], hi[1], hi[2]) - at(lo[0], lo[1], lo[2])) / (float64(hi[a]-lo[a]) * g.sp[a])
+					s += d * d
+				}
+				want := math.Sqrt(s)
+				if d := math.Abs(float64(got[i+g.dim[0]*(j+g.dim[1]*k)]) - want); d > 1e-3*max(1, want) {
+					t.Fatalf("gradient at %v: %g, want %g", p, got[i+g.dim[0]*(j+g.dim[1]*k)], want)
+				}
+			}
 		}
 	}
 }
