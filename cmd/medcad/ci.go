@@ -20,6 +20,7 @@ import (
 	"github.com/medcad/medcad/action/promote"
 	"github.com/medcad/medcad/gitops"
 	"github.com/medcad/medcad/gitops/cas"
+	"github.com/medcad/medcad/reports"
 	"github.com/spf13/cobra"
 )
 
@@ -244,6 +245,13 @@ func runCIPR(ctx context.Context, a *app, opts ciOptions) error {
 	if in.remote, err = openRemote(ctx, cfg); err != nil {
 		a.log.Debug("remote unavailable; evaluations from the local cache only", "err", err)
 		in.remote = nil
+	}
+	// The gates of the base branch judge the pull request, so a PR cannot
+	// loosen the rules it is judged by.
+	if gates, err := (&reports.Loader{Dir: ".", Repo: repo}).PromoteAt(in.baseRev); err == nil {
+		in.cfg.Promote = gates
+	} else {
+		a.log.Debug("base branch has no readable medcad.toml; the PR's gates apply", "err", err)
 	}
 	if !fork && !opts.noPush {
 		in.imageBase = strings.TrimSuffix(env.ServerURL, "/") + "/" + env.Repository + "/raw/" + cfg.GitHub.AssetsBranch + "/" + assetDir + "/"
