@@ -335,6 +335,20 @@ func TestBadDatasets(t *testing.T) {
 			}
 			return os.WriteFile(other, b, 0o644)
 		}, []string{"labelsTr/phantom_000.nii.gz: label does not match image phantom_000_0000.nii.gz"}},
+		{"no bone in any label", func(d string) error {
+			for _, id := range []string{"phantom_000", "phantom_001", "phantom_002"} {
+				path := filepath.Join(d, "labelsTr", id+".nii.gz")
+				v, err := volume.Read(path)
+				if err != nil {
+					return err
+				}
+				clear(v.U8)
+				if err := volume.Write(path, v); err != nil {
+					return err
+				}
+			}
+			return nil
+		}, []string{"the labels have no bone"}},
 		{"corrupt image", func(d string) error {
 			return os.WriteFile(filepath.Join(d, "imagesTr", "phantom_000_0000.nii.gz"), []byte("not a nifti"), 0o644)
 		}, []string{"phantom_000_0000.nii.gz"}},

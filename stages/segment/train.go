@@ -173,61 +173,22 @@ func Train(ctx context.Context, opts TrainOptions) (*TrainResult, error) {
 		Features:  opts.Params.features(),
 		Refine:    Refine{Threshold: 0.5, MinComponentMM3: opts.Params.MinComponentMM3},
 	}
-	nIn := len(m.Features.List)
-	var x []float32
-	var y []uint8
-	digest := sha256.New()
-	for ci, c := range cases {
-		ct, label, err := loadCase(c)
-		if err != nil {
-			return nil, err
-		}
-		for _, p := range []string{c.Image, c.Label} {
-			if err := hashFile(digest, p); err != nil {
-				return nil, err
-			}
-		}
-		w, err := localize(ct, m.Localizer)
-		if err != nil {
-			return nil, fmt.Errorf("%s: %w", c.Image, err)
-		}
-		fs := extract(w, m.Features)
-		var pos, neg []int
-		flat := make([]float32, 0, fs.rows()*nIn)
-		for _, c := range fs.chunks {
-			for r, v := range c.idx {
-				if label.U8[w.fullIndex(int(v))] != 0 {
-					pos = append(pos, len(flat)/nIn)
-				} else {
-					neg = append(neg, len(flat)/nIn)
-				}
-				flat = append(flat, c.x[r*nIn:(r+1)*nIn]...)
-			}
-		}
-		rng := rand.New(rand.NewPCG(opts.Seed, uint64(ci)))
-		half := opts.Params.SamplesPerCase / 2
-		for class, set := range [][]int{neg, pos} {
-			for _, r := range pick(rng, set, half) {
-				x = append(x, flat[r*nIn:(r+1)*nIn]...)
-				y = append(y, uint8(class))
-			}
-		}
-		progress("features", ci+1, len(cases))
+	set, dataset, err := sampleCases(ctx, cases, m, opts, progress)
+	if err != nil {
+		return nil, err
 	}
-	if len(y) == 0 {
-		return nil, fmt.Errorf("%s: no candidate voxels in any case: %w", opts.Data, ErrDataset)
-	}
-	mlp, err := trainMLP(ctx, samples{x, y, nIn}, fit{opts.Params, opts.Seed, func(e int) { progress("epochs", e, opts.Params.Epochs) }})
+	mlp, err := trainMLP(ctx, set, fit{opts.Params, opts.Seed, func(e int) { progress("epochs", e, opts.Params.Epochs) }})
 	if err != nil {
 		return nil, err
 	}
 	m.MLP = mlp
-	x = nil
+	nSamples := len(set.y)
+	set = samples{} // let the collector have the samples during calibration
 	if err := calibrate(ctx, m, cases, progress); err != nil {
 		return nil, err
 	}
 	// Training-set Dice, measured with the metrics package.
-	res := &TrainResult{Model: opts.Out, Cases: len(cases), Samples: len(y), Threshold: m.Refine.Threshold, FillHoles: m.Refine.FillHoles}
+	res := &TrainResult{Model: opts.Out, Cases: len(cases), Samples: nSamples, Threshold: m.Refine.Threshold, FillHoles: m.Refine.FillHoles}
 	var sum float64
 	for _, c := range cases {
 		ct, label, err := loadCase(c)
@@ -247,14 +208,70 @@ func Train(ctx context.Context, opts TrainOptions) (*TrainResult, error) {
 	}
 	res.TrainDice = sum / float64(len(cases))
 	m.Training = Training{
-		Trainer: "medcad segment train", Dataset: "sha256:" + hex.EncodeToString(digest.Sum(nil)),
-		Cases: len(cases), Samples: len(y), Seed: opts.Seed, Params: opts.Params, TrainDice: res.TrainDice,
+		Trainer: "medcad segment train", Dataset: dataset,
+		Cases: len(cases), Samples: nSamples, Seed: opts.Seed, Params: opts.Params, TrainDice: res.TrainDice,
 	}
 	if res.Digest, err = WriteModel(opts.Out, m); err != nil {
 		return nil, err
 	}
 	res.Seconds = time.Since(start).Seconds()
 	return res, nil
+}
+
+// sampleCases computes the features of every case and draws class-balanced
+// samples among the candidate voxels (half bone, half not, per case). It
+// also returns the dataset digest: SHA-256 over the files' bytes in case
+// order.
+func sampleCases(ctx context.Context, cases []Case, m *Model, opts TrainOptions, progress func(string, int, int)) (samples, string, error) {
+	set := samples{nIn: len(m.Features.List)}
+	nIn := set.nIn
+	digest := sha256.New()
+	bone, other := 0, 0
+	for ci, c := range cases {
+		if err := ctx.Err(); err != nil {
+			return set, "", err
+		}
+		ct, label, err := loadCase(c)
+		if err != nil {
+			return set, "", err
+		}
+		for _, p := range []string{c.Image, c.Label} {
+			if err := hashFile(digest, p); err != nil {
+				return set, "", err
+			}
+		}
+		w, err := localize(ct, m.Localizer)
+		if err != nil {
+			return set, "", fmt.Errorf("%s: %w", c.Image, err)
+		}
+		fs := extract(w, m.Features)
+		var pos, neg []int
+		flat := make([]float32, 0, fs.rows()*nIn)
+		for _, ch := range fs.chunks {
+			for r, v := range ch.idx {
+				if label.U8[w.fullIndex(int(v))] != 0 {
+					pos = append(pos, len(flat)/nIn)
+				} else {
+					neg = append(neg, len(flat)/nIn)
+				}
+				flat = append(flat, ch.x[r*nIn:(r+1)*nIn]...)
+			}
+		}
+		bone, other = bone+len(pos), other+len(neg)
+		rng := rand.New(rand.NewPCG(opts.Seed, uint64(ci)))
+		half := opts.Params.SamplesPerCase / 2
+		for class, idx := range [][]int{neg, pos} {
+			for _, r := range pick(rng, idx, half) {
+				set.x = append(set.x, flat[r*nIn:(r+1)*nIn]...)
+				set.y = append(set.y, uint8(class))
+			}
+		}
+		progress("features", ci+1, len(cases))
+	}
+	if bone == 0 || other == 0 {
+		return set, "", fmt.Errorf("%s: the labels have no bone, or nothing but bone, among the candidate voxels: %w", opts.Data, ErrDataset)
+	}
+	return set, "sha256:" + hex.EncodeToString(digest.Sum(nil)), nil
 }
 
 // pick returns n distinct elements of set (all of them when it is
