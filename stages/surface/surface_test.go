@@ -298,3 +298,29 @@ func TestDecodeSTLErrors(t *testing.T) {
 		}
 	}
 }
+
+// TestSmooth: Taubin smoothing keeps the mesh closed, keeps the volume of a
+// voxelised ball within 2% and brings its area close to the analytic 4πr².
+func TestSmooth(t *testing.T) {
+	t.Parallel()
+	const r = 20.0
+	sp := [3]float64{0.9, 0.9, 1.2}
+	lab, _ := sphere([3]int{52, 52, 40}, sp, r, volume.Identity(sp))
+	m, err := Extract(context.Background(), lab, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	before := m.Stats()
+	m.Smooth(10)
+	checkWatertight(t, m)
+	after := m.Stats()
+	wantV, wantA := 4.0/3*math.Pi*r*r*r, 4*math.Pi*r*r
+	t.Logf("area %v -> %v (analytic %v), volume %v -> %v (analytic %v)", before.AreaMM2, after.AreaMM2, wantA, before.VolumeMM3, after.VolumeMM3, wantV)
+	if math.Abs(after.VolumeMM3-wantV) > 0.02*wantV {
+		t.Errorf("smoothed volume %v, analytic %v", after.VolumeMM3, wantV)
+	}
+	// The staircase overestimates the area by about 9%; smoothed, within 2%.
+	if math.Abs(after.AreaMM2-wantA) > 0.02*wantA || math.Abs(after.AreaMM2-wantA) >= math.Abs(before.AreaMM2-wantA) {
+		t.Errorf("smoothed area %v, analytic %v (unsmoothed %v)", after.AreaMM2, wantA, before.AreaMM2)
+	}
+}
