@@ -61,15 +61,48 @@ min, max and a 95% bootstrap confidence interval of the mean, fixed seed);
 	f := cmd.Flags()
 	f.StringVar(&opts.truth, "truth", "", "ground-truth label map `FILE` (NIfTI)")
 	f.StringVar(&opts.pred, "pred", "", "predicted label map `FILE` (NIfTI)")
-	f.StringVar(&opts.truthDir, "truth-dir", "", "folder of ground-truth label maps")
-	f.StringVar(&opts.predDir, "pred-dir", "", "folder of predictions with the same file names")
-	f.Float64SliceVar(&opts.tolerances, "tolerance-mm", []float64{1}, "NSD tolerance in mm (repeatable)")
+	f.StringVar(&opts.truthDir, "truth-dir", "", "folder `DIR` of ground-truth label maps")
+	f.StringVar(&opts.predDir, "pred-dir", "", "folder `DIR` of predictions with the same file names")
+	opts.tolerances = []float64{1}
+	f.Var(&toleranceList{vals: &opts.tolerances}, "tolerance-mm", "NSD tolerance in `MM` (repeatable)")
 	f.IntVar(&opts.label, "label", 0, "label value to evaluate; 0 = every nonzero voxel")
 	f.BoolVar(&opts.perLabel, "per-label", false, "also evaluate each label of a multi-label map separately (single pair)")
 	f.BoolVar(&opts.csv, "csv", false, "folder mode: CSV output")
 	f.StringVar(&opts.metricsOut, "metrics-out", "", "folder mode: also write the mean of each metric as a JSON object to `FILE` (a pipeline stage's MEDCAD_METRICS)")
 	return cmd
 }
+
+// toleranceList is the repeatable --tolerance-mm flag: the first use
+// replaces the default, later uses add.
+type toleranceList struct {
+	vals *[]float64
+	set  bool
+}
+
+func (l *toleranceList) String() string {
+	if l == nil || l.vals == nil {
+		return ""
+	}
+	s := make([]string, len(*l.vals))
+	for i, v := range *l.vals {
+		s[i] = metrics.ToleranceKey(v)
+	}
+	return strings.Join(s, ",")
+}
+
+func (l *toleranceList) Set(v string) error {
+	x, err := strconv.ParseFloat(v, 64)
+	if err != nil {
+		return fmt.Errorf("%q is not a number", v)
+	}
+	if !l.set {
+		*l.vals, l.set = nil, true
+	}
+	*l.vals = append(*l.vals, x)
+	return nil
+}
+
+func (l *toleranceList) Type() string { return "mm" }
 
 func runEval(ctx context.Context, a *app, opts evalOptions) error {
 	pair := opts.truth != "" || opts.pred != ""

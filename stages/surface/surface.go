@@ -1,8 +1,8 @@
 // Package surface turns volumes into triangle meshes: marching cubes on a
 // label map (the surface of the voxels with one label) or on an intensity
 // volume at an iso value (e.g. bone at 300 HU), with vertices in patient
-// RAS+ millimetres, outward winding and no cracks; mesh statistics; and
-// STL encoding and decoding.
+// RAS+ millimetres, outward winding and no cracks; mesh statistics; Taubin
+// smoothing; and STL encoding and decoding.
 //
 // Written by hand because no reachable Go library extracts surfaces from
 // medcad volumes. The case table is derived from a rule at run time (see
