@@ -15,13 +15,16 @@ const maxSlices = math.MaxUint16 - 1
 
 // directed returns, for every voxel of flag with bit query, the Euclidean
 // distance in mm from its centre to the nearest voxel with bit feat. There
-// must be at least one feature voxel; nq is the number of query voxels.
-// The order of the result is unspecified (slice by slice).
+// must be at least one feature voxel; nq is the number of query voxels;
+// dk is scratch memory of len(flag). The order of the result is
+// unspecified (slice by slice).
 //
 // Pass 1 runs along k and stores, per voxel, the distance in voxels to the
 // nearest feature voxel of its k column (uint16). Then, for each slice k
-// holding query voxels, pass 2 runs along i over all rows and pass 3 along
-// j only over the columns holding query voxels, evaluated at them only.
+// holding query voxels, pass 2 runs along i over all rows, evaluated at the
+// columns holding query voxels, and pass 3 along j, evaluated at the query
+// voxels only (by a bounded outward scan, or the column's envelope when
+// the queries are far from any feature).
 func directed(ctx context.Context, flag []uint8, dim [3]int, sp [3]float64, feat, query uint8, nq int, dk []uint16) ([]float64, error) {
 	nx, ny, nz := dim[0], dim[1], dim[2]
 	if nz > maxSlices {
