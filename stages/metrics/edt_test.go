@@ -44,11 +44,17 @@ func bruteDirected(flag []uint8, dim [3]int, sp [3]float64, feat, query uint8) [
 func TestDirectedMatchesBruteForce(t *testing.T) {
 	t.Parallel()
 	rng := rand.New(rand.NewPCG(1, 2))
-	for trial := range 200 {
+	for trial := range 240 {
 		dim := [3]int{1 + rng.IntN(9), 1 + rng.IntN(9), 1 + rng.IntN(9)}
+		if trial >= 200 { // larger grids: long columns, near and far queries
+			dim = [3]int{20 + rng.IntN(30), 20 + rng.IntN(30), 5 + rng.IntN(10)}
+		}
 		sp := [3]float64{0.3 + rng.Float64()*2, 0.3 + rng.Float64()*2, 0.3 + rng.Float64()*3}
 		flag := make([]uint8, dim[0]*dim[1]*dim[2])
 		pf, pq := rng.Float64()*0.5, rng.Float64()
+		if trial >= 200 {
+			pf, pq = rng.Float64()*0.005, rng.Float64()*0.2
+		}
 		nq, nf := 0, 0
 		for n := range flag {
 			if rng.Float64() < pf {
