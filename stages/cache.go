@@ -56,7 +56,7 @@ func (c *CAS) Snapshot(ctx context.Context, root string, rels []string) (string,
 			if err != nil {
 				return "", err
 			}
-			m.Entries = append(m.Entries, cas.Entry{Path: rel, Mode: fi.Mode().Perm(), Size: n, ID: id})
+			m.Entries = append(m.Entries, cas.Entry{Path: rel, Mode: cas.ModeOf(fi), Size: n, ID: id})
 			continue
 		}
 		res, err := c.Store.AddDir(ctx, p, cas.TreeOptions{Jobs: c.Jobs, Index: c.index, IndexPrefix: c.indexPrefix(p)})

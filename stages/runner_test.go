@@ -328,3 +328,24 @@ outs = ["build/c.txt"]
 		t.Errorf("c = %q", c)
 	}
 }
+
+// TestFileOutWithPrivateMode stores and restores a file out whose mode is
+// not 644 (a model written with umask 077).
+func TestFileOutWithPrivateMode(t *testing.T) {
+	p := newProject(t, `
+[[stage]]
+name = "a"
+run = "echo secret > {out}; chmod 600 {out}"
+outs = ["build/model.bin"]
+`)
+	if got := p.repro(Options{}); got["a"] != Ran {
+		t.Fatalf("first: %v", got)
+	}
+	os.Remove(filepath.Join(p.dir, "build/model.bin"))
+	if got := p.repro(Options{}); got["a"] != Restored {
+		t.Fatalf("after removing the out: %v", got)
+	}
+	if p.read("build/model.bin") != "secret\n" {
+		t.Error("restored content differs")
+	}
+}
