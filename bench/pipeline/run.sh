@@ -81,4 +81,4 @@ cd "$work"
 s=$(date +%s%N)
 "$m" demo --dir "$work/demo" >/dev/null 2>&1
 e=$(date +%s%N)
-echo "medcad demo (3 batches x 3 cases): $(( (e - s) / 1000000 )) ms"
+echo "medcad demo (3 batches x 4 cases, default): $(( (e - s) / 1000000 )) ms"
