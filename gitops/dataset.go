@@ -16,6 +16,7 @@ import (
 
 	"github.com/BurntSushi/toml"
 	"github.com/medcad/medcad/gitops/cas"
+	"github.com/medcad/medcad/internal/atomicfile"
 )
 
 // Dataset pointers: data/<name>.dataset.toml.
@@ -141,7 +142,7 @@ func (d *Dataset) Write(dir string) error {
 	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
 		return err
 	}
-	return WriteFileAtomic(p, d.Encode(), 0o644)
+	return atomicfile.WriteFile(p, d.Encode(), 0o644)
 }
 
 // ParseDataset decodes a pointer strictly: bounded input, no unknown

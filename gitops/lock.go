@@ -11,6 +11,7 @@ import (
 	"strings"
 
 	"github.com/BurntSushi/toml"
+	"github.com/medcad/medcad/internal/atomicfile"
 )
 
 // LockFile is the pipeline state's file name at the project root.
@@ -115,7 +116,7 @@ func WriteLockBytes(dir string, data []byte) error {
 	if old, err := os.ReadFile(p); err == nil && bytes.Equal(old, data) {
 		return nil
 	}
-	return WriteFileAtomic(p, data, 0o644)
+	return atomicfile.WriteFile(p, data, 0o644)
 }
 
 // writeStringTable writes a sub-table of string values.

@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/BurntSushi/toml"
+	"github.com/medcad/medcad/internal/atomicfile"
 )
 
 // ModelDir holds the model manifests, models/<name>.model.toml.
@@ -108,5 +109,5 @@ func (m *Model) Write(dir string) error {
 	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
 		return err
 	}
-	return WriteFileAtomic(p, m.Encode(), 0o644)
+	return atomicfile.WriteFile(p, m.Encode(), 0o644)
 }

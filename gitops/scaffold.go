@@ -10,6 +10,7 @@ import (
 	"regexp"
 
 	"github.com/go-git/go-git/v5"
+	"github.com/medcad/medcad/internal/atomicfile"
 )
 
 //go:embed scaffold
@@ -86,7 +87,7 @@ func Scaffold(dir string, force bool) (ScaffoldResult, error) {
 		if err := os.MkdirAll(filepath.Dir(target), 0o755); err != nil {
 			return res, err
 		}
-		if err := WriteFileAtomic(target, buf.Bytes(), 0o644); err != nil {
+		if err := atomicfile.WriteFile(target, buf.Bytes(), 0o644); err != nil {
 			return res, err
 		}
 		if exists {
@@ -96,34 +97,4 @@ func Scaffold(dir string, force bool) (ScaffoldResult, error) {
 		}
 	}
 	return res, nil
-}
-
-// WriteFileAtomic writes data to a temporary file beside path, syncs it and
-// renames it over path, so readers see the old or the new file, never half.
-func WriteFileAtomic(path string, data []byte, perm os.FileMode) error {
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
-	if err != nil {
-		var pe *os.PathError
-		if errors.As(err, &pe) {
-			err = pe.Err // the temporary name means nothing to the user
-		}
-		return fmt.Errorf("%s: %w", path, err)
-	}
-	defer os.Remove(tmp.Name())
-	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Chmod(perm); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp.Name(), path)
 }

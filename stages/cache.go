@@ -11,8 +11,8 @@ import (
 	"strings"
 	"sync"
 
-	"github.com/medcad/medcad/gitops"
 	"github.com/medcad/medcad/gitops/cas"
+	"github.com/medcad/medcad/internal/atomicfile"
 )
 
 // CAS is the runner's Store over medcad's content-addressed store: outs
@@ -167,7 +167,7 @@ func (c *CAS) Remember(ctx context.Context, key, digest string) error {
 	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
 		return err
 	}
-	if err := gitops.WriteFileAtomic(p, []byte(digest+"\n"), 0o644); err != nil {
+	if err := atomicfile.WriteFile(p, []byte(digest+"\n"), 0o644); err != nil {
 		return err
 	}
 	if c.Remote == nil || !c.Push {

@@ -20,6 +20,7 @@ import (
 	"github.com/medcad/medcad/action/promote"
 	"github.com/medcad/medcad/gitops"
 	"github.com/medcad/medcad/gitops/cas"
+	"github.com/medcad/medcad/internal/atomicfile"
 	"github.com/medcad/medcad/reports"
 	"github.com/spf13/cobra"
 )
@@ -294,7 +295,7 @@ func runCIPR(ctx context.Context, a *app, opts ciOptions) error {
 		return err
 	}
 	res.Report = filepath.ToSlash(filepath.Join(opts.out, "report.md"))
-	if err := gitops.WriteFileAtomic(res.Report, []byte(rep.markdown), 0o644); err != nil {
+	if err := atomicfile.WriteFile(res.Report, []byte(rep.markdown), 0o644); err != nil {
 		return err
 	}
 

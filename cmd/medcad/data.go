@@ -15,6 +15,7 @@ import (
 	"github.com/go-git/go-git/v5"
 	"github.com/medcad/medcad/gitops"
 	"github.com/medcad/medcad/gitops/cas"
+	"github.com/medcad/medcad/internal/atomicfile"
 	"github.com/medcad/medcad/stages/intake"
 	"github.com/schollz/progressbar/v3"
 	"github.com/spf13/cobra"
@@ -365,7 +366,7 @@ func ignoreDataset(root, name string) error {
 		data = append(data, '\n')
 	}
 	data = append(data, line+"\n"...)
-	return gitops.WriteFileAtomic(p, data, 0o644)
+	return atomicfile.WriteFile(p, data, 0o644)
 }
 
 // ---- data status ----

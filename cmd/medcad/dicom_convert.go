@@ -10,6 +10,7 @@ import (
 	"strings"
 	"text/tabwriter"
 
+	"github.com/medcad/medcad/internal/atomicfile"
 	"github.com/medcad/medcad/stages/dicom"
 	"github.com/medcad/medcad/stages/dicom/deid"
 	"github.com/medcad/medcad/stages/volume"
@@ -315,39 +316,11 @@ func convertSeries(ctx context.Context, s *dicom.Series, dir, ext string, d *dei
 	}
 	side, err := json.MarshalIndent(rec, "", "  ")
 	if err == nil {
-		err = writeSidecarFile(rec.Sidecar, append(side, '\n'))
+		err = atomicfile.WriteFile(rec.Sidecar, append(side, '\n'), 0o644)
 	}
 	if err != nil {
 		os.Remove(rec.Image)
 		return rec, err
 	}
 	return rec, nil
-}
-
-// writeSidecarFile writes data to path through a synced temporary file in
-// the same folder and a rename.
-func writeSidecarFile(path string, data []byte) (err error) {
-	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
-	if err != nil {
-		return err
-	}
-	defer func() {
-		if err != nil {
-			f.Close()
-			os.Remove(f.Name())
-		}
-	}()
-	if _, err = f.Write(data); err != nil {
-		return err
-	}
-	if err = f.Chmod(0o644); err != nil {
-		return err
-	}
-	if err = f.Sync(); err != nil {
-		return err
-	}
-	if err = f.Close(); err != nil {
-		return err
-	}
-	return os.Rename(f.Name(), path)
 }

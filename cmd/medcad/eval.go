@@ -15,7 +15,7 @@ import (
 	"strings"
 	"text/tabwriter"
 
-	"github.com/medcad/medcad/gitops"
+	"github.com/medcad/medcad/internal/atomicfile"
 	"github.com/medcad/medcad/stages/metrics"
 	"github.com/medcad/medcad/stages/volume"
 	"github.com/schollz/progressbar/v3"
@@ -505,5 +505,5 @@ func writeMetricMeans(path string, agg []metrics.NamedSummary) error {
 	if err != nil {
 		return err
 	}
-	return gitops.WriteFileAtomic(path, append(b, '\n'), 0o644)
+	return atomicfile.WriteFile(path, append(b, '\n'), 0o644)
 }

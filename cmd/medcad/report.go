@@ -13,6 +13,7 @@ import (
 	"github.com/go-git/go-git/v5"
 	"github.com/medcad/medcad/gitops"
 	"github.com/medcad/medcad/gitops/cas"
+	"github.com/medcad/medcad/internal/atomicfile"
 	"github.com/medcad/medcad/reports"
 	"github.com/spf13/cobra"
 )
@@ -223,7 +224,7 @@ func runReport(ctx context.Context, a *app, opts reportOptions) error {
 		_, err = a.out.Write(body)
 		return err
 	}
-	if err := gitops.WriteFileAtomic(opts.out, body, 0o644); err != nil {
+	if err := atomicfile.WriteFile(opts.out, body, 0o644); err != nil {
 		return fmt.Errorf("report: %w", err)
 	}
 	fmt.Fprintf(a.err, "wrote %s (%s)\n", opts.out, verdictWord(c.Verdict))
@@ -249,7 +250,7 @@ func writePlots(dir string, plots []reports.Plot) error {
 		return err
 	}
 	for _, p := range plots {
-		if err := gitops.WriteFileAtomic(filepath.Join(dir, p.Name), p.PNG, 0o644); err != nil {
+		if err := atomicfile.WriteFile(filepath.Join(dir, p.Name), p.PNG, 0o644); err != nil {
 			return fmt.Errorf("plot %s: %w", p.Name, err)
 		}
 	}

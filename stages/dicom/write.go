@@ -7,11 +7,11 @@ import (
 	"fmt"
 	"math"
 	"math/big"
-	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
 
+	"github.com/medcad/medcad/internal/atomicfile"
 	"github.com/medcad/medcad/stages/volume"
 	"github.com/suyashkumar/dicom"
 	"github.com/suyashkumar/dicom/pkg/tag"
@@ -216,7 +216,7 @@ func WriteSeries(dir string, v *volume.Volume, opts WriteOptions) ([]string, err
 			return nil, fmt.Errorf("WriteSeries: %w", err)
 		}
 		p := filepath.Join(dir, name(k))
-		if err := writeFileAtomic(p, out.Bytes()); err != nil {
+		if err := atomicfile.WriteFile(p, out.Bytes(), 0o644); err != nil {
 			return nil, err
 		}
 		paths = append(paths, p)
@@ -255,31 +255,4 @@ func dsList(xs []float64) []string {
 		out[i] = ds6(x)
 	}
 	return out
-}
-
-// writeFileAtomic writes data to path through a synced temporary file.
-func writeFileAtomic(path string, data []byte) (err error) {
-	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
-	if err != nil {
-		return err
-	}
-	defer func() {
-		if err != nil {
-			f.Close()
-			os.Remove(f.Name())
-		}
-	}()
-	if _, err = f.Write(data); err != nil {
-		return err
-	}
-	if err = f.Chmod(0o644); err != nil {
-		return err
-	}
-	if err = f.Sync(); err != nil {
-		return err
-	}
-	if err = f.Close(); err != nil {
-		return err
-	}
-	return os.Rename(f.Name(), path)
 }

@@ -15,6 +15,7 @@ import (
 	"sort"
 
 	"github.com/medcad/medcad/gitops"
+	"github.com/medcad/medcad/internal/atomicfile"
 	"github.com/medcad/medcad/stages/dicom"
 	"github.com/medcad/medcad/stages/dicom/deid"
 	"github.com/medcad/medcad/stages/volume"
@@ -178,7 +179,7 @@ func prepareCase(ctx context.Context, folder, tmp, staging string, seen map[stri
 		if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
 			return nil, err
 		}
-		if err := gitops.WriteFileAtomic(dst, label, 0o644); err != nil {
+		if err := atomicfile.WriteFile(dst, label, 0o644); err != nil {
 			return nil, err
 		}
 	}

@@ -20,7 +20,7 @@ import (
 	"sort"
 	"strings"
 
-	"github.com/medcad/medcad/gitops"
+	"github.com/medcad/medcad/internal/atomicfile"
 	"github.com/medcad/medcad/stages/dicom"
 	"github.com/medcad/medcad/stages/volume"
 )
@@ -180,7 +180,7 @@ func Assemble(casesDir, out string, opts AssembleOptions) (*Split, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := gitops.WriteFileAtomic(filepath.Join(out, "dataset.json"), append(b, '\n'), 0o644); err != nil {
+	if err := atomicfile.WriteFile(filepath.Join(out, "dataset.json"), append(b, '\n'), 0o644); err != nil {
 		return nil, err
 	}
 	return split, nil
@@ -237,7 +237,7 @@ func linkOrCopy(src, dst string) error {
 	if err != nil {
 		return err
 	}
-	return gitops.WriteFileAtomic(dst, data, 0o644)
+	return atomicfile.WriteFile(dst, data, 0o644)
 }
 
 // CaseIDs lists the cases of an nnU-Net dataset's imagesTr folder.

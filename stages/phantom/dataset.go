@@ -1,13 +1,13 @@
 package phantom
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
 
+	"github.com/medcad/medcad/internal/atomicfile"
 	"github.com/medcad/medcad/stages/volume"
 )
 
@@ -121,10 +121,7 @@ func WriteDataset(ctx context.Context, opts DatasetOptions) ([]CaseSummary, erro
 		if err != nil {
 			return out, err
 		}
-		if err := writeFileAtomic(filepath.Join(opts.Dir, "dataset.json"), func(w *bufio.Writer) error {
-			_, err := w.Write(append(b, '\n'))
-			return err
-		}); err != nil {
+		if err := atomicfile.WriteFile(filepath.Join(opts.Dir, "dataset.json"), append(b, '\n'), 0o644); err != nil {
 			return out, err
 		}
 	}

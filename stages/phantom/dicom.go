@@ -1,16 +1,17 @@
 package phantom
 
 import (
-	"bufio"
 	"crypto/sha256"
 	"encoding/binary"
 	"fmt"
+	"io"
 	"math/big"
 	"os"
 	"path/filepath"
 	"sort"
 	"strconv"
 
+	"github.com/medcad/medcad/internal/atomicfile"
 	"github.com/suyashkumar/dicom"
 	"github.com/suyashkumar/dicom/pkg/tag"
 )
@@ -129,7 +130,7 @@ func WriteDICOM(dir string, c *Case) error {
 			a, c := b.elems[x].Tag, b.elems[y].Tag
 			return a.Group < c.Group || a.Group == c.Group && a.Element < c.Element
 		})
-		if err := writeFileAtomic(filepath.Join(dir, fmt.Sprintf(dicomSliceFileFormat, k+1)), func(f *bufio.Writer) error {
+		if err := atomicfile.Write(filepath.Join(dir, fmt.Sprintf(dicomSliceFileFormat, k+1)), 0o644, func(f io.Writer) error {
 			return dicom.Write(f, dicom.Dataset{Elements: b.elems})
 		}); err != nil {
 			return err
@@ -163,36 +164,4 @@ func (b *builder) add(t tag.Tag, v any) {
 		return
 	}
 	b.elems = append(b.elems, e)
-}
-
-// writeFileAtomic writes path through a synced temporary file and a rename.
-func writeFileAtomic(path string, fill func(*bufio.Writer) error) (err error) {
-	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
-	if err != nil {
-		return err
-	}
-	defer func() {
-		if err != nil {
-			f.Close()
-			os.Remove(f.Name())
-			err = fmt.Errorf("%s: %w", path, err)
-		}
-	}()
-	w := bufio.NewWriterSize(f, 1<<20)
-	if err = fill(w); err != nil {
-		return err
-	}
-	if err = w.Flush(); err != nil {
-		return err
-	}
-	if err = f.Chmod(0o644); err != nil {
-		return err
-	}
-	if err = f.Sync(); err != nil {
-		return err
-	}
-	if err = f.Close(); err != nil {
-		return err
-	}
-	return os.Rename(f.Name(), path)
 }

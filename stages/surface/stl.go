@@ -8,10 +8,10 @@ import (
 	"fmt"
 	"io"
 	"math"
-	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
+
+	"github.com/medcad/medcad/internal/atomicfile"
 )
 
 // ErrSTL means the input is not an STL file this package can read.
@@ -82,35 +82,8 @@ func normal(m *Mesh, t [3]uint32) [3]float32 {
 // WriteSTL writes m to path (see EncodeSTL). The file appears complete or
 // not at all: it is written to a temporary file in the same folder, synced
 // and renamed.
-func WriteSTL(path string, m *Mesh, ascii bool) (err error) {
-	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
-	if err != nil {
-		var pe *os.PathError
-		if errors.As(err, &pe) {
-			err = pe.Err // the temporary name means nothing to the user
-		}
-		return fmt.Errorf("%s: %w", path, err)
-	}
-	defer func() {
-		if err != nil {
-			f.Close()
-			os.Remove(f.Name())
-			err = fmt.Errorf("%s: %w", path, err)
-		}
-	}()
-	if err = EncodeSTL(f, m, ascii); err != nil {
-		return err
-	}
-	if err = f.Chmod(0o644); err != nil {
-		return err
-	}
-	if err = f.Sync(); err != nil {
-		return err
-	}
-	if err = f.Close(); err != nil {
-		return err
-	}
-	return os.Rename(f.Name(), path)
+func WriteSTL(path string, m *Mesh, ascii bool) error {
+	return atomicfile.Write(path, 0o644, func(w io.Writer) error { return EncodeSTL(w, m, ascii) })
 }
 
 // DecodeSTL reads a binary or ASCII STL file. Vertices with identical

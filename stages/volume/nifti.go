@@ -13,12 +13,12 @@ import (
 	"io"
 	"math"
 	"os"
-	"path/filepath"
 	"runtime"
 	"strings"
 	"unsafe"
 
 	"github.com/klauspost/pgzip"
+	"github.com/medcad/medcad/internal/atomicfile"
 )
 
 // ErrFormat means the input is not a NIfTI-1 file this package can read.
@@ -396,7 +396,7 @@ func WriteWith(path string, v *Volume, opts WriteOptions) error {
 		return fmt.Errorf("%s: %w", path, err)
 	}
 	gz := strings.HasSuffix(path, ".gz")
-	return writeAtomic(path, func(w io.Writer) error {
+	return atomicfile.Write(path, 0o644, func(w io.Writer) error {
 		if !gz {
 			return encode(w, v, opts.Description)
 		}
@@ -416,46 +416,6 @@ func WriteWith(path string, v *Volume, opts WriteOptions) error {
 		}
 		return zw.Close()
 	})
-}
-
-// writeAtomic writes path through a synced temporary file and a rename.
-func writeAtomic(path string, fill func(io.Writer) error) (err error) {
-	dir := filepath.Dir(path)
-	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp*")
-	if err != nil {
-		return err
-	}
-	defer func() {
-		if err != nil {
-			f.Close()
-			os.Remove(f.Name())
-			err = fmt.Errorf("%s: %w", path, err)
-		}
-	}()
-	bw := bufio.NewWriterSize(f, 1<<20)
-	if err = fill(bw); err != nil {
-		return err
-	}
-	if err = bw.Flush(); err != nil {
-		return err
-	}
-	if err = f.Chmod(0o644); err != nil {
-		return err
-	}
-	if err = f.Sync(); err != nil {
-		return err
-	}
-	if err = f.Close(); err != nil {
-		return err
-	}
-	if err = os.Rename(f.Name(), path); err != nil {
-		return err
-	}
-	if d, derr := os.Open(dir); derr == nil {
-		d.Sync() // best effort: make the rename durable
-		d.Close()
-	}
-	return nil
 }
 
 // Encode writes v to w as an uncompressed NIfTI-1 stream (.nii).

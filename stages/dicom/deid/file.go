@@ -1,7 +1,6 @@
 package deid
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"errors"
@@ -14,6 +13,7 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/medcad/medcad/internal/atomicfile"
 	"github.com/suyashkumar/dicom"
 	"github.com/suyashkumar/dicom/pkg/tag"
 	"golang.org/x/sync/semaphore"
@@ -143,7 +143,10 @@ func (d *Deidentifier) File(ctx context.Context, in, out string) (Info, error) {
 	if err := d.Dataset(&ds); err != nil {
 		return Info{}, fmt.Errorf("%s: %w", in, err)
 	}
-	err = writeFileAtomic(out, func(w io.Writer) error {
+	if err := os.MkdirAll(filepath.Dir(out), 0o755); err != nil {
+		return Info{}, err
+	}
+	err = atomicfile.Write(out, 0o644, func(w io.Writer) error {
 		if err := write(w, ds); err != nil {
 			return fmt.Errorf("%s: writing de-identified DICOM: %s", in, oneLine(err))
 		}
@@ -168,50 +171,6 @@ func write(w io.Writer, ds dicom.Dataset) (err error) {
 		}
 	}()
 	return dicom.Write(w, ds, dicom.SkipVRVerification())
-}
-
-// writeFileAtomic writes what encode writes to path via a buffered,
-// synced temporary file in the same folder and a rename: path is either
-// the complete new file or untouched.
-func writeFileAtomic(path string, encode func(io.Writer) error) (err error) {
-	dir := filepath.Dir(path)
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return err
-	}
-	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
-	if err != nil {
-		return err
-	}
-	defer func() {
-		if err != nil {
-			tmp.Close()
-			os.Remove(tmp.Name())
-		}
-	}()
-	bw := bufio.NewWriterSize(tmp, 1<<20)
-	if err = encode(bw); err != nil {
-		return err
-	}
-	if err = bw.Flush(); err != nil {
-		return err
-	}
-	if err = tmp.Sync(); err != nil {
-		return err
-	}
-	if err = tmp.Close(); err != nil {
-		return err
-	}
-	if err = os.Chmod(tmp.Name(), 0o644); err != nil {
-		return err
-	}
-	if err = os.Rename(tmp.Name(), path); err != nil {
-		return err
-	}
-	if dirf, derr := os.Open(dir); derr == nil {
-		dirf.Sync()
-		dirf.Close()
-	}
-	return nil
 }
 
 // sameFile reports whether a and b name the same existing file.

@@ -1,0 +1,55 @@
+// Package atomicfile creates or replaces files so that a reader, or a
+// crash, sees the old file or the complete new one, never a part: the
+// content goes to a temporary file in the same folder, is synced, and is
+// renamed over the name (google/renameio does the work). Errors name the
+// file, never the temporary name.
+package atomicfile
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"path/filepath"
+
+	"github.com/google/renameio/v2"
+)
+
+// WriteFile creates or replaces path with data.
+func WriteFile(path string, data []byte, perm fs.FileMode) error {
+	return Write(path, perm, func(w io.Writer) error {
+		_, err := w.Write(data)
+		return err
+	})
+}
+
+// Write creates or replaces path with what fill writes (through a 1 MiB
+// buffer). When fill fails, path is left as it was.
+func Write(path string, perm fs.FileMode, fill func(io.Writer) error) error {
+	t, err := renameio.NewPendingFile(path, renameio.WithTempDir(filepath.Dir(path)), renameio.WithStaticPermissions(perm))
+	if err != nil {
+		return named(path, err)
+	}
+	defer t.Cleanup()
+	bw := bufio.NewWriterSize(t, 1<<20)
+	if err := fill(bw); err != nil {
+		return named(path, err)
+	}
+	if err := bw.Flush(); err != nil {
+		return named(path, err)
+	}
+	return named(path, t.CloseAtomicallyReplace())
+}
+
+// named puts path in front of err, dropping the temporary file's name.
+func named(path string, err error) error {
+	if err == nil {
+		return nil
+	}
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		err = pe.Err
+	}
+	return fmt.Errorf("%s: %w", path, err)
+}
