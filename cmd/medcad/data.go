@@ -515,28 +515,40 @@ type transferReport struct {
 	*cas.TransferResult
 }
 
-func runDataPush(ctx context.Context, a *app, opts dataTransferOptions) error {
-	p, err := openDataProject()
-	if err != nil {
-		return err
-	}
+// transfer pushes or pulls (move) the manifests of the named datasets,
+// with a progress bar on a terminal.
+func (p *dataProject) transfer(ctx context.Context, a *app, opts dataTransferOptions, verb string,
+	move func(context.Context, *cas.Store, cas.Backend, []cas.ID, cas.TransferOptions) (*cas.TransferResult, error),
+) ([]*gitops.Dataset, cas.Backend, *cas.TransferResult, error) {
 	ds, err := p.datasets(opts.names)
 	if err != nil {
-		return err
+		return nil, nil, nil, err
 	}
 	remote, err := p.remote(ctx)
 	if err != nil {
-		return err
+		return nil, nil, nil, err
 	}
 	ids := make([]cas.ID, len(ds))
 	for i, d := range ds {
 		ids[i] = d.ManifestID()
 	}
-	prog := a.newProgress("pushing")
-	res, err := cas.Push(ctx, p.store, remote, ids, cas.TransferOptions{Jobs: p.jobs(opts.jobs), Progress: prog.cas()})
+	prog := a.newProgress(verb)
+	res, err := move(ctx, p.store, remote, ids, cas.TransferOptions{Jobs: p.jobs(opts.jobs), Progress: prog.cas()})
 	prog.finish()
 	if err != nil {
-		return fmt.Errorf("data push to %s: %w", remote, err)
+		return nil, nil, nil, fmt.Errorf("%s: %w", remote, err)
+	}
+	return ds, remote, res, nil
+}
+
+func runDataPush(ctx context.Context, a *app, opts dataTransferOptions) error {
+	p, err := openDataProject()
+	if err != nil {
+		return err
+	}
+	ds, remote, res, err := p.transfer(ctx, a, opts, "pushing", cas.Push)
+	if err != nil {
+		return fmt.Errorf("data push: %w", err)
 	}
 	rep := transferReport{Remote: remote.String(), Datasets: len(ds), TransferResult: res}
 	if a.json {
@@ -572,23 +584,9 @@ func runDataPull(ctx context.Context, a *app, opts dataTransferOptions) error {
 	if err != nil {
 		return err
 	}
-	ds, err := p.datasets(opts.names)
+	ds, remote, res, err := p.transfer(ctx, a, opts, "pulling", cas.Pull)
 	if err != nil {
-		return err
-	}
-	remote, err := p.remote(ctx)
-	if err != nil {
-		return err
-	}
-	ids := make([]cas.ID, len(ds))
-	for i, d := range ds {
-		ids[i] = d.ManifestID()
-	}
-	prog := a.newProgress("pulling")
-	res, err := cas.Pull(ctx, p.store, remote, ids, cas.TransferOptions{Jobs: p.jobs(opts.jobs), Progress: prog.cas()})
-	prog.finish()
-	if err != nil {
-		return fmt.Errorf("data pull from %s: %w", remote, err)
+		return fmt.Errorf("data pull: %w", err)
 	}
 	var written int
 	if !opts.noCheckout {
