@@ -32,9 +32,6 @@ type checkError struct{ err error }
 func (e checkError) Error() string   { return e.err.Error() }
 func (e checkError) Unwrap() []error { return []error{e.err, errCheckFailed} }
 
-// ciReporter is the report builder ci pr uses.
-func ciReporter() reporter { return compareReporter{} }
-
 // sha256ID is the digest of data as medcad writes digests.
 func sha256ID(data []byte) string {
 	sum := sha256.Sum256(data)
@@ -261,7 +258,7 @@ func runCIPR(ctx context.Context, a *app, opts ciOptions) error {
 	if err := cand.Write("."); err != nil { // the report reads it with its run URL
 		return err
 	}
-	rep, err := ciReporter().report(ctx, in)
+	rep, err := buildReport(ctx, in)
 	if err != nil {
 		return err
 	}
