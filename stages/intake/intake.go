@@ -10,6 +10,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"sort"
@@ -59,25 +60,55 @@ type Result struct {
 }
 
 // IsDICOMBatch reports whether dir looks like a delivery of DICOM cases: a
-// sub-folder holding a file that starts with the DICOM preamble.
+// file with the DICOM preamble in one of its first sub-folders. It looks at
+// a few files of a few folders only, so asking costs nothing on a large
+// non-DICOM dataset.
 func IsDICOMBatch(dir string) bool {
-	found := errors.New("found")
-	err := filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
-		if err != nil || d.IsDir() || filepath.Dir(p) == dir {
+	const folders, filesPerFolder = 8, 8
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return false
+	}
+	seen := 0
+	for _, e := range entries {
+		if !e.IsDir() {
+			continue
+		}
+		if seen++; seen > folders {
+			return false
+		}
+		checked := 0
+		found := errors.New("found")
+		err := filepath.WalkDir(filepath.Join(dir, e.Name()), func(p string, d os.DirEntry, err error) error {
+			if err != nil || d.IsDir() {
+				return nil
+			}
+			if checked++; checked > filesPerFolder {
+				return filepath.SkipAll
+			}
+			if hasPreamble(p) {
+				return found
+			}
 			return nil
+		})
+		if errors.Is(err, found) {
+			return true
 		}
-		f, err := os.Open(p)
-		if err != nil {
-			return nil
-		}
-		defer f.Close()
-		var head [132]byte
-		if n, _ := f.Read(head[:]); n == 132 && string(head[128:]) == "DICM" {
-			return found
-		}
-		return nil
-	})
-	return errors.Is(err, found)
+	}
+	return false
+}
+
+// hasPreamble reports whether the file starts with the 128-byte DICOM
+// preamble and "DICM".
+func hasPreamble(path string) bool {
+	f, err := os.Open(path)
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	var head [132]byte
+	n, _ := io.ReadFull(f, head[:])
+	return n == 132 && string(head[128:]) == "DICM"
 }
 
 // Prepare de-identifies every case folder (a sub-folder of input) into

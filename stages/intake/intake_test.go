@@ -124,3 +124,17 @@ func TestPrepareRefusesBadCases(t *testing.T) {
 		}
 	}
 }
+
+func TestIsDICOMBatchRefusesOtherData(t *testing.T) {
+	dir := t.TempDir()
+	for _, p := range []string{"a/x.bin", "a/y.bin", "b/c/z.txt", "top.dcm"} {
+		os.MkdirAll(filepath.Join(dir, filepath.Dir(p)), 0o755)
+		os.WriteFile(filepath.Join(dir, p), bytes.Repeat([]byte("DICM"), 40), 0o644)
+	}
+	if IsDICOMBatch(dir) {
+		t.Error("files without the preamble taken for DICOM")
+	}
+	if IsDICOMBatch(filepath.Join(dir, "missing")) {
+		t.Error("a missing folder taken for DICOM")
+	}
+}
