@@ -129,7 +129,7 @@ func TestIsDICOMBatchRefusesOtherData(t *testing.T) {
 	dir := t.TempDir()
 	for _, p := range []string{"a/x.bin", "a/y.bin", "b/c/z.txt", "top.dcm"} {
 		os.MkdirAll(filepath.Join(dir, filepath.Dir(p)), 0o755)
-		os.WriteFile(filepath.Join(dir, p), bytes.Repeat([]byte("DICM"), 40), 0o644)
+		os.WriteFile(filepath.Join(dir, p), append([]byte("DICM"), bytes.Repeat([]byte("x"), 200)...), 0o644) // "DICM" in the wrong place
 	}
 	if IsDICOMBatch(dir) {
 		t.Error("files without the preamble taken for DICOM")
