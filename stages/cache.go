@@ -9,7 +9,6 @@ import (
 	"path"
 	"path/filepath"
 	"strings"
-	"sync"
 
 	"github.com/medcad/medcad/gitops/cas"
 	"github.com/medcad/medcad/internal/atomicfile"
@@ -26,8 +25,7 @@ type CAS struct {
 	Push   bool        // send new results to the remote
 	Jobs   int
 
-	mu    sync.Mutex
-	index *cas.Index
+	index *cas.Index // safe for concurrent use
 }
 
 // NewCAS opens the run-cache view of a project's store.

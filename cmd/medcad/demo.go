@@ -79,16 +79,6 @@ func (d *demo) medcad(args ...string) error {
 	return nil
 }
 
-// capture runs a medcad command and returns its stdout.
-func (d *demo) capture(args ...string) (string, error) {
-	var out strings.Builder
-	full := append([]string{"-C", d.dir}, args...)
-	if code := run(d.ctx, full, streams{in: d.a.in, out: &out, err: d.a.err}); code != exitOK {
-		return "", fmt.Errorf("medcad %s: exit status %d", strings.Join(args, " "), code)
-	}
-	return out.String(), nil
-}
-
 func runDemo(ctx context.Context, a *app, opts demoOptions) error {
 	dir := opts.dir
 	if dir == "" {

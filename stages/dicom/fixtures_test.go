@@ -61,8 +61,6 @@ func rotate(deg float64, axis int, p [3]float64) [3]float64 {
 // fixture is one test series folder written with suyashkumar/dicom.
 type fixture struct {
 	name string
-	// want are the volumes Discover must find, in series order.
-	want []*volume.Volume
 	// warnings expected on the (first) series, as substrings.
 	warnings []string
 	// diff: compare with dcm2niix.

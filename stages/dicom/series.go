@@ -68,7 +68,6 @@ type Series struct {
 	seriesUID string
 	slices    []sliceRef
 	resample  bool
-	noFlip    bool      // no patient geometry: rows kept in file order
 	positions []float64 // slice positions along the normal, sorted
 	lps       volume.Affine
 }

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 
 	"github.com/medcad/medcad/internal/atomicfile"
+	"github.com/medcad/medcad/stages/nnunet"
 	"github.com/medcad/medcad/stages/volume"
 )
 
@@ -36,17 +37,6 @@ type CaseSummary struct {
 	NoiseHU      float64    `json:"noise_hu"`
 	Osteoporotic bool       `json:"osteoporotic"`
 	Metal        bool       `json:"metal"`
-}
-
-// DatasetJSON is the nnU-Net v2 dataset.json written for a phantom set.
-type DatasetJSON struct {
-	Name         string            `json:"name"`
-	Description  string            `json:"description"`
-	ChannelNames map[string]string `json:"channel_names"`
-	Labels       map[string]int    `json:"labels"`
-	NumTraining  int               `json:"numTraining"`
-	FileEnding   string            `json:"file_ending"`
-	LabelRules   string            `json:"label_rules,omitempty"`
 }
 
 // WriteDataset generates opts.Cases cases (indices 0…Cases−1) into
@@ -108,7 +98,7 @@ func WriteDataset(ctx context.Context, opts DatasetOptions) ([]CaseSummary, erro
 		if rules == "" {
 			rules = RulesV2
 		}
-		dj := DatasetJSON{
+		dj := nnunet.DatasetJSON{
 			Name:         "medcad phantom",
 			Description:  fmt.Sprintf("synthetic CT bone phantoms, seed %d, size %s, label rules %s", opts.Seed, sizeOr(opts.Size), rules),
 			ChannelNames: map[string]string{"0": "CT"},

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/medcad/medcad/stages/metrics"
+	"github.com/medcad/medcad/stages/nnunet"
 	"github.com/medcad/medcad/stages/volume"
 )
 
@@ -77,19 +78,11 @@ func ReadDataset(dir string) ([]Case, error) {
 	return cases, nil
 }
 
-// datasetMeta is what training needs from an nnU-Net dataset.json.
-type datasetMeta struct {
-	ChannelNames map[string]string `json:"channel_names"`
-	Labels       map[string]int    `json:"labels"`
-	FileEnding   string            `json:"file_ending"`
-	NumTraining  int               `json:"numTraining"`
-}
-
 // parseDatasetJSON parses and checks dataset.json for the built-in model:
 // one channel, NIfTI-gz files, a "bone" label of 1 when labels are given.
 // Errors wrap ErrDataset and are one line.
-func parseDatasetJSON(data []byte) (datasetMeta, error) {
-	var meta datasetMeta
+func parseDatasetJSON(data []byte) (nnunet.DatasetJSON, error) {
+	var meta nnunet.DatasetJSON
 	if err := json.Unmarshal(data, &meta); err != nil {
 		return meta, fmt.Errorf("%s: %w", firstLine(err.Error()), ErrDataset)
 	}
