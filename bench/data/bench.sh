@@ -127,23 +127,27 @@ bench_transfer() {
     gen_files "$src/data/ds" "$FILES" $((SIZE_KB * 1024))
     touch "$B/xfer.ready"
   fi
+  # Downloads go to folders never used before, removed only after all runs:
+  # on ext4, creating files right after deleting tens of thousands costs
+  # far more (the inode allocator skips recently deleted inodes), which
+  # would measure the previous run's clean-up rather than the tool.
+  local down="$B/down"
+  rm -rf "$down" && sync && mkdir -p "$down"
+  [[ -f "$src/data/ds.dataset.toml" ]] || "$M" -C "$src" data add data/ds --name ds >/dev/null
   local rp=() rl=() mp=() ml=() mn=()
   for i in $(seq "$RUNS"); do
-    # rclone: up into a fresh bucket, then down into an empty folder.
+    # rclone: up into a fresh bucket, then down into a fresh folder.
     rclone_ mkdir "vgw:rc$i"
     rp+=("$(time_cmd rclone_ copy --transfers 32 "$src/data/ds" "vgw:rc$i/ds")")
-    rm -rf "$B/rc-down"
-    rl+=("$(time_cmd rclone_ copy --transfers 32 "vgw:rc$i/ds" "$B/rc-down")")
+    rl+=("$(time_cmd rclone_ copy --transfers 32 "vgw:rc$i/ds" "$down/rc$i")")
     # medcad: push into a fresh bucket, pull into a fresh clone.
     rclone_ mkdir "vgw:mc$i"
     sed -i '/^url = \|^endpoint = \|^path_style = /d' "$src/medcad.toml"
     sed -i "s|^\[remote\]|[remote]\nurl = \"s3://mc$i/store\"\nendpoint = \"$ENDPOINT\"\npath_style = true|" "$src/medcad.toml"
-    rm -rf "$src/.medcad" "$src/data/ds.dataset.toml"
-    "$M" -C "$src" data add data/ds --name ds >/dev/null
     mp+=("$(time_cmd "$M" -C "$src" data push --jobs 32)")
     for mode in full nocheckout; do
-      local dst="$B/mc-down"
-      rm -rf "$dst" && mkdir -p "$dst/data"
+      local dst="$down/mc$i-$mode"
+      mkdir -p "$dst/data"
       cp "$src/medcad.toml" "$dst/" && cp "$src/data/ds.dataset.toml" "$dst/data/"
       if [[ $mode == full ]]; then
         ml+=("$(time_cmd "$M" -C "$dst" data pull --jobs 32)")
@@ -151,7 +155,8 @@ bench_transfer() {
         mn+=("$(time_cmd "$M" -C "$dst" data pull --jobs 32 --no-checkout)")
       fi
     done
-    cmp <(cd "$src/data/ds" && find . -type f | sort | xargs cat | sha256sum) <(cd "$B/rc-down" && find . -type f | sort | xargs cat | sha256sum)
+    cmp <(cd "$src/data/ds" && find . -type f | sort | xargs cat | sha256sum) <(cd "$down/rc$i" && find . -type f | sort | xargs cat | sha256sum)
+    cmp <(cd "$src/data/ds" && find . -type f | sort | xargs cat | sha256sum) <(cd "$down/mc$i-full/data/ds" && find . -type f | sort | xargs cat | sha256sum)
   done
   local a b c d e
   a=$(median "${rp[@]}"); b=$(median "${mp[@]}"); c=$(median "${rl[@]}"); d=$(median "${ml[@]}"); e=$(median "${mn[@]}")
@@ -170,6 +175,7 @@ bench_transfer() {
   "$M" -C "$src" data status --remote >/dev/null
   after=$(wc -l <"$B/access.log")
   echo "  medcad data status --remote on the pushed $FILES-file dataset: $((after - before)) request(s) to the remote"
+  chmod -R u+w "$down" && rm -rf "$down"
 }
 
 bench_remote_status() { # the pushed STATUS_FILES dataset: requests of status --remote

@@ -201,3 +201,6 @@ func (r *verifyReader) Read(p []byte) (int, error) {
 }
 
 func (r *verifyReader) Close() error { return r.rc.Close() }
+
+// verifies names the object whose digest the reader checks at EOF.
+func (r *verifyReader) verifies() ID { return r.want }

@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/base64"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -13,11 +14,13 @@ import (
 	"sync"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
 	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 	"github.com/aws/smithy-go"
+	"github.com/aws/smithy-go/middleware"
 )
 
 // S3 defaults.
@@ -146,8 +149,23 @@ func (b *S3) Put(ctx context.Context, key string, body io.ReadSeeker, size int64
 		ContentLength:  aws.Int64(size),
 		ChecksumSHA256: b64(sum[:]),
 		IfNoneMatch:    aws.String("*"),
-	})
+	}, signedWith(sum))
 	return b.err(ctx, key, err)
+}
+
+// signedWith gives the SigV4 signer the SHA-256 of the body, which the
+// caller already knows (objects are named by it), so the SDK does not
+// read and hash every body a second time. Were the body different, the
+// server would refuse it: its signature and x-amz-checksum-sha256 would
+// not match.
+func signedWith(sum [sha256.Size]byte) func(*s3.Options) {
+	hash := hex.EncodeToString(sum[:])
+	return s3.WithAPIOptions(func(st *middleware.Stack) error {
+		return st.Finalize.Insert(middleware.FinalizeMiddlewareFunc("medcadPayloadHash",
+			func(ctx context.Context, in middleware.FinalizeInput, next middleware.FinalizeHandler) (middleware.FinalizeOutput, middleware.Metadata, error) {
+				return next.HandleFinalize(v4.SetPayloadHash(ctx, hash), in)
+			}), "ComputePayloadHash", middleware.Before)
+	})
 }
 
 // readerAt adapts a ReadSeeker for sequential use by a SectionReader,
@@ -215,7 +233,7 @@ func (b *S3) putMultipart(ctx context.Context, key string, body io.ReadSeeker, s
 			Body:           bytes.NewReader(buf),
 			ContentLength:  aws.Int64(n),
 			ChecksumSHA256: b64(ps[:]),
-		})
+		}, signedWith(ps))
 		if err != nil {
 			return b.err(ctx, key, err)
 		}

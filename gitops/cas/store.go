@@ -5,10 +5,12 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
+	"hash"
 	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strconv"
 	"sync"
 	"time"
 
@@ -31,9 +33,6 @@ const (
 	cacheDir   = ".medcad/cache"
 	indexFile  = ".medcad/index"
 	smallLimit = 4 << 20 // files up to this size are read whole
-	// batch limits of pending renames
-	batchFiles = 1024
-	batchBytes = 256 << 20
 )
 
 // Store is the local object cache of a project:
@@ -42,6 +41,12 @@ type Store struct {
 	root string // the project folder, absolute
 	dir  string // the cache folder
 	tmp  string // temporary files, same file system as dir
+
+	unnamedOnce sync.Once
+	unnamed     bool // the file system has O_TMPFILE and linkat works
+
+	checkedMu sync.Mutex
+	checked   map[ID]bool // objects hashed by this process since Open
 }
 
 // Open opens (creating when needed) the cache of the project in dir.
@@ -62,6 +67,28 @@ func (s *Store) Root() string { return s.root }
 
 // Path is where object id lives in the cache.
 func (s *Store) Path(id ID) string { return filepath.Join(s.dir, filepath.FromSlash(objectKey(id))) }
+
+// markChecked records whether object id was found good when this process
+// hashed it (writing or verifying it), so that a checkout that follows
+// need not hash a good one again.
+func (s *Store) markChecked(id ID, good bool) {
+	s.checkedMu.Lock()
+	defer s.checkedMu.Unlock()
+	if s.checked == nil {
+		s.checked = map[ID]bool{}
+	}
+	if good {
+		s.checked[id] = true
+	} else {
+		delete(s.checked, id)
+	}
+}
+
+func (s *Store) wasChecked(id ID) bool {
+	s.checkedMu.Lock()
+	defer s.checkedMu.Unlock()
+	return s.checked[id]
+}
 
 // Has reports whether the cache holds object id (it does not re-hash it).
 func (s *Store) Has(id ID) bool {
@@ -136,7 +163,9 @@ func (s *Store) VerifyObject(id ID) error {
 	if _, err := io.Copy(h, f); err != nil {
 		return fmt.Errorf("read object %s: %w", id.Short(), err)
 	}
-	if ID(h.Sum(nil)) != id {
+	ok := ID(h.Sum(nil)) == id
+	s.markChecked(id, ok)
+	if !ok {
 		return fmt.Errorf("cache object %s: %w", id.Short(), ErrCorrupt)
 	}
 	return nil
@@ -199,25 +228,20 @@ func (s *Store) CleanTemp() error {
 	return nil
 }
 
-// Writer adds objects to the cache. Each object goes to a temporary file
-// first, is made durable (fdatasync) and only then renamed to its name, so
-// a crash leaves either no object or a good one. Renames happen in batches;
-// Close renames what is pending and syncs the folders that got new names.
-// Objects are visible to Has once renamed.
+// Writer adds objects to the cache. Each object is written to a
+// temporary file first, made durable (fdatasync) and only then given its
+// name, so a crash leaves either no object or a good one. Where the file
+// system allows (O_TMPFILE), the temporary file has no name at all and a
+// crash leaves nothing behind; elsewhere it is named in the cache's tmp
+// folder and renamed. Close makes the new names durable. Objects are
+// visible to Has as soon as their Put returns.
 // A Writer is safe for concurrent use.
 type Writer struct {
-	s       *Store
-	mu      sync.Mutex
-	pending []pendingObject
-	bytes   int64
-	err     error
-	pool    sync.Pool
-	dirs    map[string]bool // folders that got new names, synced by Close
-}
-
-type pendingObject struct {
-	tmp string
-	id  ID
+	s    *Store
+	mu   sync.Mutex
+	err  error
+	pool sync.Pool
+	dirs map[string]bool // folders that got new names, synced by Close
 }
 
 // NewWriter starts a batch of writes.
@@ -231,16 +255,15 @@ func (w *Writer) PutBytes(data []byte) (ID, error) {
 	if w.s.Has(id) {
 		return id, nil
 	}
-	f, err := os.CreateTemp(w.s.tmp, "obj-*")
+	f, err := w.s.createTemp()
 	if err != nil {
 		return id, fmt.Errorf("cache: %w", err)
 	}
 	if _, err := f.Write(data); err != nil {
-		f.Close()
-		os.Remove(f.Name())
+		f.discard()
 		return id, fmt.Errorf("cache: %w", err)
 	}
-	return id, w.finish(f, id, int64(len(data)))
+	return id, w.finish(f, id)
 }
 
 // PutFile stores the content of the file at path and returns its ID and
@@ -383,22 +406,28 @@ func (w *Writer) PutReader(ctx context.Context, r io.Reader, want ID, size int64
 
 // putStream copies r to a temporary file while hashing it.
 func (w *Writer) putStream(ctx context.Context, r io.Reader, want *ID, size int64) (ID, int64, error) {
-	f, err := os.CreateTemp(w.s.tmp, "obj-*")
+	f, err := w.s.createTemp()
 	if err != nil {
 		return ID{}, 0, fmt.Errorf("cache: %w", err)
 	}
 	fail := func(err error) (ID, int64, error) {
-		f.Close()
-		os.Remove(f.Name())
+		f.discard()
 		return ID{}, 0, err
 	}
-	h := sha256.New()
 	limit := int64(MaxFileSize)
 	if size >= 0 {
 		limit = size
 	}
+	// A reader from WithVerify already hashes what it yields and fails at
+	// EOF when that is not want; hashing here too would double the work.
+	var h hash.Hash
+	dst := io.Writer(struct{ io.Writer }{f.File}) // keeps CopyBuffer on the pooled buffer
+	if v, ok := r.(interface{ verifies() ID }); !ok || want == nil || v.verifies() != *want {
+		h = sha256.New()
+		dst = io.MultiWriter(f.File, h)
+	}
 	bp := w.pool.Get().(*[]byte)
-	n, err := io.CopyBuffer(io.MultiWriter(f, h), &ctxReader{ctx: ctx, r: io.LimitReader(r, limit+1)}, *bp)
+	n, err := io.CopyBuffer(dst, &ctxReader{ctx: ctx, r: io.LimitReader(r, limit+1)}, *bp)
 	w.pool.Put(bp)
 	if err != nil {
 		return fail(err)
@@ -406,83 +435,144 @@ func (w *Writer) putStream(ctx context.Context, r io.Reader, want *ID, size int6
 	if n > limit || (size >= 0 && n != size) {
 		return fail(fmt.Errorf("got %d bytes, want %d: %w", n, limit, ErrCorrupt))
 	}
-	id := ID(h.Sum(nil))
+	var id ID
+	if h == nil {
+		id = *want // checked by the reader at EOF
+	} else {
+		id = ID(h.Sum(nil))
+	}
 	if want != nil && id != *want {
 		return fail(fmt.Errorf("object %s: %w", want.Short(), ErrCorrupt))
 	}
-	if w.s.Has(id) {
+	if want == nil && w.s.Has(id) { // (fetches look before they download)
 		fail(nil)
 		return id, n, nil
 	}
-	return id, n, w.finish(f, id, n)
+	return id, n, w.finish(f, id)
 }
 
-// finish makes a written temp file read-only and durable (fsync, in the
-// calling worker, so syncs of parallel workers share journal commits) and
-// queues it to be renamed to its name.
-func (w *Writer) finish(f *os.File, id ID, size int64) error {
-	err := f.Chmod(0o444)
+// tempFile is an object being written: an unnamed file (O_TMPFILE) or,
+// where the file system has none, a file named in the cache's tmp folder.
+type tempFile struct {
+	*os.File
+	named bool
+}
+
+// createTemp starts a new object file, read-only from the start.
+func (s *Store) createTemp() (*tempFile, error) {
+	s.unnamedOnce.Do(s.probeUnnamed)
+	if s.unnamed {
+		fd, err := unix.Open(s.tmp, unix.O_TMPFILE|unix.O_WRONLY|unix.O_CLOEXEC, 0o444)
+		if err == nil {
+			return &tempFile{File: os.NewFile(uintptr(fd), filepath.Join(s.tmp, "(unnamed)"))}, nil
+		}
+		if !errors.Is(err, unix.EOPNOTSUPP) && !errors.Is(err, unix.EISDIR) {
+			return nil, &fs.PathError{Op: "create", Path: s.tmp, Err: err}
+		}
+	}
+	f, err := os.CreateTemp(s.tmp, "obj-*")
+	if err != nil {
+		return nil, err
+	}
+	if err := f.Chmod(0o444); err != nil {
+		f.Close()
+		os.Remove(f.Name())
+		return nil, err
+	}
+	return &tempFile{File: f, named: true}, nil
+}
+
+// probeUnnamed checks once whether unnamed temporary files can be made
+// and linked into the cache (O_TMPFILE, and /proc for linkat).
+func (s *Store) probeUnnamed() {
+	fd, err := unix.Open(s.tmp, unix.O_TMPFILE|unix.O_WRONLY|unix.O_CLOEXEC, 0o444)
+	if err != nil {
+		return
+	}
+	defer unix.Close(fd)
+	probe := filepath.Join(s.tmp, fmt.Sprintf("probe-%d-%d", os.Getpid(), time.Now().UnixNano()))
+	if linkFD(fd, probe) == nil {
+		os.Remove(probe)
+		s.unnamed = true
+	}
+}
+
+// linkFD gives the open file fd the name path.
+func linkFD(fd int, path string) error {
+	return unix.Linkat(unix.AT_FDCWD, "/proc/self/fd/"+strconv.Itoa(fd), unix.AT_FDCWD, path, unix.AT_SYMLINK_FOLLOW)
+}
+
+// discard drops an object file that will not be stored.
+func (f *tempFile) discard() {
+	f.Close()
+	if f.named {
+		os.Remove(f.Name())
+	}
+}
+
+// finish makes a written object file durable (fdatasync, in the calling
+// worker, so syncs of parallel workers share journal commits), then gives
+// it its name; a name already taken holds the same content.
+func (w *Writer) finish(f *tempFile, id ID) error {
+	w.mu.Lock()
+	err := w.err
+	w.mu.Unlock()
 	if err == nil {
-		err = fdatasync(f)
+		err = fdatasync(f.File)
+	}
+	if err == nil {
+		err = w.name(f, id)
 	}
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}
 	if err != nil {
-		os.Remove(f.Name())
+		if f.named {
+			os.Remove(f.Name())
+		}
 		return fmt.Errorf("cache: %w", err)
 	}
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	if w.err != nil {
-		os.Remove(f.Name())
-		return w.err
-	}
-	w.pending = append(w.pending, pendingObject{tmp: f.Name(), id: id})
-	w.bytes += size
-	if len(w.pending) >= batchFiles || w.bytes >= batchBytes {
-		w.err = w.commitLocked()
-	}
-	return w.err
-}
-
-// commitLocked renames the pending (already durable) temp files to their
-// names.
-func (w *Writer) commitLocked() error {
-	for _, p := range w.pending {
-		final := w.s.Path(p.id)
-		w.dirs[filepath.Dir(final)] = true
-		if err := os.Rename(p.tmp, final); err != nil {
-			if err := os.MkdirAll(filepath.Dir(final), 0o755); err != nil {
-				return fmt.Errorf("cache: %w", err)
-			}
-			if err := os.Rename(p.tmp, final); err != nil {
-				return fmt.Errorf("cache: %w", err)
-			}
-		}
-	}
-	w.pending = w.pending[:0]
-	w.bytes = 0
 	return nil
 }
 
-// Close commits the pending objects and makes their names durable.
+// name links or renames the durable object file f to the name of id.
+func (w *Writer) name(f *tempFile, id ID) error {
+	final := w.s.Path(id)
+	place := func() error {
+		if f.named {
+			return os.Rename(f.Name(), final)
+		}
+		if err := linkFD(int(f.Fd()), final); err != nil && !errors.Is(err, unix.EEXIST) {
+			return &fs.PathError{Op: "link", Path: final, Err: err}
+		}
+		return nil
+	}
+	err := place()
+	if errors.Is(err, fs.ErrNotExist) {
+		if err = os.MkdirAll(filepath.Dir(final), 0o755); err == nil {
+			err = place()
+		}
+	}
+	if err != nil {
+		return err
+	}
+	w.mu.Lock()
+	w.dirs[filepath.Dir(final)] = true
+	w.mu.Unlock()
+	w.s.markChecked(id, true)
+	return nil
+}
+
+// Close makes the names given so far durable. A Writer is not used after
+// Close.
 func (w *Writer) Close() error {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if w.err != nil {
-		for _, p := range w.pending {
-			os.Remove(p.tmp)
-		}
-		w.pending = nil
 		return w.err
 	}
-	if err := w.commitLocked(); err != nil {
-		w.err = err
-		return err
-	}
 	w.err = errors.New("cache writer closed")
-	// Make the new names durable; parallel syncs share journal commits.
+	// Parallel syncs share journal commits.
 	dirs := make([]string, 0, len(w.dirs))
 	for d := range w.dirs {
 		dirs = append(dirs, d)

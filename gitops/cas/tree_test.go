@@ -369,3 +369,22 @@ func TestAddAdopt(t *testing.T) {
 		t.Errorf("manifest (-want +got):\n%s", diff)
 	}
 }
+
+func TestFolderBatches(t *testing.T) {
+	var in []Entry
+	for _, p := range []string{"a/1", "a/2", "a/3", "a/4", "a/5", "b/1", "c/1", "c/2", "top"} {
+		in = append(in, Entry{Path: p})
+	}
+	var got [][]string
+	for _, b := range folderBatches(in, 2) {
+		var names []string
+		for _, e := range b {
+			names = append(names, e.Path)
+		}
+		got = append(got, names)
+	}
+	want := [][]string{{"a/1", "a/2"}, {"b/1"}, {"c/1", "c/2"}, {"top"}, {"a/3", "a/4"}, {"a/5"}}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("batches (-want +got):\n%s", diff)
+	}
+}

@@ -1,0 +1,387 @@
+package cas
+
+import (
+	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// checkoutTemp starts the names of Checkout's temporary files.
+const checkoutTemp = ".medcad-tmp-"
+
+// LinkMode says how Checkout materializes files from the cache.
+type LinkMode string
+
+// Link modes. LinkAuto tries reflink, then copies.
+const (
+	LinkAuto     LinkMode = ""
+	LinkReflink  LinkMode = "reflink"
+	LinkHardlink LinkMode = "hardlink"
+	LinkCopy     LinkMode = "copy"
+)
+
+// ErrModified means a workspace file differs from what a checkout would
+// write, and Force was not given.
+var ErrModified = errors.New("modified in the workspace")
+
+// CheckoutOptions tune Checkout.
+type CheckoutOptions struct {
+	TreeOptions
+	Link  LinkMode
+	Force bool // replace workspace files that differ
+}
+
+// CheckoutResult counts what Checkout did.
+type CheckoutResult struct {
+	Written   int `json:"written"`
+	Unchanged int `json:"unchanged"`
+}
+
+// Checkout makes the folder dir hold the files of manifest m, taking them
+// from the cache and verifying each against its digest (a corrupt cache
+// object is an error wrapping ErrCorrupt). Files already right are left
+// alone; files that differ are replaced only with Force. It never follows
+// a symbolic link inside dir, so a manifest cannot write outside it.
+// Files in dir that m does not list are left alone. A file appears whole
+// or not at all: it is written unnamed (or under a temporary name) and
+// named when complete.
+func (s *Store) Checkout(ctx context.Context, m *Manifest, dir string, opts CheckoutOptions) (*CheckoutResult, error) {
+	if err := m.Validate(); err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, err
+	}
+	// Remove what interrupted checkouts left. Symbolic links and other
+	// odd files are dealt with below, only where they are in the way.
+	if _, err := walkTreeClean(ctx, dir, true, true); err != nil && !errors.Is(err, errNotRegular) && !errors.Is(err, errSymlink) {
+		return nil, err
+	}
+	root, err := os.OpenRoot(dir)
+	if err != nil {
+		return nil, err
+	}
+	defer root.Close()
+	s.unnamedOnce.Do(s.probeUnnamed)
+	total(opts.Progress, len(m.Entries), m.Bytes())
+	c := &checkout{s: s, root: root, dir: dir, opts: opts, dirs: map[string]error{}}
+	var res CheckoutResult
+	var mu sync.Mutex
+	err = forEach(ctx, opts.jobs(2), folderBatches(m.Entries, checkoutBatch), func(_ int, b []Entry) error {
+		written, err := c.batch(ctx, b)
+		mu.Lock()
+		res.Written += written
+		res.Unchanged += len(b) - written
+		mu.Unlock()
+		return err
+	})
+	if err != nil {
+		res.Unchanged = 0 // not known for the batches that failed
+	}
+	return &res, err
+}
+
+// checkoutBatch is the most files of one folder a checkout worker takes at
+// a time.
+const checkoutBatch = 64
+
+// folderBatches cuts entries (sorted by path) into batches of at most n
+// files of one folder, ordered round-robin over the folders: parallel
+// workers then write into different folders instead of queueing for the
+// lock of one, and each opens its folder once per batch.
+func folderBatches(entries []Entry, n int) [][]Entry {
+	var folders [][][]Entry
+	for i := 0; i < len(entries); {
+		d := path.Dir(entries[i].Path)
+		var f [][]Entry
+		for i < len(entries) && path.Dir(entries[i].Path) == d {
+			j := i + 1
+			for j < len(entries) && j-i < n && path.Dir(entries[j].Path) == d {
+				j++
+			}
+			f = append(f, entries[i:j])
+			i = j
+		}
+		folders = append(folders, f)
+	}
+	var out [][]Entry
+	for len(folders) > 0 {
+		left := folders[:0]
+		for _, f := range folders {
+			out = append(out, f[0])
+			if len(f) > 1 {
+				left = append(left, f[1:])
+			}
+		}
+		folders = left
+	}
+	return out
+}
+
+type checkout struct {
+	s    *Store
+	root *os.Root
+	dir  string
+	opts CheckoutOptions
+	mu   sync.Mutex
+	dirs map[string]error // folders made and checked to be real folders
+
+	noReflink atomic.Bool // a reflink failed: LinkAuto copies from then on
+}
+
+// batch materializes entries of one folder; it returns how many files it
+// wrote.
+func (c *checkout) batch(ctx context.Context, entries []Entry) (int, error) {
+	rel := path.Dir(entries[0].Path)
+	if err := c.mkdirs(entries[0].Path); err != nil {
+		return 0, err
+	}
+	// Opened through the root: no symbolic link on the way. Every name
+	// below is relative to this folder.
+	d, err := c.root.Open(rel)
+	if err != nil {
+		return 0, err
+	}
+	defer d.Close()
+	dirfd := int(d.Fd())
+	written := 0
+	for _, e := range entries {
+		if err := ctx.Err(); err != nil {
+			return written, err
+		}
+		wrote, err := c.one(dirfd, e)
+		if err != nil {
+			return written, err
+		}
+		if wrote {
+			written++
+		}
+		done(c.opts.Progress, 1, e.Size)
+	}
+	return written, nil
+}
+
+// mkdirs creates the folders of rel, refusing symbolic links on the way.
+func (c *checkout) mkdirs(rel string) error {
+	d := path.Dir(rel)
+	if d == "." {
+		return nil
+	}
+	c.mu.Lock()
+	err, ok := c.dirs[d]
+	c.mu.Unlock()
+	if ok {
+		return err
+	}
+	if err = c.mkdirs(d); err == nil {
+		fi, lerr := c.root.Lstat(d)
+		switch {
+		case errors.Is(lerr, fs.ErrNotExist):
+			if err = c.root.Mkdir(d, 0o755); errors.Is(err, fs.ErrExist) {
+				err = c.checkDir(d)
+			}
+		case lerr != nil:
+			err = lerr
+		case fi.Mode()&fs.ModeSymlink != 0:
+			err = fmt.Errorf("%s: %w: symbolic link in the way", filepath.Join(c.dir, d), ErrUnsafePath)
+		case !fi.IsDir():
+			err = fmt.Errorf("%s: a file is in the way of a folder", filepath.Join(c.dir, d))
+		}
+	}
+	c.mu.Lock()
+	c.dirs[d] = err
+	c.mu.Unlock()
+	return err
+}
+
+func (c *checkout) checkDir(d string) error {
+	fi, err := c.root.Lstat(d)
+	if err != nil {
+		return err
+	}
+	if !fi.IsDir() {
+		return fmt.Errorf("%s: %w: not a folder", filepath.Join(c.dir, d), ErrUnsafePath)
+	}
+	return nil
+}
+
+// one materializes entry e in the folder dirfd; it reports whether it
+// wrote the file.
+func (c *checkout) one(dirfd int, e Entry) (bool, error) {
+	base := path.Base(e.Path)
+	ip := c.opts.indexPath(e.Path)
+	full := filepath.Join(c.dir, filepath.FromSlash(e.Path))
+	st := statInfo{name: base}
+	err := unix.Fstatat(dirfd, base, &st.st, unix.AT_SYMLINK_NOFOLLOW)
+	exists := err == nil
+	switch {
+	case errors.Is(err, unix.ENOENT):
+	case err != nil:
+		return false, &fs.PathError{Op: "lstat", Path: full, Err: err}
+	case !st.Mode().IsRegular():
+		return false, fmt.Errorf("%s: %w: not a regular file", full, ErrUnsafePath)
+	default:
+		same := false
+		if st.Size() == e.Size && fileMode(&st) == e.Mode {
+			id, ok := c.opts.Index.Lookup(ip, &st)
+			if !ok || ip == "" {
+				start := time.Now()
+				if id, err = hashFile(full); err != nil {
+					return false, err
+				}
+				c.opts.Index.Record(ip, &st, id, start)
+			}
+			same = id == e.ID
+		}
+		if same {
+			return false, nil
+		}
+		if !c.opts.Force {
+			return false, fmt.Errorf("%s: %w (use --force to replace it)", full, ErrModified)
+		}
+	}
+	src, err := c.s.Open(e.ID)
+	if err != nil {
+		return false, fmt.Errorf("%s: %w", e.Path, err)
+	}
+	defer src.Close()
+	if err := c.materialize(dirfd, src, e, base, exists); err != nil {
+		return false, err
+	}
+	if ip != "" {
+		if err := unix.Fstatat(dirfd, base, &st.st, unix.AT_SYMLINK_NOFOLLOW); err == nil {
+			c.opts.Index.Record(ip, &st, e.ID, time.Now().Add(time.Hour))
+		}
+	}
+	return true, nil
+}
+
+// settled is the mtime given to files written by Checkout: a moment in the
+// past, so that any later write changes the mtime and the index entry is
+// never racy.
+func settled() time.Time { return time.Now().Add(-2 * time.Second).Truncate(time.Second) }
+
+// materialize writes object src (entry e) as base in the folder dirfd,
+// verifying its content; replace says a file of that name is there.
+func (c *checkout) materialize(dirfd int, src *os.File, e Entry, base string, replace bool) error {
+	// Objects this process wrote or hashed moments ago are not hashed
+	// again (a pull's checkout); all others are.
+	if !c.s.wasChecked(e.ID) {
+		h := sha256.New()
+		if _, err := io.Copy(h, src); err != nil {
+			return fmt.Errorf("read object %s: %w", e.ID.Short(), err)
+		}
+		if ID(h.Sum(nil)) != e.ID {
+			return fmt.Errorf("%s: cache object %s: %w", e.Path, e.ID.Short(), ErrCorrupt)
+		}
+		if _, err := src.Seek(0, io.SeekStart); err != nil {
+			return err
+		}
+	}
+	full := filepath.Join(c.dir, filepath.FromSlash(e.Path))
+	tmp := fmt.Sprintf("%s%d-%s", checkoutTemp, time.Now().UnixNano(), e.ID.Short())
+	// place gives the finished file its name: directly when the name is
+	// free (link fails rather than replace), else by renaming over it.
+	place := func(link func(name string) error) error {
+		if !replace {
+			return link(base)
+		}
+		if err := link(tmp); err != nil {
+			return err
+		}
+		if err := unix.Renameat(dirfd, tmp, dirfd, base); err != nil {
+			unix.Unlinkat(dirfd, tmp, 0)
+			return &fs.PathError{Op: "rename", Path: full, Err: err}
+		}
+		return nil
+	}
+	if c.opts.Link == LinkHardlink {
+		return place(func(name string) error {
+			if err := unix.Linkat(unix.AT_FDCWD, src.Name(), dirfd, name, 0); err != nil {
+				return &fs.PathError{Op: "link", Path: full, Err: err}
+			}
+			return nil
+		})
+	}
+	dst, named, err := c.create(dirfd, tmp, e.Mode)
+	if err != nil {
+		return &fs.PathError{Op: "create", Path: full, Err: err}
+	}
+	err = c.fill(dst, src, e)
+	if err == nil {
+		t := unix.NsecToTimespec(settled().UnixNano())
+		err = unix.UtimesNanoAt(int(dst.Fd()), "", []unix.Timespec{t, t}, unix.AT_EMPTY_PATH)
+		if errors.Is(err, unix.ENOENT) || errors.Is(err, unix.EINVAL) { // older kernels
+			err = unix.Futimes(int(dst.Fd()), []unix.Timeval{unix.NsecToTimeval(t.Nano()), unix.NsecToTimeval(t.Nano())})
+		}
+	}
+	if err == nil {
+		if named {
+			replace = true // the temporary name is renamed over base
+			err = place(func(string) error { return nil })
+		} else {
+			err = place(func(name string) error {
+				return unix.Linkat(unix.AT_FDCWD, "/proc/self/fd/"+fmt.Sprint(dst.Fd()), dirfd, name, unix.AT_SYMLINK_FOLLOW)
+			})
+		}
+	}
+	if cerr := dst.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil && named {
+		unix.Unlinkat(dirfd, tmp, 0)
+	}
+	if err != nil {
+		return fmt.Errorf("write %s: %w", full, err)
+	}
+	return nil
+}
+
+// create makes the file to write in folder dirfd: unnamed (O_TMPFILE)
+// where the file system allows, else named tmp.
+func (c *checkout) create(dirfd int, tmp string, mode fs.FileMode) (f *os.File, named bool, err error) {
+	if c.s.unnamed {
+		fd, err := unix.Openat(dirfd, ".", unix.O_TMPFILE|unix.O_WRONLY|unix.O_CLOEXEC, uint32(mode.Perm()))
+		if err == nil {
+			return os.NewFile(uintptr(fd), tmp), false, nil
+		}
+	}
+	fd, err := unix.Openat(dirfd, tmp, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, uint32(mode.Perm()))
+	if err != nil {
+		return nil, false, err
+	}
+	return os.NewFile(uintptr(fd), tmp), true, nil
+}
+
+// fill copies object src into dst (a reflink where asked and possible)
+// and gives dst the entry's mode.
+func (c *checkout) fill(dst, src *os.File, e Entry) error {
+	cloned := false
+	if c.opts.Link == LinkReflink || (c.opts.Link == LinkAuto && !c.noReflink.Load()) {
+		err := unix.IoctlFileClone(int(dst.Fd()), int(src.Fd()))
+		cloned = err == nil
+		if !cloned && c.opts.Link == LinkReflink {
+			return fmt.Errorf("reflink: %w (the file system may not support it; try --link copy)", err)
+		}
+		if !cloned {
+			c.noReflink.Store(true) // same file system for every file
+		}
+	}
+	if !cloned {
+		if _, err := io.Copy(dst, src); err != nil {
+			return err
+		}
+	}
+	return dst.Chmod(e.Mode)
+}
