@@ -31,6 +31,7 @@ var (
 const (
 	stateDir   = ".medcad"
 	cacheDir   = ".medcad/cache"
+	tmpDir     = cacheDir + "/tmp"
 	indexFile  = ".medcad/index"
 	smallLimit = 4 << 20 // files up to this size are read whole
 )
@@ -55,7 +56,7 @@ func Open(dir string) (*Store, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Store{root: abs, dir: filepath.Join(abs, cacheDir), tmp: filepath.Join(abs, cacheDir, "tmp")}
+	s := &Store{root: abs, dir: filepath.Join(abs, cacheDir), tmp: filepath.Join(abs, tmpDir)}
 	if err := os.MkdirAll(s.tmp, 0o755); err != nil {
 		return nil, fmt.Errorf("open cache: %w", err)
 	}
@@ -229,12 +230,14 @@ func (s *Store) CleanTemp() error {
 }
 
 // Writer adds objects to the cache. Each object is written to a
-// temporary file first, made durable (fdatasync) and only then given its
-// name, so a crash leaves either no object or a good one. Where the file
-// system allows (O_TMPFILE), the temporary file has no name at all and a
-// crash leaves nothing behind; elsewhere it is named in the cache's tmp
-// folder and renamed. Close makes the new names durable. Objects are
-// visible to Has as soon as their Put returns.
+// temporary file first, made durable and only then given its name, so a
+// crash leaves either no object or a good one. Where the file system
+// allows (O_TMPFILE), the temporary file has no name at all, a crash
+// leaves nothing behind, and objects are made durable in batches: one
+// syncfs(2) per batch instead of one synchronous write per object.
+// Elsewhere each object is named in the cache's tmp folder, fdatasynced
+// and renamed. Objects are visible to Has once named: by the end of
+// Close at the latest, which also makes the new names durable.
 // A Writer is safe for concurrent use.
 type Writer struct {
 	s    *Store
@@ -242,7 +245,23 @@ type Writer struct {
 	err  error
 	pool sync.Pool
 	dirs map[string]bool // folders that got new names, synced by Close
+
+	waiting      []waitingObject // unnamed objects written, not yet synced
+	waitingBytes int64
 }
+
+type waitingObject struct {
+	f  *tempFile
+	id ID
+}
+
+// Limits of a batch of unnamed objects synced together; smaller batches
+// than syncfsAbove are synced file by file.
+const (
+	syncBatchFiles = 512
+	syncBatchBytes = 128 << 20
+	syncfsAbove    = 16
+)
 
 // NewWriter starts a batch of writes.
 func (s *Store) NewWriter() *Writer {
@@ -263,7 +282,7 @@ func (w *Writer) PutBytes(data []byte) (ID, error) {
 		f.discard()
 		return id, fmt.Errorf("cache: %w", err)
 	}
-	return id, w.finish(f, id)
+	return id, w.finish(f, id, int64(len(data)))
 }
 
 // PutFile stores the content of the file at path and returns its ID and
@@ -334,9 +353,11 @@ func (w *Writer) AdoptFile(ctx context.Context, path string) (ID, int64, error) 
 	}
 	h := sha256.New()
 	bp := w.pool.Get().(*[]byte)
+	// Read the size fstat gave, no further: a file that grows or shrinks
+	// meanwhile fails the check after the read.
 	var n int64
-	for {
-		k, err := unix.Read(fd, *bp)
+	for n < before.Size {
+		k, err := unix.Read(fd, (*bp)[:min(int64(len(*bp)), before.Size-n)])
 		if err == unix.EINTR {
 			continue
 		}
@@ -349,16 +370,11 @@ func (w *Writer) AdoptFile(ctx context.Context, path string) (ID, int64, error) 
 		}
 		h.Write((*bp)[:k])
 		n += int64(k)
-		if n > MaxFileSize {
-			w.pool.Put(bp)
-			return ID{}, 0, fmt.Errorf("%s: larger than %d bytes", path, int64(MaxFileSize))
-		}
 	}
 	w.pool.Put(bp)
 	id := ID(h.Sum(nil))
-	if w.s.Has(id) {
-		return id, n, nil
-	}
+	// No look for an existing object first (a lookup that misses costs a
+	// folder search): the link below fails when one is there.
 	// Flush the file's dirty pages (cheap when it is already on disk); the
 	// folder syncs of Close make the new name durable after them.
 	if err := unix.SyncFileRange(fd, 0, 0, unix.SYNC_FILE_RANGE_WAIT_BEFORE|unix.SYNC_FILE_RANGE_WRITE|unix.SYNC_FILE_RANGE_WAIT_AFTER); err != nil {
@@ -388,8 +404,15 @@ func (w *Writer) AdoptFile(ctx context.Context, path string) (ID, int64, error) 
 		w.mu.Unlock()
 		return id, n, nil
 	case errors.Is(err, fs.ErrExist):
+		// Same content already cached: unless this file is that object,
+		// it stays as it was.
+		var cached unix.Stat_t
+		if unix.Stat(final, &cached) == nil && (cached.Ino != before.Ino || cached.Dev != before.Dev) {
+			unix.Fchmod(fd, uint32(before.Mode&0o777))
+		}
 		return id, n, nil
 	case errors.Is(err, unix.EXDEV), errors.Is(err, unix.EPERM), errors.Is(err, unix.EMLINK):
+		unix.Fchmod(fd, uint32(before.Mode&0o777))
 		return w.PutFile(ctx, path) // another file system: copy
 	default:
 		return ID{}, 0, fmt.Errorf("%s: link into the cache: %w", path, err)
@@ -448,7 +471,7 @@ func (w *Writer) putStream(ctx context.Context, r io.Reader, want *ID, size int6
 		fail(nil)
 		return id, n, nil
 	}
-	return id, n, w.finish(f, id)
+	return id, n, w.finish(f, id, n)
 }
 
 // tempFile is an object being written: an unnamed file (O_TMPFILE) or,
@@ -510,10 +533,14 @@ func (f *tempFile) discard() {
 	}
 }
 
-// finish makes a written object file durable (fdatasync, in the calling
-// worker, so syncs of parallel workers share journal commits), then gives
-// it its name; a name already taken holds the same content.
-func (w *Writer) finish(f *tempFile, id ID) error {
+// finish makes a written object file durable, then gives it its name; a
+// name already taken holds the same content. Unnamed files wait for their
+// batch; named ones are fdatasynced in the calling worker, so that syncs
+// of parallel workers share journal commits.
+func (w *Writer) finish(f *tempFile, id ID, size int64) error {
+	if !f.named {
+		return w.wait(f, id, size)
+	}
 	w.mu.Lock()
 	err := w.err
 	w.mu.Unlock()
@@ -527,12 +554,61 @@ func (w *Writer) finish(f *tempFile, id ID) error {
 		err = cerr
 	}
 	if err != nil {
-		if f.named {
-			os.Remove(f.Name())
-		}
+		os.Remove(f.Name())
 		return fmt.Errorf("cache: %w", err)
 	}
 	return nil
+}
+
+// wait queues an unnamed object file for the next batch sync, and runs
+// that sync when the batch is full.
+func (w *Writer) wait(f *tempFile, id ID, size int64) error {
+	w.mu.Lock()
+	if w.err != nil {
+		err := w.err
+		w.mu.Unlock()
+		f.discard()
+		return err
+	}
+	w.waiting = append(w.waiting, waitingObject{f: f, id: id})
+	w.waitingBytes += size
+	var batch []waitingObject
+	if len(w.waiting) >= syncBatchFiles || w.waitingBytes >= syncBatchBytes {
+		batch, w.waiting, w.waitingBytes = w.waiting, nil, 0
+	}
+	w.mu.Unlock()
+	return w.syncAndName(batch)
+}
+
+// syncAndName makes a batch of unnamed object files durable, with one
+// syncfs when the batch is large, then names them. A failure fails the
+// Writer: its later Puts and Close return the error.
+func (w *Writer) syncAndName(batch []waitingObject) error {
+	var err error
+	if len(batch) > syncfsAbove {
+		err = unix.Syncfs(int(batch[0].f.Fd()))
+	} else {
+		for _, o := range batch {
+			if err = fdatasync(o.f.File); err != nil {
+				break
+			}
+		}
+	}
+	for _, o := range batch {
+		if err == nil {
+			err = w.name(o.f, o.id)
+		}
+		o.f.Close()
+	}
+	if err != nil {
+		err = fmt.Errorf("cache: %w", err)
+		w.mu.Lock()
+		if w.err == nil {
+			w.err = err
+		}
+		w.mu.Unlock()
+	}
+	return err
 }
 
 // name links or renames the durable object file f to the name of id.
@@ -566,6 +642,20 @@ func (w *Writer) name(f *tempFile, id ID) error {
 // Close makes the names given so far durable. A Writer is not used after
 // Close.
 func (w *Writer) Close() error {
+	w.mu.Lock()
+	batch := w.waiting
+	w.waiting, w.waitingBytes = nil, 0
+	err := w.err
+	w.mu.Unlock()
+	if err != nil {
+		for _, o := range batch {
+			o.f.discard()
+		}
+		return err
+	}
+	if err := w.syncAndName(batch); err != nil {
+		return err
+	}
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if w.err != nil {

@@ -57,12 +57,29 @@ var sample = map[string]string{
 }
 
 func TestAddStatusCheckout(t *testing.T) {
+	t.Run("unnamed temp files", func(t *testing.T) { testAddStatusCheckout(t, false) })
+	// File systems without O_TMPFILE: named temporary files, renamed.
+	t.Run("named temp files", func(t *testing.T) { testAddStatusCheckout(t, true) })
+}
+
+func testAddStatusCheckout(t *testing.T, named bool) {
 	ctx := context.Background()
 	proj := t.TempDir()
 	s, err := Open(proj)
 	if err != nil {
 		t.Fatal(err)
 	}
+	if named {
+		s.unnamedOnce.Do(func() {})
+	} else if s.unnamedOnce.Do(s.probeUnnamed); !s.unnamed {
+		t.Skip("no O_TMPFILE here")
+	}
+	defer func() {
+		// Nothing left behind: no temporary files in the cache.
+		if ents, _ := os.ReadDir(filepath.Join(proj, tmpDir)); len(ents) != 0 {
+			t.Errorf("%d files left in the cache's tmp folder", len(ents))
+		}
+	}()
 	work := filepath.Join(proj, "data", "b1")
 	writeTree(t, work, sample)
 	ix := s.LoadIndex()
@@ -131,6 +148,9 @@ func TestAddStatusCheckout(t *testing.T) {
 		}
 		if diff := cmp.Diff(sample, readTree(t, out)); diff != "" {
 			t.Errorf("checkout %q (-want +got):\n%s", mode, diff)
+		}
+		if fi, err := os.Stat(filepath.Join(out, "case-1/001.dcm")); err != nil || (mode != LinkHardlink && fi.Mode().Perm() != 0o644) {
+			t.Errorf("checkout %q: mode of a file: %v %v, want 0644", mode, fi.Mode(), err)
 		}
 	}
 	// Checkout over the modified workspace refuses without Force.
@@ -364,6 +384,22 @@ func TestAddAdopt(t *testing.T) {
 	if !os.SameFile(a, o) && !os.SameFile(b, o) {
 		t.Error("no workspace file shares the cache object's inode")
 	}
+	dup := a
+	if os.SameFile(a, o) {
+		dup = b
+	}
+	if dup.Mode().Perm() != 0o644 {
+		t.Errorf("duplicate file not linked has mode %v, want it left 0644", dup.Mode())
+	}
+	// Adopting again (no index) keeps every cache object read-only.
+	if _, err := s.AddDir(ctx, work, TreeOptions{Adopt: true}); err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range res.Manifest.Entries {
+		if fi, _ := os.Stat(s.Path(e.ID)); fi.Mode().Perm()&0o222 != 0 {
+			t.Errorf("%s: cache object writable (%v) after a second add", e.Path, fi.Mode())
+		}
+	}
 	m, _ := s.ReadManifest(res.ID)
 	if diff := cmp.Diff(res.Manifest, m); diff != "" {
 		t.Errorf("manifest (-want +got):\n%s", diff)
@@ -386,5 +422,39 @@ func TestFolderBatches(t *testing.T) {
 	want := [][]string{{"a/1", "a/2"}, {"b/1"}, {"c/1", "c/2"}, {"top"}, {"a/3", "a/4"}, {"a/5"}}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("batches (-want +got):\n%s", diff)
+	}
+}
+
+// A remote object damaged after the push is refused on pull, whether or
+// not the remote is wrapped by WithVerify, and never enters the cache.
+func TestPullCorruptRemote(t *testing.T) {
+	ctx := context.Background()
+	a, _ := Open(t.TempDir())
+	src := filepath.Join(t.TempDir(), "src")
+	writeTree(t, src, map[string]string{"a": "content a", "b": "content b"})
+	res, err := a.AddDir(ctx, src, TreeOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	remote, _ := NewLocal(dir)
+	if _, err := Push(ctx, a, remote, []ID{res.ID}, TransferOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	bad := res.Manifest.Entries[0].ID
+	p := filepath.Join(dir, filepath.FromSlash(objectKey(bad)))
+	os.Chmod(p, 0o644)
+	if err := os.WriteFile(p, []byte("content A"), 0o444); err != nil { // same size
+		t.Fatal(err)
+	}
+	for _, b := range []Backend{WithVerify(remote), remote} {
+		s, _ := Open(t.TempDir())
+		_, err := Pull(ctx, s, b, []ID{res.ID}, TransferOptions{Retry: RetryPolicy{Attempts: 2, Base: time.Millisecond}})
+		if !errors.Is(err, ErrCorrupt) || !strings.Contains(err.Error(), bad.Short()) {
+			t.Errorf("pull of a damaged object: %v, want ErrCorrupt naming %s", err, bad.Short())
+		}
+		if s.Has(bad) {
+			t.Errorf("damaged object %s entered the cache", bad.Short())
+		}
 	}
 }
