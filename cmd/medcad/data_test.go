@@ -356,9 +356,9 @@ func checkObjects(t *testing.T, root string) int {
 	return n
 }
 
-// TestCrashSafety kills data add and data push with SIGKILL at random
-// moments (20 trials each); afterwards no object is corrupt and a rerun
-// completes.
+// TestCrashSafety kills data add, data push and data pull with SIGKILL at
+// random moments (20 trials each); afterwards no object is corrupt and a
+// rerun completes.
 func TestCrashSafety(t *testing.T) {
 	if testing.Short() {
 		t.Skip("slow")
@@ -440,4 +440,38 @@ func TestCrashSafety(t *testing.T) {
 		checkObjects(t, remoteDir)
 	}
 	t.Logf("push: %d of %d runs killed (an uninterrupted run takes %v)", killed, trials, full)
+
+	// pull (fetch + checkout) into a fresh clone, killed at random moments.
+	files := readFiles(t, filepath.Join(a, "data", "t0"))
+	pointer, err := os.ReadFile(filepath.Join(a, "data", "t0.dataset.toml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	clone := func() string {
+		b := project(t, bin, fmt.Sprintf("url = \"file://%s\"", remoteDir))
+		if err := os.WriteFile(filepath.Join(b, "data", "t0.dataset.toml"), pointer, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	b := clone()
+	start = time.Now()
+	medcad(t, bin, b, nil, "data", "pull")
+	full = time.Since(start)
+	killed = 0
+	for i := range trials {
+		b := clone()
+		if killAt(t, bin, b, time.Duration(rand.Int64N(int64(full)+1)), "data", "pull") {
+			killed++
+		}
+		if out := medcad(t, bin, b, nil, "data", "verify"); !strings.Contains(out, " 0 corrupt") {
+			t.Fatalf("pull trial %d: verify after kill: %s", i, out)
+		}
+		checkObjects(t, filepath.Join(b, ".medcad", "cache"))
+		medcad(t, bin, b, nil, "data", "pull")
+		if diff := cmp.Diff(files, readFiles(t, filepath.Join(b, "data", "t0"))); diff != "" {
+			t.Fatalf("pull trial %d: files after rerun differ", i)
+		}
+	}
+	t.Logf("pull: %d of %d runs killed (an uninterrupted run takes %v)", killed, trials, full)
 }
