@@ -32,10 +32,20 @@ go build -o "$B/medcad" ./cmd/medcad
 M="$B/medcad"
 
 now() { date +%s.%N; }
+# removed DIR…: deletes folders, then waits out ext4's "recently deleted"
+# window. On ext4 without a journal (this machine's), the inode allocator
+# skips inodes freed in the last 60 s (360 s while their table block is
+# dirty), one inode-table read each: creating files right after deleting tens
+# of thousands costs several times more, and would time the clean-up rather
+# than the tool.
+removed() { chmod -R u+w "$@" 2>/dev/null || true; rm -rf "$@"; sync; sleep 61; }
+
 # median of the arguments
 median() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
-# time_cmd CMD…: seconds taken (stdout and stderr discarded)
-time_cmd() { local s e; s=$(now); "$@" >/dev/null 2>&1; e=$(now); awk -v s="$s" -v e="$e" 'BEGIN {printf "%.3f", e-s}'; }
+# time_cmd CMD…: seconds taken (stdout and stderr discarded). Dirty pages of
+# the previous command are written out first: medcad's syncfs would otherwise
+# pay for what the other side left unwritten.
+time_cmd() { local s e; sync; s=$(now); "$@" >/dev/null 2>&1; e=$(now); awk -v s="$s" -v e="$e" 'BEGIN {printf "%.3f", e-s}'; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2f", a/b}'; }
 
 # gen_files DIR N BYTES: N files of random bytes, 100 per folder.
@@ -64,12 +74,10 @@ bench_add() { # NAME FILES BYTES
   local bytes; bytes=$(du -sb "$p/data/ds" | cut -f1)
   cat "$p"/data/ds/*/* >/dev/null # both sides read from the page cache
   # Each medcad run starts with an empty cache. The previous one is moved
-  # aside and removed after all runs: on ext4, creating files right after
-  # deleting tens of thousands costs far more (the inode allocator skips
-  # recently deleted inodes), which would time the clean-up, not the add.
+  # aside and removed after all runs (see removed).
   local old="$B/old-caches"
-  [[ -d "$old" ]] && chmod -R u+w "$old" && rm -rf "$old"
-  mkdir -p "$old" && sync
+  [[ -d "$old" ]] && removed "$old"
+  mkdir -p "$old"
   fresh() {
     chmod -R u+w "$p/data/ds"
     if [[ -d "$p/.medcad" ]]; then mv "$p/.medcad" "$old/$RANDOM$RANDOM"; fi
@@ -84,7 +92,7 @@ bench_add() { # NAME FILES BYTES
     th+=("$(time_cmd "$M" -C "$p" data add data/ds --name ds --link hardlink)")
   done
   fresh
-  chmod -R u+w "$old" && rm -rf "$old"
+  removed "$old"
   local so mo ho; so=$(median "${ts[@]}"); mo=$(median "${tm[@]}"); ho=$(median "${th[@]}")
   mbs() { awk -v b="$bytes" -v t="$1" 'BEGIN {printf "%.0f", b/t/1e6}'; }
   echo "add $name: $n files, $bytes bytes (load average $(cut -d' ' -f1 /proc/loadavg))"
@@ -118,7 +126,8 @@ bench_status() {
 start_versitygw() {
   local port
   port=$(/usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-  rm -rf "$B/vgw" && mkdir -p "$B/vgw"
+  [[ -d "$B/vgw" ]] && removed "$B/vgw"
+  mkdir -p "$B/vgw"
   local keep=()
   [[ "${KEEPALIVE:-0}" == 1 ]] && keep=(--keep-alive)
   ROOT_ACCESS_KEY=k ROOT_SECRET_KEY=s versitygw -q "${keep[@]}" --access-log "$B/access.log" --port "127.0.0.1:$port" posix "$B/vgw" >"$B/versitygw.out" 2>&1 &
@@ -145,12 +154,11 @@ bench_transfer() {
     gen_files "$src/data/ds" "$FILES" $((SIZE_KB * 1024))
     touch "$B/xfer.ready"
   fi
-  # Downloads go to folders never used before, removed only after all runs:
-  # on ext4, creating files right after deleting tens of thousands costs
-  # far more (the inode allocator skips recently deleted inodes), which
-  # would measure the previous run's clean-up rather than the tool.
+  # Downloads go to folders never used before, removed only after all runs
+  # (see removed).
   local down="$B/down"
-  rm -rf "$down" && sync && mkdir -p "$down"
+  [[ -d "$down" ]] && removed "$down"
+  mkdir -p "$down"
   [[ -f "$src/data/ds.dataset.toml" ]] || "$M" -C "$src" data add data/ds --name ds >/dev/null
   local rp=() rl=() mp=() ml=() mn=()
   for i in $(seq "$RUNS"); do
@@ -193,7 +201,7 @@ bench_transfer() {
   "$M" -C "$src" data status --remote >/dev/null
   after=$(wc -l <"$B/access.log")
   echo "  medcad data status --remote on the pushed $FILES-file dataset: $((after - before)) request(s) to the remote"
-  chmod -R u+w "$down" && rm -rf "$down"
+  removed "$down"
 }
 
 bench_remote_status() { # the pushed STATUS_FILES dataset: requests of status --remote
