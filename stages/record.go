@@ -95,12 +95,18 @@ func ReadGitState(repo *git.Repository) GitState {
 // (commit, params, datasets, env lock) and what came out (metrics, outs).
 // It returns nil when every stage was up to date or restored.
 func NewRun(o RecordOptions) (*gitops.Run, error) {
-	var ran []string
-	seen := map[string]bool{}
+	// The stages that ran, in the plan's order: parallel stages finish in
+	// any order, and the record must not depend on it.
+	didRun := map[string]bool{}
 	for _, e := range o.Result.Events {
-		if e.Status == Ran && !seen[e.Stage] {
-			seen[e.Stage] = true
-			ran = append(ran, e.Stage)
+		if e.Status == Ran {
+			didRun[e.Stage] = true
+		}
+	}
+	var ran []string
+	for _, st := range o.Plan.Stages {
+		if didRun[st.Name] {
+			ran = append(ran, st.Name)
 		}
 	}
 	if len(ran) == 0 {
