@@ -53,6 +53,9 @@ type RecordOptions struct {
 	Facts    map[string]string
 	Datasets Datasets
 	Git      GitState // the code the repro started from
+	// Resumed: the work was done by an earlier repro that was stopped
+	// before it recorded it; the record lists every stage of the lock.
+	Resumed bool
 }
 
 // GitState is the commit a run started from and whether the work tree
@@ -105,7 +108,7 @@ func NewRun(o RecordOptions) (*gitops.Run, error) {
 	}
 	var ran []string
 	for _, st := range o.Plan.Stages {
-		if didRun[st.Name] {
+		if didRun[st.Name] || (o.Resumed && o.Lock.Stages[st.Name] != nil) {
 			ran = append(ran, st.Name)
 		}
 	}

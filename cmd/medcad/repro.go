@@ -10,6 +10,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/go-git/go-git/v5"
 	"github.com/medcad/medcad/gitops"
 	"github.com/medcad/medcad/gitops/cas"
 	"github.com/medcad/medcad/stages"
@@ -153,8 +154,15 @@ func runRepro(ctx context.Context, a *app, opts reproOptions) error {
 	}
 	started := time.Now()
 	res, err := stages.Repro(ctx, ro)
-	if err == nil && !opts.dryRun && sn == 0 && res.Ran() {
-		err = recordRun(ctx, a, p, res, started)
+	if err == nil && !opts.dryRun && sn == 0 {
+		switch {
+		case res.Ran():
+			err = recordRun(ctx, a, p, res, started, false)
+		case modelBehind(p, res.Lock):
+			// An earlier repro did the work but was stopped before it
+			// recorded the run and wrote the model manifest.
+			err = recordRun(ctx, a, p, res, started, true)
+		}
 	}
 	if a.json && res != nil {
 		if jerr := a.printJSON(res.Events); err == nil {
@@ -178,10 +186,22 @@ func runRepro(ctx context.Context, a *app, opts reproOptions) error {
 	return nil
 }
 
+// modelBehind reports whether the lock holds a trained model that the
+// model manifest does not name (missing, or naming another artifact).
+func modelBehind(p *pipeline, lock *gitops.Lock) bool {
+	tl := lock.Stages[p.cfg.Project.TrainStage]
+	if tl == nil || tl.Out == "" {
+		return false
+	}
+	m, err := gitops.ReadModel(".", p.cfg.Project.Model)
+	return err != nil || m.Artifact != tl.Out
+}
+
 // recordRun writes the run record of a repro that ran something into git
 // (refs/medcad/runs/<id>) and, when the pipeline trains a model, the model
-// manifest models/<model>.model.toml.
-func recordRun(ctx context.Context, a *app, p *pipeline, res *stages.Result, started time.Time) error {
+// manifest models/<model>.model.toml. resumed: the work was done by an
+// earlier, interrupted repro; its run record is reused when it was saved.
+func recordRun(ctx context.Context, a *app, p *pipeline, res *stages.Result, started time.Time, resumed bool) error {
 	repo, err := openRepo()
 	if err != nil {
 		return err
@@ -190,21 +210,30 @@ func recordRun(ctx context.Context, a *app, p *pipeline, res *stages.Result, sta
 	run, err := stages.NewRun(stages.RecordOptions{
 		Dir: ".", Plan: p.plan, Lock: res.Lock, Result: res, Started: started,
 		Facts: stages.EnvFacts(ctx, defaultPython()), Datasets: p.data, Git: gs,
+		Resumed: resumed,
 	})
 	if err != nil || run == nil {
 		return err
+	}
+	saved := false // the interrupted repro saved its run record
+	if resumed {
+		if r := savedRun(repo, run.Key); r != nil {
+			run, saved = r, true
+		}
 	}
 	model, err := stages.NewModel(p.cfg, p.plan, res.Lock, run, p.data)
 	if err != nil {
 		return err
 	}
-	if model != nil {
-		run.Artifact, run.Eval = model.Artifact, model.Eval
+	if !saved {
+		if model != nil {
+			run.Artifact, run.Eval = model.Artifact, model.Eval
+		}
+		if err := gitops.SaveRun(repo, run); err != nil {
+			return err
+		}
+		fmt.Fprintf(a.err, "run %s recorded (medcad runs show %s)\n", run.ID, run.ID)
 	}
-	if err := gitops.SaveRun(repo, run); err != nil {
-		return err
-	}
-	fmt.Fprintf(a.err, "run %s recorded (medcad runs show %s)\n", run.ID, run.ID)
 	if model == nil {
 		return nil
 	}
@@ -214,6 +243,21 @@ func recordRun(ctx context.Context, a *app, p *pipeline, res *stages.Result, sta
 	fmt.Fprintf(a.err, "wrote %s\n", gitops.ModelPath(model.Name))
 	return nil
 }
+
+// savedRun is the run record of the given key, or nil.
+func savedRun(repo *git.Repository, key string) *gitops.Run {
+	runs, err := gitops.ListRuns(repo)
+	if err != nil {
+		return nil
+	}
+	for _, r := range runs {
+		if r.Key == key {
+			return r
+		}
+	}
+	return nil
+}
+
 
 // printEvent writes one progress line: data on stdout for status, progress
 // on stderr for repro. Cases that needed no work are counted on their
