@@ -258,7 +258,6 @@ func savedRun(repo *git.Repository, key string) *gitops.Run {
 	return nil
 }
 
-
 // printEvent writes one progress line: data on stdout for status, progress
 // on stderr for repro. Cases that needed no work are counted on their
 // stage's line instead of listed.
