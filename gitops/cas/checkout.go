@@ -2,7 +2,6 @@ package cas
 
 import (
 	"context"
-	"crypto/sha256"
 	"errors"
 	"fmt"
 	"io"
@@ -79,16 +78,13 @@ func (s *Store) Checkout(ctx context.Context, m *Manifest, dir string, opts Chec
 	var res CheckoutResult
 	var mu sync.Mutex
 	err = forEach(ctx, opts.jobs(2), folderBatches(m.Entries, checkoutBatch), func(_ int, b []Entry) error {
-		written, err := c.batch(ctx, b)
+		r, err := c.batch(ctx, b)
 		mu.Lock()
-		res.Written += written
-		res.Unchanged += len(b) - written
+		res.Written += r.Written
+		res.Unchanged += r.Unchanged
 		mu.Unlock()
 		return err
 	})
-	if err != nil {
-		res.Unchanged = 0 // not known for the batches that failed
-	}
 	return &res, err
 }
 
@@ -140,36 +136,37 @@ type checkout struct {
 	noReflink atomic.Bool // a reflink failed: LinkAuto copies from then on
 }
 
-// batch materializes entries of one folder; it returns how many files it
-// wrote.
-func (c *checkout) batch(ctx context.Context, entries []Entry) (int, error) {
+// batch materializes entries of one folder and counts what it did.
+func (c *checkout) batch(ctx context.Context, entries []Entry) (CheckoutResult, error) {
+	var r CheckoutResult
 	rel := path.Dir(entries[0].Path)
 	if err := c.mkdirs(entries[0].Path); err != nil {
-		return 0, err
+		return r, err
 	}
 	// Opened through the root: no symbolic link on the way. Every name
 	// below is relative to this folder.
 	d, err := c.root.Open(rel)
 	if err != nil {
-		return 0, err
+		return r, err
 	}
 	defer d.Close()
 	dirfd := int(d.Fd())
-	written := 0
 	for _, e := range entries {
 		if err := ctx.Err(); err != nil {
-			return written, err
+			return r, err
 		}
 		wrote, err := c.one(dirfd, e)
 		if err != nil {
-			return written, err
+			return r, err
 		}
 		if wrote {
-			written++
+			r.Written++
+		} else {
+			r.Unchanged++
 		}
 		done(c.opts.Progress, 1, e.Size)
 	}
-	return written, nil
+	return r, nil
 }
 
 // mkdirs creates the folders of rel, refusing symbolic links on the way.
@@ -278,62 +275,39 @@ func (c *checkout) materialize(dirfd int, src *os.File, e Entry, base string, re
 	// Objects this process wrote or hashed moments ago are not hashed
 	// again (a pull's checkout); all others are.
 	if !c.s.wasChecked(e.ID) {
-		h := sha256.New()
-		if _, err := io.Copy(h, src); err != nil {
-			return fmt.Errorf("read object %s: %w", e.ID.Short(), err)
-		}
-		if ID(h.Sum(nil)) != e.ID {
-			return fmt.Errorf("%s: cache object %s: %w", e.Path, e.ID.Short(), ErrCorrupt)
-		}
-		if _, err := src.Seek(0, io.SeekStart); err != nil {
-			return err
+		if err := c.s.checkContent(src, e.ID); err != nil {
+			return fmt.Errorf("%s: %w", e.Path, err)
 		}
 	}
-	full := filepath.Join(c.dir, filepath.FromSlash(e.Path))
 	tmp := fmt.Sprintf("%s%d-%s", checkoutTemp, time.Now().UnixNano(), e.ID.Short())
-	// place gives the finished file its name: directly when the name is
-	// free (link fails rather than replace), else by renaming over it.
-	place := func(link func(name string) error) error {
-		if !replace {
-			return link(base)
-		}
-		if err := link(tmp); err != nil {
-			return err
-		}
-		if err := unix.Renameat(dirfd, tmp, dirfd, base); err != nil {
-			unix.Unlinkat(dirfd, tmp, 0)
-			return &fs.PathError{Op: "rename", Path: full, Err: err}
-		}
-		return nil
+	err := c.write(dirfd, src, e, base, tmp, replace)
+	if err == nil && c.opts.Link != LinkHardlink {
+		t := unix.NsecToTimespec(settled().UnixNano())
+		err = unix.UtimesNanoAt(dirfd, base, []unix.Timespec{t, t}, unix.AT_SYMLINK_NOFOLLOW)
 	}
+	if err != nil {
+		return fmt.Errorf("write %s: %w", filepath.Join(c.dir, filepath.FromSlash(e.Path)), err)
+	}
+	return nil
+}
+
+// write makes the file base in the folder dirfd from object src.
+func (c *checkout) write(dirfd int, src *os.File, e Entry, base, tmp string, replace bool) error {
 	if c.opts.Link == LinkHardlink {
-		return place(func(name string) error {
-			if err := unix.Linkat(unix.AT_FDCWD, src.Name(), dirfd, name, 0); err != nil {
-				return &fs.PathError{Op: "link", Path: full, Err: err}
-			}
-			return nil
+		return place(dirfd, base, tmp, replace, func(name string) error {
+			return unix.Linkat(unix.AT_FDCWD, src.Name(), dirfd, name, 0)
 		})
 	}
 	dst, named, err := c.create(dirfd, tmp, e.Mode)
 	if err != nil {
-		return &fs.PathError{Op: "create", Path: full, Err: err}
+		return err
 	}
 	err = c.fill(dst, src, e)
 	if err == nil {
-		t := unix.NsecToTimespec(settled().UnixNano())
-		err = unix.UtimesNanoAt(int(dst.Fd()), "", []unix.Timespec{t, t}, unix.AT_EMPTY_PATH)
-		if errors.Is(err, unix.ENOENT) || errors.Is(err, unix.EINVAL) { // older kernels
-			err = unix.Futimes(int(dst.Fd()), []unix.Timeval{unix.NsecToTimeval(t.Nano()), unix.NsecToTimeval(t.Nano())})
-		}
-	}
-	if err == nil {
 		if named {
-			replace = true // the temporary name is renamed over base
-			err = place(func(string) error { return nil })
+			err = unix.Renameat(dirfd, tmp, dirfd, base)
 		} else {
-			err = place(func(name string) error {
-				return unix.Linkat(unix.AT_FDCWD, "/proc/self/fd/"+fmt.Sprint(dst.Fd()), dirfd, name, unix.AT_SYMLINK_FOLLOW)
-			})
+			err = place(dirfd, base, tmp, replace, func(name string) error { return linkFD(int(dst.Fd()), dirfd, name) })
 		}
 	}
 	if cerr := dst.Close(); err == nil {
@@ -342,8 +316,22 @@ func (c *checkout) materialize(dirfd int, src *os.File, e Entry, base string, re
 	if err != nil && named {
 		unix.Unlinkat(dirfd, tmp, 0)
 	}
-	if err != nil {
-		return fmt.Errorf("write %s: %w", full, err)
+	return err
+}
+
+// place gives a finished file its name base with link: straight there
+// when the name is free (a link fails rather than replace), else under
+// tmp, renamed over base.
+func place(dirfd int, base, tmp string, replace bool, link func(name string) error) error {
+	if !replace {
+		return link(base)
+	}
+	if err := link(tmp); err != nil {
+		return err
+	}
+	if err := unix.Renameat(dirfd, tmp, dirfd, base); err != nil {
+		unix.Unlinkat(dirfd, tmp, 0)
+		return err
 	}
 	return nil
 }

@@ -160,6 +160,12 @@ func (s *Store) VerifyObject(id ID) error {
 		return err
 	}
 	defer f.Close()
+	return s.checkContent(f, id)
+}
+
+// checkContent hashes the open object file f (id) from where it is and
+// leaves it at its start again; content that is not id is ErrCorrupt.
+func (s *Store) checkContent(f *os.File, id ID) error {
 	h := sha256.New()
 	if _, err := io.Copy(h, f); err != nil {
 		return fmt.Errorf("read object %s: %w", id.Short(), err)
@@ -169,7 +175,8 @@ func (s *Store) VerifyObject(id ID) error {
 	if !ok {
 		return fmt.Errorf("cache object %s: %w", id.Short(), ErrCorrupt)
 	}
-	return nil
+	_, err := f.Seek(0, io.SeekStart)
+	return err
 }
 
 // Remove deletes object id from the cache.
@@ -514,15 +521,16 @@ func (s *Store) probeUnnamed() {
 	}
 	defer unix.Close(fd)
 	probe := filepath.Join(s.tmp, fmt.Sprintf("probe-%d-%d", os.Getpid(), time.Now().UnixNano()))
-	if linkFD(fd, probe) == nil {
+	if linkFD(fd, unix.AT_FDCWD, probe) == nil {
 		os.Remove(probe)
 		s.unnamed = true
 	}
 }
 
-// linkFD gives the open file fd the name path.
-func linkFD(fd int, path string) error {
-	return unix.Linkat(unix.AT_FDCWD, "/proc/self/fd/"+strconv.Itoa(fd), unix.AT_FDCWD, path, unix.AT_SYMLINK_FOLLOW)
+// linkFD gives the open file fd the name path, relative to the folder
+// dirfd (unix.AT_FDCWD: the working folder, or path is absolute).
+func linkFD(fd, dirfd int, path string) error {
+	return unix.Linkat(unix.AT_FDCWD, "/proc/self/fd/"+strconv.Itoa(fd), dirfd, path, unix.AT_SYMLINK_FOLLOW)
 }
 
 // discard drops an object file that will not be stored.
@@ -618,7 +626,7 @@ func (w *Writer) name(f *tempFile, id ID) error {
 		if f.named {
 			return os.Rename(f.Name(), final)
 		}
-		if err := linkFD(int(f.Fd()), final); err != nil && !errors.Is(err, unix.EEXIST) {
+		if err := linkFD(int(f.Fd()), unix.AT_FDCWD, final); err != nil && !errors.Is(err, unix.EEXIST) {
 			return &fs.PathError{Op: "link", Path: final, Err: err}
 		}
 		return nil
