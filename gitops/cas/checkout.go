@@ -2,6 +2,7 @@ package cas
 
 import (
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"io"
@@ -72,7 +73,7 @@ func (s *Store) Checkout(ctx context.Context, m *Manifest, dir string, opts Chec
 		return nil, err
 	}
 	defer root.Close()
-	s.unnamedOnce.Do(s.probeUnnamed)
+	s.probeOnce.Do(s.probe)
 	total(opts.Progress, len(m.Entries), m.Bytes())
 	c := &checkout{s: s, root: root, dir: dir, opts: opts, dirs: map[string]error{}}
 	var res CheckoutResult
@@ -134,6 +135,8 @@ type checkout struct {
 	dirs map[string]error // folders made and checked to be real folders
 
 	noReflink atomic.Bool // a reflink failed: LinkAuto copies from then on
+	alignOnce sync.Once
+	align     int // alignment of direct I/O in dir; 0: none
 }
 
 // batch materializes entries of one folder and counts what it did.
@@ -273,14 +276,17 @@ func settled() time.Time { return time.Now().Add(-2 * time.Second).Truncate(time
 // verifying its content; replace says a file of that name is there.
 func (c *checkout) materialize(dirfd int, src *os.File, e Entry, base string, replace bool) error {
 	// Objects this process wrote or hashed moments ago are not hashed
-	// again (a pull's checkout); all others are.
-	if !c.s.wasChecked(e.ID) {
+	// again (a pull's checkout); all others are, while they are copied,
+	// or before when they are linked.
+	verify := !c.s.wasChecked(e.ID)
+	if verify && (c.opts.Link == LinkHardlink || c.reflinks()) {
 		if err := c.s.checkContent(src, e.ID); err != nil {
 			return fmt.Errorf("%s: %w", e.Path, err)
 		}
+		verify = false
 	}
 	tmp := fmt.Sprintf("%s%d-%s", checkoutTemp, time.Now().UnixNano(), e.ID.Short())
-	err := c.write(dirfd, src, e, base, tmp, replace)
+	err := c.write(dirfd, src, e, base, tmp, replace, verify)
 	if err == nil && c.opts.Link != LinkHardlink {
 		t := unix.NsecToTimespec(settled().UnixNano())
 		err = unix.UtimesNanoAt(dirfd, base, []unix.Timespec{t, t}, unix.AT_SYMLINK_NOFOLLOW)
@@ -292,7 +298,7 @@ func (c *checkout) materialize(dirfd int, src *os.File, e Entry, base string, re
 }
 
 // write makes the file base in the folder dirfd from object src.
-func (c *checkout) write(dirfd int, src *os.File, e Entry, base, tmp string, replace bool) error {
+func (c *checkout) write(dirfd int, src *os.File, e Entry, base, tmp string, replace, verify bool) error {
 	if c.opts.Link == LinkHardlink {
 		return place(dirfd, base, tmp, replace, func(name string) error {
 			return unix.Linkat(unix.AT_FDCWD, src.Name(), dirfd, name, 0)
@@ -302,7 +308,7 @@ func (c *checkout) write(dirfd int, src *os.File, e Entry, base, tmp string, rep
 	if err != nil {
 		return err
 	}
-	err = c.fill(dst, src, e)
+	err = c.fill(dst, src, e, verify)
 	if err == nil {
 		if named {
 			err = unix.Renameat(dirfd, tmp, dirfd, base)
@@ -352,11 +358,17 @@ func (c *checkout) create(dirfd int, tmp string, mode fs.FileMode) (f *os.File, 
 	return os.NewFile(uintptr(fd), tmp), true, nil
 }
 
-// fill copies object src into dst (a reflink where asked and possible)
-// and gives dst the entry's mode.
-func (c *checkout) fill(dst, src *os.File, e Entry) error {
+// reflinks says whether files are to be cloned (tried, with LinkAuto).
+func (c *checkout) reflinks() bool {
+	return c.opts.Link == LinkReflink || (c.opts.Link == LinkAuto && !c.noReflink.Load())
+}
+
+// fill copies object src into dst (a reflink where asked and possible),
+// hashing what it copies when verify is set, and gives dst the entry's
+// mode.
+func (c *checkout) fill(dst, src *os.File, e Entry, verify bool) error {
 	cloned := false
-	if c.opts.Link == LinkReflink || (c.opts.Link == LinkAuto && !c.noReflink.Load()) {
+	if c.reflinks() {
 		err := unix.IoctlFileClone(int(dst.Fd()), int(src.Fd()))
 		cloned = err == nil
 		if !cloned && c.opts.Link == LinkReflink {
@@ -367,8 +379,24 @@ func (c *checkout) fill(dst, src *os.File, e Entry) error {
 		}
 	}
 	if !cloned {
-		if _, err := io.Copy(dst, src); err != nil {
+		c.alignOnce.Do(func() { c.align = directAlign(int(dst.Fd())) })
+		bw := newBlockWriter(dst, c.align, &c.s.blocks)
+		r := io.Reader(newDirectReader(src, e.Size, c.s.align))
+		h := sha256.New()
+		if verify {
+			r = io.TeeReader(r, h)
+		}
+		_, err := bw.ReadFrom(r)
+		if cerr := bw.Close(); err == nil {
+			err = cerr
+		}
+		if err != nil {
 			return err
+		}
+		if verify {
+			if err := c.s.judge(e.ID, h); err != nil {
+				return fmt.Errorf("%s: %w", e.Path, err)
+			}
 		}
 	}
 	return dst.Chmod(e.Mode)

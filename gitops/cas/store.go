@@ -43,8 +43,10 @@ type Store struct {
 	dir  string // the cache folder
 	tmp  string // temporary files, same file system as dir
 
-	unnamedOnce sync.Once
-	unnamed     bool // the file system has O_TMPFILE and linkat works
+	probeOnce sync.Once
+	unnamed   bool // the file system has O_TMPFILE and linkat works
+	align     int  // alignment of direct I/O on the file system; 0: none
+	blocks    blockPool
 
 	checkedMu sync.Mutex
 	checked   map[ID]bool // objects hashed by this process since Open
@@ -89,6 +91,13 @@ func (s *Store) wasChecked(id ID) bool {
 	s.checkedMu.Lock()
 	defer s.checkedMu.Unlock()
 	return s.checked[id]
+}
+
+// newBlockWriter writes the new cache file f, with direct I/O where the
+// file system offers it.
+func (s *Store) newBlockWriter(f *os.File) *blockWriter {
+	s.probeOnce.Do(s.probe)
+	return newBlockWriter(f, s.align, &s.blocks)
 }
 
 // Has reports whether the cache holds object id (it does not re-hash it).
@@ -170,13 +179,22 @@ func (s *Store) checkContent(f *os.File, id ID) error {
 	if _, err := io.Copy(h, f); err != nil {
 		return fmt.Errorf("read object %s: %w", id.Short(), err)
 	}
+	if err := s.judge(id, h); err != nil {
+		return err
+	}
+	_, err := f.Seek(0, io.SeekStart)
+	return err
+}
+
+// judge records whether h, the hash of the content of object id, is id,
+// and returns an error wrapping ErrCorrupt when it is not.
+func (s *Store) judge(id ID, h hash.Hash) error {
 	ok := ID(h.Sum(nil)) == id
 	s.markChecked(id, ok)
 	if !ok {
 		return fmt.Errorf("cache object %s: %w", id.Short(), ErrCorrupt)
 	}
-	_, err := f.Seek(0, io.SeekStart)
-	return err
+	return nil
 }
 
 // Remove deletes object id from the cache.
@@ -285,7 +303,12 @@ func (w *Writer) PutBytes(data []byte) (ID, error) {
 	if err != nil {
 		return id, fmt.Errorf("cache: %w", err)
 	}
-	if _, err := f.Write(data); err != nil {
+	bw := w.s.newBlockWriter(f.File)
+	_, err = bw.Write(data)
+	if cerr := bw.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
 		f.discard()
 		return id, fmt.Errorf("cache: %w", err)
 	}
@@ -451,14 +474,16 @@ func (w *Writer) putStream(ctx context.Context, r io.Reader, want *ID, size int6
 	// A reader from WithVerify already hashes what it yields and fails at
 	// EOF when that is not want; hashing here too would double the work.
 	var h hash.Hash
-	dst := io.Writer(struct{ io.Writer }{f.File}) // keeps CopyBuffer on the pooled buffer
+	src := io.Reader(&ctxReader{ctx: ctx, r: io.LimitReader(r, limit+1)})
 	if v, ok := r.(interface{ verifies() ID }); !ok || want == nil || v.verifies() != *want {
 		h = sha256.New()
-		dst = io.MultiWriter(f.File, h)
+		src = io.TeeReader(src, h)
 	}
-	bp := w.pool.Get().(*[]byte)
-	n, err := io.CopyBuffer(dst, &ctxReader{ctx: ctx, r: io.LimitReader(r, limit+1)}, *bp)
-	w.pool.Put(bp)
+	bw := w.s.newBlockWriter(f.File)
+	n, err := bw.ReadFrom(src)
+	if cerr := bw.Close(); err == nil {
+		err = cerr
+	}
 	if err != nil {
 		return fail(err)
 	}
@@ -490,7 +515,7 @@ type tempFile struct {
 
 // createTemp starts a new object file, read-only from the start.
 func (s *Store) createTemp() (*tempFile, error) {
-	s.unnamedOnce.Do(s.probeUnnamed)
+	s.probeOnce.Do(s.probe)
 	if s.unnamed {
 		fd, err := unix.Open(s.tmp, unix.O_TMPFILE|unix.O_WRONLY|unix.O_CLOEXEC, 0o444)
 		if err == nil {
@@ -512,14 +537,21 @@ func (s *Store) createTemp() (*tempFile, error) {
 	return &tempFile{File: f, named: true}, nil
 }
 
-// probeUnnamed checks once whether unnamed temporary files can be made
-// and linked into the cache (O_TMPFILE, and /proc for linkat).
-func (s *Store) probeUnnamed() {
+// probe checks once what the cache's file system offers: unnamed
+// temporary files that can be linked into the cache (O_TMPFILE, and /proc
+// for linkat), and direct I/O.
+func (s *Store) probe() {
 	fd, err := unix.Open(s.tmp, unix.O_TMPFILE|unix.O_WRONLY|unix.O_CLOEXEC, 0o444)
 	if err != nil {
+		if f, err := os.CreateTemp(s.tmp, "probe-*"); err == nil {
+			s.align = directAlign(int(f.Fd()))
+			f.Close()
+			os.Remove(f.Name())
+		}
 		return
 	}
 	defer unix.Close(fd)
+	s.align = directAlign(fd)
 	probe := filepath.Join(s.tmp, fmt.Sprintf("probe-%d-%d", os.Getpid(), time.Now().UnixNano()))
 	if linkFD(fd, unix.AT_FDCWD, probe) == nil {
 		os.Remove(probe)

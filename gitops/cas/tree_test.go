@@ -70,8 +70,8 @@ func testAddStatusCheckout(t *testing.T, named bool) {
 		t.Fatal(err)
 	}
 	if named {
-		s.unnamedOnce.Do(func() {})
-	} else if s.unnamedOnce.Do(s.probeUnnamed); !s.unnamed {
+		s.probeOnce.Do(func() {})
+	} else if s.probeOnce.Do(s.probe); !s.unnamed {
 		t.Skip("no O_TMPFILE here")
 	}
 	defer func() {
@@ -255,9 +255,16 @@ func TestCorruptCacheDetected(t *testing.T) {
 	if err := s.VerifyObject(id); !errors.Is(err, ErrCorrupt) {
 		t.Fatalf("VerifyObject: %v", err)
 	}
-	_, err := s.Checkout(ctx, res.Manifest, filepath.Join(proj, "out"), CheckoutOptions{})
-	if !errors.Is(err, ErrCorrupt) {
-		t.Errorf("checkout of a corrupt object: %v, want ErrCorrupt", err)
+	for _, link := range []LinkMode{LinkCopy, LinkHardlink} {
+		out := filepath.Join(proj, "out-"+string(link))
+		_, err := s.Checkout(ctx, res.Manifest, out, CheckoutOptions{Link: link})
+		if !errors.Is(err, ErrCorrupt) {
+			t.Errorf("%s checkout of a corrupt object: %v, want ErrCorrupt", link, err)
+		}
+		// Nothing written, not even in part or under a temporary name.
+		if ents, _ := os.ReadDir(out); len(ents) != 0 {
+			t.Errorf("%s checkout of a corrupt object left %s", link, ents[0].Name())
+		}
 	}
 	if err := Repair(ctx, s, remote, id, TransferOptions{}); err != nil {
 		t.Fatal(err)
