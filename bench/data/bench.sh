@@ -10,6 +10,7 @@
 #   STATUS_FILES=100000      files of status (1 KiB each)
 #   RUNS=3                   runs per side; the median is reported
 #   BENCH_DIR=/tmp/medcad-bench-data   scratch space (about 6 GB at full size)
+#   SETTLE_S=361             wait after deleting scratch files (see removed)
 #   KEEPALIVE=0              1 starts versitygw with --keep-alive (its default
 #                            closes the connection after every response; AWS
 #                            S3 and MinIO keep connections open)
@@ -34,11 +35,13 @@ M="$B/medcad"
 now() { date +%s.%N; }
 # removed DIR…: deletes folders, then waits out ext4's "recently deleted"
 # window. On ext4 without a journal (this machine's), the inode allocator
-# skips inodes freed in the last 60 s (360 s while their table block is
-# dirty), one inode-table read each: creating files right after deleting tens
-# of thousands costs several times more, and would time the clean-up rather
-# than the tool.
-removed() { chmod -R u+w "$@" 2>/dev/null || true; rm -rf "$@"; sync; sleep 61; }
+# skips inodes freed in the last 60 s, or 360 s when their inode-table block
+# is dirty, which every new inode in that block makes it: each allocation
+# looks up every such inode it passes, so creating files within six minutes
+# of deleting tens of thousands costs several times more (perf: most of the
+# time in recently_deleted and find_get_block_common under openat), and
+# would time the clean-up rather than the tool. Timed runs never delete.
+removed() { chmod -R u+w "$@" 2>/dev/null || true; rm -rf "$@"; sync; sleep "${SETTLE_S:-361}"; }
 
 # median of the arguments
 median() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
@@ -126,7 +129,6 @@ bench_status() {
 start_versitygw() {
   local port
   port=$(/usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-  [[ -d "$B/vgw" ]] && removed "$B/vgw"
   mkdir -p "$B/vgw"
   local keep=()
   [[ "${KEEPALIVE:-0}" == 1 ]] && keep=(--keep-alive)
@@ -146,6 +148,11 @@ rclone_() { # rclone with an S3 remote "vgw:" on versitygw, AWS_CA_BUNDLE unset
 }
 
 bench_transfer() {
+  # Downloads go to folders never used before, removed with the server's
+  # files only after all runs (see removed).
+  local down="$B/down"
+  if [[ -d "$down" || -d "$B/vgw" ]]; then removed "$down" "$B/vgw"; fi
+  mkdir -p "$down"
   start_versitygw
   export AWS_ACCESS_KEY_ID=k AWS_SECRET_ACCESS_KEY=s AWS_EC2_METADATA_DISABLED=true
   local src="$B/xfer-src"
@@ -154,11 +161,6 @@ bench_transfer() {
     gen_files "$src/data/ds" "$FILES" $((SIZE_KB * 1024))
     touch "$B/xfer.ready"
   fi
-  # Downloads go to folders never used before, removed only after all runs
-  # (see removed).
-  local down="$B/down"
-  [[ -d "$down" ]] && removed "$down"
-  mkdir -p "$down"
   [[ -f "$src/data/ds.dataset.toml" ]] || "$M" -C "$src" data add data/ds --name ds >/dev/null
   local rp=() rl=() mp=() ml=() mn=()
   for i in $(seq "$RUNS"); do
@@ -201,10 +203,12 @@ bench_transfer() {
   "$M" -C "$src" data status --remote >/dev/null
   after=$(wc -l <"$B/access.log")
   echo "  medcad data status --remote on the pushed $FILES-file dataset: $((after - before)) request(s) to the remote"
-  removed "$down"
+  kill "$VGW_PID"
+  removed "$down" "$B/vgw"
 }
 
 bench_remote_status() { # the pushed STATUS_FILES dataset: requests of status --remote
+  [[ -d "$B/vgw" ]] && removed "$B/vgw"
   start_versitygw
   export AWS_ACCESS_KEY_ID=k AWS_SECRET_ACCESS_KEY=s AWS_EC2_METADATA_DISABLED=true
   local p="$B/status"

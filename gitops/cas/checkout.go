@@ -78,7 +78,7 @@ func (s *Store) Checkout(ctx context.Context, m *Manifest, dir string, opts Chec
 	c := &checkout{s: s, root: root, dir: dir, opts: opts, dirs: map[string]error{}}
 	var res CheckoutResult
 	var mu sync.Mutex
-	err = forEach(ctx, opts.jobs(2), folderBatches(m.Entries, checkoutBatch), func(_ int, b []Entry) error {
+	err = forEach(ctx, opts.jobs(2), folderBatches(m.Entries, entryFile, checkoutBatch), func(_ int, b []Entry) error {
 		r, err := c.batch(ctx, b)
 		mu.Lock()
 		res.Written += r.Written
@@ -93,26 +93,32 @@ func (s *Store) Checkout(ctx context.Context, m *Manifest, dir string, opts Chec
 // a time.
 const checkoutBatch = 64
 
-// folderBatches cuts entries (sorted by path) into batches of at most n
-// files of one folder, ordered round-robin over the folders: parallel
-// workers then write into different folders instead of queueing for the
-// lock of one, and each opens its folder once per batch.
-func folderBatches(entries []Entry, n int) [][]Entry {
-	var folders [][][]Entry
-	for i := 0; i < len(entries); {
-		d := path.Dir(entries[i].Path)
-		var f [][]Entry
-		for i < len(entries) && path.Dir(entries[i].Path) == d {
+// folderBatches cuts items (sorted by path) into batches of files of one
+// folder, at most n files or batchBytes bytes (or one larger file) each,
+// ordered round-robin over the folders: parallel workers then work in
+// different folders instead of queueing for the lock of one, each opens
+// its folder once per batch, and large files still go to all workers.
+func folderBatches[T any](items []T, file func(T) (string, int64), n int) [][]T {
+	dir := func(i int) string { p, _ := file(items[i]); return path.Dir(p) }
+	var folders [][][]T
+	for i := 0; i < len(items); {
+		d := dir(i)
+		var f [][]T
+		for i < len(items) && dir(i) == d {
+			_, bytes := file(items[i])
 			j := i + 1
-			for j < len(entries) && j-i < n && path.Dir(entries[j].Path) == d {
-				j++
+			for ; j < len(items) && j-i < n && dir(j) == d; j++ {
+				_, size := file(items[j])
+				if bytes += size; bytes > batchBytes {
+					break
+				}
 			}
-			f = append(f, entries[i:j])
+			f = append(f, items[i:j])
 			i = j
 		}
 		folders = append(folders, f)
 	}
-	var out [][]Entry
+	var out [][]T
 	for len(folders) > 0 {
 		left := folders[:0]
 		for _, f := range folders {
@@ -125,6 +131,11 @@ func folderBatches(entries []Entry, n int) [][]Entry {
 	}
 	return out
 }
+
+// batchBytes bounds the bytes of a batch of folderBatches.
+const batchBytes = 8 << 20
+
+func entryFile(e Entry) (string, int64) { return e.Path, e.Size }
 
 type checkout struct {
 	s    *Store

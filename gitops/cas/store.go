@@ -269,7 +269,10 @@ type Writer struct {
 	mu   sync.Mutex
 	err  error
 	pool sync.Pool
-	dirs map[string]bool // folders that got new names, synced by Close
+	// objDirs holds open descriptors of the cache folders objects/xx
+	// that got new names, by first byte of the object ID: names are made
+	// relative to them, and Close syncs them.
+	objDirs map[byte]int
 
 	waiting      []waitingObject // unnamed objects written, not yet synced
 	waitingBytes int64
@@ -290,7 +293,7 @@ const (
 
 // NewWriter starts a batch of writes.
 func (s *Store) NewWriter() *Writer {
-	return &Writer{s: s, dirs: map[string]bool{}, pool: sync.Pool{New: func() any { b := make([]byte, smallLimit); return &b }}}
+	return &Writer{s: s, objDirs: map[byte]int{}, pool: sync.Pool{New: func() any { b := make([]byte, smallLimit); return &b }}}
 }
 
 // PutBytes stores data and returns its ID.
@@ -318,10 +321,17 @@ func (w *Writer) PutBytes(data []byte) (ID, error) {
 // PutFile stores the content of the file at path and returns its ID and
 // size. The source file is only read.
 func (w *Writer) PutFile(ctx context.Context, path string) (ID, int64, error) {
-	f, err := os.Open(path)
+	return w.putFileAt(ctx, unix.AT_FDCWD, path, path)
+}
+
+// putFileAt is PutFile for the file name in the open folder dirfd; path
+// names it in errors.
+func (w *Writer) putFileAt(ctx context.Context, dirfd int, name, path string) (ID, int64, error) {
+	fd, err := unix.Openat(dirfd, name, unix.O_RDONLY|unix.O_CLOEXEC|unix.O_NOFOLLOW, 0)
 	if err != nil {
-		return ID{}, 0, err
+		return ID{}, 0, &fs.PathError{Op: "open", Path: path, Err: err}
 	}
+	f := os.NewFile(uintptr(fd), path)
 	defer f.Close()
 	fi, err := f.Stat()
 	if err != nil {
@@ -356,17 +366,18 @@ func (w *Writer) PutFile(ctx context.Context, path string) (ID, int64, error) {
 	return id, n, nil
 }
 
-// AdoptFile makes the file at path an object by hard-linking it into the
-// cache (no data is copied) after syncing it to disk and making it
-// read-only. If the file changed while it was hashed, nothing is linked
-// and the error says so. Across file systems it copies (PutFile).
-func (w *Writer) AdoptFile(ctx context.Context, path string) (ID, int64, error) {
+// adoptFileAt makes the file name in the open folder dirfd an object by
+// hard-linking it into the cache (no data is copied) after syncing it to
+// disk and making it read-only; path names it in errors. If the file
+// changed while it was hashed, nothing is linked and the error says so.
+// Across file systems it copies (putFileAt).
+func (w *Writer) adoptFileAt(ctx context.Context, dirfd int, name, path string) (ID, int64, error) {
 	if err := ctx.Err(); err != nil {
 		return ID{}, 0, err
 	}
 	// Raw system calls: os.File's poller registration and mode switches
 	// cost more than the rest when adding 100,000 small files.
-	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	fd, err := unix.Openat(dirfd, name, unix.O_RDONLY|unix.O_CLOEXEC|unix.O_NOFOLLOW, 0)
 	if err != nil {
 		return ID{}, 0, &fs.PathError{Op: "open", Path: path, Err: err}
 	}
@@ -420,33 +431,53 @@ func (w *Writer) AdoptFile(ctx context.Context, path string) (ID, int64, error) 
 	if after.Size != n || after.Mtim != before.Mtim {
 		return ID{}, 0, fmt.Errorf("%s: changed while it was being added", path)
 	}
-	final := w.s.Path(id)
-	err = os.Link(path, final)
-	if errors.Is(err, fs.ErrNotExist) {
-		if err = os.MkdirAll(filepath.Dir(final), 0o755); err == nil {
-			err = os.Link(path, final)
-		}
+	objfd, base, err := w.objectDir(id)
+	if err != nil {
+		return ID{}, 0, fmt.Errorf("cache: %w", err)
 	}
+	err = unix.Linkat(dirfd, name, objfd, base, 0)
 	switch {
 	case err == nil:
-		w.mu.Lock()
-		w.dirs[filepath.Dir(final)] = true
-		w.mu.Unlock()
 		return id, n, nil
-	case errors.Is(err, fs.ErrExist):
+	case errors.Is(err, unix.EEXIST):
 		// Same content already cached: unless this file is that object,
 		// it stays as it was.
 		var cached unix.Stat_t
-		if unix.Stat(final, &cached) == nil && (cached.Ino != before.Ino || cached.Dev != before.Dev) {
+		if unix.Fstatat(objfd, base, &cached, 0) == nil && (cached.Ino != before.Ino || cached.Dev != before.Dev) {
 			unix.Fchmod(fd, uint32(before.Mode&0o777))
 		}
 		return id, n, nil
 	case errors.Is(err, unix.EXDEV), errors.Is(err, unix.EPERM), errors.Is(err, unix.EMLINK):
 		unix.Fchmod(fd, uint32(before.Mode&0o777))
-		return w.PutFile(ctx, path) // another file system: copy
+		return w.putFileAt(ctx, dirfd, name, path) // another file system: copy
 	default:
 		return ID{}, 0, fmt.Errorf("%s: link into the cache: %w", path, err)
 	}
+}
+
+// objectDir returns an open descriptor of the cache folder that holds
+// object id, created when missing, and the object's name in it. The
+// folder is synced and closed by Close.
+func (w *Writer) objectDir(id ID) (int, string, error) {
+	final := w.s.Path(id)
+	base := filepath.Base(final)
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if fd, ok := w.objDirs[id[0]]; ok {
+		return fd, base, nil
+	}
+	dir := filepath.Dir(final)
+	fd, err := unix.Open(dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if errors.Is(err, unix.ENOENT) {
+		if err = os.MkdirAll(dir, 0o755); err == nil {
+			fd, err = unix.Open(dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+		}
+	}
+	if err != nil {
+		return -1, "", &fs.PathError{Op: "open", Path: dir, Err: err}
+	}
+	w.objDirs[id[0]] = fd
+	return fd, base, nil
 }
 
 // PutReader stores what r yields and checks that it is object want of the
@@ -653,28 +684,18 @@ func (w *Writer) syncAndName(batch []waitingObject) error {
 
 // name links or renames the durable object file f to the name of id.
 func (w *Writer) name(f *tempFile, id ID) error {
-	final := w.s.Path(id)
-	place := func() error {
-		if f.named {
-			return os.Rename(f.Name(), final)
-		}
-		if err := linkFD(int(f.Fd()), unix.AT_FDCWD, final); err != nil && !errors.Is(err, unix.EEXIST) {
-			return &fs.PathError{Op: "link", Path: final, Err: err}
-		}
-		return nil
-	}
-	err := place()
-	if errors.Is(err, fs.ErrNotExist) {
-		if err = os.MkdirAll(filepath.Dir(final), 0o755); err == nil {
-			err = place()
-		}
-	}
+	objfd, base, err := w.objectDir(id)
 	if err != nil {
 		return err
 	}
-	w.mu.Lock()
-	w.dirs[filepath.Dir(final)] = true
-	w.mu.Unlock()
+	if f.named {
+		err = unix.Renameat(unix.AT_FDCWD, f.Name(), objfd, base)
+	} else if err = linkFD(int(f.Fd()), objfd, base); errors.Is(err, unix.EEXIST) {
+		err = nil
+	}
+	if err != nil {
+		return &fs.PathError{Op: "name", Path: w.s.Path(id), Err: err}
+	}
 	w.s.markChecked(id, true)
 	return nil
 }
@@ -682,6 +703,7 @@ func (w *Writer) name(f *tempFile, id ID) error {
 // Close makes the names given so far durable. A Writer is not used after
 // Close.
 func (w *Writer) Close() error {
+	defer w.closeDirs()
 	w.mu.Lock()
 	batch := w.waiting
 	w.waiting, w.waitingBytes = nil, 0
@@ -703,11 +725,26 @@ func (w *Writer) Close() error {
 	}
 	w.err = errors.New("cache writer closed")
 	// Parallel syncs share journal commits.
-	dirs := make([]string, 0, len(w.dirs))
-	for d := range w.dirs {
-		dirs = append(dirs, d)
+	dirs := make([]byte, 0, len(w.objDirs))
+	for b := range w.objDirs {
+		dirs = append(dirs, b)
 	}
-	return forEach(context.Background(), 32, dirs, func(_ int, d string) error { return syncDir(d) })
+	return forEach(context.Background(), 32, dirs, func(_ int, b byte) error {
+		if err := unix.Fsync(w.objDirs[b]); err != nil {
+			return fmt.Errorf("cache: sync %s: %w", filepath.Join(w.s.dir, "objects", fmt.Sprintf("%02x", b)), err)
+		}
+		return nil
+	})
+}
+
+// closeDirs closes the cache folders the Writer opened.
+func (w *Writer) closeDirs() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for b, fd := range w.objDirs {
+		unix.Close(fd)
+		delete(w.objDirs, b)
+	}
 }
 
 // fdatasync flushes f's data (not all metadata) to disk. It goes through
@@ -722,18 +759,6 @@ func fdatasync(f *os.File) error {
 		return err
 	}
 	return serr
-}
-
-func syncDir(dir string) error {
-	f, err := os.Open(dir)
-	if err != nil {
-		return fmt.Errorf("cache: %w", err)
-	}
-	defer f.Close()
-	if err := f.Sync(); err != nil {
-		return fmt.Errorf("cache: sync %s: %w", dir, err)
-	}
-	return nil
 }
 
 // ctxReader stops reading when ctx is done.

@@ -8,11 +8,13 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"path"
 	"path/filepath"
 	"runtime"
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -284,6 +286,9 @@ type AddResult struct {
 	Hashed   int // files read and hashed (the others were known to the index)
 }
 
+// addBatch is the most files of one folder an add worker takes at a time.
+const addBatch = 64
+
 // AddDir stores every file under dir and a manifest listing them; it
 // returns the manifest's ID. Files are hashed in parallel; files the index
 // knows unchanged are not read again. Nothing is recorded unless every
@@ -303,33 +308,55 @@ func (s *Store) AddDir(ctx context.Context, dir string, opts TreeOptions) (*AddR
 	total(opts.Progress, len(files), bytes)
 	m := &Manifest{Entries: make([]Entry, len(files))}
 	w := s.NewWriter()
-	var hashed int
-	var mu sync.Mutex
-	err = forEach(ctx, opts.jobs(8), files, func(i int, f fileInfo) error {
-		ip := opts.indexPath(f.rel)
-		e := Entry{Path: f.rel, Mode: fileMode(f.fi), Size: f.fi.Size()}
-		if id, ok := opts.Index.Lookup(ip, f.fi); ok && ip != "" && s.Has(id) {
-			e.ID = id
-		} else {
-			start := time.Now()
-			put := w.PutFile
-			if opts.Adopt && f.fi.Mode()&0o111 == 0 {
-				put = w.AdoptFile
+	var hashed atomic.Int64
+	idx := make([]int, len(files))
+	for i := range idx {
+		idx[i] = i
+	}
+	batches := folderBatches(idx, func(i int) (string, int64) { return files[i].rel, files[i].fi.Size() }, addBatch)
+	err = forEach(ctx, opts.jobs(8), batches, func(_ int, b []int) error {
+		// The folder is opened at the first file the index does not
+		// know, and files are opened and linked relative to it.
+		dirfd := -1
+		defer func() {
+			if dirfd >= 0 {
+				unix.Close(dirfd)
 			}
-			id, n, err := put(ctx, filepath.Join(dir, filepath.FromSlash(f.rel)))
-			if err != nil {
-				return err
+		}()
+		for _, i := range b {
+			f := files[i]
+			ip := opts.indexPath(f.rel)
+			e := Entry{Path: f.rel, Mode: fileMode(f.fi), Size: f.fi.Size()}
+			if id, ok := opts.Index.Lookup(ip, f.fi); ok && ip != "" && s.Has(id) {
+				e.ID = id
+			} else {
+				full := filepath.Join(dir, filepath.FromSlash(f.rel))
+				if dirfd < 0 {
+					d := filepath.Dir(full)
+					fd, err := unix.Open(d, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC|unix.O_NOFOLLOW, 0)
+					if err != nil {
+						return &fs.PathError{Op: "open", Path: d, Err: err}
+					}
+					dirfd = fd
+				}
+				start := time.Now()
+				put := w.putFileAt
+				if opts.Adopt && f.fi.Mode()&0o111 == 0 {
+					put = w.adoptFileAt
+				}
+				id, n, err := put(ctx, dirfd, path.Base(f.rel), full)
+				if err != nil {
+					return err
+				}
+				e.ID, e.Size = id, n
+				if ip != "" && n == f.fi.Size() {
+					opts.Index.Record(ip, f.fi, id, start)
+				}
+				hashed.Add(1)
 			}
-			e.ID, e.Size = id, n
-			if ip != "" && n == f.fi.Size() {
-				opts.Index.Record(ip, f.fi, id, start)
-			}
-			mu.Lock()
-			hashed++
-			mu.Unlock()
+			m.Entries[i] = e
+			done(opts.Progress, 1, e.Size)
 		}
-		m.Entries[i] = e
-		done(opts.Progress, 1, e.Size)
 		return nil
 	})
 	if err == nil {
@@ -344,7 +371,7 @@ func (s *Store) AddDir(ctx context.Context, dir string, opts TreeOptions) (*AddR
 	if err != nil {
 		return nil, err
 	}
-	return &AddResult{ID: m.ID(), Manifest: m, Hashed: hashed}, nil
+	return &AddResult{ID: m.ID(), Manifest: m, Hashed: int(hashed.Load())}, nil
 }
 
 // hashFile returns the SHA-256 of a file.

@@ -415,18 +415,21 @@ func TestAddAdopt(t *testing.T) {
 
 func TestFolderBatches(t *testing.T) {
 	var in []Entry
-	for _, p := range []string{"a/1", "a/2", "a/3", "a/4", "a/5", "b/1", "c/1", "c/2", "top"} {
+	for _, p := range []string{"a/1", "a/2", "a/3", "a/4", "a/5", "b/1", "c/1", "c/2"} {
 		in = append(in, Entry{Path: p})
 	}
+	// Large files: a batch holds at most batchBytes, or one larger file.
+	in = append(in, Entry{Path: "d/1", Size: 5 << 20}, Entry{Path: "d/2", Size: 5 << 20},
+		Entry{Path: "d/3", Size: 1 << 10}, Entry{Path: "d/4", Size: 9 << 20}, Entry{Path: "top"})
 	var got [][]string
-	for _, b := range folderBatches(in, 2) {
+	for _, b := range folderBatches(in, entryFile, 2) {
 		var names []string
 		for _, e := range b {
 			names = append(names, e.Path)
 		}
 		got = append(got, names)
 	}
-	want := [][]string{{"a/1", "a/2"}, {"b/1"}, {"c/1", "c/2"}, {"top"}, {"a/3", "a/4"}, {"a/5"}}
+	want := [][]string{{"a/1", "a/2"}, {"b/1"}, {"c/1", "c/2"}, {"d/1"}, {"top"}, {"a/3", "a/4"}, {"d/2", "d/3"}, {"a/5"}, {"d/4"}}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("batches (-want +got):\n%s", diff)
 	}
