@@ -78,7 +78,8 @@ func (s *Store) Checkout(ctx context.Context, m *Manifest, dir string, opts Chec
 	c := &checkout{s: s, root: root, dir: dir, opts: opts, dirs: map[string]error{}}
 	var res CheckoutResult
 	var mu sync.Mutex
-	err = forEach(ctx, opts.jobs(2), folderBatches(m.Entries, entryFile, checkoutBatch), func(_ int, b []Entry) error {
+	// Eight workers per core: with direct I/O, workers wait on the disk.
+	err = forEach(ctx, opts.jobs(8), folderBatches(m.Entries, entryFile, checkoutBatch), func(_ int, b []Entry) error {
 		r, err := c.batch(ctx, b)
 		mu.Lock()
 		res.Written += r.Written
