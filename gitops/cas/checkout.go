@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
+	"hash"
 	"io"
 	"io/fs"
 	"os"
@@ -394,8 +395,9 @@ func (c *checkout) fill(dst, src *os.File, e Entry, verify bool) error {
 		c.alignOnce.Do(func() { c.align = directAlign(int(dst.Fd())) })
 		bw := newBlockWriter(dst, c.align, &c.s.blocks)
 		r := io.Reader(newDirectReader(src, e.Size, c.s.align))
-		h := sha256.New()
+		var h hash.Hash
 		if verify {
+			h = sha256.New()
 			r = io.TeeReader(r, h)
 		}
 		_, err := bw.ReadFrom(r)
