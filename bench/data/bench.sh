@@ -2,7 +2,8 @@
 # Benchmarks of medcad's data plane, each side by side with its anchor in
 # one run, on the same files; prints medians and ratios.
 #
-#   bench/data/bench.sh [add|add-big|status|transfer|all]
+#   bench/data/bench.sh [add|add-big|status|transfer|remote-status|all]
+#   bench/data/bench.sh add-ab OLD   (hardlink add: binary OLD against this tree)
 #
 # Environment (defaults are the sizes of issue 3):
 #   FILES=20000 SIZE_KB=64   files of add and transfer
@@ -64,6 +65,14 @@ for i in range(n):
 PY
 }
 
+# fresh_add P ASIDE: project P without its cache (moved into ASIDE, removed
+# after all runs: see removed) and pointer, ready for another data add.
+fresh_add() {
+  chmod -R u+w "$1/data/ds"
+  if [[ -d "$1/.medcad" ]]; then mv "$1/.medcad" "$2/$RANDOM$RANDOM"; fi
+  rm -f "$1/data/ds.dataset.toml"
+}
+
 # project DIR: a fresh medcad project.
 project() { rm -rf "$1"; "$M" init "$1" >/dev/null; }
 
@@ -81,20 +90,15 @@ bench_add() { # NAME FILES BYTES
   local old="$B/old-caches"
   [[ -d "$old" ]] && removed "$old"
   mkdir -p "$old"
-  fresh() {
-    chmod -R u+w "$p/data/ds"
-    if [[ -d "$p/.medcad" ]]; then mv "$p/.medcad" "$old/$RANDOM$RANDOM"; fi
-    rm -f "$p/data/ds.dataset.toml"
-  }
   local ts=() tm=() th=()
   for _ in $(seq "$RUNS"); do
     ts+=("$(time_cmd sh -c "cd '$p/data/ds' && find . -type f -print0 | xargs -0 -n 4000 openssl dgst -sha256")")
-    fresh
+    fresh_add "$p" "$old"
     tm+=("$(time_cmd "$M" -C "$p" data add data/ds --name ds)")
-    fresh
+    fresh_add "$p" "$old"
     th+=("$(time_cmd "$M" -C "$p" data add data/ds --name ds --link hardlink)")
   done
-  fresh
+  fresh_add "$p" "$old"
   removed "$old"
   local so mo ho; so=$(median "${ts[@]}"); mo=$(median "${tm[@]}"); ho=$(median "${th[@]}")
   mbs() { awk -v b="$bytes" -v t="$1" 'BEGIN {printf "%.0f", b/t/1e6}'; }
@@ -103,6 +107,23 @@ bench_add() { # NAME FILES BYTES
   echo "  medcad data add (copy, fsync):       median ${mo}s  $(mbs "$mo") MB/s   (runs: ${tm[*]})"
   echo "  medcad data add --link hardlink:     median ${ho}s  $(mbs "$ho") MB/s   (runs: ${th[*]})"
   echo "  ratio medcad/openssl throughput: $(ratio "$so" "$mo")x (copy), $(ratio "$so" "$ho")x (hardlink)"
+}
+
+bench_add_ab() { # OLD: `data add --link hardlink` by the binary OLD and by this tree, alternating
+  local old=$1 p="$B/add-small" ta=() tb=()
+  [[ -x "$old" ]] || { echo "add-ab: $old is not an executable medcad" >&2; exit 2; }
+  [[ -f "$B/small.ready" ]] || { project "$p"; gen_files "$p/data/ds" "$FILES" $((SIZE_KB * 1024)); touch "$B/small.ready"; }
+  cat "$p"/data/ds/*/* >/dev/null
+  local aside="$B/old-caches"
+  [[ -d "$aside" ]] && removed "$aside"
+  mkdir -p "$aside"
+  for _ in $(seq "$RUNS"); do
+    fresh_add "$p" "$aside"; ta+=("$(time_cmd "$old" -C "$p" data add data/ds --name ds --link hardlink)")
+    fresh_add "$p" "$aside"; tb+=("$(time_cmd "$M" -C "$p" data add data/ds --name ds --link hardlink)")
+  done
+  fresh_add "$p" "$aside"
+  removed "$aside"
+  echo "add --link hardlink, $FILES files: $old median $(median "${ta[@]}")s (runs: ${ta[*]}); this tree median $(median "${tb[@]}")s (runs: ${tb[*]})"
 }
 
 bench_status() {
@@ -227,6 +248,7 @@ bench_remote_status() { # the pushed STATUS_FILES dataset: requests of status --
 case "${1:-all}" in
   add) bench_add small "$FILES" $((SIZE_KB * 1024)) ;;
   add-big) bench_add big 1 $((BIG_MB * 1024 * 1024)) ;;
+  add-ab) bench_add_ab "${2:?usage: $0 add-ab OLD_MEDCAD_BINARY}" ;;
   status) bench_status ;;
   transfer) bench_transfer ;;
   remote-status) bench_remote_status ;;
@@ -237,5 +259,5 @@ case "${1:-all}" in
     bench_transfer
     bench_remote_status
     ;;
-  *) echo "usage: $0 [add|add-big|status|transfer|remote-status|all]" >&2; exit 2 ;;
+  *) echo "usage: $0 [add|add-big|status|transfer|remote-status|all] | add-ab OLD" >&2; exit 2 ;;
 esac

@@ -317,40 +317,30 @@ func (s *Store) AddDir(ctx context.Context, dir string, opts TreeOptions) (*AddR
 	err = forEach(ctx, opts.jobs(8), batches, func(_ int, b []int) error {
 		// The folder is opened at the first file the index does not
 		// know, and files are opened and linked relative to it.
-		dirfd := -1
+		folder := -1
 		defer func() {
-			if dirfd >= 0 {
-				unix.Close(dirfd)
+			if folder >= 0 {
+				unix.Close(folder)
 			}
 		}()
 		for _, i := range b {
 			f := files[i]
-			ip := opts.indexPath(f.rel)
 			e := Entry{Path: f.rel, Mode: fileMode(f.fi), Size: f.fi.Size()}
+			ip := opts.indexPath(f.rel)
 			if id, ok := opts.Index.Lookup(ip, f.fi); ok && ip != "" && s.Has(id) {
 				e.ID = id
 			} else {
 				full := filepath.Join(dir, filepath.FromSlash(f.rel))
-				if dirfd < 0 {
-					d := filepath.Dir(full)
-					fd, err := unix.Open(d, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC|unix.O_NOFOLLOW, 0)
+				if folder < 0 {
+					fd, err := unix.Open(filepath.Dir(full), unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC|unix.O_NOFOLLOW, 0)
 					if err != nil {
-						return &fs.PathError{Op: "open", Path: d, Err: err}
+						return &fs.PathError{Op: "open", Path: filepath.Dir(full), Err: err}
 					}
-					dirfd = fd
+					folder = fd
 				}
-				start := time.Now()
-				put := w.putFileAt
-				if opts.Adopt && f.fi.Mode()&0o111 == 0 {
-					put = w.adoptFileAt
-				}
-				id, n, err := put(ctx, dirfd, path.Base(f.rel), full)
-				if err != nil {
+				var err error
+				if e.ID, e.Size, err = addFile(ctx, w, folder, full, f, ip, opts); err != nil {
 					return err
-				}
-				e.ID, e.Size = id, n
-				if ip != "" && n == f.fi.Size() {
-					opts.Index.Record(ip, f.fi, id, start)
 				}
 				hashed.Add(1)
 			}
@@ -372,6 +362,24 @@ func (s *Store) AddDir(ctx context.Context, dir string, opts TreeOptions) (*AddR
 		return nil, err
 	}
 	return &AddResult{ID: m.ID(), Manifest: m, Hashed: int(hashed.Load())}, nil
+}
+
+// addFile stores file f (at full, in the open folder) with w, linking it
+// into the cache where opts ask, and records it in the index under ip.
+func addFile(ctx context.Context, w *Writer, folder int, full string, f fileInfo, ip string, opts TreeOptions) (ID, int64, error) {
+	start := time.Now()
+	put := w.putFileAt
+	if opts.Adopt && f.fi.Mode()&0o111 == 0 {
+		put = w.adoptFileAt
+	}
+	id, n, err := put(ctx, folder, path.Base(f.rel), full)
+	if err != nil {
+		return ID{}, 0, err
+	}
+	if ip != "" && n == f.fi.Size() {
+		opts.Index.Record(ip, f.fi, id, start)
+	}
+	return id, n, nil
 }
 
 // hashFile returns the SHA-256 of a file.
