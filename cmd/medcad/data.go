@@ -298,9 +298,7 @@ func runDataAdd(ctx context.Context, a *app, opts dataAddOptions) error {
 	if err := d.Write("."); err != nil {
 		return fmt.Errorf("data add: %w", err)
 	}
-	if err := p.store.SaveIndex(ix); err != nil {
-		a.log.Debug("stat index not saved", "err", err)
-	}
+	p.saveIndex(a, ix)
 	out := dataAddResult{Name: d.Name, Pointer: gitops.DatasetPath(d.Name), Manifest: d.Manifest,
 		Files: int(d.Files), Bytes: d.Bytes, Hashed: res.Hashed, Cases: len(cases)}
 	if a.json {
@@ -442,9 +440,7 @@ func runDataStatus(ctx context.Context, a *app, opts dataStatusOptions) error {
 		}
 		out = append(out, st)
 	}
-	if err := p.store.SaveIndex(ix); err != nil {
-		a.log.Debug("stat index not saved", "err", err)
-	}
+	p.saveIndex(a, ix)
 	if a.json {
 		if out == nil {
 			out = []datasetStatus{}
@@ -515,30 +511,28 @@ type transferReport struct {
 	*cas.TransferResult
 }
 
-// transfer pushes or pulls (move) the manifests of the named datasets,
-// with a progress bar on a terminal.
-func (p *dataProject) transfer(ctx context.Context, a *app, opts dataTransferOptions, verb string,
+// transfer pushes or pulls (move) the manifests of datasets ds, with a
+// progress bar on a terminal; topts may name pull targets.
+func (p *dataProject) transfer(ctx context.Context, a *app, ds []*gitops.Dataset, opts dataTransferOptions, verb string,
 	move func(context.Context, *cas.Store, cas.Backend, []cas.ID, cas.TransferOptions) (*cas.TransferResult, error),
-) ([]*gitops.Dataset, cas.Backend, *cas.TransferResult, error) {
-	ds, err := p.datasets(opts.names)
-	if err != nil {
-		return nil, nil, nil, err
-	}
+	topts cas.TransferOptions,
+) (cas.Backend, *cas.TransferResult, error) {
 	remote, err := p.remote(ctx)
 	if err != nil {
-		return nil, nil, nil, err
+		return nil, nil, err
 	}
 	ids := make([]cas.ID, len(ds))
 	for i, d := range ds {
 		ids[i] = d.ManifestID()
 	}
 	prog := a.newProgress(verb)
-	res, err := move(ctx, p.store, remote, ids, cas.TransferOptions{Jobs: p.jobs(opts.jobs), Progress: prog.cas()})
+	topts.Jobs, topts.Progress = p.jobs(opts.jobs), prog.cas()
+	res, err := move(ctx, p.store, remote, ids, topts)
 	prog.finish()
 	if err != nil {
-		return nil, nil, nil, fmt.Errorf("%s: %w", remote, err)
+		return nil, nil, fmt.Errorf("%s: %w", remote, err)
 	}
-	return ds, remote, res, nil
+	return remote, res, nil
 }
 
 func runDataPush(ctx context.Context, a *app, opts dataTransferOptions) error {
@@ -546,7 +540,11 @@ func runDataPush(ctx context.Context, a *app, opts dataTransferOptions) error {
 	if err != nil {
 		return err
 	}
-	ds, remote, res, err := p.transfer(ctx, a, opts, "pushing", cas.Push)
+	ds, err := p.datasets(opts.names)
+	if err != nil {
+		return err
+	}
+	remote, res, err := p.transfer(ctx, a, ds, opts, "pushing", cas.Push, cas.TransferOptions{})
 	if err != nil {
 		return fmt.Errorf("data push: %w", err)
 	}
@@ -584,13 +582,29 @@ func runDataPull(ctx context.Context, a *app, opts dataTransferOptions) error {
 	if err != nil {
 		return err
 	}
-	ds, remote, res, err := p.transfer(ctx, a, opts, "pulling", cas.Pull)
+	ds, err := p.datasets(opts.names)
+	if err != nil {
+		return err
+	}
+	// Files are written as their objects arrive, and the checkout after
+	// the transfer does what is left.
+	ix := p.store.LoadIndex()
+	defer p.saveIndex(a, ix)
+	var topts cas.TransferOptions
+	if !opts.noCheckout {
+		for _, d := range ds {
+			co := cas.CheckoutOptions{Link: link, TreeOptions: cas.TreeOptions{Index: ix, IndexPrefix: d.WorkDir()}}
+			topts.Targets = append(topts.Targets, cas.PullTarget{Manifest: d.ManifestID(), Dir: d.WorkDir(), Options: co})
+		}
+	}
+	remote, res, err := p.transfer(ctx, a, ds, opts, "pulling", cas.Pull, topts)
 	if err != nil {
 		return fmt.Errorf("data pull: %w", err)
 	}
-	var written int
+	written := res.Placed
 	if !opts.noCheckout {
-		if written, err = checkoutDatasets(ctx, a, p, ds, cas.CheckoutOptions{Link: link}); err != nil {
+		n, err := checkoutDatasets(ctx, a, p, ds, cas.CheckoutOptions{Link: link, TreeOptions: cas.TreeOptions{Index: ix}})
+		if written += n; err != nil {
 			return err
 		}
 	}
@@ -653,7 +667,9 @@ func runDataCheckout(ctx context.Context, a *app, opts dataCheckoutOptions) erro
 	if err != nil {
 		return err
 	}
-	n, err := checkoutDatasets(ctx, a, p, ds, cas.CheckoutOptions{Link: link, Force: opts.force})
+	ix := p.store.LoadIndex()
+	defer p.saveIndex(a, ix)
+	n, err := checkoutDatasets(ctx, a, p, ds, cas.CheckoutOptions{Link: link, Force: opts.force, TreeOptions: cas.TreeOptions{Index: ix}})
 	if err != nil {
 		return err
 	}
@@ -664,15 +680,18 @@ func runDataCheckout(ctx context.Context, a *app, opts dataCheckoutOptions) erro
 	return nil
 }
 
-// checkoutDatasets checks out each dataset; a corrupt cache object is
-// repaired from the remote when it can be, then the checkout is retried.
+// saveIndex saves the stat index; it only saves work, so a failure is
+// logged, not an error.
+func (p *dataProject) saveIndex(a *app, ix *cas.Index) {
+	if err := p.store.SaveIndex(ix); err != nil {
+		a.log.Debug("stat index not saved", "err", err)
+	}
+}
+
+// checkoutDatasets checks out each dataset, recording files in
+// opts.Index; a corrupt cache object is repaired from the remote when it
+// can be, then the checkout is retried.
 func checkoutDatasets(ctx context.Context, a *app, p *dataProject, ds []*gitops.Dataset, opts cas.CheckoutOptions) (int, error) {
-	ix := p.store.LoadIndex()
-	defer func() {
-		if err := p.store.SaveIndex(ix); err != nil {
-			a.log.Debug("stat index not saved", "err", err)
-		}
-	}()
 	written := 0
 	for _, d := range ds {
 		m, err := p.store.ReadManifest(d.ManifestID())
@@ -683,7 +702,7 @@ func checkoutDatasets(ctx context.Context, a *app, p *dataProject, ds []*gitops.
 			return written, fmt.Errorf("%s: %w", d.Name, err)
 		}
 		o := opts
-		o.Index, o.IndexPrefix = ix, d.WorkDir()
+		o.IndexPrefix = d.WorkDir()
 		prog := a.newProgress("checkout " + d.Name)
 		o.Progress = prog.cas()
 		res, err := p.store.Checkout(ctx, m, d.WorkDir(), o)

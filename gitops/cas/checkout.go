@@ -272,12 +272,22 @@ func (c *checkout) one(dirfd int, e Entry) (bool, error) {
 	if err := c.materialize(dirfd, src, e, base, exists); err != nil {
 		return false, err
 	}
-	if ip != "" {
-		if err := unix.Fstatat(dirfd, base, &st.st, unix.AT_SYMLINK_NOFOLLOW); err == nil {
-			c.opts.Index.Record(ip, &st, e.ID, time.Now().Add(time.Hour))
-		}
-	}
+	c.record(dirfd, e)
 	return true, nil
+}
+
+// record notes the file of e, just written in the folder dirfd, in the
+// index.
+func (c *checkout) record(dirfd int, e Entry) {
+	ip := c.opts.indexPath(e.Path)
+	if ip == "" {
+		return
+	}
+	st := statInfo{name: path.Base(e.Path)}
+	if err := unix.Fstatat(dirfd, st.name, &st.st, unix.AT_SYMLINK_NOFOLLOW); err == nil {
+		// Its time is settled in the past: the entry is not racy.
+		c.opts.Index.Record(ip, &st, e.ID, time.Now().Add(time.Hour))
+	}
 }
 
 // settled is the mtime given to files written by Checkout: a moment in the

@@ -52,8 +52,9 @@ type S3Config struct {
 // x-amz-checksum-sha256, which the server checks, and If-None-Match: *,
 // so an existing object is never replaced. Retries are left to WithRetry.
 type S3 struct {
-	c   *s3.Client
-	cfg S3Config
+	c      *s3.Client
+	cfg    S3Config
+	direct *s3Direct // GET and HEAD without the SDK's middleware; nil: SDK
 }
 
 // NewS3 opens an S3 remote using the default credential chain (env,
@@ -102,7 +103,7 @@ func NewS3(ctx context.Context, cfg S3Config) (*S3, error) {
 		o.RequestChecksumCalculation = aws.RequestChecksumCalculationWhenRequired
 		o.ResponseChecksumValidation = aws.ResponseChecksumValidationWhenRequired
 	})
-	return &S3{c: c, cfg: cfg}, nil
+	return &S3{c: c, cfg: cfg, direct: newS3Direct(ctx, ac, c.Options(), cfg.Bucket)}, nil
 }
 
 func (b *S3) String() string {
@@ -121,6 +122,14 @@ func (b *S3) key(k string) string {
 }
 
 func (b *S3) Stat(ctx context.Context, key string) (int64, error) {
+	if b.direct != nil {
+		resp, err := b.direct.do(ctx, http.MethodHead, b.key(key))
+		if err != nil {
+			return 0, b.err(ctx, key, err)
+		}
+		resp.Body.Close()
+		return resp.ContentLength, nil
+	}
 	out, err := b.c.HeadObject(ctx, &s3.HeadObjectInput{Bucket: &b.cfg.Bucket, Key: aws.String(b.key(key))})
 	if err != nil {
 		return 0, b.err(ctx, key, err)
@@ -129,6 +138,13 @@ func (b *S3) Stat(ctx context.Context, key string) (int64, error) {
 }
 
 func (b *S3) Get(ctx context.Context, key string) (io.ReadCloser, error) {
+	if b.direct != nil {
+		resp, err := b.direct.do(ctx, http.MethodGet, b.key(key))
+		if err != nil {
+			return nil, b.err(ctx, key, err)
+		}
+		return resp.Body, nil
+	}
 	out, err := b.c.GetObject(ctx, &s3.GetObjectInput{Bucket: &b.cfg.Bucket, Key: aws.String(b.key(key))})
 	if err != nil {
 		return nil, b.err(ctx, key, err)
@@ -294,7 +310,8 @@ func (b *S3) Delete(ctx context.Context, key string) error {
 	return b.err(ctx, key, err)
 }
 
-// err translates SDK errors to the package's sentinels.
+// err translates errors of the SDK and of direct requests to the
+// package's sentinels.
 func (b *S3) err(ctx context.Context, key string, err error) error {
 	if err == nil {
 		return nil
@@ -305,16 +322,7 @@ func (b *S3) err(ctx context.Context, key string, err error) error {
 	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
 		return err
 	}
-	status := 0
-	var re *awshttp.ResponseError
-	if errors.As(err, &re) {
-		status = re.HTTPStatusCode()
-	}
-	code := ""
-	var ae smithy.APIError
-	if errors.As(err, &ae) {
-		code = ae.ErrorCode()
-	}
+	status, code := statusOf(err)
 	var sentinel error
 	switch {
 	case code == "NoSuchKey" || code == "NotFound" || (status == http.StatusNotFound && code != "NoSuchBucket"):
@@ -334,6 +342,19 @@ func (b *S3) err(ctx context.Context, key string, err error) error {
 		return fmt.Errorf("%s %s: %w", b, key, err)
 	}
 	return fmt.Errorf("%s %s: %w (%s)", b, key, sentinel, oneLine(err.Error()))
+}
+
+// sdkStatusOf returns the HTTP status and error code of an SDK error.
+func sdkStatusOf(err error) (status int, code string) {
+	var re *awshttp.ResponseError
+	if errors.As(err, &re) {
+		status = re.HTTPStatusCode()
+	}
+	var ae smithy.APIError
+	if errors.As(err, &ae) {
+		code = ae.ErrorCode()
+	}
+	return status, code
 }
 
 func oneLine(s string) string { return strings.Join(strings.Fields(s), " ") }

@@ -359,7 +359,7 @@ func (w *Writer) putFileAt(ctx context.Context, dirfd int, name, path string) (I
 			return id, int64(n), err
 		}
 	}
-	id, n, err := w.putStream(ctx, f, nil, -1)
+	id, n, err := w.putStream(ctx, f, nil, -1, nil)
 	if err != nil {
 		return id, n, fmt.Errorf("%s: %w", path, err)
 	}
@@ -484,12 +484,13 @@ func (w *Writer) objectDir(id ID) (int, string, error) {
 // given size (size < 0: any). On mismatch nothing is stored and the error
 // wraps ErrCorrupt.
 func (w *Writer) PutReader(ctx context.Context, r io.Reader, want ID, size int64) error {
-	_, _, err := w.putStream(ctx, r, &want, size)
+	_, _, err := w.putStream(ctx, r, &want, size, nil)
 	return err
 }
 
-// putStream copies r to a temporary file while hashing it.
-func (w *Writer) putStream(ctx context.Context, r io.Reader, want *ID, size int64) (ID, int64, error) {
+// putStream copies r to a temporary file while hashing it, and to tee
+// when it is not nil.
+func (w *Writer) putStream(ctx context.Context, r io.Reader, want *ID, size int64, tee io.Writer) (ID, int64, error) {
 	f, err := w.s.createTemp()
 	if err != nil {
 		return ID{}, 0, fmt.Errorf("cache: %w", err)
@@ -509,6 +510,9 @@ func (w *Writer) putStream(ctx context.Context, r io.Reader, want *ID, size int6
 	if v, ok := r.(interface{ verifies() ID }); !ok || want == nil || v.verifies() != *want {
 		h = sha256.New()
 		src = io.TeeReader(src, h)
+	}
+	if tee != nil {
+		src = io.TeeReader(src, tee)
 	}
 	bw := w.s.newBlockWriter(f.File)
 	n, err := bw.ReadFrom(src)

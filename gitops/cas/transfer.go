@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"slices"
 	"sync"
@@ -24,6 +25,11 @@ type TransferOptions struct {
 	Jobs     int      // parallel transfers (default DefaultJobs)
 	Progress Progress // may be nil
 	Retry    RetryPolicy
+	// Targets (Pull only) are folders to write files into as their
+	// objects arrive.
+	Targets []PullTarget
+
+	placers []*placer // of Targets, while Pull fetches
 }
 
 func (o TransferOptions) jobs() int {
@@ -39,6 +45,7 @@ type TransferResult struct {
 	Bytes    int64 `json:"bytes"`    // their bytes
 	Skipped  int   `json:"skipped"`  // already there
 	Complete int   `json:"complete"` // manifests already marked complete on the remote (push)
+	Placed   int   `json:"placed"`   // files of Targets written as their objects arrived (pull)
 }
 
 // marker is the content of a manifest's complete marker.
@@ -177,7 +184,7 @@ func Fetch(ctx context.Context, s *Store, b Backend, objects []Entry, opts Trans
 	w := s.NewWriter()
 	var got, gotBytes atomic.Int64
 	err := forEach(ctx, opts.jobs(), todo, func(_ int, e Entry) error {
-		err := fetchOne(ctx, w, b, e, opts.Retry)
+		err := fetchOne(ctx, w, b, e, opts)
 		if err != nil {
 			return err
 		}
@@ -193,21 +200,47 @@ func Fetch(ctx context.Context, s *Store, b Backend, objects []Entry, opts Trans
 	return res, err
 }
 
-func fetchOne(ctx context.Context, w *Writer, b Backend, e Entry, p RetryPolicy) error {
+func fetchOne(ctx context.Context, w *Writer, b Backend, e Entry, opts TransferOptions) error {
+	var places []func() *placement
+	for _, p := range opts.placers {
+		if pe, ok := p.take(e.ID); ok {
+			places = append(places, func() *placement { return p.begin(pe) })
+		}
+	}
 	attempt := func() error {
 		rc, err := b.Get(ctx, objectKey(e.ID))
 		if err != nil {
 			return err
 		}
 		defer rc.Close()
-		err = w.PutReader(ctx, rc, e.ID, e.Size) // Size < 0: unknown
+		var tee io.Writer
+		var started []*placement
+		for _, begin := range places {
+			started = append(started, begin())
+		}
+		switch len(started) {
+		case 0:
+		case 1:
+			tee = started[0]
+		default:
+			ws := make([]io.Writer, len(started))
+			for i, pl := range started {
+				ws[i] = pl
+			}
+			tee = io.MultiWriter(ws...)
+		}
+		want := e.ID
+		_, _, err = w.putStream(ctx, rc, &want, e.Size, tee) // Size < 0: unknown
+		for _, pl := range started {
+			pl.finish(err == nil)
+		}
 		if errors.Is(err, ErrCorrupt) {
 			// A damaged transfer may succeed next time.
 			return transient{err}
 		}
 		return err
 	}
-	err := p.Do(ctx, attempt)
+	err := opts.Retry.Do(ctx, attempt)
 	var t transient
 	if errors.As(err, &t) {
 		err = t.err
@@ -243,11 +276,28 @@ func Pull(ctx context.Context, s *Store, b Backend, manifests []ID, opts Transfe
 		}
 		objects = append(objects, m.Entries...)
 	}
+	for _, t := range opts.Targets {
+		m, err := s.ReadManifest(t.Manifest)
+		if err != nil {
+			return res, err
+		}
+		p, err := s.newPlacer(m, t)
+		if err != nil {
+			return res, fmt.Errorf("%s: %w", t.Dir, err)
+		}
+		if p != nil {
+			defer p.close()
+			opts.placers = append(opts.placers, p)
+		}
+	}
 	r2, err := Fetch(ctx, s, b, objects, opts)
 	if r2 != nil {
 		res.Objects += r2.Objects
 		res.Bytes += r2.Bytes
 		res.Skipped += r2.Skipped
+	}
+	for _, p := range opts.placers {
+		res.Placed += int(p.count.Load())
 	}
 	return res, err
 }

@@ -1,0 +1,237 @@
+package cas
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// PullTarget asks Pull to write the files of a manifest into a folder as
+// their objects arrive, instead of reading them back from the cache
+// afterwards: a pull then reads every object once. Only files that do not
+// exist yet are written this way, only where a checkout would copy (not
+// link or clone), and only the first file of each object; a Checkout of
+// the same manifest after Pull does the rest, and finds the files written
+// here in place (recorded in Options.Index).
+type PullTarget struct {
+	Manifest ID
+	Dir      string
+	Options  CheckoutOptions
+}
+
+// placer writes the workspace files of one PullTarget.
+type placer struct {
+	c     *checkout
+	mu    sync.Mutex
+	todo  map[ID]Entry   // the first entry of each object not yet placed
+	dirs  map[string]int // open folders, by path in the manifest
+	count atomic.Int64   // files placed
+}
+
+// maxOpenDirs bounds the folders a placer keeps open; past it each
+// file opens its folder.
+const maxOpenDirs = 256
+
+// newPlacer prepares target t; it returns nil when its files are better
+// made by Checkout (hard links, or clones the file system supports).
+func (s *Store) newPlacer(m *Manifest, t PullTarget) (*placer, error) {
+	if t.Options.Link == LinkHardlink || t.Options.Link == LinkReflink {
+		return nil, nil
+	}
+	if err := os.MkdirAll(t.Dir, 0o755); err != nil {
+		return nil, err
+	}
+	root, err := os.OpenRoot(t.Dir)
+	if err != nil {
+		return nil, err
+	}
+	s.probeOnce.Do(s.probe)
+	c := &checkout{s: s, root: root, dir: t.Dir, opts: t.Options, dirs: map[string]error{}}
+	if t.Options.Link == LinkAuto && s.clones(root) {
+		root.Close()
+		return nil, nil
+	}
+	p := &placer{c: c, todo: make(map[ID]Entry, len(m.Entries)), dirs: map[string]int{}}
+	for _, e := range m.Entries {
+		if _, ok := p.todo[e.ID]; !ok {
+			p.todo[e.ID] = e
+		}
+	}
+	return p, nil
+}
+
+// clones reports whether files can be cloned from the cache into root's
+// folder (FICLONE between two scratch files).
+func (s *Store) clones(root *os.Root) bool {
+	src, err := os.CreateTemp(s.tmp, "clone-probe-*")
+	if err != nil {
+		return false
+	}
+	defer os.Remove(src.Name())
+	defer src.Close()
+	if _, err := src.Write(make([]byte, 4096)); err != nil {
+		return false
+	}
+	name := fmt.Sprintf("%sclone-probe-%d", checkoutTemp, time.Now().UnixNano())
+	dst, err := root.OpenFile(name, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return false
+	}
+	defer root.Remove(name)
+	defer dst.Close()
+	return unix.IoctlFileClone(int(dst.Fd()), int(src.Fd())) == nil
+}
+
+// close closes the placer's folders.
+func (p *placer) close() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, fd := range p.dirs {
+		unix.Close(fd)
+	}
+	p.dirs = nil
+	p.c.root.Close()
+}
+
+// take returns the entry to place for object id, once.
+func (p *placer) take(id ID) (Entry, bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	e, ok := p.todo[id]
+	delete(p.todo, id)
+	return e, ok
+}
+
+// folder returns an open descriptor of the folder of e, made if need be,
+// and whether the caller must close it.
+func (p *placer) folder(e Entry) (int, bool, error) {
+	if err := p.c.mkdirs(e.Path); err != nil {
+		return -1, false, err
+	}
+	d := path.Dir(e.Path)
+	p.mu.Lock()
+	fd, ok := p.dirs[d]
+	p.mu.Unlock()
+	if ok {
+		return fd, false, nil
+	}
+	f, err := p.c.root.Open(d)
+	if err != nil {
+		return -1, false, err
+	}
+	fd, err = unix.Dup(int(f.Fd()))
+	f.Close()
+	if err != nil {
+		return -1, false, err
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if old, ok := p.dirs[d]; ok {
+		unix.Close(fd)
+		return old, false, nil
+	}
+	if p.dirs == nil || len(p.dirs) >= maxOpenDirs {
+		return fd, true, nil
+	}
+	p.dirs[d] = fd
+	return fd, false, nil
+}
+
+// placement is one workspace file being written from an arriving object.
+// Its Write never fails: a file that cannot be written is dropped, and
+// the Checkout after the pull makes it (or reports why it cannot).
+type placement struct {
+	p       *placer
+	e       Entry
+	dirfd   int
+	closeFD bool
+	f       *os.File
+	named   bool
+	tmp     string
+	bw      *blockWriter
+	err     error
+}
+
+// begin starts the workspace file of entry e (from take).
+func (p *placer) begin(e Entry) *placement {
+	pl := &placement{p: p, e: e, dirfd: -1}
+	pl.tmp = fmt.Sprintf("%s%d-%s", checkoutTemp, time.Now().UnixNano(), e.ID.Short())
+	pl.dirfd, pl.closeFD, pl.err = p.folder(e)
+	if pl.err == nil {
+		pl.f, pl.named, pl.err = p.c.create(pl.dirfd, pl.tmp, e.Mode)
+	}
+	if pl.err == nil {
+		p.c.alignOnce.Do(func() { p.c.align = directAlign(int(pl.f.Fd())) })
+		pl.bw = newBlockWriter(pl.f, p.c.align, &p.c.s.blocks)
+	}
+	return pl
+}
+
+func (pl *placement) Write(b []byte) (int, error) {
+	if pl.err == nil {
+		_, pl.err = pl.bw.Write(b)
+	}
+	return len(b), nil
+}
+
+// finish names the file when the object arrived whole and verified
+// (ok); otherwise, or when the name is taken, it leaves nothing behind,
+// and the Checkout after the pull deals with the file.
+func (pl *placement) finish(ok bool) {
+	if pl.bw != nil {
+		if err := pl.bw.Close(); pl.err == nil {
+			pl.err = err
+		}
+	}
+	if !ok && pl.err == nil {
+		pl.err = errors.New("object not received")
+	}
+	if pl.err == nil {
+		pl.err = pl.name()
+	}
+	if pl.f != nil {
+		pl.f.Close()
+		if pl.err != nil && pl.named {
+			unix.Unlinkat(pl.dirfd, pl.tmp, 0)
+		}
+	}
+	if pl.closeFD {
+		unix.Close(pl.dirfd)
+	}
+}
+
+// name gives the finished file its mode, time and name (never replacing
+// a file), and records it in the index.
+func (pl *placement) name() error {
+	c, e := pl.p.c, pl.e
+	if err := pl.f.Chmod(e.Mode); err != nil {
+		return err
+	}
+	base := path.Base(e.Path)
+	var err error
+	if pl.named {
+		// A named temporary is linked, not renamed: a link never replaces.
+		if err = unix.Linkat(pl.dirfd, pl.tmp, pl.dirfd, base, 0); err == nil {
+			unix.Unlinkat(pl.dirfd, pl.tmp, 0)
+			pl.named = false
+		}
+	} else {
+		err = linkFD(int(pl.f.Fd()), pl.dirfd, base)
+	}
+	if err != nil {
+		return err
+	}
+	t := unix.NsecToTimespec(settled().UnixNano())
+	if err := unix.UtimesNanoAt(pl.dirfd, base, []unix.Timespec{t, t}, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+		return err
+	}
+	c.record(pl.dirfd, e)
+	pl.p.count.Add(1)
+	return nil
+}
