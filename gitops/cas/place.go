@@ -30,7 +30,7 @@ type placer struct {
 	c     *checkout
 	mu    sync.Mutex
 	todo  map[ID]Entry   // the first entry of each object not yet placed
-	dirs  map[string]int // open folders, by path in the manifest
+	dirs  map[string]*os.File // open folders, by path in the manifest
 	count atomic.Int64   // files placed
 }
 
@@ -57,7 +57,7 @@ func (s *Store) newPlacer(m *Manifest, t PullTarget) (*placer, error) {
 		root.Close()
 		return nil, nil
 	}
-	p := &placer{c: c, todo: make(map[ID]Entry, len(m.Entries)), dirs: map[string]int{}}
+	p := &placer{c: c, todo: make(map[ID]Entry, len(m.Entries)), dirs: map[string]*os.File{}}
 	for _, e := range m.Entries {
 		if _, ok := p.todo[e.ID]; !ok {
 			p.todo[e.ID] = e
@@ -92,8 +92,8 @@ func (s *Store) clones(root *os.Root) bool {
 func (p *placer) close() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	for _, fd := range p.dirs {
-		unix.Close(fd)
+	for _, f := range p.dirs {
+		f.Close()
 	}
 	p.dirs = nil
 	p.c.root.Close()
@@ -108,62 +108,60 @@ func (p *placer) take(id ID) (Entry, bool) {
 	return e, ok
 }
 
-// folder returns an open descriptor of the folder of e, made if need be,
-// and whether the caller must close it.
-func (p *placer) folder(e Entry) (int, bool, error) {
+// folder returns the open folder of e, made if need be, and whether the
+// caller must close it.
+func (p *placer) folder(e Entry) (*os.File, bool, error) {
 	if err := p.c.mkdirs(e.Path); err != nil {
-		return -1, false, err
+		return nil, false, err
 	}
 	d := path.Dir(e.Path)
 	p.mu.Lock()
-	fd, ok := p.dirs[d]
+	f, ok := p.dirs[d]
 	p.mu.Unlock()
 	if ok {
-		return fd, false, nil
+		return f, false, nil
 	}
+	// Through the root: no symbolic link on the way.
 	f, err := p.c.root.Open(d)
 	if err != nil {
-		return -1, false, err
-	}
-	fd, err = unix.Dup(int(f.Fd()))
-	f.Close()
-	if err != nil {
-		return -1, false, err
+		return nil, false, err
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if old, ok := p.dirs[d]; ok {
-		unix.Close(fd)
+		f.Close()
 		return old, false, nil
 	}
 	if p.dirs == nil || len(p.dirs) >= maxOpenDirs {
-		return fd, true, nil
+		return f, true, nil
 	}
-	p.dirs[d] = fd
-	return fd, false, nil
+	p.dirs[d] = f
+	return f, false, nil
 }
 
 // placement is one workspace file being written from an arriving object.
 // Its Write never fails: a file that cannot be written is dropped, and
 // the Checkout after the pull makes it (or reports why it cannot).
 type placement struct {
-	p       *placer
-	e       Entry
-	dirfd   int
-	closeFD bool
-	f       *os.File
-	named   bool
-	tmp     string
-	bw      *blockWriter
-	err     error
+	p        *placer
+	e        Entry
+	dir      *os.File // its folder
+	closeDir bool
+	dirfd    int
+	f        *os.File
+	named    bool
+	tmp      string
+	bw       *blockWriter
+	err      error
 }
 
 // begin starts the workspace file of entry e (from take).
 func (p *placer) begin(e Entry) *placement {
 	pl := &placement{p: p, e: e, dirfd: -1}
 	pl.tmp = fmt.Sprintf("%s%d-%s", checkoutTemp, time.Now().UnixNano(), e.ID.Short())
-	pl.dirfd, pl.closeFD, pl.err = p.folder(e)
+	pl.dir, pl.closeDir, pl.err = p.folder(e)
 	if pl.err == nil {
+		pl.dirfd = int(pl.dir.Fd())
 		pl.f, pl.named, pl.err = p.c.create(pl.dirfd, pl.tmp, e.Mode)
 	}
 	if pl.err == nil {
@@ -201,8 +199,8 @@ func (pl *placement) finish(ok bool) {
 			unix.Unlinkat(pl.dirfd, pl.tmp, 0)
 		}
 	}
-	if pl.closeFD {
-		unix.Close(pl.dirfd)
+	if pl.closeDir {
+		pl.dir.Close()
 	}
 }
 

@@ -201,10 +201,15 @@ func Fetch(ctx context.Context, s *Store, b Backend, objects []Entry, opts Trans
 }
 
 func fetchOne(ctx context.Context, w *Writer, b Backend, e Entry, opts TransferOptions) error {
-	var places []func() *placement
+	// The workspace files this object is to become as it arrives.
+	type file struct {
+		p *placer
+		e Entry
+	}
+	var files []file
 	for _, p := range opts.placers {
 		if pe, ok := p.take(e.ID); ok {
-			places = append(places, func() *placement { return p.begin(pe) })
+			files = append(files, file{p, pe})
 		}
 	}
 	attempt := func() error {
@@ -214,24 +219,18 @@ func fetchOne(ctx context.Context, w *Writer, b Backend, e Entry, opts TransferO
 		}
 		defer rc.Close()
 		var tee io.Writer
-		var started []*placement
-		for _, begin := range places {
-			started = append(started, begin())
+		placing := make([]*placement, len(files))
+		ws := make([]io.Writer, len(files))
+		for i, f := range files {
+			placing[i] = f.p.begin(f.e)
+			ws[i] = placing[i]
 		}
-		switch len(started) {
-		case 0:
-		case 1:
-			tee = started[0]
-		default:
-			ws := make([]io.Writer, len(started))
-			for i, pl := range started {
-				ws[i] = pl
-			}
+		if len(ws) > 0 {
 			tee = io.MultiWriter(ws...)
 		}
 		want := e.ID
 		_, _, err = w.putStream(ctx, rc, &want, e.Size, tee) // Size < 0: unknown
-		for _, pl := range started {
+		for _, pl := range placing {
 			pl.finish(err == nil)
 		}
 		if errors.Is(err, ErrCorrupt) {
