@@ -336,7 +336,7 @@ func (c *checkout) write(dirfd int, src *os.File, e Entry, base, tmp string, rep
 		if named {
 			err = unix.Renameat(dirfd, tmp, dirfd, base)
 		} else {
-			err = place(dirfd, base, tmp, replace, func(name string) error { return linkFD(int(dst.Fd()), dirfd, name) })
+			err = place(dirfd, base, tmp, replace, func(name string) error { return c.s.linkFD(int(dst.Fd()), dirfd, name) })
 		}
 	}
 	if cerr := dst.Close(); err == nil {

@@ -220,7 +220,7 @@ func (pl *placement) name() error {
 			pl.named = false
 		}
 	} else {
-		err = linkFD(int(pl.f.Fd()), pl.dirfd, base)
+		err = c.s.linkFD(int(pl.f.Fd()), pl.dirfd, base)
 	}
 	if err != nil {
 		return err

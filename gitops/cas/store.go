@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -43,10 +44,11 @@ type Store struct {
 	dir  string // the cache folder
 	tmp  string // temporary files, same file system as dir
 
-	probeOnce sync.Once
-	unnamed   bool // the file system has O_TMPFILE and linkat works
-	align     int  // alignment of direct I/O on the file system; 0: none
-	blocks    blockPool
+	probeOnce   sync.Once
+	unnamed     bool        // the file system has O_TMPFILE and linkat works
+	noEmptyPath atomic.Bool // linkat(AT_EMPTY_PATH) refused: link through /proc
+	align       int         // alignment of direct I/O on the file system; 0: none
+	blocks      blockPool
 
 	checkedMu sync.Mutex
 	checked   map[ID]bool // objects hashed by this process since Open
@@ -588,15 +590,24 @@ func (s *Store) probe() {
 	defer unix.Close(fd)
 	s.align = directAlign(fd)
 	probe := filepath.Join(s.tmp, fmt.Sprintf("probe-%d-%d", os.Getpid(), time.Now().UnixNano()))
-	if linkFD(fd, unix.AT_FDCWD, probe) == nil {
+	if s.linkFD(fd, unix.AT_FDCWD, probe) == nil {
 		os.Remove(probe)
 		s.unnamed = true
 	}
 }
 
 // linkFD gives the open file fd the name path, relative to the folder
-// dirfd (unix.AT_FDCWD: the working folder, or path is absolute).
-func linkFD(fd, dirfd int, path string) error {
+// dirfd (unix.AT_FDCWD: the working folder, or path is absolute). It
+// links the descriptor itself (AT_EMPTY_PATH) where the kernel lets the
+// process, else through /proc/self/fd, whose lookup costs more.
+func (s *Store) linkFD(fd, dirfd int, path string) error {
+	if !s.noEmptyPath.Load() {
+		err := unix.Linkat(fd, "", dirfd, path, unix.AT_EMPTY_PATH)
+		if !errors.Is(err, unix.ENOENT) && !errors.Is(err, unix.EPERM) && !errors.Is(err, unix.EINVAL) {
+			return err
+		}
+		s.noEmptyPath.Store(true)
+	}
 	return unix.Linkat(unix.AT_FDCWD, "/proc/self/fd/"+strconv.Itoa(fd), dirfd, path, unix.AT_SYMLINK_FOLLOW)
 }
 
@@ -694,7 +705,7 @@ func (w *Writer) name(f *tempFile, id ID) error {
 	}
 	if f.named {
 		err = unix.Renameat(unix.AT_FDCWD, f.Name(), objfd, base)
-	} else if err = linkFD(int(f.Fd()), objfd, base); errors.Is(err, unix.EEXIST) {
+	} else if err = w.s.linkFD(int(f.Fd()), objfd, base); errors.Is(err, unix.EEXIST) {
 		err = nil
 	}
 	if err != nil {

@@ -472,31 +472,38 @@ func TestPullCorruptRemote(t *testing.T) {
 // More objects than one sync batch, written by parallel workers: every one
 // is named and good after Close, and nothing is left in tmp.
 func TestWriterBatches(t *testing.T) {
-	proj := t.TempDir()
-	s, _ := Open(proj)
-	w := s.NewWriter()
-	n := 2*syncBatchFiles + 77
-	ids := make([]ID, n)
-	err := forEach(context.Background(), 8, ids, func(i int, _ ID) error {
-		id, err := w.PutBytes([]byte(fmt.Sprintf("object %d", i)))
-		ids[i] = id
-		return err
-	})
-	if cerr := w.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	for i, id := range ids {
-		if err := s.VerifyObject(id); err != nil {
-			t.Fatalf("object %d: %v", i, err)
-		}
-	}
-	if ents, _ := os.ReadDir(filepath.Join(proj, tmpDir)); len(ents) != 0 {
-		t.Errorf("%d files left in tmp", len(ents))
-	}
-	if _, err := w.PutBytes([]byte("late")); err == nil {
-		t.Error("PutBytes after Close succeeded")
+	// Unnamed files are linked by descriptor where the kernel allows it
+	// (root), else through /proc/self/fd: both ways.
+	for _, viaProc := range []bool{false, true} {
+		t.Run(fmt.Sprintf("viaProc=%v", viaProc), func(t *testing.T) {
+			proj := t.TempDir()
+			s, _ := Open(proj)
+			s.noEmptyPath.Store(viaProc)
+			w := s.NewWriter()
+			n := 2*syncBatchFiles + 77
+			ids := make([]ID, n)
+			err := forEach(context.Background(), 8, ids, func(i int, _ ID) error {
+				id, err := w.PutBytes([]byte(fmt.Sprintf("object %d", i)))
+				ids[i] = id
+				return err
+			})
+			if cerr := w.Close(); err == nil {
+				err = cerr
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			for i, id := range ids {
+				if err := s.VerifyObject(id); err != nil {
+					t.Fatalf("object %d: %v", i, err)
+				}
+			}
+			if ents, _ := os.ReadDir(filepath.Join(proj, tmpDir)); len(ents) != 0 {
+				t.Errorf("%d files left in tmp", len(ents))
+			}
+			if _, err := w.PutBytes([]byte("late")); err == nil {
+				t.Error("PutBytes after Close succeeded")
+			}
+		})
 	}
 }
