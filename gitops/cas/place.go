@@ -29,9 +29,9 @@ type PullTarget struct {
 type placer struct {
 	c     *checkout
 	mu    sync.Mutex
-	todo  map[ID]Entry   // the first entry of each object not yet placed
+	todo  map[ID]Entry        // the first entry of each object not yet placed
 	dirs  map[string]*os.File // open folders, by path in the manifest
-	count atomic.Int64   // files placed
+	count atomic.Int64        // files placed
 }
 
 // maxOpenDirs bounds the folders a placer keeps open; past it each
