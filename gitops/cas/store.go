@@ -482,16 +482,10 @@ func (w *Writer) objectDir(id ID) (int, string, error) {
 	return fd, base, nil
 }
 
-// PutReader stores what r yields and checks that it is object want of the
-// given size (size < 0: any). On mismatch nothing is stored and the error
-// wraps ErrCorrupt.
-func (w *Writer) PutReader(ctx context.Context, r io.Reader, want ID, size int64) error {
-	_, _, err := w.putStream(ctx, r, &want, size, nil)
-	return err
-}
-
 // putStream copies r to a temporary file while hashing it, and to tee
-// when it is not nil.
+// when it is not nil, and stores it. When want is set, it checks that r
+// yielded object want of the given size (size < 0: any); on mismatch
+// nothing is stored and the error wraps ErrCorrupt.
 func (w *Writer) putStream(ctx context.Context, r io.Reader, want *ID, size int64, tee io.Writer) (ID, int64, error) {
 	f, err := w.s.createTemp()
 	if err != nil {
