@@ -70,15 +70,27 @@ func OpenRemote(ctx context.Context, cfg RemoteConfig) (Backend, error) {
 	}
 }
 
-// permanent reports whether retrying err cannot help.
+// permanent reports whether retrying err cannot help, or was done
+// already: an error that spent a policy's attempts (a retrying backend
+// inside a retried fetch) is not tried again.
 func permanent(err error) bool {
 	for _, e := range []error{ErrNotFound, ErrExists, ErrCorrupt, ErrPermission, ErrUnsupported, context.Canceled, context.DeadlineExceeded} {
 		if errors.Is(err, e) {
 			return true
 		}
 	}
-	return false
+	var ex exhausted
+	return errors.As(err, &ex)
 }
+
+// exhausted is the last error of a RetryPolicy that spent its attempts.
+type exhausted struct {
+	attempts int
+	err      error
+}
+
+func (e exhausted) Error() string { return fmt.Sprintf("after %d attempts: %v", e.attempts, e.err) }
+func (e exhausted) Unwrap() error { return e.err }
 
 // RetryPolicy is exponential backoff with full jitter.
 type RetryPolicy struct {
@@ -121,7 +133,7 @@ func (p RetryPolicy) Do(ctx context.Context, fn func() error) error {
 		case <-t.C:
 		}
 	}
-	return fmt.Errorf("after %d attempts: %w", attempts, err)
+	return exhausted{attempts, err}
 }
 
 // WithRetry wraps b so that transient failures are retried.

@@ -162,7 +162,8 @@ func Push(ctx context.Context, s *Store, b Backend, manifests []ID, opts Transfe
 
 // Fetch copies objects from b into the cache, verifying each; objects
 // already cached are skipped. A transfer that fails or arrives corrupt is
-// tried again under opts.Retry.
+// tried again under opts.Retry, except a failure a retrying backend
+// (WithRetry) has already tried as often as its policy allows.
 func Fetch(ctx context.Context, s *Store, b Backend, objects []Entry, opts TransferOptions) (*TransferResult, error) {
 	res := &TransferResult{}
 	var todo []Entry
