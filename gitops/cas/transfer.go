@@ -246,7 +246,7 @@ func fetchOne(ctx context.Context, w *Writer, b Backend, e Entry, opts TransferO
 		err = t.err
 	}
 	if err != nil {
-		return fmt.Errorf("pull %s from %s: %w", e.ID.Short(), b, err)
+		return fmt.Errorf("pull %s: %w", e.ID.Short(), err) // the caller names the remote
 	}
 	return nil
 }
