@@ -509,6 +509,7 @@ type transferReport struct {
 	Remote   string `json:"remote"`
 	Datasets int    `json:"datasets"`
 	*cas.TransferResult
+	CheckedOut *int `json:"checked_out,omitempty"` // files written in data/ (pull with checkout)
 }
 
 // transfer pushes or pulls (move) the manifests of datasets ds, with a
@@ -609,6 +610,9 @@ func runDataPull(ctx context.Context, a *app, opts dataTransferOptions) error {
 		}
 	}
 	rep := transferReport{Remote: remote.String(), Datasets: len(ds), TransferResult: res}
+	if !opts.noCheckout {
+		rep.CheckedOut = &written
+	}
 	if a.json {
 		return a.printJSON(rep)
 	}
