@@ -295,6 +295,25 @@ func (c *checkout) record(dirfd int, e Entry) {
 // never racy.
 func settled() time.Time { return time.Now().Add(-2 * time.Second).Truncate(time.Second) }
 
+// settle gives the file base in the folder dirfd the settled time.
+func settle(dirfd int, base string) error {
+	t := unix.NsecToTimespec(settled().UnixNano())
+	return unix.UtimesNanoAt(dirfd, base, []unix.Timespec{t, t}, unix.AT_SYMLINK_NOFOLLOW)
+}
+
+// tempName is a name for a file of e being written, which walks skip and
+// the next checkout removes.
+func tempName(e Entry) string {
+	return fmt.Sprintf("%s%d-%s", checkoutTemp, time.Now().UnixNano(), e.ID.Short())
+}
+
+// newWriter writes dst, a new file in the checkout's folder, with direct
+// I/O where the file system offers it (probed on the first file).
+func (c *checkout) newWriter(dst *os.File) *blockWriter {
+	c.alignOnce.Do(func() { c.align = directAlign(int(dst.Fd())) })
+	return newBlockWriter(dst, c.align, &c.s.blocks)
+}
+
 // materialize writes object src (entry e) as base in the folder dirfd,
 // verifying its content; replace says a file of that name is there.
 func (c *checkout) materialize(dirfd int, src *os.File, e Entry, base string, replace bool) error {
@@ -308,11 +327,9 @@ func (c *checkout) materialize(dirfd int, src *os.File, e Entry, base string, re
 		}
 		verify = false
 	}
-	tmp := fmt.Sprintf("%s%d-%s", checkoutTemp, time.Now().UnixNano(), e.ID.Short())
-	err := c.write(dirfd, src, e, base, tmp, replace, verify)
+	err := c.write(dirfd, src, e, base, tempName(e), replace, verify)
 	if err == nil && c.opts.Link != LinkHardlink {
-		t := unix.NsecToTimespec(settled().UnixNano())
-		err = unix.UtimesNanoAt(dirfd, base, []unix.Timespec{t, t}, unix.AT_SYMLINK_NOFOLLOW)
+		err = settle(dirfd, base)
 	}
 	if err != nil {
 		return fmt.Errorf("write %s: %w", filepath.Join(c.dir, filepath.FromSlash(e.Path)), err)
@@ -402,8 +419,7 @@ func (c *checkout) fill(dst, src *os.File, e Entry, verify bool) error {
 		}
 	}
 	if !cloned {
-		c.alignOnce.Do(func() { c.align = directAlign(int(dst.Fd())) })
-		bw := newBlockWriter(dst, c.align, &c.s.blocks)
+		bw := c.newWriter(dst)
 		r := io.Reader(newDirectReader(src, e.Size, c.s.align))
 		var h hash.Hash
 		if verify {

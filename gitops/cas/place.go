@@ -158,15 +158,14 @@ type placement struct {
 // begin starts the workspace file of entry e (from take).
 func (p *placer) begin(e Entry) *placement {
 	pl := &placement{p: p, e: e, dirfd: -1}
-	pl.tmp = fmt.Sprintf("%s%d-%s", checkoutTemp, time.Now().UnixNano(), e.ID.Short())
+	pl.tmp = tempName(e)
 	pl.dir, pl.closeDir, pl.err = p.folder(e)
 	if pl.err == nil {
 		pl.dirfd = int(pl.dir.Fd())
 		pl.f, pl.named, pl.err = p.c.create(pl.dirfd, pl.tmp, e.Mode)
 	}
 	if pl.err == nil {
-		p.c.alignOnce.Do(func() { p.c.align = directAlign(int(pl.f.Fd())) })
-		pl.bw = newBlockWriter(pl.f, p.c.align, &p.c.s.blocks)
+		pl.bw = p.c.newWriter(pl.f)
 	}
 	return pl
 }
@@ -225,8 +224,7 @@ func (pl *placement) name() error {
 	if err != nil {
 		return err
 	}
-	t := unix.NsecToTimespec(settled().UnixNano())
-	if err := unix.UtimesNanoAt(pl.dirfd, base, []unix.Timespec{t, t}, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+	if err := settle(pl.dirfd, base); err != nil {
 		return err
 	}
 	c.record(pl.dirfd, e)
