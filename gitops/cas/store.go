@@ -271,10 +271,11 @@ type Writer struct {
 	mu   sync.Mutex
 	err  error
 	pool sync.Pool
-	// objDirs holds open descriptors of the cache folders objects/xx
-	// that got new names, by first byte of the object ID: names are made
-	// relative to them, and Close syncs them.
-	objDirs map[byte]int
+	// objDirs holds open descriptors (plus one; 0: none) of the cache
+	// folders objects/xx that got new names, by first byte of the object
+	// ID: names are made relative to them, and Close syncs them. Set
+	// under mu, read without it.
+	objDirs [256]atomic.Int32
 
 	waiting      []waitingObject // unnamed objects written, not yet synced
 	waitingBytes int64
@@ -295,7 +296,7 @@ const (
 
 // NewWriter starts a batch of writes.
 func (s *Store) NewWriter() *Writer {
-	return &Writer{s: s, objDirs: map[byte]int{}, pool: sync.Pool{New: func() any { b := make([]byte, smallLimit); return &b }}}
+	return &Writer{s: s, pool: sync.Pool{New: func() any { b := make([]byte, smallLimit); return &b }}}
 }
 
 // PutBytes stores data and returns its ID.
@@ -437,7 +438,13 @@ func (w *Writer) adoptFileAt(ctx context.Context, dirfd int, name, path string) 
 	if err != nil {
 		return ID{}, 0, fmt.Errorf("cache: %w", err)
 	}
-	err = unix.Linkat(dirfd, name, objfd, base, 0)
+	// Link the open file, which is what was hashed, where the kernel
+	// lets the process; else by name, which the checks above vouch for.
+	if tried, lerr := w.s.tryLinkFD(fd, objfd, base); tried {
+		err = lerr
+	} else {
+		err = unix.Linkat(dirfd, name, objfd, base, 0)
+	}
 	switch {
 	case err == nil:
 		return id, n, nil
@@ -461,14 +468,16 @@ func (w *Writer) adoptFileAt(ctx context.Context, dirfd int, name, path string) 
 // object id, created when missing, and the object's name in it. The
 // folder is synced and closed by Close.
 func (w *Writer) objectDir(id ID) (int, string, error) {
-	final := w.s.Path(id)
-	base := filepath.Base(final)
+	hex := id.Hex()
+	if fd := w.objDirs[id[0]].Load(); fd > 0 {
+		return int(fd - 1), hex[2:], nil
+	}
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	if fd, ok := w.objDirs[id[0]]; ok {
-		return fd, base, nil
+	if fd := w.objDirs[id[0]].Load(); fd > 0 {
+		return int(fd - 1), hex[2:], nil
 	}
-	dir := filepath.Dir(final)
+	dir := filepath.Join(w.s.dir, "objects", hex[:2])
 	fd, err := unix.Open(dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 	if errors.Is(err, unix.ENOENT) {
 		if err = os.MkdirAll(dir, 0o755); err == nil {
@@ -478,8 +487,8 @@ func (w *Writer) objectDir(id ID) (int, string, error) {
 	if err != nil {
 		return -1, "", &fs.PathError{Op: "open", Path: dir, Err: err}
 	}
-	w.objDirs[id[0]] = fd
-	return fd, base, nil
+	w.objDirs[id[0]].Store(int32(fd + 1))
+	return fd, hex[2:], nil
 }
 
 // putStream copies r to a temporary file while hashing it, and to tee
@@ -595,14 +604,26 @@ func (s *Store) probe() {
 // links the descriptor itself (AT_EMPTY_PATH) where the kernel lets the
 // process, else through /proc/self/fd, whose lookup costs more.
 func (s *Store) linkFD(fd, dirfd int, path string) error {
-	if !s.noEmptyPath.Load() {
-		err := unix.Linkat(fd, "", dirfd, path, unix.AT_EMPTY_PATH)
-		if !errors.Is(err, unix.ENOENT) && !errors.Is(err, unix.EPERM) && !errors.Is(err, unix.EINVAL) {
-			return err
-		}
-		s.noEmptyPath.Store(true)
+	if tried, err := s.tryLinkFD(fd, dirfd, path); tried {
+		return err
 	}
 	return unix.Linkat(unix.AT_FDCWD, "/proc/self/fd/"+strconv.Itoa(fd), dirfd, path, unix.AT_SYMLINK_FOLLOW)
+}
+
+// tryLinkFD links the open file fd as path relative to dirfd with
+// AT_EMPTY_PATH. tried is false when the kernel does not let the process
+// (before Linux 6.10 it takes CAP_DAC_READ_SEARCH): now or before, as the
+// first refusal is remembered.
+func (s *Store) tryLinkFD(fd, dirfd int, path string) (tried bool, err error) {
+	if s.noEmptyPath.Load() {
+		return false, nil
+	}
+	err = unix.Linkat(fd, "", dirfd, path, unix.AT_EMPTY_PATH)
+	if errors.Is(err, unix.ENOENT) || errors.Is(err, unix.EPERM) || errors.Is(err, unix.EINVAL) {
+		s.noEmptyPath.Store(true)
+		return false, nil
+	}
+	return true, err
 }
 
 // discard drops an object file that will not be stored.
@@ -734,13 +755,15 @@ func (w *Writer) Close() error {
 	}
 	w.err = errors.New("cache writer closed")
 	// Parallel syncs share journal commits.
-	dirs := make([]byte, 0, len(w.objDirs))
-	for b := range w.objDirs {
-		dirs = append(dirs, b)
+	var dirs []int
+	for i := range w.objDirs {
+		if fd := w.objDirs[i].Load(); fd > 0 {
+			dirs = append(dirs, i)
+		}
 	}
-	return forEach(context.Background(), 32, dirs, func(_ int, b byte) error {
-		if err := unix.Fsync(w.objDirs[b]); err != nil {
-			return fmt.Errorf("cache: sync %s: %w", filepath.Join(w.s.dir, "objects", fmt.Sprintf("%02x", b)), err)
+	return forEach(context.Background(), 32, dirs, func(_ int, i int) error {
+		if err := unix.Fsync(int(w.objDirs[i].Load() - 1)); err != nil {
+			return fmt.Errorf("cache: sync %s: %w", filepath.Join(w.s.dir, "objects", fmt.Sprintf("%02x", i)), err)
 		}
 		return nil
 	})
@@ -750,9 +773,10 @@ func (w *Writer) Close() error {
 func (w *Writer) closeDirs() {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	for b, fd := range w.objDirs {
-		unix.Close(fd)
-		delete(w.objDirs, b)
+	for i := range w.objDirs {
+		if fd := w.objDirs[i].Swap(0); fd > 0 {
+			unix.Close(int(fd - 1))
+		}
 	}
 }
 

@@ -286,12 +286,15 @@ type AddResult struct {
 	Hashed   int // files read and hashed (the others were known to the index)
 }
 
-// addBatch is the most files of one folder an add worker takes at a time.
-const addBatch = 64
+// addBatchFiles is the most files of one folder an add worker takes at a
+// time.
+const addBatchFiles = 64
 
 // AddDir stores every file under dir and a manifest listing them; it
 // returns the manifest's ID. Files are hashed in parallel; files the index
-// knows unchanged are not read again. Nothing is recorded unless every
+// knows unchanged are not read again. Nothing is stored unless the whole
+// folder was listed and every name is acceptable (an add with
+// --link hardlink changes files), and nothing is recorded unless every
 // file was read: an unreadable file is an error naming it.
 func (s *Store) AddDir(ctx context.Context, dir string, opts TreeOptions) (*AddResult, error) {
 	files, err := walkTree(ctx, dir, false)
@@ -306,53 +309,26 @@ func (s *Store) AddDir(ctx context.Context, dir string, opts TreeOptions) (*AddR
 		bytes += f.fi.Size()
 	}
 	total(opts.Progress, len(files), bytes)
-	m := &Manifest{Entries: make([]Entry, len(files))}
 	w := s.NewWriter()
 	var hashed atomic.Int64
+	m := &Manifest{Entries: make([]Entry, len(files))}
+	// Batches of positions in files: runs of consecutive ones.
 	idx := make([]int, len(files))
 	for i := range idx {
 		idx[i] = i
 	}
-	batches := folderBatches(idx, func(i int) (string, int64) { return files[i].rel, files[i].fi.Size() }, addBatch)
+	batches := folderBatches(idx, func(i int) (string, int64) { return files[i].rel, files[i].fi.Size() }, addBatchFiles)
 	err = forEach(ctx, opts.jobs(8), batches, func(_ int, b []int) error {
-		// The folder is opened at the first file the index does not
-		// know, and files are opened and linked relative to it.
-		folder := -1
-		defer func() {
-			if folder >= 0 {
-				unix.Close(folder)
-			}
-		}()
-		for _, i := range b {
-			f := files[i]
-			e := Entry{Path: f.rel, Mode: fileMode(f.fi), Size: f.fi.Size()}
-			ip := opts.indexPath(f.rel)
-			if id, ok := opts.Index.Lookup(ip, f.fi); ok && ip != "" && s.Has(id) {
-				e.ID = id
-			} else {
-				full := filepath.Join(dir, filepath.FromSlash(f.rel))
-				if folder < 0 {
-					fd, err := unix.Open(filepath.Dir(full), unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC|unix.O_NOFOLLOW, 0)
-					if err != nil {
-						return &fs.PathError{Op: "open", Path: filepath.Dir(full), Err: err}
-					}
-					folder = fd
-				}
-				var err error
-				if e.ID, e.Size, err = addFile(ctx, w, folder, full, f, ip, opts); err != nil {
-					return err
-				}
-				hashed.Add(1)
-			}
-			m.Entries[i] = e
-			done(opts.Progress, 1, e.Size)
-		}
-		return nil
+		lo, hi := b[0], b[0]+len(b)
+		n, err := s.addBatch(ctx, w, dir, files[lo:hi], m.Entries[lo:hi], opts)
+		hashed.Add(int64(n))
+		return err
 	})
+	var id ID
 	if err == nil {
 		m.Sort()
 		if err = m.Validate(); err == nil {
-			_, err = w.PutBytes(m.Encode())
+			id, err = w.PutBytes(m.Encode())
 		}
 	}
 	if cerr := w.Close(); err == nil {
@@ -361,7 +337,44 @@ func (s *Store) AddDir(ctx context.Context, dir string, opts TreeOptions) (*AddR
 	if err != nil {
 		return nil, err
 	}
-	return &AddResult{ID: m.ID(), Manifest: m, Hashed: int(hashed.Load())}, nil
+	return &AddResult{ID: id, Manifest: m, Hashed: int(hashed.Load())}, nil
+}
+
+// addBatch stores files of one folder under dir with w, sets their
+// manifest entries in out and returns how many it read and hashed. The
+// folder is opened at the first file the index does not know, and files
+// are opened and linked relative to it.
+func (s *Store) addBatch(ctx context.Context, w *Writer, dir string, files []fileInfo, out []Entry, opts TreeOptions) (int, error) {
+	folder, hashed := -1, 0
+	defer func() {
+		if folder >= 0 {
+			unix.Close(folder)
+		}
+	}()
+	for i, f := range files {
+		e := Entry{Path: f.rel, Mode: fileMode(f.fi), Size: f.fi.Size()}
+		ip := opts.indexPath(f.rel)
+		if id, ok := opts.Index.Lookup(ip, f.fi); ok && ip != "" && s.Has(id) {
+			e.ID = id
+		} else {
+			full := filepath.Join(dir, filepath.FromSlash(f.rel))
+			if folder < 0 {
+				fd, err := unix.Open(filepath.Dir(full), unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC|unix.O_NOFOLLOW, 0)
+				if err != nil {
+					return hashed, &fs.PathError{Op: "open", Path: filepath.Dir(full), Err: err}
+				}
+				folder = fd
+			}
+			var err error
+			if e.ID, e.Size, err = addFile(ctx, w, folder, full, f, ip, opts); err != nil {
+				return hashed, err
+			}
+			hashed++
+		}
+		out[i] = e
+		done(opts.Progress, 1, e.Size)
+	}
+	return hashed, nil
 }
 
 // addFile stores file f (at full, in the open folder) with w, linking it

@@ -360,9 +360,18 @@ func TestIndexRacyAndDamaged(t *testing.T) {
 }
 
 func TestAddAdopt(t *testing.T) {
+	// Files are linked by descriptor where the kernel allows it (root),
+	// else by name: both ways.
+	for _, byName := range []bool{false, true} {
+		t.Run(fmt.Sprintf("byName=%v", byName), func(t *testing.T) { testAddAdopt(t, byName) })
+	}
+}
+
+func testAddAdopt(t *testing.T, byName bool) {
 	ctx := context.Background()
 	proj := t.TempDir()
 	s, _ := Open(proj)
+	s.noEmptyPath.Store(byName)
 	work := filepath.Join(proj, "data", "b1")
 	writeTree(t, work, sample)
 	res, err := s.AddDir(ctx, work, TreeOptions{Adopt: true})
