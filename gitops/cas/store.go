@@ -330,7 +330,7 @@ func (w *Writer) PutFile(ctx context.Context, path string) (ID, int64, error) {
 // putFileAt is PutFile for the file name in the open folder dirfd; path
 // names it in errors.
 func (w *Writer) putFileAt(ctx context.Context, dirfd int, name, path string) (ID, int64, error) {
-	fd, err := unix.Openat(dirfd, name, unix.O_RDONLY|unix.O_CLOEXEC|unix.O_NOFOLLOW, 0)
+	fd, err := openSource(dirfd, name)
 	if err != nil {
 		return ID{}, 0, &fs.PathError{Op: "open", Path: path, Err: err}
 	}
@@ -369,6 +369,18 @@ func (w *Writer) putFileAt(ctx context.Context, dirfd int, name, path string) (I
 	return id, n, nil
 }
 
+// openSource opens the file name in the folder dirfd for reading, not
+// following a symbolic link, and without updating its access time where
+// the process may (as the file's owner or root): storing a file is not a
+// use of it, and the update costs an inode write per file.
+func openSource(dirfd int, name string) (int, error) {
+	fd, err := unix.Openat(dirfd, name, unix.O_RDONLY|unix.O_CLOEXEC|unix.O_NOFOLLOW|unix.O_NOATIME, 0)
+	if err == unix.EPERM {
+		fd, err = unix.Openat(dirfd, name, unix.O_RDONLY|unix.O_CLOEXEC|unix.O_NOFOLLOW, 0)
+	}
+	return fd, err
+}
+
 // adoptFileAt makes the file name in the open folder dirfd an object by
 // hard-linking it into the cache (no data is copied) after syncing it to
 // disk and making it read-only; path names it in errors. If the file
@@ -380,7 +392,7 @@ func (w *Writer) adoptFileAt(ctx context.Context, dirfd int, name, path string) 
 	}
 	// Raw system calls: os.File's poller registration and mode switches
 	// cost more than the rest when adding 100,000 small files.
-	fd, err := unix.Openat(dirfd, name, unix.O_RDONLY|unix.O_CLOEXEC|unix.O_NOFOLLOW, 0)
+	fd, err := openSource(dirfd, name)
 	if err != nil {
 		return ID{}, 0, &fs.PathError{Op: "open", Path: path, Err: err}
 	}

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -419,6 +420,42 @@ func testAddAdopt(t *testing.T, byName bool) {
 	m, _ := s.ReadManifest(res.ID)
 	if diff := cmp.Diff(res.Manifest, m); diff != "" {
 		t.Errorf("manifest (-want +got):\n%s", diff)
+	}
+}
+
+// Adding files, copied or linked, leaves their access times alone where
+// the process may (it owns them): storing a file is not a use of it.
+func TestAddKeepsAccessTimes(t *testing.T) {
+	atime := func(p string) syscall.Timespec {
+		fi, err := os.Stat(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return fi.Sys().(*syscall.Stat_t).Atim
+	}
+	for _, adopt := range []bool{false, true} {
+		t.Run(fmt.Sprintf("adopt=%v", adopt), func(t *testing.T) {
+			proj := t.TempDir()
+			s, _ := Open(proj)
+			work := filepath.Join(proj, "data", "ds")
+			writeTree(t, work, map[string]string{"a.dcm": "one", "sub/b.dcm": "two"})
+			writeTree(t, proj, map[string]string{"control": "three"})
+			control := filepath.Join(proj, "control")
+			before := atime(control)
+			if _, err := os.ReadFile(control); err != nil {
+				t.Fatal(err)
+			}
+			if atime(control) == before {
+				t.Skip("this file system does not update access times on reads")
+			}
+			want := atime(filepath.Join(work, "sub/b.dcm"))
+			if _, err := s.AddDir(context.Background(), work, TreeOptions{Adopt: adopt}); err != nil {
+				t.Fatal(err)
+			}
+			if got := atime(filepath.Join(work, "sub/b.dcm")); got != want {
+				t.Errorf("access time %v after the add, want %v as before", got, want)
+			}
+		})
 	}
 }
 
