@@ -451,7 +451,8 @@ func (w *Writer) adoptFileAt(ctx context.Context, dirfd int, name, path string) 
 		return ID{}, 0, fmt.Errorf("cache: %w", err)
 	}
 	// Link the open file, which is what was hashed, where the kernel
-	// lets the process; else by name, which the checks above vouch for.
+	// lets the process; else by name, which is that file unless it was
+	// replaced since it was opened.
 	if tried, lerr := w.s.tryLinkFD(fd, objfd, base); tried {
 		err = lerr
 	} else {

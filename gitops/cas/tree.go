@@ -292,10 +292,10 @@ const addBatchFiles = 64
 
 // AddDir stores every file under dir and a manifest listing them; it
 // returns the manifest's ID. Files are hashed in parallel; files the index
-// knows unchanged are not read again. Nothing is stored unless the whole
-// folder was listed and every name is acceptable (an add with
-// --link hardlink changes files), and nothing is recorded unless every
-// file was read: an unreadable file is an error naming it.
+// knows unchanged are not read again. Nothing is stored, and with
+// opts.Adopt no file changed, unless the whole folder was listed and every
+// name is acceptable; nothing is recorded unless every file was read: an
+// unreadable file is an error naming it.
 func (s *Store) AddDir(ctx context.Context, dir string, opts TreeOptions) (*AddResult, error) {
 	files, err := walkTree(ctx, dir, false)
 	if err != nil {
