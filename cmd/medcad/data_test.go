@@ -255,24 +255,53 @@ func TestDataStatusRemoteOneRequest(t *testing.T) {
 	}
 }
 
-// TestDataDiskFull: when writes fail (a file size limit stands in for a
-// full disk), add fails with a clear error, records nothing, leaves no bad
-// object and does not touch the source files.
+// TestDataDiskFull: when writes fail, add fails with a clear error,
+// records nothing, leaves no bad object and does not touch the source
+// files; with room again, it works. Two ways: a file size limit, and
+// (as root) a project on a small file system that fills up.
 func TestDataDiskFull(t *testing.T) {
-	prlimit := "/usr/bin/prlimit"
-	if _, err := os.Stat(prlimit); err != nil {
-		t.Skip("prlimit (util-linux) not found")
-	}
 	bin := buildMedcad(t)
-	a := project(t, bin, "")
-	src := filepath.Join(t.TempDir(), "in")
-	files := makeFiles(t, src, 50, true) // the 8 MiB file cannot be written
-	out, err := medcadErr(prlimit, a, nil, "--fsize=4000000", "--", bin, "data", "add", src, "--name", "full")
+	t.Run("size limit", func(t *testing.T) {
+		prlimit := "/usr/bin/prlimit"
+		if _, err := os.Stat(prlimit); err != nil {
+			t.Skip("prlimit (util-linux) not found")
+		}
+		a := project(t, bin, "")
+		src := filepath.Join(t.TempDir(), "in")
+		files := makeFiles(t, src, 50, true) // the 8 MiB file cannot be written
+		out, err := medcadErr(prlimit, a, nil, "--fsize=4000000", "--", bin, "data", "add", src, "--name", "full")
+		checkFailedAdd(t, bin, a, src, files, out, err, "file too large")
+	})
+	t.Run("full file system", func(t *testing.T) {
+		if os.Getuid() != 0 {
+			t.Skip("mounting a file system takes root")
+		}
+		disk := t.TempDir()
+		if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=3m", "tmpfs", disk).CombinedOutput(); err != nil {
+			t.Skipf("cannot mount a small file system: %v: %s", err, out)
+		}
+		t.Cleanup(func() { exec.Command("umount", disk).Run() })
+		a := filepath.Join(disk, "proj")
+		medcad(t, bin, "", nil, "init", a)
+		src := filepath.Join(t.TempDir(), "in")
+		files := makeFiles(t, src, 50, true) // 8 MiB do not fit in 3
+		out, err := medcadErr(bin, a, nil, "data", "add", src, "--name", "full")
+		if out, err := exec.Command("mount", "-o", "remount,size=64m", disk).CombinedOutput(); err != nil {
+			t.Fatalf("remount: %v: %s", err, out)
+		}
+		checkFailedAdd(t, bin, a, src, files, out, err, "no space left on device")
+	})
+}
+
+// checkFailedAdd checks what a `data add` of src into project a that
+// failed for want of room (out, err) left behind, then adds again.
+func checkFailedAdd(t *testing.T, bin, a, src string, files map[string]string, out string, err error, want string) {
+	t.Helper()
 	if err == nil {
-		t.Fatalf("add under a 4 MB file size limit succeeded: %s", out)
+		t.Fatalf("add without room succeeded: %s", out)
 	}
-	if !strings.Contains(out, "file too large") {
-		t.Errorf("error does not say what happened: %s", out)
+	if !strings.Contains(out, want) || strings.Count(strings.TrimSpace(out), "\n") != 0 {
+		t.Errorf("error is not one line saying %q: %s", want, out)
 	}
 	if _, err := os.Stat(filepath.Join(a, "data", "full.dataset.toml")); err == nil {
 		t.Error("a pointer was written")
@@ -284,7 +313,10 @@ func TestDataDiskFull(t *testing.T) {
 	if out := medcad(t, bin, a, nil, "data", "verify"); !strings.Contains(out, " 0 corrupt") {
 		t.Errorf("verify: %s", out)
 	}
-	medcad(t, bin, a, nil, "data", "add", src, "--name", "full") // and without the limit it works
+	medcad(t, bin, a, nil, "data", "add", src, "--name", "full") // with room it works
+	if diff := cmp.Diff(files, readFiles(t, filepath.Join(a, "data", "full"))); diff != "" {
+		t.Error("the files checked out after the add differ from the source")
+	}
 }
 
 // TestDataRemoteUnreachable: a clear error after retries, cache intact.
