@@ -50,6 +50,8 @@ median() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1
 # the previous command are written out first: medcad's syncfs would otherwise
 # pay for what the other side left unwritten.
 time_cmd() { local s e; sync; s=$(now); "$@" >/dev/null 2>&1; e=$(now); awk -v s="$s" -v e="$e" 'BEGIN {printf "%.3f", e-s}'; }
+# time_sync: seconds a sync takes (what the previous command left unwritten).
+time_sync() { local s e; s=$(now); sync; e=$(now); awk -v s="$s" -v e="$e" 'BEGIN {printf "%.3f", e-s}'; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2f", a/b}'; }
 
 # gen_files DIR N BYTES: N files of random bytes, 100 per folder.
@@ -183,12 +185,15 @@ bench_transfer() {
     touch "$B/xfer.ready"
   fi
   [[ -f "$src/data/ds.dataset.toml" ]] || "$M" -C "$src" data add data/ds --name ds >/dev/null
-  local rp=() rl=() mp=() ml=() mn=()
+  local rp=() rl=() rs=() mp=() ml=() mn=()
   for i in $(seq "$RUNS"); do
     # rclone: up into a fresh bucket, then down into a fresh folder.
     rclone_ mkdir "vgw:rc$i"
     rp+=("$(time_cmd rclone_ copy --transfers 32 "$src/data/ds" "vgw:rc$i/ds")")
     rl+=("$(time_cmd rclone_ copy --transfers 32 "vgw:rc$i/ds" "$down/rc$i")")
+    # What rclone leaves in the page cache, written out: medcad's pull
+    # ends with its files on disk.
+    rs+=("$(awk -v a="${rl[-1]}" -v b="$(time_sync)" 'BEGIN {printf "%.3f", a+b}')")
     # medcad: push into a fresh bucket, pull into a fresh clone.
     rclone_ mkdir "vgw:mc$i"
     sed -i '/^url = \|^endpoint = \|^path_style = /d' "$src/medcad.toml"
@@ -207,8 +212,8 @@ bench_transfer() {
     cmp <(cd "$src/data/ds" && find . -type f | sort | xargs cat | sha256sum) <(cd "$down/rc$i" && find . -type f | sort | xargs cat | sha256sum)
     cmp <(cd "$src/data/ds" && find . -type f | sort | xargs cat | sha256sum) <(cd "$down/mc$i-full/data/ds" && find . -type f | sort | xargs cat | sha256sum)
   done
-  local a b c d e
-  a=$(median "${rp[@]}"); b=$(median "${mp[@]}"); c=$(median "${rl[@]}"); d=$(median "${ml[@]}"); e=$(median "${mn[@]}")
+  local a b c d e f
+  a=$(median "${rp[@]}"); b=$(median "${mp[@]}"); c=$(median "${rl[@]}"); d=$(median "${ml[@]}"); e=$(median "${mn[@]}"); f=$(median "${rs[@]}")
   ops() { awk -v n="$FILES" -v t="$1" 'BEGIN {printf "%.0f", n/t}'; }
   echo "transfer: $FILES files x $SIZE_KB KiB, versitygw on loopback$([[ "${KEEPALIVE:-0}" == 1 ]] && echo ' with --keep-alive' || echo ' (its default: a new connection per request)')"
   echo "  up:   rclone copy --transfers 32: median ${a}s $(ops "$a") objects/s   (runs: ${rp[*]})"
@@ -218,6 +223,8 @@ bench_transfer() {
   echo "        medcad data pull (fetch + checkout): median ${d}s $(ops "$d") objects/s   (runs: ${ml[*]})"
   echo "        medcad data pull --no-checkout:      median ${e}s $(ops "$e") objects/s   (runs: ${mn[*]})"
   echo "        ratio medcad/rclone objects/s: $(ratio "$c" "$d")x (with checkout), $(ratio "$c" "$e")x (fetch only)"
+  echo "        rclone copy, then sync (its files on disk, as medcad's are): median ${f}s $(ops "$f") objects/s   (runs: ${rs[*]})"
+  echo "        ratio medcad pull (with checkout) / rclone with sync: $(ratio "$f" "$d")x"
   # status --remote costs one request, whatever the size.
   local before after
   before=$(wc -l <"$B/access.log")
