@@ -395,12 +395,14 @@ func addFile(ctx context.Context, w *Writer, folder int, full string, f fileInfo
 	return id, n, nil
 }
 
-// hashFile returns the SHA-256 of a file.
+// hashFile returns the SHA-256 of a file (not of what a symbolic link in
+// its place points at), without updating its access time where it may.
 func hashFile(name string) (ID, error) {
-	f, err := os.Open(name)
+	fd, err := openSource(unix.AT_FDCWD, name)
 	if err != nil {
-		return ID{}, err
+		return ID{}, &fs.PathError{Op: "open", Path: name, Err: err}
 	}
+	f := os.NewFile(uintptr(fd), name)
 	defer f.Close()
 	h := sha256.New()
 	if _, err := io.Copy(h, f); err != nil {

@@ -423,9 +423,10 @@ func testAddAdopt(t *testing.T, byName bool) {
 	}
 }
 
-// Adding files, copied or linked, leaves their access times alone where
-// the process may (it owns them): storing a file is not a use of it.
-func TestAddKeepsAccessTimes(t *testing.T) {
+// Adding files, copied or linked, and checking them leave their access
+// times alone where the process may (it owns them): storing or checking a
+// file is not a use of it.
+func TestAddStatusKeepAccessTimes(t *testing.T) {
 	atime := func(p string) syscall.Timespec {
 		fi, err := os.Stat(p)
 		if err != nil {
@@ -449,11 +450,20 @@ func TestAddKeepsAccessTimes(t *testing.T) {
 				t.Skip("this file system does not update access times on reads")
 			}
 			want := atime(filepath.Join(work, "sub/b.dcm"))
-			if _, err := s.AddDir(context.Background(), work, TreeOptions{Adopt: adopt}); err != nil {
+			res, err := s.AddDir(context.Background(), work, TreeOptions{Adopt: adopt})
+			if err != nil {
 				t.Fatal(err)
 			}
 			if got := atime(filepath.Join(work, "sub/b.dcm")); got != want {
 				t.Errorf("access time %v after the add, want %v as before", got, want)
+			}
+			// Without an index, status reads every file.
+			st, err := s.Status(context.Background(), res.Manifest, work, TreeOptions{})
+			if err != nil || !st.Clean() || st.Rehashed != 2 {
+				t.Fatalf("status: %+v, %v", st, err)
+			}
+			if got := atime(filepath.Join(work, "sub/b.dcm")); got != want {
+				t.Errorf("access time %v after a status, want %v as before", got, want)
 			}
 		})
 	}
