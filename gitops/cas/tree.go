@@ -161,56 +161,61 @@ func (w *walker) dir(rel string) {
 		w.fail(err)
 		return
 	}
+	// Files are stat'ed relative to the folder, in one Control call (not
+	// one per file: each would allocate).
 	var local []fileInfo
+	if cerr := rc.Control(func(fd uintptr) { local, err = w.entries(int(fd), full, rel, ents) }); cerr != nil {
+		err = cerr
+	}
+	if err != nil {
+		w.fail(err)
+		return
+	}
+	w.mu.Lock()
+	w.files = append(w.files, local...)
+	w.mu.Unlock()
+}
+
+// entries stats the regular files among ents, the entries of folder rel
+// (at full, open as dirfd), and starts walking its subfolders.
+func (w *walker) entries(dirfd int, full, rel string, ents []fs.DirEntry) ([]fileInfo, error) {
+	at := func(name string) string { return filepath.Join(full, name) } // for errors
+	local := make([]fileInfo, 0, len(ents))
 	for _, e := range ents {
-		if strings.HasPrefix(e.Name(), checkoutTemp) {
+		name := e.Name()
+		if strings.HasPrefix(name, checkoutTemp) {
 			if w.clean {
-				os.Remove(filepath.Join(full, e.Name()))
+				os.Remove(at(name))
 			}
 			continue // left by an interrupted checkout
 		}
-		erel := e.Name()
+		erel := name
 		if rel != "" {
-			erel = rel + "/" + e.Name()
+			erel = rel + "/" + name
 		}
-		p := filepath.Join(full, e.Name())
 		switch t := e.Type(); {
 		case t&fs.ModeSymlink != 0:
-			w.fail(fmt.Errorf("%s: %w", p, errSymlink))
-			return
+			return nil, fmt.Errorf("%s: %w", at(name), errSymlink)
 		case t.IsDir():
 			w.wg.Add(1)
 			go w.dir(erel)
 			continue
 		case !t.IsRegular():
-			w.fail(fmt.Errorf("%s: %w", p, errNotRegular))
-			return
+			return nil, fmt.Errorf("%s: %w", at(name), errNotRegular)
 		}
-		var st unix.Stat_t
-		var serr error
-		if err := rc.Control(func(fd uintptr) {
-			serr = unix.Fstatat(int(fd), e.Name(), &st, unix.AT_SYMLINK_NOFOLLOW)
-		}); err != nil {
-			serr = err
+		info := &statInfo{name: name}
+		if err := unix.Fstatat(dirfd, name, &info.st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+			return nil, fmt.Errorf("%s: %w", at(name), err)
 		}
-		if serr != nil {
-			w.fail(fmt.Errorf("%s: %w", p, serr))
-			return
-		}
-		info := &statInfo{name: e.Name(), st: st}
 		if !info.Mode().IsRegular() {
-			w.fail(fmt.Errorf("%s: %w", p, errNotRegular))
-			return
+			return nil, fmt.Errorf("%s: %w", at(name), errNotRegular)
 		}
-		if st.Size > MaxFileSize {
-			w.fail(fmt.Errorf("%s: larger than %d bytes", p, int64(MaxFileSize)))
-			return
+		if info.st.Size > MaxFileSize {
+			return nil, fmt.Errorf("%s: larger than %d bytes", at(name), int64(MaxFileSize))
 		}
 		local = append(local, fileInfo{rel: erel, fi: info})
 	}
-	w.mu.Lock()
-	w.files = append(w.files, local...)
-	w.mu.Unlock()
+	return local, nil
 }
 
 // statInfo is an fs.FileInfo built from fstatat(2).
