@@ -272,10 +272,11 @@ type Writer struct {
 	err  error
 	pool sync.Pool
 	// objDirs holds open descriptors (plus one; 0: none) of the cache
-	// folders objects/xx that got new names, by first byte of the object
-	// ID: names are made relative to them, and Close syncs them. Set
-	// under mu, read without it.
-	objDirs [256]atomic.Int32
+	// folders objects/xx, by first byte of the object ID: names are made
+	// relative to them. Set under mu, read without it. unsynced marks
+	// those that got names since they were last synced.
+	objDirs  [256]atomic.Int32
+	unsynced [256]atomic.Bool
 
 	waiting      []waitingObject // unnamed objects written, not yet synced
 	waitingBytes int64
@@ -460,6 +461,7 @@ func (w *Writer) adoptFileAt(ctx context.Context, dirfd int, name, path string) 
 	}
 	switch {
 	case err == nil:
+		w.unsynced[id[0]].Store(true)
 		return id, n, nil
 	case errors.Is(err, unix.EEXIST):
 		// Same content already cached: unless this file is that object,
@@ -739,6 +741,7 @@ func (w *Writer) name(f *tempFile, id ID) error {
 	if err != nil {
 		return &fs.PathError{Op: "name", Path: w.s.Path(id), Err: err}
 	}
+	w.unsynced[id[0]].Store(true)
 	w.s.markChecked(id, true)
 	return nil
 }
@@ -767,15 +770,23 @@ func (w *Writer) Close() error {
 		return w.err
 	}
 	w.err = errors.New("cache writer closed")
-	// Parallel syncs share journal commits.
+	return w.syncNames()
+}
+
+// syncNames makes the names given so far durable: it syncs the cache
+// folders that got names since their last sync. It may run while other
+// objects are put; Close syncs what they name.
+func (w *Writer) syncNames() error {
 	var dirs []int
-	for i := range w.objDirs {
-		if fd := w.objDirs[i].Load(); fd > 0 {
+	for i := range w.unsynced {
+		if w.unsynced[i].Swap(false) {
 			dirs = append(dirs, i)
 		}
 	}
+	// Parallel syncs share journal commits.
 	return forEach(context.Background(), 32, dirs, func(_ int, i int) error {
 		if err := unix.Fsync(int(w.objDirs[i].Load() - 1)); err != nil {
+			w.unsynced[i].Store(true)
 			return fmt.Errorf("cache: sync %s: %w", filepath.Join(w.s.dir, "objects", fmt.Sprintf("%02x", i)), err)
 		}
 		return nil

@@ -331,9 +331,16 @@ func (s *Store) AddDir(ctx context.Context, dir string, opts TreeOptions) (*AddR
 	})
 	var id ID
 	if err == nil {
+		// The files' names are synced (waiting on the disk) while the
+		// manifest is made.
+		synced := make(chan error, 1)
+		go func() { synced <- w.syncNames() }()
 		m.Sort()
 		if err = m.Validate(); err == nil {
 			id, err = w.PutBytes(m.Encode())
+		}
+		if serr := <-synced; err == nil {
+			err = serr
 		}
 	}
 	if cerr := w.Close(); err == nil {
