@@ -495,18 +495,7 @@ func TestFolderBatches(t *testing.T) {
 // not the remote is wrapped by WithVerify, and never enters the cache.
 func TestPullCorruptRemote(t *testing.T) {
 	ctx := context.Background()
-	a, _ := Open(t.TempDir())
-	src := filepath.Join(t.TempDir(), "src")
-	writeTree(t, src, map[string]string{"a": "content a", "b": "content b"})
-	res, err := a.AddDir(ctx, src, TreeOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	dir := t.TempDir()
-	remote, _ := NewLocal(dir)
-	if _, err := Push(ctx, a, remote, []ID{res.ID}, TransferOptions{}); err != nil {
-		t.Fatal(err)
-	}
+	remote, res, dir := pushed(t, map[string]string{"a": "content a", "b": "content b"})
 	bad := res.Manifest.Entries[0].ID
 	p := filepath.Join(dir, filepath.FromSlash(objectKey(bad)))
 	os.Chmod(p, 0o644)
