@@ -199,7 +199,7 @@ Refused cases are reported and the others go on.`,
 	cmd.Flags().StringVar(&opts.name, "name", "", "dataset name (letters, digits, . _ -)")
 	cmd.Flags().StringVar(&opts.labelRules, "label-rules", "", "labelling rules version (default: [data] label_rules)")
 	cmd.Flags().IntVar(&opts.jobs, "jobs", 0, "parallel hashing workers (default: 2 per CPU)")
-	cmd.Flags().StringVar(&opts.link, "link", "copy", "copy, or hardlink: link the files of data/NAME into the cache (no copy; they become read-only, and an in-place write to them, e.g. cp as root, damages the cache)")
+	cmd.Flags().StringVar(&opts.link, "link", "copy", "copy (a clone where the file system has reflinks), or hardlink: link the files of data/NAME into the cache (no copy; they become read-only, and an in-place write to them, e.g. cp as root, damages the cache)")
 	return cmd
 }
 

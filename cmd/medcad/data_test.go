@@ -21,6 +21,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/medcad/medcad/gitops/cas/castest"
+	"github.com/medcad/medcad/internal/testenv"
 )
 
 // buildMedcad builds the medcad binary for tests that run it as a
@@ -388,8 +389,11 @@ func checkObjects(t *testing.T, root string) int {
 	return n
 }
 
+// crashTrials is how many runs of each command the crash tests kill.
+const crashTrials = 20
+
 // TestCrashSafety kills data add, data push and data pull with SIGKILL at
-// random moments (20 trials each); afterwards no object is corrupt and a
+// random moments (crashTrials each); afterwards no object is corrupt and a
 // rerun completes.
 func TestCrashSafety(t *testing.T) {
 	if testing.Short() {
@@ -398,9 +402,90 @@ func TestCrashSafety(t *testing.T) {
 	bin := buildMedcad(t)
 	remoteDir := filepath.Join(t.TempDir(), "remote")
 	a := project(t, bin, fmt.Sprintf("url = \"file://%s\"", remoteDir))
-	src := filepath.Join(t.TempDir(), "in")
-	makeFilesSeed(t, src, 200, true, 1000)
+	crashAdds(t, bin, a, filepath.Join(t.TempDir(), "in"))
 
+	// push: measure, then kill at random moments against a fresh remote.
+	start := time.Now()
+	medcad(t, bin, a, nil, "data", "push")
+	full := time.Since(start)
+	killed := 0
+	for i := range crashTrials {
+		os.RemoveAll(remoteDir)
+		if killAt(t, bin, a, time.Duration(rand.Int64N(int64(full)+1)), "data", "push") {
+			killed++
+		}
+		checkObjects(t, remoteDir)
+		// A complete marker is never written before every object.
+		ptrOut := medcad(t, bin, a, nil, "data", "status", "--remote", "t0")
+		if strings.Contains(ptrOut, "; pushed") {
+			if out, err := medcadErr(bin, a, nil, "data", "verify", "--remote"); err != nil {
+				t.Fatalf("push trial %d: marked complete but: %s", i, out)
+			}
+		}
+		medcad(t, bin, a, nil, "data", "push")
+		if out := medcad(t, bin, a, nil, "data", "verify", "--remote"); !strings.Contains(out, " 0 corrupt") || strings.Contains(out, "not on remote") {
+			t.Fatalf("push trial %d: after rerun: %s", i, out)
+		}
+		checkObjects(t, remoteDir)
+	}
+	t.Logf("push: %d of %d runs killed (an uninterrupted run takes %v)", killed, crashTrials, full)
+
+	// pull (fetch + checkout) into a fresh clone, killed at random moments.
+	files := readFiles(t, filepath.Join(a, "data", "t0"))
+	pointer, err := os.ReadFile(filepath.Join(a, "data", "t0.dataset.toml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	clone := func() string {
+		b := project(t, bin, fmt.Sprintf("url = \"file://%s\"", remoteDir))
+		if err := os.WriteFile(filepath.Join(b, "data", "t0.dataset.toml"), pointer, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	b := clone()
+	start = time.Now()
+	medcad(t, bin, b, nil, "data", "pull")
+	full = time.Since(start)
+	killed = 0
+	for i := range crashTrials {
+		b := clone()
+		if killAt(t, bin, b, time.Duration(rand.Int64N(int64(full)+1)), "data", "pull") {
+			killed++
+		}
+		if out := medcad(t, bin, b, nil, "data", "verify"); !strings.Contains(out, " 0 corrupt") {
+			t.Fatalf("pull trial %d: verify after kill: %s", i, out)
+		}
+		checkObjects(t, filepath.Join(b, ".medcad", "cache"))
+		medcad(t, bin, b, nil, "data", "pull")
+		if diff := cmp.Diff(files, readFiles(t, filepath.Join(b, "data", "t0"))); diff != "" {
+			t.Fatalf("pull trial %d: files after rerun differ", i)
+		}
+	}
+	t.Logf("pull: %d of %d runs killed (an uninterrupted run takes %v)", killed, crashTrials, full)
+}
+
+// TestCrashSafetyClone: the same for adds that clone files into the cache
+// (a project and its files on a file system with reflinks).
+func TestCrashSafetyClone(t *testing.T) {
+	if testing.Short() {
+		t.Skip("slow")
+	}
+	bin := buildMedcad(t)
+	disk := testenv.ReflinkDir(t)
+	a := filepath.Join(disk, "proj")
+	medcad(t, bin, "", nil, "init", a)
+	crashAdds(t, bin, a, filepath.Join(disk, "in"))
+}
+
+// crashAdds kills `data add` of new files in src (200 small ones and one
+// of 8 MiB) into project a at random moments, crashTrials times; after each,
+// `data verify` finds no corrupt object, none is misnamed, and a rerun
+// completes with the right files. The dataset of the first trial, t0,
+// stays in a.
+func crashAdds(t *testing.T, bin, a, src string) {
+	t.Helper()
+	makeFilesSeed(t, src, 200, true, 1000)
 	// How long does an uninterrupted run take?
 	start := time.Now()
 	medcad(t, bin, a, nil, "data", "add", src, "--name", "probe")
@@ -409,9 +494,8 @@ func TestCrashSafety(t *testing.T) {
 	os.RemoveAll(filepath.Join(a, ".medcad"))
 	os.MkdirAll(filepath.Join(a, "data"), 0o755)
 
-	const trials = 20
 	killed := 0
-	for i := range trials {
+	for i := range crashTrials {
 		name := fmt.Sprintf("t%d", i)
 		os.RemoveAll(src)
 		files := makeFilesSeed(t, src, 200, true, uint64(i)) // new content: nothing deduplicates
@@ -445,65 +529,5 @@ func TestCrashSafety(t *testing.T) {
 		}
 	}
 
-	t.Logf("add: %d of %d runs killed (an uninterrupted run takes %v)", killed, trials, full)
-
-	// push: measure, then kill at random moments against a fresh remote.
-	start = time.Now()
-	medcad(t, bin, a, nil, "data", "push")
-	full = time.Since(start)
-	killed = 0
-	for i := range trials {
-		os.RemoveAll(remoteDir)
-		if killAt(t, bin, a, time.Duration(rand.Int64N(int64(full)+1)), "data", "push") {
-			killed++
-		}
-		checkObjects(t, remoteDir)
-		// A complete marker is never written before every object.
-		ptrOut := medcad(t, bin, a, nil, "data", "status", "--remote", "t0")
-		if strings.Contains(ptrOut, "; pushed") {
-			if out, err := medcadErr(bin, a, nil, "data", "verify", "--remote"); err != nil {
-				t.Fatalf("push trial %d: marked complete but: %s", i, out)
-			}
-		}
-		medcad(t, bin, a, nil, "data", "push")
-		if out := medcad(t, bin, a, nil, "data", "verify", "--remote"); !strings.Contains(out, " 0 corrupt") || strings.Contains(out, "not on remote") {
-			t.Fatalf("push trial %d: after rerun: %s", i, out)
-		}
-		checkObjects(t, remoteDir)
-	}
-	t.Logf("push: %d of %d runs killed (an uninterrupted run takes %v)", killed, trials, full)
-
-	// pull (fetch + checkout) into a fresh clone, killed at random moments.
-	files := readFiles(t, filepath.Join(a, "data", "t0"))
-	pointer, err := os.ReadFile(filepath.Join(a, "data", "t0.dataset.toml"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	clone := func() string {
-		b := project(t, bin, fmt.Sprintf("url = \"file://%s\"", remoteDir))
-		if err := os.WriteFile(filepath.Join(b, "data", "t0.dataset.toml"), pointer, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return b
-	}
-	b := clone()
-	start = time.Now()
-	medcad(t, bin, b, nil, "data", "pull")
-	full = time.Since(start)
-	killed = 0
-	for i := range trials {
-		b := clone()
-		if killAt(t, bin, b, time.Duration(rand.Int64N(int64(full)+1)), "data", "pull") {
-			killed++
-		}
-		if out := medcad(t, bin, b, nil, "data", "verify"); !strings.Contains(out, " 0 corrupt") {
-			t.Fatalf("pull trial %d: verify after kill: %s", i, out)
-		}
-		checkObjects(t, filepath.Join(b, ".medcad", "cache"))
-		medcad(t, bin, b, nil, "data", "pull")
-		if diff := cmp.Diff(files, readFiles(t, filepath.Join(b, "data", "t0"))); diff != "" {
-			t.Fatalf("pull trial %d: files after rerun differ", i)
-		}
-	}
-	t.Logf("pull: %d of %d runs killed (an uninterrupted run takes %v)", killed, trials, full)
+	t.Logf("add: %d of %d runs killed (an uninterrupted run takes %v)", killed, crashTrials, full)
 }

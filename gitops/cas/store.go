@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -47,6 +48,8 @@ type Store struct {
 	probeOnce   sync.Once
 	unnamed     bool        // the file system has O_TMPFILE and linkat works
 	noEmptyPath atomic.Bool // linkat(AT_EMPTY_PATH) refused: link through /proc
+	cloned      atomic.Bool // a file was cloned into the cache (FICLONE)
+	noClone     atomic.Bool // the first clone failed: files are copied
 	align       int         // alignment of direct I/O on the file system; 0: none
 	blocks      blockPool
 
@@ -347,6 +350,11 @@ func (w *Writer) putFileAt(ctx context.Context, dirfd int, name, path string) (I
 	if fi.Size() > MaxFileSize {
 		return ID{}, 0, fmt.Errorf("%s: larger than %d bytes", path, int64(MaxFileSize))
 	}
+	if !w.s.noClone.Load() {
+		if id, n, ok, err := w.cloneFile(ctx, f, fi, path); ok {
+			return id, n, err
+		}
+	}
 	if fi.Size() <= smallLimit {
 		bp := w.pool.Get().(*[]byte)
 		defer w.pool.Put(bp)
@@ -368,6 +376,80 @@ func (w *Writer) putFileAt(ctx context.Context, dirfd int, name, path string) (I
 		return id, n, fmt.Errorf("%s: %w", path, err)
 	}
 	return id, n, nil
+}
+
+// cloneFile stores the open file f (fi: its stat before) as a clone
+// (FICLONE: its blocks shared, copy on write), so that no data is
+// written, and hashes it from the page cache; path names it in errors. ok
+// is false when the file systems of f and the cache cannot clone: then
+// nothing was stored and the caller copies. A file that changes while it
+// is cloned and hashed is an error, as the clone may hold other bytes
+// than were hashed (on Linux 6.13 and later any write after fi was taken
+// gives the file a new change time).
+func (w *Writer) cloneFile(ctx context.Context, f *os.File, fi fs.FileInfo, path string) (id ID, n int64, ok bool, err error) {
+	if err := ctx.Err(); err != nil {
+		return ID{}, 0, true, err
+	}
+	tmp, err := w.s.createTemp()
+	if err != nil {
+		return ID{}, 0, true, fmt.Errorf("cache: %w", err)
+	}
+	if err := cloneFD(int(tmp.Fd()), f); err != nil {
+		tmp.discard()
+		if errors.Is(err, unix.EOPNOTSUPP) || errors.Is(err, unix.EXDEV) || errors.Is(err, unix.EINVAL) ||
+			errors.Is(err, unix.ENOTTY) || errors.Is(err, unix.EBADF) || errors.Is(err, unix.EPERM) {
+			if !w.s.cloned.Load() {
+				w.s.noClone.Store(true) // the first clone failed: copy from now on
+			}
+			return ID{}, 0, false, nil
+		}
+		return ID{}, 0, true, fmt.Errorf("%s: clone into the cache: %w", path, err)
+	}
+	w.s.cloned.Store(true)
+	h := sha256.New()
+	bp := w.pool.Get().(*[]byte)
+	n, err = io.CopyBuffer(h, io.LimitReader(f, fi.Size()+1), *bp)
+	w.pool.Put(bp)
+	if err != nil {
+		tmp.discard()
+		return ID{}, 0, true, fmt.Errorf("%s: %w", path, err)
+	}
+	after, err := f.Stat()
+	if err != nil {
+		tmp.discard()
+		return ID{}, 0, true, err
+	}
+	if n != fi.Size() || !sameVersion(fi, after) {
+		tmp.discard()
+		return ID{}, 0, true, fmt.Errorf("%s: changed while it was being added", path)
+	}
+	id = ID(h.Sum(nil))
+	if w.s.Has(id) {
+		tmp.discard()
+		return id, n, true, nil
+	}
+	return id, n, true, w.finish(tmp, id, n)
+}
+
+// cloneFD makes the file dst a clone of the whole of src.
+func cloneFD(dst int, src *os.File) error {
+	rc, err := src.SyscallConn()
+	if err != nil {
+		return err
+	}
+	var cerr error
+	if err := rc.Control(func(fd uintptr) { cerr = unix.IoctlFileClone(dst, int(fd)) }); err != nil {
+		return err
+	}
+	return cerr
+}
+
+// sameVersion reports whether two stats of one file show the same
+// content: same size, modification and change times.
+func sameVersion(a, b fs.FileInfo) bool {
+	sa, oka := a.Sys().(*syscall.Stat_t)
+	sb, okb := b.Sys().(*syscall.Stat_t)
+	return oka && okb && a.Size() == b.Size() && sa.Mtim == sb.Mtim && sa.Ctim == sb.Ctim
 }
 
 // openSource opens the file name in the folder dirfd for reading, not

@@ -1,5 +1,6 @@
 // Package testenv lets tests find the external programs they compare with
-// or start (dcm2niix, dcmtk, Debian's python3 with scipy, versitygw, …).
+// or start (dcm2niix, dcmtk, Debian's python3 with scipy, versitygw, …),
+// and mount the file systems they need.
 //
 // A test that needs one skips when it is missing, unless
 // MEDCAD_REQUIRE_SERVERS=1 (set by the README's test command), which turns
@@ -7,6 +8,7 @@
 package testenv
 
 import (
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -54,6 +56,37 @@ func Missing(t testing.TB, why string) {
 		t.Fatalf("required by MEDCAD_REQUIRE_SERVERS=1: %s", why)
 	}
 	t.Skip(why)
+}
+
+// ReflinkDir mounts a new XFS file system with reflinks (a 512 MiB
+// sparse image on a loop device) for the rest of t and returns its folder.
+// It takes root: t is skipped otherwise.
+func ReflinkDir(t testing.TB) string {
+	t.Helper()
+	if os.Getuid() != 0 {
+		t.Skip("mounting a file system takes root")
+	}
+	mkfs := LookPath(t, "mkfs.xfs")
+	img := filepath.Join(t.TempDir(), "xfs.img")
+	if err := os.WriteFile(img, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Truncate(img, 512<<20); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command(mkfs, "-q", "-m", "reflink=1", img).CombinedOutput(); err != nil {
+		t.Fatalf("mkfs.xfs: %v: %s", err, out)
+	}
+	dir := t.TempDir()
+	if out, err := exec.Command("mount", "-o", "loop", img, dir).CombinedOutput(); err != nil {
+		Missing(t, fmt.Sprintf("cannot mount an XFS image (loop devices?): %v: %s", err, trimNL(out)))
+	}
+	t.Cleanup(func() {
+		if out, err := exec.Command("umount", dir).CombinedOutput(); err != nil {
+			t.Errorf("umount %s: %v: %s", dir, err, trimNL(out))
+		}
+	})
+	return dir
 }
 
 func trimNL(b []byte) []byte {
