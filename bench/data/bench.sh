@@ -3,7 +3,8 @@
 # one run, on the same files; prints medians and ratios.
 #
 #   bench/data/bench.sh [add|add-big|status|transfer|remote-status|all]
-#   bench/data/bench.sh add-ab OLD   (hardlink add: binary OLD against this tree)
+#   bench/data/bench.sh add-ab OLD [LINK]   (add --link LINK, default hardlink:
+#                                            binary OLD against this tree)
 #
 # Environment (defaults are the sizes of issue 3):
 #   FILES=20000 SIZE_KB=64   files of add and transfer
@@ -15,6 +16,10 @@
 #   KEEPALIVE=0              1 starts versitygw with --keep-alive (its default
 #                            closes the connection after every response; AWS
 #                            S3 and MinIO keep connections open)
+#
+# BENCH_DIR picks the file system. On one with reflinks (XFS, btrfs) the
+# default add clones files into the cache and checkout clones them out;
+# bench/data/README.md says how to mount a scratch XFS for that.
 #
 # Anchors: `openssl dgst -sha256` (SHA instructions, one core) over the same
 # files through xargs; `rclone copy --transfers 32` (Debian's rclone, S3
@@ -106,13 +111,13 @@ bench_add() { # NAME FILES BYTES
   mbs() { awk -v b="$bytes" -v t="$1" 'BEGIN {printf "%.0f", b/t/1e6}'; }
   echo "add $name: $n files, $bytes bytes (load average $(cut -d' ' -f1 /proc/loadavg))"
   echo "  openssl dgst -sha256:                median ${so}s  $(mbs "$so") MB/s   (runs: ${ts[*]})"
-  echo "  medcad data add (copy, fsync):       median ${mo}s  $(mbs "$mo") MB/s   (runs: ${tm[*]})"
+  echo "  medcad data add (copy or clone):     median ${mo}s  $(mbs "$mo") MB/s   (runs: ${tm[*]})"
   echo "  medcad data add --link hardlink:     median ${ho}s  $(mbs "$ho") MB/s   (runs: ${th[*]})"
   echo "  ratio medcad/openssl throughput: $(ratio "$so" "$mo")x (copy), $(ratio "$so" "$ho")x (hardlink)"
 }
 
-bench_add_ab() { # OLD: `data add --link hardlink` by the binary OLD and by this tree, alternating
-  local old=$1 p="$B/add-small" ta=() tb=()
+bench_add_ab() { # OLD [LINK]: `data add --link LINK` (default hardlink) by the binary OLD and by this tree, alternating
+  local old=$1 link=${2:-hardlink} p="$B/add-small" ta=() tb=()
   [[ -x "$old" ]] || { echo "add-ab: $old is not an executable medcad" >&2; exit 2; }
   [[ -f "$B/small.ready" ]] || { project "$p"; gen_files "$p/data/ds" "$FILES" $((SIZE_KB * 1024)); touch "$B/small.ready"; }
   cat "$p"/data/ds/*/* >/dev/null
@@ -120,12 +125,12 @@ bench_add_ab() { # OLD: `data add --link hardlink` by the binary OLD and by this
   [[ -d "$aside" ]] && removed "$aside"
   mkdir -p "$aside"
   for _ in $(seq "$RUNS"); do
-    fresh_add "$p" "$aside"; ta+=("$(time_cmd "$old" -C "$p" data add data/ds --name ds --link hardlink)")
-    fresh_add "$p" "$aside"; tb+=("$(time_cmd "$M" -C "$p" data add data/ds --name ds --link hardlink)")
+    fresh_add "$p" "$aside"; ta+=("$(time_cmd "$old" -C "$p" data add data/ds --name ds --link "$link")")
+    fresh_add "$p" "$aside"; tb+=("$(time_cmd "$M" -C "$p" data add data/ds --name ds --link "$link")")
   done
   fresh_add "$p" "$aside"
   removed "$aside"
-  echo "add --link hardlink, $FILES files: $old median $(median "${ta[@]}")s (runs: ${ta[*]}); this tree median $(median "${tb[@]}")s (runs: ${tb[*]})"
+  echo "add --link $link, $FILES files: $old median $(median "${ta[@]}")s (runs: ${ta[*]}); this tree median $(median "${tb[@]}")s (runs: ${tb[*]})"
 }
 
 bench_status() {
@@ -185,7 +190,7 @@ bench_transfer() {
     touch "$B/xfer.ready"
   fi
   [[ -f "$src/data/ds.dataset.toml" ]] || "$M" -C "$src" data add data/ds --name ds >/dev/null
-  local rp=() rl=() rs=() mp=() ml=() mn=()
+  local rp=() rl=() rs=() mp=() ml=() mh=() mn=()
   for i in $(seq "$RUNS"); do
     # rclone: up into a fresh bucket, then down into a fresh folder.
     rclone_ mkdir "vgw:rc$i"
@@ -199,21 +204,23 @@ bench_transfer() {
     sed -i '/^url = \|^endpoint = \|^path_style = /d' "$src/medcad.toml"
     sed -i "s|^\[remote\]|[remote]\nurl = \"s3://mc$i/store\"\nendpoint = \"$ENDPOINT\"\npath_style = true|" "$src/medcad.toml"
     mp+=("$(time_cmd "$M" -C "$src" data push --jobs 32)")
-    for mode in full nocheckout; do
+    for mode in full hardlink nocheckout; do
       local dst="$down/mc$i-$mode"
       mkdir -p "$dst/data"
       cp "$src/medcad.toml" "$dst/" && cp "$src/data/ds.dataset.toml" "$dst/data/"
-      if [[ $mode == full ]]; then
-        ml+=("$(time_cmd "$M" -C "$dst" data pull --jobs 32)")
-      else
-        mn+=("$(time_cmd "$M" -C "$dst" data pull --jobs 32 --no-checkout)")
-      fi
+      case $mode in
+        full) ml+=("$(time_cmd "$M" -C "$dst" data pull --jobs 32)") ;;
+        hardlink) mh+=("$(time_cmd "$M" -C "$dst" data pull --jobs 32 --link hardlink)") ;;
+        nocheckout) mn+=("$(time_cmd "$M" -C "$dst" data pull --jobs 32 --no-checkout)") ;;
+      esac
     done
     cmp <(cd "$src/data/ds" && find . -type f | sort | xargs cat | sha256sum) <(cd "$down/rc$i" && find . -type f | sort | xargs cat | sha256sum)
-    cmp <(cd "$src/data/ds" && find . -type f | sort | xargs cat | sha256sum) <(cd "$down/mc$i-full/data/ds" && find . -type f | sort | xargs cat | sha256sum)
+    for mode in full hardlink; do
+      cmp <(cd "$src/data/ds" && find . -type f | sort | xargs cat | sha256sum) <(cd "$down/mc$i-$mode/data/ds" && find . -type f | sort | xargs cat | sha256sum)
+    done
   done
-  local a b c d e f
-  a=$(median "${rp[@]}"); b=$(median "${mp[@]}"); c=$(median "${rl[@]}"); d=$(median "${ml[@]}"); e=$(median "${mn[@]}"); f=$(median "${rs[@]}")
+  local a b c d e f g
+  a=$(median "${rp[@]}"); b=$(median "${mp[@]}"); c=$(median "${rl[@]}"); d=$(median "${ml[@]}"); e=$(median "${mn[@]}"); f=$(median "${rs[@]}"); g=$(median "${mh[@]}")
   ops() { awk -v n="$FILES" -v t="$1" 'BEGIN {printf "%.0f", n/t}'; }
   echo "transfer: $FILES files x $SIZE_KB KiB, versitygw on loopback$([[ "${KEEPALIVE:-0}" == 1 ]] && echo ' with --keep-alive' || echo ' (its default: a new connection per request)')"
   echo "  up:   rclone copy --transfers 32: median ${a}s $(ops "$a") objects/s   (runs: ${rp[*]})"
@@ -221,8 +228,9 @@ bench_transfer() {
   echo "        ratio medcad/rclone objects/s: $(ratio "$a" "$b")x"
   echo "  down: rclone copy --transfers 32: median ${c}s $(ops "$c") objects/s   (runs: ${rl[*]})"
   echo "        medcad data pull (fetch + checkout): median ${d}s $(ops "$d") objects/s   (runs: ${ml[*]})"
+  echo "        medcad data pull --link hardlink:    median ${g}s $(ops "$g") objects/s   (runs: ${mh[*]})"
   echo "        medcad data pull --no-checkout:      median ${e}s $(ops "$e") objects/s   (runs: ${mn[*]})"
-  echo "        ratio medcad/rclone objects/s: $(ratio "$c" "$d")x (with checkout), $(ratio "$c" "$e")x (fetch only)"
+  echo "        ratio medcad/rclone objects/s: $(ratio "$c" "$d")x (with checkout), $(ratio "$c" "$g")x (hard links), $(ratio "$c" "$e")x (fetch only)"
   echo "        rclone copy, then sync (its files on disk, as medcad's are): median ${f}s $(ops "$f") objects/s   (runs: ${rs[*]})"
   echo "        ratio medcad pull (with checkout) / rclone with sync: $(ratio "$f" "$d")x"
   # status --remote costs one request, whatever the size.
@@ -255,7 +263,7 @@ bench_remote_status() { # the pushed STATUS_FILES dataset: requests of status --
 case "${1:-all}" in
   add) bench_add small "$FILES" $((SIZE_KB * 1024)) ;;
   add-big) bench_add big 1 $((BIG_MB * 1024 * 1024)) ;;
-  add-ab) bench_add_ab "${2:?usage: $0 add-ab OLD_MEDCAD_BINARY}" ;;
+  add-ab) bench_add_ab "${2:?usage: $0 add-ab OLD_MEDCAD_BINARY [LINK]}" "${3:-hardlink}" ;;
   status) bench_status ;;
   transfer) bench_transfer ;;
   remote-status) bench_remote_status ;;
@@ -266,5 +274,5 @@ case "${1:-all}" in
     bench_transfer
     bench_remote_status
     ;;
-  *) echo "usage: $0 [add|add-big|status|transfer|remote-status|all] | add-ab OLD" >&2; exit 2 ;;
+  *) echo "usage: $0 [add|add-big|status|transfer|remote-status|all] | add-ab OLD [LINK]" >&2; exit 2 ;;
 esac
