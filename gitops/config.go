@@ -62,6 +62,7 @@ type Data struct {
 	DeidProfile string `toml:"deid_profile" json:"deid_profile"` // de-identification profile
 	KeyFile     string `toml:"key_file" json:"key_file"`         // project key for pseudonyms and UIDs
 	Strict      bool   `toml:"strict" json:"strict"`             // series warnings are errors
+	Link        string `toml:"link" json:"link"`                 // data/ files and the cache: "copy" or "hardlink"
 }
 
 // Env lists the environment lock files whose digest keys env = true stages.
@@ -123,7 +124,7 @@ func Default() Config {
 	return Config{
 		Project: Project{Model: "bone", DefaultBranch: "main", TrainStage: "train", EvalStage: "evaluate"},
 		Remote:  Remote{URL: "file://.medcad/remote", Region: "us-east-1", Jobs: 32},
-		Data:    Data{LabelRules: "v2", DeidProfile: "ps3.15-basic", KeyFile: ".medcad/project.key"},
+		Data:    Data{LabelRules: "v2", DeidProfile: "ps3.15-basic", KeyFile: ".medcad/project.key", Link: "copy"},
 		Params:  map[string]map[string]any{},
 		GitHub:  GitHub{CheckName: "medcad", AssetsBranch: "medcad-assets", ForkPolicy: "evaluate-only"},
 		Runner:  Runner{InstanceType: "g5.xlarge", TTLMinutes: 120, Labels: []string{"self-hosted", "gpu"}},
@@ -247,6 +248,9 @@ func (c *Config) validate() error {
 	}
 	if c.Data.DeidProfile != "ps3.15-basic" {
 		return invalid("data.deid_profile", "%q: the supported profile is \"ps3.15-basic\"", c.Data.DeidProfile)
+	}
+	if c.Data.Link != "copy" && c.Data.Link != "hardlink" {
+		return invalid("data.link", "%q: want \"copy\" or \"hardlink\"", c.Data.Link)
 	}
 	seen := map[string]bool{}
 	for _, s := range c.Stages {

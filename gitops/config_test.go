@@ -37,6 +37,7 @@ func TestParseConfigErrors(t *testing.T) {
 		{"wrong type bool", "[remote]\npath_style = 1\n", `medcad.toml:2: key "remote.path_style": wrong type: integer, want boolean`},
 		{"bad url", "[remote]\nurl = \"ftp://x\"\n", `medcad.toml:2: key "remote.url": "ftp://x": want file://PATH or s3://BUCKET/PREFIX`},
 		{"jobs range", "[remote]\njobs = 0\n", `medcad.toml:2: key "remote.jobs": 0: want 1…1024`},
+		{"bad link", "[data]\nlink = \"symlink\"\n", `medcad.toml:2: key "data.link": "symlink": want "copy" or "hardlink"`},
 		{"bad gate rule", "[[promote.gate]]\nmetric = \"dice\"\nstat = \"mean\"\nrule = \"nicer\"\n", `medcad.toml:4: key "promote.gate.rule": "nicer": want no-worse, better, at-least or at-most`},
 		{"duplicate stage", "[[stage]]\nname = \"a\"\nrun = \"x\"\n[[stage]]\nname = \"a\"\nrun = \"y\"\n", `medcad.toml:2: key "stage.name": stage "a" declared twice`},
 		{"syntax", "[project\n", `medcad.toml:2: expected`},

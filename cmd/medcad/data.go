@@ -157,7 +157,7 @@ type dataAddOptions struct {
 	name       string
 	labelRules string
 	jobs       int
-	link       string     // "copy" (default) or "hardlink" for in-place adds
+	link       string     // "copy" or "hardlink"; "": [data] link
 	ingest     ingestFunc // nil: store the files as they are
 	deid       string     // deid_profile recorded when ingest ran
 }
@@ -168,11 +168,12 @@ func newDataAddCmd(a *app) *cobra.Command {
 		Use:   "add PATH --name NAME",
 		Short: "Store a folder as dataset NAME and write data/NAME.dataset.toml",
 		Long: `Store every file under PATH in the cache and write the pointer
-data/NAME.dataset.toml. Files are copied into the cache; with --link
-hardlink and PATH = data/NAME they are hard-linked instead (no data is
-written, the files become read-only; never edit them in place). When PATH
-is not data/NAME, the files are also checked out to data/NAME/ (which must
-not exist yet). Files the stat index knows
+data/NAME.dataset.toml. Files are copied into the cache (cloned where the
+file system has reflinks); with --link hardlink (or [data] link =
+"hardlink") the files of data/NAME are hard links of the cache objects
+instead (no data is written, the files become read-only; never edit them
+in place). When PATH is not data/NAME, the files are also checked out to
+data/NAME/ (which must not exist yet). Files the stat index knows
 unchanged are not read again. Commit the pointer with git; push the
 data with 'medcad data push'.
 
@@ -199,7 +200,7 @@ Refused cases are reported and the others go on.`,
 	cmd.Flags().StringVar(&opts.name, "name", "", "dataset name (letters, digits, . _ -)")
 	cmd.Flags().StringVar(&opts.labelRules, "label-rules", "", "labelling rules version (default: [data] label_rules)")
 	cmd.Flags().IntVar(&opts.jobs, "jobs", 0, "parallel hashing workers (default: 2 per CPU)")
-	cmd.Flags().StringVar(&opts.link, "link", "copy", "copy (a clone where the file system has reflinks), or hardlink: link the files of data/NAME into the cache (no copy; they become read-only, and an in-place write to them, e.g. cp as root, damages the cache)")
+	cmd.Flags().StringVar(&opts.link, "link", "", "copy (a clone where the file system has reflinks), or hardlink: the files of data/NAME are hard links of the cache objects (no copy; they become read-only, and an in-place write to them, e.g. cp as root, damages the cache) (default: [data] link, copy)")
 	return cmd
 }
 
@@ -220,12 +221,15 @@ func runDataAdd(ctx context.Context, a *app, opts dataAddOptions) error {
 	if !gitops.ValidName(opts.name) {
 		return usagef("data add: --name %q: use letters, digits, . _ - (at most 64)", opts.name)
 	}
-	if opts.link != "copy" && opts.link != "hardlink" {
+	if opts.link != "" && opts.link != "copy" && opts.link != "hardlink" {
 		return usagef("data add: --link %q: want copy or hardlink", opts.link)
 	}
 	p, err := openDataProject()
 	if err != nil {
 		return err
+	}
+	if opts.link == "" {
+		opts.link = p.cfg.Data.Link
 	}
 	if opts.labelRules == "" {
 		opts.labelRules = p.cfg.Data.LabelRules
@@ -280,6 +284,9 @@ func runDataAdd(ctx context.Context, a *app, opts dataAddOptions) error {
 	}
 	if !inPlace {
 		copts := cas.CheckoutOptions{TreeOptions: cas.TreeOptions{Index: ix, IndexPrefix: gitops.DatasetDir + "/" + opts.name}}
+		if opts.link == "hardlink" {
+			copts.Link = cas.LinkHardlink
+		}
 		if _, err := p.store.Checkout(ctx, res.Manifest, work, copts); err != nil {
 			return fmt.Errorf("data add: check out to %s/%s: %w", gitops.DatasetDir, opts.name, err)
 		}
@@ -570,19 +577,19 @@ func newDataPullCmd(a *app) *cobra.Command {
 	}
 	cmd.Flags().IntVar(&opts.jobs, "jobs", 0, "parallel transfers (default: [remote] jobs, 32)")
 	cmd.Flags().BoolVar(&opts.noCheckout, "no-checkout", false, "only fill the cache")
-	cmd.Flags().StringVar(&opts.link, "link", "", "how checkout makes files: reflink, hardlink or copy (default: reflink, else copy)")
+	cmd.Flags().StringVar(&opts.link, "link", "", "how checkout makes files: reflink, hardlink or copy (default: hardlink where [data] link = \"hardlink\", else reflink where the file system allows, else copy)")
 	return cmd
 }
 
 func runDataPull(ctx context.Context, a *app, opts dataTransferOptions) error {
+	if err := checkLink(opts.link); err != nil {
+		return err
+	}
 	p, err := openDataProject()
 	if err != nil {
 		return err
 	}
-	link, err := parseLink(opts.link)
-	if err != nil {
-		return err
-	}
+	link := p.linkMode(opts.link)
 	ds, err := p.datasets(opts.names)
 	if err != nil {
 		return err
@@ -645,28 +652,38 @@ that differ are replaced only with --force; extra files are left alone.`,
 			return runDataCheckout(cmd.Context(), a, opts)
 		},
 	}
-	cmd.Flags().StringVar(&opts.link, "link", "", "reflink, hardlink or copy (default: reflink, else copy)")
+	cmd.Flags().StringVar(&opts.link, "link", "", "reflink, hardlink or copy (default: hardlink where [data] link = \"hardlink\", else reflink where the file system allows, else copy)")
 	cmd.Flags().BoolVar(&opts.force, "force", false, "replace workspace files that differ from the pointer")
 	return cmd
 }
 
-func parseLink(s string) (cas.LinkMode, error) {
+// linkMode is how checkouts make files: flag (checked by checkLink) when
+// given, else the project's [data] link.
+func (p *dataProject) linkMode(flag string) cas.LinkMode {
+	if flag == "" && p.cfg.Data.Link == "hardlink" {
+		return cas.LinkHardlink
+	}
+	return cas.LinkMode(flag)
+}
+
+// checkLink checks a --link flag of checkout or pull ("": the default).
+func checkLink(s string) error {
 	switch cas.LinkMode(s) {
 	case cas.LinkAuto, cas.LinkReflink, cas.LinkHardlink, cas.LinkCopy:
-		return cas.LinkMode(s), nil
+		return nil
 	}
-	return "", usagef("--link %q: want reflink, hardlink or copy", s)
+	return usagef("--link %q: want reflink, hardlink or copy", s)
 }
 
 func runDataCheckout(ctx context.Context, a *app, opts dataCheckoutOptions) error {
-	link, err := parseLink(opts.link)
-	if err != nil {
+	if err := checkLink(opts.link); err != nil {
 		return err
 	}
 	p, err := openDataProject()
 	if err != nil {
 		return err
 	}
+	link := p.linkMode(opts.link)
 	ds, err := p.datasets(opts.names)
 	if err != nil {
 		return err
