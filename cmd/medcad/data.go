@@ -582,14 +582,14 @@ func newDataPullCmd(a *app) *cobra.Command {
 }
 
 func runDataPull(ctx context.Context, a *app, opts dataTransferOptions) error {
-	if err := checkLink(opts.link); err != nil {
-		return err
-	}
 	p, err := openDataProject()
 	if err != nil {
 		return err
 	}
-	link := p.linkMode(opts.link)
+	link, err := p.linkMode(opts.link)
+	if err != nil {
+		return err
+	}
 	ds, err := p.datasets(opts.names)
 	if err != nil {
 		return err
@@ -657,33 +657,30 @@ that differ are replaced only with --force; extra files are left alone.`,
 	return cmd
 }
 
-// linkMode is how checkouts make files: flag (checked by checkLink) when
-// given, else the project's [data] link.
-func (p *dataProject) linkMode(flag string) cas.LinkMode {
-	if flag == "" && p.cfg.Data.Link == "hardlink" {
-		return cas.LinkHardlink
+// linkMode is how checkouts make files: the --link flag when given,
+// else the project's [data] link.
+func (p *dataProject) linkMode(flag string) (cas.LinkMode, error) {
+	switch cas.LinkMode(flag) {
+	case cas.LinkAuto:
+		if p.cfg.Data.Link == "hardlink" {
+			return cas.LinkHardlink, nil
+		}
+		return cas.LinkAuto, nil
+	case cas.LinkReflink, cas.LinkHardlink, cas.LinkCopy:
+		return cas.LinkMode(flag), nil
 	}
-	return cas.LinkMode(flag)
-}
-
-// checkLink checks a --link flag of checkout or pull ("": the default).
-func checkLink(s string) error {
-	switch cas.LinkMode(s) {
-	case cas.LinkAuto, cas.LinkReflink, cas.LinkHardlink, cas.LinkCopy:
-		return nil
-	}
-	return usagef("--link %q: want reflink, hardlink or copy", s)
+	return "", usagef("--link %q: want reflink, hardlink or copy", flag)
 }
 
 func runDataCheckout(ctx context.Context, a *app, opts dataCheckoutOptions) error {
-	if err := checkLink(opts.link); err != nil {
-		return err
-	}
 	p, err := openDataProject()
 	if err != nil {
 		return err
 	}
-	link := p.linkMode(opts.link)
+	link, err := p.linkMode(opts.link)
+	if err != nil {
+		return err
+	}
 	ds, err := p.datasets(opts.names)
 	if err != nil {
 		return err
