@@ -27,7 +27,7 @@ var ErrNoConfig = errors.New("no medcad.toml here (run 'medcad init' first)")
 
 // Config is the project configuration, medcad.toml.
 type Config struct {
-	Project Project                   `toml:"project" json:"project"`
+	Project ProjectSection            `toml:"project" json:"project"`
 	Remote  Remote                    `toml:"remote" json:"remote"`
 	Data    Data                      `toml:"data" json:"data"`
 	Env     Env                       `toml:"env" json:"env"`
@@ -38,8 +38,8 @@ type Config struct {
 	Runner  Runner                    `toml:"runner" json:"runner"`
 }
 
-// Project names the project and its model.
-type Project struct {
+// ProjectSection ([project]) names the project and its model.
+type ProjectSection struct {
 	Name          string `toml:"name" json:"name"`
 	Model         string `toml:"model" json:"model"`                   // model name: models/<model>.model.toml
 	DefaultBranch string `toml:"default_branch" json:"default_branch"` // the production branch
@@ -122,7 +122,7 @@ type Runner struct {
 // file on top of it. This is the one place defaults live.
 func Default() Config {
 	return Config{
-		Project: Project{Model: "bone", DefaultBranch: "main", TrainStage: "train", EvalStage: "evaluate"},
+		Project: ProjectSection{Model: "bone", DefaultBranch: "main", TrainStage: "train", EvalStage: "evaluate"},
 		Remote:  Remote{URL: "file://.medcad/remote", Region: "us-east-1", Jobs: 32},
 		Data:    Data{LabelRules: "v2", DeidProfile: "ps3.15-basic", KeyFile: ".medcad/project.key", Link: "copy"},
 		Params:  map[string]map[string]any{},
@@ -297,4 +297,13 @@ func (c *Config) validate() error {
 		return invalid("runner.ttl_minutes", "%d: must be at least 1", c.Runner.TTLMinutes)
 	}
 	return nil
+}
+
+// KeyPath is the de-identification key file of a project at root:
+// [data] key_file, relative to root unless absolute.
+func (c *Config) KeyPath(root string) string {
+	if filepath.IsAbs(c.Data.KeyFile) {
+		return c.Data.KeyFile
+	}
+	return filepath.Join(root, filepath.FromSlash(c.Data.KeyFile))
 }

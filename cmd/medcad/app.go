@@ -8,8 +8,12 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"path/filepath"
 
 	"github.com/mattn/go-isatty"
+	"github.com/medcad/medcad/action/ci"
+	"github.com/medcad/medcad/action/promote"
+	"github.com/medcad/medcad/gitops"
 )
 
 // Exit codes, decided only here from error classes.
@@ -66,6 +70,65 @@ func (a *app) colour(w io.Writer) bool {
 // progressOn reports whether progress bars may be drawn on stderr.
 func (a *app) progressOn() bool { return isTerminal(a.err) }
 
+// path resolves a path given on the command line: relative paths are
+// relative to -C DIR, as with git.
+func (a *app) path(p string) string {
+	if a.dir == "" || p == "" || filepath.IsAbs(p) {
+		return p
+	}
+	return filepath.Join(a.dir, p)
+}
+
+// paths resolves several command-line paths like path.
+func (a *app) paths(ps []string) []string {
+	out := make([]string, len(ps))
+	for i, p := range ps {
+		out[i] = a.path(p)
+	}
+	return out
+}
+
+// isPathFlag reports whether the string flag name holds a file or folder
+// given on the command line (resolved against -C DIR).
+func isPathFlag(name string) bool {
+	switch name {
+	case "out", "in", "dir", "data", "model", "params", "key-file", "truth", "pred", "truth-dir", "pred-dir",
+		"metrics-out", "assets", "image", "label", "cases":
+		return true
+	}
+	return false
+}
+
+// workDir is where the command acts: -C DIR, or the working directory.
+func (a *app) workDir() string {
+	if a.dir == "" {
+		return "."
+	}
+	return a.dir
+}
+
+// project opens the project holding the working directory (or -C DIR),
+// with this invocation's logger and progress display.
+func (a *app) project(ctx context.Context) (*gitops.Project, error) {
+	p, err := gitops.Open(ctx, a.workDir(), gitops.OpenOptions{Log: a.log})
+	if err != nil {
+		return nil, err
+	}
+	p.Meter = a.meter
+	return p, nil
+}
+
+// config loads the configuration of the project holding the working
+// directory (or -C DIR), and its root.
+func (a *app) config() (string, gitops.Config, error) {
+	root, err := gitops.FindRoot(a.workDir())
+	if err != nil {
+		return "", gitops.Config{}, err
+	}
+	cfg, err := gitops.LoadConfig(root)
+	return root, cfg, err
+}
+
 // printJSON writes v as indented JSON to stdout.
 func (a *app) printJSON(v any) error {
 	enc := json.NewEncoder(a.out)
@@ -105,7 +168,7 @@ func exitCode(ctx context.Context, err error) int {
 		return exitInterrupted
 	case errors.As(err, &ue):
 		return exitUsage
-	case errors.Is(err, errCheckFailed):
+	case errors.Is(err, errCheckFailed), errors.Is(err, ci.ErrGatesFailed), errors.As(err, new(*promote.RefusedError)):
 		return exitCheckFailed
 	default:
 		return exitError

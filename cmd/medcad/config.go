@@ -18,7 +18,7 @@ func newConfigCmd(a *app) *cobra.Command {
 		Short: "Print the effective configuration, defaults included",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			cfg, err := gitops.LoadConfig(".")
+			_, cfg, err := a.config()
 			if err != nil {
 				return err
 			}
@@ -32,7 +32,7 @@ func newConfigCmd(a *app) *cobra.Command {
 		Short: "Validate medcad.toml; exit 0 when valid, 1 when not",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if _, err := gitops.LoadConfig("."); err != nil {
+			if _, _, err := a.config(); err != nil {
 				return err
 			}
 			_, err := fmt.Fprintf(a.out, "%s: ok\n", gitops.ConfigFile)

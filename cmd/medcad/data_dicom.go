@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"path/filepath"
 
 	"github.com/medcad/medcad/gitops"
 	"github.com/medcad/medcad/stages/dicom"
@@ -15,9 +14,10 @@ import (
 // (PS3.15 Annex E basic profile, keyed UIDs and case ids), validated as one
 // CT series with a label on its grid, and only the de-identified files are
 // stored. Refused cases are reported and the others go on.
-func dicomIngest(a *app, cfg gitops.Config) ingestFunc {
+func dicomIngest(a *app, p *gitops.Project) gitops.IngestFunc {
+	cfg := p.Config
 	return func(ctx context.Context, src, out string) ([]gitops.DatasetCase, error) {
-		key, err := deid.LoadKey(filepath.Join(".", cfg.Data.KeyFile))
+		key, err := deid.LoadKey(cfg.KeyPath(p.Root))
 		if err != nil {
 			return nil, err
 		}

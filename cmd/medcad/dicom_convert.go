@@ -44,7 +44,7 @@ Exit 0; 3 when a series cannot be converted (with --strict: also when one
 is irregular); 1 when no DICOM image is found.`,
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			opts.paths = args
+			opts.paths = a.paths(args)
 			return runDicomInspect(cmd.Context(), a, opts)
 		},
 	}
@@ -207,7 +207,7 @@ series with its output paths. Exit 0 when every series converted, 3 when
 some could not be, 1 on other errors.`,
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			opts.paths = args
+			opts.paths = a.paths(args)
 			return runDicomConvert(cmd.Context(), a, opts)
 		},
 	}

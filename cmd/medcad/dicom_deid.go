@@ -51,7 +51,7 @@ Stdout: one line per written file, "CASE-ID<TAB>OUTPUT"; with --json one
 object per file. Exit 0 when every DICOM file was written, 1 otherwise.`,
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			opts.paths = args
+			opts.paths = a.paths(args)
 			opts.shift = cmd.Flags().Changed("shift-dates")
 			return runDicomDeid(cmd.Context(), a, opts)
 		},
@@ -84,7 +84,7 @@ func runDicomDeid(ctx context.Context, a *app, opts dicomDeidOptions) error {
 	if opts.shift && (opts.shiftDays < -36500 || opts.shiftDays > 36500) {
 		return usagef("dicom deid: --shift-dates %d: want at most 36500 days either way", opts.shiftDays)
 	}
-	keyFile, err := projectKeyFile(opts.keyFile)
+	keyFile, err := projectKeyFile(a, opts.keyFile)
 	if err != nil {
 		return err
 	}
@@ -169,18 +169,18 @@ func runDicomDeid(ctx context.Context, a *app, opts dicomDeidOptions) error {
 
 // projectKeyFile returns the key file to use: the flag, else medcad.toml's
 // data.key_file, else the default.
-func projectKeyFile(flag string) (string, error) {
+func projectKeyFile(a *app, flag string) (string, error) {
 	if flag != "" {
-		return flag, nil
+		return a.path(flag), nil
 	}
-	cfg, err := gitops.LoadConfig(".")
-	if errors.Is(err, gitops.ErrNoConfig) {
-		return gitops.Default().Data.KeyFile, nil
+	root, cfg, err := a.config()
+	if errors.Is(err, gitops.ErrNoProject) {
+		return a.path(gitops.Default().Data.KeyFile), nil
 	}
 	if err != nil {
 		return "", err
 	}
-	return cfg.Data.KeyFile, nil
+	return cfg.KeyPath(root), nil
 }
 
 // dicomScanPHIOptions are the arguments of `medcad dicom scan-phi`.

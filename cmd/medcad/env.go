@@ -38,8 +38,8 @@ func newEnvCmd(a *app) *cobra.Command {
 }
 
 // readEnvLocks reads every lock file named in [env] lock.
-func readEnvLocks() ([]*gitops.EnvLock, error) {
-	cfg, err := gitops.LoadConfig(".")
+func readEnvLocks(a *app) ([]*gitops.EnvLock, error) {
+	root, cfg, err := a.config()
 	if err != nil {
 		return nil, err
 	}
@@ -48,7 +48,7 @@ func readEnvLocks() ([]*gitops.EnvLock, error) {
 	}
 	locks := make([]*gitops.EnvLock, 0, len(cfg.Env.Lock))
 	for _, f := range cfg.Env.Lock {
-		l, err := gitops.ReadEnvLock(".", f)
+		l, err := gitops.ReadEnvLock(root, f)
 		if err != nil {
 			return nil, err
 		}
@@ -58,7 +58,7 @@ func readEnvLocks() ([]*gitops.EnvLock, error) {
 }
 
 func runEnvShow(a *app) error {
-	locks, err := readEnvLocks()
+	locks, err := readEnvLocks(a)
 	if err != nil {
 		return err
 	}
@@ -76,7 +76,7 @@ func runEnvShow(a *app) error {
 }
 
 func runEnvCheck(ctx context.Context, a *app, python string) error {
-	locks, err := readEnvLocks()
+	locks, err := readEnvLocks(a)
 	if err != nil {
 		return err
 	}

@@ -25,9 +25,9 @@ commented defaults, .gitignore, data/ and models/, the GitHub workflow
 unless --force; running init twice changes nothing.`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			opts.dir = "."
+			opts.dir = a.workDir()
 			if len(args) == 1 {
-				opts.dir = args[0]
+				opts.dir = a.path(args[0])
 			}
 			return runInit(a, opts)
 		},

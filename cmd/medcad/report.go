@@ -12,7 +12,6 @@ import (
 
 	"github.com/go-git/go-git/v5"
 	"github.com/medcad/medcad/gitops"
-	"github.com/medcad/medcad/gitops/cas"
 	"github.com/medcad/medcad/internal/atomicfile"
 	"github.com/medcad/medcad/reports"
 	"github.com/spf13/cobra"
@@ -51,20 +50,17 @@ func (c compared) plots(ctx context.Context) ([]reports.Plot, error) {
 // baseline's medcad.toml so a branch cannot loosen its own rules.
 func comparison(ctx context.Context, a *app, s sides) (compared, error) {
 	fail := func(err error) (compared, error) { return compared{}, err }
-	cfg, err := gitops.LoadConfig(".")
+	p, err := a.project(ctx)
 	if err != nil {
 		return fail(err)
 	}
-	store, err := cas.Open(".")
-	if err != nil {
-		return fail(err)
-	}
+	cfg := p.Config
 	var repo *git.Repository
-	if r, err := gitops.OpenRepo("."); err == nil {
+	if r, err := p.Repo(); err == nil {
 		repo = r
 	}
-	l := &reports.Loader{Dir: ".", Repo: repo, Store: store, Config: cfg}
-	if remote, err := openRemote(ctx, cfg); err == nil {
+	l := &reports.Loader{Dir: p.Root, Repo: repo, Store: p.Store, Config: cfg}
+	if remote, err := p.Remote(ctx); err == nil {
 		l.Remote = remote
 	} else {
 		a.log.Debug("no remote", "err", err)
@@ -74,8 +70,8 @@ func comparison(ctx context.Context, a *app, s sides) (compared, error) {
 	switch {
 	case s.candidate == "":
 		cand, err = l.WorkTree(ctx)
-	case isFile(s.candidate):
-		cand, err = l.File(ctx, s.candidate)
+	case isFile(a.path(s.candidate)):
+		cand, err = l.File(ctx, a.path(s.candidate))
 	default:
 		cand, err = l.Rev(ctx, s.candidate)
 	}

@@ -4,15 +4,11 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"runtime"
 	"strconv"
 	"strings"
 	"text/tabwriter"
-	"time"
 
-	"github.com/go-git/go-git/v5"
 	"github.com/medcad/medcad/gitops"
-	"github.com/medcad/medcad/gitops/cas"
 	"github.com/medcad/medcad/stages"
 	"github.com/spf13/cobra"
 )
@@ -64,51 +60,6 @@ func newStatusCmd(a *app) *cobra.Command {
 	}
 }
 
-// pipeline is an opened project ready to repro.
-type pipeline struct {
-	cfg   gitops.Config
-	plan  *stages.Plan
-	store *stages.CAS
-	data  *stages.Pointers
-}
-
-// openPipeline loads config, store, remote and plan of the project in ".".
-func openPipeline(ctx context.Context, a *app, push bool, jobs int) (*pipeline, error) {
-	cfg, err := gitops.LoadConfig(".")
-	if err != nil {
-		return nil, err
-	}
-	s, err := cas.Open(".")
-	if err != nil {
-		return nil, err
-	}
-	remote, err := openRemote(ctx, cfg)
-	if err != nil {
-		a.log.Debug("remote unavailable; run cache is local only", "err", err)
-		remote = nil
-	}
-	store := stages.NewCAS(s, remote, push, jobs)
-	data := stages.NewPointers(".", store)
-	plan, err := stages.NewPlan(cfg, data)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", gitops.ConfigFile, err)
-	}
-	return &pipeline{cfg: cfg, plan: plan, store: store, data: data}, nil
-}
-
-// openRemote opens the configured remote; MEDCAD_REMOTE overrides the URL.
-func openRemote(ctx context.Context, cfg gitops.Config) (cas.Backend, error) {
-	url := cfg.Remote.URL
-	if env := os.Getenv("MEDCAD_REMOTE"); env != "" {
-		url = env
-	}
-	b, err := cas.OpenRemote(ctx, cas.RemoteConfig{URL: url, Region: cfg.Remote.Region, Endpoint: cfg.Remote.Endpoint, PathStyle: cfg.Remote.PathStyle})
-	if err != nil {
-		return nil, err
-	}
-	return cas.WithVerify(cas.WithRetry(b, cas.RetryPolicy{})), nil
-}
-
 func parseShard(s string) (int, int, error) {
 	if s == "" {
 		return 0, 0, nil
@@ -122,29 +73,21 @@ func parseShard(s string) (int, int, error) {
 	return i, n, nil
 }
 
-func runRepro(ctx context.Context, a *app, opts reproOptions) error {
+// reproOptions is the stages' view of the repro flags, with how this
+// binary runs built-in commands and prints progress.
+func (a *app) reproOptions(opts reproOptions) (stages.ReproOptions, error) {
 	si, sn, err := parseShard(opts.shard)
 	if err != nil {
-		return err
+		return stages.ReproOptions{}, err
 	}
-	p, err := openPipeline(ctx, a, opts.push, opts.jobs)
-	if err != nil {
-		return err
-	}
-	defer p.store.Close()
 	exe, err := os.Executable()
 	if err != nil {
-		return err
-	}
-	jobs := opts.jobs
-	if jobs == 0 {
-		jobs = max(2, runtime.NumCPU())
+		return stages.ReproOptions{}, err
 	}
 	bi := readBuildInfo()
-	ro := stages.Options{
-		Dir: ".", Config: p.cfg, Plan: p.plan, Store: p.store, Data: p.data,
-		Version: bi.Version + "+" + bi.Commit, Exe: exe, Jobs: jobs,
-		Force: opts.force, DryRun: opts.dryRun, ShardI: si, ShardN: sn, Stages: opts.stages,
+	ro := stages.ReproOptions{
+		Version: bi.Version + "+" + bi.Commit, Exe: exe, Python: defaultPython(), Jobs: opts.jobs,
+		Force: opts.force, DryRun: opts.dryRun, ShardI: si, ShardN: sn, Stages: opts.stages, Push: opts.push,
 	}
 	if opts.verbose {
 		ro.Stdout = a.err
@@ -152,20 +95,24 @@ func runRepro(ctx context.Context, a *app, opts reproOptions) error {
 	if !a.json {
 		ro.OnEvent = func(e stages.Event) { printEvent(a, e, opts.dryRun) }
 	}
-	started := time.Now()
-	res, err := stages.Repro(ctx, ro)
-	if err == nil && !opts.dryRun && sn == 0 {
-		switch {
-		case res.Ran():
-			err = recordRun(ctx, a, p, res, started, false)
-		case modelBehind(p, res.Lock):
-			// An earlier repro did the work but was stopped before it
-			// recorded the run and wrote the model manifest.
-			err = recordRun(ctx, a, p, res, started, true)
-		}
+	return ro, nil
+}
+
+func runRepro(ctx context.Context, a *app, opts reproOptions) error {
+	ro, err := a.reproOptions(opts)
+	if err != nil {
+		return err
 	}
-	if a.json && res != nil {
-		if jerr := a.printJSON(res.Events); err == nil {
+	p, err := a.project(ctx)
+	if err != nil {
+		return err
+	}
+	out, err := stages.Reproduce(ctx, p, ro)
+	if out != nil {
+		printOutcome(a, out)
+	}
+	if a.json && out != nil && out.Result != nil {
+		if jerr := a.printJSON(out.Events); err == nil {
 			err = jerr
 		}
 	}
@@ -174,7 +121,7 @@ func runRepro(ctx context.Context, a *app, opts reproOptions) error {
 	}
 	if opts.dryRun && !a.json {
 		stale := 0
-		for _, e := range res.Events {
+		for _, e := range out.Events {
 			if e.Status == stages.WouldRun {
 				stale++
 			}
@@ -186,76 +133,14 @@ func runRepro(ctx context.Context, a *app, opts reproOptions) error {
 	return nil
 }
 
-// modelBehind reports whether the lock holds a trained model that the
-// model manifest does not name (missing, or naming another artifact).
-func modelBehind(p *pipeline, lock *gitops.Lock) bool {
-	tl := lock.Stages[p.cfg.Project.TrainStage]
-	if tl == nil || tl.Out == "" {
-		return false
+// printOutcome notes on stderr the run recorded and the manifest written.
+func printOutcome(a *app, out *stages.Outcome) {
+	if out.Saved {
+		fmt.Fprintf(a.err, "run %s recorded (medcad runs show %s)\n", out.Run.ID, out.Run.ID)
 	}
-	m, err := gitops.ReadModel(".", p.cfg.Project.Model)
-	return err != nil || m.Artifact != tl.Out
-}
-
-// recordRun writes the run record of a repro that ran something into git
-// (refs/medcad/runs/<id>) and, when the pipeline trains a model, the model
-// manifest models/<model>.model.toml. resumed: the work was done by an
-// earlier, interrupted repro; its run record is reused when it was saved.
-func recordRun(ctx context.Context, a *app, p *pipeline, res *stages.Result, started time.Time, resumed bool) error {
-	repo, err := openRepo()
-	if err != nil {
-		return err
+	if out.Model != nil {
+		fmt.Fprintf(a.err, "wrote %s\n", gitops.ModelPath(out.Model.Name))
 	}
-	gs := stages.ReadGitState(repo)
-	run, err := stages.NewRun(stages.RecordOptions{
-		Dir: ".", Plan: p.plan, Lock: res.Lock, Result: res, Started: started,
-		Facts: stages.EnvFacts(ctx, defaultPython()), Datasets: p.data, Git: gs,
-		Resumed: resumed,
-	})
-	if err != nil || run == nil {
-		return err
-	}
-	saved := false // the interrupted repro saved its run record
-	if resumed {
-		if r := savedRun(repo, run.Key); r != nil {
-			run, saved = r, true
-		}
-	}
-	model, err := stages.NewModel(p.cfg, p.plan, res.Lock, run, p.data)
-	if err != nil {
-		return err
-	}
-	if !saved {
-		if model != nil {
-			run.Artifact, run.Eval = model.Artifact, model.Eval
-		}
-		if err := gitops.SaveRun(repo, run); err != nil {
-			return err
-		}
-		fmt.Fprintf(a.err, "run %s recorded (medcad runs show %s)\n", run.ID, run.ID)
-	}
-	if model == nil {
-		return nil
-	}
-	if err := model.Write("."); err != nil {
-		return err
-	}
-	fmt.Fprintf(a.err, "wrote %s\n", gitops.ModelPath(model.Name))
-	return nil
-}
-
-// savedRun is the run record of the given key, or nil.
-func savedRun(repo *git.Repository, key string) *gitops.Run {
-	runs, err := gitops.ListRuns(repo)
-	if err != nil {
-		return nil
-	}
-	for _, r := range runs {
-		if r.Key == key {
-			return r
-		}
-	}
-	return nil
 }
 
 // printEvent writes one progress line: data on stdout for status, progress

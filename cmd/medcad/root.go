@@ -6,6 +6,7 @@ import (
 	"os"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 )
 
 // newRootCmd builds the command tree. Every subcommand is constructed here
@@ -23,9 +24,18 @@ func newRootCmd(a *app) *cobra.Command {
 				a.log = slog.New(slog.NewTextHandler(a.err, &slog.HandlerOptions{Level: slog.LevelDebug}))
 			}
 			if a.dir != "" {
-				if err := os.Chdir(a.dir); err != nil {
+				if fi, err := os.Stat(a.dir); err != nil {
 					return usagef("-C %s: %v", a.dir, err)
+				} else if !fi.IsDir() {
+					return usagef("-C %s: not a folder", a.dir)
 				}
+				var err error
+				cmd.Flags().Visit(func(f *pflag.Flag) {
+					if isPathFlag(f.Name) && f.Value.Type() == "string" && err == nil {
+						err = f.Value.Set(a.path(f.Value.String()))
+					}
+				})
+				return err
 			}
 			return nil
 		},

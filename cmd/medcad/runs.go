@@ -21,7 +21,7 @@ func newRunsCmd(a *app) *cobra.Command {
 		Short: "List run records, oldest first",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			repo, err := openRepo()
+			repo, err := a.repo()
 			if err != nil {
 				return err
 			}
@@ -44,7 +44,7 @@ func newRunsCmd(a *app) *cobra.Command {
 		Short: "Print one run record (an id prefix is enough)",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			repo, err := openRepo()
+			repo, err := a.repo()
 			if err != nil {
 				return err
 			}
@@ -59,7 +59,7 @@ func newRunsCmd(a *app) *cobra.Command {
 		Short: "Compare two runs: params, datasets and metrics side by side",
 		Args:  cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			repo, err := openRepo()
+			repo, err := a.repo()
 			if err != nil {
 				return err
 			}
@@ -81,7 +81,7 @@ func newRunsCmd(a *app) *cobra.Command {
 			Short: map[string]string{"push": "Push run records to a git remote", "pull": "Fetch run records from a git remote"}[dir],
 			Args:  cobra.NoArgs,
 			RunE: func(cmd *cobra.Command, _ []string) error {
-				repo, err := openRepo()
+				repo, err := a.repo()
 				if err != nil {
 					return err
 				}
@@ -107,9 +107,9 @@ func newRunsCmd(a *app) *cobra.Command {
 	return cmd
 }
 
-// openRepo opens the git repository holding the current directory.
-func openRepo() (*git.Repository, error) {
-	repo, err := git.PlainOpenWithOptions(".", &git.PlainOpenOptions{DetectDotGit: true})
+// repo opens the git repository holding the working directory (or -C DIR).
+func (a *app) repo() (*git.Repository, error) {
+	repo, err := git.PlainOpenWithOptions(a.workDir(), &git.PlainOpenOptions{DetectDotGit: true})
 	if err != nil {
 		return nil, fmt.Errorf("not in a git repository (run 'medcad init'): %w", err)
 	}

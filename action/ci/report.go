@@ -1,10 +1,9 @@
-package main
+package ci
 
 import (
 	"context"
 	"errors"
 	"fmt"
-	"strings"
 
 	"github.com/go-git/go-git/v5"
 	"github.com/medcad/medcad/gitops"
@@ -16,11 +15,11 @@ import (
 // base branch (nil for the first model) and the candidate in the working
 // tree, and where their evaluations are read from.
 type reportInput struct {
+	dir       string // the project root
 	cfg       gitops.Config
 	base      *gitops.Model
 	baseRev   string // the base branch's revision, e.g. refs/remotes/origin/main
 	baseRef   string // how the report names it, e.g. "main@1a2b3c4d5e6f"
-	cand      *gitops.Model
 	candRef   string
 	imageBase string // URL prefix the report's images are linked with ("": no images)
 	repo      *git.Repository
@@ -35,8 +34,8 @@ type reportImage struct {
 	png  []byte
 }
 
-// ciReport is a finished report: the gate verdict and its renderings.
-type ciReport struct {
+// prReport is a finished report: the gate verdict and its renderings.
+type prReport struct {
 	pass     bool
 	failed   []string // the gates that failed, one line each
 	markdown string
@@ -46,8 +45,8 @@ type ciReport struct {
 // buildReport is the pull request's report from the reports package:
 // per-case paired comparison, confidence intervals, gates and plots. A
 // pipeline must write its per-case evaluation in medcad eval's JSON.
-func buildReport(ctx context.Context, in reportInput) (*ciReport, error) {
-	l := &reports.Loader{Dir: ".", Repo: in.repo, Store: in.store, Remote: in.remote, Config: in.cfg}
+func buildReport(ctx context.Context, in reportInput) (*prReport, error) {
+	l := &reports.Loader{Dir: in.dir, Repo: in.repo, Store: in.store, Remote: in.remote, Config: in.cfg}
 	cand, err := l.WorkTree(ctx)
 	if err != nil {
 		return nil, evalHint(err)
@@ -65,7 +64,7 @@ func buildReport(ctx context.Context, in reportInput) (*ciReport, error) {
 	if err != nil {
 		return nil, err
 	}
-	rep := &ciReport{pass: c.Verdict.Promote}
+	rep := &prReport{pass: c.Verdict.Promote}
 	for _, g := range c.Verdict.Failed() {
 		rep.failed = append(rep.failed, g.Name+": "+g.Message)
 	}
@@ -90,11 +89,4 @@ func evalHint(err error) error {
 		return fmt.Errorf("%w (the evaluate stage must write per-case results as 'medcad eval --truth-dir … --pred-dir … --json' does)", err)
 	}
 	return err
-}
-
-// mdCode makes text safe inside a `code span`: backticks, line breaks and
-// pipes (which end a table cell even in code) are replaced, and angle
-// brackets are written as entities so no HTML comment can close.
-func mdCode(s string) string {
-	return strings.NewReplacer("`", "'", "\n", " ", "\r", " ", "|", "¦", "<", "‹", ">", "›").Replace(s)
 }

@@ -1,11 +1,11 @@
-package main
+package action
 
 import (
 	"strings"
 	"testing"
 )
 
-func TestMdCode(t *testing.T) {
+func TestCodeSpan(t *testing.T) {
 	tests := []struct{ in, want string }{
 		{"batch1", "batch1"},
 		{"a|b", "a¦b"},
@@ -14,18 +14,18 @@ func TestMdCode(t *testing.T) {
 		{"two\nlines", "two lines"},
 	}
 	for _, tc := range tests {
-		if got := mdCode(tc.in); got != tc.want {
-			t.Errorf("mdCode(%q) = %q, want %q", tc.in, got, tc.want)
+		if got := CodeSpan(tc.in); got != tc.want {
+			t.Errorf("CodeSpan(%q) = %q, want %q", tc.in, got, tc.want)
 		}
 	}
 }
 
-func FuzzMdCode(f *testing.F) {
+func FuzzCodeSpan(f *testing.F) {
 	f.Add("x --> <img src=x onerror=alert(1)> | y")
 	f.Add("`code` ![i](u) \r\n")
 	f.Fuzz(func(t *testing.T, s string) {
-		if c := mdCode(s); strings.ContainsAny(c, "`<>|\n\r") {
-			t.Fatalf("mdCode(%q) = %q leaves markup", s, c)
+		if c := CodeSpan(s); strings.ContainsAny(c, "`<>|\n\r") {
+			t.Fatalf("CodeSpan(%q) = %q leaves markup", s, c)
 		}
 	})
 }
