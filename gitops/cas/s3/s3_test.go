@@ -1,4 +1,4 @@
-package cas_test
+package s3_test
 
 import (
 	"bytes"
@@ -13,6 +13,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/medcad/medcad/gitops/cas"
 	"github.com/medcad/medcad/gitops/cas/castest"
+	"github.com/medcad/medcad/gitops/cas/s3"
 )
 
 func TestFakeS3Conformance(t *testing.T) {
@@ -54,8 +55,8 @@ func TestVersitygwDirectReads(t *testing.T) {
 	srv := castest.Versitygw(t)
 	_, bucket := srv.NewBucket(t)
 	ctx := context.Background()
-	open := func(secret string) *cas.S3 {
-		b, err := cas.NewS3(ctx, cas.S3Config{
+	open := func(secret string) *s3.Backend {
+		b, err := s3.New(ctx, s3.Config{
 			Bucket: bucket, Prefix: "odd prefix/a+b=c&d", Endpoint: srv.Endpoint, PathStyle: true,
 			Credentials: credentials.NewStaticCredentialsProvider(castest.AccessKey, secret, ""),
 		})
