@@ -98,15 +98,11 @@ func openPipeline(ctx context.Context, a *app, push bool, jobs int) (*pipeline, 
 
 // openRemote opens the configured remote; MEDCAD_REMOTE overrides the URL.
 func openRemote(ctx context.Context, cfg gitops.Config) (cas.Backend, error) {
-	url := cfg.Remote.URL
+	r := cfg.Remote
 	if env := os.Getenv("MEDCAD_REMOTE"); env != "" {
-		url = env
+		r.URL = env
 	}
-	b, err := cas.OpenRemote(ctx, cas.RemoteConfig{URL: url, Region: cfg.Remote.Region, Endpoint: cfg.Remote.Endpoint, PathStyle: cfg.Remote.PathStyle})
-	if err != nil {
-		return nil, err
-	}
-	return cas.WithVerify(cas.WithRetry(b, cas.RetryPolicy{})), nil
+	return gitops.OpenRemote(ctx, r, ".")
 }
 
 func parseShard(s string) (int, int, error) {
