@@ -98,3 +98,33 @@ func TestVersitygwDirectReads(t *testing.T) {
 		t.Errorf("error shows the secret: %v", err)
 	}
 }
+
+// BenchmarkVersitygwGet compares the direct read path with the SDK's on
+// 64 KiB objects, the size where the SDK's middleware shows.
+func BenchmarkVersitygwGet(b *testing.B) {
+	srv := castest.Versitygw(b)
+	be, _ := srv.NewBucket(b)
+	ctx := context.Background()
+	data := bytes.Repeat([]byte("x"), 64<<10)
+	id := cas.Sum(data)
+	key := cas.ObjectKey(id)
+	if err := be.Put(ctx, key, bytes.NewReader(data), int64(len(data)), id); err != nil {
+		b.Fatal(err)
+	}
+	for name, r := range map[string]*s3.Backend{"direct": be, "sdk": s3.SDKReads(be)} {
+		b.Run(name, func(b *testing.B) {
+			b.ReportAllocs()
+			b.SetBytes(int64(len(data)))
+			for b.Loop() {
+				rc, err := r.Get(ctx, key)
+				if err != nil {
+					b.Fatal(err)
+				}
+				if _, err := io.Copy(io.Discard, rc); err != nil {
+					b.Fatal(err)
+				}
+				rc.Close()
+			}
+		})
+	}
+}
