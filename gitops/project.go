@@ -104,12 +104,10 @@ func (p *Project) Repo() (*git.Repository, error) { return OpenRepo(p.Root) }
 // of every object read.
 func (p *Project) Remote(ctx context.Context) (cas.Backend, error) {
 	p.remoteOnce.Do(func() {
-		b, err := cas.OpenRemote(ctx, cas.RemoteConfig{URL: p.Config.Remote.URL, Dir: p.Root, Region: p.Config.Remote.Region, Endpoint: p.Config.Remote.Endpoint, PathStyle: p.Config.Remote.PathStyle})
-		if err != nil {
-			p.remoteErr = fmt.Errorf("remote: %w", err)
-			return
+		p.remote, p.remoteErr = OpenRemote(ctx, p.Config.Remote, p.Root)
+		if p.remoteErr != nil {
+			p.remoteErr = fmt.Errorf("remote: %w", p.remoteErr)
 		}
-		p.remote = cas.WithVerify(cas.WithRetry(b, cas.RetryPolicy{}))
 	})
 	return p.remote, p.remoteErr
 }

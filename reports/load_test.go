@@ -14,6 +14,7 @@ import (
 	"github.com/go-git/go-git/v5/plumbing/object"
 	"github.com/medcad/medcad/gitops"
 	"github.com/medcad/medcad/gitops/cas"
+	"github.com/medcad/medcad/gitops/cas/local"
 )
 
 type project struct {
@@ -132,7 +133,7 @@ func TestLoaderFetchesFromRemote(t *testing.T) {
 	ctx := context.Background()
 	p := newProject(t)
 	p.model(t, 0.9)
-	remote, err := cas.NewLocal(t.TempDir())
+	remote, err := local.New(t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}

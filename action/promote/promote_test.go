@@ -14,6 +14,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/medcad/medcad/gitops"
 	"github.com/medcad/medcad/gitops/cas"
+	"github.com/medcad/medcad/gitops/cas/local"
 )
 
 var testKey = []byte("0123456789abcdef-ci-secret")
@@ -42,7 +43,7 @@ func newFixture(t *testing.T) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	remote, err := cas.NewLocal(t.TempDir())
+	remote, err := local.New(t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -173,7 +174,7 @@ func TestKey(t *testing.T) {
 
 func TestAliases(t *testing.T) {
 	ctx := context.Background()
-	b, err := cas.NewLocal(t.TempDir())
+	b, err := local.New(t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}

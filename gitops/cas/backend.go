@@ -7,8 +7,6 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
-	"net/url"
-	"strings"
 	"time"
 )
 
@@ -35,39 +33,6 @@ type Backend interface {
 	Delete(ctx context.Context, key string) error
 	// String names the remote for messages (no credentials).
 	String() string
-}
-
-// RemoteConfig says where a remote is: the [remote] table of medcad.toml.
-type RemoteConfig struct {
-	URL       string // file:///abs/path, file://rel/path or s3://bucket/prefix
-	Region    string
-	Endpoint  string // custom S3 endpoint
-	PathStyle bool
-	// Dir resolves a relative file:// URL (the project folder).
-	Dir string
-}
-
-// OpenRemote opens the backend named by cfg.URL, without decorators.
-func OpenRemote(ctx context.Context, cfg RemoteConfig) (Backend, error) {
-	switch {
-	case strings.HasPrefix(cfg.URL, "file://"):
-		p := strings.TrimPrefix(cfg.URL, "file://")
-		if p == "" {
-			return nil, fmt.Errorf("remote %q: empty path", cfg.URL)
-		}
-		if !strings.HasPrefix(p, "/") && cfg.Dir != "" {
-			p = cfg.Dir + "/" + p
-		}
-		return NewLocal(p)
-	case strings.HasPrefix(cfg.URL, "s3://"):
-		u, err := url.Parse(cfg.URL)
-		if err != nil || u.Host == "" {
-			return nil, fmt.Errorf("remote %q: want s3://BUCKET/PREFIX", cfg.URL)
-		}
-		return NewS3(ctx, S3Config{Bucket: u.Host, Prefix: strings.Trim(u.Path, "/"), Region: cfg.Region, Endpoint: cfg.Endpoint, PathStyle: cfg.PathStyle})
-	default:
-		return nil, fmt.Errorf("remote %q: want file://PATH or s3://BUCKET/PREFIX", cfg.URL)
-	}
 }
 
 // permanent reports whether retrying err cannot help, or was done

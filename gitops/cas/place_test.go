@@ -26,7 +26,7 @@ func pushed(t *testing.T, files map[string]string) (Backend, *AddResult, string)
 		t.Fatal(err)
 	}
 	dir := t.TempDir()
-	remote, _ := NewLocal(dir)
+	remote := dirRemote(dir)
 	if _, err := Push(ctx, a, remote, []ID{res.ID}, TransferOptions{}); err != nil {
 		t.Fatal(err)
 	}

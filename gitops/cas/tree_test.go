@@ -246,7 +246,7 @@ func TestCorruptCacheDetected(t *testing.T) {
 	writeTree(t, src, map[string]string{"f": "good content"})
 	res, _ := s.AddDir(ctx, src, TreeOptions{})
 	id := res.Manifest.Entries[0].ID
-	remote, _ := NewLocal(filepath.Join(proj, "remote"))
+	remote := dirRemote(filepath.Join(proj, "remote"))
 	if _, err := Push(ctx, s, remote, []ID{res.ID}, TransferOptions{}); err != nil {
 		t.Fatal(err)
 	}
@@ -288,7 +288,7 @@ func TestPushPull(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	remote, _ := NewLocal(t.TempDir())
+	remote := dirRemote(t.TempDir())
 	if ok, _ := IsComplete(ctx, remote, res.ID); ok {
 		t.Fatal("complete before push")
 	}

@@ -13,10 +13,10 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
-	"github.com/aws/aws-sdk-go-v2/service/s3"
+	awss3 "github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/johannesboyne/gofakes3"
 	"github.com/johannesboyne/gofakes3/backend/s3mem"
-	"github.com/medcad/medcad/gitops/cas"
+	"github.com/medcad/medcad/gitops/cas/s3"
 	"github.com/medcad/medcad/internal/testenv"
 )
 
@@ -96,18 +96,18 @@ func Credentials() aws.CredentialsProvider {
 
 // NewBucket creates a bucket with a unique name on the server and returns
 // an S3 backend for it, with a small multipart threshold (5 MiB parts).
-func (s *S3Server) NewBucket(t testing.TB) (*cas.S3, string) {
+func (s *S3Server) NewBucket(t testing.TB) (*s3.Backend, string) {
 	t.Helper()
 	ctx := context.Background()
 	name := "b" + strconv.FormatInt(time.Now().UnixNano(), 36)
-	c := s3.New(s3.Options{
+	c := awss3.New(awss3.Options{
 		Region: "us-east-1", BaseEndpoint: aws.String(s.Endpoint), UsePathStyle: true,
 		Credentials: Credentials(),
 	})
-	if _, err := c.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: aws.String(name)}); err != nil {
+	if _, err := c.CreateBucket(ctx, &awss3.CreateBucketInput{Bucket: aws.String(name)}); err != nil {
 		t.Fatalf("create bucket: %v", err)
 	}
-	b, err := cas.NewS3(ctx, cas.S3Config{
+	b, err := s3.New(ctx, s3.Config{
 		Bucket: name, Prefix: "store", Endpoint: s.Endpoint, PathStyle: true,
 		Credentials: Credentials(), MultipartThreshold: 6 << 20, PartSize: 5 << 20,
 	})

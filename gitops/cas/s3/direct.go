@@ -1,9 +1,8 @@
-package cas
+package s3
 
 import (
 	"context"
 	"encoding/xml"
-	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -13,7 +12,8 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
-	"github.com/aws/aws-sdk-go-v2/service/s3"
+	awss3 "github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/smithy-go"
 	smithyauth "github.com/aws/smithy-go/auth"
 	smithyhttp "github.com/aws/smithy-go/transport/http"
 )
@@ -22,13 +22,13 @@ import (
 // GET or HEAD.
 const emptySHA256 = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
 
-// s3Direct sends the reads of a pull (GET and HEAD of one object) with
+// direct sends the reads of a pull (GET and HEAD of one object) with
 // net/http, signed by the SDK's SigV4 signer, without the SDK's
 // per-request middleware stack: on 64 KiB objects that stack cost more
 // CPU than the transfer. The endpoint, signing name and region are the
 // ones the SDK itself resolves for the bucket; buckets it would sign
 // otherwise (S3 Express, access-point ARNs, SigV4a) keep the SDK path.
-type s3Direct struct {
+type direct struct {
 	base    url.URL // the bucket's endpoint
 	service string  // signing name
 	region  string  // signing region
@@ -37,13 +37,13 @@ type s3Direct struct {
 	hc      aws.HTTPClient
 }
 
-// newS3Direct returns the direct path for bucket under the client
-// options o and config ac, or nil where the SDK must sign.
-func newS3Direct(ctx context.Context, ac aws.Config, o s3.Options, bucket string) *s3Direct {
+// newDirect returns the direct path for bucket under the client options
+// o and config ac, or nil where the SDK must sign.
+func newDirect(ctx context.Context, ac aws.Config, o awss3.Options, bucket string) *direct {
 	if ac.Credentials == nil || ac.HTTPClient == nil || strings.HasPrefix(bucket, "arn:") || o.EndpointResolverV2 == nil {
 		return nil
 	}
-	p := s3.EndpointParameters{
+	p := awss3.EndpointParameters{
 		Bucket:         aws.String(bucket),
 		Region:         aws.String(o.Region),
 		Endpoint:       o.BaseEndpoint,
@@ -60,7 +60,7 @@ func newS3Direct(ctx context.Context, ac aws.Config, o s3.Options, bucket string
 	if len(opts) != 1 || (opts[0].SchemeID != "sigv4" && opts[0].SchemeID != smithyauth.SchemeIDSigV4) {
 		return nil
 	}
-	d := &s3Direct{base: ep.URI, service: "s3", region: o.Region, creds: ac.Credentials, hc: ac.HTTPClient}
+	d := &direct{base: ep.URI, service: "s3", region: o.Region, creds: ac.Credentials, hc: ac.HTTPClient}
 	if n, ok := smithyhttp.GetSigV4SigningName(&opts[0].SignerProperties); ok {
 		d.service = n
 	}
@@ -75,8 +75,8 @@ func newS3Direct(ctx context.Context, ac aws.Config, o s3.Options, bucket string
 }
 
 // do sends a signed GET or HEAD of key and returns the response when its
-// status is 200; other answers are an *s3StatusError.
-func (d *s3Direct) do(ctx context.Context, method, key string) (*http.Response, error) {
+// status is 200; other answers are a *statusError.
+func (d *direct) do(ctx context.Context, method, key string) (*http.Response, error) {
 	u := d.base
 	u.Path += "/" + key
 	u.RawPath = awsEscapePath(u.Path)
@@ -102,7 +102,7 @@ func (d *s3Direct) do(ctx context.Context, method, key string) (*http.Response, 
 		return resp, nil
 	}
 	defer resp.Body.Close()
-	se := &s3StatusError{Method: method, Status: resp.StatusCode}
+	se := &statusError{Method: method, Status: resp.StatusCode}
 	var body struct {
 		Code    string
 		Message string
@@ -116,15 +116,18 @@ func (d *s3Direct) do(ctx context.Context, method, key string) (*http.Response, 
 	return nil, se
 }
 
-// s3StatusError is an S3 answer other than 200 to a direct request.
-type s3StatusError struct {
+// statusError is an S3 answer other than 200 to a direct request. It
+// has the methods of the SDK's errors that statusOf reads
+// (HTTPStatusCode, and smithy.APIError's), so both client paths share one
+// translation.
+type statusError struct {
 	Method  string
 	Status  int
 	Code    string // S3 error code, when the body had one
 	Message string
 }
 
-func (e *s3StatusError) Error() string {
+func (e *statusError) Error() string {
 	s := fmt.Sprintf("%s: HTTP %d", e.Method, e.Status)
 	if e.Code != "" {
 		s += " " + e.Code
@@ -135,14 +138,15 @@ func (e *s3StatusError) Error() string {
 	return s
 }
 
-// statusOf returns the HTTP status and S3 error code an error carries,
-// from the SDK or from a direct request.
-func statusOf(err error) (status int, code string) {
-	var se *s3StatusError
-	if errors.As(err, &se) {
-		return se.Status, se.Code
+func (e *statusError) HTTPStatusCode() int  { return e.Status }
+func (e *statusError) ErrorCode() string    { return e.Code }
+func (e *statusError) ErrorMessage() string { return e.Message }
+
+func (e *statusError) ErrorFault() smithy.ErrorFault {
+	if e.Status >= 500 {
+		return smithy.FaultServer
 	}
-	return sdkStatusOf(err)
+	return smithy.FaultClient
 }
 
 // awsEscapePath escapes a path the way SigV4 wants it: every byte but

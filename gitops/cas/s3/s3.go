@@ -1,4 +1,6 @@
-package cas
+// Package s3 is a cas.Backend in an S3 bucket (aws-sdk-go-v2), for AWS
+// and S3-compatible servers (MinIO, versitygw, …).
+package s3
 
 import (
 	"bytes"
@@ -17,21 +19,24 @@ import (
 	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
 	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/aws-sdk-go-v2/config"
-	"github.com/aws/aws-sdk-go-v2/service/s3"
+	awss3 "github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 	"github.com/aws/smithy-go"
 	"github.com/aws/smithy-go/middleware"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/medcad/medcad/gitops/cas"
 )
 
-// S3 defaults.
+// Defaults.
 const (
 	defaultPartSize  = 32 << 20
 	defaultThreshold = 64 << 20
 	partJobs         = 4
 )
 
-// S3Config configures an S3 remote.
-type S3Config struct {
+// Config configures an S3 remote.
+type Config struct {
 	Bucket    string
 	Prefix    string // key prefix, without slashes at the ends
 	Region    string // default us-east-1
@@ -48,18 +53,19 @@ type S3Config struct {
 	MaxConns int
 }
 
-// S3 is a remote in an S3 bucket (aws-sdk-go-v2). Every PUT carries
+// Backend is a remote in an S3 bucket. Every PUT carries
 // x-amz-checksum-sha256, which the server checks, and If-None-Match: *,
-// so an existing object is never replaced. Retries are left to WithRetry.
-type S3 struct {
-	c      *s3.Client
-	cfg    S3Config
-	direct *s3Direct // GET and HEAD without the SDK's middleware; nil: SDK
+// so an existing object is never replaced. Retries are left to
+// cas.WithRetry.
+type Backend struct {
+	c      *awss3.Client
+	cfg    Config
+	direct *direct // GET and HEAD without the SDK's middleware; nil: SDK
 }
 
-// NewS3 opens an S3 remote using the default credential chain (env,
+// New opens an S3 remote using the default credential chain (env,
 // shared config and credentials files, SSO, IMDS, …).
-func NewS3(ctx context.Context, cfg S3Config) (*S3, error) {
+func New(ctx context.Context, cfg Config) (*Backend, error) {
 	if cfg.Bucket == "" {
 		return nil, errors.New("s3 remote: no bucket")
 	}
@@ -93,7 +99,7 @@ func NewS3(ctx context.Context, cfg S3Config) (*S3, error) {
 	if err != nil {
 		return nil, fmt.Errorf("s3 remote: %w", err)
 	}
-	c := s3.NewFromConfig(ac, func(o *s3.Options) {
+	c := awss3.NewFromConfig(ac, func(o *awss3.Options) {
 		if cfg.Endpoint != "" {
 			o.BaseEndpoint = aws.String(cfg.Endpoint)
 		}
@@ -103,10 +109,10 @@ func NewS3(ctx context.Context, cfg S3Config) (*S3, error) {
 		o.RequestChecksumCalculation = aws.RequestChecksumCalculationWhenRequired
 		o.ResponseChecksumValidation = aws.ResponseChecksumValidationWhenRequired
 	})
-	return &S3{c: c, cfg: cfg, direct: newS3Direct(ctx, ac, c.Options(), cfg.Bucket)}, nil
+	return &Backend{c: c, cfg: cfg, direct: newDirect(ctx, ac, c.Options(), cfg.Bucket)}, nil
 }
 
-func (b *S3) String() string {
+func (b *Backend) String() string {
 	s := "s3://" + b.cfg.Bucket
 	if b.cfg.Prefix != "" {
 		s += "/" + b.cfg.Prefix
@@ -114,14 +120,14 @@ func (b *S3) String() string {
 	return s
 }
 
-func (b *S3) key(k string) string {
+func (b *Backend) key(k string) string {
 	if b.cfg.Prefix == "" {
 		return k
 	}
 	return b.cfg.Prefix + "/" + k
 }
 
-func (b *S3) Stat(ctx context.Context, key string) (int64, error) {
+func (b *Backend) Stat(ctx context.Context, key string) (int64, error) {
 	if b.direct != nil {
 		resp, err := b.direct.do(ctx, http.MethodHead, b.key(key))
 		if err != nil {
@@ -130,14 +136,14 @@ func (b *S3) Stat(ctx context.Context, key string) (int64, error) {
 		resp.Body.Close()
 		return resp.ContentLength, nil
 	}
-	out, err := b.c.HeadObject(ctx, &s3.HeadObjectInput{Bucket: &b.cfg.Bucket, Key: aws.String(b.key(key))})
+	out, err := b.c.HeadObject(ctx, &awss3.HeadObjectInput{Bucket: &b.cfg.Bucket, Key: aws.String(b.key(key))})
 	if err != nil {
 		return 0, b.err(ctx, key, err)
 	}
 	return aws.ToInt64(out.ContentLength), nil
 }
 
-func (b *S3) Get(ctx context.Context, key string) (io.ReadCloser, error) {
+func (b *Backend) Get(ctx context.Context, key string) (io.ReadCloser, error) {
 	if b.direct != nil {
 		resp, err := b.direct.do(ctx, http.MethodGet, b.key(key))
 		if err != nil {
@@ -145,7 +151,7 @@ func (b *S3) Get(ctx context.Context, key string) (io.ReadCloser, error) {
 		}
 		return resp.Body, nil
 	}
-	out, err := b.c.GetObject(ctx, &s3.GetObjectInput{Bucket: &b.cfg.Bucket, Key: aws.String(b.key(key))})
+	out, err := b.c.GetObject(ctx, &awss3.GetObjectInput{Bucket: &b.cfg.Bucket, Key: aws.String(b.key(key))})
 	if err != nil {
 		return nil, b.err(ctx, key, err)
 	}
@@ -154,11 +160,11 @@ func (b *S3) Get(ctx context.Context, key string) (io.ReadCloser, error) {
 
 func b64(sum []byte) *string { return aws.String(base64.StdEncoding.EncodeToString(sum)) }
 
-func (b *S3) Put(ctx context.Context, key string, body io.ReadSeeker, size int64, sum [sha256.Size]byte) error {
+func (b *Backend) Put(ctx context.Context, key string, body io.ReadSeeker, size int64, sum [sha256.Size]byte) error {
 	if size > b.cfg.MultipartThreshold {
 		return b.putMultipart(ctx, key, body, size, sum)
 	}
-	_, err := b.c.PutObject(ctx, &s3.PutObjectInput{
+	_, err := b.c.PutObject(ctx, &awss3.PutObjectInput{
 		Bucket:         &b.cfg.Bucket,
 		Key:            aws.String(b.key(key)),
 		Body:           io.NewSectionReader(readerAt{body}, 0, size),
@@ -174,9 +180,9 @@ func (b *S3) Put(ctx context.Context, key string, body io.ReadSeeker, size int64
 // read and hash every body a second time. Were the body different, the
 // server would refuse it: its signature and x-amz-checksum-sha256 would
 // not match.
-func signedWith(sum [sha256.Size]byte) func(*s3.Options) {
+func signedWith(sum [sha256.Size]byte) func(*awss3.Options) {
 	hash := hex.EncodeToString(sum[:])
-	return s3.WithAPIOptions(func(st *middleware.Stack) error {
+	return awss3.WithAPIOptions(func(st *middleware.Stack) error {
 		return st.Finalize.Insert(middleware.FinalizeMiddlewareFunc("medcadPayloadHash",
 			func(ctx context.Context, in middleware.FinalizeInput, next middleware.FinalizeHandler) (middleware.FinalizeOutput, middleware.Metadata, error) {
 				return next.HandleFinalize(v4.SetPayloadHash(ctx, hash), in)
@@ -199,9 +205,9 @@ func (r readerAt) ReadAt(p []byte, off int64) (int, error) {
 // with the SHA-256 checksum algorithm and every part carries its own
 // SHA-256 (servers refuse part checksums of another algorithm). The whole
 // body is hashed first, so a body that does not match sum never leaves.
-func (b *S3) putMultipart(ctx context.Context, key string, body io.ReadSeeker, size int64, sum [sha256.Size]byte) error {
+func (b *Backend) putMultipart(ctx context.Context, key string, body io.ReadSeeker, size int64, sum [sha256.Size]byte) error {
 	if _, err := b.Stat(ctx, key); err == nil {
-		return fmt.Errorf("%s: %w", key, ErrExists)
+		return fmt.Errorf("%s: %w", key, cas.ErrExists)
 	}
 	h := sha256.New()
 	if _, err := body.Seek(0, io.SeekStart); err != nil {
@@ -210,10 +216,10 @@ func (b *S3) putMultipart(ctx context.Context, key string, body io.ReadSeeker, s
 	if n, err := io.Copy(h, &ctxReader{ctx: ctx, r: io.LimitReader(body, size+1)}); err != nil {
 		return err
 	} else if n != size || [sha256.Size]byte(h.Sum(nil)) != sum {
-		return fmt.Errorf("put %s: %w", key, ErrCorrupt)
+		return fmt.Errorf("put %s: %w", key, cas.ErrCorrupt)
 	}
 	k := aws.String(b.key(key))
-	up, err := b.c.CreateMultipartUpload(ctx, &s3.CreateMultipartUploadInput{
+	up, err := b.c.CreateMultipartUpload(ctx, &awss3.CreateMultipartUploadInput{
 		Bucket: &b.cfg.Bucket, Key: k, ChecksumAlgorithm: types.ChecksumAlgorithmSha256,
 	})
 	if err != nil {
@@ -221,7 +227,7 @@ func (b *S3) putMultipart(ctx context.Context, key string, body io.ReadSeeker, s
 	}
 	abort := func(err error) error {
 		// A fresh context: the upload must be aborted even after cancel.
-		b.c.AbortMultipartUpload(context.WithoutCancel(ctx), &s3.AbortMultipartUploadInput{Bucket: &b.cfg.Bucket, Key: k, UploadId: up.UploadId})
+		b.c.AbortMultipartUpload(context.WithoutCancel(ctx), &awss3.AbortMultipartUploadInput{Bucket: &b.cfg.Bucket, Key: k, UploadId: up.UploadId})
 		return err
 	}
 	nparts := int((size + b.cfg.PartSize - 1) / b.cfg.PartSize)
@@ -231,44 +237,51 @@ func (b *S3) putMultipart(ctx context.Context, key string, body io.ReadSeeker, s
 	if !ok {
 		ra = lockedReaderAt{rs: body, mu: &mu}
 	}
-	idx := make([]int, nparts)
-	for i := range idx {
-		idx[i] = i
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(partJobs)
+	for i := range nparts {
+		g.Go(func() error { return b.putPart(gctx, key, ra, up.UploadId, i, size, parts) })
 	}
-	err = forEach(ctx, partJobs, idx, func(_ int, i int) error {
-		off := int64(i) * b.cfg.PartSize
-		n := min(b.cfg.PartSize, size-off)
-		buf := make([]byte, n)
-		if _, err := ra.ReadAt(buf, off); err != nil && !errors.Is(err, io.EOF) {
-			return err
-		}
-		ps := sha256.Sum256(buf)
-		out, err := b.c.UploadPart(ctx, &s3.UploadPartInput{
-			Bucket: &b.cfg.Bucket, Key: k, UploadId: up.UploadId,
-			PartNumber:     aws.Int32(int32(i + 1)),
-			Body:           bytes.NewReader(buf),
-			ContentLength:  aws.Int64(n),
-			ChecksumSHA256: b64(ps[:]),
-		}, signedWith(ps))
-		if err != nil {
-			return b.err(ctx, key, err)
-		}
-		parts[i] = types.CompletedPart{ETag: out.ETag, PartNumber: aws.Int32(int32(i + 1)), ChecksumSHA256: out.ChecksumSHA256}
-		if parts[i].ChecksumSHA256 == nil {
-			parts[i].ChecksumSHA256 = b64(ps[:])
-		}
-		return nil
-	})
-	if err != nil {
+	if err := g.Wait(); err != nil {
 		return abort(err)
 	}
-	_, err = b.c.CompleteMultipartUpload(ctx, &s3.CompleteMultipartUploadInput{
+	_, err = b.c.CompleteMultipartUpload(ctx, &awss3.CompleteMultipartUploadInput{
 		Bucket: &b.cfg.Bucket, Key: k, UploadId: up.UploadId,
 		MultipartUpload: &types.CompletedMultipartUpload{Parts: parts},
 		IfNoneMatch:     aws.String("*"),
 	})
 	if err != nil {
 		return abort(b.err(ctx, key, err))
+	}
+	return nil
+}
+
+// putPart uploads part i (from 0) of an object of size bytes read from
+// ra, and records it in parts.
+func (b *Backend) putPart(ctx context.Context, key string, ra io.ReaderAt, upload *string, i int, size int64, parts []types.CompletedPart) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	off := int64(i) * b.cfg.PartSize
+	n := min(b.cfg.PartSize, size-off)
+	buf := make([]byte, n)
+	if _, err := ra.ReadAt(buf, off); err != nil && !errors.Is(err, io.EOF) {
+		return err
+	}
+	ps := sha256.Sum256(buf)
+	out, err := b.c.UploadPart(ctx, &awss3.UploadPartInput{
+		Bucket: &b.cfg.Bucket, Key: aws.String(b.key(key)), UploadId: upload,
+		PartNumber:     aws.Int32(int32(i + 1)),
+		Body:           bytes.NewReader(buf),
+		ContentLength:  aws.Int64(n),
+		ChecksumSHA256: b64(ps[:]),
+	}, signedWith(ps))
+	if err != nil {
+		return b.err(ctx, key, err)
+	}
+	parts[i] = types.CompletedPart{ETag: out.ETag, PartNumber: aws.Int32(int32(i + 1)), ChecksumSHA256: out.ChecksumSHA256}
+	if parts[i].ChecksumSHA256 == nil {
+		parts[i].ChecksumSHA256 = b64(ps[:])
 	}
 	return nil
 }
@@ -284,12 +297,12 @@ func (l lockedReaderAt) ReadAt(p []byte, off int64) (int, error) {
 	return readerAt{l.rs}.ReadAt(p, off)
 }
 
-func (b *S3) List(ctx context.Context, prefix string, fn func(string, int64) error) error {
+func (b *Backend) List(ctx context.Context, prefix string, fn func(string, int64) error) error {
 	strip := ""
 	if b.cfg.Prefix != "" {
 		strip = b.cfg.Prefix + "/"
 	}
-	p := s3.NewListObjectsV2Paginator(b.c, &s3.ListObjectsV2Input{Bucket: &b.cfg.Bucket, Prefix: aws.String(b.key(prefix))})
+	p := awss3.NewListObjectsV2Paginator(b.c, &awss3.ListObjectsV2Input{Bucket: &b.cfg.Bucket, Prefix: aws.String(b.key(prefix))})
 	for p.HasMorePages() {
 		page, err := p.NextPage(ctx)
 		if err != nil {
@@ -305,14 +318,14 @@ func (b *S3) List(ctx context.Context, prefix string, fn func(string, int64) err
 	return nil
 }
 
-func (b *S3) Delete(ctx context.Context, key string) error {
-	_, err := b.c.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: &b.cfg.Bucket, Key: aws.String(b.key(key))})
+func (b *Backend) Delete(ctx context.Context, key string) error {
+	_, err := b.c.DeleteObject(ctx, &awss3.DeleteObjectInput{Bucket: &b.cfg.Bucket, Key: aws.String(b.key(key))})
 	return b.err(ctx, key, err)
 }
 
-// err translates errors of the SDK and of direct requests to the
-// package's sentinels.
-func (b *S3) err(ctx context.Context, key string, err error) error {
+// err translates errors of the SDK and of direct requests to the cas
+// sentinel errors.
+func (b *Backend) err(ctx context.Context, key string, err error) error {
 	if err == nil {
 		return nil
 	}
@@ -326,17 +339,17 @@ func (b *S3) err(ctx context.Context, key string, err error) error {
 	var sentinel error
 	switch {
 	case code == "NoSuchKey" || code == "NotFound" || (status == http.StatusNotFound && code != "NoSuchBucket"):
-		sentinel = ErrNotFound
+		sentinel = cas.ErrNotFound
 	case status == http.StatusPreconditionFailed || code == "PreconditionFailed":
-		sentinel = ErrExists
+		sentinel = cas.ErrExists
 	case code == "BadDigest" || code == "XAmzContentSHA256Mismatch" || code == "InvalidDigest":
-		sentinel = ErrCorrupt
+		sentinel = cas.ErrCorrupt
 	case code == "SlowDown" || code == "Throttling" || code == "RequestLimitExceeded" || status == http.StatusTooManyRequests || status == http.StatusServiceUnavailable:
-		sentinel = ErrThrottled
+		sentinel = cas.ErrThrottled
 	case code == "AccessDenied" || code == "InvalidAccessKeyId" || code == "SignatureDoesNotMatch" || status == http.StatusForbidden:
-		sentinel = ErrPermission
+		sentinel = cas.ErrPermission
 	case code == "NoSuchBucket":
-		return fmt.Errorf("%s: bucket %q does not exist: %w", b, b.cfg.Bucket, ErrUnsupported)
+		return fmt.Errorf("%s: bucket %q does not exist: %w", b, b.cfg.Bucket, cas.ErrUnsupported)
 	}
 	if sentinel == nil {
 		return fmt.Errorf("%s %s: %w", b, key, err)
@@ -344,9 +357,12 @@ func (b *S3) err(ctx context.Context, key string, err error) error {
 	return fmt.Errorf("%s %s: %w (%s)", b, key, sentinel, oneLine(err.Error()))
 }
 
-// sdkStatusOf returns the HTTP status and error code of an SDK error.
-func sdkStatusOf(err error) (status int, code string) {
-	var re *awshttp.ResponseError
+// statusOf returns the HTTP status and S3 error code of err, the one
+// translation for both client paths: SDK errors carry them as
+// *awshttp.ResponseError and smithy.APIError, and a direct request's
+// *statusError implements the same two methods.
+func statusOf(err error) (status int, code string) {
+	var re interface{ HTTPStatusCode() int }
 	if errors.As(err, &re) {
 		status = re.HTTPStatusCode()
 	}
@@ -358,3 +374,16 @@ func sdkStatusOf(err error) (status int, code string) {
 }
 
 func oneLine(s string) string { return strings.Join(strings.Fields(s), " ") }
+
+// ctxReader stops reading when ctx is done.
+type ctxReader struct {
+	ctx context.Context
+	r   io.Reader
+}
+
+func (c *ctxReader) Read(p []byte) (int, error) {
+	if err := c.ctx.Err(); err != nil {
+		return 0, err
+	}
+	return c.r.Read(p)
+}

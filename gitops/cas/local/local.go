@@ -1,4 +1,6 @@
-package cas
+// Package local is a cas.Backend in a local folder (file://…): a shared
+// disk or a mounted network share.
+package local
 
 import (
 	"context"
@@ -10,20 +12,22 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"syscall"
+
+	"github.com/medcad/medcad/gitops/cas"
 )
 
-// Local is a remote in a local folder (file://…), for a shared disk or a
-// mounted network share. Writes go to a temporary file, are fsynced and
-// then linked to their key, which fails if the key exists, so an object is
-// never replaced.
-type Local struct {
+// Backend is a remote in a local folder. Writes go to a temporary file,
+// are fsynced and then linked to their key, which fails if the key
+// exists, so an object is never replaced.
+type Backend struct {
 	dir string
 }
 
-// NewLocal opens (creating when needed) the remote in folder dir.
-func NewLocal(dir string) (*Local, error) {
+// New opens (creating when needed) the remote in folder dir.
+func New(dir string) (*Backend, error) {
 	abs, err := filepath.Abs(dir)
 	if err != nil {
 		return nil, err
@@ -31,19 +35,19 @@ func NewLocal(dir string) (*Local, error) {
 	if err := os.MkdirAll(filepath.Join(abs, "tmp"), 0o755); err != nil {
 		return nil, fmt.Errorf("remote %s: %w", abs, err)
 	}
-	return &Local{dir: abs}, nil
+	return &Backend{dir: abs}, nil
 }
 
-func (l *Local) String() string { return "file://" + l.dir }
+func (l *Backend) String() string { return "file://" + l.dir }
 
-func (l *Local) path(key string) (string, error) {
+func (l *Backend) path(key string) (string, error) {
 	if key == "" || path.Clean(key) != key || strings.HasPrefix(key, "/") || strings.HasPrefix(key, "tmp/") || key == "tmp" || strings.Contains(key, "..") {
-		return "", fmt.Errorf("remote key %q: %w", truncate(key, 80), ErrUnsafePath)
+		return "", fmt.Errorf("remote key %q: %w", truncate(key, 80), cas.ErrUnsafePath)
 	}
 	return filepath.Join(l.dir, filepath.FromSlash(key)), nil
 }
 
-func (l *Local) Stat(ctx context.Context, key string) (int64, error) {
+func (l *Backend) Stat(ctx context.Context, key string) (int64, error) {
 	if err := ctx.Err(); err != nil {
 		return 0, err
 	}
@@ -58,7 +62,7 @@ func (l *Local) Stat(ctx context.Context, key string) (int64, error) {
 	return fi.Size(), nil
 }
 
-func (l *Local) Get(ctx context.Context, key string) (io.ReadCloser, error) {
+func (l *Backend) Get(ctx context.Context, key string) (io.ReadCloser, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
@@ -73,7 +77,7 @@ func (l *Local) Get(ctx context.Context, key string) (io.ReadCloser, error) {
 	return &ctxReadCloser{ctxReader: ctxReader{ctx: ctx, r: f}, c: f}, nil
 }
 
-func (l *Local) Put(ctx context.Context, key string, body io.ReadSeeker, size int64, sum [sha256.Size]byte) error {
+func (l *Backend) Put(ctx context.Context, key string, body io.ReadSeeker, size int64, sum [sha256.Size]byte) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
@@ -82,7 +86,7 @@ func (l *Local) Put(ctx context.Context, key string, body io.ReadSeeker, size in
 		return err
 	}
 	if _, err := os.Stat(p); err == nil {
-		return fmt.Errorf("%s: %w", key, ErrExists)
+		return fmt.Errorf("%s: %w", key, cas.ErrExists)
 	}
 	tmp, err := os.CreateTemp(filepath.Join(l.dir, "tmp"), "put-*")
 	if err != nil {
@@ -97,7 +101,7 @@ func (l *Local) Put(ctx context.Context, key string, body io.ReadSeeker, size in
 	}
 	if n != size || [sha256.Size]byte(h.Sum(nil)) != sum {
 		tmp.Close()
-		return fmt.Errorf("put %s: %w", key, ErrCorrupt)
+		return fmt.Errorf("put %s: %w", key, cas.ErrCorrupt)
 	}
 	if err := tmp.Chmod(0o444); err != nil {
 		tmp.Close()
@@ -115,14 +119,20 @@ func (l *Local) Put(ctx context.Context, key string, body io.ReadSeeker, size in
 	}
 	if err := os.Link(tmp.Name(), p); err != nil {
 		if errors.Is(err, fs.ErrExist) {
-			return fmt.Errorf("%s: %w", key, ErrExists)
+			return fmt.Errorf("%s: %w", key, cas.ErrExists)
 		}
 		return l.err(key, err)
+	}
+	if runtime.GOOS == "windows" {
+		// Removing the read-only temporary link clears the read-only
+		// attribute the two links share; set it again.
+		os.Remove(tmp.Name())
+		os.Chmod(p, 0o444)
 	}
 	return nil
 }
 
-func (l *Local) List(ctx context.Context, prefix string, fn func(string, int64) error) error {
+func (l *Backend) List(ctx context.Context, prefix string, fn func(string, int64) error) error {
 	start := l.dir
 	if d := path.Dir(prefix); prefix != "" && d != "." {
 		start = filepath.Join(l.dir, filepath.FromSlash(d))
@@ -157,7 +167,7 @@ func (l *Local) List(ctx context.Context, prefix string, fn func(string, int64) 
 	return err
 }
 
-func (l *Local) Delete(ctx context.Context, key string) error {
+func (l *Backend) Delete(ctx context.Context, key string) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
@@ -171,15 +181,28 @@ func (l *Local) Delete(ctx context.Context, key string) error {
 	return nil
 }
 
-// err translates file errors to the package's sentinels.
-func (l *Local) err(key string, err error) error {
+// err translates file errors to the cas sentinel errors.
+func (l *Backend) err(key string, err error) error {
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
-		return fmt.Errorf("%s: %w", key, ErrNotFound)
+		return fmt.Errorf("%s: %w", key, cas.ErrNotFound)
 	case errors.Is(err, fs.ErrPermission), errors.Is(err, syscall.EROFS):
-		return fmt.Errorf("%s: %w: %v", key, ErrPermission, err)
+		return fmt.Errorf("%s: %w: %v", key, cas.ErrPermission, err)
 	}
 	return fmt.Errorf("%s %s: %w", l, key, err)
+}
+
+// ctxReader stops reading when ctx is done.
+type ctxReader struct {
+	ctx context.Context
+	r   io.Reader
+}
+
+func (c *ctxReader) Read(p []byte) (int, error) {
+	if err := c.ctx.Err(); err != nil {
+		return 0, err
+	}
+	return c.r.Read(p)
 }
 
 type ctxReadCloser struct {
@@ -188,3 +211,11 @@ type ctxReadCloser struct {
 }
 
 func (c *ctxReadCloser) Close() error { return c.c.Close() }
+
+// truncate shortens s to at most n bytes for messages.
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "…"
+}

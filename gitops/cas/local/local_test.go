@@ -1,4 +1,4 @@
-package cas_test
+package local_test
 
 import (
 	"os"
@@ -7,14 +7,15 @@ import (
 
 	"github.com/medcad/medcad/gitops/cas"
 	"github.com/medcad/medcad/gitops/cas/castest"
+	"github.com/medcad/medcad/gitops/cas/local"
 )
 
-func TestLocalConformance(t *testing.T) {
+func TestConformance(t *testing.T) {
 	t.Parallel()
 	var dir string
 	castest.Run(t, func(t *testing.T) cas.Backend {
 		dir = t.TempDir()
-		b, err := cas.NewLocal(dir)
+		b, err := local.New(dir)
 		if err != nil {
 			t.Fatal(err)
 		}

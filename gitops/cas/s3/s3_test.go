@@ -1,4 +1,4 @@
-package cas_test
+package s3_test
 
 import (
 	"bytes"
@@ -13,6 +13,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/medcad/medcad/gitops/cas"
 	"github.com/medcad/medcad/gitops/cas/castest"
+	"github.com/medcad/medcad/gitops/cas/s3"
 )
 
 func TestFakeS3Conformance(t *testing.T) {
@@ -54,8 +55,8 @@ func TestVersitygwDirectReads(t *testing.T) {
 	srv := castest.Versitygw(t)
 	_, bucket := srv.NewBucket(t)
 	ctx := context.Background()
-	open := func(secret string) *cas.S3 {
-		b, err := cas.NewS3(ctx, cas.S3Config{
+	open := func(secret string) *s3.Backend {
+		b, err := s3.New(ctx, s3.Config{
 			Bucket: bucket, Prefix: "odd prefix/a+b=c&d", Endpoint: srv.Endpoint, PathStyle: true,
 			Credentials: credentials.NewStaticCredentialsProvider(castest.AccessKey, secret, ""),
 		})
@@ -95,5 +96,35 @@ func TestVersitygwDirectReads(t *testing.T) {
 		t.Errorf("Get with a wrong secret: %v; want ErrPermission", err)
 	} else if strings.Contains(err.Error(), "not-the-secret") {
 		t.Errorf("error shows the secret: %v", err)
+	}
+}
+
+// BenchmarkVersitygwGet compares the direct read path with the SDK's on
+// 64 KiB objects, the size where the SDK's middleware shows.
+func BenchmarkVersitygwGet(b *testing.B) {
+	srv := castest.Versitygw(b)
+	be, _ := srv.NewBucket(b)
+	ctx := context.Background()
+	data := bytes.Repeat([]byte("x"), 64<<10)
+	id := cas.Sum(data)
+	key := cas.ObjectKey(id)
+	if err := be.Put(ctx, key, bytes.NewReader(data), int64(len(data)), id); err != nil {
+		b.Fatal(err)
+	}
+	for name, r := range map[string]*s3.Backend{"direct": be, "sdk": s3.SDKReads(be)} {
+		b.Run(name, func(b *testing.B) {
+			b.ReportAllocs()
+			b.SetBytes(int64(len(data)))
+			for b.Loop() {
+				rc, err := r.Get(ctx, key)
+				if err != nil {
+					b.Fatal(err)
+				}
+				if _, err := io.Copy(io.Discard, rc); err != nil {
+					b.Fatal(err)
+				}
+				rc.Close()
+			}
+		})
 	}
 }

@@ -1,0 +1,52 @@
+package gitops
+
+import (
+	"context"
+	"fmt"
+	"net/url"
+	"path/filepath"
+	"strings"
+
+	"github.com/medcad/medcad/gitops/cas"
+	"github.com/medcad/medcad/gitops/cas/local"
+	"github.com/medcad/medcad/gitops/cas/s3"
+)
+
+// OpenRemote opens the remote that r names: file://PATH, a folder (a
+// relative PATH is taken from the project folder root), or
+// s3://BUCKET/PREFIX. The backend retries transient failures and verifies
+// the objects it reads.
+func OpenRemote(ctx context.Context, r Remote, root string) (cas.Backend, error) {
+	var b cas.Backend
+	switch {
+	case strings.HasPrefix(r.URL, "file://"):
+		p := strings.TrimPrefix(r.URL, "file://")
+		if p == "" {
+			return nil, fmt.Errorf("remote %q: empty path", r.URL)
+		}
+		if !filepath.IsAbs(p) && !strings.HasPrefix(p, "/") {
+			p = filepath.Join(root, p)
+		}
+		l, err := local.New(p)
+		if err != nil {
+			return nil, err
+		}
+		b = l
+	case strings.HasPrefix(r.URL, "s3://"):
+		u, err := url.Parse(r.URL)
+		if err != nil || u.Host == "" {
+			return nil, fmt.Errorf("remote %q: want s3://BUCKET/PREFIX", r.URL)
+		}
+		s, err := s3.New(ctx, s3.Config{
+			Bucket: u.Host, Prefix: strings.Trim(u.Path, "/"),
+			Region: r.Region, Endpoint: r.Endpoint, PathStyle: r.PathStyle,
+		})
+		if err != nil {
+			return nil, err
+		}
+		b = s
+	default:
+		return nil, fmt.Errorf("remote %q: want file://PATH or s3://BUCKET/PREFIX", r.URL)
+	}
+	return cas.WithVerify(cas.WithRetry(b, cas.RetryPolicy{})), nil
+}
