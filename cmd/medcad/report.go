@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -10,132 +9,37 @@ import (
 	"strings"
 	"text/tabwriter"
 
-	"github.com/go-git/go-git/v5"
-	"github.com/medcad/medcad/gitops"
 	"github.com/medcad/medcad/internal/atomicfile"
 	"github.com/medcad/medcad/reports"
 	"github.com/spf13/cobra"
 )
 
-// sides names the two models of a comparison on the command line.
-type sides struct {
-	base      string // REV; "" = the default
-	candidate string // REV or FILE; "" = the working tree
-	// baseDefault: with no base given, use the merge base with the
-	// default branch (report, gate); otherwise HEAD (metrics diff).
-	mergeBase bool
-}
-
-// compared is a comparison and what it was made from.
-type compared struct {
-	*reports.Comparison
-	in     reports.Input
-	loader *reports.Loader
-}
-
-// plots draws the charts and the slices of the three worst cases.
-func (c compared) plots(ctx context.Context) ([]reports.Plot, error) {
-	plots, err := reports.Plots(c.Comparison)
-	if err != nil {
-		return nil, err
-	}
-	slices, err := c.loader.CaseSlices(ctx, c.in, c.Comparison, 3)
-	if err != nil {
-		return nil, err
-	}
-	return append(plots, slices...), nil
-}
-
-// comparison loads both models and compares them; gates come from the
-// baseline's medcad.toml so a branch cannot loosen its own rules.
-func comparison(ctx context.Context, a *app, s sides) (compared, error) {
-	fail := func(err error) (compared, error) { return compared{}, err }
+// comparison compares the two models the command line names, noting on
+// stderr when the baseline has no model.
+func comparison(ctx context.Context, a *app, s reports.Sides) (*reports.Compared, error) {
 	p, err := a.project(ctx)
 	if err != nil {
-		return fail(err)
+		return nil, err
 	}
-	cfg := p.Config
-	var repo *git.Repository
-	if r, err := p.Repo(); err == nil {
-		repo = r
+	if fi, err := os.Stat(a.path(s.Candidate)); s.Candidate != "" && err == nil && fi.Mode().IsRegular() {
+		s.Candidate = a.path(s.Candidate) // a manifest file, not a revision
 	}
-	l := &reports.Loader{Dir: p.Root, Repo: repo, Store: p.Store, Config: cfg}
-	if remote, err := p.Remote(ctx); err == nil {
-		l.Remote = remote
-	} else {
-		a.log.Debug("no remote", "err", err)
+	c, err := reports.CompareSides(ctx, p, s)
+	if err == nil && c.FirstModel != nil {
+		fmt.Fprintf(a.err, "medcad: %v: comparing as the first model (absolute gates only)\n", c.FirstModel)
 	}
-
-	var cand *reports.Side
-	switch {
-	case s.candidate == "":
-		cand, err = l.WorkTree(ctx)
-	case isFile(a.path(s.candidate)):
-		cand, err = l.File(ctx, a.path(s.candidate))
-	default:
-		cand, err = l.Rev(ctx, s.candidate)
-	}
-	if err != nil {
-		return fail(fmt.Errorf("candidate: %w", err))
-	}
-
-	baseRev, baseNote := s.base, ""
-	if baseRev == "" && repo != nil {
-		if s.mergeBase {
-			baseRev, err = l.DefaultBase()
-			if err != nil {
-				return fail(err)
-			}
-			baseNote = " (merge base with " + cfg.Project.DefaultBranch + ")"
-		} else {
-			baseRev = "HEAD"
-		}
-	}
-	in := reports.Input{Candidate: cand, Promote: cfg.Promote, GatesFrom: gitops.ConfigFile + " in the working tree"}
-	if baseRev != "" {
-		base, err := l.Rev(ctx, baseRev)
-		switch {
-		case errors.Is(err, gitops.ErrNoModel):
-			fmt.Fprintf(a.err, "medcad: %v: comparing as the first model (absolute gates only)\n", err)
-		case err != nil:
-			return fail(fmt.Errorf("baseline: %w", err))
-		default:
-			in.Base = base
-		}
-		if p, err := l.PromoteAt(baseRev); err == nil {
-			in.Promote, in.GatesFrom = p, gitops.ConfigFile+" at "+shortRev(baseRev)+baseNote
-		} else {
-			a.log.Debug("gates from the working tree", "err", err)
-		}
-	}
-	c, err := reports.Compare(ctx, in)
-	if err != nil {
-		return fail(err)
-	}
-	return compared{Comparison: c, in: in, loader: l}, nil
-}
-
-func shortRev(rev string) string {
-	if len(rev) == 40 {
-		return rev[:12]
-	}
-	return rev
-}
-
-func isFile(p string) bool {
-	fi, err := os.Stat(p)
-	return err == nil && fi.Mode().IsRegular()
+	return c, err
 }
 
 type reportOptions struct {
-	sides
+	reports.Sides
 	format string
 	out    string
 	assets string
 }
 
 func newReportCmd(a *app) *cobra.Command {
-	opts := reportOptions{sides: sides{mergeBase: true}}
+	opts := reportOptions{Sides: reports.Sides{MergeBase: true}}
 	cmd := &cobra.Command{
 		Use:   "report [--base REV] [--candidate REV|FILE] [--format md|html|json] [--out FILE]",
 		Short: "Compare the candidate model with its baseline: verdict, metrics with CIs, cases, data/params/env changes",
@@ -167,8 +71,8 @@ when the candidate is blocked. See docs/reports.md.`,
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&opts.base, "base", "", "baseline `REV` (default: merge base with the default branch)")
-	f.StringVar(&opts.candidate, "candidate", "", "candidate `REV` or manifest FILE (default: the working tree)")
+	f.StringVar(&opts.Base, "base", "", "baseline `REV` (default: merge base with the default branch)")
+	f.StringVar(&opts.Candidate, "candidate", "", "candidate `REV` or manifest FILE (default: the working tree)")
 	f.StringVar(&opts.format, "format", "md", "md, html or json")
 	f.StringVar(&opts.out, "out", "", "write the report to `FILE` (atomically) instead of stdout")
 	f.StringVar(&opts.assets, "assets", "", "write the plots as PNG into `DIR` and link them from the Markdown")
@@ -187,7 +91,7 @@ func runReport(ctx context.Context, a *app, opts reportOptions) error {
 	if opts.assets != "" && opts.format != "md" {
 		return usagef("report: --assets is for --format md (html embeds the plots)")
 	}
-	c, err := comparison(ctx, a, opts.sides)
+	c, err := comparison(ctx, a, opts.Sides)
 	if err != nil {
 		return err
 	}
@@ -197,13 +101,13 @@ func runReport(ctx context.Context, a *app, opts reportOptions) error {
 		body, err = reports.JSON(c.Comparison)
 	case "html":
 		var plots []reports.Plot
-		if plots, err = c.plots(ctx); err == nil {
+		if plots, err = c.Plots(ctx); err == nil {
 			body, err = reports.HTML(c.Comparison, plots)
 		}
 	default:
 		mo := reports.MarkdownOptions{}
 		if opts.assets != "" {
-			if mo.Plots, err = c.plots(ctx); err != nil {
+			if mo.Plots, err = c.Plots(ctx); err != nil {
 				return err
 			}
 			if err := writePlots(opts.assets, mo.Plots); err != nil {
@@ -260,10 +164,10 @@ func verdictWord(v reports.Verdict) string {
 	return "blocked"
 }
 
-type gateOptions struct{ sides }
+type gateOptions struct{ reports.Sides }
 
 func newGateCmd(a *app) *cobra.Command {
-	opts := gateOptions{sides{mergeBase: true}}
+	opts := gateOptions{reports.Sides{MergeBase: true}}
 	cmd := &cobra.Command{
 		Use:   "gate [--base REV] [--candidate REV|FILE]",
 		Short: "Apply the promotion gates to the candidate model; exit 3 when blocked",
@@ -279,13 +183,13 @@ message names the failing gates and their numbers), 1 on other errors.`,
 			return runGate(cmd.Context(), a, opts)
 		},
 	}
-	cmd.Flags().StringVar(&opts.base, "base", "", "baseline `REV` (default: merge base with the default branch)")
-	cmd.Flags().StringVar(&opts.candidate, "candidate", "", "candidate `REV` or manifest FILE (default: the working tree)")
+	cmd.Flags().StringVar(&opts.Base, "base", "", "baseline `REV` (default: merge base with the default branch)")
+	cmd.Flags().StringVar(&opts.Candidate, "candidate", "", "candidate `REV` or manifest FILE (default: the working tree)")
 	return cmd
 }
 
 func runGate(ctx context.Context, a *app, opts gateOptions) error {
-	c, err := comparison(ctx, a, opts.sides)
+	c, err := comparison(ctx, a, opts.Sides)
 	if err != nil {
 		return err
 	}
@@ -339,12 +243,12 @@ the Wilcoxon signed-rank p-value. --md prints a Markdown table, --json the
 rows as JSON. No gates are applied (see 'medcad gate').`,
 		Args: cobra.MaximumNArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			s := sides{}
+			var s reports.Sides
 			if len(args) > 0 {
-				s.base = args[0]
+				s.Base = args[0]
 			}
 			if len(args) > 1 {
-				s.candidate = args[1]
+				s.Candidate = args[1]
 			}
 			return runMetricsDiff(cmd.Context(), a, s, opts)
 		},
@@ -354,7 +258,7 @@ rows as JSON. No gates are applied (see 'medcad gate').`,
 	return cmd
 }
 
-func runMetricsDiff(ctx context.Context, a *app, s sides, opts metricsDiffOptions) error {
+func runMetricsDiff(ctx context.Context, a *app, s reports.Sides, opts metricsDiffOptions) error {
 	if opts.md && a.json {
 		return usagef("metrics diff: --md and --json exclude each other")
 	}
