@@ -39,11 +39,15 @@ func usagef(format string, args ...any) error {
 	return usageError{fmt.Errorf(format, args...)}
 }
 
-// streams are the process's standard files, injected so tests can fake them.
+// streams are the process's standard files, injected so tests can fake
+// them, terminal or not.
 type streams struct {
 	in  io.Reader
 	out io.Writer
 	err io.Writer
+	// terminal reports whether w is an interactive terminal; nil: asks
+	// the operating system.
+	terminal func(w io.Writer) bool
 }
 
 // app is what every command shares: IO, global flags and the logger.
@@ -64,11 +68,19 @@ func isTerminal(w io.Writer) bool {
 // colour reports whether output to w may use ANSI colour.
 func (a *app) colour(w io.Writer) bool {
 	_, noColor := os.LookupEnv("NO_COLOR")
-	return !noColor && isTerminal(w)
+	return !noColor && a.isTerminal(w)
+}
+
+// isTerminal reports whether w is an interactive terminal.
+func (a *app) isTerminal(w io.Writer) bool {
+	if a.terminal != nil {
+		return a.terminal(w)
+	}
+	return isTerminal(w)
 }
 
 // progressOn reports whether progress bars may be drawn on stderr.
-func (a *app) progressOn() bool { return isTerminal(a.err) }
+func (a *app) progressOn() bool { return a.isTerminal(a.err) }
 
 // path resolves a path given on the command line: relative paths are
 // relative to -C DIR, as with git.

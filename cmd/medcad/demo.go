@@ -73,7 +73,7 @@ func (d *demo) step(format string, args ...any) {
 // demo's goes.
 func (d *demo) medcad(args ...string) error {
 	full := append([]string{"-C", d.dir}, args...)
-	if code := run(d.ctx, full, streams{in: d.a.in, out: d.a.out, err: d.a.err}); code != exitOK {
+	if code := run(d.ctx, full, d.a.streams); code != exitOK {
 		return fmt.Errorf("medcad %s: exit status %d", strings.Join(args, " "), code)
 	}
 	return nil
@@ -100,7 +100,7 @@ func runDemo(ctx context.Context, a *app, opts demoOptions) error {
 	}
 	d := &demo{ctx: ctx, a: a, dir: dir, start: time.Now()}
 	if !a.colour(a.err) {
-		d.a = &app{streams: streams{in: a.in, out: a.out, err: stripANSI{a.err}}, log: a.log}
+		d.a = &app{streams: streams{in: a.in, out: a.out, err: stripANSI{a.err}, terminal: a.terminal}, log: a.log}
 	}
 	incoming := filepath.Join(dir, ".medcad", "incoming") // hospital deliveries, outside the versioned tree
 
@@ -215,7 +215,7 @@ func (d *demo) commit(msg string) error {
 // not a failure of the demo.
 func (d *demo) gate() error {
 	full := []string{"-C", d.dir, "gate", "--base", "HEAD~1"}
-	switch code := run(d.ctx, full, streams{in: d.a.in, out: d.a.out, err: d.a.err}); code {
+	switch code := run(d.ctx, full, d.a.streams); code {
 	case exitOK:
 		return nil
 	case exitCheckFailed:
