@@ -129,6 +129,9 @@ func (p *Project) AddData(ctx context.Context, o AddOptions) (*AddResult, error)
 	if o.Ingest != nil {
 		d.DeidProfile = o.Deid
 	}
+	if err := p.checkLocal(d); err != nil {
+		return nil, err
+	}
 	if err := ignoreDataset(p.Root, o.Name); err != nil {
 		return nil, err
 	}
@@ -138,6 +141,23 @@ func (p *Project) AddData(ctx context.Context, o AddOptions) (*AddResult, error)
 	p.saveIndex(ix)
 	return &AddResult{Name: d.Name, Pointer: DatasetPath(d.Name), Manifest: d.Manifest,
 		Files: int(d.Files), Bytes: d.Bytes, Hashed: res.Hashed, Cases: len(cases)}, nil
+}
+
+// checkLocal makes sure every object pointer d names is in the cache, so
+// that a pointer never promises what a push cannot send.
+func (p *Project) checkLocal(d *Dataset) error {
+	ids := d.Roots()
+	for _, c := range d.Cases {
+		if id, err := cas.ParseID(c.Label); err == nil {
+			ids = append(ids, id)
+		}
+	}
+	for _, id := range ids {
+		if !p.Store.Has(id) {
+			return fmt.Errorf("%s: object %s is not in the cache: %w", DatasetPath(d.Name), id.Short(), cas.ErrNotFound)
+		}
+	}
+	return nil
 }
 
 // fillCases sets each case's image (a sub-manifest of the files under
@@ -243,7 +263,7 @@ func (p *Project) DataStatus(ctx context.Context, names []string, remote bool) (
 			p.Log.Debug("status", "dataset", d.Name, "rehashed", s.Rehashed)
 		}
 		if rb != nil {
-			ok, err := cas.IsComplete(ctx, rb, d.ManifestID())
+			ok, err := cas.IsComplete(ctx, rb, d.ClosureID())
 			if err != nil {
 				return nil, fmt.Errorf("%s: %w", d.Name, err)
 			}
@@ -271,36 +291,58 @@ type TransferReport struct {
 	CheckedOut *int `json:"checked_out,omitempty"` // files written in data/ (pull with checkout)
 }
 
-// transfer pushes or pulls (move) the manifests of datasets ds.
+// transfer pushes or pulls (move) the closures of datasets ds.
 func (p *Project) transfer(ctx context.Context, ds []*Dataset, jobs int, step string,
 	move func(context.Context, *cas.Store, cas.Backend, []cas.ID, cas.TransferOptions) (*cas.TransferResult, error),
 	topts cas.TransferOptions,
-) (*TransferReport, error) {
+) (*TransferReport, cas.Backend, error) {
+	remote, err := p.Remote(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	prog, finish := p.meter(step)
+	topts.Jobs, topts.Progress = p.jobs(jobs), prog
+	res, err := move(ctx, p.Store, remote, roots(ds), topts)
+	finish()
+	if err != nil {
+		return nil, nil, fmt.Errorf("%s: %w", remote, err)
+	}
+	return &TransferReport{Remote: remote.String(), Datasets: len(ds), TransferResult: res}, remote, nil
+}
+
+// PushData sends the closure of each dataset (manifest, case
+// sub-manifests, files) from the cache to the remote, then marks each
+// closure complete.
+func (p *Project) PushData(ctx context.Context, o TransferOptions) (*TransferReport, error) {
+	all, err := p.Datasets(o.Names)
+	if err != nil {
+		return nil, err
+	}
 	remote, err := p.Remote(ctx)
 	if err != nil {
 		return nil, err
 	}
-	ids := make([]cas.ID, len(ds))
-	for i, d := range ds {
-		ids[i] = d.ManifestID()
+	var ds []*Dataset // not complete on the remote yet
+	for _, d := range all {
+		ok, err := cas.IsComplete(ctx, remote, d.ClosureID())
+		if err != nil {
+			return nil, fmt.Errorf("%s: %s: %w", remote, d.Name, err)
+		}
+		if !ok {
+			ds = append(ds, d)
+		}
 	}
-	prog, finish := p.meter(step)
-	topts.Jobs, topts.Progress = p.jobs(jobs), prog
-	res, err := move(ctx, p.Store, remote, ids, topts)
-	finish()
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", remote, err)
-	}
-	return &TransferReport{Remote: remote.String(), Datasets: len(ds), TransferResult: res}, nil
-}
-
-// PushData sends datasets from the cache to the remote.
-func (p *Project) PushData(ctx context.Context, o TransferOptions) (*TransferReport, error) {
-	ds, err := p.Datasets(o.Names)
+	rep, _, err := p.transfer(ctx, ds, o.Jobs, "pushing", cas.Push, cas.TransferOptions{})
 	if err != nil {
 		return nil, err
 	}
-	return p.transfer(ctx, ds, o.Jobs, "pushing", cas.Push, cas.TransferOptions{})
+	rep.Datasets, rep.Complete = len(all), rep.Complete+len(all)-len(ds)
+	for _, d := range ds {
+		if err := cas.MarkComplete(ctx, remote, d.ClosureID()); err != nil {
+			return nil, fmt.Errorf("%s: %s: %w", remote, d.Name, err)
+		}
+	}
+	return rep, nil
 }
 
 // PullData fetches datasets from the remote and, unless o.NoCheckout,
@@ -324,7 +366,7 @@ func (p *Project) PullData(ctx context.Context, o TransferOptions) (*TransferRep
 			topts.Targets = append(topts.Targets, cas.PullTarget{Manifest: d.ManifestID(), Dir: p.Path(d.WorkDir()), Options: co})
 		}
 	}
-	rep, err := p.transfer(ctx, ds, o.Jobs, "pulling", cas.Pull, topts)
+	rep, _, err := p.transfer(ctx, ds, o.Jobs, "pulling", cas.Pull, topts)
 	if err != nil {
 		return nil, err
 	}
@@ -487,7 +529,7 @@ func (p *Project) VerifyData(ctx context.Context, remote bool, jobs int) (*Verif
 			return nil, err
 		}
 		for _, d := range ds {
-			missing, err := cas.MissingOnRemote(ctx, p.Store, rb, d.ManifestID(), p.jobs(0))
+			missing, err := cas.MissingOnRemote(ctx, p.Store, rb, d.Roots(), p.jobs(0))
 			if err != nil {
 				return nil, fmt.Errorf("%s: %w", d.Name, err)
 			}

@@ -121,11 +121,13 @@ func (c *CAS) runCachePath(key string) string {
 
 func runCacheKey(key string) string { return "runcache/" + strings.TrimPrefix(key, "sha256:") }
 
-// Lookup implements Store.
+// Lookup implements Store. An entry whose outs are no longer in the cache
+// (with all their files) nor complete on the remote is a miss: the stage
+// runs again.
 func (c *CAS) Lookup(ctx context.Context, key string) (string, bool, error) {
 	if b, err := os.ReadFile(c.runCachePath(key)); err == nil {
 		if d := strings.TrimSpace(string(b)); validDigest(d) {
-			if id, _ := cas.ParseID(d); c.Store.Has(id) || c.Remote != nil {
+			if id, _ := cas.ParseID(d); c.available(ctx, id) {
 				return d, true, nil
 			}
 		}
@@ -146,10 +148,34 @@ func (c *CAS) Lookup(ctx context.Context, key string) (string, bool, error) {
 		return "", false, fmt.Errorf("run cache on %s: %w", c.Remote, err)
 	}
 	d := strings.TrimSpace(string(b))
-	if !validDigest(d) {
+	id, err := cas.ParseID(d)
+	if err != nil {
 		return "", false, fmt.Errorf("run cache on %s: entry %s is not a digest", c.Remote, runCacheKey(key))
 	}
-	return d, true, nil
+	return d, c.available(ctx, id), nil
+}
+
+// available reports whether outs id can be restored: its manifest and
+// every file in the cache, or its complete marker on the remote.
+func (c *CAS) available(ctx context.Context, id cas.ID) bool {
+	if m, err := c.Store.ReadManifest(id); err == nil && c.hasAll(m) {
+		return true
+	}
+	if c.Remote == nil {
+		return false
+	}
+	ok, err := cas.IsComplete(ctx, c.Remote, id)
+	return err == nil && ok
+}
+
+// hasAll reports whether every file of m is in the cache.
+func (c *CAS) hasAll(m *cas.Manifest) bool {
+	for _, e := range m.Entries {
+		if !c.Store.Has(e.ID) {
+			return false
+		}
+	}
+	return true
 }
 
 func validDigest(d string) bool {

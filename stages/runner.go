@@ -343,7 +343,7 @@ func (r *runner) stage(ctx context.Context, s *Stage) error {
 	}
 	reason := r.why(s, prev, entry, key)
 	if reason == "" && !r.outsIntact(ctx, s, prev.Out) {
-		reason = "outs missing or modified"
+		reason = outsMissing
 	}
 	if reason == "" {
 		entry.Out = prev.Out
@@ -353,6 +353,9 @@ func (r *runner) stage(ctx context.Context, s *Stage) error {
 	}
 	if r.o.DryRun {
 		r.markStale(s.Name)
+		if reason == outsMissing && !r.restorable(ctx, key) {
+			reason = "outputs no longer in the store"
+		}
 		r.emit(Event{Stage: s.Name, Status: WouldRun, Reason: reason})
 		return nil
 	}
@@ -428,6 +431,15 @@ func orNone(s string) string {
 		return "(none)"
 	}
 	return s
+}
+
+// outsMissing is why a stage whose inputs did not change is stale.
+const outsMissing = "outs missing or modified"
+
+// restorable reports whether the run cache can restore the outs of key.
+func (r *runner) restorable(ctx context.Context, key string) bool {
+	_, ok, err := r.o.Store.Lookup(ctx, key)
+	return err == nil && ok
 }
 
 // outsIntact reports whether the workspace outs still hash to digest.

@@ -11,6 +11,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/medcad/medcad/gitops"
 	"github.com/medcad/medcad/gitops/cas"
+	"github.com/medcad/medcad/gitops/cas/local"
 )
 
 // testDatasets serves cases stored in the real store; it stands in for the
@@ -347,5 +348,49 @@ outs = ["build/model.bin"]
 	}
 	if p.read("build/model.bin") != "secret\n" {
 		t.Error("restored content differs")
+	}
+}
+
+// TestRunCacheMissWhenOutsCollected: a run-cache entry whose outs are no
+// longer in the store (collected by gc, never pushed) is a miss: status
+// says why and repro runs the stage instead of failing to restore.
+func TestRunCacheMissWhenOutsCollected(t *testing.T) {
+	p := newProject(t, twoStages)
+	remote, err := local.New(t.TempDir()) // configured, but never pushed to
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.store.Remote = remote
+	write(t, p.dir, "input.txt", "a\n")
+	write(t, p.dir, "uv.lock", "version = 1\n")
+	p.repro(Options{})
+	if err := os.RemoveAll(filepath.Join(p.dir, "build")); err != nil {
+		t.Fatal(err)
+	}
+	// What gc does to outs nothing references any more.
+	if _, err := cas.CollectGarbage(context.Background(), p.store.Store, map[cas.ID]bool{}, false); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := gitops.LoadConfig(p.dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	plan, err := NewPlan(cfg, ws{dir: p.dir, datasets: []string{"b1"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := Repro(context.Background(), Options{Dir: p.dir, Config: cfg, Plan: plan, Store: p.store, Data: p.data, Version: "test", Jobs: 2, DryRun: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if e := res.Events[0]; e.Stage != "prep" || e.Status != WouldRun || e.Reason != "outputs no longer in the store" {
+		t.Errorf("status after gc: %+v", e)
+	}
+	got := p.repro(Options{})
+	if diff := cmp.Diff(map[string]Status{"prep": Ran, "train": Ran}, got); diff != "" {
+		t.Errorf("repro after gc (-want +got):\n%s", diff)
+	}
+	if m := p.read("build/model.txt"); !strings.HasPrefix(m, "a\na\n") {
+		t.Errorf("model = %q", m)
 	}
 }

@@ -151,13 +151,22 @@ func Push(ctx context.Context, s *Store, b Backend, manifests []ID, opts Transfe
 		return res, err
 	}
 	for _, mid := range pending {
-		body := marker(mid)
-		err := b.Put(ctx, markerKey(mid), bytes.NewReader(body), int64(len(body)), Sum(body))
-		if err != nil && !errors.Is(err, ErrExists) {
-			return res, fmt.Errorf("mark %s complete: %w", mid.Short(), err)
+		if err := MarkComplete(ctx, b, mid); err != nil {
+			return res, err
 		}
 	}
 	return res, nil
+}
+
+// MarkComplete writes the complete marker of id on b: the caller has made
+// sure that everything id stands for is there.
+func MarkComplete(ctx context.Context, b Backend, id ID) error {
+	body := marker(id)
+	err := b.Put(ctx, markerKey(id), bytes.NewReader(body), int64(len(body)), Sum(body))
+	if err != nil && !errors.Is(err, ErrExists) {
+		return fmt.Errorf("mark %s complete: %w", id.Short(), err)
+	}
+	return nil
 }
 
 // Fetch copies objects from b into the cache, verifying each; objects
@@ -269,12 +278,18 @@ func Pull(ctx context.Context, s *Store, b Backend, manifests []ID, opts Transfe
 		return res, err
 	}
 	var objects []Entry
+	seen := map[ID]bool{}
 	for _, mid := range manifests {
 		m, err := s.ReadManifest(mid)
 		if err != nil {
 			return res, err
 		}
-		objects = append(objects, m.Entries...)
+		for _, e := range m.Entries {
+			if !seen[e.ID] {
+				seen[e.ID] = true
+				objects = append(objects, e)
+			}
+		}
 	}
 	for _, t := range opts.Targets {
 		m, err := s.ReadManifest(t.Manifest)
@@ -340,17 +355,27 @@ func VerifyAll(ctx context.Context, s *Store, ids []ID, jobs int) ([]ID, error) 
 	return bad, err
 }
 
-// MissingOnRemote lists the objects of manifest (read from the cache)
-// that b does not hold; one Stat per object.
-func MissingOnRemote(ctx context.Context, s *Store, b Backend, manifest ID, jobs int) ([]ID, error) {
-	m, err := s.ReadManifest(manifest)
-	if err != nil {
-		return nil, err
+// MissingOnRemote lists the objects of the given manifests (read from the
+// cache) and the manifests themselves that b does not hold; one Stat per
+// distinct object.
+func MissingOnRemote(ctx context.Context, s *Store, b Backend, manifests []ID, jobs int) ([]ID, error) {
+	var objs []Entry
+	seen := map[ID]bool{}
+	for _, mid := range manifests {
+		m, err := s.ReadManifest(mid)
+		if err != nil {
+			return nil, err
+		}
+		for _, e := range objectsOf(mid, m) {
+			if !seen[e.ID] {
+				seen[e.ID] = true
+				objs = append(objs, e)
+			}
+		}
 	}
-	objs := objectsOf(manifest, m)
 	var mu sync.Mutex
 	var missing []ID
-	err = forEach(ctx, jobs, objs, func(_ int, e Entry) error {
+	err := forEach(ctx, jobs, objs, func(_ int, e Entry) error {
 		_, err := b.Stat(ctx, objectKey(e.ID))
 		if errors.Is(err, ErrNotFound) {
 			mu.Lock()
