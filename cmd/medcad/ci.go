@@ -16,10 +16,10 @@ import (
 	"github.com/go-git/go-git/v5/plumbing"
 	"github.com/go-git/go-git/v5/plumbing/object"
 	"github.com/medcad/medcad/action"
-	"github.com/medcad/medcad/action/gitbot"
 	"github.com/medcad/medcad/action/promote"
 	"github.com/medcad/medcad/gitops"
 	"github.com/medcad/medcad/gitops/cas"
+	"github.com/medcad/medcad/gitops/gitrepo"
 	"github.com/medcad/medcad/internal/atomicfile"
 	"github.com/medcad/medcad/reports"
 	"github.com/spf13/cobra"
@@ -118,8 +118,8 @@ func (a *app) githubClient(env *action.Env) (*action.Client, error) {
 // modelAt reads the model manifest at commit c; nil when it has none.
 func modelAt(c *object.Commit, name string) (*gitops.Model, error) {
 	p := gitops.ModelPath(name)
-	data, err := gitops.ReadFileAt(c, p, 1<<20)
-	if errors.Is(err, gitops.ErrNoFile) {
+	data, err := gitrepo.ReadFile(c, p, 1<<20)
+	if errors.Is(err, gitrepo.ErrNoFile) {
 		return nil, nil
 	}
 	if err != nil {
@@ -177,7 +177,7 @@ func runCIPR(ctx context.Context, a *app, opts ciOptions) error {
 	if err != nil {
 		return err
 	}
-	remote := gitbot.Remote{Name: opts.remote, Token: env.Token}
+	remote := gitrepo.Remote{Name: opts.remote, Token: env.Token}
 	if fork {
 		remote.Token = "" // a fork's token is read-only; never hand it to git
 		fmt.Fprintf(a.err, "pull request #%d comes from a fork: evaluating without secrets; nothing is pushed, signed or commented\n", pr.Number)
@@ -185,21 +185,21 @@ func runCIPR(ctx context.Context, a *app, opts ciOptions) error {
 
 	// Base branch, merge base and the baseline model.
 	tracking := plumbing.NewRemoteReferenceName(opts.remote, pr.Base.Ref)
-	if err := gitbot.Fetch(ctx, repo, remote, "+refs/heads/"+pr.Base.Ref+":"+tracking.String(), "+"+gitops.RunRefPrefix+"*:"+gitops.RunRefPrefix+"*"); err != nil {
+	if err := gitrepo.Fetch(ctx, repo, remote, "+refs/heads/"+pr.Base.Ref+":"+tracking.String(), "+"+gitops.RunRefPrefix+"*:"+gitops.RunRefPrefix+"*"); err != nil {
 		return err
 	}
-	baseTip, err := gitops.ResolveCommit(repo, tracking.String())
+	baseTip, err := gitrepo.Resolve(repo, tracking.String())
 	if err != nil {
 		return err
 	}
-	head, err := gitops.ResolveCommit(repo, "HEAD")
+	head, err := gitrepo.Resolve(repo, "HEAD")
 	if err != nil {
 		return err
 	}
 	if pr.Head.SHA != "" && pr.Head.SHA != head.Hash.String() {
 		fmt.Fprintf(a.err, "warning: HEAD %.12s is not the pull request's head %.12s: check out ref: ${{ github.event.pull_request.head.sha }} (see the scaffold workflow), or the candidate commit builds on a merge preview\n", head.Hash, pr.Head.SHA)
 	}
-	mb, err := gitbot.MergeBase(head, baseTip)
+	mb, err := gitrepo.MergeBase(head, baseTip)
 	if err != nil {
 		return err
 	}
@@ -304,7 +304,7 @@ func runCIPR(ctx context.Context, a *app, opts ciOptions) error {
 	if !fork && !opts.noPush {
 		runRef := gitops.RunRefPrefix + cand.Run
 		if _, err := repo.Reference(plumbing.ReferenceName(runRef), false); err == nil {
-			if err := gitbot.Push(ctx, repo, remote, "+"+runRef+":"+runRef); err != nil {
+			if err := gitrepo.Push(ctx, repo, remote, "+"+runRef+":"+runRef); err != nil {
 				return err
 			}
 		}
@@ -320,7 +320,7 @@ func runCIPR(ctx context.Context, a *app, opts ciOptions) error {
 			files[p] = data
 		}
 		msg := fmt.Sprintf("medcad: candidate %s, gate %s\n\nRun %s, artifact %s.\n\n[skip ci]\n", cand.Name, res.Verdict, cand.Run, cand.Artifact)
-		h, pushed, err := gitbot.CommitToBranch(ctx, repo, remote, pr.Head.Ref, head, files, msg)
+		h, pushed, err := gitrepo.CommitToBranch(ctx, repo, remote, pr.Head.Ref, head, files, msg)
 		if err != nil {
 			return err
 		}
@@ -334,7 +334,7 @@ func runCIPR(ctx context.Context, a *app, opts ciOptions) error {
 			for _, im := range rep.images {
 				imgs[assetDir+"/"+im.name] = im.png
 			}
-			if _, _, err := gitbot.CommitToBranch(ctx, repo, remote, cfg.GitHub.AssetsBranch, nil, imgs, "medcad: report images of #"+strconv.Itoa(pr.Number)); err != nil {
+			if _, _, err := gitrepo.CommitToBranch(ctx, repo, remote, cfg.GitHub.AssetsBranch, nil, imgs, "medcad: report images of #"+strconv.Itoa(pr.Number)); err != nil {
 				return err
 			}
 		}
@@ -470,15 +470,15 @@ func runPromote(ctx context.Context, a *app, opts promoteOptions) error {
 	if opts.env != nil {
 		token = opts.env.Token
 	}
-	remote := gitbot.Remote{Name: opts.remote, Token: token}
+	remote := gitrepo.Remote{Name: opts.remote, Token: token}
 	if _, err := repo.Remote(opts.remote); err == nil {
-		if err := gitbot.Fetch(ctx, repo, remote, "+"+gitops.RunRefPrefix+"*:"+gitops.RunRefPrefix+"*"); err != nil {
+		if err := gitrepo.Fetch(ctx, repo, remote, "+"+gitops.RunRefPrefix+"*:"+gitops.RunRefPrefix+"*"); err != nil {
 			return err
 		}
 	} else if !opts.noPush {
 		return fmt.Errorf("git remote %q: %w", opts.remote, err)
 	}
-	head, err := gitops.ResolveCommit(repo, "HEAD")
+	head, err := gitrepo.Resolve(repo, "HEAD")
 	if err != nil {
 		return err
 	}
@@ -520,7 +520,7 @@ func runPromote(ctx context.Context, a *app, opts promoteOptions) error {
 	if prod != nil {
 		v = prod.Version + 1
 	}
-	manifest, _ := gitops.ReadFileAt(head, gitops.ModelPath(m.Name), 1<<20)
+	manifest, _ := gitrepo.ReadFile(head, gitops.ModelPath(m.Name), 1<<20)
 	alias := &promote.Alias{
 		Model: m.Name, Version: v, Artifact: m.Artifact, Manifest: sha256ID(manifest), Run: m.Run,
 		Commit: head.Hash.String(), Tag: promote.Tag(m.Name, v), PR: opts.pr, PromotedAt: time.Now().UTC().Truncate(time.Second),
@@ -542,13 +542,13 @@ func runPromote(ctx context.Context, a *app, opts promoteOptions) error {
 	msg := fmt.Sprintf("promoted %s v%d\n\n%s", m.Name, v, lineage)
 	if opts.noPush {
 		// A dry promotion: verified and tagged here, recorded nowhere else.
-		if _, err := repo.CreateTag(alias.Tag, head.Hash, &git.CreateTagOptions{Tagger: gitbot.Bot(time.Now()), Message: msg}); err != nil {
+		if _, err := repo.CreateTag(alias.Tag, head.Hash, &git.CreateTagOptions{Tagger: gitrepo.Bot(time.Now()), Message: msg}); err != nil {
 			return fmt.Errorf("tag %s: %w", alias.Tag, err)
 		}
 		fmt.Fprintf(a.out, "verified %s; tagged %s locally (--no-push: not pushed, no alias recorded)\n", file, alias.Tag)
 		return nil
 	}
-	if err := gitbot.TagAndPush(ctx, repo, remote, alias.Tag, head.Hash, msg); err != nil {
+	if err := gitrepo.TagAndPush(ctx, repo, remote, alias.Tag, head.Hash, msg); err != nil {
 		return err
 	}
 	if err := promote.Record(ctx, store, alias); err != nil {

@@ -15,6 +15,7 @@ import (
 	"github.com/go-git/go-git/v5"
 	"github.com/medcad/medcad/gitops"
 	"github.com/medcad/medcad/gitops/cas"
+	"github.com/medcad/medcad/gitops/gitrepo"
 	"github.com/medcad/medcad/internal/atomicfile"
 	"github.com/medcad/medcad/stages/intake"
 	"github.com/schollz/progressbar/v3"
@@ -901,7 +902,7 @@ func runDataDiff(ctx context.Context, a *app, opts dataDiffOptions) error {
 	if err != nil {
 		return err
 	}
-	repo, err := gitops.OpenRepo(".")
+	repo, err := gitrepo.Open(".")
 	if err != nil {
 		return err
 	}
@@ -912,7 +913,7 @@ func runDataDiff(ctx context.Context, a *app, opts dataDiffOptions) error {
 				return nil, err
 			}
 		} else {
-			c, err := gitops.ResolveCommit(repo, rev)
+			c, err := gitrepo.Resolve(repo, rev)
 			if err != nil {
 				return nil, usagef("data diff: %v", err)
 			}
@@ -1053,7 +1054,7 @@ func runGC(ctx context.Context, a *app, opts gcOptions) error {
 	if err != nil {
 		return err
 	}
-	repo, err := gitops.OpenRepo(".")
+	repo, err := gitrepo.Open(".")
 	if errors.Is(err, git.ErrRepositoryNotExists) {
 		repo = nil
 	} else if err != nil {

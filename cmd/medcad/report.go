@@ -13,6 +13,7 @@ import (
 	"github.com/go-git/go-git/v5"
 	"github.com/medcad/medcad/gitops"
 	"github.com/medcad/medcad/gitops/cas"
+	"github.com/medcad/medcad/gitops/gitrepo"
 	"github.com/medcad/medcad/internal/atomicfile"
 	"github.com/medcad/medcad/reports"
 	"github.com/spf13/cobra"
@@ -60,7 +61,7 @@ func comparison(ctx context.Context, a *app, s sides) (compared, error) {
 		return fail(err)
 	}
 	var repo *git.Repository
-	if r, err := gitops.OpenRepo("."); err == nil {
+	if r, err := gitrepo.Open("."); err == nil {
 		repo = r
 	}
 	l := &reports.Loader{Dir: ".", Repo: repo, Store: store, Config: cfg}
