@@ -82,6 +82,9 @@ var stepRE = regexp.MustCompile(`[~^][0-9]*`)
 // explain turns go-git's failure to resolve rev ("reference not found",
 // "EOF") into an error the user can act on.
 func explain(repo *git.Repository, rev string, err error) error {
+	if rev == "" {
+		return fmt.Errorf("empty revision: %w", ErrNoRevision)
+	}
 	m := ancestryRE.FindStringSubmatch(rev)
 	if m == nil || m[1] == "" {
 		return fmt.Errorf("revision %q: %w", rev, err)
@@ -120,11 +123,13 @@ func explain(repo *git.Repository, rev string, err error) error {
 		}
 		if s[0] == '^' && n > 1 { // the nth parent of a merge
 			if n > c.NumParents() {
-				return fmt.Errorf("revision %q: commit %.12s has %d parents, not %d: %w", rev, c.Hash, c.NumParents(), n, ErrNoRevision)
+				return fmt.Errorf("revision %q: commit %.12s has no parent number %d: %w", rev, c.Hash, n, ErrNoRevision)
 			}
-			if c, cerr = c.Parent(n - 1); cerr != nil {
-				return fmt.Errorf("revision %q: %w", rev, cerr)
+			next, perr := c.Parent(n - 1)
+			if perr != nil {
+				return missingParent(repo, rev, c, perr)
 			}
+			c = next
 			walked = -1 // off the first-parent line: the count would mislead
 			continue
 		}
@@ -135,15 +140,32 @@ func explain(repo *git.Repository, rev string, err error) error {
 				}
 				return &shortHistory{rev: rev, commits: walked + 1}
 			}
-			if c, cerr = c.Parent(0); cerr != nil {
-				return fmt.Errorf("revision %q: %w", rev, cerr)
+			next, perr := c.Parent(0)
+			if perr != nil {
+				return missingParent(repo, rev, c, perr)
 			}
+			c = next
 			if walked >= 0 {
 				walked++
 			}
 		}
 	}
 	return fmt.Errorf("revision %q: %w", rev, err)
+}
+
+// missingParent explains a parent of c that is not in the repository:
+// in a shallow clone (CI's default checkout) the history stops there.
+func missingParent(repo *git.Repository, what string, c *object.Commit, err error) error {
+	if errors.Is(err, plumbing.ErrObjectNotFound) && shallow(repo) {
+		return fmt.Errorf("%s: the clone is shallow and its history stops at %.12s: fetch all of it (git fetch --unshallow; fetch-depth: 0 for actions/checkout): %w", what, c.Hash, ErrShortHistory)
+	}
+	return fmt.Errorf("%s: parent of %.12s: %w", what, c.Hash, err)
+}
+
+// shallow reports whether the repository is a shallow clone.
+func shallow(repo *git.Repository) bool {
+	hs, err := repo.Storer.Shallow()
+	return err == nil && len(hs) > 0
 }
 
 // shortHistory says how long the history is that a revision overshoots.
@@ -251,6 +273,9 @@ func ListFiles(c *object.Commit, dir string) ([]string, error) {
 // without one are ErrUnrelated.
 func MergeBase(a, b *object.Commit) (*object.Commit, error) {
 	bases, err := a.MergeBase(b)
+	if errors.Is(err, plumbing.ErrObjectNotFound) {
+		return nil, fmt.Errorf("merge base of %.12s and %.12s: a commit of their history is missing, as in a shallow clone: fetch all of it (git fetch --unshallow; fetch-depth: 0 for actions/checkout): %w", a.Hash, b.Hash, ErrShortHistory)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("merge base of %.12s and %.12s: %w", a.Hash, b.Hash, err)
 	}

@@ -5,6 +5,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -73,6 +74,8 @@ func TestResolve(t *testing.T) {
 		{repo: repo, rev: "HEAD^^^", err: ErrShortHistory, message: "HEAD^^^: the history has only 3 commits"},
 		{repo: repo, rev: "v1~1", err: ErrShortHistory, message: "v1~1: the history has only 1 commit"},
 		{repo: repo, rev: "HEAD^2", err: ErrNoRevision},
+		{repo: repo, rev: "", err: ErrNoRevision},
+		{repo: repo, rev: "@~1", want: h[1]},
 		{repo: repo, rev: "nope", err: ErrNoRevision, message: `revision "nope": no such branch, tag or commit`},
 		{repo: repo, rev: "nope~1", err: ErrNoRevision},
 	}
@@ -122,6 +125,27 @@ func TestOpen(t *testing.T) {
 	}
 	if c, err := Resolve(wrepo, "main"); err != nil || c.Hash != h[0] {
 		t.Errorf("main from a linked worktree = %v, %v", c, err)
+	}
+}
+
+func TestResolveShallow(t *testing.T) {
+	t.Parallel()
+	gitBin := testenv.LookPath(t, "git")
+	dir, _, h := history(t, 3)
+	clone := filepath.Join(t.TempDir(), "clone")
+	if out, err := exec.Command(gitBin, "clone", "-q", "--depth", "1", "file://"+dir, clone).CombinedOutput(); err != nil {
+		t.Fatalf("git clone --depth 1: %v\n%s", err, out)
+	}
+	repo, err := Open(clone)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c, err := Resolve(repo, "HEAD"); err != nil || c.Hash != h[2] {
+		t.Fatalf("HEAD = %v, %v", c, err)
+	}
+	_, err = Resolve(repo, "HEAD~1")
+	if !errors.Is(err, ErrShortHistory) || !strings.Contains(err.Error(), "shallow") {
+		t.Errorf("HEAD~1 in a shallow clone: %v, want ErrShortHistory saying it is shallow", err)
 	}
 }
 
