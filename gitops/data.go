@@ -10,8 +10,8 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/go-git/go-git/v5"
 	"github.com/medcad/medcad/gitops/cas"
+	"github.com/medcad/medcad/gitops/gitrepo"
 	"github.com/medcad/medcad/internal/atomicfile"
 )
 
@@ -568,7 +568,7 @@ func (p *Project) DiffData(rev1, rev2 string) ([]DatasetDiff, error) {
 				return nil, err
 			}
 		} else {
-			c, err := ResolveCommit(repo, rev)
+			c, err := gitrepo.Resolve(repo, rev)
 			if err != nil {
 				return nil, err
 			}
@@ -661,7 +661,7 @@ type GCReport struct {
 // branch, tag, run record or working-tree pointer references.
 func (p *Project) GC(ctx context.Context, dryRun, remote bool) (*GCReport, error) {
 	repo, err := p.Repo()
-	if errors.Is(err, git.ErrRepositoryNotExists) {
+	if errors.Is(err, gitrepo.ErrNoRepo) {
 		repo = nil
 	} else if err != nil {
 		return nil, err

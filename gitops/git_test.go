@@ -1,9 +1,10 @@
 package gitops
 
 import (
-	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"testing"
 	"time"
 
@@ -37,7 +38,9 @@ func commitFiles(t *testing.T, repo *git.Repository, dir string, files map[strin
 	return h
 }
 
-func TestGitHelpers(t *testing.T) {
+func digest(n int) string { return fmt.Sprintf("sha256:%064x", n) }
+
+func TestDatasetsAndReferencedDigests(t *testing.T) {
 	dir := t.TempDir()
 	repo, err := git.PlainInitWithOptions(dir, &git.PlainInitOptions{InitOptions: git.InitOptions{DefaultBranch: "refs/heads/main"}})
 	if err != nil {
@@ -45,81 +48,40 @@ func TestGitHelpers(t *testing.T) {
 	}
 	first := commitFiles(t, repo, dir, map[string]string{
 		"data/2025-10-batch3.dataset.toml": goodPointer,
-		"data/notes.txt":                   "not a pointer",
-		"README.md":                        "hello",
+		"data/notes.txt":                   "not a pointer " + digest(9),
+		"models/bone.model.toml":           "artifact = \"" + digest(10) + "\"\n",
 	}, "first")
-	if _, err := repo.CreateTag("v1", first, &git.CreateTagOptions{Message: "v1", Tagger: &object.Signature{Name: "t", When: time.Unix(1700000000, 0)}}); err != nil {
-		t.Fatal(err)
-	}
-	second := commitFiles(t, repo, dir, map[string]string{"README.md": "changed"}, "second")
-	blob := repo.Storer.NewEncodedObject()
-	blob.SetType(plumbing.BlobObject)
-	w, _ := blob.Writer()
-	w.Write([]byte("run record"))
-	w.Close()
-	bh, err := repo.Storer.SetEncodedObject(blob)
+	c, err := repo.CommitObject(first)
 	if err != nil {
 		t.Fatal(err)
-	}
-	repo.Storer.SetReference(plumbing.NewHashReference("refs/medcad/runs/r1", bh))
-
-	sub := filepath.Join(dir, "data")
-	r2, err := OpenRepo(sub) // from a subfolder
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, err := ResolveCommit(r2, "HEAD~1")
-	if err != nil || c.Hash != first {
-		t.Fatalf("HEAD~1 = %v, %v; want %v", c, err, first)
-	}
-	if c, err := ResolveCommit(r2, "v1"); err != nil || c.Hash != first {
-		t.Fatalf("annotated tag v1 = %v, %v", c, err)
-	}
-	if _, err := ResolveCommit(r2, "nope"); err == nil {
-		t.Error("unknown revision resolved")
-	}
-	data, err := ReadFileAt(c, "README.md", 100)
-	if err != nil || string(data) != "hello" {
-		t.Errorf("ReadFileAt = %q, %v", data, err)
-	}
-	if _, err := ReadFileAt(c, "missing", 100); !errors.Is(err, ErrNoFile) {
-		t.Errorf("missing file: %v, want ErrNoFile", err)
-	}
-	if _, err := ReadFileAt(c, "README.md", 2); err == nil {
-		t.Error("limit not enforced")
-	}
-	names, err := ListFilesAt(c, "data")
-	if diff := cmp.Diff([]string{"2025-10-batch3.dataset.toml", "notes.txt"}, names); diff != "" || err != nil {
-		t.Errorf("ListFilesAt (-want +got): %s %v", diff, err)
-	}
-	if names, err := ListFilesAt(c, "nope"); err != nil || names != nil {
-		t.Errorf("ListFilesAt of a missing folder = %v, %v", names, err)
 	}
 	ds, err := DatasetsAt(c)
 	if err != nil || len(ds) != 1 || ds[0].Name != "2025-10-batch3" {
 		t.Fatalf("DatasetsAt = %v, %v", ds, err)
 	}
-	tips, err := RefTips(r2)
+	// Overwritten in a later commit, the old model's digest is still
+	// referenced by the tag; the working tree and a run record add theirs.
+	if _, err := repo.CreateTag("v1", first, nil); err != nil {
+		t.Fatal(err)
+	}
+	commitFiles(t, repo, dir, map[string]string{"models/bone.model.toml": "artifact = \"" + digest(11) + "\"\n"}, "second")
+	os.WriteFile(filepath.Join(dir, "medcad.lock"), []byte(digest(12)), 0o644)
+	if err := SaveRun(repo, &Run{ID: "20260101T000000Z-abcdef", Outs: digest(13)}); err != nil {
+		t.Fatal(err)
+	}
+	got, err := ReferencedDigests(repo, dir)
 	if err != nil {
 		t.Fatal(err)
 	}
-	got := map[string]string{}
-	for _, tip := range tips {
-		switch {
-		case tip.Commit != nil:
-			got[tip.Name] = tip.Commit.Hash.String()
-		case tip.Blob != nil:
-			data, _ := ReadBlob(tip.Blob, 100)
-			got[tip.Name] = string(data)
-		}
+	want := []string{
+		"sha256:0000000000000000000000000000000000000000000000000000000000000001",
+		"sha256:0000000000000000000000000000000000000000000000000000000000000002",
+		"sha256:0000000000000000000000000000000000000000000000000000000000000003",
+		"sha256:5f2a91c0aa8b1f3e9d41c7a0e2b6d8f4a3c5e7b9d1f3a5c7e9b1d3f5a7c9e1b3",
+		digest(10), digest(11), digest(12), digest(13),
 	}
-	want := map[string]string{
-		"HEAD":                second.String(),
-		"refs/heads/main":     second.String(),
-		"refs/tags/v1":        first.String(),
-		"refs/medcad/runs/r1": "run record",
-	}
+	slices.Sort(want)
 	if diff := cmp.Diff(want, got); diff != "" {
-		t.Errorf("RefTips (-want +got):\n%s", diff)
+		t.Errorf("ReferencedDigests (-want +got):\n%s", diff)
 	}
 }

@@ -11,6 +11,7 @@ import (
 
 	"github.com/go-git/go-git/v5"
 	"github.com/medcad/medcad/gitops/cas"
+	"github.com/medcad/medcad/gitops/gitrepo"
 )
 
 // RemoteEnv overrides [remote] url when set.
@@ -98,7 +99,7 @@ func Open(ctx context.Context, dir string, o OpenOptions) (*Project, error) {
 func (p *Project) Path(rel string) string { return filepath.Join(p.Root, filepath.FromSlash(rel)) }
 
 // Repo opens the project's git repository.
-func (p *Project) Repo() (*git.Repository, error) { return OpenRepo(p.Root) }
+func (p *Project) Repo() (*git.Repository, error) { return gitrepo.Open(p.Root) }
 
 // Remote opens the configured remote once, with retries and verification
 // of every object read.

@@ -5,15 +5,14 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"regexp"
 	"sort"
 	"strings"
 	"time"
 
 	"github.com/go-git/go-git/v5"
-	"github.com/go-git/go-git/v5/config"
 	"github.com/go-git/go-git/v5/plumbing"
+	"github.com/medcad/medcad/gitops/gitrepo"
 )
 
 // RunRefPrefix is where run records are indexed in git, so they travel
@@ -69,19 +68,7 @@ func SaveRun(repo *git.Repository, r *Run) error {
 	if err != nil {
 		return err
 	}
-	obj := repo.Storer.NewEncodedObject()
-	obj.SetType(plumbing.BlobObject)
-	w, err := obj.Writer()
-	if err != nil {
-		return err
-	}
-	if _, err := w.Write(append(data, '\n')); err != nil {
-		return err
-	}
-	if err := w.Close(); err != nil {
-		return err
-	}
-	h, err := repo.Storer.SetEncodedObject(obj)
+	h, err := gitrepo.WriteBlob(repo, append(data, '\n'))
 	if err != nil {
 		return fmt.Errorf("store run %s: %w", r.ID, err)
 	}
@@ -134,19 +121,7 @@ func ListRuns(repo *git.Repository) ([]*Run, error) {
 }
 
 func runRefs(repo *git.Repository) ([]*plumbing.Reference, error) {
-	iter, err := repo.References()
-	if err != nil {
-		return nil, err
-	}
-	var refs []*plumbing.Reference
-	err = iter.ForEach(func(ref *plumbing.Reference) error {
-		if strings.HasPrefix(ref.Name().String(), RunRefPrefix) && ref.Type() == plumbing.HashReference {
-			refs = append(refs, ref)
-		}
-		return nil
-	})
-	sort.Slice(refs, func(i, j int) bool { return refs[i].Name() < refs[j].Name() })
-	return refs, err
+	return gitrepo.Refs(repo, RunRefPrefix)
 }
 
 func readRun(repo *git.Repository, ref *plumbing.Reference) (*Run, error) {
@@ -154,17 +129,9 @@ func readRun(repo *git.Repository, ref *plumbing.Reference) (*Run, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", ref.Name(), err)
 	}
-	if blob.Size > maxRunBytes {
-		return nil, fmt.Errorf("%s: run record larger than %d bytes", ref.Name(), maxRunBytes)
-	}
-	rd, err := blob.Reader()
+	data, err := gitrepo.ReadBlob(blob, maxRunBytes)
 	if err != nil {
-		return nil, err
-	}
-	defer rd.Close()
-	data, err := io.ReadAll(io.LimitReader(rd, maxRunBytes))
-	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("%s: run record: %w", ref.Name(), err)
 	}
 	var r Run
 	dec := json.NewDecoder(strings.NewReader(string(data)))
@@ -176,22 +143,14 @@ func readRun(repo *git.Repository, ref *plumbing.Reference) (*Run, error) {
 }
 
 // runRefSpec maps run refs one to one between repositories.
-const runRefSpec = config.RefSpec("+" + RunRefPrefix + "*:" + RunRefPrefix + "*")
+const runRefSpec = "+" + RunRefPrefix + "*:" + RunRefPrefix + "*"
 
-// PushRuns pushes every run ref to the named git remote.
-func PushRuns(ctx context.Context, repo *git.Repository, remote string) error {
-	err := repo.PushContext(ctx, &git.PushOptions{RemoteName: remote, RefSpecs: []config.RefSpec{runRefSpec}})
-	if errors.Is(err, git.NoErrAlreadyUpToDate) {
-		return nil
-	}
-	return err
+// PushRuns pushes every run ref to the git remote.
+func PushRuns(ctx context.Context, repo *git.Repository, r gitrepo.Remote) error {
+	return gitrepo.Push(ctx, repo, r, runRefSpec)
 }
 
-// PullRuns fetches every run ref from the named git remote.
-func PullRuns(ctx context.Context, repo *git.Repository, remote string) error {
-	err := repo.FetchContext(ctx, &git.FetchOptions{RemoteName: remote, RefSpecs: []config.RefSpec{runRefSpec}})
-	if errors.Is(err, git.NoErrAlreadyUpToDate) {
-		return nil
-	}
-	return err
+// PullRuns fetches every run ref from the git remote.
+func PullRuns(ctx context.Context, repo *git.Repository, r gitrepo.Remote) error {
+	return gitrepo.Fetch(ctx, repo, r, runRefSpec)
 }

@@ -9,6 +9,7 @@ import (
 	"github.com/go-git/go-git/v5"
 	"github.com/go-git/go-git/v5/config"
 	"github.com/google/go-cmp/cmp"
+	"github.com/medcad/medcad/gitops/gitrepo"
 )
 
 func newRun(t time.Time, key string) *Run {
@@ -58,7 +59,7 @@ func TestRunsRoundTripThroughBareRemote(t *testing.T) {
 		t.Errorf("missing run: %v", err)
 	}
 
-	if err := PushRuns(ctx, repo, "origin"); err != nil {
+	if err := PushRuns(ctx, repo, gitrepo.Remote{Name: "origin"}); err != nil {
 		t.Fatalf("push: %v", err)
 	}
 	clone, err := git.PlainInit(cloneDir, false)
@@ -68,7 +69,7 @@ func TestRunsRoundTripThroughBareRemote(t *testing.T) {
 	if _, err := clone.CreateRemote(&config.RemoteConfig{Name: "origin", URLs: []string{bareDir}}); err != nil {
 		t.Fatal(err)
 	}
-	if err := PullRuns(ctx, clone, "origin"); err != nil {
+	if err := PullRuns(ctx, clone, gitrepo.Remote{Name: "origin"}); err != nil {
 		t.Fatalf("pull: %v", err)
 	}
 	cloned, err := ListRuns(clone)
@@ -79,10 +80,10 @@ func TestRunsRoundTripThroughBareRemote(t *testing.T) {
 		t.Errorf("runs after push/pull (-want +got):\n%s", diff)
 	}
 	// A second push and pull with nothing new is not an error.
-	if err := PushRuns(ctx, repo, "origin"); err != nil {
+	if err := PushRuns(ctx, repo, gitrepo.Remote{Name: "origin"}); err != nil {
 		t.Errorf("second push: %v", err)
 	}
-	if err := PullRuns(ctx, clone, "origin"); err != nil {
+	if err := PullRuns(ctx, clone, gitrepo.Remote{Name: "origin"}); err != nil {
 		t.Errorf("second pull: %v", err)
 	}
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/go-git/go-git/v5/plumbing/object"
 	"github.com/medcad/medcad/gitops"
 	"github.com/medcad/medcad/gitops/cas"
+	"github.com/medcad/medcad/gitops/gitrepo"
 )
 
 // WorkTree is the Ref of a side read from the working tree.
@@ -42,7 +43,7 @@ func (l *Loader) Rev(ctx context.Context, rev string) (*Side, error) {
 	if l.Repo == nil {
 		return nil, fmt.Errorf("revision %q: %s is not in a git repository", rev, l.Dir)
 	}
-	c, err := gitops.ResolveCommit(l.Repo, rev)
+	c, err := gitrepo.Resolve(l.Repo, rev)
 	if err != nil {
 		return nil, err
 	}
@@ -55,8 +56,8 @@ func (l *Loader) Rev(ctx context.Context, rev string) (*Side, error) {
 		return nil, err
 	}
 	file := path.Join(prefix, gitops.ModelPath(l.Config.Project.Model))
-	data, err := gitops.ReadFileAt(c, file, 1<<20)
-	if errors.Is(err, gitops.ErrNoFile) {
+	data, err := gitrepo.ReadFile(c, file, 1<<20)
+	if errors.Is(err, gitrepo.ErrNoFile) {
 		return nil, fmt.Errorf("%s at %s: %w", gitops.ModelPath(l.Config.Project.Model), ref, gitops.ErrNoModel)
 	}
 	if err != nil {
@@ -73,14 +74,14 @@ func (l *Loader) Rev(ctx context.Context, rev string) (*Side, error) {
 	if prefix == "" {
 		s.Datasets, _ = gitops.DatasetsAt(c) // details only: a bad pointer elsewhere must not stop the report
 	}
-	if data, err := gitops.ReadFileAt(c, path.Join(prefix, gitops.LockFile), 64<<20); err == nil {
+	if data, err := gitrepo.ReadFile(c, path.Join(prefix, gitops.LockFile), 64<<20); err == nil {
 		s.Lock = lockOf(gitops.LockFile+"@"+ref, data)
 	}
 	for _, lock := range l.Config.Env.Lock {
 		if filepath.Base(lock) != "uv.lock" {
 			continue
 		}
-		data, err := gitops.ReadFileAt(c, path.Join(prefix, filepath.ToSlash(lock)), 64<<20)
+		data, err := gitrepo.ReadFile(c, path.Join(prefix, filepath.ToSlash(lock)), 64<<20)
 		if err != nil {
 			continue
 		}
@@ -244,14 +245,14 @@ func (l *Loader) DefaultBase() (string, error) {
 	if l.Repo == nil {
 		return "", fmt.Errorf("%s is not in a git repository: give --base", l.Dir)
 	}
-	head, err := gitops.ResolveCommit(l.Repo, "HEAD")
+	head, err := gitrepo.Resolve(l.Repo, "HEAD")
 	if err != nil {
 		return "", err
 	}
 	branch := l.Config.Project.DefaultBranch
 	var target *object.Commit
 	for _, rev := range []string{"refs/remotes/origin/" + branch, "refs/heads/" + branch} {
-		if c, err := gitops.ResolveCommit(l.Repo, rev); err == nil {
+		if c, err := gitrepo.Resolve(l.Repo, rev); err == nil {
 			target = c
 			break
 		}
@@ -259,21 +260,21 @@ func (l *Loader) DefaultBase() (string, error) {
 	if target == nil {
 		return "", fmt.Errorf("default branch %q not found (neither origin/%s nor a local branch): give --base", branch, branch)
 	}
-	bases, err := head.MergeBase(target)
+	base, err := gitrepo.MergeBase(head, target)
+	if errors.Is(err, gitrepo.ErrUnrelated) {
+		return "", fmt.Errorf("HEAD and %s share no history: give --base", branch)
+	}
 	if err != nil {
 		return "", fmt.Errorf("merge base of HEAD and %s: %w", branch, err)
 	}
-	if len(bases) == 0 {
-		return "", fmt.Errorf("HEAD and %s share no history: give --base", branch)
-	}
-	return bases[0].Hash.String(), nil
+	return base.Hash.String(), nil
 }
 
 // PromoteAt reads the promotion gates of medcad.toml at a revision: the
 // gates of the baseline's branch apply, so a pull request cannot loosen
 // the rules it is judged by.
 func (l *Loader) PromoteAt(rev string) (gitops.Promote, error) {
-	c, err := gitops.ResolveCommit(l.Repo, rev)
+	c, err := gitrepo.Resolve(l.Repo, rev)
 	if err != nil {
 		return gitops.Promote{}, err
 	}
@@ -281,7 +282,7 @@ func (l *Loader) PromoteAt(rev string) (gitops.Promote, error) {
 	if err != nil {
 		return gitops.Promote{}, err
 	}
-	data, err := gitops.ReadFileAt(c, path.Join(prefix, gitops.ConfigFile), 1<<20)
+	data, err := gitrepo.ReadFile(c, path.Join(prefix, gitops.ConfigFile), 1<<20)
 	if err != nil {
 		return gitops.Promote{}, err
 	}

@@ -17,9 +17,9 @@ import (
 	"github.com/go-git/go-git/v5/plumbing"
 	"github.com/go-git/go-git/v5/plumbing/object"
 	"github.com/medcad/medcad/action"
-	"github.com/medcad/medcad/action/gitbot"
 	"github.com/medcad/medcad/action/promote"
 	"github.com/medcad/medcad/gitops"
+	"github.com/medcad/medcad/gitops/gitrepo"
 	"github.com/medcad/medcad/internal/atomicfile"
 	"github.com/medcad/medcad/reports"
 	"github.com/medcad/medcad/stages"
@@ -90,8 +90,8 @@ type PRResult struct {
 // modelAt reads the model manifest at commit c; nil when it has none.
 func modelAt(c *object.Commit, name string) (*gitops.Model, error) {
 	p := gitops.ModelPath(name)
-	data, err := gitops.ReadFileAt(c, p, 1<<20)
-	if errors.Is(err, gitops.ErrNoFile) {
+	data, err := gitrepo.ReadFile(c, p, 1<<20)
+	if errors.Is(err, gitrepo.ErrNoFile) {
 		return nil, nil
 	}
 	if err != nil {
@@ -137,7 +137,7 @@ func PR(ctx context.Context, p *gitops.Project, job Job, opts Options) (*PRResul
 	if err != nil {
 		return nil, err
 	}
-	remote := gitbot.Remote{Name: opts.GitRemote, Token: env.Token}
+	remote := gitrepo.Remote{Name: opts.GitRemote, Token: env.Token}
 	if fork {
 		remote.Token = "" // a fork's token is read-only; never hand it to git
 		fmt.Fprintf(log, "pull request #%d comes from a fork: evaluating without secrets; nothing is pushed, signed or commented\n", pr.Number)
@@ -145,21 +145,21 @@ func PR(ctx context.Context, p *gitops.Project, job Job, opts Options) (*PRResul
 
 	// Base branch, merge base and the baseline model.
 	tracking := plumbing.NewRemoteReferenceName(opts.GitRemote, pr.Base.Ref)
-	if err := gitbot.Fetch(ctx, repo, remote, "+refs/heads/"+pr.Base.Ref+":"+tracking.String(), "+"+gitops.RunRefPrefix+"*:"+gitops.RunRefPrefix+"*"); err != nil {
+	if err := gitrepo.Fetch(ctx, repo, remote, "+refs/heads/"+pr.Base.Ref+":"+tracking.String(), "+"+gitops.RunRefPrefix+"*:"+gitops.RunRefPrefix+"*"); err != nil {
 		return nil, err
 	}
-	baseTip, err := gitops.ResolveCommit(repo, tracking.String())
+	baseTip, err := gitrepo.Resolve(repo, tracking.String())
 	if err != nil {
 		return nil, err
 	}
-	head, err := gitops.ResolveCommit(repo, "HEAD")
+	head, err := gitrepo.Resolve(repo, "HEAD")
 	if err != nil {
 		return nil, err
 	}
 	if pr.Head.SHA != "" && pr.Head.SHA != head.Hash.String() {
 		fmt.Fprintf(log, "warning: HEAD %.12s is not the pull request's head %.12s: check out ref: ${{ github.event.pull_request.head.sha }} (see the scaffold workflow), or the candidate commit builds on a merge preview\n", head.Hash, pr.Head.SHA)
 	}
-	mb, err := gitbot.MergeBase(head, baseTip)
+	mb, err := gitrepo.MergeBase(head, baseTip)
 	if err != nil {
 		return nil, err
 	}
@@ -267,7 +267,7 @@ func PR(ctx context.Context, p *gitops.Project, job Job, opts Options) (*PRResul
 	if !fork && !opts.NoPush {
 		runRef := gitops.RunRefPrefix + cand.Run
 		if _, err := repo.Reference(plumbing.ReferenceName(runRef), false); err == nil {
-			if err := gitbot.Push(ctx, repo, remote, "+"+runRef+":"+runRef); err != nil {
+			if err := gitrepo.Push(ctx, repo, remote, "+"+runRef+":"+runRef); err != nil {
 				return nil, err
 			}
 		}
@@ -283,7 +283,7 @@ func PR(ctx context.Context, p *gitops.Project, job Job, opts Options) (*PRResul
 			files[rel] = data
 		}
 		msg := fmt.Sprintf("medcad: candidate %s, gate %s\n\nRun %s, artifact %s.\n\n[skip ci]\n", cand.Name, res.Verdict, cand.Run, cand.Artifact)
-		h, pushed, err := gitbot.CommitToBranch(ctx, repo, remote, pr.Head.Ref, head, files, msg)
+		h, pushed, err := gitrepo.CommitToBranch(ctx, repo, remote, pr.Head.Ref, head, files, msg)
 		if err != nil {
 			return nil, err
 		}
@@ -297,7 +297,7 @@ func PR(ctx context.Context, p *gitops.Project, job Job, opts Options) (*PRResul
 			for _, im := range rep.images {
 				imgs[assetDir+"/"+im.name] = im.png
 			}
-			if _, _, err := gitbot.CommitToBranch(ctx, repo, remote, cfg.GitHub.AssetsBranch, nil, imgs, "medcad: report images of #"+strconv.Itoa(pr.Number)); err != nil {
+			if _, _, err := gitrepo.CommitToBranch(ctx, repo, remote, cfg.GitHub.AssetsBranch, nil, imgs, "medcad: report images of #"+strconv.Itoa(pr.Number)); err != nil {
 				return nil, err
 			}
 		}

@@ -9,10 +9,9 @@ import (
 	"io"
 	"time"
 
-	"github.com/go-git/go-git/v5"
 	"github.com/medcad/medcad/action"
-	"github.com/medcad/medcad/action/gitbot"
 	"github.com/medcad/medcad/gitops"
+	"github.com/medcad/medcad/gitops/gitrepo"
 )
 
 // promotedMarker starts the comment a promotion posts on the merged PR.
@@ -63,22 +62,22 @@ func Run(ctx context.Context, p *gitops.Project, o RunOptions) (*Result, error) 
 	if o.Env != nil {
 		token = o.Env.Token
 	}
-	remote := gitbot.Remote{Name: o.GitRemote, Token: token}
+	remote := gitrepo.Remote{Name: o.GitRemote, Token: token}
 	if _, err := repo.Remote(o.GitRemote); err == nil {
-		if err := gitbot.Fetch(ctx, repo, remote, "+"+gitops.RunRefPrefix+"*:"+gitops.RunRefPrefix+"*"); err != nil {
+		if err := gitrepo.Fetch(ctx, repo, remote, "+"+gitops.RunRefPrefix+"*:"+gitops.RunRefPrefix+"*"); err != nil {
 			return nil, err
 		}
 	} else if !o.NoPush {
 		return nil, fmt.Errorf("git remote %q: %w", o.GitRemote, err)
 	}
-	head, err := gitops.ResolveCommit(repo, "HEAD")
+	head, err := gitrepo.Resolve(repo, "HEAD")
 	if err != nil {
 		return nil, err
 	}
 	name := p.Config.Project.Model
 	file := gitops.ModelPath(name) + "@" + head.Hash.String()[:12]
-	manifest, err := gitops.ReadFileAt(head, gitops.ModelPath(name), 1<<20)
-	if errors.Is(err, gitops.ErrNoFile) {
+	manifest, err := gitrepo.ReadFile(head, gitops.ModelPath(name), 1<<20)
+	if errors.Is(err, gitrepo.ErrNoFile) {
 		return nil, fmt.Errorf("%s: %w", file, gitops.ErrNoModel)
 	}
 	if err != nil {
@@ -127,12 +126,12 @@ func Run(ctx context.Context, p *gitops.Project, o RunOptions) (*Result, error) 
 	msg := fmt.Sprintf("promoted %s v%d\n\n%s", m.Name, v, lineage)
 	if o.NoPush {
 		// A dry promotion: verified and tagged here, recorded nowhere else.
-		if _, err := repo.CreateTag(alias.Tag, head.Hash, &git.CreateTagOptions{Tagger: gitbot.Bot(time.Now()), Message: msg}); err != nil {
-			return nil, fmt.Errorf("tag %s: %w", alias.Tag, err)
+		if err := gitrepo.Tag(repo, alias.Tag, head.Hash, msg); err != nil {
+			return nil, err
 		}
 		return &Result{Alias: alias, Local: true}, nil
 	}
-	if err := gitbot.TagAndPush(ctx, repo, remote, alias.Tag, head.Hash, msg); err != nil {
+	if err := gitrepo.TagAndPush(ctx, repo, remote, alias.Tag, head.Hash, msg); err != nil {
 		return nil, err
 	}
 	if err := Record(ctx, store, alias); err != nil {

@@ -2,12 +2,14 @@ package main
 
 import (
 	"fmt"
+	"os"
 	"sort"
 	"strings"
 	"text/tabwriter"
 
 	"github.com/go-git/go-git/v5"
 	"github.com/medcad/medcad/gitops"
+	"github.com/medcad/medcad/gitops/gitrepo"
 	"github.com/spf13/cobra"
 )
 
@@ -86,9 +88,9 @@ func newRunsCmd(a *app) *cobra.Command {
 					return err
 				}
 				if dir == "push" {
-					err = gitops.PushRuns(cmd.Context(), repo, remote)
+					err = gitops.PushRuns(cmd.Context(), repo, gitrepo.Remote{Name: remote, Token: os.Getenv("GITHUB_TOKEN")})
 				} else {
-					err = gitops.PullRuns(cmd.Context(), repo, remote)
+					err = gitops.PullRuns(cmd.Context(), repo, gitrepo.Remote{Name: remote, Token: os.Getenv("GITHUB_TOKEN")})
 				}
 				if err != nil {
 					return fmt.Errorf("runs %s %s: %w", dir, remote, err)
@@ -109,7 +111,7 @@ func newRunsCmd(a *app) *cobra.Command {
 
 // repo opens the git repository holding the working directory (or -C DIR).
 func (a *app) repo() (*git.Repository, error) {
-	repo, err := git.PlainOpenWithOptions(a.workDir(), &git.PlainOpenOptions{DetectDotGit: true})
+	repo, err := gitrepo.Open(a.workDir())
 	if err != nil {
 		return nil, fmt.Errorf("not in a git repository (run 'medcad init'): %w", err)
 	}

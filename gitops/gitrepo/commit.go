@@ -1,34 +1,19 @@
-// Package gitbot is what CI does to the repository with go-git, as a bot:
-// fetch the base branch and run records, find the merge base, commit
-// files onto a branch and push them (the candidate manifest onto a pull
-// request, report images onto the assets branch), and tag promoted
-// models.
-//
-// Commits are built from trees directly (no worktree or index is
-// touched), so a commit holds exactly the named files on top of its
-// parent, whatever else the checkout contains. Written by hand on top of
-// go-git's object model because go-git has no "commit these blobs onto
-// that branch" operation.
-package gitbot
+package gitrepo
 
 import (
 	"context"
 	"errors"
 	"fmt"
-	"net/url"
 	"path"
 	"sort"
 	"strings"
 	"time"
 
 	"github.com/go-git/go-git/v5"
-	"github.com/go-git/go-git/v5/config"
 	"github.com/go-git/go-git/v5/plumbing"
 	"github.com/go-git/go-git/v5/plumbing/filemode"
 	"github.com/go-git/go-git/v5/plumbing/object"
 	"github.com/go-git/go-git/v5/plumbing/storer"
-	"github.com/go-git/go-git/v5/plumbing/transport"
-	githttp "github.com/go-git/go-git/v5/plumbing/transport/http"
 )
 
 // ErrTagExists means the version tag is already taken.
@@ -37,79 +22,6 @@ var ErrTagExists = errors.New("tag already exists")
 // Bot is the identity of CI's commits and tags (GitHub's Actions bot).
 func Bot(when time.Time) *object.Signature {
 	return &object.Signature{Name: "github-actions[bot]", Email: "41898282+github-actions[bot]@users.noreply.github.com", When: when}
-}
-
-// Remote is a git remote of the repository and the token to push with.
-type Remote struct {
-	Name  string // e.g. "origin"
-	Token string // for http(s) remotes; never logged
-}
-
-// auth returns basic auth with the token for http(s) remotes, as GitHub
-// expects for an installation or Actions token.
-func (r Remote) auth(repo *git.Repository) (transport.AuthMethod, error) {
-	if r.Token == "" {
-		return nil, nil
-	}
-	rem, err := repo.Remote(r.Name)
-	if err != nil {
-		return nil, fmt.Errorf("git remote %q: %w", r.Name, err)
-	}
-	urls := rem.Config().URLs
-	if len(urls) == 0 {
-		return nil, nil
-	}
-	u, err := url.Parse(urls[0])
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") {
-		return nil, nil
-	}
-	return &githttp.BasicAuth{Username: "x-access-token", Password: r.Token}, nil
-}
-
-// Fetch fetches refspecs from the remote; being up to date is no error.
-func Fetch(ctx context.Context, repo *git.Repository, r Remote, specs ...string) error {
-	auth, err := r.auth(repo)
-	if err != nil {
-		return err
-	}
-	rs := make([]config.RefSpec, len(specs))
-	for i, s := range specs {
-		rs[i] = config.RefSpec(s)
-	}
-	err = repo.FetchContext(ctx, &git.FetchOptions{RemoteName: r.Name, RefSpecs: rs, Auth: auth, Tags: git.NoTags})
-	if err != nil && !errors.Is(err, git.NoErrAlreadyUpToDate) {
-		return fmt.Errorf("git fetch %s %s: %w", r.Name, strings.Join(specs, " "), err)
-	}
-	return nil
-}
-
-// Push pushes refspecs to the remote; being up to date is no error.
-func Push(ctx context.Context, repo *git.Repository, r Remote, specs ...string) error {
-	auth, err := r.auth(repo)
-	if err != nil {
-		return err
-	}
-	rs := make([]config.RefSpec, len(specs))
-	for i, s := range specs {
-		rs[i] = config.RefSpec(s)
-	}
-	err = repo.PushContext(ctx, &git.PushOptions{RemoteName: r.Name, RefSpecs: rs, Auth: auth})
-	if err != nil && !errors.Is(err, git.NoErrAlreadyUpToDate) {
-		return fmt.Errorf("git push %s %s: %w", r.Name, strings.Join(specs, " "), err)
-	}
-	return nil
-}
-
-// MergeBase returns the best common ancestor of two commits.
-func MergeBase(a, b *object.Commit) (*object.Commit, error) {
-	bases, err := a.MergeBase(b)
-	if err != nil {
-		return nil, fmt.Errorf("merge base of %.12s and %.12s: %w", a.Hash, b.Hash, err)
-	}
-	if len(bases) == 0 {
-		return nil, fmt.Errorf("%.12s and %.12s have no common history", a.Hash, b.Hash)
-	}
-	return bases[0], nil
 }
 
 // CommitOptions describe one bot commit.
@@ -169,6 +81,26 @@ func store(s storer.EncodedObjectStorer, o encoder) (plumbing.Hash, error) {
 	return s.SetEncodedObject(obj)
 }
 
+func storeBlob(s storer.EncodedObjectStorer, data []byte) (plumbing.Hash, error) {
+	obj := s.NewEncodedObject()
+	obj.SetType(plumbing.BlobObject)
+	w, err := obj.Writer()
+	if err != nil {
+		return plumbing.ZeroHash, err
+	}
+	if _, err := w.Write(data); err != nil {
+		return plumbing.ZeroHash, err
+	}
+	if err := w.Close(); err != nil {
+		return plumbing.ZeroHash, err
+	}
+	h, err := s.SetEncodedObject(obj)
+	if err != nil {
+		return plumbing.ZeroHash, fmt.Errorf("store blob: %w", err)
+	}
+	return h, nil
+}
+
 // writeTree writes base with files replaced or added and returns the new
 // tree's hash.
 func writeTree(s storer.EncodedObjectStorer, base *object.Tree, files map[string][]byte) (plumbing.Hash, error) {
@@ -188,19 +120,7 @@ func writeTree(s storer.EncodedObjectStorer, base *object.Tree, files map[string
 			sub[dir][rest] = data
 			continue
 		}
-		blob := s.NewEncodedObject()
-		blob.SetType(plumbing.BlobObject)
-		w, err := blob.Writer()
-		if err != nil {
-			return plumbing.ZeroHash, err
-		}
-		if _, err := w.Write(data); err != nil {
-			return plumbing.ZeroHash, err
-		}
-		if err := w.Close(); err != nil {
-			return plumbing.ZeroHash, err
-		}
-		h, err := s.SetEncodedObject(blob)
+		h, err := storeBlob(s, data)
 		if err != nil {
 			return plumbing.ZeroHash, err
 		}
@@ -308,8 +228,24 @@ func validBranch(b string) bool {
 	return b != "" && plumbing.NewBranchReferenceName(b).Validate() == nil && !strings.HasPrefix(b, "-")
 }
 
+// Tag creates the annotated tag name on target, signed by the bot. A tag
+// of that name already in the repository is ErrTagExists.
+func Tag(repo *git.Repository, name string, target plumbing.Hash, msg string) error {
+	ref := plumbing.NewTagReferenceName(name)
+	if ref.Validate() != nil {
+		return fmt.Errorf("tag %q: not a valid tag name", name)
+	}
+	if _, err := repo.Reference(ref, false); err == nil {
+		return fmt.Errorf("tag %s: %w", name, ErrTagExists)
+	}
+	if _, err := repo.CreateTag(name, target, &git.CreateTagOptions{Tagger: Bot(time.Now()), Message: msg}); err != nil {
+		return fmt.Errorf("tag %s: %w", name, err)
+	}
+	return nil
+}
+
 // TagAndPush creates the annotated tag name on target, signed by the bot,
-// and pushes it. A tag already on the remote is ErrTagExists.
+// and pushes it. A tag already here or on the remote is ErrTagExists.
 func TagAndPush(ctx context.Context, repo *git.Repository, r Remote, name string, target plumbing.Hash, msg string) error {
 	ref := plumbing.NewTagReferenceName(name)
 	if ref.Validate() != nil {
@@ -318,25 +254,17 @@ func TagAndPush(ctx context.Context, repo *git.Repository, r Remote, name string
 	if _, err := repo.Reference(ref, false); err == nil {
 		return fmt.Errorf("tag %s: %w", name, ErrTagExists)
 	}
-	auth, err := r.auth(repo)
+	refs, err := r.list(ctx, repo)
 	if err != nil {
 		return err
-	}
-	rem, err := repo.Remote(r.Name)
-	if err != nil {
-		return fmt.Errorf("git remote %q: %w", r.Name, err)
-	}
-	refs, err := rem.ListContext(ctx, &git.ListOptions{Auth: auth})
-	if err != nil && !errors.Is(err, transport.ErrEmptyRemoteRepository) {
-		return fmt.Errorf("git ls-remote %s: %w", r.Name, err)
 	}
 	for _, rr := range refs {
 		if rr.Name() == ref {
 			return fmt.Errorf("tag %s on %s: %w", name, r.Name, ErrTagExists)
 		}
 	}
-	if _, err := repo.CreateTag(name, target, &git.CreateTagOptions{Tagger: Bot(time.Now()), Message: msg}); err != nil {
-		return fmt.Errorf("tag %s: %w", name, err)
+	if err := Tag(repo, name, target, msg); err != nil {
+		return err
 	}
 	if err := Push(ctx, repo, r, ref.String()+":"+ref.String()); err != nil {
 		repo.DeleteTag(name)

@@ -1,4 +1,4 @@
-package gitbot
+package gitrepo
 
 import (
 	"context"
