@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"slices"
@@ -24,9 +25,10 @@ const (
 // IngestFunc turns an input folder into the files a dataset stores: it
 // writes them under out, one folder per case (out/<case id>/…) and label
 // maps at out/labels/<case id>.nii.gz, and returns the cases (without
-// image and label digests, which the add fills in). DICOM ingest
-// (de-identification) plugs in here.
-type IngestFunc func(ctx context.Context, src, out string) ([]DatasetCase, error)
+// image and label digests, which the add fills in) and the case folders
+// it refused, one line each. DICOM ingest (de-identification) plugs in
+// here.
+type IngestFunc func(ctx context.Context, src, out string) (cases []DatasetCase, refused []string, err error)
 
 // AddOptions are the settings of AddData.
 type AddOptions struct {
@@ -48,6 +50,12 @@ type AddResult struct {
 	Bytes    int64  `json:"bytes"`
 	Hashed   int    `json:"hashed"`
 	Cases    int    `json:"cases"`
+	// Refused lists the cases not stored, one line each: refused by the
+	// ingest, or already in another dataset.
+	Refused []string `json:"refused"`
+	// Replaced: the dataset's folder was an unchanged checkout of its
+	// previous pointer and now holds the new files.
+	Replaced bool `json:"replaced,omitempty"`
 }
 
 // AddData stores every file under o.Path as dataset o.Name and writes its
@@ -77,14 +85,22 @@ func (p *Project) AddData(ctx context.Context, o AddOptions) (*AddResult, error)
 	work := p.Path(rel)
 	inPlace := src == work
 	var cases []DatasetCase
+	refused := []string{}
 	if o.Ingest != nil {
 		tmp, err := os.MkdirTemp(filepath.Join(p.Root, ".medcad"), "ingest-")
 		if err != nil {
 			return nil, err
 		}
 		defer os.RemoveAll(tmp)
-		if cases, err = o.Ingest(ctx, src, tmp); err != nil {
+		cases, refused, err = o.Ingest(ctx, src, tmp)
+		if err != nil {
 			return nil, err
+		}
+		if cases, refused, err = p.dropKnownCases(o.Name, tmp, cases, refused); err != nil {
+			return nil, err
+		}
+		if len(cases) == 0 {
+			return nil, fmt.Errorf("%s: no case to store (%d refused: %s)", o.Path, len(refused), strings.Join(refused, "; "))
 		}
 		src, inPlace = tmp, false
 	}
@@ -105,11 +121,20 @@ func (p *Project) AddData(ctx context.Context, o AddOptions) (*AddResult, error)
 			return nil, err
 		}
 	}
+	replaced := false
 	if !inPlace && !emptyOrMissing(work) {
-		// Only what an interrupted add of the same files left may be there.
+		// What an interrupted add of the same files left may be there, or
+		// an unchanged checkout of the dataset's previous pointer, which
+		// this add replaces (a corrected label, a case added).
 		st, err := p.Store.Status(ctx, res.Manifest, work, cas.TreeOptions{})
 		if err != nil || len(st.New)+len(st.Modified) > 0 {
-			return nil, fmt.Errorf("%s already exists with other files; add it in place (medcad data add %s --name %s) or move it away", rel, rel, o.Name)
+			if !p.unchangedCheckout(ctx, o.Name) {
+				return nil, fmt.Errorf("%s already exists and holds changes its pointer %s does not record; move it away, or restore it with 'medcad data checkout --force %s' and add again", rel, DatasetPath(o.Name), o.Name)
+			}
+			if err := removeAll(work); err != nil {
+				return nil, err
+			}
+			replaced = true
 		}
 	}
 	if !inPlace {
@@ -140,7 +165,97 @@ func (p *Project) AddData(ctx context.Context, o AddOptions) (*AddResult, error)
 	}
 	p.saveIndex(ix)
 	return &AddResult{Name: d.Name, Pointer: DatasetPath(d.Name), Manifest: d.Manifest,
-		Files: int(d.Files), Bytes: d.Bytes, Hashed: res.Hashed, Cases: len(cases)}, nil
+		Files: int(d.Files), Bytes: d.Bytes, Hashed: res.Hashed, Cases: len(cases), Refused: refused, Replaced: replaced}, nil
+}
+
+// dropKnownCases refuses the cases of a new batch that another dataset
+// already holds (the same study delivered twice: case ids are keyed
+// hashes of the StudyInstanceUID), removing their files from the staging
+// folder out.
+func (p *Project) dropKnownCases(name, out string, cases []DatasetCase, refused []string) ([]DatasetCase, []string, error) {
+	others, err := ListDatasets(p.Root)
+	if err != nil {
+		return nil, nil, err
+	}
+	owner := map[string]string{}
+	for _, d := range others {
+		if d.Name == name {
+			continue
+		}
+		for _, c := range d.Cases {
+			owner[c.ID] = d.Name
+		}
+	}
+	kept := cases[:0]
+	for _, c := range cases {
+		other, dup := owner[c.ID]
+		if !dup {
+			kept = append(kept, c)
+			continue
+		}
+		refused = append(refused, fmt.Sprintf("case %s is already in dataset %s: the same study cannot be in two batches (%s and %s)", c.ID, other, other, name))
+		for _, rel := range []string{c.ID, "labels/" + c.ID + ".nii.gz"} {
+			if err := os.RemoveAll(filepath.Join(out, filepath.FromSlash(rel))); err != nil {
+				return nil, nil, err
+			}
+		}
+	}
+	return kept, refused, nil
+}
+
+// unchangedCheckout reports whether data/<name>/ is exactly the checkout
+// of dataset name's current pointer, so replacing it loses nothing.
+func (p *Project) unchangedCheckout(ctx context.Context, name string) bool {
+	d, err := ReadDataset(p.Root, name)
+	if err != nil {
+		return false
+	}
+	m, err := p.Store.ReadManifest(d.ManifestID())
+	if err != nil {
+		return false
+	}
+	st, err := p.Store.Status(ctx, m, p.Path(d.WorkDir()), cas.TreeOptions{})
+	return err == nil && st.Clean()
+}
+
+// removeAll removes a checked-out dataset folder, whose files and folders
+// may be read-only (hard links of cache objects).
+func removeAll(dir string) error {
+	err := filepath.WalkDir(dir, func(path string, e fs.DirEntry, err error) error {
+		if err == nil && e.IsDir() {
+			err = os.Chmod(path, 0o755)
+		}
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	return os.RemoveAll(dir)
+}
+
+// ErrPointerMismatch means a pointer's counts or cases disagree with the
+// manifest it names: an edited or swapped digest.
+var ErrPointerMismatch = errors.New("the pointer does not match its manifest")
+
+// checkManifest refuses a manifest that is not the one pointer d was
+// written for: its file count, bytes and case folders must agree.
+func checkManifest(d *Dataset, m *cas.Manifest) error {
+	bad := func(what string) error {
+		return fmt.Errorf("%s: manifest %s %s: %w (edited or swapped digest?)", DatasetPath(d.Name), d.ManifestID().Short(), what, ErrPointerMismatch)
+	}
+	if n := int64(len(m.Entries)); n != d.Files {
+		return bad(fmt.Sprintf("holds %d files, the pointer says %d", n, d.Files))
+	}
+	if b := m.Bytes(); b != d.Bytes {
+		return bad(fmt.Sprintf("holds %d bytes, the pointer says %d", b, d.Bytes))
+	}
+	for _, c := range d.Cases {
+		i, _ := slices.BinarySearchFunc(m.Entries, c.ID+"/", func(e cas.Entry, p string) int { return strings.Compare(e.Path, p) })
+		if i == len(m.Entries) || !strings.HasPrefix(m.Entries[i].Path, c.ID+"/") {
+			return bad("has no files of case " + c.ID)
+		}
+	}
+	return nil
 }
 
 // checkLocal makes sure every object pointer d names is in the cache, so
@@ -254,6 +369,9 @@ func (p *Project) DataStatus(ctx context.Context, names []string, remote bool) (
 		case err != nil:
 			return nil, fmt.Errorf("%s: %w", DatasetPath(d.Name), err)
 		default:
+			if err := checkManifest(d, m); err != nil {
+				return nil, err
+			}
 			st.InCache = true
 			s, err := p.Store.Status(ctx, m, p.Path(d.WorkDir()), cas.TreeOptions{Index: ix, IndexPrefix: d.WorkDir()})
 			if err != nil {
@@ -435,6 +553,9 @@ func (p *Project) checkout(ctx context.Context, ds []*Dataset, opts cas.Checkout
 		}
 		if err != nil {
 			return written, fmt.Errorf("%s: %w", d.Name, err)
+		}
+		if err := checkManifest(d, m); err != nil {
+			return written, err
 		}
 		o := opts
 		o.IndexPrefix = d.WorkDir()

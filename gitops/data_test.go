@@ -2,9 +2,11 @@ package gitops
 
 import (
 	"context"
+	"errors"
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/medcad/medcad/gitops/cas"
@@ -28,21 +30,21 @@ func newProject(t *testing.T, remote string) *Project {
 
 // fakeIngest writes two cases, each with two files and a label, as DICOM
 // ingest lays them out.
-func fakeIngest(_ context.Context, _, out string) ([]DatasetCase, error) {
+func fakeIngest(_ context.Context, _, out string) ([]DatasetCase, []string, error) {
 	var cases []DatasetCase
 	for _, id := range []string{"c-000001", "c-000002"} {
 		for _, f := range []string{id + "/CT/IM00001.dcm", id + "/CT/IM00002.dcm", "labels/" + id + ".nii.gz"} {
 			p := filepath.Join(out, filepath.FromSlash(f))
 			if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-				return nil, err
+				return nil, nil, err
 			}
 			if err := os.WriteFile(p, []byte(f), 0o644); err != nil {
-				return nil, err
+				return nil, nil, err
 			}
 		}
 		cases = append(cases, DatasetCase{ID: id, Modality: "CT", Slices: 2, Shape: []int{1, 1, 2}, SpacingMM: []float64{1, 1, 1}})
 	}
-	return cases, nil
+	return cases, nil, nil
 }
 
 // TestPushClosure: a dataset on the remote is its whole closure. A second
@@ -155,5 +157,120 @@ func TestStatusOldMarker(t *testing.T) {
 	}
 	if *st[0].Pushed {
 		t.Error("a manifest pushed without its case sub-manifests counts as pushed")
+	}
+}
+
+// ingestOf is an ingest that writes the given cases, each with one image
+// file and a label whose content is label.
+func ingestOf(label string, ids ...string) IngestFunc {
+	return func(_ context.Context, _, out string) ([]DatasetCase, []string, error) {
+		var cases []DatasetCase
+		for _, id := range ids {
+			for f, body := range map[string]string{id + "/CT/IM00001.dcm": id, "labels/" + id + ".nii.gz": label} {
+				p := filepath.Join(out, filepath.FromSlash(f))
+				if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+					return nil, nil, err
+				}
+				if err := os.WriteFile(p, []byte(body), 0o644); err != nil {
+					return nil, nil, err
+				}
+			}
+			cases = append(cases, DatasetCase{ID: id, Modality: "CT", Slices: 1, Shape: []int{1, 1, 1}, SpacingMM: []float64{1, 1, 1}})
+		}
+		return cases, []string{"bad-folder: no DICOM files"}, nil
+	}
+}
+
+// TestAddRefusesStudyInAnotherBatch: the same study in a second batch is
+// refused, naming both batches and the case id; the other cases are
+// stored and every refusal is reported.
+func TestAddRefusesStudyInAnotherBatch(t *testing.T) {
+	ctx := context.Background()
+	p := newProject(t, "file://"+t.TempDir())
+	src := t.TempDir()
+	if _, err := p.AddData(ctx, AddOptions{Path: src, Name: "b1", Ingest: ingestOf("l", "c-000001", "c-000002")}); err != nil {
+		t.Fatal(err)
+	}
+	res, err := p.AddData(ctx, AddOptions{Path: src, Name: "b2", Ingest: ingestOf("l", "c-000002", "c-000003")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"bad-folder: no DICOM files", "case c-000002 is already in dataset b1: the same study cannot be in two batches (b1 and b2)"}
+	if !slices.Equal(res.Refused, want) || res.Cases != 1 {
+		t.Errorf("refused %q, cases %d", res.Refused, res.Cases)
+	}
+	d, err := ReadDataset(p.Root, "b2")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(d.Cases) != 1 || d.Cases[0].ID != "c-000003" || d.Files != 2 {
+		t.Errorf("b2 holds %+v (%d files)", d.Cases, d.Files)
+	}
+	if _, err := os.Stat(p.Path("data/b2/c-000002")); !os.IsNotExist(err) {
+		t.Errorf("the refused case was checked out: %v", err)
+	}
+}
+
+// TestReAddReplacesUnchangedCheckout: adding a batch again from its
+// delivery folder (a corrected label) replaces data/NAME when it is an
+// unchanged checkout of the old pointer, in copy and hard-link modes.
+func TestReAddReplacesUnchangedCheckout(t *testing.T) {
+	for _, link := range []string{LinkCopy, LinkHardlink} {
+		t.Run(link, func(t *testing.T) {
+			ctx := context.Background()
+			p := newProject(t, "file://"+t.TempDir())
+			src := t.TempDir()
+			if _, err := p.AddData(ctx, AddOptions{Path: src, Name: "b1", Link: link, Ingest: ingestOf("old label", "c-000001")}); err != nil {
+				t.Fatal(err)
+			}
+			res, err := p.AddData(ctx, AddOptions{Path: src, Name: "b1", Link: link, Ingest: ingestOf("new label", "c-000001")})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !res.Replaced {
+				t.Error("not reported as replaced")
+			}
+			if b, err := os.ReadFile(p.Path("data/b1/labels/c-000001.nii.gz")); err != nil || string(b) != "new label" {
+				t.Errorf("label after the re-add: %q, %v", b, err)
+			}
+			st, err := p.DataStatus(ctx, []string{"b1"}, false)
+			if err != nil || !st[0].Clean {
+				t.Errorf("status after the re-add: %+v, %v", st, err)
+			}
+		})
+	}
+}
+
+// TestSwappedManifestRefused: a pointer whose manifest digest was swapped
+// for another dataset's is refused by status and checkout, naming the
+// pointer; nothing is checked out.
+func TestSwappedManifestRefused(t *testing.T) {
+	ctx := context.Background()
+	p := newProject(t, "file://"+t.TempDir())
+	src := t.TempDir()
+	if _, err := p.AddData(ctx, AddOptions{Path: src, Name: "b1", Ingest: ingestOf("l", "c-000001")}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.AddData(ctx, AddOptions{Path: src, Name: "b2", Ingest: ingestOf("l", "c-000002", "c-000003")}); err != nil {
+		t.Fatal(err)
+	}
+	b1, _ := ReadDataset(p.Root, "b1")
+	b2, _ := ReadDataset(p.Root, "b2")
+	b1.Manifest = b2.Manifest
+	if err := b1.Write(p.Root); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.RemoveAll(p.Path("data/b1")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.DataStatus(ctx, []string{"b1"}, false); !errors.Is(err, ErrPointerMismatch) {
+		t.Errorf("status: %v", err)
+	}
+	_, _, err := p.CheckoutData(ctx, CheckoutOptions{Names: []string{"b1"}})
+	if !errors.Is(err, ErrPointerMismatch) || !strings.Contains(err.Error(), "data/b1.dataset.toml") {
+		t.Errorf("checkout: %v", err)
+	}
+	if _, err := os.Stat(p.Path("data/b1")); !os.IsNotExist(err) {
+		t.Errorf("checked out anyway: %v", err)
 	}
 }

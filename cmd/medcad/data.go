@@ -133,11 +133,21 @@ func runDataAdd(ctx context.Context, a *app, opts gitops.AddOptions) error {
 	if err != nil {
 		return fmt.Errorf("data add: %w", err)
 	}
+	printRefused(a, res.Refused)
 	if a.json {
-		return a.printJSON(res)
+		if err := a.printJSON(res); err != nil {
+			return err
+		}
+	} else {
+		if res.Replaced {
+			fmt.Fprintf(a.out, "replaced %s/%s (it was an unchanged checkout of the previous pointer)\n", gitops.DatasetDir, res.Name)
+		}
+		fmt.Fprintf(a.out, "added %s: %d files, %s, %d hashed\n", res.Name, res.Files, humanBytes(res.Bytes), res.Hashed)
+		fmt.Fprintf(a.out, "wrote %s (manifest %s)\n", res.Pointer, res.Manifest)
 	}
-	fmt.Fprintf(a.out, "added %s: %d files, %s, %d hashed\n", res.Name, res.Files, humanBytes(res.Bytes), res.Hashed)
-	fmt.Fprintf(a.out, "wrote %s (manifest %s)\n", res.Pointer, res.Manifest)
+	if n := len(res.Refused); n > 0 {
+		return fmt.Errorf("data add: %d case(s) refused (listed above); the other %d were stored in %s", n, res.Cases, res.Pointer)
+	}
 	return nil
 }
 

@@ -16,24 +16,33 @@ import (
 // stored. Refused cases are reported and the others go on.
 func dicomIngest(a *app, p *gitops.Project) gitops.IngestFunc {
 	cfg := p.Config
-	return func(ctx context.Context, src, out string) ([]gitops.DatasetCase, error) {
+	return func(ctx context.Context, src, out string) ([]gitops.DatasetCase, []string, error) {
 		key, err := deid.LoadKey(cfg.KeyPath(p.Root))
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		res, err := intake.Prepare(ctx, src, out, intake.Options{
 			Deid:   deid.New(key, deid.Options{}),
 			Series: dicom.Options{Strict: cfg.Data.Strict},
 		})
+		var refused []string
 		if res != nil {
 			for _, r := range res.Refused {
-				fmt.Fprintf(a.err, "medcad: case refused: %s\n", r)
+				refused = append(refused, r.String())
 			}
 		}
 		if err != nil {
-			return nil, err
+			printRefused(a, refused)
+			return nil, nil, err
 		}
 		fmt.Fprintf(a.err, "de-identified %d cases (%s)\n", len(res.Cases), cfg.Data.DeidProfile)
-		return res.Cases, nil
+		return res.Cases, refused, nil
+	}
+}
+
+// printRefused writes one line per refused case on stderr.
+func printRefused(a *app, refused []string) {
+	for _, r := range refused {
+		fmt.Fprintf(a.err, "medcad: case refused: %s\n", r)
 	}
 }
