@@ -22,7 +22,8 @@ type keyInput struct {
 	Deps    map[string]string `json:"deps"`
 	Params  map[string]string `json:"params"`
 	Env     string            `json:"env,omitempty"`
-	Medcad  string            `json:"medcad,omitempty"` // version, for built-in commands
+	// Algorithm is what a built-in command computes, or medcad's build.
+	Algorithm string `json:"algorithm,omitempty"`
 }
 
 // key returns "sha256:<hex>" of the canonical key input.

@@ -129,7 +129,7 @@ func TestKeyChangesWithInputs(t *testing.T) {
 	variants[1].Deps = map[string]string{"a": "2"}
 	variants[2].Params = map[string]string{"t.lr": "0.05"}
 	variants[3].Env = "e"
-	variants[4].Medcad = "v2"
+	variants[4].Algorithm = "medcad segment train 2"
 	for i, v := range variants {
 		if v.key() == k0 {
 			t.Errorf("variant %d has the same key", i)

@@ -14,18 +14,19 @@ import (
 // ReproOptions configure Reproduce: a repro of a whole project that
 // records the run and writes the model manifest.
 type ReproOptions struct {
-	Version string // medcad's version, part of built-in stages' keys
-	Exe     string // the medcad executable that runs built-in commands
-	Python  string // the interpreter whose version the run record notes
-	Jobs    int    // 0: number of CPUs, at least 2
-	Force   bool
-	DryRun  bool
-	ShardI  int
-	ShardN  int
-	Stages  []string
-	Push    bool // send new results and run-cache entries to the remote
-	OnEvent func(Event)
-	Stdout  io.Writer // stage commands' output
+	Version   string                  // medcad's build: the key of built-in commands without an algorithm version
+	Algorithm func(run string) string // what a built-in command computes (see Options.Algorithm)
+	Exe       string                  // the medcad executable that runs built-in commands
+	Python    string                  // the interpreter whose version the run record notes
+	Jobs      int                     // 0: number of CPUs, at least 2
+	Force     bool
+	DryRun    bool
+	ShardI    int
+	ShardN    int
+	Stages    []string
+	Push      bool // send new results and run-cache entries to the remote
+	OnEvent   func(Event)
+	Stdout    io.Writer // stage commands' output
 }
 
 // Outcome is what Reproduce did.
@@ -59,7 +60,7 @@ func Reproduce(ctx context.Context, p *gitops.Project, o ReproOptions) (*Outcome
 	started := time.Now()
 	res, err := Repro(ctx, Options{
 		Dir: p.Root, Config: p.Config, Plan: plan, Store: store, Data: data,
-		Version: o.Version, Exe: o.Exe, Jobs: jobs,
+		Version: o.Version, Algorithm: o.Algorithm, Exe: o.Exe, Jobs: jobs,
 		Force: o.Force, DryRun: o.DryRun, ShardI: o.ShardI, ShardN: o.ShardN, Stages: o.Stages,
 		OnEvent: o.OnEvent, Stdout: o.Stdout,
 	})

@@ -80,22 +80,27 @@ type Event struct {
 
 // Options configure a repro.
 type Options struct {
-	Dir      string // project root
-	Config   gitops.Config
-	Plan     *Plan
-	Store    Store
-	Data     Datasets
-	Version  string // medcad version, part of built-in stages' keys
-	Exe      string // the medcad executable that runs built-in commands
-	Jobs     int
-	Force    bool
-	DryRun   bool
-	ShardI   int // with ShardN > 0, only cases whose index % ShardN == ShardI run
-	ShardN   int
-	Stages   []string // empty: all
-	OnEvent  func(Event)
-	Stdout   io.Writer // stage commands' output
-	EnvFacts map[string]string
+	Dir     string // project root
+	Config  gitops.Config
+	Plan    *Plan
+	Store   Store
+	Data    Datasets
+	Version string // medcad's build, the key of built-in commands that Algorithm does not name
+	// Algorithm names what a built-in command computes ("medcad segment
+	// train 1"): its stages' keys hold that, so the same commit built by
+	// go run, go install or the Action keys alike, and a medcad change
+	// that leaves a command's results alone leaves its cache valid.
+	Algorithm func(run string) string
+	Exe       string // the medcad executable that runs built-in commands
+	Jobs      int
+	Force     bool
+	DryRun    bool
+	ShardI    int // with ShardN > 0, only cases whose index % ShardN == ShardI run
+	ShardN    int
+	Stages    []string // empty: all
+	OnEvent   func(Event)
+	Stdout    io.Writer // stage commands' output
+	EnvFacts  map[string]string
 }
 
 // Result is what a repro did.
@@ -320,7 +325,12 @@ func (r *runner) baseKey(s *Stage, deps, params map[string]string) keyInput {
 		k.Env = r.env
 	}
 	if isBuiltin(s.Run) {
-		k.Medcad = r.o.Version
+		if r.o.Algorithm != nil {
+			k.Algorithm = r.o.Algorithm(s.Run)
+		}
+		if k.Algorithm == "" {
+			k.Algorithm = "build " + r.o.Version
+		}
 	}
 	return k
 }

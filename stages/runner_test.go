@@ -89,7 +89,10 @@ func (p *project) repro(opts Options) map[string]Status {
 	if err != nil {
 		p.t.Fatal(err)
 	}
-	opts.Dir, opts.Config, opts.Plan, opts.Store, opts.Data, opts.Version, opts.Jobs = p.dir, cfg, plan, p.store, p.data, "test", 2
+	opts.Dir, opts.Config, opts.Plan, opts.Store, opts.Data, opts.Jobs = p.dir, cfg, plan, p.store, p.data, 2
+	if opts.Version == "" {
+		opts.Version = "test"
+	}
 	res, err := Repro(context.Background(), opts)
 	if err != nil {
 		p.t.Fatal(err)
@@ -392,5 +395,46 @@ func TestRunCacheMissWhenOutsCollected(t *testing.T) {
 	}
 	if m := p.read("build/model.txt"); !strings.HasPrefix(m, "a\na\n") {
 		t.Errorf("model = %q", m)
+	}
+}
+
+// TestBuiltinKeysFollowTheAlgorithm: a built-in stage's key holds what its
+// command computes, not medcad's build: two builds of the same commit
+// (go run says "(devel)", the Action's tarball build another version)
+// restore each other's results, and only a new algorithm version reruns.
+func TestBuiltinKeysFollowTheAlgorithm(t *testing.T) {
+	p := newProject(t, `
+[[stage]]
+name = "train"
+run = "medcad segment train > {out}"
+deps = ["input.txt"]
+outs = ["build/model.txt"]
+`)
+	write(t, p.dir, "input.txt", "a\n")
+	algo := "medcad segment train 1"
+	opts := func(build string) Options {
+		return Options{Exe: "/bin/echo", Version: build, Algorithm: func(string) string { return algo }}
+	}
+	// The built-in command runs as `$Exe segment train …`: echo writes its
+	// arguments where the out file goes.
+	if got := p.repro(opts("(devel)+abc")); got["train"] != Ran {
+		t.Fatalf("first repro: %v", got)
+	}
+	lock := p.read("medcad.lock")
+	if got := p.repro(opts("v0.4.0+abc")); got["train"] != UpToDate {
+		t.Errorf("another build of the same algorithm: %v", got)
+	}
+	if p.read("medcad.lock") != lock {
+		t.Error("another build changed the lock")
+	}
+	algo = "medcad segment train 2"
+	if got := p.repro(opts("v0.4.0+abc")); got["train"] != Ran {
+		t.Errorf("a new algorithm version: %v", got)
+	}
+	// Without an algorithm version the build decides, as before.
+	algo = ""
+	p.repro(opts("b1"))
+	if got := p.repro(opts("b2")); got["train"] != Ran {
+		t.Errorf("unversioned command across builds: %v", got)
 	}
 }

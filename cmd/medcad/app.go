@@ -14,6 +14,7 @@ import (
 	"github.com/medcad/medcad/action/ci"
 	"github.com/medcad/medcad/action/promote"
 	"github.com/medcad/medcad/gitops"
+	"github.com/spf13/cobra"
 )
 
 // Exit codes, decided only here from error classes.
@@ -57,6 +58,7 @@ type app struct {
 	json  bool   // --json
 	debug bool   // --debug
 	log   *slog.Logger
+	root  *cobra.Command // the command tree, for what built-in stage commands compute
 }
 
 // isTerminal reports whether w is an interactive terminal.
@@ -152,6 +154,7 @@ func (a *app) printJSON(v any) error {
 func run(ctx context.Context, args []string, s streams) int {
 	a := &app{streams: s, log: slog.New(slog.DiscardHandler)}
 	root := newRootCmd(a)
+	a.root = root
 	root.SetArgs(args)
 	root.SetIn(s.in)
 	root.SetOut(s.out)

@@ -8,6 +8,9 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/medcad/medcad/gitops"
+	"github.com/medcad/medcad/stages/segment"
 )
 
 // medcadIn runs one command in-process with fake streams; terminal says
@@ -62,5 +65,33 @@ func TestFindsProjectFromSubfolder(t *testing.T) {
 	_, e, code := medcadIn(t, false, "-C", t.TempDir(), "data", "status")
 	if code != 1 || !strings.Contains(e, "not inside a medcad project") {
 		t.Errorf("outside a project: exit %d, stderr %q", code, e)
+	}
+}
+
+// TestScaffoldStagesHaveAlgorithms: every built-in command the scaffolded
+// pipeline runs declares the version of what it computes, so its cache
+// keys survive medcad builds that do not change it.
+func TestScaffoldStagesHaveAlgorithms(t *testing.T) {
+	dir := t.TempDir()
+	if _, e, code := medcadIn(t, false, "init", dir); code != 0 {
+		t.Fatalf("init: %s", e)
+	}
+	cfg, err := gitops.LoadConfig(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := &app{}
+	root := newRootCmd(a)
+	for _, s := range cfg.Stages {
+		got := algorithmOf(root, s.Run)
+		if !strings.HasPrefix(got, "medcad ") {
+			t.Errorf("stage %s (%s): algorithm %q", s.Name, s.Run, got)
+		}
+	}
+	if got := algorithmOf(root, "medcad segment train --data x > y"); got != "medcad segment train "+segment.Algorithm {
+		t.Errorf("segment train: %q", got)
+	}
+	if got := algorithmOf(root, "python train.py"); got != "" {
+		t.Errorf("external command: %q", got)
 	}
 }

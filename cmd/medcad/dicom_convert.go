@@ -180,8 +180,9 @@ type dicomConvertOptions struct {
 func newDicomConvertCmd(a *app) *cobra.Command {
 	var opts dicomConvertOptions
 	cmd := &cobra.Command{
-		Use:   "convert PATH... --out DIR [--json] [--strict] [--resample] [--key-file F]",
-		Short: "Convert DICOM series to NIfTI volumes (Hounsfield units for CT) with JSON sidecars",
+		Use:         "convert PATH... --out DIR [--json] [--strict] [--resample] [--key-file F]",
+		Annotations: algorithm(dicom.Version),
+		Short:       "Convert DICOM series to NIfTI volumes (Hounsfield units for CT) with JSON sidecars",
 		Long: `Convert every DICOM series found under PATHs (see 'medcad dicom inspect')
 to DIR/<id>.nii.gz and a sidecar DIR/<id>.json.
 

@@ -35,8 +35,9 @@ type evalOptions struct {
 func newEvalCmd(a *app) *cobra.Command {
 	var opts evalOptions
 	cmd := &cobra.Command{
-		Use:   "eval --truth T.nii.gz --pred P.nii.gz | --truth-dir D --pred-dir D",
-		Short: "Compare predicted label maps with ground truth (Dice, IoU, HD, HD95, ASSD, MASD, NSD)",
+		Use:         "eval --truth T.nii.gz --pred P.nii.gz | --truth-dir D --pred-dir D",
+		Annotations: algorithm(metrics.Version),
+		Short:       "Compare predicted label maps with ground truth (Dice, IoU, HD, HD95, ASSD, MASD, NSD)",
 		Long: `Compare a predicted label map with its ground truth, or every case of a
 folder of predictions with the folder of ground truths (cases matched by
 file name, .nii or .nii.gz).

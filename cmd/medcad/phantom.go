@@ -21,8 +21,9 @@ type phantomOptions struct {
 func newPhantomCmd(a *app) *cobra.Command {
 	var opts phantomOptions
 	cmd := &cobra.Command{
-		Use:   "phantom --out DIR --cases N [--seed S]",
-		Short: "Generate synthetic CT phantoms with ground-truth bone labels",
+		Use:         "phantom --out DIR --cases N [--seed S]",
+		Annotations: algorithm(phantom.Version),
+		Short:       "Generate synthetic CT phantoms with ground-truth bone labels",
 		Long: `Generate synthetic CT cases with known bone labels: a body with skin, fat
 and muscle, long bones (cortex, trabecular bone, medullary canal), a flat
 pelvis-like bone and vertebral bodies, plus the confounders a threshold

@@ -86,7 +86,8 @@ func (a *app) reproOptions(opts reproOptions) (stages.ReproOptions, error) {
 	}
 	bi := readBuildInfo()
 	ro := stages.ReproOptions{
-		Version: bi.Version + "+" + bi.Commit, Exe: exe, Python: defaultPython(), Jobs: opts.jobs,
+		Version: bi.Version + "+" + bi.Commit, Exe: exe,
+		Algorithm: func(run string) string { return algorithmOf(a.root, run) }, Python: defaultPython(), Jobs: opts.jobs,
 		Force: opts.force, DryRun: opts.dryRun, ShardI: si, ShardN: sn, Stages: opts.stages, Push: opts.push,
 	}
 	if opts.verbose {

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"strings"
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
@@ -88,4 +89,25 @@ func wrapArgs(c *cobra.Command) {
 	for _, sub := range c.Commands() {
 		wrapArgs(sub)
 	}
+}
+
+// algorithmKey annotates a command with the version of what it computes:
+// a built-in stage's cache key holds it instead of medcad's build.
+const algorithmKey = "medcad:algorithm"
+
+func algorithm(version string) map[string]string { return map[string]string{algorithmKey: version} }
+
+// algorithmOf names what a built-in stage command computes, e.g.
+// "medcad segment train 1"; "" when the command declares no version (its
+// key then holds medcad's build).
+func algorithmOf(root *cobra.Command, run string) string {
+	f := strings.Fields(run)
+	if len(f) < 2 || f[0] != "medcad" {
+		return ""
+	}
+	cmd, _, err := root.Find(f[1:])
+	if err != nil || cmd.Annotations[algorithmKey] == "" {
+		return ""
+	}
+	return cmd.CommandPath() + " " + cmd.Annotations[algorithmKey]
 }

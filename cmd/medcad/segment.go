@@ -35,8 +35,9 @@ type segmentTrainOptions struct {
 func newSegmentTrainCmd(a *app) *cobra.Command {
 	var opts segmentTrainOptions
 	cmd := &cobra.Command{
-		Use:   "train --data NNUNET_DIR --out MODEL",
-		Short: "Train a bone model on an nnU-Net raw dataset",
+		Use:         "train --data NNUNET_DIR --out MODEL",
+		Annotations: algorithm(segment.Algorithm),
+		Short:       "Train a bone model on an nnU-Net raw dataset",
 		Long: `Train the built-in bone model on every case of an nnU-Net v2 raw dataset
 (dataset.json, imagesTr/<case>_0000.nii.gz, labelsTr/<case>.nii.gz) and
 write the model file. The same data, params and seed give a byte-identical
@@ -112,8 +113,9 @@ type segmentMapOptions struct {
 func newSegmentPredictCmd(a *app) *cobra.Command {
 	var opts segmentMapOptions
 	cmd := &cobra.Command{
-		Use:   "predict --model MODEL --in CT.nii.gz|DIR --out MASK.nii.gz|DIR",
-		Short: "Segment bone in CT volumes with a trained model",
+		Use:         "predict --model MODEL --in CT.nii.gz|DIR --out MASK.nii.gz|DIR",
+		Annotations: algorithm(segment.Algorithm),
+		Short:       "Segment bone in CT volumes with a trained model",
 		Long: `Segment bone in one CT volume, or in every .nii/.nii.gz file of a folder
 (nnU-Net naming: <case>_0000.nii.gz gives <case>.nii.gz). Masks are uint8
 (1 = bone) with the input's shape and affine. A file that fails is
@@ -143,8 +145,9 @@ reported and the others go on; the exit code is then 1.`,
 func newSegmentBaselineCmd(a *app) *cobra.Command {
 	var opts segmentMapOptions
 	cmd := &cobra.Command{
-		Use:   "baseline --threshold HU --in CT.nii.gz|DIR --out MASK.nii.gz|DIR",
-		Short: "Classical baseline: HU threshold plus the largest components",
+		Use:         "baseline --threshold HU --in CT.nii.gz|DIR --out MASK.nii.gz|DIR",
+		Annotations: algorithm(segment.Algorithm),
+		Short:       "Classical baseline: HU threshold plus the largest components",
 		Long: `Segment bone the classical way: voxels above --threshold HU, keeping the
 6-connected components with at least --keep-fraction of the largest
 one's voxels. Same files and folders as predict.`,

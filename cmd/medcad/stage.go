@@ -23,9 +23,10 @@ func newStageCmd(a *app) *cobra.Command {
 		strict, resample          bool
 	}
 	ingest := &cobra.Command{
-		Use:   "ingest --case ID --image DIR [--label DIR] --out DIR",
-		Short: "Convert one case's de-identified DICOM series (and label) into the nnU-Net layout",
-		Args:  cobra.NoArgs,
+		Use:         "ingest --case ID --image DIR [--label DIR] --out DIR",
+		Annotations: algorithm(nnunet.Version),
+		Short:       "Convert one case's de-identified DICOM series (and label) into the nnU-Net layout",
+		Args:        cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if ing.caseID == "" || ing.image == "" || ing.out == "" {
 				return usagef("stage ingest: --case, --image and --out are required")
@@ -52,9 +53,10 @@ func newStageCmd(a *app) *cobra.Command {
 		opts       nnunet.AssembleOptions
 	}
 	assemble := &cobra.Command{
-		Use:   "assemble --cases DIR --out DIR",
-		Short: "Assemble ingested cases into an nnU-Net raw dataset with dataset.json",
-		Args:  cobra.NoArgs,
+		Use:         "assemble --cases DIR --out DIR",
+		Annotations: algorithm(nnunet.Version),
+		Short:       "Assemble ingested cases into an nnU-Net raw dataset with dataset.json",
+		Args:        cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if asm.cases == "" || asm.out == "" {
 				return usagef("stage assemble: --cases and --out are required")

@@ -36,8 +36,9 @@ type surfaceReport struct {
 func newSurfaceCmd(a *app) *cobra.Command {
 	var opts surfaceOptions
 	cmd := &cobra.Command{
-		Use:   "surface --in MASK.nii.gz --out bone.stl",
-		Short: "Extract a closed triangle surface (STL) from a label map or a CT volume",
+		Use:         "surface --in MASK.nii.gz --out bone.stl",
+		Annotations: algorithm(surface.Version),
+		Short:       "Extract a closed triangle surface (STL) from a label map or a CT volume",
 		Long: `Extract the surface of a label map's voxels (--label N, default every
 nonzero voxel), or of a CT or other intensity volume where it crosses
 --iso V (voxels above V are inside), with marching cubes. Vertices are in

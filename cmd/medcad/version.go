@@ -16,6 +16,11 @@ type buildInfo struct {
 	Go      string `json:"go"`
 }
 
+// stampedVersion is the version a build stamps with -ldflags "-X
+// main.stampedVersion=…" (the Action does, since it builds from a source
+// tree the toolchain cannot version). It is only displayed.
+var stampedVersion string
+
 // readBuildInfo reads version and VCS facts embedded by the Go toolchain.
 func readBuildInfo() buildInfo {
 	bi := buildInfo{Version: "(devel)", Commit: "unknown", Go: runtime.Version()}
@@ -25,6 +30,9 @@ func readBuildInfo() buildInfo {
 	}
 	if v := info.Main.Version; v != "" {
 		bi.Version = v
+	}
+	if stampedVersion != "" {
+		bi.Version = stampedVersion
 	}
 	for _, s := range info.Settings {
 		switch s.Key {

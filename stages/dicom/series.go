@@ -583,3 +583,7 @@ func (s *Series) resampled(in *volume.Volume) *volume.Volume {
 	}
 	return out
 }
+
+// Version is the version of the volumes conversion writes (geometry, HU,
+// sidecars); cache keys of stages that convert DICOM depend on it.
+const Version = "1"

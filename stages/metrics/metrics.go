@@ -572,3 +572,7 @@ func selectKth(x []float64, k int) float64 {
 	}
 	return x[k]
 }
+
+// Version is the version of the metric definitions and the eval.json they
+// are written in; cache keys of stages that evaluate depend on it.
+const Version = "1"

@@ -253,3 +253,8 @@ func CaseIDs(dir string) ([]string, error) {
 	sort.Strings(ids)
 	return ids, nil
 }
+
+// Version is the version of what IngestCase and Assemble write (the
+// layout, the conversion, the held-out split); cache keys of the ingest
+// and assemble stages depend on it.
+const Version = "1"

@@ -524,3 +524,7 @@ func sq(x float64) float64 { return x * x }
 func itoa(n int) string { return strconv.Itoa(n) }
 
 func pad2(n int) string { return fmt.Sprintf("%02d", n) }
+
+// Version is the version of the phantoms Generate draws for a seed; cache
+// keys of stages that make phantoms depend on it.
+const Version = "1"

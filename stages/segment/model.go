@@ -265,3 +265,9 @@ func WriteModel(path string, m *Model) (string, error) {
 	}
 	return Digest(data), nil
 }
+
+// Algorithm is the version of what the built-in models compute
+// (features, training, prediction): a pipeline's cache keys depend on it,
+// not on medcad's build, so bump it whenever a trained model or a
+// prediction would come out different.
+const Algorithm = "1"

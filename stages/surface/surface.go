@@ -498,3 +498,7 @@ func (m *Mesh) Stats() Stats {
 func cross(a, b [3]float64) [3]float64 {
 	return [3]float64{a[1]*b[2] - a[2]*b[1], a[2]*b[0] - a[0]*b[2], a[0]*b[1] - a[1]*b[0]}
 }
+
+// Version is the version of the meshes Surface makes; cache keys of stages
+// that build surfaces depend on it.
+const Version = "1"
