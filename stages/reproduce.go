@@ -2,6 +2,7 @@ package stages
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"runtime"
@@ -9,6 +10,7 @@ import (
 
 	"github.com/go-git/go-git/v5"
 	"github.com/medcad/medcad/gitops"
+	"github.com/medcad/medcad/gitops/cas"
 )
 
 // ReproOptions configure Reproduce: a repro of a whole project that
@@ -42,9 +44,18 @@ type Outcome struct {
 // it), records the run in git and writes the model manifest.
 func Reproduce(ctx context.Context, p *gitops.Project, o ReproOptions) (*Outcome, error) {
 	remote, err := p.Remote(ctx)
-	if err != nil {
+	switch {
+	case err != nil && o.Push:
+		return nil, fmt.Errorf("repro --push: %w", err)
+	case err != nil:
 		p.Log.Debug("remote unavailable; run cache is local only", "err", err)
 		remote = nil
+	case o.Push && !o.DryRun:
+		// Find out now, not after hours of training, that results cannot
+		// be pushed.
+		if err := reachable(ctx, remote); err != nil {
+			return nil, fmt.Errorf("repro --push: %w", err)
+		}
 	}
 	jobs := o.Jobs
 	if jobs == 0 {
@@ -78,6 +89,16 @@ func Reproduce(ctx context.Context, p *gitops.Project, o ReproOptions) (*Outcome
 		err = r.record(ctx, out, true)
 	}
 	return out, err
+}
+
+// reachable asks remote for an object that does not exist: anything but
+// "not found" means it cannot be used.
+func reachable(ctx context.Context, remote cas.Backend) error {
+	_, err := remote.Stat(ctx, "runcache/.probe")
+	if err == nil || errors.Is(err, cas.ErrNotFound) {
+		return nil
+	}
+	return fmt.Errorf("remote %s: %w", remote, err)
 }
 
 // recorder writes the run record and model manifest of one repro.

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"net"
@@ -342,6 +343,15 @@ func TestDataRemoteUnreachable(t *testing.T) {
 	}
 	if out := medcad(t, bin, a, nil, "data", "verify"); !strings.Contains(out, "0 corrupt") {
 		t.Errorf("verify after a failed push: %s", out)
+	}
+	// repro --push finds out before any stage runs, in one line, exit 1.
+	out, err = medcadErr(bin, a, s3Env(), "repro", "--push")
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != 1 || !strings.HasPrefix(out, "medcad: repro --push: remote s3://bucket/p: ") || strings.Count(strings.TrimSpace(out), "\n") != 0 {
+		t.Errorf("repro --push to an unreachable remote: %v\n%s", err, out)
+	}
+	if _, err := os.Stat(filepath.Join(a, "medcad.lock")); !os.IsNotExist(err) {
+		t.Errorf("a stage ran: medcad.lock %v", err)
 	}
 }
 
