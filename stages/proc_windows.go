@@ -1,0 +1,21 @@
+//go:build windows
+
+package stages
+
+import (
+	"os/exec"
+	"syscall"
+	"time"
+)
+
+// inGroup starts cmd in a process group of its own; cancelling the
+// context kills the command (exec's default), and Wait gives up on its
+// output grace after the command exits or is cancelled.
+func inGroup(cmd *exec.Cmd, grace time.Duration) {
+	cmd.SysProcAttr = &syscall.SysProcAttr{CreationFlags: syscall.CREATE_NEW_PROCESS_GROUP}
+	cmd.WaitDelay = grace
+}
+
+// killGroup does nothing on Windows: without a job object the processes a
+// command started are not tracked.
+func killGroup(*exec.Cmd) {}
