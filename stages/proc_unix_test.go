@@ -67,3 +67,27 @@ func alive(pid int) bool {
 	i := strings.LastIndexByte(s, ')')
 	return i < 0 || !strings.HasPrefix(s[i+1:], " Z")
 }
+
+// TestReproKillsWhatAStageLeftRunning runs a stage that succeeds with a
+// background process still running: it does not outlive the stage.
+func TestReproKillsWhatAStageLeftRunning(t *testing.T) {
+	p := newProject(t, `
+[[stage]]
+name = "bg"
+run = "sleep 60 >/dev/null 2>&1 & echo $! > \"$MEDCAD_OUT/pid\""
+outs = ["out"]
+`)
+	if got := p.repro(Options{}); got["bg"] != Ran {
+		t.Fatalf("bg: %v", got["bg"])
+	}
+	var pid int
+	if _, err := fmt.Sscan(p.read("out/pid"), &pid); err != nil || pid <= 0 {
+		t.Fatalf("pid file: %v", err)
+	}
+	for deadline := time.Now().Add(2 * time.Second); alive(pid); time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			_ = syscall.Kill(pid, syscall.SIGKILL)
+			t.Fatalf("background process %d outlived its stage", pid)
+		}
+	}
+}
