@@ -79,8 +79,8 @@ type Stage struct {
 	Deps    []string `toml:"deps" json:"deps"`
 	Params  []string `toml:"params" json:"params"`
 	Outs    []string `toml:"outs" json:"outs"`
-	Foreach string   `toml:"foreach" json:"foreach"` // "" or "case"
-	Env     bool     `toml:"env" json:"env"`         // env lock digest is part of the cache key
+	Foreach string   `toml:"foreach" json:"foreach"`   // "" or "case"
+	Env     bool     `toml:"env" json:"env"`           // env lock digest is part of the cache key
 	EnvPass []string `toml:"env_pass" json:"env_pass"` // variable names passed to this stage
 }
 
