@@ -811,12 +811,12 @@ func (r *runner) exec(ctx context.Context, s *Stage, caseID, root string, outs [
 	cmd := exec.CommandContext(ctx, "/bin/sh", "-c", line)
 	cmd.Dir = r.o.Dir
 	cmd.Env = stageEnv(runtime.GOOS, os.Environ(), slices.Concat(r.o.Config.Env.Pass, s.EnvPass), env)
-	inGroup(cmd, stopGrace)
+	end := inGroup(cmd, stopGrace)
 	var tail tailBuffer
 	cmd.Stdout = io.MultiWriter(&tail, orDiscard(r.o.Stdout))
 	cmd.Stderr = io.MultiWriter(&tail, orDiscard(r.o.Stdout))
 	err = cmd.Run()
-	killGroup(cmd)
+	end()
 	if err != nil {
 		if ctx.Err() != nil {
 			return ctx.Err()
