@@ -121,3 +121,27 @@ func alive(pid int) bool {
 	i := strings.LastIndexByte(s, ')')
 	return i < 0 || !strings.HasPrefix(s[i+1:], " Z")
 }
+
+// TestReproFailsWhenLeftoversHoldOutput runs a stage that exits while a
+// process it started keeps its output open: the stage fails after the
+// grace period, saying so, and the process is gone.
+func TestReproFailsWhenLeftoversHoldOutput(t *testing.T) {
+	if testing.Short() {
+		t.Skip("waits for the stop grace period")
+	}
+	p := newProject(t, `
+[[stage]]
+name = "holder"
+run = "sleep 60 & echo $! > \"$MEDCAD_OUT/pid\""
+outs = ["out"]
+`)
+	plan, err := NewPlan(p.cfg, ws{dir: p.dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = Repro(context.Background(), Options{Dir: p.dir, Config: p.cfg, Plan: plan, Store: p.store, Data: p.data, Version: "test", Jobs: 1})
+	if err == nil || !strings.Contains(err.Error(), "kept its output open") {
+		t.Errorf("Repro: %v, want the leftover named", err)
+	}
+	p.waitGone(p.pid())
+}

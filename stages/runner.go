@@ -821,6 +821,9 @@ func (r *runner) exec(ctx context.Context, s *Stage, caseID, root string, outs [
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
+		if errors.Is(err, exec.ErrWaitDelay) {
+			return fmt.Errorf("stage %q: command exited, but processes it started kept its output open for %v and were killed", s.Name, stopGrace)
+		}
 		return fmt.Errorf("stage %q: command failed: %v%s", s.Name, err, tail.lastLine())
 	}
 	return nil
