@@ -65,9 +65,11 @@ type Data struct {
 	Link        string `toml:"link" json:"link"`                 // data/ files and the cache: "copy" or "hardlink"
 }
 
-// Env lists the environment lock files whose digest keys env = true stages.
+// Env lists the environment lock files whose digest keys env = true stages,
+// and the variables every stage process receives from medcad's environment.
 type Env struct {
 	Lock []string `toml:"lock" json:"lock"`
+	Pass []string `toml:"pass" json:"pass"` // variable names passed to every stage
 }
 
 // Stage is one pipeline stage.
@@ -77,8 +79,9 @@ type Stage struct {
 	Deps    []string `toml:"deps" json:"deps"`
 	Params  []string `toml:"params" json:"params"`
 	Outs    []string `toml:"outs" json:"outs"`
-	Foreach string   `toml:"foreach" json:"foreach"` // "" or "case"
-	Env     bool     `toml:"env" json:"env"`         // env lock digest is part of the cache key
+	Foreach string   `toml:"foreach" json:"foreach"`   // "" or "case"
+	Env     bool     `toml:"env" json:"env"`           // env lock digest is part of the cache key
+	EnvPass []string `toml:"env_pass" json:"env_pass"` // variable names passed to this stage
 }
 
 // Promote holds the promotion gates.
@@ -170,7 +173,7 @@ func ParseConfig(name string, data []byte) (Config, error) {
 			return Config{}, &ConfigError{File: name, Line: pe.Position.Line, Msg: pe.Message}
 		}
 		if m := badTypeRE.FindStringSubmatch(err.Error()); m != nil {
-			return Config{}, &ConfigError{File: name, Line: keyLine(data, m[1]), Msg: fmt.Sprintf("key %q: wrong type: %s, want %s", m[1], tomlTypeName(m[2]), m[3])}
+			return Config{}, &ConfigError{File: name, Line: keyLine(data, m[1]), Msg: fmt.Sprintf("key %q: wrong type: %s, want %s", m[1], tomlTypeName(m[2]), strings.Replace(m[3], "slice", "array", 1))}
 		}
 		return Config{}, &ConfigError{File: name, Msg: strings.TrimPrefix(err.Error(), "toml: ")}
 	}
@@ -232,6 +235,23 @@ func invalid(key, format string, args ...any) error {
 
 var nameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$`)
 
+var envVarRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
+
+// validPass checks the variable names a project passes to stages. MEDCAD_
+// names are medcad's own: the stage contract sets its MEDCAD_* variables,
+// and medcad's settings (the signing key, the remote) never reach a stage.
+func validPass(key string, names []string) error {
+	for _, n := range names {
+		if !envVarRE.MatchString(n) {
+			return invalid(key, "%q is not an environment variable name (letters, digits, _)", n)
+		}
+		if strings.HasPrefix(strings.ToUpper(n), "MEDCAD_") {
+			return invalid(key, "%q: MEDCAD_ variables are medcad's own and cannot be passed to a stage", n)
+		}
+	}
+	return nil
+}
+
 // validate checks values that decode but make no sense.
 func (c *Config) validate() error {
 	if c.Project.Name != "" && !nameRE.MatchString(c.Project.Name) {
@@ -252,6 +272,9 @@ func (c *Config) validate() error {
 	if c.Data.Link != "copy" && c.Data.Link != "hardlink" {
 		return invalid("data.link", "%q: want \"copy\" or \"hardlink\"", c.Data.Link)
 	}
+	if err := validPass("env.pass", c.Env.Pass); err != nil {
+		return err
+	}
 	seen := map[string]bool{}
 	for _, s := range c.Stages {
 		if !nameRE.MatchString(s.Name) {
@@ -271,6 +294,9 @@ func (c *Config) validate() error {
 			if _, ok := c.Params[p]; !ok {
 				return invalid("stage.params", "stage %q uses [params.%s], which is not defined", s.Name, p)
 			}
+		}
+		if err := validPass("stage.env_pass", s.EnvPass); err != nil {
+			return err
 		}
 	}
 	for _, g := range c.Promote.Gates {

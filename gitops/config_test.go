@@ -40,6 +40,12 @@ func TestParseConfigErrors(t *testing.T) {
 		{"bad link", "[data]\nlink = \"symlink\"\n", `medcad.toml:2: key "data.link": "symlink": want "copy" or "hardlink"`},
 		{"bad gate rule", "[[promote.gate]]\nmetric = \"dice\"\nstat = \"mean\"\nrule = \"nicer\"\n", `medcad.toml:4: key "promote.gate.rule": "nicer": want no-worse, better, at-least or at-most`},
 		{"duplicate stage", "[[stage]]\nname = \"a\"\nrun = \"x\"\n[[stage]]\nname = \"a\"\nrun = \"y\"\n", `medcad.toml:2: key "stage.name": stage "a" declared twice`},
+		{"bad pass name", "[env]\npass = [\"CUDA-DEVICES\"]\n", `medcad.toml:2: key "env.pass": "CUDA-DEVICES" is not an environment variable name`},
+		{"empty pass name", "[env]\npass = [\"\"]\n", `medcad.toml:2: key "env.pass": "" is not an environment variable name`},
+		{"pass signing key", "[env]\npass = [\"MEDCAD_SIGNING_KEY\"]\n", `medcad.toml:2: key "env.pass": "MEDCAD_SIGNING_KEY": MEDCAD_ variables are medcad's own`},
+		{"pass wrong type", "[env]\npass = \"HF_HOME\"\n", `medcad.toml:2: key "env.pass": wrong type: string, want array`},
+		{"bad env_pass name", "[[stage]]\nname = \"a\"\nrun = \"x\"\nenv_pass = [\"1X\"]\n", `medcad.toml:4: key "stage.env_pass": "1X" is not an environment variable name`},
+		{"env_pass medcad name", "[[stage]]\nname = \"a\"\nrun = \"x\"\nenv_pass = [\"medcad_remote\"]\n", `medcad.toml:4: key "stage.env_pass": "medcad_remote": MEDCAD_ variables`},
 		{"syntax", "[project\n", `medcad.toml:2: expected`},
 	}
 	for _, tt := range tests {
@@ -59,6 +65,20 @@ func TestParseConfigErrors(t *testing.T) {
 				t.Errorf("error is not one line: %q", err)
 			}
 		})
+	}
+}
+
+func TestParseConfigEnvPass(t *testing.T) {
+	doc := "[env]\npass = [\"CUDA_VISIBLE_DEVICES\", \"HF_HOME\"]\n[[stage]]\nname = \"a\"\nrun = \"x\"\nenv_pass = [\"WANDB_API_KEY\"]\n"
+	cfg, err := ParseConfig("medcad.toml", []byte(doc))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff([]string{"CUDA_VISIBLE_DEVICES", "HF_HOME"}, cfg.Env.Pass); diff != "" {
+		t.Errorf("env.pass (-want +got):\n%s", diff)
+	}
+	if diff := cmp.Diff([]string{"WANDB_API_KEY"}, cfg.Stages[0].EnvPass); diff != "" {
+		t.Errorf("stage.env_pass (-want +got):\n%s", diff)
 	}
 }
 

@@ -8,10 +8,12 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"sort"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/medcad/medcad/gitops"
 	"golang.org/x/sync/errgroup"
@@ -742,7 +744,12 @@ func mergeTree(src, dst string) error {
 	})
 }
 
-// exec runs the stage command with the environment contract of DESIGN §5.
+// stopGrace is how long a cancelled stage has between SIGTERM and SIGKILL,
+// and how long its output may stay open after its command exits.
+const stopGrace = 5 * time.Second
+
+// exec runs the stage command with the environment of stageEnv, in a
+// process group of its own that does not outlive it (DESIGN §5, §7).
 func (r *runner) exec(ctx context.Context, s *Stage, caseID, root string, outs []string) error {
 	work := filepath.Join(r.o.Dir, ".medcad", "work", s.Name)
 	if caseID != "" {
@@ -825,13 +832,19 @@ func (r *runner) exec(ctx context.Context, s *Stage, caseID, root string, outs [
 	}
 	cmd := exec.CommandContext(ctx, "/bin/sh", "-c", line)
 	cmd.Dir = r.o.Dir
-	cmd.Env = append(os.Environ(), env...)
+	cmd.Env = stageEnv(runtime.GOOS, os.Environ(), slices.Concat(r.o.Config.Env.Pass, s.EnvPass), env)
+	end := inGroup(cmd, stopGrace)
 	var tail tailBuffer
 	cmd.Stdout = io.MultiWriter(&tail, orDiscard(r.o.Stdout))
 	cmd.Stderr = io.MultiWriter(&tail, orDiscard(r.o.Stdout))
-	if err := cmd.Run(); err != nil {
+	err = cmd.Run()
+	end()
+	if err != nil {
 		if ctx.Err() != nil {
 			return ctx.Err()
+		}
+		if errors.Is(err, exec.ErrWaitDelay) {
+			return fmt.Errorf("stage %q: command exited, but processes it started kept its output open for %v and were killed", s.Name, stopGrace)
 		}
 		return fmt.Errorf("stage %q: command failed: %v%s", s.Name, err, tail.lastLine())
 	}

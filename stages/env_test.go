@@ -1,0 +1,105 @@
+package stages
+
+import (
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+// secrets are variables a CI runner holds that a stage must never see
+// unless the project passes them by name.
+var secrets = []string{
+	"MEDCAD_SIGNING_KEY", "MEDCAD_REMOTE", "GITHUB_TOKEN", "GH_TOKEN",
+	"AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "ACTIONS_RUNTIME_TOKEN",
+}
+
+// TestReproStageEnvHoldsNoSecrets runs a stage that dumps its environment
+// while the runner holds CI secrets.
+func TestReproStageEnvHoldsNoSecrets(t *testing.T) {
+	for _, n := range secrets {
+		t.Setenv(n, "leaked-"+n)
+	}
+	t.Setenv("PROJECT_PASSED", "p")
+	t.Setenv("STAGE_PASSED", "s")
+	t.Setenv("NOT_PASSED", "n")
+	p := newProject(t, `
+[env]
+pass = ["PROJECT_PASSED"]
+
+[[stage]]
+name = "dump"
+run = "env > \"$MEDCAD_OUT/env.txt\""
+outs = ["out"]
+env_pass = ["STAGE_PASSED"]
+`)
+	got := p.repro(Options{})
+	if got["dump"] != Ran {
+		t.Fatalf("dump: %v", got["dump"])
+	}
+	env := p.read("out/env.txt")
+	for _, n := range append(secrets, "NOT_PASSED") {
+		if strings.Contains(env, n+"=") {
+			t.Errorf("stage saw %s", n)
+		}
+	}
+	for _, kv := range []string{"PROJECT_PASSED=p", "STAGE_PASSED=s", "MEDCAD_STAGE=dump"} {
+		if !strings.Contains(env, "\n"+kv+"\n") && !strings.HasPrefix(env, kv+"\n") {
+			t.Errorf("stage did not see %s", kv)
+		}
+	}
+	if !strings.Contains(env, "PATH=") {
+		t.Error("stage did not see PATH")
+	}
+}
+
+func TestStageEnv(t *testing.T) {
+	t.Parallel()
+	parent := []string{
+		"PATH=/usr/bin", "HOME=/home/ci", "USER=ci", "LOGNAME=ci", "LANG=C.UTF-8",
+		"LC_ALL=C", "LC_NUMERIC=C", "TZ=UTC", "TMPDIR=/tmp/ci", "SHELL=/bin/bash",
+		"MEDCAD_SIGNING_KEY=k", "MEDCAD_REMOTE=s3://b/p", "MEDCAD_REQUIRE_SERVERS=1", "MEDCAD_STAGE=outer",
+		"GITHUB_TOKEN=t", "GH_TOKEN=t", "ACTIONS_RUNTIME_TOKEN=t", "ACTIONS_ID_TOKEN_REQUEST_TOKEN=t",
+		"AWS_ACCESS_KEY_ID=a", "AWS_SECRET_ACCESS_KEY=s", "AWS_SESSION_TOKEN=s",
+		"GOOGLE_APPLICATION_CREDENTIALS=/g.json", "AZURE_CLIENT_SECRET=z",
+		"CUDA_VISIBLE_DEVICES=0", "HF_HOME=/hf",
+	}
+	contract := []string{"MEDCAD_STAGE=train", "MEDCAD_OUT=/p/out"}
+	base := []string{
+		"PATH=/usr/bin", "HOME=/home/ci", "USER=ci", "LOGNAME=ci", "LANG=C.UTF-8",
+		"LC_ALL=C", "LC_NUMERIC=C", "TZ=UTC", "TMPDIR=/tmp/ci",
+	}
+	winParent := []string{
+		"=C:=C:\\w", "Path=C:\\bin", "SystemRoot=C:\\Windows", "COMSPEC=C:\\cmd.exe", "PATHEXT=.EXE",
+		"TEMP=C:\\t", "TMP=C:\\t", "USERPROFILE=C:\\u", "GITHUB_TOKEN=t", "medcad_signing_key=k",
+		"cuda_visible_devices=1",
+	}
+	tests := []struct {
+		name           string
+		goos           string
+		parent, pass   []string
+		contract, want []string
+	}{
+		{"base and contract only", "linux", parent, nil, contract, append(base[:len(base):len(base)], contract...)},
+		{"passed by name", "linux", parent, []string{"CUDA_VISIBLE_DEVICES", "AWS_ACCESS_KEY_ID"}, contract,
+			slices.Concat(base, []string{"AWS_ACCESS_KEY_ID=a", "CUDA_VISIBLE_DEVICES=0"}, contract)},
+		{"unset pass names are absent", "linux", parent, []string{"WANDB_API_KEY"}, contract, append(base[:len(base):len(base)], contract...)},
+		{"MEDCAD_ names are never passed", "linux", parent, []string{"MEDCAD_SIGNING_KEY", "MEDCAD_REMOTE"}, contract, append(base[:len(base):len(base)], contract...)},
+		{"contract wins over parent", "linux", []string{"MEDCAD_OUT=/elsewhere", "PATH=/bin"}, []string{"MEDCAD_OUT"}, contract, []string{"PATH=/bin", "MEDCAD_STAGE=train", "MEDCAD_OUT=/p/out"}},
+		{"names are case-sensitive on unix", "darwin", []string{"path=/x", "Home=/h", "PATH=/bin"}, []string{"Cuda"}, nil, []string{"PATH=/bin"}},
+		{"windows", "windows", winParent, []string{"CUDA_VISIBLE_DEVICES"}, contract,
+			slices.Concat([]string{"Path=C:\\bin", "SystemRoot=C:\\Windows", "COMSPEC=C:\\cmd.exe", "PATHEXT=.EXE",
+				"TEMP=C:\\t", "TMP=C:\\t", "USERPROFILE=C:\\u", "cuda_visible_devices=1"}, contract)},
+		{"empty parent", "linux", nil, []string{"X"}, contract, contract},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			got := stageEnv(tt.goos, tt.parent, tt.pass, tt.contract)
+			if diff := cmp.Diff(tt.want, got); diff != "" {
+				t.Errorf("stageEnv (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
