@@ -244,4 +244,3 @@ func fdatasync(f *os.File) error {
 	}
 	return serr
 }
-
