@@ -258,11 +258,11 @@ func (s *Store) CleanTemp() error {
 // Writer adds objects to the cache. Each object is written to a
 // temporary file first, made durable and only then given its name, so a
 // crash leaves either no object or a good one. Where the file system
-// allows (O_TMPFILE), the temporary file has no name at all, a crash
-// leaves nothing behind, and objects are made durable in batches: one
-// syncfs(2) per batch instead of one synchronous write per object.
-// Elsewhere each object is named in the cache's tmp folder, fdatasynced
-// and renamed. Objects are visible to Has once named: by the end of
+// allows (O_TMPFILE, on Linux), the temporary file has no name at all, a
+// crash leaves nothing behind, and objects are made durable in batches:
+// one syncfs(2) per batch instead of one synchronous write per object.
+// Elsewhere each object is named in the cache's tmp folder, synced
+// (fdatasync; fsync, F_FULLFSYNC on macOS) and renamed. Objects are visible to Has once named: by the end of
 // Close at the latest, which also makes the new names durable.
 // A Writer is safe for concurrent use.
 type Writer struct {
