@@ -14,8 +14,6 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
-
-	"golang.org/x/sys/unix"
 )
 
 // checkoutTemp starts the names of Checkout's temporary files.
@@ -166,12 +164,12 @@ func (c *checkout) batch(ctx context.Context, entries []Entry) (CheckoutResult, 
 		return r, err
 	}
 	defer d.Close()
-	dirfd := int(d.Fd())
+	dir := folderOf(c.root, rel, d)
 	for _, e := range entries {
 		if err := ctx.Err(); err != nil {
 			return r, err
 		}
-		wrote, err := c.one(dirfd, e)
+		wrote, err := c.one(dir, e)
 		if err != nil {
 			return r, err
 		}
@@ -229,31 +227,30 @@ func (c *checkout) checkDir(d string) error {
 	return nil
 }
 
-// one materializes entry e in the folder dirfd; it reports whether it
+// one materializes entry e in the folder dir; it reports whether it
 // wrote the file.
-func (c *checkout) one(dirfd int, e Entry) (bool, error) {
+func (c *checkout) one(dir folder, e Entry) (bool, error) {
 	base := path.Base(e.Path)
 	ip := c.opts.indexPath(e.Path)
 	full := filepath.Join(c.dir, filepath.FromSlash(e.Path))
-	st := statInfo{name: base}
-	err := unix.Fstatat(dirfd, base, &st.st, unix.AT_SYMLINK_NOFOLLOW)
+	st, err := lstatAt(dir, base)
 	exists := err == nil
 	switch {
-	case errors.Is(err, unix.ENOENT):
+	case errors.Is(err, fs.ErrNotExist):
 	case err != nil:
 		return false, &fs.PathError{Op: "lstat", Path: full, Err: err}
 	case !st.Mode().IsRegular():
 		return false, fmt.Errorf("%s: %w: not a regular file", full, ErrUnsafePath)
 	default:
 		same := false
-		if st.Size() == e.Size && fileMode(&st) == e.Mode {
-			id, ok := c.opts.Index.Lookup(ip, &st)
+		if st.Size() == e.Size && fileMode(st) == e.Mode {
+			id, ok := c.opts.Index.Lookup(ip, st)
 			if !ok || ip == "" {
 				start := time.Now()
 				if id, err = hashFile(full); err != nil {
 					return false, err
 				}
-				c.opts.Index.Record(ip, &st, id, start)
+				c.opts.Index.Record(ip, st, id, start)
 			}
 			same = id == e.ID
 		}
@@ -269,24 +266,23 @@ func (c *checkout) one(dirfd int, e Entry) (bool, error) {
 		return false, fmt.Errorf("%s: %w", e.Path, err)
 	}
 	defer src.Close()
-	if err := c.materialize(dirfd, src, e, base, exists); err != nil {
+	if err := c.materialize(dir, src, e, base, exists); err != nil {
 		return false, err
 	}
-	c.record(dirfd, e)
+	c.record(dir, e)
 	return true, nil
 }
 
-// record notes the file of e, just written in the folder dirfd, in the
+// record notes the file of e, just written in the folder dir, in the
 // index.
-func (c *checkout) record(dirfd int, e Entry) {
+func (c *checkout) record(dir folder, e Entry) {
 	ip := c.opts.indexPath(e.Path)
 	if ip == "" {
 		return
 	}
-	st := statInfo{name: path.Base(e.Path)}
-	if err := unix.Fstatat(dirfd, st.name, &st.st, unix.AT_SYMLINK_NOFOLLOW); err == nil {
+	if st, err := lstatAt(dir, path.Base(e.Path)); err == nil {
 		// Its time is settled in the past: the entry is not racy.
-		c.opts.Index.Record(ip, &st, e.ID, time.Now().Add(time.Hour))
+		c.opts.Index.Record(ip, st, e.ID, time.Now().Add(time.Hour))
 	}
 }
 
@@ -294,12 +290,6 @@ func (c *checkout) record(dirfd int, e Entry) {
 // past, so that any later write changes the mtime and the index entry is
 // never racy.
 func settled() time.Time { return time.Now().Add(-2 * time.Second).Truncate(time.Second) }
-
-// settle gives the file base in the folder dirfd the settled time.
-func settle(dirfd int, base string) error {
-	t := unix.NsecToTimespec(settled().UnixNano())
-	return unix.UtimesNanoAt(dirfd, base, []unix.Timespec{t, t}, unix.AT_SYMLINK_NOFOLLOW)
-}
 
 // tempName is a name for a file of e being written, which walks skip and
 // the next checkout removes.
@@ -314,9 +304,9 @@ func (c *checkout) newWriter(dst *os.File) *blockWriter {
 	return newBlockWriter(dst, c.align, &c.s.blocks)
 }
 
-// materialize writes object src (entry e) as base in the folder dirfd,
+// materialize writes object src (entry e) as base in the folder dir,
 // verifying its content; replace says a file of that name is there.
-func (c *checkout) materialize(dirfd int, src *os.File, e Entry, base string, replace bool) error {
+func (c *checkout) materialize(dir folder, src *os.File, e Entry, base string, replace bool) error {
 	// Objects this process wrote or hashed moments ago are not hashed
 	// again (a pull's checkout); all others are, while they are copied,
 	// or before when they are linked.
@@ -327,9 +317,9 @@ func (c *checkout) materialize(dirfd int, src *os.File, e Entry, base string, re
 		}
 		verify = false
 	}
-	err := c.write(dirfd, src, e, base, tempName(e), replace, verify)
+	err := c.write(dir, src, e, base, tempName(e), replace, verify)
 	if err == nil && c.opts.Link != LinkHardlink {
-		err = settle(dirfd, base)
+		err = settleAt(dir, base, settled())
 	}
 	if err != nil {
 		return fmt.Errorf("write %s: %w", filepath.Join(c.dir, filepath.FromSlash(e.Path)), err)
@@ -337,30 +327,30 @@ func (c *checkout) materialize(dirfd int, src *os.File, e Entry, base string, re
 	return nil
 }
 
-// write makes the file base in the folder dirfd from object src.
-func (c *checkout) write(dirfd int, src *os.File, e Entry, base, tmp string, replace, verify bool) error {
+// write makes the file base in the folder dir from object src.
+func (c *checkout) write(dir folder, src *os.File, e Entry, base, tmp string, replace, verify bool) error {
 	if c.opts.Link == LinkHardlink {
-		return place(dirfd, base, tmp, replace, func(name string) error {
-			return unix.Linkat(unix.AT_FDCWD, src.Name(), dirfd, name, 0)
+		return place(dir, base, tmp, replace, func(name string) error {
+			return linkAt(cwd(), src.Name(), dir, name)
 		})
 	}
-	dst, named, err := c.create(dirfd, tmp, e.Mode)
+	dst, named, err := c.create(dir, tmp, e.Mode)
 	if err != nil {
 		return err
 	}
 	err = c.fill(dst, src, e, verify)
-	if err == nil {
-		if named {
-			err = unix.Renameat(dirfd, tmp, dirfd, base)
-		} else {
-			err = place(dirfd, base, tmp, replace, func(name string) error { return c.s.linkFD(int(dst.Fd()), dirfd, name) })
-		}
+	if err == nil && !named {
+		err = place(dir, base, tmp, replace, func(name string) error { return c.s.linkFile(dst, dir, name) })
 	}
+	// Closed before it is renamed: Windows renames no open file.
 	if cerr := dst.Close(); err == nil {
 		err = cerr
 	}
+	if err == nil && named {
+		err = renameAt(dir, tmp, dir, base)
+	}
 	if err != nil && named {
-		unix.Unlinkat(dirfd, tmp, 0)
+		removeAt(dir, tmp)
 	}
 	return err
 }
@@ -368,34 +358,24 @@ func (c *checkout) write(dirfd int, src *os.File, e Entry, base, tmp string, rep
 // place gives a finished file its name base with link: straight there
 // when the name is free (a link fails rather than replace), else under
 // tmp, renamed over base.
-func place(dirfd int, base, tmp string, replace bool, link func(name string) error) error {
+func place(dir folder, base, tmp string, replace bool, link func(name string) error) error {
 	if !replace {
 		return link(base)
 	}
 	if err := link(tmp); err != nil {
 		return err
 	}
-	if err := unix.Renameat(dirfd, tmp, dirfd, base); err != nil {
-		unix.Unlinkat(dirfd, tmp, 0)
+	if err := renameAt(dir, tmp, dir, base); err != nil {
+		removeAt(dir, tmp)
 		return err
 	}
 	return nil
 }
 
-// create makes the file to write in folder dirfd: unnamed (O_TMPFILE)
-// where the file system allows, else named tmp.
-func (c *checkout) create(dirfd int, tmp string, mode fs.FileMode) (f *os.File, named bool, err error) {
-	if c.s.unnamed {
-		fd, err := unix.Openat(dirfd, ".", unix.O_TMPFILE|unix.O_WRONLY|unix.O_CLOEXEC, uint32(mode.Perm()))
-		if err == nil {
-			return os.NewFile(uintptr(fd), tmp), false, nil
-		}
-	}
-	fd, err := unix.Openat(dirfd, tmp, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, uint32(mode.Perm()))
-	if err != nil {
-		return nil, false, err
-	}
-	return os.NewFile(uintptr(fd), tmp), true, nil
+// create makes the file to write in folder dir: unnamed where the file
+// system allows, else named tmp.
+func (c *checkout) create(dir folder, tmp string, mode fs.FileMode) (f *os.File, named bool, err error) {
+	return createAt(dir, tmp, mode, c.s.unnamed)
 }
 
 // reflinks says whether files are to be cloned (tried, with LinkAuto).
@@ -409,7 +389,7 @@ func (c *checkout) reflinks() bool {
 func (c *checkout) fill(dst, src *os.File, e Entry, verify bool) error {
 	cloned := false
 	if c.reflinks() {
-		err := unix.IoctlFileClone(int(dst.Fd()), int(src.Fd()))
+		err := reflink(dst, src)
 		cloned = err == nil
 		if !cloned && c.opts.Link == LinkReflink {
 			return fmt.Errorf("reflink: %w (the file system may not support it; try --link copy)", err)

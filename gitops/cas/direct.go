@@ -5,9 +5,8 @@ import (
 	"io"
 	"os"
 	"sync"
+	"syscall"
 	"unsafe"
-
-	"golang.org/x/sys/unix"
 )
 
 // Files medcad writes in bulk (cache objects, checked-out files) are
@@ -24,20 +23,6 @@ const blockSize = 1 << 20
 // maxDirectAlign is the largest alignment direct I/O may ask for; beyond
 // it (never seen) files are written through the page cache.
 const maxDirectAlign = 4096
-
-// directAlign is the alignment direct I/O on the file system of the open
-// file fd asks of buffers, offsets and lengths, or 0 where it has none.
-func directAlign(fd int) int {
-	var st unix.Statx_t
-	if unix.Statx(fd, "", unix.AT_EMPTY_PATH, unix.STATX_DIOALIGN, &st) != nil || st.Mask&unix.STATX_DIOALIGN == 0 {
-		return 0
-	}
-	a := int(max(st.Dio_mem_align, st.Dio_offset_align))
-	if st.Dio_offset_align == 0 || a > maxDirectAlign || a&(a-1) != 0 {
-		return 0
-	}
-	return a
-}
 
 // blockPool hands out buffers of blockSize bytes aligned for direct I/O.
 type blockPool struct{ p sync.Pool }
@@ -75,32 +60,6 @@ func newBlockWriter(f *os.File, align int, pool *blockPool) *blockWriter {
 		w.direct = setDirect(f, true) == nil
 	}
 	return w
-}
-
-// setDirect sets or clears O_DIRECT on the open file f.
-func setDirect(f *os.File, on bool) error {
-	rc, err := f.SyscallConn()
-	if err != nil {
-		return err
-	}
-	var serr error
-	err = rc.Control(func(fd uintptr) {
-		flags, err := unix.FcntlInt(fd, unix.F_GETFL, 0)
-		if err != nil {
-			serr = err
-			return
-		}
-		if on {
-			flags |= unix.O_DIRECT
-		} else {
-			flags &^= unix.O_DIRECT
-		}
-		_, serr = unix.FcntlInt(fd, unix.F_SETFL, flags)
-	})
-	if err != nil {
-		return err
-	}
-	return serr
 }
 
 // Write buffers p, writing out whole buffers.
@@ -147,7 +106,7 @@ func (w *blockWriter) flush(last bool) error {
 		var err error
 		if whole := w.n &^ (w.align - 1); whole > 0 {
 			done, err = w.f.Write(w.buf[:whole])
-			if err != nil && !errors.Is(err, unix.EINVAL) {
+			if err != nil && !errors.Is(err, syscall.EINVAL) {
 				return err
 			}
 		}
@@ -209,7 +168,7 @@ func (r *directReader) Read(p []byte) (int, error) {
 		}
 	}
 	n, err := r.f.Read(p)
-	if r.direct && errors.Is(err, unix.EINVAL) {
+	if r.direct && errors.Is(err, syscall.EINVAL) {
 		r.direct = false
 		if err := setDirect(r.f, false); err != nil {
 			return 0, err

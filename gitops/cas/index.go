@@ -11,10 +11,7 @@ import (
 	"path/filepath"
 	"slices"
 	"sync"
-	"syscall"
 	"time"
-
-	"golang.org/x/sys/unix"
 )
 
 // racyWindow: a file whose mtime is this close to (or after) the moment we
@@ -118,16 +115,6 @@ func (ix *Index) Len() int {
 	ix.mu.Lock()
 	defer ix.mu.Unlock()
 	return len(ix.entries)
-}
-
-func inode(fi fs.FileInfo) uint64 {
-	switch st := fi.Sys().(type) {
-	case *syscall.Stat_t:
-		return st.Ino
-	case *unix.Stat_t:
-		return st.Ino
-	}
-	return 0
 }
 
 // encodeIndex: magic, then per entry (sorted by path) uvarint path length,

@@ -8,8 +8,6 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
-
-	"golang.org/x/sys/unix"
 )
 
 // PullTarget asks Pull to write the files of a manifest into a folder as
@@ -67,7 +65,7 @@ func (s *Store) newPlacer(m *Manifest, t PullTarget) (*placer, error) {
 }
 
 // clones reports whether files can be cloned from the cache into root's
-// folder (FICLONE between two scratch files).
+// folder (a reflink between two scratch files).
 func (s *Store) clones(root *os.Root) bool {
 	src, err := os.CreateTemp(s.tmp, "clone-probe-*")
 	if err != nil {
@@ -85,7 +83,7 @@ func (s *Store) clones(root *os.Root) bool {
 	}
 	defer root.Remove(name)
 	defer dst.Close()
-	return unix.IoctlFileClone(int(dst.Fd()), int(src.Fd())) == nil
+	return reflink(dst, src) == nil
 }
 
 // close closes the placer's folders.
@@ -147,7 +145,7 @@ type placement struct {
 	e        Entry
 	dir      *os.File // its folder
 	closeDir bool
-	dirfd    int
+	dirf     folder // dir, for names relative to it
 	f        *os.File
 	named    bool
 	tmp      string
@@ -157,12 +155,12 @@ type placement struct {
 
 // begin starts the workspace file of entry e (from take).
 func (p *placer) begin(e Entry) *placement {
-	pl := &placement{p: p, e: e, dirfd: -1}
+	pl := &placement{p: p, e: e}
 	pl.tmp = tempName(e)
 	pl.dir, pl.closeDir, pl.err = p.folder(e)
 	if pl.err == nil {
-		pl.dirfd = int(pl.dir.Fd())
-		pl.f, pl.named, pl.err = p.c.create(pl.dirfd, pl.tmp, e.Mode)
+		pl.dirf = folderOf(p.c.root, path.Dir(e.Path), pl.dir)
+		pl.f, pl.named, pl.err = p.c.create(pl.dirf, pl.tmp, e.Mode)
 	}
 	if pl.err == nil {
 		pl.bw = p.c.newWriter(pl.f)
@@ -193,9 +191,9 @@ func (pl *placement) finish(ok bool) {
 		pl.err = pl.name()
 	}
 	if pl.f != nil {
-		pl.f.Close()
+		pl.f.Close() // (a named file is closed already when it was named)
 		if pl.err != nil && pl.named {
-			unix.Unlinkat(pl.dirfd, pl.tmp, 0)
+			removeAt(pl.dirf, pl.tmp)
 		}
 	}
 	if pl.closeDir {
@@ -213,21 +211,25 @@ func (pl *placement) name() error {
 	base := path.Base(e.Path)
 	var err error
 	if pl.named {
-		// A named temporary is linked, not renamed: a link never replaces.
-		if err = unix.Linkat(pl.dirfd, pl.tmp, pl.dirfd, base, 0); err == nil {
-			unix.Unlinkat(pl.dirfd, pl.tmp, 0)
+		// A named temporary is linked, not renamed: a link never
+		// replaces. It is closed first: Windows removes no open file.
+		if err = pl.f.Close(); err == nil {
+			err = linkAt(pl.dirf, pl.tmp, pl.dirf, base)
+		}
+		if err == nil {
+			removeAt(pl.dirf, pl.tmp)
 			pl.named = false
 		}
 	} else {
-		err = c.s.linkFD(int(pl.f.Fd()), pl.dirfd, base)
+		err = c.s.linkFile(pl.f, pl.dirf, base)
 	}
 	if err != nil {
 		return err
 	}
-	if err := settle(pl.dirfd, base); err != nil {
+	if err := settleAt(pl.dirf, base, settled()); err != nil {
 		return err
 	}
-	c.record(pl.dirfd, e)
+	c.record(pl.dirf, e)
 	pl.p.count.Add(1)
 	return nil
 }

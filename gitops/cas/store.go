@@ -10,13 +10,9 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"strconv"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
-
-	"golang.org/x/sys/unix"
 )
 
 // Sentinel errors callers test with errors.Is.
@@ -262,11 +258,11 @@ func (s *Store) CleanTemp() error {
 // Writer adds objects to the cache. Each object is written to a
 // temporary file first, made durable and only then given its name, so a
 // crash leaves either no object or a good one. Where the file system
-// allows (O_TMPFILE), the temporary file has no name at all, a crash
-// leaves nothing behind, and objects are made durable in batches: one
-// syncfs(2) per batch instead of one synchronous write per object.
-// Elsewhere each object is named in the cache's tmp folder, fdatasynced
-// and renamed. Objects are visible to Has once named: by the end of
+// allows (O_TMPFILE, on Linux), the temporary file has no name at all, a
+// crash leaves nothing behind, and objects are made durable in batches:
+// one syncfs(2) per batch instead of one synchronous write per object.
+// Elsewhere each object is named in the cache's tmp folder, synced
+// (fdatasync; fsync, F_FULLFSYNC on macOS) and renamed. Objects are visible to Has once named: by the end of
 // Close at the latest, which also makes the new names durable.
 // A Writer is safe for concurrent use.
 type Writer struct {
@@ -274,11 +270,11 @@ type Writer struct {
 	mu   sync.Mutex
 	err  error
 	pool sync.Pool
-	// objDirs holds open descriptors (plus one; 0: none) of the cache
-	// folders objects/xx, by first byte of the object ID: names are made
-	// relative to them. Set under mu, read without it. unsynced marks
-	// those that got names since they were last synced.
-	objDirs  [256]atomic.Int32
+	// objDirs holds the open cache folders objects/xx (nil: not open),
+	// by first byte of the object ID: names are made relative to them.
+	// Set under mu, read without it. unsynced marks those that got names
+	// since they were last synced.
+	objDirs  [256]atomic.Pointer[folder]
 	unsynced [256]atomic.Bool
 
 	waiting      []waitingObject // unnamed objects written, not yet synced
@@ -328,17 +324,16 @@ func (w *Writer) PutBytes(data []byte) (ID, error) {
 // PutFile stores the content of the file at path and returns its ID and
 // size. The source file is only read.
 func (w *Writer) PutFile(ctx context.Context, path string) (ID, int64, error) {
-	return w.putFileAt(ctx, unix.AT_FDCWD, path, path)
+	return w.putFileAt(ctx, cwd(), path, path)
 }
 
-// putFileAt is PutFile for the file name in the open folder dirfd; path
+// putFileAt is PutFile for the file name in the open folder dir; path
 // names it in errors.
-func (w *Writer) putFileAt(ctx context.Context, dirfd int, name, path string) (ID, int64, error) {
-	fd, err := openSource(dirfd, name)
+func (w *Writer) putFileAt(ctx context.Context, dir folder, name, path string) (ID, int64, error) {
+	f, err := openSourceFile(dir, name, path)
 	if err != nil {
-		return ID{}, 0, &fs.PathError{Op: "open", Path: path, Err: err}
+		return ID{}, 0, err
 	}
-	f := os.NewFile(uintptr(fd), path)
 	defer f.Close()
 	fi, err := f.Stat()
 	if err != nil {
@@ -394,10 +389,9 @@ func (w *Writer) cloneFile(ctx context.Context, f *os.File, fi fs.FileInfo, path
 	if err != nil {
 		return ID{}, 0, true, fmt.Errorf("cache: %w", err)
 	}
-	if err := cloneFD(int(tmp.Fd()), f); err != nil {
+	if err := reflink(tmp.File, f); err != nil {
 		tmp.discard()
-		if errors.Is(err, unix.EOPNOTSUPP) || errors.Is(err, unix.EXDEV) || errors.Is(err, unix.EINVAL) ||
-			errors.Is(err, unix.ENOTTY) || errors.Is(err, unix.EBADF) || errors.Is(err, unix.EPERM) {
+		if cloneUnsupported(err) {
 			if !w.s.cloned.Load() {
 				w.s.noClone.Store(true) // the first clone failed: copy from now on
 			}
@@ -431,161 +425,26 @@ func (w *Writer) cloneFile(ctx context.Context, f *os.File, fi fs.FileInfo, path
 	return id, n, true, w.finish(tmp, id, n)
 }
 
-// cloneFD makes the file dst a clone of the whole of src.
-func cloneFD(dst int, src *os.File) error {
-	rc, err := src.SyscallConn()
-	if err != nil {
-		return err
-	}
-	var cerr error
-	if err := rc.Control(func(fd uintptr) { cerr = unix.IoctlFileClone(dst, int(fd)) }); err != nil {
-		return err
-	}
-	return cerr
-}
-
-// sameVersion reports whether two stats of one file show the same
-// content: same size, modification and change times.
-func sameVersion(a, b fs.FileInfo) bool {
-	sa, oka := a.Sys().(*syscall.Stat_t)
-	sb, okb := b.Sys().(*syscall.Stat_t)
-	return oka && okb && a.Size() == b.Size() && sa.Mtim == sb.Mtim && sa.Ctim == sb.Ctim
-}
-
-// openSource opens the file name in the folder dirfd for reading, not
-// following a symbolic link, and without updating its access time where
-// the process may (as the file's owner or root): storing a file is not a
-// use of it, and the update costs an inode write per file.
-func openSource(dirfd int, name string) (int, error) {
-	fd, err := unix.Openat(dirfd, name, unix.O_RDONLY|unix.O_CLOEXEC|unix.O_NOFOLLOW|unix.O_NOATIME, 0)
-	if err == unix.EPERM {
-		fd, err = unix.Openat(dirfd, name, unix.O_RDONLY|unix.O_CLOEXEC|unix.O_NOFOLLOW, 0)
-	}
-	return fd, err
-}
-
-// adoptFileAt makes the file name in the open folder dirfd an object by
-// hard-linking it into the cache (no data is copied) after syncing it to
-// disk and making it read-only; path names it in errors. If the file
-// changed while it was hashed, nothing is linked and the error says so.
-// Across file systems it copies (putFileAt).
-func (w *Writer) adoptFileAt(ctx context.Context, dirfd int, name, path string) (ID, int64, error) {
-	if err := ctx.Err(); err != nil {
-		return ID{}, 0, err
-	}
-	// Raw system calls: os.File's poller registration and mode switches
-	// cost more than the rest when adding 100,000 small files.
-	fd, err := openSource(dirfd, name)
-	if err != nil {
-		return ID{}, 0, &fs.PathError{Op: "open", Path: path, Err: err}
-	}
-	defer unix.Close(fd)
-	var before unix.Stat_t
-	if err := unix.Fstat(fd, &before); err != nil {
-		return ID{}, 0, &fs.PathError{Op: "stat", Path: path, Err: err}
-	}
-	if before.Mode&unix.S_IFMT != unix.S_IFREG {
-		return ID{}, 0, fmt.Errorf("%s: not a regular file", path)
-	}
-	if before.Size > MaxFileSize {
-		return ID{}, 0, fmt.Errorf("%s: larger than %d bytes", path, int64(MaxFileSize))
-	}
-	h := sha256.New()
-	bp := w.pool.Get().(*[]byte)
-	// Read the size fstat gave, no further: a file that grows or shrinks
-	// meanwhile fails the check after the read.
-	var n int64
-	for n < before.Size {
-		k, err := unix.Read(fd, (*bp)[:min(int64(len(*bp)), before.Size-n)])
-		if err == unix.EINTR {
-			continue
-		}
-		if err != nil {
-			w.pool.Put(bp)
-			return ID{}, 0, &fs.PathError{Op: "read", Path: path, Err: err}
-		}
-		if k == 0 {
-			break
-		}
-		h.Write((*bp)[:k])
-		n += int64(k)
-	}
-	w.pool.Put(bp)
-	id := ID(h.Sum(nil))
-	// No look for an existing object first (a lookup that misses costs a
-	// folder search): the link below fails when one is there.
-	// Flush the file's dirty pages (cheap when it is already on disk); the
-	// folder syncs of Close make the new name durable after them.
-	if err := unix.SyncFileRange(fd, 0, 0, unix.SYNC_FILE_RANGE_WAIT_BEFORE|unix.SYNC_FILE_RANGE_WRITE|unix.SYNC_FILE_RANGE_WAIT_AFTER); err != nil {
-		return ID{}, 0, fmt.Errorf("%s: sync: %w", path, err)
-	}
-	if err := unix.Fchmod(fd, uint32(before.Mode&0o777&^0o222)); err != nil {
-		return ID{}, 0, &fs.PathError{Op: "chmod", Path: path, Err: err}
-	}
-	var after unix.Stat_t
-	if err := unix.Fstat(fd, &after); err != nil {
-		return ID{}, 0, &fs.PathError{Op: "stat", Path: path, Err: err}
-	}
-	if after.Size != n || after.Mtim != before.Mtim {
-		return ID{}, 0, fmt.Errorf("%s: changed while it was being added", path)
-	}
-	objfd, base, err := w.objectDir(id)
-	if err != nil {
-		return ID{}, 0, fmt.Errorf("cache: %w", err)
-	}
-	// Link the open file, which is what was hashed, where the kernel
-	// lets the process; else by name, which is that file unless it was
-	// replaced since it was opened.
-	if tried, lerr := w.s.tryLinkFD(fd, objfd, base); tried {
-		err = lerr
-	} else {
-		err = unix.Linkat(dirfd, name, objfd, base, 0)
-	}
-	switch {
-	case err == nil:
-		w.unsynced[id[0]].Store(true)
-		return id, n, nil
-	case errors.Is(err, unix.EEXIST):
-		// Same content already cached: unless this file is that object,
-		// it stays as it was.
-		var cached unix.Stat_t
-		if unix.Fstatat(objfd, base, &cached, 0) == nil && (cached.Ino != before.Ino || cached.Dev != before.Dev) {
-			unix.Fchmod(fd, uint32(before.Mode&0o777))
-		}
-		return id, n, nil
-	case errors.Is(err, unix.EXDEV), errors.Is(err, unix.EPERM), errors.Is(err, unix.EMLINK):
-		unix.Fchmod(fd, uint32(before.Mode&0o777))
-		return w.putFileAt(ctx, dirfd, name, path) // another file system: copy
-	default:
-		return ID{}, 0, fmt.Errorf("%s: link into the cache: %w", path, err)
-	}
-}
-
-// objectDir returns an open descriptor of the cache folder that holds
-// object id, created when missing, and the object's name in it. The
-// folder is synced and closed by Close.
-func (w *Writer) objectDir(id ID) (int, string, error) {
+// objectDir returns the open cache folder that holds object id, created
+// when missing, and the object's name in it. The folder is synced and
+// closed by Close.
+func (w *Writer) objectDir(id ID) (folder, string, error) {
 	hex := id.Hex()
-	if fd := w.objDirs[id[0]].Load(); fd > 0 {
-		return int(fd - 1), hex[2:], nil
+	if d := w.objDirs[id[0]].Load(); d != nil {
+		return *d, hex[2:], nil
 	}
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	if fd := w.objDirs[id[0]].Load(); fd > 0 {
-		return int(fd - 1), hex[2:], nil
+	if d := w.objDirs[id[0]].Load(); d != nil {
+		return *d, hex[2:], nil
 	}
 	dir := filepath.Join(w.s.dir, "objects", hex[:2])
-	fd, err := unix.Open(dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
-	if errors.Is(err, unix.ENOENT) {
-		if err = os.MkdirAll(dir, 0o755); err == nil {
-			fd, err = unix.Open(dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
-		}
-	}
+	d, err := openObjectDir(dir)
 	if err != nil {
-		return -1, "", &fs.PathError{Op: "open", Path: dir, Err: err}
+		return d, "", &fs.PathError{Op: "open", Path: dir, Err: err}
 	}
-	w.objDirs[id[0]].Store(int32(fd + 1))
-	return fd, hex[2:], nil
+	w.objDirs[id[0]].Store(&d)
+	return d, hex[2:], nil
 }
 
 // putStream copies r to a temporary file while hashing it, and to tee
@@ -653,14 +512,8 @@ type tempFile struct {
 // createTemp starts a new object file, read-only from the start.
 func (s *Store) createTemp() (*tempFile, error) {
 	s.probeOnce.Do(s.probe)
-	if s.unnamed {
-		fd, err := unix.Open(s.tmp, unix.O_TMPFILE|unix.O_WRONLY|unix.O_CLOEXEC, 0o444)
-		if err == nil {
-			return &tempFile{File: os.NewFile(uintptr(fd), filepath.Join(s.tmp, "(unnamed)"))}, nil
-		}
-		if !errors.Is(err, unix.EOPNOTSUPP) && !errors.Is(err, unix.EISDIR) {
-			return nil, &fs.PathError{Op: "create", Path: s.tmp, Err: err}
-		}
+	if f, err := s.createUnnamed(); f != nil || err != nil {
+		return f, err
 	}
 	f, err := os.CreateTemp(s.tmp, "obj-*")
 	if err != nil {
@@ -672,55 +525,6 @@ func (s *Store) createTemp() (*tempFile, error) {
 		return nil, err
 	}
 	return &tempFile{File: f, named: true}, nil
-}
-
-// probe checks once what the cache's file system offers: unnamed
-// temporary files that can be linked into the cache (O_TMPFILE, and /proc
-// for linkat), and direct I/O.
-func (s *Store) probe() {
-	fd, err := unix.Open(s.tmp, unix.O_TMPFILE|unix.O_WRONLY|unix.O_CLOEXEC, 0o444)
-	if err != nil {
-		if f, err := os.CreateTemp(s.tmp, "probe-*"); err == nil {
-			s.align = directAlign(int(f.Fd()))
-			f.Close()
-			os.Remove(f.Name())
-		}
-		return
-	}
-	defer unix.Close(fd)
-	s.align = directAlign(fd)
-	probe := filepath.Join(s.tmp, fmt.Sprintf("probe-%d-%d", os.Getpid(), time.Now().UnixNano()))
-	if s.linkFD(fd, unix.AT_FDCWD, probe) == nil {
-		os.Remove(probe)
-		s.unnamed = true
-	}
-}
-
-// linkFD gives the open file fd the name path, relative to the folder
-// dirfd (unix.AT_FDCWD: the working folder, or path is absolute). It
-// links the descriptor itself (AT_EMPTY_PATH) where the kernel lets the
-// process, else through /proc/self/fd, whose lookup costs more.
-func (s *Store) linkFD(fd, dirfd int, path string) error {
-	if tried, err := s.tryLinkFD(fd, dirfd, path); tried {
-		return err
-	}
-	return unix.Linkat(unix.AT_FDCWD, "/proc/self/fd/"+strconv.Itoa(fd), dirfd, path, unix.AT_SYMLINK_FOLLOW)
-}
-
-// tryLinkFD links the open file fd as path relative to dirfd with
-// AT_EMPTY_PATH. tried is false when the kernel does not let the process
-// (before Linux 6.10 it takes CAP_DAC_READ_SEARCH): now or before, as the
-// first refusal is remembered.
-func (s *Store) tryLinkFD(fd, dirfd int, path string) (tried bool, err error) {
-	if s.noEmptyPath.Load() {
-		return false, nil
-	}
-	err = unix.Linkat(fd, "", dirfd, path, unix.AT_EMPTY_PATH)
-	if errors.Is(err, unix.ENOENT) || errors.Is(err, unix.EPERM) || errors.Is(err, unix.EINVAL) {
-		s.noEmptyPath.Store(true)
-		return false, nil
-	}
-	return true, err
 }
 
 // discard drops an object file that will not be stored.
@@ -745,11 +549,12 @@ func (w *Writer) finish(f *tempFile, id ID, size int64) error {
 	if err == nil {
 		err = fdatasync(f.File)
 	}
-	if err == nil {
-		err = w.name(f, id)
-	}
+	// Closed before it is renamed: Windows renames no open file.
 	if cerr := f.Close(); err == nil {
 		err = cerr
+	}
+	if err == nil {
+		err = w.name(f, id)
 	}
 	if err != nil {
 		os.Remove(f.Name())
@@ -784,7 +589,7 @@ func (w *Writer) wait(f *tempFile, id ID, size int64) error {
 func (w *Writer) syncAndName(batch []waitingObject) error {
 	var err error
 	if len(batch) > syncfsAbove {
-		err = unix.Syncfs(int(batch[0].f.Fd()))
+		err = syncFS(batch[0].f.File)
 	} else {
 		for _, o := range batch {
 			if err = fdatasync(o.f.File); err != nil {
@@ -811,13 +616,18 @@ func (w *Writer) syncAndName(batch []waitingObject) error {
 
 // name links or renames the durable object file f to the name of id.
 func (w *Writer) name(f *tempFile, id ID) error {
-	objfd, base, err := w.objectDir(id)
+	objdir, base, err := w.objectDir(id)
 	if err != nil {
 		return err
 	}
 	if f.named {
-		err = unix.Renameat(unix.AT_FDCWD, f.Name(), objfd, base)
-	} else if err = w.s.linkFD(int(f.Fd()), objfd, base); errors.Is(err, unix.EEXIST) {
+		// Windows renames no file over a read-only one: an object of
+		// that name holds the same content.
+		if err = renameAt(cwd(), f.Name(), objdir, base); err != nil && w.s.Has(id) {
+			os.Remove(f.Name())
+			err = nil
+		}
+	} else if err = w.s.linkFile(f.File, objdir, base); errors.Is(err, fs.ErrExist) {
 		err = nil
 	}
 	if err != nil {
@@ -867,7 +677,7 @@ func (w *Writer) syncNames() error {
 	}
 	// Parallel syncs share journal commits.
 	return forEach(context.Background(), 32, dirs, func(_ int, i int) error {
-		if err := unix.Fsync(int(w.objDirs[i].Load() - 1)); err != nil {
+		if err := syncDir(*w.objDirs[i].Load()); err != nil {
 			w.unsynced[i].Store(true)
 			return fmt.Errorf("cache: sync %s: %w", filepath.Join(w.s.dir, "objects", fmt.Sprintf("%02x", i)), err)
 		}
@@ -880,24 +690,10 @@ func (w *Writer) closeDirs() {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	for i := range w.objDirs {
-		if fd := w.objDirs[i].Swap(0); fd > 0 {
-			unix.Close(int(fd - 1))
+		if d := w.objDirs[i].Swap(nil); d != nil {
+			closeFolder(*d)
 		}
 	}
-}
-
-// fdatasync flushes f's data (not all metadata) to disk. It goes through
-// SyscallConn, because File.Fd would switch f to blocking mode.
-func fdatasync(f *os.File) error {
-	rc, err := f.SyscallConn()
-	if err != nil {
-		return err
-	}
-	var serr error
-	if err := rc.Control(func(fd uintptr) { serr = unix.Fdatasync(int(fd)) }); err != nil {
-		return err
-	}
-	return serr
 }
 
 // ctxReader stops reading when ctx is done.

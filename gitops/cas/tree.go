@@ -16,8 +16,6 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
-
-	"golang.org/x/sys/unix"
 )
 
 // Progress receives progress of long operations; core code never prints.
@@ -156,15 +154,10 @@ func (w *walker) dir(rel string) {
 		w.fail(fmt.Errorf("%s: %w", full, err))
 		return
 	}
-	rc, err := f.SyscallConn()
-	if err != nil {
-		w.fail(err)
-		return
-	}
-	// Files are stat'ed relative to the folder, in one Control call (not
-	// one per file: each would allocate).
+	// Files are stat'ed relative to the folder, in one call (not one per
+	// file: each would allocate).
 	var local []fileInfo
-	if cerr := rc.Control(func(fd uintptr) { local, err = w.entries(int(fd), full, rel, ents) }); cerr != nil {
+	if cerr := withFolder(f, full, func(d folder) { local, err = w.entries(d, full, rel, ents) }); cerr != nil {
 		err = cerr
 	}
 	if err != nil {
@@ -177,8 +170,8 @@ func (w *walker) dir(rel string) {
 }
 
 // entries stats the regular files among ents, the entries of folder rel
-// (at full, open as dirfd), and starts walking its subfolders.
-func (w *walker) entries(dirfd int, full, rel string, ents []fs.DirEntry) ([]fileInfo, error) {
+// (at full, open as dir), and starts walking its subfolders.
+func (w *walker) entries(dir folder, full, rel string, ents []fs.DirEntry) ([]fileInfo, error) {
 	at := func(name string) string { return filepath.Join(full, name) } // for errors
 	local := make([]fileInfo, 0, len(ents))
 	for _, e := range ents {
@@ -203,45 +196,20 @@ func (w *walker) entries(dirfd int, full, rel string, ents []fs.DirEntry) ([]fil
 		case !t.IsRegular():
 			return nil, fmt.Errorf("%s: %w", at(name), errNotRegular)
 		}
-		info := &statInfo{name: name}
-		if err := unix.Fstatat(dirfd, name, &info.st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+		info, err := lstatAt(dir, name)
+		if err != nil {
 			return nil, fmt.Errorf("%s: %w", at(name), err)
 		}
 		if !info.Mode().IsRegular() {
 			return nil, fmt.Errorf("%s: %w", at(name), errNotRegular)
 		}
-		if info.st.Size > MaxFileSize {
+		if info.Size() > MaxFileSize {
 			return nil, fmt.Errorf("%s: larger than %d bytes", at(name), int64(MaxFileSize))
 		}
 		local = append(local, fileInfo{rel: erel, fi: info})
 	}
 	return local, nil
 }
-
-// statInfo is an fs.FileInfo built from fstatat(2).
-type statInfo struct {
-	name string
-	st   unix.Stat_t
-}
-
-func (s *statInfo) Name() string { return s.name }
-func (s *statInfo) Size() int64  { return s.st.Size }
-func (s *statInfo) Mode() fs.FileMode {
-	m := fs.FileMode(s.st.Mode & 0o777)
-	switch s.st.Mode & unix.S_IFMT {
-	case unix.S_IFDIR:
-		m |= fs.ModeDir
-	case unix.S_IFLNK:
-		m |= fs.ModeSymlink
-	case unix.S_IFREG:
-	default:
-		m |= fs.ModeIrregular
-	}
-	return m
-}
-func (s *statInfo) ModTime() time.Time { return time.Unix(s.st.Mtim.Sec, s.st.Mtim.Nsec) }
-func (s *statInfo) IsDir() bool        { return s.Mode().IsDir() }
-func (s *statInfo) Sys() any           { return &s.st }
 
 func fileMode(fi fs.FileInfo) fs.FileMode {
 	if fi.Mode()&0o100 != 0 {
@@ -357,10 +325,11 @@ func (s *Store) AddDir(ctx context.Context, dir string, opts TreeOptions) (*AddR
 // folder is opened at the first file the index does not know, and files
 // are opened and linked relative to it.
 func (s *Store) addBatch(ctx context.Context, w *Writer, dir string, files []fileInfo, out []Entry, opts TreeOptions) (int, error) {
-	folder, hashed := -1, 0
+	var dirf folder
+	opened, hashed := false, 0
 	defer func() {
-		if folder >= 0 {
-			unix.Close(folder)
+		if opened {
+			closeFolder(dirf)
 		}
 	}()
 	for i, f := range files {
@@ -370,15 +339,15 @@ func (s *Store) addBatch(ctx context.Context, w *Writer, dir string, files []fil
 			e.ID = id
 		} else {
 			full := filepath.Join(dir, filepath.FromSlash(f.rel))
-			if folder < 0 {
-				fd, err := unix.Open(filepath.Dir(full), unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC|unix.O_NOFOLLOW, 0)
+			if !opened {
+				d, err := openFolder(filepath.Dir(full))
 				if err != nil {
 					return hashed, &fs.PathError{Op: "open", Path: filepath.Dir(full), Err: err}
 				}
-				folder = fd
+				dirf, opened = d, true
 			}
 			var err error
-			if e.ID, e.Size, err = addFile(ctx, w, folder, full, f, ip, opts); err != nil {
+			if e.ID, e.Size, err = addFile(ctx, w, dirf, full, f, ip, opts); err != nil {
 				return hashed, err
 			}
 			hashed++
@@ -389,15 +358,15 @@ func (s *Store) addBatch(ctx context.Context, w *Writer, dir string, files []fil
 	return hashed, nil
 }
 
-// addFile stores file f (at full, in the open folder) with w, linking it
-// into the cache where opts ask, and records it in the index under ip.
-func addFile(ctx context.Context, w *Writer, folder int, full string, f fileInfo, ip string, opts TreeOptions) (ID, int64, error) {
+// addFile stores file f (at full, in the open folder dir) with w, linking
+// it into the cache where opts ask, and records it in the index under ip.
+func addFile(ctx context.Context, w *Writer, dir folder, full string, f fileInfo, ip string, opts TreeOptions) (ID, int64, error) {
 	start := time.Now()
 	put := w.putFileAt
 	if opts.Adopt && f.fi.Mode()&0o111 == 0 {
 		put = w.adoptFileAt
 	}
-	id, n, err := put(ctx, folder, path.Base(f.rel), full)
+	id, n, err := put(ctx, dir, path.Base(f.rel), full)
 	if err != nil {
 		return ID{}, 0, err
 	}
@@ -410,11 +379,10 @@ func addFile(ctx context.Context, w *Writer, folder int, full string, f fileInfo
 // hashFile returns the SHA-256 of a file (not of what a symbolic link in
 // its place points at), without updating its access time where it may.
 func hashFile(name string) (ID, error) {
-	fd, err := openSource(unix.AT_FDCWD, name)
+	f, err := openSourceFile(cwd(), name, name)
 	if err != nil {
-		return ID{}, &fs.PathError{Op: "open", Path: name, Err: err}
+		return ID{}, err
 	}
-	f := os.NewFile(uintptr(fd), name)
 	defer f.Close()
 	h := sha256.New()
 	if _, err := io.Copy(h, f); err != nil {

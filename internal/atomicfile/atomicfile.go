@@ -1,8 +1,9 @@
 // Package atomicfile creates or replaces files so that a reader, or a
 // crash, sees the old file or the complete new one, never a part: the
 // content goes to a temporary file in the same folder, is synced, and is
-// renamed over the name (google/renameio does the work). Errors name the
-// file, never the temporary name.
+// renamed over the name (google/renameio does the work; on Windows, which
+// it does not support, the same steps with the os package). Errors name
+// the file, never the temporary name.
 package atomicfile
 
 import (
@@ -11,9 +12,6 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
-	"path/filepath"
-
-	"github.com/google/renameio/v2"
 )
 
 // WriteFile creates or replaces path with data.
@@ -27,7 +25,7 @@ func WriteFile(path string, data []byte, perm fs.FileMode) error {
 // Write creates or replaces path with what fill writes (through a 1 MiB
 // buffer). When fill fails, path is left as it was.
 func Write(path string, perm fs.FileMode, fill func(io.Writer) error) error {
-	t, err := renameio.NewPendingFile(path, renameio.WithTempDir(filepath.Dir(path)), renameio.WithStaticPermissions(perm))
+	t, err := newPending(path, perm)
 	if err != nil {
 		return named(path, err)
 	}
@@ -52,4 +50,14 @@ func named(path string, err error) error {
 		err = pe.Err
 	}
 	return fmt.Errorf("%s: %w", path, err)
+}
+
+// pending is a temporary file in the folder of the file it is to become.
+type pending interface {
+	io.Writer
+	// Cleanup removes the temporary file unless it was committed.
+	Cleanup() error
+	// CloseAtomicallyReplace syncs and closes the file and renames it
+	// over its name.
+	CloseAtomicallyReplace() error
 }

@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
-	"syscall"
 	"time"
 )
 
@@ -28,11 +27,7 @@ func main() {
 		fmt.Fprintln(os.Stderr, "timeit:", err)
 		os.Exit(1)
 	}
-	ru, _ := cmd.ProcessState.SysUsage().(*syscall.Rusage)
-	line := fmt.Sprintf("%.3f 0 %.3f\n", wall, (cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime()).Seconds())
-	if ru != nil {
-		line = fmt.Sprintf("%.3f %d %.3f\n", wall, ru.Maxrss, (cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime()).Seconds())
-	}
+	line := fmt.Sprintf("%.3f %d %.3f\n", wall, peakRSSKB(cmd.ProcessState), (cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime()).Seconds())
 	f, ferr := os.OpenFile(os.Args[1], os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o644)
 	if ferr == nil {
 		_, ferr = f.WriteString(line)
