@@ -85,6 +85,10 @@ func (p *Pointers) Digest(name string) (string, error) {
 	return d.Manifest, nil
 }
 
+// ErrNoCases means a dataset has no imaging cases: it is not a DICOM
+// dataset.
+var ErrNoCases = errors.New("has no [[case]] tables (not a DICOM dataset)")
+
 // Cases implements Datasets. A label is a single stored file; the runner
 // restores trees, so it is wrapped in a one-entry manifest label.nii.gz.
 func (p *Pointers) Cases(name string) ([]CaseRef, error) {
@@ -93,7 +97,7 @@ func (p *Pointers) Cases(name string) ([]CaseRef, error) {
 		return nil, err
 	}
 	if len(d.Cases) == 0 {
-		return nil, fmt.Errorf("%s has no [[case]] tables (not a DICOM dataset)", gitops.DatasetPath(name))
+		return nil, fmt.Errorf("%s %w", gitops.DatasetPath(name), ErrNoCases)
 	}
 	refs := make([]CaseRef, 0, len(d.Cases))
 	for _, c := range d.Cases {

@@ -19,6 +19,7 @@ type Stage struct {
 	gitops.Stage
 	Upstream []string // stages it depends on, by name or through a path under their outs
 	Datasets []string // dataset names (data/<name>.dataset.toml)
+	Named    []string // the datasets its deps name one by one (not through data/*)
 	Paths    []string // workspace files or folders
 }
 
@@ -94,6 +95,7 @@ func NewPlan(cfg gitops.Config, ws Workspace) (*Plan, error) {
 				s.Upstream = appendUnique(s.Upstream, d)
 			case ws.IsDataset(strings.TrimPrefix(d, "data/")):
 				s.Datasets = appendUnique(s.Datasets, strings.TrimPrefix(d, "data/"))
+				s.Named = appendUnique(s.Named, strings.TrimPrefix(d, "data/"))
 			default:
 				if err := checkRelPath(d); err != nil {
 					return nil, &PlanError{s.Name, fmt.Sprintf("dep %q is not a stage, a dataset or a workspace path", d)}
@@ -252,6 +254,20 @@ func (p *Plan) DatasetsOf(s *Stage) []string {
 	walk(s)
 	sort.Strings(out)
 	return out
+}
+
+// Names reports whether dataset d reaches s through a dep that names it
+// (s's or an upstream stage's), not only through data/*.
+func (p *Plan) Names(s *Stage, d string) bool {
+	if slices.Contains(s.Named, d) {
+		return true
+	}
+	for _, u := range s.Upstream {
+		if p.Names(p.byName[u], d) {
+			return true
+		}
+	}
+	return false
 }
 
 // Select returns the named stages and everything upstream of them, in run

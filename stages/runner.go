@@ -651,6 +651,9 @@ func (r *runner) casesOf(s *Stage) ([]caseInput, error) {
 	seen := map[string]string{}
 	for _, d := range r.o.Plan.DatasetsOf(s) {
 		cs, err := r.o.Data.Cases(d)
+		if errors.Is(err, ErrNoCases) && !r.o.Plan.Names(s, d) {
+			continue // data/* reaches every dataset; a per-case stage takes those with cases
+		}
 		if err != nil {
 			return nil, fmt.Errorf("stage %q: dataset %s: %w", s.Name, d, err)
 		}

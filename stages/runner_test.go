@@ -2,6 +2,7 @@ package stages
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"sort"
@@ -436,5 +437,61 @@ outs = ["build/model.txt"]
 	p.repro(opts("b1"))
 	if got := p.repro(opts("b2")); got["train"] != Ran {
 		t.Errorf("unversioned command across builds: %v", got)
+	}
+}
+
+// notesAndCases is a project with a DICOM dataset b1 and a dataset of
+// plain files, notes, that has no cases.
+type notesAndCases struct{ *testDatasets }
+
+func (d notesAndCases) Cases(name string) ([]CaseRef, error) {
+	if name == "notes" {
+		return nil, fmt.Errorf("data/notes.dataset.toml %w", ErrNoCases)
+	}
+	return d.testDatasets.Cases(name)
+}
+
+// TestForeachSkipsDatasetsWithoutCases: a per-case stage that reaches
+// every dataset through data/* takes the ones with cases; a dataset it
+// names one by one must have cases.
+func TestForeachSkipsDatasetsWithoutCases(t *testing.T) {
+	for _, tc := range []struct {
+		deps, wantErr string
+	}{
+		{deps: `["data/*"]`},
+		{deps: `["notes"]`, wantErr: "data/notes.dataset.toml has no [[case]] tables"},
+	} {
+		p := newProject(t, `
+[[stage]]
+name = "ingest"
+run = "echo {case} > {out}/{case}.txt"
+deps = `+tc.deps+`
+outs = ["build/ingest"]
+foreach = "case"
+`)
+		d := t.TempDir()
+		write(t, d, "img/a.dcm", "a")
+		digest, err := p.store.Snapshot(context.Background(), d, []string{"img"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		p.data.cases, p.data.digest = []CaseRef{{ID: "c-1", Image: digest}}, "sha256:1"
+		cfg, err := gitops.LoadConfig(p.dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		plan, err := NewPlan(cfg, ws{dir: p.dir, datasets: []string{"b1", "notes"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = Repro(context.Background(), Options{Dir: p.dir, Config: cfg, Plan: plan, Store: p.store, Data: notesAndCases{p.data}, Version: "test", Jobs: 2})
+		switch {
+		case tc.wantErr == "" && err != nil:
+			t.Errorf("deps %s: %v", tc.deps, err)
+		case tc.wantErr == "" && p.read("build/ingest/c-1.txt") != "c-1\n":
+			t.Errorf("deps %s: case not run", tc.deps)
+		case tc.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tc.wantErr)):
+			t.Errorf("deps %s: error %v, want %q", tc.deps, err, tc.wantErr)
+		}
 	}
 }
