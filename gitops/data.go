@@ -106,10 +106,13 @@ func (p *Project) AddData(ctx context.Context, o AddOptions) (*AddResult, error)
 	}
 	prog, finish := p.meter("hashing")
 	ix := p.Store.LoadIndex()
-	topts := cas.TreeOptions{Jobs: o.Jobs, Progress: prog}
+	// Adopting links a file into the cache instead of writing it again: the
+	// files of data/<name> with --link hardlink (they become read-only
+	// hard links of the cache), the files of a delivery folder with
+	// --link hardlink likewise, and always the ingest's own staging files.
+	topts := cas.TreeOptions{Jobs: o.Jobs, Progress: prog, Adopt: o.Link == LinkHardlink || o.Ingest != nil}
 	if inPlace {
 		topts.Index, topts.IndexPrefix = ix, rel
-		topts.Adopt = o.Link == LinkHardlink
 	}
 	res, err := p.Store.AddDir(ctx, src, topts)
 	finish()

@@ -85,9 +85,9 @@ func newDataAddCmd(a *app) *cobra.Command {
 		Long: `Store every file under PATH in the cache and write the pointer
 data/NAME.dataset.toml. Files are copied into the cache (cloned where the
 file system has reflinks); with --link hardlink (or [data] link =
-"hardlink") the files of data/NAME are hard links of the cache objects
-instead (no data is written, the files become read-only; never edit them
-in place). When PATH is not data/NAME, the files are also checked out to
+"hardlink") the files under PATH, and those checked out to data/NAME, are
+hard links of the cache objects instead (no data is written, the files
+become read-only; never edit them in place). When PATH is not data/NAME, the files are also checked out to
 data/NAME/ (which must not exist yet). Files the stat index knows
 unchanged are not read again. Commit the pointer with git; push the
 data with 'medcad data push'.
@@ -108,7 +108,7 @@ Refused cases are reported and the others go on.`,
 	cmd.Flags().StringVar(&opts.Name, "name", "", "dataset name (letters, digits, . _ -)")
 	cmd.Flags().StringVar(&opts.LabelRules, "label-rules", "", "labelling rules version (default: [data] label_rules)")
 	cmd.Flags().IntVar(&opts.Jobs, "jobs", 0, "parallel hashing workers (default: 2 per CPU)")
-	cmd.Flags().StringVar(&opts.Link, "link", "", "copy (a clone where the file system has reflinks), or hardlink: the files of data/NAME are hard links of the cache objects (no copy; they become read-only, and an in-place write to them, e.g. cp as root, damages the cache) (default: [data] link, copy)")
+	cmd.Flags().StringVar(&opts.Link, "link", "", "copy (a clone where the file system has reflinks), or hardlink: the files under PATH and of data/NAME are hard links of the cache objects (no copy; they become read-only, and an in-place write to them, e.g. cp as root, damages the cache) (default: [data] link, copy)")
 	return cmd
 }
 
