@@ -60,7 +60,6 @@ var htmlTemplate = template.Must(template.New("report").Funcs(template.FuncMap{
 	"at":      func(m map[string]Num, k string) string { return fmtNum(float64(m[k])) },
 	"keys":    sortedKeys,
 	"join":    strings.Join,
-	"caution": func(w string) bool { return strings.HasPrefix(w, "Labelling rules differ") },
 	"deref":   func(s *metrics.Summary) metrics.Summary { return *s },
 	"sides": func(c *Comparison) []*Lineage {
 		if c.Base == nil {
@@ -115,7 +114,7 @@ img{max-width:100%;border:1px solid #d0d7de;margin:.4em 0}
 {{end}}
 {{if .C.Base}}<p>Candidate <b>{{.C.Candidate.Ref}}</b> compared with baseline <b>{{.C.Base.Ref}}</b> on {{count (len .C.Cases) "paired case"}}.</p>
 {{else}}<p>Candidate <b>{{.C.Candidate.Ref}}</b>, {{count .C.Candidate.Cases "case"}}; no baseline.</p>{{end}}
-{{range .C.Warnings}}<div class="{{if caution .}}caution{{else}}warn{{end}}">{{.}}</div>
+{{range .C.Warnings}}<div class="{{if .Caution}}caution{{else}}warn{{end}}">{{.Text}}</div>
 {{end}}
 <h2>Gates</h2>
 {{if .C.Verdict.Gates}}<table><tr><th>gate</th><th>result</th><th>numbers</th></tr>

@@ -204,12 +204,11 @@ func renderMarkdown(c *Comparison, opts MarkdownOptions, rows int) string {
 		m.p("Candidate %s, %s; no baseline.\n\n", mdEscape(c.Candidate.Ref), count(c.Candidate.Cases, "case"))
 	}
 	for _, w := range c.Warnings {
-		kind := "WARNING"
-		if strings.HasPrefix(w, "Labelling rules differ") {
-			kind = "CAUTION"
-			w = "**" + w + "**"
+		kind, text := "WARNING", w.Text
+		if w.Caution() {
+			kind, text = "CAUTION", "**"+text+"**"
 		}
-		m.p("> [!%s]\n> %s\n\n", kind, mdEscapeKeepBold(w))
+		m.p("> [!%s]\n> %s\n\n", kind, mdEscapeKeepBold(text))
 	}
 
 	if len(c.Verdict.Gates) > 0 {
