@@ -43,7 +43,7 @@ type AddOptions struct {
 type AddResult struct {
 	Name     string `json:"name"`
 	Pointer  string `json:"pointer"`
-	Manifest string `json:"manifest"`
+	Manifest cas.ID `json:"manifest"`
 	Files    int    `json:"files"`
 	Bytes    int64  `json:"bytes"`
 	Hashed   int    `json:"hashed"`
@@ -122,7 +122,7 @@ func (p *Project) AddData(ctx context.Context, o AddOptions) (*AddResult, error)
 		}
 	}
 	d := &Dataset{
-		Schema: 1, Name: o.Name, Manifest: res.ID.String(),
+		Schema: 1, Name: o.Name, Manifest: res.ID,
 		Files: int64(len(res.Manifest.Entries)), Bytes: res.Manifest.Bytes(),
 		LabelRules: o.LabelRules, Cases: cases,
 	}
@@ -152,7 +152,7 @@ func fillCases(s *cas.Store, m *cas.Manifest, cases []DatasetCase) error {
 				sub.Entries = append(sub.Entries, e)
 			}
 			if e.Path == "labels/"+c.ID+".nii.gz" {
-				c.Label = e.ID.String()
+				c.Label = e.ID
 			}
 		}
 		if len(sub.Entries) == 0 {
@@ -162,7 +162,7 @@ func fillCases(s *cas.Store, m *cas.Manifest, cases []DatasetCase) error {
 		if err != nil {
 			return err
 		}
-		c.Image = id.String()
+		c.Image = id
 	}
 	return nil
 }
@@ -202,7 +202,7 @@ func ignoreDataset(root, name string) error {
 // (when asked) the remote.
 type DatasetStatus struct {
 	Name     string      `json:"name"`
-	Manifest string      `json:"manifest"`
+	Manifest cas.ID      `json:"manifest"`
 	Files    int64       `json:"files"`
 	InCache  bool        `json:"in_cache"`
 	Clean    bool        `json:"clean"`
@@ -228,7 +228,7 @@ func (p *Project) DataStatus(ctx context.Context, names []string, remote bool) (
 	out := []DatasetStatus{}
 	for _, d := range ds {
 		st := DatasetStatus{Name: d.Name, Manifest: d.Manifest, Files: d.Files}
-		m, err := p.Store.ReadManifest(d.ManifestID())
+		m, err := p.Store.ReadManifest(d.Manifest)
 		switch {
 		case errors.Is(err, cas.ErrNotFound):
 		case err != nil:
@@ -243,7 +243,7 @@ func (p *Project) DataStatus(ctx context.Context, names []string, remote bool) (
 			p.Log.Debug("status", "dataset", d.Name, "rehashed", s.Rehashed)
 		}
 		if rb != nil {
-			ok, err := cas.IsComplete(ctx, rb, d.ManifestID())
+			ok, err := cas.IsComplete(ctx, rb, d.Manifest)
 			if err != nil {
 				return nil, fmt.Errorf("%s: %w", d.Name, err)
 			}
@@ -282,7 +282,7 @@ func (p *Project) transfer(ctx context.Context, ds []*Dataset, jobs int, step st
 	}
 	ids := make([]cas.ID, len(ds))
 	for i, d := range ds {
-		ids[i] = d.ManifestID()
+		ids[i] = d.Manifest
 	}
 	prog, finish := p.meter(step)
 	topts.Jobs, topts.Progress = p.jobs(jobs), prog
@@ -321,7 +321,7 @@ func (p *Project) PullData(ctx context.Context, o TransferOptions) (*TransferRep
 	if !o.NoCheckout {
 		for _, d := range ds {
 			co := cas.CheckoutOptions{Link: link, TreeOptions: cas.TreeOptions{Index: ix, IndexPrefix: d.WorkDir()}}
-			topts.Targets = append(topts.Targets, cas.PullTarget{Manifest: d.ManifestID(), Dir: p.Path(d.WorkDir()), Options: co})
+			topts.Targets = append(topts.Targets, cas.PullTarget{Manifest: d.Manifest, Dir: p.Path(d.WorkDir()), Options: co})
 		}
 	}
 	rep, err := p.transfer(ctx, ds, o.Jobs, "pulling", cas.Pull, topts)
@@ -387,7 +387,7 @@ func (p *Project) CheckoutData(ctx context.Context, o CheckoutOptions) (datasets
 func (p *Project) checkout(ctx context.Context, ds []*Dataset, opts cas.CheckoutOptions) (int, error) {
 	written := 0
 	for _, d := range ds {
-		m, err := p.Store.ReadManifest(d.ManifestID())
+		m, err := p.Store.ReadManifest(d.Manifest)
 		if errors.Is(err, cas.ErrNotFound) {
 			return written, fmt.Errorf("%s: not in the cache (run 'medcad data pull %s')", d.Name, d.Name)
 		}
@@ -487,7 +487,7 @@ func (p *Project) VerifyData(ctx context.Context, remote bool, jobs int) (*Verif
 			return nil, err
 		}
 		for _, d := range ds {
-			missing, err := cas.MissingOnRemote(ctx, p.Store, rb, d.ManifestID(), p.jobs(0))
+			missing, err := cas.MissingOnRemote(ctx, p.Store, rb, d.Manifest, p.jobs(0))
 			if err != nil {
 				return nil, fmt.Errorf("%s: %w", d.Name, err)
 			}
@@ -503,8 +503,8 @@ func (p *Project) VerifyData(ctx context.Context, remote bool, jobs int) (*Verif
 type DatasetDiff struct {
 	Name     string   `json:"name"`
 	Change   string   `json:"change"` // added | removed | changed
-	Old      string   `json:"old,omitempty"`
-	New      string   `json:"new,omitempty"`
+	Old      cas.ID   `json:"old,omitzero"`
+	New      cas.ID   `json:"new,omitzero"`
 	Files    [2]int64 `json:"files"` // old, new counts
 	Added    *int     `json:"files_added,omitempty"`
 	Removed  *int     `json:"files_removed,omitempty"`
@@ -571,8 +571,8 @@ func (p *Project) DiffData(rev1, rev2 string) ([]DatasetDiff, error) {
 			continue
 		default:
 			d.Change, d.Old, d.New, d.Files = "changed", o.Manifest, c.Manifest, [2]int64{o.Files, c.Files}
-			mo, err1 := p.Store.ReadManifest(o.ManifestID())
-			mc, err2 := p.Store.ReadManifest(c.ManifestID())
+			mo, err1 := p.Store.ReadManifest(o.Manifest)
+			mc, err2 := p.Store.ReadManifest(c.Manifest)
 			if err1 != nil || err2 != nil {
 				d.Note = "manifests not in the cache (run 'medcad data pull'); file counts only"
 				break

@@ -52,7 +52,7 @@ func pointerOf(s *Side, name, digest string) *gitops.Dataset {
 		return nil
 	}
 	for _, d := range s.Datasets {
-		if d.Name == name && d.Manifest == digest {
+		if d.Name == name && d.Manifest.String() == digest {
 			return d
 		}
 	}
