@@ -7,6 +7,7 @@ import (
 	"html/template"
 	"strings"
 
+	"github.com/medcad/medcad/gitops/cas"
 	"github.com/medcad/medcad/stages/metrics"
 )
 
@@ -50,7 +51,8 @@ var htmlTemplate = template.Must(template.New("report").Funcs(template.FuncMap{
 	"p":        func(x Num) string { return fmtP(float64(x)) },
 	"mark":     mark,
 	"gainmark": func(g Num) string { return markGain(float64(g)) },
-	"short":    shortDigest,
+	"short":    cas.ShortText,
+	"shortRev": shortRev,
 	"dash":     orDash,
 	"none":     orNone,
 	"summary":  summaryCell,
@@ -168,7 +170,7 @@ img{max-width:100%;border:1px solid #d0d7de;margin:.4em 0}
 <table><tr><th></th>{{if .C.Base}}<th>baseline</th>{{end}}<th>candidate</th></tr>
 {{$sides := sides .C}}
 <tr><td>ref</td>{{range $sides}}<td>{{.Ref}}</td>{{end}}</tr>
-<tr><td>code commit</td>{{range $sides}}<td><code>{{short .Commit}}</code> {{.CommitSubject}}</td>{{end}}</tr>
+<tr><td>code commit</td>{{range $sides}}<td><code>{{shortRev .Commit}}</code> {{.CommitSubject}}</td>{{end}}</tr>
 <tr><td>run</td>{{range $sides}}<td><code>{{dash .Run}}</code></td>{{end}}</tr>
 <tr><td>artifact</td>{{range $sides}}<td><code>{{short .Artifact}}</code></td>{{end}}</tr>
 <tr><td>evaluation</td>{{range $sides}}<td><code>{{short .Eval}}</code></td>{{end}}</tr>

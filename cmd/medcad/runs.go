@@ -8,6 +8,7 @@ import (
 
 	"github.com/go-git/go-git/v5"
 	"github.com/medcad/medcad/gitops"
+	"github.com/medcad/medcad/gitops/cas"
 	"github.com/spf13/cobra"
 )
 
@@ -134,7 +135,7 @@ func printRunDiff(a *app, ra, rb *gitops.Run) error {
 	add("param", ra.Params, rb.Params)
 	add("data", shortDigests(ra.Datasets), shortDigests(rb.Datasets))
 	add("metric", formatMetrics(ra.Metrics), formatMetrics(rb.Metrics))
-	add("env", map[string]string{"lock": shortDigest(ra.Env)}, map[string]string{"lock": shortDigest(rb.Env)})
+	add("env", map[string]string{"lock": cas.ShortText(ra.Env)}, map[string]string{"lock": cas.ShortText(rb.Env)})
 	if a.json {
 		out := make([]map[string]string, len(rows))
 		for i, r := range rows {
@@ -174,18 +175,11 @@ func metricsLine(m map[string]float64) string {
 func shortDigests(m map[string]string) map[string]string {
 	out := map[string]string{}
 	for k, v := range m {
-		out[k] = shortDigest(v)
+		out[k] = cas.ShortText(v)
 	}
 	return out
 }
 
-// shortDigest shortens "sha256:<hex>" for tables.
-func shortDigest(d string) string {
-	if h, ok := strings.CutPrefix(d, "sha256:"); ok && len(h) > 12 {
-		return h[:12]
-	}
-	return d
-}
 
 func shortCommit(c string, dirty bool) string {
 	if len(c) > 10 {
