@@ -16,6 +16,7 @@ import (
 	"github.com/go-git/go-git/v5/plumbing/object"
 	"github.com/medcad/medcad/gitops"
 	"github.com/medcad/medcad/gitops/cas"
+	"github.com/medcad/medcad/stages/metrics"
 )
 
 // WorkTree is the Ref of a side read from the working tree.
@@ -213,7 +214,7 @@ func (l *Loader) eval(ctx context.Context, ref, digest string) (*Eval, error) {
 	if err := l.fetch(ctx, ref, entry.ID); err != nil {
 		return nil, err
 	}
-	data, err := l.Store.ReadObject(entry.ID, MaxEvalBytes)
+	data, err := l.Store.ReadObject(entry.ID, metrics.MaxEvalBytes)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %s: %w", ref, entry.Path, err)
 	}
