@@ -285,12 +285,21 @@ func checkDigest(key string, id cas.ID) error {
 	return nil
 }
 
-// digestText writes a digest of a committed file; the zero ID is "".
-func digestText(id cas.ID) string {
+// DigestText writes a digest as committed files hold it: "" for the zero
+// ID (not set).
+func DigestText(id cas.ID) string {
 	if id.IsZero() {
 		return ""
 	}
 	return id.String()
+}
+
+// ParseDigest inverts DigestText: "" is the zero ID.
+func ParseDigest(s string) (cas.ID, error) {
+	if s == "" {
+		return cas.ID{}, nil
+	}
+	return cas.ParseID(s)
 }
 
 func checkText(key, v string, max int) error {

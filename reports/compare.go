@@ -360,11 +360,11 @@ func lineage(s *Side) Lineage {
 	m := s.Model
 	l := Lineage{
 		Ref: s.Ref, Commit: m.Commit, CommitSubject: s.CommitSubject, Run: m.Run, Trainer: m.Trainer,
-		Artifact: m.Artifact, Eval: m.Eval, EnvLock: m.EnvLock, LabelRules: m.LabelRules,
-		Datasets: m.Datasets, CIRunURL: m.Provenance.CIRunURL,
+		Artifact: gitops.DigestText(m.Artifact), Eval: gitops.DigestText(m.Eval), EnvLock: gitops.DigestText(m.EnvLock),
+		LabelRules: m.LabelRules, Datasets: make(map[string]string, len(m.Datasets)), CIRunURL: m.Provenance.CIRunURL,
 	}
-	if l.Datasets == nil {
-		l.Datasets = map[string]string{}
+	for n, id := range m.Datasets {
+		l.Datasets[n] = gitops.DigestText(id)
 	}
 	for _, c := range s.Eval.Cases {
 		if c.Values != nil {

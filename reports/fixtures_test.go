@@ -88,11 +88,12 @@ func dataset(name, rules string, ids ...string) *gitops.Dataset {
 }
 
 func (s sideSpec) side() *Side {
-	m := &gitops.Model{Schema: 1, Name: "bone", Artifact: digest("artifact " + s.ref + s.commit), Trainer: "medcad segment train",
-		Run: "20261126T100000Z-" + digest(s.ref + s.commit)[7:15], Commit: s.commit, EnvLock: s.envDigest, Eval: digest("eval " + s.ref + s.commit),
-		LabelRules: s.rules, Datasets: map[string]string{}, Params: s.params, Metrics: map[string]float64{}}
+	env, _ := gitops.ParseDigest(s.envDigest) // "" or a digest
+	m := &gitops.Model{Schema: 1, Name: "bone", Artifact: digestID("artifact " + s.ref + s.commit), Trainer: "medcad segment train",
+		Run: "20261126T100000Z-" + digest(s.ref + s.commit)[7:15], Commit: s.commit, EnvLock: env, Eval: digestID("eval " + s.ref + s.commit),
+		LabelRules: s.rules, Datasets: map[string]cas.ID{}, Params: s.params, Metrics: map[string]float64{}}
 	for _, d := range s.datasets {
-		m.Datasets[d.Name] = d.Manifest.String()
+		m.Datasets[d.Name] = d.Manifest
 	}
 	side := &Side{Ref: s.ref, Model: m, Eval: evalOf(s.cases), Datasets: s.datasets, CommitSubject: s.subject}
 	if s.env != nil {

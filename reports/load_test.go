@@ -60,7 +60,7 @@ func (p *project) model(t *testing.T, dice ...float64) {
 	}
 	p.evals = append(p.evals, mid)
 	p.objs = append(p.objs, id, mid)
-	model := &gitops.Model{Schema: 1, Name: "bone", Eval: mid.String(), Params: map[string]string{}}
+	model := &gitops.Model{Schema: 1, Name: "bone", Eval: mid, Params: map[string]string{}}
 	if err := model.Write(p.dir); err != nil {
 		t.Fatal(err)
 	}

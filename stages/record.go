@@ -11,6 +11,7 @@ import (
 
 	"github.com/go-git/go-git/v5"
 	"github.com/medcad/medcad/gitops"
+	"github.com/medcad/medcad/gitops/cas"
 )
 
 // Metrics reads the metrics every stage of the plan wrote into its first
@@ -168,12 +169,28 @@ func NewModel(cfg gitops.Config, p *Plan, lock *gitops.Lock, run *gitops.Run, da
 		return nil, nil
 	}
 	m := &gitops.Model{
-		Schema: 1, Name: cfg.Project.Model, Artifact: tl.Out, Trainer: train.Run,
-		Run: run.ID, Commit: run.Commit, EnvLock: run.Env,
-		Datasets: run.Datasets, Params: run.Params, Metrics: run.Metrics,
+		Schema: 1, Name: cfg.Project.Model, Trainer: train.Run,
+		Run: run.ID, Commit: run.Commit, Params: run.Params, Metrics: run.Metrics,
+	}
+	if run.Datasets != nil {
+		m.Datasets = make(map[string]cas.ID, len(run.Datasets))
+	}
+	var err error
+	if m.Artifact, err = cas.ParseID(tl.Out); err != nil {
+		return nil, fmt.Errorf("%s: stage %s: out: %w", gitops.LockFile, cfg.Project.TrainStage, err)
+	}
+	if m.EnvLock, err = gitops.ParseDigest(run.Env); err != nil {
+		return nil, fmt.Errorf("run %s: env lock: %w", run.ID, err)
+	}
+	for name, d := range run.Datasets {
+		if m.Datasets[name], err = cas.ParseID(d); err != nil {
+			return nil, fmt.Errorf("run %s: dataset %s: %w", run.ID, name, err)
+		}
 	}
 	if el := lock.Stages[cfg.Project.EvalStage]; el != nil {
-		m.Eval = el.Out
+		if m.Eval, err = gitops.ParseDigest(el.Out); err != nil {
+			return nil, fmt.Errorf("%s: stage %s: out: %w", gitops.LockFile, cfg.Project.EvalStage, err)
+		}
 	}
 	rules := map[string]bool{}
 	for name := range run.Datasets {

@@ -98,7 +98,7 @@ func (r recorder) modelBehind() bool {
 		return false
 	}
 	m, err := gitops.ReadModel(r.p.Root, cfg.Project.Model)
-	return err != nil || m.Artifact != tl.Out
+	return err != nil || gitops.DigestText(m.Artifact) != tl.Out
 }
 
 // record writes the run record into git (refs/medcad/runs/<id>) and, when
@@ -131,7 +131,7 @@ func (r recorder) record(ctx context.Context, out *Outcome, resumed bool) error 
 	out.Run = run
 	if !saved {
 		if model != nil {
-			run.Artifact, run.Eval = model.Artifact, model.Eval
+			run.Artifact, run.Eval = gitops.DigestText(model.Artifact), gitops.DigestText(model.Eval)
 		}
 		if err := gitops.SaveRun(repo, run); err != nil {
 			return err

@@ -14,7 +14,6 @@ import (
 	"github.com/go-git/go-git/v5"
 	"github.com/go-git/go-git/v5/plumbing/object"
 	"github.com/medcad/medcad/gitops"
-	"github.com/medcad/medcad/gitops/cas"
 	"github.com/spf13/cobra"
 )
 
@@ -233,7 +232,7 @@ func (d *demo) metrics() error {
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(d.a.out, "\nmodel %s on %d datasets (label rules %s), run %s\n", cas.ShortText(m.Artifact), len(m.Datasets), m.LabelRules, m.Run)
+	fmt.Fprintf(d.a.out, "\nmodel %s on %d datasets (label rules %s), run %s\n", m.Artifact.Short(), len(m.Datasets), m.LabelRules, m.Run)
 	tw := tabwriter.NewWriter(d.a.out, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "metric\tmean over cases")
 	keys := sortedKeys(m.Metrics)
