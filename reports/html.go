@@ -59,10 +59,10 @@ var htmlTemplate = template.Must(template.New("report").Funcs(template.FuncMap{
 	"delta": func(cd CaseDiff, m string) string {
 		return markGain(gain(m, float64(cd.Base[m]), float64(cd.Candidate[m]))) + " " + fmtSigned(float64(cd.Delta[m]))
 	},
-	"at":      func(m map[string]Num, k string) string { return fmtNum(float64(m[k])) },
-	"keys":    sortedKeys,
-	"join":    strings.Join,
-	"deref":   func(s *metrics.Summary) metrics.Summary { return *s },
+	"at":    func(m map[string]Num, k string) string { return fmtNum(float64(m[k])) },
+	"keys":  sortedKeys,
+	"join":  strings.Join,
+	"deref": func(s *metrics.Summary) metrics.Summary { return *s },
 	"sides": func(c *Comparison) []*Lineage {
 		if c.Base == nil {
 			return []*Lineage{&c.Candidate}

@@ -102,7 +102,6 @@ func mdCode(s string) string {
 	return "`" + clean + "`"
 }
 
-
 // mark is ▲ for a change for the better, ▼ for worse.
 func mark(change string) string {
 	switch change {

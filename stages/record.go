@@ -121,7 +121,7 @@ func NewRun(o RecordOptions) (*gitops.Run, error) {
 		Started:  o.Started.UTC().Truncate(time.Second),
 		Finished: time.Now().UTC().Truncate(time.Second),
 		Params:   map[string]string{},
-		Datasets: map[string]string{},
+		Datasets: map[string]cas.ID{},
 		Facts:    o.Facts,
 	}
 	// The key of a run is the digest of the lock it produced.
@@ -135,10 +135,15 @@ func NewRun(o RecordOptions) (*gitops.Run, error) {
 		for k, v := range l.Params {
 			r.Params[k] = v
 		}
+		var err error
 		if l.Env != "" {
-			r.Env = l.Env
+			if r.Env, err = cas.ParseID(l.Env); err != nil {
+				return nil, fmt.Errorf("%s: stage %s: env: %w", gitops.LockFile, s.Name, err)
+			}
 		}
-		r.Outs = l.Out // the last stage's outs
+		if r.Outs, err = gitops.ParseDigest(l.Out); err != nil { // the last stage's outs
+			return nil, fmt.Errorf("%s: stage %s: out: %w", gitops.LockFile, s.Name, err)
+		}
 	}
 	var names []string
 	for _, s := range o.Plan.Stages {
@@ -146,8 +151,12 @@ func NewRun(o RecordOptions) (*gitops.Run, error) {
 	}
 	sort.Strings(names)
 	for _, n := range names {
-		if d, err := o.Datasets.Digest(n); err == nil {
-			r.Datasets[n] = d
+		d, err := o.Datasets.Digest(n)
+		if err != nil {
+			continue
+		}
+		if r.Datasets[n], err = cas.ParseID(d); err != nil {
+			return nil, fmt.Errorf("dataset %s: manifest: %w", n, err)
 		}
 	}
 	m, err := Metrics(o.Dir, o.Plan)
@@ -170,22 +179,12 @@ func NewModel(cfg gitops.Config, p *Plan, lock *gitops.Lock, run *gitops.Run, da
 	}
 	m := &gitops.Model{
 		Schema: 1, Name: cfg.Project.Model, Trainer: train.Run,
-		Run: run.ID, Commit: run.Commit, Params: run.Params, Metrics: run.Metrics,
-	}
-	if run.Datasets != nil {
-		m.Datasets = make(map[string]cas.ID, len(run.Datasets))
+		Run: run.ID, Commit: run.Commit, EnvLock: run.Env,
+		Datasets: run.Datasets, Params: run.Params, Metrics: run.Metrics,
 	}
 	var err error
 	if m.Artifact, err = cas.ParseID(tl.Out); err != nil {
 		return nil, fmt.Errorf("%s: stage %s: out: %w", gitops.LockFile, cfg.Project.TrainStage, err)
-	}
-	if m.EnvLock, err = gitops.ParseDigest(run.Env); err != nil {
-		return nil, fmt.Errorf("run %s: env lock: %w", run.ID, err)
-	}
-	for name, d := range run.Datasets {
-		if m.Datasets[name], err = cas.ParseID(d); err != nil {
-			return nil, fmt.Errorf("run %s: dataset %s: %w", run.ID, name, err)
-		}
 	}
 	if el := lock.Stages[cfg.Project.EvalStage]; el != nil {
 		if m.Eval, err = gitops.ParseDigest(el.Out); err != nil {

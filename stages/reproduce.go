@@ -131,7 +131,7 @@ func (r recorder) record(ctx context.Context, out *Outcome, resumed bool) error 
 	out.Run = run
 	if !saved {
 		if model != nil {
-			run.Artifact, run.Eval = gitops.DigestText(model.Artifact), gitops.DigestText(model.Eval)
+			run.Artifact, run.Eval = model.Artifact, model.Eval
 		}
 		if err := gitops.SaveRun(repo, run); err != nil {
 			return err

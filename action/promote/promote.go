@@ -201,15 +201,15 @@ func orNone(id cas.ID) string {
 // runMismatch names the first field where manifest and run record differ.
 func runMismatch(m *gitops.Model, r *gitops.Run) string {
 	switch {
-	case r.Artifact != gitops.DigestText(m.Artifact):
+	case r.Artifact != m.Artifact:
 		return "artifact"
-	case r.Eval != gitops.DigestText(m.Eval):
+	case r.Eval != m.Eval:
 		return "eval"
 	case r.Commit != m.Commit:
 		return "code_commit"
-	case r.Env != gitops.DigestText(m.EnvLock):
+	case r.Env != m.EnvLock:
 		return "env_lock"
-	case !maps.EqualFunc(r.Datasets, m.Datasets, func(r string, m cas.ID) bool { return r == gitops.DigestText(m) }):
+	case !maps.Equal(r.Datasets, m.Datasets):
 		return "datasets"
 	case !maps.Equal(r.Params, m.Params):
 		return "params"

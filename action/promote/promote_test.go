@@ -57,8 +57,8 @@ func newFixture(t *testing.T) *fixture {
 	}
 	run := &gitops.Run{
 		ID: "20261126T150000Z-abcdef12", Stage: "train", Commit: strings.Repeat("c", 40),
-		Params: map[string]string{"train.epochs": "6"}, Datasets: map[string]string{"batch1": "sha256:" + strings.Repeat("1", 64)},
-		Metrics: map[string]float64{"dice": 0.91}, Artifact: res.ID.String(), Eval: "sha256:" + strings.Repeat("e", 64),
+		Params: map[string]string{"train.epochs": "6"}, Datasets: map[string]cas.ID{"batch1": repeatID(0x11)},
+		Metrics: map[string]float64{"dice": 0.91}, Artifact: res.ID, Eval: repeatID(0xee),
 		Started: time.Date(2026, 11, 26, 15, 0, 0, 0, time.UTC),
 	}
 	SignRun(testKey, run)
@@ -66,8 +66,8 @@ func newFixture(t *testing.T) *fixture {
 		t.Fatal(err)
 	}
 	m := &gitops.Model{
-		Schema: 1, Name: "bone", Artifact: res.ID, Run: run.ID, Commit: run.Commit, Eval: repeatID(0xee),
-		Datasets: map[string]cas.ID{"batch1": repeatID(0x11)}, Params: run.Params, Metrics: run.Metrics,
+		Schema: 1, Name: "bone", Artifact: run.Artifact, Run: run.ID, Commit: run.Commit, Eval: run.Eval,
+		Datasets: run.Datasets, Params: run.Params, Metrics: run.Metrics,
 		Gate: gitops.Verdict{Result: "pass", Baseline: repeatID(0xbb)},
 	}
 	SignModel(testKey, m)
@@ -118,7 +118,7 @@ func TestCheck(t *testing.T) {
 		}, "", ErrRunMismatch, "params"},
 		{"artifact not on the remote", func(f *fixture) {
 			f.model.Artifact = repeatID(0xaa)
-			f.run.Artifact = f.model.Artifact.String()
+			f.run.Artifact = f.model.Artifact
 			SignRun(testKey, f.run)
 			gitops.SaveRun(f.repo, f.run)
 			SignModel(testKey, f.model)

@@ -135,7 +135,7 @@ func printRunDiff(a *app, ra, rb *gitops.Run) error {
 	add("param", ra.Params, rb.Params)
 	add("data", shortDigests(ra.Datasets), shortDigests(rb.Datasets))
 	add("metric", formatMetrics(ra.Metrics), formatMetrics(rb.Metrics))
-	add("env", map[string]string{"lock": cas.ShortText(ra.Env)}, map[string]string{"lock": cas.ShortText(rb.Env)})
+	add("env", shortDigests(map[string]cas.ID{"lock": ra.Env}), shortDigests(map[string]cas.ID{"lock": rb.Env}))
 	if a.json {
 		out := make([]map[string]string, len(rows))
 		for i, r := range rows {
@@ -172,14 +172,17 @@ func metricsLine(m map[string]float64) string {
 	return strings.Join(parts, " ")
 }
 
-func shortDigests(m map[string]string) map[string]string {
+// shortDigests shortens each digest for tables; a zero one is "".
+func shortDigests(m map[string]cas.ID) map[string]string {
 	out := map[string]string{}
-	for k, v := range m {
-		out[k] = cas.ShortText(v)
+	for k, id := range m {
+		out[k] = ""
+		if !id.IsZero() {
+			out[k] = id.Short()
+		}
 	}
 	return out
 }
-
 
 func shortCommit(c string, dirty bool) string {
 	if len(c) > 10 {

@@ -90,7 +90,7 @@ func ParseEval(file string, data []byte) (*Eval, error) {
 		return nil, bad("larger than %d bytes", MaxEvalBytes)
 	}
 	var raw struct {
-		TolerancesMM []float64        `json:"tolerances_mm"`
+		TolerancesMM []float64         `json:"tolerances_mm"`
 		Cases        []json.RawMessage `json:"cases"`
 		Aggregate    []NamedSummary    `json:"aggregate"`
 	}
