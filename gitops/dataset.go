@@ -166,7 +166,7 @@ func ParseDataset(name string, data []byte) (*Dataset, error) {
 	}
 	d, err := f.dataset()
 	if err == nil {
-		err = d.Validate()
+		err = d.validate(true)
 	}
 	if err != nil {
 		line := 0
@@ -276,8 +276,8 @@ func parseDigest(key, v string, optional bool) (cas.ID, error) {
 	return id, nil
 }
 
-// checkDigest requires a digest to be set.
-func checkDigest(key string, id cas.ID) error {
+// requireDigest requires a digest to be set.
+func requireDigest(key string, id cas.ID) error {
 	if id.IsZero() {
 		_, err := parseDigest(key, "", false)
 		return err
@@ -314,8 +314,20 @@ func checkText(key, v string, max int) error {
 	return nil
 }
 
-// Validate checks every field of the pointer.
-func (d *Dataset) Validate() error {
+// Validate checks every field of the pointer; the manifest and each
+// case's image must be set.
+func (d *Dataset) Validate() error { return d.validate(false) }
+
+// validate checks the pointer. parsed: the digests were read from a file,
+// where the all-zero digest is well-formed text (the zero ID is "not set"
+// only in pointers built in memory).
+func (d *Dataset) validate(parsed bool) error {
+	checkDigest := func(key string, id cas.ID) error {
+		if parsed {
+			return nil
+		}
+		return requireDigest(key, id)
+	}
 	if d.Schema != datasetSchema {
 		return invalid("schema", "%d: this medcad reads schema %d", d.Schema, datasetSchema)
 	}

@@ -5,10 +5,13 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"regexp"
+	"slices"
 	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/medcad/medcad/gitops/cas"
 )
 
 const goodPointer = `schema = 1
@@ -158,8 +161,35 @@ func FuzzParseDataset(f *testing.F) {
 		if enc2 := d2.Encode(); !bytes.Equal(enc, enc2) {
 			t.Fatalf("encoding is not stable:\n%s", cmp.Diff(string(enc), string(enc2)))
 		}
-		if d2.Manifest.IsZero() {
-			t.Fatalf("accepted a pointer without a manifest digest")
+		if !bytes.Contains(enc, []byte("\nmanifest = \"sha256:")) {
+			t.Fatalf("accepted a pointer without a manifest digest:\n%s", enc)
 		}
 	})
+}
+
+// TestDatasetDigestsRequired: a pointer built in memory without its
+// manifest or a case image is not written; a parsed all-zero digest is
+// well-formed and kept.
+func TestDatasetDigestsRequired(t *testing.T) {
+	d, err := ParseDataset("p.toml", []byte(goodPointer))
+	if err != nil {
+		t.Fatal(err)
+	}
+	noManifest, noImage := *d, *d
+	noManifest.Manifest = cas.ID{}
+	noImage.Cases = slices.Clone(d.Cases)
+	noImage.Cases[0].Image = cas.ID{}
+	for _, bad := range []*Dataset{&noManifest, &noImage} {
+		if err := bad.Write(t.TempDir()); err == nil || !strings.Contains(err.Error(), "not an object ID") {
+			t.Errorf("wrote a pointer with a missing digest: %v", err)
+		}
+	}
+	zero := regexp.MustCompile(`manifest = "sha256:[0-9a-f]+"`).ReplaceAllString(goodPointer, `manifest = "sha256:`+strings.Repeat("0", 64)+`"`)
+	z, err := ParseDataset("p.toml", []byte(zero))
+	if err != nil {
+		t.Fatalf("all-zero manifest digest: %v", err)
+	}
+	if got := z.Encode(); !bytes.Equal(got, []byte(zero)) {
+		t.Errorf("all-zero manifest digest does not re-encode:\n%s", cmp.Diff(zero, string(got)))
+	}
 }
