@@ -13,11 +13,11 @@ import (
 func (d *Dataset) Roots() []cas.ID {
 	roots := make([]cas.ID, 0, len(d.Cases)+1)
 	for _, c := range d.Cases {
-		if id, err := cas.ParseID(c.Image); err == nil {
-			roots = append(roots, id)
+		if !c.Image.IsZero() {
+			roots = append(roots, c.Image)
 		}
 	}
-	return append(roots, d.ManifestID())
+	return append(roots, d.Manifest)
 }
 
 // ClosureID names d's closure: its complete marker on a remote says that

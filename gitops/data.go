@@ -45,7 +45,7 @@ type AddOptions struct {
 type AddResult struct {
 	Name     string `json:"name"`
 	Pointer  string `json:"pointer"`
-	Manifest string `json:"manifest"`
+	Manifest cas.ID `json:"manifest"`
 	Files    int    `json:"files"`
 	Bytes    int64  `json:"bytes"`
 	Hashed   int    `json:"hashed"`
@@ -150,7 +150,7 @@ func (p *Project) AddData(ctx context.Context, o AddOptions) (*AddResult, error)
 		}
 	}
 	d := &Dataset{
-		Schema: 1, Name: o.Name, Manifest: res.ID.String(),
+		Schema: 1, Name: o.Name, Manifest: res.ID,
 		Files: int64(len(res.Manifest.Entries)), Bytes: res.Manifest.Bytes(),
 		LabelRules: o.LabelRules, Cases: cases,
 	}
@@ -213,7 +213,7 @@ func (p *Project) unchangedCheckout(ctx context.Context, name string) bool {
 	if err != nil {
 		return false
 	}
-	m, err := p.Store.ReadManifest(d.ManifestID())
+	m, err := p.Store.ReadManifest(d.Manifest)
 	if err != nil {
 		return false
 	}
@@ -244,7 +244,7 @@ var ErrPointerMismatch = errors.New("the pointer does not match its manifest")
 // written for: its file count, bytes and case folders must agree.
 func checkManifest(d *Dataset, m *cas.Manifest) error {
 	bad := func(what string) error {
-		return fmt.Errorf("%s: manifest %s %s: %w (edited or swapped digest?)", DatasetPath(d.Name), d.ManifestID().Short(), what, ErrPointerMismatch)
+		return fmt.Errorf("%s: manifest %s %s: %w (edited or swapped digest?)", DatasetPath(d.Name), d.Manifest.Short(), what, ErrPointerMismatch)
 	}
 	if n := int64(len(m.Entries)); n != d.Files {
 		return bad(fmt.Sprintf("holds %d files, the pointer says %d", n, d.Files))
@@ -266,8 +266,8 @@ func checkManifest(d *Dataset, m *cas.Manifest) error {
 func (p *Project) checkLocal(d *Dataset) error {
 	ids := d.Roots()
 	for _, c := range d.Cases {
-		if id, err := cas.ParseID(c.Label); err == nil {
-			ids = append(ids, id)
+		if !c.Label.IsZero() {
+			ids = append(ids, c.Label)
 		}
 	}
 	for _, id := range ids {
@@ -290,7 +290,7 @@ func fillCases(s *cas.Store, m *cas.Manifest, cases []DatasetCase) error {
 				sub.Entries = append(sub.Entries, e)
 			}
 			if e.Path == "labels/"+c.ID+".nii.gz" {
-				c.Label = e.ID.String()
+				c.Label = e.ID
 			}
 		}
 		if len(sub.Entries) == 0 {
@@ -300,7 +300,7 @@ func fillCases(s *cas.Store, m *cas.Manifest, cases []DatasetCase) error {
 		if err != nil {
 			return err
 		}
-		c.Image = id.String()
+		c.Image = id
 	}
 	return nil
 }
@@ -340,7 +340,7 @@ func ignoreDataset(root, name string) error {
 // (when asked) the remote.
 type DatasetStatus struct {
 	Name     string      `json:"name"`
-	Manifest string      `json:"manifest"`
+	Manifest cas.ID      `json:"manifest"`
 	Files    int64       `json:"files"`
 	InCache  bool        `json:"in_cache"`
 	Clean    bool        `json:"clean"`
@@ -366,7 +366,7 @@ func (p *Project) DataStatus(ctx context.Context, names []string, remote bool) (
 	out := []DatasetStatus{}
 	for _, d := range ds {
 		st := DatasetStatus{Name: d.Name, Manifest: d.Manifest, Files: d.Files}
-		m, err := p.Store.ReadManifest(d.ManifestID())
+		m, err := p.Store.ReadManifest(d.Manifest)
 		switch {
 		case errors.Is(err, cas.ErrNotFound):
 		case err != nil:
@@ -484,7 +484,7 @@ func (p *Project) PullData(ctx context.Context, o TransferOptions) (*TransferRep
 	if !o.NoCheckout {
 		for _, d := range ds {
 			co := cas.CheckoutOptions{Link: link, TreeOptions: cas.TreeOptions{Index: ix, IndexPrefix: d.WorkDir()}}
-			topts.Targets = append(topts.Targets, cas.PullTarget{Manifest: d.ManifestID(), Dir: p.Path(d.WorkDir()), Options: co})
+			topts.Targets = append(topts.Targets, cas.PullTarget{Manifest: d.Manifest, Dir: p.Path(d.WorkDir()), Options: co})
 		}
 	}
 	rep, _, err := p.transfer(ctx, ds, o.Jobs, "pulling", cas.Pull, topts)
@@ -550,7 +550,7 @@ func (p *Project) CheckoutData(ctx context.Context, o CheckoutOptions) (datasets
 func (p *Project) checkout(ctx context.Context, ds []*Dataset, opts cas.CheckoutOptions) (int, error) {
 	written := 0
 	for _, d := range ds {
-		m, err := p.Store.ReadManifest(d.ManifestID())
+		m, err := p.Store.ReadManifest(d.Manifest)
 		if errors.Is(err, cas.ErrNotFound) {
 			return written, fmt.Errorf("%s: not in the cache (run 'medcad data pull %s')", d.Name, d.Name)
 		}
@@ -669,8 +669,8 @@ func (p *Project) VerifyData(ctx context.Context, remote bool, jobs int) (*Verif
 type DatasetDiff struct {
 	Name     string   `json:"name"`
 	Change   string   `json:"change"` // added | removed | changed
-	Old      string   `json:"old,omitempty"`
-	New      string   `json:"new,omitempty"`
+	Old      cas.ID   `json:"old,omitzero"`
+	New      cas.ID   `json:"new,omitzero"`
 	Files    [2]int64 `json:"files"` // old, new counts
 	Added    *int     `json:"files_added,omitempty"`
 	Removed  *int     `json:"files_removed,omitempty"`
@@ -737,8 +737,8 @@ func (p *Project) DiffData(rev1, rev2 string) ([]DatasetDiff, error) {
 			continue
 		default:
 			d.Change, d.Old, d.New, d.Files = "changed", o.Manifest, c.Manifest, [2]int64{o.Files, c.Files}
-			mo, err1 := p.Store.ReadManifest(o.ManifestID())
-			mc, err2 := p.Store.ReadManifest(c.ManifestID())
+			mo, err1 := p.Store.ReadManifest(o.Manifest)
+			mc, err2 := p.Store.ReadManifest(c.Manifest)
 			if err1 != nil || err2 != nil {
 				d.Note = "manifests not in the cache (run 'medcad data pull'); file counts only"
 				break

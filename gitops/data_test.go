@@ -92,8 +92,7 @@ func TestPushClosure(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, c := range d.Cases {
-		id, _ := cas.ParseID(c.Image)
-		m, err := b.Store.ReadManifest(id)
+		m, err := b.Store.ReadManifest(c.Image)
 		if err != nil {
 			t.Fatalf("case %s: sub-manifest not pulled: %v", c.ID, err)
 		}
@@ -148,7 +147,7 @@ func TestStatusOldMarker(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := cas.Push(ctx, a.Store, rb, []cas.ID{d.ManifestID()}, cas.TransferOptions{}); err != nil {
+	if _, err := cas.Push(ctx, a.Store, rb, []cas.ID{d.Manifest}, cas.TransferOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	st, err := a.DataStatus(ctx, nil, true)

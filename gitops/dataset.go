@@ -40,7 +40,7 @@ var ErrNoDataset = errors.New("no such dataset")
 type Dataset struct {
 	Schema      int           `toml:"schema" json:"schema"`
 	Name        string        `toml:"name" json:"name"`
-	Manifest    string        `toml:"manifest" json:"manifest"` // sha256:… of the manifest object
+	Manifest    cas.ID        `toml:"manifest" json:"manifest"` // the manifest object
 	Files       int64         `toml:"files" json:"files"`
 	Bytes       int64         `toml:"bytes" json:"bytes"`
 	LabelRules  string        `toml:"label_rules" json:"label_rules"`
@@ -56,8 +56,8 @@ type DatasetCase struct {
 	Slices    int       `toml:"slices" json:"slices"`
 	Shape     []int     `toml:"shape" json:"shape"`
 	SpacingMM []float64 `toml:"spacing_mm" json:"spacing_mm"`
-	Image     string    `toml:"image" json:"image"`                 // sub-manifest of the case's files
-	Label     string    `toml:"label" json:"label,omitempty"`       // label map object, if labelled
+	Image     cas.ID    `toml:"image" json:"image"`                 // sub-manifest of the case's files
+	Label     cas.ID    `toml:"label" json:"label,omitzero"`        // label map object, if labelled
 	Warnings  []string  `toml:"warnings" json:"warnings,omitempty"` // series problems found at ingest
 }
 
@@ -67,12 +67,6 @@ func DatasetPath(name string) string { return DatasetDir + "/" + name + DatasetS
 // WorkDir is where the dataset's files are checked out, relative to the
 // project: data/<name>.
 func (d *Dataset) WorkDir() string { return DatasetDir + "/" + d.Name }
-
-// ManifestID is the parsed manifest digest (valid after Validate).
-func (d *Dataset) ManifestID() cas.ID {
-	id, _ := cas.ParseID(d.Manifest)
-	return id
-}
 
 // ValidName reports whether name may name a dataset.
 func ValidName(name string) bool { return nameRE.MatchString(name) }
@@ -155,8 +149,8 @@ func ParseDataset(name string, data []byte) (*Dataset, error) {
 	if !utf8.Valid(data) {
 		return nil, &ConfigError{File: name, Msg: "not UTF-8"}
 	}
-	var d Dataset
-	md, err := toml.NewDecoder(bytes.NewReader(data)).Decode(&d)
+	var f datasetFile
+	md, err := toml.NewDecoder(bytes.NewReader(data)).Decode(&f)
 	if err != nil {
 		var pe toml.ParseError
 		if errors.As(err, &pe) {
@@ -170,7 +164,11 @@ func ParseDataset(name string, data []byte) (*Dataset, error) {
 	if und := md.Undecoded(); len(und) > 0 {
 		return nil, &ConfigError{File: name, Line: keyLine(data, und[0].String()), Msg: unknownKeyMsg(und[0])}
 	}
-	if err := d.Validate(); err != nil {
+	d, err := f.dataset()
+	if err == nil {
+		err = d.validate(true)
+	}
+	if err != nil {
 		line := 0
 		var ve *valueError
 		if errors.As(err, &ve) {
@@ -182,7 +180,56 @@ func ParseDataset(name string, data []byte) (*Dataset, error) {
 		}
 		return nil, &ConfigError{File: name, Line: line, Msg: err.Error()}
 	}
-	return &d, nil
+	return d, nil
+}
+
+// datasetFile is a pointer as written, digests as text: ParseDataset
+// decodes into it so that a malformed digest is a value error naming its
+// key, like any other bad value.
+type datasetFile struct {
+	Schema      int        `toml:"schema"`
+	Name        string     `toml:"name"`
+	Manifest    string     `toml:"manifest"`
+	Files       int64      `toml:"files"`
+	Bytes       int64      `toml:"bytes"`
+	LabelRules  string     `toml:"label_rules"`
+	DeidProfile string     `toml:"deid_profile"`
+	Cases       []caseFile `toml:"case"`
+}
+
+type caseFile struct {
+	ID        string    `toml:"id"`
+	Modality  string    `toml:"modality"`
+	Slices    int       `toml:"slices"`
+	Shape     []int     `toml:"shape"`
+	SpacingMM []float64 `toml:"spacing_mm"`
+	Image     string    `toml:"image"`
+	Label     string    `toml:"label"`
+	Warnings  []string  `toml:"warnings"`
+}
+
+// dataset parses the digests; errors are value errors with the key.
+func (f *datasetFile) dataset() (*Dataset, error) {
+	d := &Dataset{Schema: f.Schema, Name: f.Name, Files: f.Files, Bytes: f.Bytes, LabelRules: f.LabelRules, DeidProfile: f.DeidProfile}
+	var err error
+	if d.Manifest, err = parseDigest("manifest", f.Manifest, false); err != nil {
+		return nil, err
+	}
+	if f.Cases != nil {
+		d.Cases = make([]DatasetCase, len(f.Cases))
+	}
+	for i, c := range f.Cases {
+		k := func(f string) string { return fmt.Sprintf("case[%d].%s", i, f) }
+		dc := DatasetCase{ID: c.ID, Modality: c.Modality, Slices: c.Slices, Shape: c.Shape, SpacingMM: c.SpacingMM, Warnings: c.Warnings}
+		if dc.Image, err = parseDigest(k("image"), c.Image, false); err != nil {
+			return nil, err
+		}
+		if dc.Label, err = parseDigest(k("label"), c.Label, true); err != nil {
+			return nil, err
+		}
+		d.Cases[i] = dc
+	}
+	return d, nil
 }
 
 var (
@@ -216,14 +263,43 @@ func caseLine(data []byte, i int) int {
 	return 0
 }
 
-func checkDigest(key, v string, optional bool) error {
+// parseDigest parses a digest of a committed file; "" is the zero ID
+// when the key is optional.
+func parseDigest(key, v string, optional bool) (cas.ID, error) {
 	if v == "" && optional {
-		return nil
+		return cas.ID{}, nil
 	}
-	if _, err := cas.ParseID(v); err != nil {
-		return invalid(key, "%v", err)
+	id, err := cas.ParseID(v)
+	if err != nil {
+		return id, invalid(key, "%v", err)
+	}
+	return id, nil
+}
+
+// requireDigest requires a digest to be set.
+func requireDigest(key string, id cas.ID) error {
+	if id.IsZero() {
+		_, err := parseDigest(key, "", false)
+		return err
 	}
 	return nil
+}
+
+// DigestText writes a digest as committed files hold it: "" for the zero
+// ID (not set).
+func DigestText(id cas.ID) string {
+	if id.IsZero() {
+		return ""
+	}
+	return id.String()
+}
+
+// ParseDigest inverts DigestText: "" is the zero ID.
+func ParseDigest(s string) (cas.ID, error) {
+	if s == "" {
+		return cas.ID{}, nil
+	}
+	return cas.ParseID(s)
 }
 
 func checkText(key, v string, max int) error {
@@ -238,15 +314,27 @@ func checkText(key, v string, max int) error {
 	return nil
 }
 
-// Validate checks every field of the pointer.
-func (d *Dataset) Validate() error {
+// Validate checks every field of the pointer; the manifest and each
+// case's image must be set.
+func (d *Dataset) Validate() error { return d.validate(false) }
+
+// validate checks the pointer. parsed: the digests were read from a file,
+// where the all-zero digest is well-formed text (the zero ID is "not set"
+// only in pointers built in memory).
+func (d *Dataset) validate(parsed bool) error {
+	checkDigest := func(key string, id cas.ID) error {
+		if parsed {
+			return nil
+		}
+		return requireDigest(key, id)
+	}
 	if d.Schema != datasetSchema {
 		return invalid("schema", "%d: this medcad reads schema %d", d.Schema, datasetSchema)
 	}
 	if !ValidName(d.Name) {
 		return invalid("name", "%q is not a valid dataset name (letters, digits, . _ -)", d.Name)
 	}
-	if err := checkDigest("manifest", d.Manifest, false); err != nil {
+	if err := checkDigest("manifest", d.Manifest); err != nil {
 		return err
 	}
 	if d.Files < 0 || d.Files > cas.MaxManifestEntries {
@@ -296,10 +384,7 @@ func (d *Dataset) Validate() error {
 				return invalid(k("spacing_mm"), "%v out of range (0, 1000]", f)
 			}
 		}
-		if err := checkDigest(k("image"), c.Image, false); err != nil {
-			return err
-		}
-		if err := checkDigest(k("label"), c.Label, true); err != nil {
+		if err := checkDigest(k("image"), c.Image); err != nil {
 			return err
 		}
 		if len(c.Warnings) > maxWarnings {
@@ -327,7 +412,7 @@ func (d *Dataset) Encode() []byte {
 	var b bytes.Buffer
 	fmt.Fprintf(&b, "schema = %d\n", d.Schema)
 	fmt.Fprintf(&b, "name = %s\n", tomlString(d.Name))
-	fmt.Fprintf(&b, "manifest = %s\n", tomlString(d.Manifest))
+	fmt.Fprintf(&b, "manifest = %s\n", tomlString(d.Manifest.String()))
 	fmt.Fprintf(&b, "files = %d\n", d.Files)
 	fmt.Fprintf(&b, "bytes = %d\n", d.Bytes)
 	fmt.Fprintf(&b, "label_rules = %s\n", tomlString(d.LabelRules))
@@ -354,9 +439,9 @@ func (d *Dataset) Encode() []byte {
 			b.WriteString(tomlFloat(f))
 		}
 		b.WriteString("]\n")
-		fmt.Fprintf(&b, "image = %s\n", tomlString(c.Image))
-		if c.Label != "" {
-			fmt.Fprintf(&b, "label = %s\n", tomlString(c.Label))
+		fmt.Fprintf(&b, "image = %s\n", tomlString(c.Image.String()))
+		if !c.Label.IsZero() {
+			fmt.Fprintf(&b, "label = %s\n", tomlString(c.Label.String()))
 		}
 		if len(c.Warnings) > 0 {
 			ws := slices.Clone(c.Warnings)

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"regexp"
+	"slices"
 	"strings"
 	"testing"
 
@@ -47,7 +49,7 @@ func TestDatasetRoundTrip(t *testing.T) {
 	if got := d.Encode(); !bytes.Equal(got, []byte(goodPointer)) {
 		t.Errorf("canonical pointer does not re-encode byte for byte:\n%s", cmp.Diff(goodPointer, string(got)))
 	}
-	if d.Cases[0].SpacingMM[2] != 1.0 || d.Cases[0].Shape[2] != 412 || d.Cases[1].Label != "" {
+	if d.Cases[0].SpacingMM[2] != 1.0 || d.Cases[0].Shape[2] != 412 || !d.Cases[1].Label.IsZero() {
 		t.Errorf("decoded wrong values: %+v", d.Cases)
 	}
 	// Encode sorts cases and warnings.
@@ -112,8 +114,8 @@ func TestReadDataset(t *testing.T) {
 	if diff := cmp.Diff(d, got); diff != "" {
 		t.Errorf("read back (-wrote +read):\n%s", diff)
 	}
-	if got.ManifestID().String() != d.Manifest || got.WorkDir() != "data/2025-10-batch3" {
-		t.Errorf("ManifestID/WorkDir = %s, %s", got.ManifestID(), got.WorkDir())
+	if got.WorkDir() != "data/2025-10-batch3" {
+		t.Errorf("WorkDir = %s", got.WorkDir())
 	}
 	if _, err := ReadDataset(dir, "other"); !errors.Is(err, ErrNoDataset) {
 		t.Errorf("missing pointer: %v, want ErrNoDataset", err)
@@ -159,8 +161,35 @@ func FuzzParseDataset(f *testing.F) {
 		if enc2 := d2.Encode(); !bytes.Equal(enc, enc2) {
 			t.Fatalf("encoding is not stable:\n%s", cmp.Diff(string(enc), string(enc2)))
 		}
-		if _, err := cas.ParseID(d2.Manifest); err != nil {
-			t.Fatalf("accepted a bad manifest digest: %v", err)
+		if !bytes.Contains(enc, []byte("\nmanifest = \"sha256:")) {
+			t.Fatalf("accepted a pointer without a manifest digest:\n%s", enc)
 		}
 	})
+}
+
+// TestDatasetDigestsRequired: a pointer built in memory without its
+// manifest or a case image is not written; a parsed all-zero digest is
+// well-formed and kept.
+func TestDatasetDigestsRequired(t *testing.T) {
+	d, err := ParseDataset("p.toml", []byte(goodPointer))
+	if err != nil {
+		t.Fatal(err)
+	}
+	noManifest, noImage := *d, *d
+	noManifest.Manifest = cas.ID{}
+	noImage.Cases = slices.Clone(d.Cases)
+	noImage.Cases[0].Image = cas.ID{}
+	for _, bad := range []*Dataset{&noManifest, &noImage} {
+		if err := bad.Write(t.TempDir()); err == nil || !strings.Contains(err.Error(), "not an object ID") {
+			t.Errorf("wrote a pointer with a missing digest: %v", err)
+		}
+	}
+	zero := regexp.MustCompile(`manifest = "sha256:[0-9a-f]+"`).ReplaceAllString(goodPointer, `manifest = "sha256:`+strings.Repeat("0", 64)+`"`)
+	z, err := ParseDataset("p.toml", []byte(zero))
+	if err != nil {
+		t.Fatalf("all-zero manifest digest: %v", err)
+	}
+	if got := z.Encode(); !bytes.Equal(got, []byte(zero)) {
+		t.Errorf("all-zero manifest digest does not re-encode:\n%s", cmp.Diff(zero, string(got)))
+	}
 }

@@ -2,6 +2,7 @@ package gitops
 
 import (
 	"fmt"
+	"github.com/medcad/medcad/gitops/cas"
 	"os"
 	"path/filepath"
 	"slices"
@@ -66,7 +67,11 @@ func TestDatasetsAndReferencedDigests(t *testing.T) {
 	}
 	commitFiles(t, repo, dir, map[string]string{"models/bone.model.toml": "artifact = \"" + digest(11) + "\"\n"}, "second")
 	os.WriteFile(filepath.Join(dir, "medcad.lock"), []byte(digest(12)), 0o644)
-	if err := SaveRun(repo, &Run{ID: "20260101T000000Z-abcdef", Outs: digest(13)}); err != nil {
+	outs, err := cas.ParseID(digest(13))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := SaveRun(repo, &Run{ID: "20260101T000000Z-abcdef", Outs: outs}); err != nil {
 		t.Fatal(err)
 	}
 	got, err := ReferencedDigests(repo, dir)

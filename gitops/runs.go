@@ -12,6 +12,7 @@ import (
 
 	"github.com/go-git/go-git/v5"
 	"github.com/go-git/go-git/v5/plumbing"
+	"github.com/medcad/medcad/gitops/cas"
 	"github.com/medcad/medcad/gitops/gitrepo"
 )
 
@@ -26,25 +27,26 @@ const maxRunBytes = 4 << 20
 var ErrRunNotFound = errors.New("no such run")
 
 // Run is the record every training run writes: what went in (commit,
-// params, data, environment) and what came out (metrics, artifacts).
+// params, data, environment) and what came out (metrics, artifacts). Its
+// JSON is runJSON's (digests as text, a zero one "" or left out).
 type Run struct {
-	ID        string             `json:"id"`
-	Stage     string             `json:"stage"`
-	Started   time.Time          `json:"started"`
-	Finished  time.Time          `json:"finished"`
-	Commit    string             `json:"commit"`
-	Dirty     bool               `json:"dirty"`
-	Branch    string             `json:"branch"`
-	Key       string             `json:"key"` // the stage's cache key
-	Params    map[string]string  `json:"params"`
-	Datasets  map[string]string  `json:"datasets"` // name → digest
-	Env       string             `json:"env_lock,omitempty"`
-	Facts     map[string]string  `json:"facts"` // Go, Python, OS, CPU, GPU, driver
-	Metrics   map[string]float64 `json:"metrics"`
-	Outs      string             `json:"outs"`                // digest of the stage's outs
-	Eval      string             `json:"eval,omitempty"`      // digest of the per-case evaluation
-	Artifact  string             `json:"artifact,omitempty"`  // digest of the model artifact
-	Signature string             `json:"signature,omitempty"` // HMAC by CI, see the promote command
+	ID        string
+	Stage     string
+	Started   time.Time
+	Finished  time.Time
+	Commit    string
+	Dirty     bool
+	Branch    string
+	Key       string // the stage's cache key
+	Params    map[string]string
+	Datasets  map[string]cas.ID // name → manifest
+	Env       cas.ID            // env lock
+	Facts     map[string]string // Go, Python, OS, CPU, GPU, driver
+	Metrics   map[string]float64
+	Outs      cas.ID // the stage's outs
+	Eval      cas.ID // the per-case evaluation
+	Artifact  cas.ID // the model artifact
+	Signature string // HMAC by CI, see the promote command
 }
 
 var runIDRE = regexp.MustCompile(`^[0-9]{8}T[0-9]{6}Z-[0-9a-f]{6,64}$`)

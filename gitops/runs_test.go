@@ -9,6 +9,7 @@ import (
 	"github.com/go-git/go-git/v5"
 	"github.com/go-git/go-git/v5/config"
 	"github.com/google/go-cmp/cmp"
+	"github.com/medcad/medcad/gitops/cas"
 	"github.com/medcad/medcad/gitops/gitrepo"
 )
 
@@ -16,8 +17,8 @@ func newRun(t time.Time, key string) *Run {
 	return &Run{
 		ID: NewRunID(t, key), Stage: "train", Started: t.UTC(), Finished: t.Add(time.Minute).UTC(),
 		Commit: "abc", Key: key, Params: map[string]string{"train.lr": "0.1"},
-		Datasets: map[string]string{"b1": "sha256:11"}, Facts: map[string]string{"go": "go1.26"},
-		Metrics: map[string]float64{"dice": 0.97}, Outs: "sha256:22",
+		Datasets: map[string]cas.ID{"b1": cas.Sum([]byte("b1"))}, Facts: map[string]string{"go": "go1.26"},
+		Metrics: map[string]float64{"dice": 0.97}, Outs: cas.Sum([]byte("outs")),
 	}
 }
 

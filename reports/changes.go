@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/medcad/medcad/gitops"
+	"github.com/medcad/medcad/gitops/cas"
 	"github.com/sergi/go-diff/diffmatchpatch"
 )
 
@@ -47,12 +48,12 @@ type DatasetChange struct {
 	Detail bool `json:"detail"`
 }
 
-func pointerOf(s *Side, name, digest string) *gitops.Dataset {
+func pointerOf(s *Side, name string, manifest cas.ID) *gitops.Dataset {
 	if s == nil {
 		return nil
 	}
 	for _, d := range s.Datasets {
-		if d.Name == name && d.Manifest == digest {
+		if d.Name == name && d.Manifest == manifest {
 			return d
 		}
 	}
@@ -61,7 +62,7 @@ func pointerOf(s *Side, name, digest string) *gitops.Dataset {
 
 func dataChanges(base, cand *Side) DataChanges {
 	dc := DataChanges{Datasets: []DatasetChange{}, CandidateLabelRules: cand.Model.LabelRules}
-	var bd map[string]string
+	var bd map[string]cas.ID
 	if base != nil {
 		bd = base.Model.Datasets
 		dc.BaseLabelRules = base.Model.LabelRules
@@ -85,7 +86,7 @@ func dataChanges(base, cand *Side) DataChanges {
 		if inB && inC && b == k {
 			continue
 		}
-		ch := DatasetChange{Name: n, BaseDigest: b, CandidateDigest: k,
+		ch := DatasetChange{Name: n, BaseDigest: gitops.DigestText(b), CandidateDigest: gitops.DigestText(k),
 			CasesAdded: []string{}, CasesRemoved: []string{}, CasesChanged: []string{}}
 		switch {
 		case !inB:
@@ -277,11 +278,11 @@ type PackageChange struct {
 }
 
 func envDiff(base, cand *Side) EnvDiff {
-	ed := EnvDiff{Candidate: cand.Model.EnvLock, Packages: []PackageChange{}}
+	ed := EnvDiff{Candidate: gitops.DigestText(cand.Model.EnvLock), Packages: []PackageChange{}}
 	if base == nil {
 		return ed
 	}
-	ed.Base = base.Model.EnvLock
+	ed.Base = gitops.DigestText(base.Model.EnvLock)
 	ed.Changed = ed.Base != ed.Candidate
 	if !ed.Changed || base.Env == nil || cand.Env == nil {
 		return ed

@@ -95,7 +95,7 @@ var ErrNoCandidate = errors.New("no candidate model")
 type Comparison struct {
 	Model     string       `json:"model"`
 	Verdict   Verdict      `json:"verdict"`
-	Warnings  []string     `json:"warnings"`
+	Warnings  []Warning    `json:"warnings"`
 	Primary   string       `json:"primary_metric"`
 	Base      *Lineage     `json:"base"` // null for the first model
 	Candidate Lineage      `json:"candidate"`
@@ -192,7 +192,7 @@ func Compare(ctx context.Context, in Input) (*Comparison, error) {
 	}
 	c := &Comparison{
 		Model:         cand.Model.Name,
-		Warnings:      []string{},
+		Warnings:      []Warning{},
 		Candidate:     lineage(cand),
 		OnlyBase:      []string{},
 		OnlyCandidate: []string{},
@@ -360,11 +360,11 @@ func lineage(s *Side) Lineage {
 	m := s.Model
 	l := Lineage{
 		Ref: s.Ref, Commit: m.Commit, CommitSubject: s.CommitSubject, Run: m.Run, Trainer: m.Trainer,
-		Artifact: m.Artifact, Eval: m.Eval, EnvLock: m.EnvLock, LabelRules: m.LabelRules,
-		Datasets: m.Datasets, CIRunURL: m.Provenance.CIRunURL,
+		Artifact: gitops.DigestText(m.Artifact), Eval: gitops.DigestText(m.Eval), EnvLock: gitops.DigestText(m.EnvLock),
+		LabelRules: m.LabelRules, Datasets: make(map[string]string, len(m.Datasets)), CIRunURL: m.Provenance.CIRunURL,
 	}
-	if l.Datasets == nil {
-		l.Datasets = map[string]string{}
+	for n, id := range m.Datasets {
+		l.Datasets[n] = gitops.DigestText(id)
 	}
 	for _, c := range s.Eval.Cases {
 		if c.Values != nil {
@@ -475,20 +475,50 @@ func cmpJoin(a1, a2, b1, b2 string) int {
 }
 
 // warnings are the facts a reviewer must not miss.
-func warnings(c *Comparison, base *Side) []string {
-	w := []string{}
+// WarningKind classifies a report warning.
+type WarningKind string
+
+// The kinds of report warnings.
+const (
+	// NoBaseline: the first model, only absolute gates apply.
+	NoBaseline WarningKind = "no-baseline"
+	// LabelRulesDiffer: the ground truth changed; reports show it as a
+	// caution, not a plain warning.
+	LabelRulesDiffer WarningKind = "label-rules-differ"
+	// NothingPaired: no case was evaluated by both models.
+	NothingPaired WarningKind = "nothing-paired"
+	// EvalFailed: some case evaluations failed.
+	EvalFailed WarningKind = "eval-failed"
+)
+
+// Warning is a caveat shown above a report's numbers. Its JSON form is
+// the text alone.
+type Warning struct {
+	Kind WarningKind
+	Text string
+}
+
+// Caution reports whether the warning invalidates the comparison (shown
+// more prominently than a plain warning).
+func (w Warning) Caution() bool { return w.Kind == LabelRulesDiffer }
+
+// MarshalJSON writes the text.
+func (w Warning) MarshalJSON() ([]byte, error) { return json.Marshal(w.Text) }
+
+func warnings(c *Comparison, base *Side) []Warning {
+	w := []Warning{}
 	if base == nil {
-		w = append(w, "No baseline: this is the first model, so only absolute gates apply.")
+		w = append(w, Warning{NoBaseline, "No baseline: this is the first model, so only absolute gates apply."})
 	}
 	if c.Data.LabelRulesDiffer {
-		w = append(w, fmt.Sprintf("Labelling rules differ (baseline %s, candidate %s): the ground truth changed, so the metrics are NOT comparable.",
-			orNone(c.Data.BaseLabelRules), orNone(c.Data.CandidateLabelRules)))
+		w = append(w, Warning{LabelRulesDiffer, fmt.Sprintf("Labelling rules differ (baseline %s, candidate %s): the ground truth changed, so the metrics are NOT comparable.",
+			orNone(c.Data.BaseLabelRules), orNone(c.Data.CandidateLabelRules))})
 	}
 	if base != nil && len(c.Cases) == 0 {
-		w = append(w, "No case was evaluated by both models: there is nothing to pair.")
+		w = append(w, Warning{NothingPaired, "No case was evaluated by both models: there is nothing to pair."})
 	}
 	if n := len(c.NotEvaluated); n > 0 {
-		w = append(w, fmt.Sprintf("%d case evaluations failed; they are listed below and left out of every statistic.", n))
+		w = append(w, Warning{EvalFailed, fmt.Sprintf("%d case evaluations failed; they are listed below and left out of every statistic.", n)})
 	}
 	return w
 }

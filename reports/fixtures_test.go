@@ -9,10 +9,14 @@ import (
 	"slices"
 
 	"github.com/medcad/medcad/gitops"
+	"github.com/medcad/medcad/gitops/cas"
 )
 
 // digest returns a fake but well-formed object ID for a name.
 func digest(name string) string { return fmt.Sprintf("sha256:%x", sha256.Sum256([]byte(name))) }
+
+// digestID is digest as an object ID.
+func digestID(name string) cas.ID { return cas.Sum([]byte(name)) }
 
 type caseVals map[string]float64
 
@@ -74,19 +78,20 @@ type sideSpec struct {
 }
 
 func dataset(name, rules string, ids ...string) *gitops.Dataset {
-	d := &gitops.Dataset{Schema: 1, Name: name, Manifest: digest("manifest " + name + rules + fmt.Sprint(ids)),
+	d := &gitops.Dataset{Schema: 1, Name: name, Manifest: digestID("manifest " + name + rules + fmt.Sprint(ids)),
 		Files: int64(100 * len(ids)), Bytes: int64(5e7 * len(ids)), LabelRules: rules, DeidProfile: "ps3.15-basic"}
 	for _, id := range ids {
-		d.Cases = append(d.Cases, gitops.DatasetCase{ID: id, Modality: "CT", Image: digest("image " + id), Label: digest("label " + id + rules),
+		d.Cases = append(d.Cases, gitops.DatasetCase{ID: id, Modality: "CT", Image: digestID("image " + id), Label: digestID("label " + id + rules),
 			Warnings: []string{"PHI-SENTINEL must never be shown"}})
 	}
 	return d
 }
 
 func (s sideSpec) side() *Side {
-	m := &gitops.Model{Schema: 1, Name: "bone", Artifact: digest("artifact " + s.ref + s.commit), Trainer: "medcad segment train",
-		Run: "20261126T100000Z-" + digest(s.ref + s.commit)[7:15], Commit: s.commit, EnvLock: s.envDigest, Eval: digest("eval " + s.ref + s.commit),
-		LabelRules: s.rules, Datasets: map[string]string{}, Params: s.params, Metrics: map[string]float64{}}
+	env, _ := gitops.ParseDigest(s.envDigest) // "" or a digest
+	m := &gitops.Model{Schema: 1, Name: "bone", Artifact: digestID("artifact " + s.ref + s.commit), Trainer: "medcad segment train",
+		Run: "20261126T100000Z-" + digest(s.ref + s.commit)[7:15], Commit: s.commit, EnvLock: env, Eval: digestID("eval " + s.ref + s.commit),
+		LabelRules: s.rules, Datasets: map[string]cas.ID{}, Params: s.params, Metrics: map[string]float64{}}
 	for _, d := range s.datasets {
 		m.Datasets[d.Name] = d.Manifest
 	}

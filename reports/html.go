@@ -7,6 +7,7 @@ import (
 	"html/template"
 	"strings"
 
+	"github.com/medcad/medcad/gitops/cas"
 	"github.com/medcad/medcad/stages/metrics"
 )
 
@@ -50,18 +51,18 @@ var htmlTemplate = template.Must(template.New("report").Funcs(template.FuncMap{
 	"p":        func(x Num) string { return fmtP(float64(x)) },
 	"mark":     mark,
 	"gainmark": func(g Num) string { return markGain(float64(g)) },
-	"short":    shortDigest,
+	"short":    cas.ShortText,
+	"shortRev": shortRev,
 	"dash":     orDash,
 	"none":     orNone,
 	"summary":  summaryCell,
 	"delta": func(cd CaseDiff, m string) string {
 		return markGain(gain(m, float64(cd.Base[m]), float64(cd.Candidate[m]))) + " " + fmtSigned(float64(cd.Delta[m]))
 	},
-	"at":      func(m map[string]Num, k string) string { return fmtNum(float64(m[k])) },
-	"keys":    sortedKeys,
-	"join":    strings.Join,
-	"caution": func(w string) bool { return strings.HasPrefix(w, "Labelling rules differ") },
-	"deref":   func(s *metrics.Summary) metrics.Summary { return *s },
+	"at":    func(m map[string]Num, k string) string { return fmtNum(float64(m[k])) },
+	"keys":  sortedKeys,
+	"join":  strings.Join,
+	"deref": func(s *metrics.Summary) metrics.Summary { return *s },
 	"sides": func(c *Comparison) []*Lineage {
 		if c.Base == nil {
 			return []*Lineage{&c.Candidate}
@@ -115,7 +116,7 @@ img{max-width:100%;border:1px solid #d0d7de;margin:.4em 0}
 {{end}}
 {{if .C.Base}}<p>Candidate <b>{{.C.Candidate.Ref}}</b> compared with baseline <b>{{.C.Base.Ref}}</b> on {{count (len .C.Cases) "paired case"}}.</p>
 {{else}}<p>Candidate <b>{{.C.Candidate.Ref}}</b>, {{count .C.Candidate.Cases "case"}}; no baseline.</p>{{end}}
-{{range .C.Warnings}}<div class="{{if caution .}}caution{{else}}warn{{end}}">{{.}}</div>
+{{range .C.Warnings}}<div class="{{if .Caution}}caution{{else}}warn{{end}}">{{.Text}}</div>
 {{end}}
 <h2>Gates</h2>
 {{if .C.Verdict.Gates}}<table><tr><th>gate</th><th>result</th><th>numbers</th></tr>
@@ -169,7 +170,7 @@ img{max-width:100%;border:1px solid #d0d7de;margin:.4em 0}
 <table><tr><th></th>{{if .C.Base}}<th>baseline</th>{{end}}<th>candidate</th></tr>
 {{$sides := sides .C}}
 <tr><td>ref</td>{{range $sides}}<td>{{.Ref}}</td>{{end}}</tr>
-<tr><td>code commit</td>{{range $sides}}<td><code>{{short .Commit}}</code> {{.CommitSubject}}</td>{{end}}</tr>
+<tr><td>code commit</td>{{range $sides}}<td><code>{{shortRev .Commit}}</code> {{.CommitSubject}}</td>{{end}}</tr>
 <tr><td>run</td>{{range $sides}}<td><code>{{dash .Run}}</code></td>{{end}}</tr>
 <tr><td>artifact</td>{{range $sides}}<td><code>{{short .Artifact}}</code></td>{{end}}</tr>
 <tr><td>evaluation</td>{{range $sides}}<td><code>{{short .Eval}}</code></td>{{end}}</tr>

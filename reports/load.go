@@ -17,6 +17,7 @@ import (
 	"github.com/medcad/medcad/gitops"
 	"github.com/medcad/medcad/gitops/cas"
 	"github.com/medcad/medcad/gitops/gitrepo"
+	"github.com/medcad/medcad/stages/metrics"
 )
 
 // WorkTree is the Ref of a side read from the working tree.
@@ -186,13 +187,9 @@ func commitSubject(c *object.Commit) string {
 
 // eval reads the per-case evaluation named by a manifest's eval digest:
 // the eval.json entry of the evaluate stage's outs.
-func (l *Loader) eval(ctx context.Context, ref, digest string) (*Eval, error) {
-	if digest == "" {
+func (l *Loader) eval(ctx context.Context, ref string, id cas.ID) (*Eval, error) {
+	if id.IsZero() {
 		return nil, fmt.Errorf("%s: the model manifest has no evaluation (eval = \"\"); run 'medcad repro' with an evaluate stage", ref)
-	}
-	id, err := cas.ParseID(digest)
-	if err != nil {
-		return nil, fmt.Errorf("%s: eval %q: %w", ref, digest, err)
 	}
 	if err := l.fetch(ctx, ref, id); err != nil {
 		return nil, err
@@ -214,7 +211,7 @@ func (l *Loader) eval(ctx context.Context, ref, digest string) (*Eval, error) {
 	if err := l.fetch(ctx, ref, entry.ID); err != nil {
 		return nil, err
 	}
-	data, err := l.Store.ReadObject(entry.ID, MaxEvalBytes)
+	data, err := l.Store.ReadObject(entry.ID, metrics.MaxEvalBytes)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %s: %w", ref, entry.Path, err)
 	}

@@ -48,7 +48,7 @@ func (p *project) model(t *testing.T, dice ...float64) {
 	for i, d := range dice {
 		cases["c-"+string(rune('a'+i))] = caseVals{"dice": d, "iou": d, "hd_mm": 1, "hd95_mm": 1, "assd_mm": 1, "masd_mm": 1, "nsd@1": d}
 	}
-	data := evalOf(cases).Encode()
+	data := evalFile(t, cases)
 	id, err := p.store.PutBytes(data)
 	if err != nil {
 		t.Fatal(err)
@@ -60,7 +60,7 @@ func (p *project) model(t *testing.T, dice ...float64) {
 	}
 	p.evals = append(p.evals, mid)
 	p.objs = append(p.objs, id, mid)
-	model := &gitops.Model{Schema: 1, Name: "bone", Eval: mid.String(), Params: map[string]string{}}
+	model := &gitops.Model{Schema: 1, Name: "bone", Eval: mid, Params: map[string]string{}}
 	if err := model.Write(p.dir); err != nil {
 		t.Fatal(err)
 	}

@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/medcad/medcad/gitops/cas"
 	"github.com/medcad/medcad/stages/metrics"
 )
 
@@ -101,17 +102,6 @@ func mdCode(s string) string {
 	return "`" + clean + "`"
 }
 
-// shortDigest shortens "sha256:<64 hex>" to its first 12 hex digits.
-func shortDigest(d string) string {
-	if h, ok := strings.CutPrefix(d, "sha256:"); ok && len(h) == 64 {
-		return h[:12]
-	}
-	if len(d) == 40 { // a git commit
-		return d[:12]
-	}
-	return d
-}
-
 // mark is ▲ for a change for the better, ▼ for worse.
 func mark(change string) string {
 	switch change {
@@ -204,12 +194,11 @@ func renderMarkdown(c *Comparison, opts MarkdownOptions, rows int) string {
 		m.p("Candidate %s, %s; no baseline.\n\n", mdEscape(c.Candidate.Ref), count(c.Candidate.Cases, "case"))
 	}
 	for _, w := range c.Warnings {
-		kind := "WARNING"
-		if strings.HasPrefix(w, "Labelling rules differ") {
-			kind = "CAUTION"
-			w = "**" + w + "**"
+		kind, text := "WARNING", w.Text
+		if w.Caution() {
+			kind, text = "CAUTION", "**"+text+"**"
 		}
-		m.p("> [!%s]\n> %s\n\n", kind, mdEscapeKeepBold(w))
+		m.p("> [!%s]\n> %s\n\n", kind, mdEscapeKeepBold(text))
 	}
 
 	if len(c.Verdict.Gates) > 0 {
@@ -305,7 +294,7 @@ func renderMarkdown(c *Comparison, opts MarkdownOptions, rows int) string {
 				}
 				r = append(r, []string{mdEscape(d.Name), d.Status, cases,
 					fmt.Sprintf("%d → %d", d.BaseFiles, d.CandidateFiles), rules,
-					mdCode(shortDigest(d.BaseDigest)) + " → " + mdCode(shortDigest(d.CandidateDigest))})
+					mdCode(cas.ShortText(d.BaseDigest)) + " → " + mdCode(cas.ShortText(d.CandidateDigest))})
 			}
 			m.table(mdTable{"Datasets", 50, []string{"dataset", "change", "cases +added −removed ~changed", "files", "label rules", "digest"}, r})
 			for _, d := range c.Data.Datasets {
@@ -338,11 +327,11 @@ func renderMarkdown(c *Comparison, opts MarkdownOptions, rows int) string {
 		m.p("### Environment\n\n")
 		switch {
 		case !c.Env.Changed:
-			m.p("Environment lock unchanged (%s).\n\n", mdCode(shortDigest(c.Env.Candidate)))
+			m.p("Environment lock unchanged (%s).\n\n", mdCode(cas.ShortText(c.Env.Candidate)))
 		case !c.Env.Detail:
-			m.p("Environment lock changed: %s → %s (package lists not available).\n\n", mdCode(shortDigest(c.Env.Base)), mdCode(shortDigest(c.Env.Candidate)))
+			m.p("Environment lock changed: %s → %s (package lists not available).\n\n", mdCode(cas.ShortText(c.Env.Base)), mdCode(cas.ShortText(c.Env.Candidate)))
 		default:
-			m.p("Environment lock changed: %s → %s, %d packages.\n\n", mdCode(shortDigest(c.Env.Base)), mdCode(shortDigest(c.Env.Candidate)), len(c.Env.Packages))
+			m.p("Environment lock changed: %s → %s, %d packages.\n\n", mdCode(cas.ShortText(c.Env.Base)), mdCode(cas.ShortText(c.Env.Candidate)), len(c.Env.Packages))
 			var r [][]string
 			for _, p := range c.Env.Packages {
 				r = append(r, []string{mdEscape(p.Name), p.Status, mdEscape(orDash(p.Base)), mdEscape(orDash(p.Candidate))})
@@ -429,16 +418,16 @@ func (m *md) lineage(c *Comparison) {
 	rowsDef := []row{
 		{"ref", func(l *Lineage) string { return mdEscape(l.Ref) }},
 		{"code commit", func(l *Lineage) string {
-			s := mdCode(shortDigest(l.Commit))
+			s := mdCode(shortRev(l.Commit))
 			if l.CommitSubject != "" {
 				s += " " + mdEscape(l.CommitSubject)
 			}
 			return s
 		}},
 		{"run", func(l *Lineage) string { return mdCode(l.Run) }},
-		{"artifact", func(l *Lineage) string { return mdCode(shortDigest(l.Artifact)) }},
-		{"evaluation", func(l *Lineage) string { return mdCode(shortDigest(l.Eval)) }},
-		{"env lock", func(l *Lineage) string { return mdCode(shortDigest(l.EnvLock)) }},
+		{"artifact", func(l *Lineage) string { return mdCode(cas.ShortText(l.Artifact)) }},
+		{"evaluation", func(l *Lineage) string { return mdCode(cas.ShortText(l.Eval)) }},
+		{"env lock", func(l *Lineage) string { return mdCode(cas.ShortText(l.EnvLock)) }},
 		{"label rules", func(l *Lineage) string { return mdEscape(orDash(l.LabelRules)) }},
 		{"datasets", func(l *Lineage) string { return datasetsCell(l.Datasets) }},
 		{"cases evaluated", func(l *Lineage) string { return fmt.Sprint(l.Cases) }},
@@ -467,7 +456,7 @@ func datasetsCell(ds map[string]string) string {
 	}
 	parts := make([]string, len(names))
 	for i, n := range names {
-		parts[i] = mdEscape(n) + " " + mdCode(shortDigest(ds[n]))
+		parts[i] = mdEscape(n) + " " + mdCode(cas.ShortText(ds[n]))
 	}
 	return strings.Join(parts, "<br>")
 }

@@ -111,7 +111,7 @@ func TestVerdicts(t *testing.T) {
 					t.Errorf("gates (-want +got):\n%s", d)
 				}
 			}
-			if tt.warning != "" && !strings.Contains(strings.Join(c.Warnings, "\n"), tt.warning) {
+			if tt.warning != "" && !strings.Contains(warningTexts(c.Warnings), tt.warning) {
 				t.Errorf("warnings %q lack %q", c.Warnings, tt.warning)
 			}
 			for _, m := range c.Metrics {
@@ -205,4 +205,12 @@ func TestJSONRoundTrips(t *testing.T) {
 	if v["promote"] != true {
 		t.Errorf("verdict %v", v)
 	}
+}
+
+func warningTexts(ws []Warning) string {
+	var b strings.Builder
+	for _, w := range ws {
+		b.WriteString(w.Text + "\n")
+	}
+	return b.String()
 }

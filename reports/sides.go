@@ -109,6 +109,7 @@ func (c *Compared) Plots(ctx context.Context) ([]Plot, error) {
 	return append(plots, slices...), nil
 }
 
+// shortRev shortens a full git commit hash to 12 digits.
 func shortRev(rev string) string {
 	if len(rev) == 40 {
 		return rev[:12]

@@ -82,7 +82,7 @@ func (p *Pointers) Digest(name string) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	return d.Manifest, nil
+	return d.Manifest.String(), nil
 }
 
 // ErrNoCases means a dataset has no imaging cases: it is not a DICOM
@@ -101,8 +101,8 @@ func (p *Pointers) Cases(name string) ([]CaseRef, error) {
 	}
 	refs := make([]CaseRef, 0, len(d.Cases))
 	for _, c := range d.Cases {
-		ref := CaseRef{ID: c.ID, Image: c.Image}
-		if c.Label != "" {
+		ref := CaseRef{ID: c.ID, Image: c.Image.String()}
+		if !c.Label.IsZero() {
 			lbl, err := p.labelTree(c.Label)
 			if err != nil {
 				return nil, fmt.Errorf("%s: case %s: %w", gitops.DatasetPath(name), c.ID, err)
@@ -116,11 +116,7 @@ func (p *Pointers) Cases(name string) ([]CaseRef, error) {
 
 // labelTree returns the digest of a manifest holding the label object as
 // label.nii.gz. Its digest depends only on the label's, so keys are stable.
-func (p *Pointers) labelTree(label string) (string, error) {
-	id, err := cas.ParseID(label)
-	if err != nil {
-		return "", err
-	}
+func (p *Pointers) labelTree(id cas.ID) (string, error) {
 	size, err := p.Store.Store.Size(id)
 	if errors.Is(err, os.ErrNotExist) || errors.Is(err, cas.ErrNotFound) {
 		return "", fmt.Errorf("label %s is not in the cache (run 'medcad data pull')", id.Short())
@@ -148,7 +144,7 @@ func (p *Pointers) Checkout(ctx context.Context, name string) (string, error) {
 		return "", err
 	}
 	dir := filepath.Join(p.Dir, filepath.FromSlash(d.WorkDir()))
-	m, err := p.Store.Store.ReadManifest(d.ManifestID())
+	m, err := p.Store.Store.ReadManifest(d.Manifest)
 	if err != nil {
 		return "", fmt.Errorf("%s: %w (run 'medcad data pull %s')", gitops.DatasetPath(name), err, name)
 	}

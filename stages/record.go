@@ -11,6 +11,7 @@ import (
 
 	"github.com/go-git/go-git/v5"
 	"github.com/medcad/medcad/gitops"
+	"github.com/medcad/medcad/gitops/cas"
 )
 
 // Metrics reads the metrics every stage of the plan wrote into its first
@@ -120,7 +121,7 @@ func NewRun(o RecordOptions) (*gitops.Run, error) {
 		Started:  o.Started.UTC().Truncate(time.Second),
 		Finished: time.Now().UTC().Truncate(time.Second),
 		Params:   map[string]string{},
-		Datasets: map[string]string{},
+		Datasets: map[string]cas.ID{},
 		Facts:    o.Facts,
 	}
 	// The key of a run is the digest of the lock it produced.
@@ -134,10 +135,15 @@ func NewRun(o RecordOptions) (*gitops.Run, error) {
 		for k, v := range l.Params {
 			r.Params[k] = v
 		}
+		var err error
 		if l.Env != "" {
-			r.Env = l.Env
+			if r.Env, err = cas.ParseID(l.Env); err != nil {
+				return nil, fmt.Errorf("%s: stage %s: env: %w", gitops.LockFile, s.Name, err)
+			}
 		}
-		r.Outs = l.Out // the last stage's outs
+		if r.Outs, err = gitops.ParseDigest(l.Out); err != nil { // the last stage's outs
+			return nil, fmt.Errorf("%s: stage %s: out: %w", gitops.LockFile, s.Name, err)
+		}
 	}
 	var names []string
 	for _, s := range o.Plan.Stages {
@@ -145,8 +151,12 @@ func NewRun(o RecordOptions) (*gitops.Run, error) {
 	}
 	sort.Strings(names)
 	for _, n := range names {
-		if d, err := o.Datasets.Digest(n); err == nil {
-			r.Datasets[n] = d
+		d, err := o.Datasets.Digest(n)
+		if err != nil {
+			continue
+		}
+		if r.Datasets[n], err = cas.ParseID(d); err != nil {
+			return nil, fmt.Errorf("dataset %s: manifest: %w", n, err)
 		}
 	}
 	m, err := Metrics(o.Dir, o.Plan)
@@ -168,12 +178,18 @@ func NewModel(cfg gitops.Config, p *Plan, lock *gitops.Lock, run *gitops.Run, da
 		return nil, nil
 	}
 	m := &gitops.Model{
-		Schema: 1, Name: cfg.Project.Model, Artifact: tl.Out, Trainer: train.Run,
+		Schema: 1, Name: cfg.Project.Model, Trainer: train.Run,
 		Run: run.ID, Commit: run.Commit, EnvLock: run.Env,
 		Datasets: run.Datasets, Params: run.Params, Metrics: run.Metrics,
 	}
+	var err error
+	if m.Artifact, err = cas.ParseID(tl.Out); err != nil {
+		return nil, fmt.Errorf("%s: stage %s: out: %w", gitops.LockFile, cfg.Project.TrainStage, err)
+	}
 	if el := lock.Stages[cfg.Project.EvalStage]; el != nil {
-		m.Eval = el.Out
+		if m.Eval, err = gitops.ParseDigest(el.Out); err != nil {
+			return nil, fmt.Errorf("%s: stage %s: out: %w", gitops.LockFile, cfg.Project.EvalStage, err)
+		}
 	}
 	rules := map[string]bool{}
 	for name := range run.Datasets {

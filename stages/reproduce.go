@@ -120,7 +120,7 @@ func (r recorder) modelBehind() bool {
 		return false
 	}
 	m, err := gitops.ReadModel(r.p.Root, cfg.Project.Model)
-	return err != nil || m.Artifact != tl.Out
+	return err != nil || gitops.DigestText(m.Artifact) != tl.Out
 }
 
 // record writes the run record into git (refs/medcad/runs/<id>) and, when

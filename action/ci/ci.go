@@ -224,14 +224,14 @@ func PR(ctx context.Context, p *gitops.Project, job Job, opts Options) (*PRResul
 	if err != nil {
 		return nil, err
 	}
-	res := &PRResult{Verdict: "fail", Model: cand.Name, Artifact: cand.Artifact, Fork: fork, MergeBase: mb.Hash.String(), BaseCommit: baseTip.Hash.String(), Failed: rep.failed}
+	res := &PRResult{Verdict: "fail", Model: cand.Name, Artifact: gitops.DigestText(cand.Artifact), Fork: fork, MergeBase: mb.Hash.String(), BaseCommit: baseTip.Hash.String(), Failed: rep.failed}
 	if rep.pass {
 		res.Verdict = "pass"
 	}
 	cand.Gate = gitops.Verdict{Result: res.Verdict}
 	if base != nil {
 		cand.Gate.Baseline = base.Artifact
-		res.Baseline = base.Artifact
+		res.Baseline = gitops.DigestText(base.Artifact)
 	}
 	if key != nil {
 		run, err := gitops.LoadRun(repo, cand.Run)
@@ -282,7 +282,7 @@ func PR(ctx context.Context, p *gitops.Project, job Job, opts Options) (*PRResul
 			}
 			files[rel] = data
 		}
-		msg := fmt.Sprintf("medcad: candidate %s, gate %s\n\nRun %s, artifact %s.\n\n[skip ci]\n", cand.Name, res.Verdict, cand.Run, cand.Artifact)
+		msg := fmt.Sprintf("medcad: candidate %s, gate %s\n\nRun %s, artifact %s.\n\n[skip ci]\n", cand.Name, res.Verdict, cand.Run, gitops.DigestText(cand.Artifact))
 		h, pushed, err := gitrepo.CommitToBranch(ctx, repo, remote, pr.Head.Ref, head, files, msg)
 		if err != nil {
 			return nil, err
@@ -329,7 +329,7 @@ func PR(ctx context.Context, p *gitops.Project, job Job, opts Options) (*PRResul
 	if err := action.AppendSummary(env.SummaryFile, rep.markdown); err != nil {
 		return nil, err
 	}
-	for _, kv := range [][2]string{{"verdict", res.Verdict}, {"report-path", res.Report}, {"model-digest", cand.Artifact}} {
+	for _, kv := range [][2]string{{"verdict", res.Verdict}, {"report-path", res.Report}, {"model-digest", gitops.DigestText(cand.Artifact)}} {
 		if err := action.SetOutput(env.OutputFile, kv[0], kv[1]); err != nil {
 			return nil, err
 		}

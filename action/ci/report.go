@@ -9,6 +9,7 @@ import (
 	"github.com/medcad/medcad/gitops"
 	"github.com/medcad/medcad/gitops/cas"
 	"github.com/medcad/medcad/reports"
+	"github.com/medcad/medcad/stages/metrics"
 )
 
 // reportInput is what a pull request's report compares: the model on the
@@ -85,7 +86,7 @@ func buildReport(ctx context.Context, in reportInput) (*prReport, error) {
 
 // evalHint adds what to do when a model has no per-case evaluation.
 func evalHint(err error) error {
-	if errors.Is(err, reports.ErrBadEval) {
+	if errors.Is(err, metrics.ErrBadEval) {
 		return fmt.Errorf("%w (the evaluate stage must write per-case results as 'medcad eval --truth-dir … --pred-dir … --json' does)", err)
 	}
 	return err

@@ -144,10 +144,10 @@ type CheckOptions struct {
 	Key    []byte          // the signing key
 	Repo   *git.Repository // holds refs/medcad/runs (fetched)
 	Remote cas.Backend     // the shared store
-	// Baseline is the artifact digest of the production model before this
-	// promotion ("" when there is none): the gates must have been checked
+	// Baseline is the artifact of the production model before this
+	// promotion (zero when there is none): the gates must have been checked
 	// against it.
-	Baseline string
+	Baseline cas.ID
 }
 
 // Check verifies that the manifest may be promoted. Every refusal is a
@@ -171,16 +171,15 @@ func Check(ctx context.Context, o CheckOptions) error {
 	if d := runMismatch(m, run); d != "" {
 		return refuse(ErrRunMismatch, d)
 	}
-	id, err := cas.ParseID(m.Artifact)
-	if err != nil {
-		return refuse(ErrNoArtifact, "artifact "+strconv.Quote(m.Artifact)+" is not a digest")
+	if m.Artifact.IsZero() {
+		return refuse(ErrNoArtifact, `artifact "" is not a digest`)
 	}
-	ok, err := cas.IsComplete(ctx, o.Remote, id)
+	ok, err := cas.IsComplete(ctx, o.Remote, m.Artifact)
 	if err != nil {
 		return fmt.Errorf("%s: artifact on %s: %w", o.File, o.Remote, err)
 	}
 	if !ok {
-		return refuse(ErrNoArtifact, m.Artifact+" on "+o.Remote.String())
+		return refuse(ErrNoArtifact, m.Artifact.String()+" on "+o.Remote.String())
 	}
 	if m.Gate.Result != "pass" {
 		return refuse(ErrGateFailed, "gate result "+strconv.Quote(m.Gate.Result))
@@ -191,11 +190,12 @@ func Check(ctx context.Context, o CheckOptions) error {
 	return nil
 }
 
-func orNone(s string) string {
-	if s == "" {
+// orNone writes a digest, "none" when not set.
+func orNone(id cas.ID) string {
+	if id.IsZero() {
 		return "none"
 	}
-	return s
+	return id.String()
 }
 
 // runMismatch names the first field where manifest and run record differ.
@@ -223,8 +223,8 @@ func runMismatch(m *gitops.Model, r *gitops.Run) string {
 type Alias struct {
 	Model      string    `json:"model"`
 	Version    int       `json:"version"`
-	Artifact   string    `json:"artifact"`
-	Manifest   string    `json:"manifest"` // sha256 of the promoted manifest file
+	Artifact   cas.ID    `json:"artifact"`
+	Manifest   cas.ID    `json:"manifest"` // the promoted manifest file's digest
 	Run        string    `json:"run"`
 	Commit     string    `json:"commit"` // the merge commit
 	Tag        string    `json:"tag"`
@@ -316,7 +316,7 @@ func Lineage(m *gitops.Model, a *Alias) string {
 	fmt.Fprintf(&b, "- model `%s` v%d, tag `%s`\n", m.Name, a.Version, a.Tag)
 	fmt.Fprintf(&b, "- artifact `%s`\n", m.Artifact)
 	fmt.Fprintf(&b, "- run `%s`, code commit `%.12s`\n", m.Run, m.Commit)
-	if m.EnvLock != "" {
+	if !m.EnvLock.IsZero() {
 		fmt.Fprintf(&b, "- environment lock `%s`\n", m.EnvLock)
 	}
 	names := make([]string, 0, len(m.Datasets))

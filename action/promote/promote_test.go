@@ -1,6 +1,7 @@
 package promote
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"os"
@@ -56,8 +57,8 @@ func newFixture(t *testing.T) *fixture {
 	}
 	run := &gitops.Run{
 		ID: "20261126T150000Z-abcdef12", Stage: "train", Commit: strings.Repeat("c", 40),
-		Params: map[string]string{"train.epochs": "6"}, Datasets: map[string]string{"batch1": "sha256:" + strings.Repeat("1", 64)},
-		Metrics: map[string]float64{"dice": 0.91}, Artifact: res.ID.String(), Eval: "sha256:" + strings.Repeat("e", 64),
+		Params: map[string]string{"train.epochs": "6"}, Datasets: map[string]cas.ID{"batch1": repeatID(0x11)},
+		Metrics: map[string]float64{"dice": 0.91}, Artifact: res.ID, Eval: repeatID(0xee),
 		Started: time.Date(2026, 11, 26, 15, 0, 0, 0, time.UTC),
 	}
 	SignRun(testKey, run)
@@ -67,7 +68,7 @@ func newFixture(t *testing.T) *fixture {
 	m := &gitops.Model{
 		Schema: 1, Name: "bone", Artifact: run.Artifact, Run: run.ID, Commit: run.Commit, Eval: run.Eval,
 		Datasets: run.Datasets, Params: run.Params, Metrics: run.Metrics,
-		Gate: gitops.Verdict{Result: "pass", Baseline: "sha256:" + strings.Repeat("b", 64)},
+		Gate: gitops.Verdict{Result: "pass", Baseline: repeatID(0xbb)},
 	}
 	SignModel(testKey, m)
 	return &fixture{repo: repo, remote: remote, model: m, run: run}
@@ -102,7 +103,7 @@ func TestCheck(t *testing.T) {
 	}{
 		{"backed, signed, passed", nil, "", nil, ""},
 		{"hand-edited metric", func(f *fixture) { f.model.Metrics = map[string]float64{"dice": 0.99} }, "", ErrBadSignature, ""},
-		{"hand-edited gate", func(f *fixture) { f.model.Gate.Result = "pass"; f.model.Gate.Baseline = "" }, "", ErrBadSignature, ""},
+		{"hand-edited gate", func(f *fixture) { f.model.Gate.Result = "pass"; f.model.Gate.Baseline = cas.ID{} }, "", ErrBadSignature, ""},
 		{"unsigned", func(f *fixture) { f.model.Provenance.Signature = "" }, "", ErrUnsigned, ""},
 		{"forged with a guessed key", func(f *fixture) { SignModel([]byte("guessed-key-0000000"), f.model) }, "", ErrBadSignature, ""},
 		{"no run record", func(f *fixture) { f.model.Run = "20250101T000000Z-ffffff"; SignModel(testKey, f.model) }, "", ErrNoRun, ""},
@@ -116,7 +117,7 @@ func TestCheck(t *testing.T) {
 			SignModel(testKey, f.model)
 		}, "", ErrRunMismatch, "params"},
 		{"artifact not on the remote", func(f *fixture) {
-			f.model.Artifact = "sha256:" + strings.Repeat("a", 64)
+			f.model.Artifact = repeatID(0xaa)
 			f.run.Artifact = f.model.Artifact
 			SignRun(testKey, f.run)
 			gitops.SaveRun(f.repo, f.run)
@@ -133,10 +134,13 @@ func TestCheck(t *testing.T) {
 			}
 			base := f.model.Gate.Baseline
 			if tc.baseline != "" {
-				base = tc.baseline
+				var err error
+				if base, err = cas.ParseID(tc.baseline); err != nil {
+					t.Fatal(err)
+				}
 			}
 			if tc.name == "hand-edited gate" {
-				base = ""
+				base = cas.ID{}
 			}
 			err := Check(ctx, CheckOptions{File: "models/bone.model.toml", Model: f.model, Key: testKey, Repo: f.repo, Remote: f.remote, Baseline: base})
 			if tc.want == nil {
@@ -184,7 +188,7 @@ func TestAliases(t *testing.T) {
 	at := time.Date(2026, 11, 26, 16, 0, 0, 0, time.UTC)
 	var want *Alias
 	for v := 1; v <= 11; v++ { // 11 > 9: versions sort as numbers
-		want = &Alias{Model: "bone", Version: v, Artifact: "sha256:" + strings.Repeat("a", 64), Tag: Tag("bone", v), PromotedAt: at}
+		want = &Alias{Model: "bone", Version: v, Artifact: repeatID(0xaa), Tag: Tag("bone", v), PromotedAt: at}
 		if err := Record(ctx, b, want); err != nil {
 			t.Fatal(err)
 		}
@@ -206,7 +210,7 @@ func TestAliases(t *testing.T) {
 }
 
 func FuzzVerifyModel(f *testing.F) {
-	m := &gitops.Model{Schema: 1, Name: "bone", Artifact: "sha256:" + strings.Repeat("a", 64), Run: "r",
+	m := &gitops.Model{Schema: 1, Name: "bone", Artifact: repeatID(0xaa), Run: "r",
 		Metrics: map[string]float64{"dice": 0.9}, Gate: gitops.Verdict{Result: "pass"}}
 	SignModel(testKey, m)
 	f.Add(m.Encode())
@@ -226,3 +230,6 @@ func FuzzVerifyModel(f *testing.F) {
 		}
 	})
 }
+
+// repeatID is the object ID whose 32 bytes are all b.
+func repeatID(b byte) cas.ID { return cas.ID(bytes.Repeat([]byte{b}, len(cas.ID{}))) }

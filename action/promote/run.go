@@ -2,8 +2,6 @@ package promote
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -11,6 +9,7 @@ import (
 
 	"github.com/medcad/medcad/action"
 	"github.com/medcad/medcad/gitops"
+	"github.com/medcad/medcad/gitops/cas"
 	"github.com/medcad/medcad/gitops/gitrepo"
 )
 
@@ -99,7 +98,7 @@ func Run(ctx context.Context, p *gitops.Project, o RunOptions) (*Result, error) 
 		fmt.Fprintf(o.Log, "%s is production already (v%d, tag %s): nothing to promote\n", m.Name, prod.Version, prod.Tag)
 		return &Result{Alias: prod}, nil
 	}
-	baseline := ""
+	var baseline cas.ID
 	if prod != nil {
 		baseline = prod.Artifact
 	}
@@ -110,9 +109,8 @@ func Run(ctx context.Context, p *gitops.Project, o RunOptions) (*Result, error) 
 	if prod != nil {
 		v = prod.Version + 1
 	}
-	sum := sha256.Sum256(manifest)
 	alias := &Alias{
-		Model: m.Name, Version: v, Artifact: m.Artifact, Manifest: "sha256:" + hex.EncodeToString(sum[:]), Run: m.Run,
+		Model: m.Name, Version: v, Artifact: m.Artifact, Manifest: cas.Sum(manifest), Run: m.Run,
 		Commit: head.Hash.String(), Tag: Tag(m.Name, v), PR: o.PR, PromotedAt: time.Now().UTC().Truncate(time.Second),
 	}
 	if o.GitHub != nil && alias.PR == 0 {
@@ -147,7 +145,7 @@ func Run(ctx context.Context, p *gitops.Project, o RunOptions) (*Result, error) 
 		res.Comment = cm.URL
 	}
 	if o.Env != nil {
-		for _, kv := range [][2]string{{"model-digest", m.Artifact}, {"verdict", "promoted"}} {
+		for _, kv := range [][2]string{{"model-digest", m.Artifact.String()}, {"verdict", "promoted"}} {
 			if err := action.SetOutput(o.Env.OutputFile, kv[0], kv[1]); err != nil {
 				return nil, err
 			}

@@ -2,7 +2,7 @@
 # Benchmarks of medcad's data plane, each side by side with its anchor in
 # one run, on the same files; prints medians and ratios.
 #
-#   bench/data/bench.sh [add|add-big|status|transfer|remote-status|all]
+#   bench/data/bench.sh [add|add-big|add-incoming|status|transfer|remote-status|all]
 #   bench/data/bench.sh add-ab OLD [LINK]   (add --link LINK, default hardlink:
 #                                            binary OLD against this tree)
 #
@@ -131,6 +131,40 @@ bench_add_ab() { # OLD [LINK]: `data add --link LINK` (default hardlink) by the 
   fresh_add "$p" "$aside"
   removed "$aside"
   echo "add --link $link, $FILES files: $old median $(median "${ta[@]}")s (runs: ${ta[*]}); this tree median $(median "${tb[@]}")s (runs: ${tb[*]})"
+}
+
+bench_add_incoming() { # data add --link hardlink from a delivery folder outside data/ against the same add in place
+  local pi="$B/inc-inplace" po="$B/inc-outside" in="$B/incoming" n=${INCOMING_FILES:-10000}
+  if [[ ! -f "$B/incoming.ready" ]]; then
+    project "$pi"; project "$po"; rm -rf "$in"
+    gen_files "$pi/data/ds" "$n" $((SIZE_KB * 1024))
+    gen_files "$in" "$n" $((SIZE_KB * 1024))
+    touch "$B/incoming.ready"
+  fi
+  cat "$pi"/data/ds/*/* "$in"/*/* >/dev/null
+  local aside="$B/old-caches"
+  [[ -d "$aside" ]] && removed "$aside"
+  mkdir -p "$aside"
+  local ti=() to=()
+  for _ in $(seq "$RUNS"); do
+    fresh_add "$pi" "$aside"
+    ti+=("$(time_cmd "$M" -C "$pi" data add data/ds --name ds --link hardlink)")
+    chmod -R u+w "$po/data" 2>/dev/null || true
+    [[ -d "$po/data/ds" ]] && mv "$po/data/ds" "$aside/$RANDOM$RANDOM"
+    fresh_add_cache "$po" "$aside"
+    to+=("$(time_cmd "$M" -C "$po" data add "$in" --name ds --link hardlink)")
+  done
+  local mi mo; mi=$(median "${ti[@]}"); mo=$(median "${to[@]}")
+  echo "add --link hardlink, $n files of ${SIZE_KB} KiB (load average $(cut -d' ' -f1 /proc/loadavg))"
+  echo "  in place (data/ds):          median ${mi}s   (runs: ${ti[*]})"
+  echo "  from a folder outside data/: median ${mo}s   (runs: ${to[*]})"
+  echo "  ratio outside/in place: $(ratio "$mo" "$mi")x (goal <= 1.2x)"
+}
+
+# fresh_add_cache P ASIDE: project P without its cache and pointer.
+fresh_add_cache() {
+  if [[ -d "$1/.medcad" ]]; then mv "$1/.medcad" "$2/$RANDOM$RANDOM"; fi
+  rm -f "$1/data/ds.dataset.toml"
 }
 
 bench_status() {
@@ -263,6 +297,7 @@ bench_remote_status() { # the pushed STATUS_FILES dataset: requests of status --
 case "${1:-all}" in
   add) bench_add small "$FILES" $((SIZE_KB * 1024)) ;;
   add-big) bench_add big 1 $((BIG_MB * 1024 * 1024)) ;;
+  add-incoming) bench_add_incoming ;;
   add-ab) bench_add_ab "${2:?usage: $0 add-ab OLD_MEDCAD_BINARY [LINK]}" "${3:-hardlink}" ;;
   status) bench_status ;;
   transfer) bench_transfer ;;

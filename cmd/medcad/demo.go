@@ -232,7 +232,7 @@ func (d *demo) metrics() error {
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(d.a.out, "\nmodel %s on %d datasets (label rules %s), run %s\n", shortDigest(m.Artifact), len(m.Datasets), m.LabelRules, m.Run)
+	fmt.Fprintf(d.a.out, "\nmodel %s on %d datasets (label rules %s), run %s\n", m.Artifact.Short(), len(m.Datasets), m.LabelRules, m.Run)
 	tw := tabwriter.NewWriter(d.a.out, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "metric\tmean over cases")
 	keys := sortedKeys(m.Metrics)

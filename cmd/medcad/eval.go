@@ -4,12 +4,9 @@ import (
 	"context"
 	"encoding/csv"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"math"
-	"os"
-	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -17,7 +14,6 @@ import (
 
 	"github.com/medcad/medcad/internal/atomicfile"
 	"github.com/medcad/medcad/stages/metrics"
-	"github.com/medcad/medcad/stages/volume"
 	"github.com/schollz/progressbar/v3"
 	"github.com/spf13/cobra"
 )
@@ -163,18 +159,18 @@ func (p pairResult) MarshalJSON() ([]byte, error) {
 }
 
 func evalPair(ctx context.Context, a *app, opts evalOptions) error {
-	truth, pred, err := readPair(opts.truth, opts.pred)
+	p, err := metrics.ReadPair(opts.truth, opts.pred)
 	if err != nil {
 		return err
 	}
 	mo := metrics.Options{Label: uint8(opts.label), TolerancesMM: opts.tolerances}
-	r, err := evaluate(ctx, truth, pred, opts.truth, opts.pred, mo)
+	r, err := p.Evaluate(ctx, mo)
 	if err != nil {
 		return err
 	}
 	out := pairResult{Result: r}
 	if opts.perLabel {
-		if out.Labels, err = metrics.EvaluateLabels(ctx, truth, pred, mo); err != nil {
+		if out.Labels, err = metrics.EvaluateLabels(ctx, p.Truth, p.Pred, mo); err != nil {
 			return err
 		}
 	}
@@ -204,38 +200,6 @@ func evalPair(ctx context.Context, a *app, opts evalOptions) error {
 	return tw.Flush()
 }
 
-// readPair reads both label maps; errors name the file.
-func readPair(truthPath, predPath string) (*volume.Volume, *volume.Volume, error) {
-	truth, err := volume.Read(truthPath)
-	if err != nil {
-		return nil, nil, err
-	}
-	pred, err := volume.Read(predPath)
-	if err != nil {
-		return nil, nil, err
-	}
-	return truth, pred, nil
-}
-
-// evaluate runs metrics.Evaluate and rewrites its errors to name the file
-// at fault.
-func evaluate(ctx context.Context, truth, pred *volume.Volume, truthPath, predPath string, mo metrics.Options) (metrics.Result, error) {
-	if err := metrics.CheckLabelMap(truth); err != nil {
-		return metrics.Result{}, fmt.Errorf("%s: %w", truthPath, err)
-	}
-	if err := metrics.CheckLabelMap(pred); err != nil {
-		return metrics.Result{}, fmt.Errorf("%s: %w", predPath, err)
-	}
-	if err := volume.SameGrid(truth, pred, metrics.GridTolerance); err != nil {
-		return metrics.Result{}, fmt.Errorf("%s and %s are not on the same grid: %w", truthPath, predPath, err)
-	}
-	r, err := metrics.Evaluate(ctx, truth, pred, mo)
-	if errors.Is(err, metrics.ErrLabelAbsent) {
-		return r, fmt.Errorf("label %d is in neither %s nor %s: %w", mo.Label, truthPath, predPath, metrics.ErrLabelAbsent)
-	}
-	return r, err
-}
-
 // formatMetric prints a metric with 6 significant digits; inf for +Inf.
 func formatMetric(v float64) string {
 	if math.IsInf(v, 1) {
@@ -247,125 +211,36 @@ func formatMetric(v float64) string {
 	return strconv.FormatFloat(v, 'g', 6, 64)
 }
 
-// evalCase is one case of folder mode.
-type evalCase struct {
-	Case  string `json:"case"`
-	Error string `json:"error,omitempty"`
-	*metrics.Result
-}
-
-func (c evalCase) MarshalJSON() ([]byte, error) {
-	head, err := json.Marshal(struct {
-		Case  string `json:"case"`
-		Error string `json:"error,omitempty"`
-	}{c.Case, c.Error})
-	if err != nil || c.Result == nil {
-		return head, err
-	}
-	body, err := c.Result.MarshalJSON()
-	if err != nil {
-		return nil, err
-	}
-	return append(append(head[:len(head)-1:len(head)-1], ','), body[1:]...), nil
-}
-
-type evalReport struct {
-	TolerancesMM []float64              `json:"tolerances_mm"`
-	Cases        []evalCase             `json:"cases"`
-	Aggregate    []metrics.NamedSummary `json:"aggregate"`
-}
-
-// caseName strips the NIfTI extension: the name that matches truth and
-// prediction.
-func caseName(file string) (string, bool) {
-	for _, ext := range []string{".nii.gz", ".nii"} {
-		if name, ok := strings.CutSuffix(file, ext); ok && name != "" {
-			return name, true
-		}
-	}
-	return "", false
-}
-
-// niftiFiles maps case name to file path for the NIfTI files of dir.
-func niftiFiles(dir string) (map[string]string, error) {
-	entries, err := os.ReadDir(dir)
-	if err != nil {
-		return nil, err
-	}
-	files := map[string]string{}
-	for _, e := range entries {
-		name, ok := caseName(e.Name())
-		if !ok || e.IsDir() {
-			continue
-		}
-		if prev, dup := files[name]; dup {
-			return nil, fmt.Errorf("%s: case %q is there twice (%s and %s)", dir, name, filepath.Base(prev), e.Name())
-		}
-		files[name] = filepath.Join(dir, e.Name())
-	}
-	return files, nil
-}
-
+// evalDirs evaluates a folder of predictions (metrics.Dirs) and prints
+// the cases and the aggregate.
 func evalDirs(ctx context.Context, a *app, opts evalOptions) error {
-	truths, err := niftiFiles(opts.truthDir)
+	dirs, err := metrics.PairDirs(opts.truthDir, opts.predDir)
 	if err != nil {
 		return err
 	}
-	preds, err := niftiFiles(opts.predDir)
-	if err != nil {
-		return err
-	}
-	if len(truths) == 0 {
-		return fmt.Errorf("%s: no .nii or .nii.gz files", opts.truthDir)
-	}
-	names := make([]string, 0, len(truths))
-	for n := range truths {
-		names = append(names, n)
-	}
-	slices.Sort(names)
-	unmatched := 0
-	for n := range preds {
-		if _, ok := truths[n]; !ok {
-			unmatched++
-		}
-	}
-	if unmatched > 0 {
-		fmt.Fprintf(a.err, "medcad: note: %d predictions in %s have no ground truth in %s; not evaluated\n", unmatched, opts.predDir, opts.truthDir)
+	if dirs.Unmatched > 0 {
+		fmt.Fprintf(a.err, "medcad: note: %d predictions in %s have no ground truth in %s; not evaluated\n", dirs.Unmatched, opts.predDir, opts.truthDir)
 	}
 
 	var bar *progressbar.ProgressBar
 	if a.progressOn() && !a.json {
-		bar = progressbar.NewOptions(len(names), progressbar.OptionSetWriter(a.err),
+		bar = progressbar.NewOptions(len(dirs.Cases), progressbar.OptionSetWriter(a.err),
 			progressbar.OptionSetDescription("evaluating"), progressbar.OptionClearOnFinish())
 	}
 	mo := metrics.Options{Label: uint8(opts.label), TolerancesMM: opts.tolerances}
-	rep := evalReport{TolerancesMM: opts.tolerances, Cases: make([]evalCase, 0, len(names))}
-	var good []metrics.Result
-	failed := 0
-	for _, n := range names {
-		if err := ctx.Err(); err != nil {
-			return err
+	rep, err := dirs.Evaluate(ctx, mo, func(c metrics.Case) {
+		if c.Result == nil {
+			fmt.Fprintf(a.err, "medcad: %s\n", c.Error)
+		} else {
+			a.log.Debug("evaluated", "case", c.ID, "dice", c.Dice)
 		}
-		c := evalCase{Case: n}
-		r, err := evalFiles(ctx, truths[n], preds[n], n, opts.predDir, mo)
-		switch {
-		case ctx.Err() != nil:
-			return ctx.Err()
-		case err != nil:
-			c.Error = err.Error()
-			failed++
-			fmt.Fprintf(a.err, "medcad: %v\n", err)
-		default:
-			c.Result = &r
-			good = append(good, r)
-			a.log.Debug("evaluated", "case", n, "dice", r.Dice)
-		}
-		rep.Cases = append(rep.Cases, c)
 		if bar != nil {
 			_ = bar.Add(1)
 		}
+	})
+	if err != nil {
+		return err
 	}
-	rep.Aggregate = metrics.Aggregate(good, metrics.MetricNames(opts.tolerances))
 	if opts.metricsOut != "" {
 		if err := writeMetricMeans(opts.metricsOut, rep.Aggregate); err != nil {
 			return err
@@ -374,7 +249,10 @@ func evalDirs(ctx context.Context, a *app, opts evalOptions) error {
 
 	switch {
 	case a.json:
-		err = a.printJSON(rep)
+		var b []byte
+		if b, err = rep.Encode(); err == nil {
+			_, err = a.out.Write(b)
+		}
 	case opts.csv:
 		err = writeEvalCSV(a.out, rep)
 	default:
@@ -383,29 +261,18 @@ func evalDirs(ctx context.Context, a *app, opts evalOptions) error {
 	if err != nil {
 		return err
 	}
-	if failed > 0 {
-		return fmt.Errorf("%d of %d cases could not be evaluated", failed, len(names))
+	if failed := rep.Failed(); failed > 0 {
+		return fmt.Errorf("%d of %d cases could not be evaluated", failed, len(dirs.Cases))
 	}
 	return nil
 }
 
-func evalFiles(ctx context.Context, truthPath, predPath, name, predDir string, mo metrics.Options) (metrics.Result, error) {
-	if predPath == "" {
-		return metrics.Result{}, fmt.Errorf("%s: no prediction %s.nii[.gz] in %s", truthPath, name, predDir)
-	}
-	truth, pred, err := readPair(truthPath, predPath)
-	if err != nil {
-		return metrics.Result{}, err
-	}
-	return evaluate(ctx, truth, pred, truthPath, predPath, mo)
-}
-
-func writeEvalTable(w io.Writer, rep evalReport) error {
+func writeEvalTable(w io.Writer, rep *metrics.Eval) error {
 	names := metrics.MetricNames(rep.TolerancesMM)
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintf(tw, "case\t%s\tflags\n", strings.Join(names, "\t"))
 	for _, c := range rep.Cases {
-		fmt.Fprint(tw, c.Case)
+		fmt.Fprint(tw, c.ID)
 		for _, n := range names {
 			if c.Result == nil {
 				fmt.Fprint(tw, "\t-")
@@ -441,7 +308,7 @@ func writeEvalTable(w io.Writer, rep evalReport) error {
 // writeEvalCSV writes one row per case, then one row per aggregate
 // statistic whose case column is "aggregate:<statistic>". Infinite
 // distances are "inf"; missing values are empty.
-func writeEvalCSV(w io.Writer, rep evalReport) error {
+func writeEvalCSV(w io.Writer, rep *metrics.Eval) error {
 	names := metrics.MetricNames(rep.TolerancesMM)
 	cw := csv.NewWriter(w)
 	cw.Write(slices.Concat([]string{"case"}, names, []string{"truth_voxels", "pred_voxels", "flags", "error"}))
@@ -455,7 +322,7 @@ func writeEvalCSV(w io.Writer, rep evalReport) error {
 		return strconv.FormatFloat(v, 'g', -1, 64)
 	}
 	for _, c := range rep.Cases {
-		row := []string{c.Case}
+		row := []string{c.ID}
 		for _, n := range names {
 			v := math.NaN()
 			if c.Result != nil {

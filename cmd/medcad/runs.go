@@ -9,6 +9,7 @@ import (
 
 	"github.com/go-git/go-git/v5"
 	"github.com/medcad/medcad/gitops"
+	"github.com/medcad/medcad/gitops/cas"
 	"github.com/medcad/medcad/gitops/gitrepo"
 	"github.com/spf13/cobra"
 )
@@ -136,7 +137,7 @@ func printRunDiff(a *app, ra, rb *gitops.Run) error {
 	add("param", ra.Params, rb.Params)
 	add("data", shortDigests(ra.Datasets), shortDigests(rb.Datasets))
 	add("metric", formatMetrics(ra.Metrics), formatMetrics(rb.Metrics))
-	add("env", map[string]string{"lock": shortDigest(ra.Env)}, map[string]string{"lock": shortDigest(rb.Env)})
+	add("env", shortDigests(map[string]cas.ID{"lock": ra.Env}), shortDigests(map[string]cas.ID{"lock": rb.Env}))
 	if a.json {
 		out := make([]map[string]string, len(rows))
 		for i, r := range rows {
@@ -173,20 +174,16 @@ func metricsLine(m map[string]float64) string {
 	return strings.Join(parts, " ")
 }
 
-func shortDigests(m map[string]string) map[string]string {
+// shortDigests shortens each digest for tables; a zero one is "".
+func shortDigests(m map[string]cas.ID) map[string]string {
 	out := map[string]string{}
-	for k, v := range m {
-		out[k] = shortDigest(v)
+	for k, id := range m {
+		out[k] = ""
+		if !id.IsZero() {
+			out[k] = id.Short()
+		}
 	}
 	return out
-}
-
-// shortDigest shortens "sha256:<hex>" for tables.
-func shortDigest(d string) string {
-	if h, ok := strings.CutPrefix(d, "sha256:"); ok && len(h) > 12 {
-		return h[:12]
-	}
-	return d
 }
 
 func shortCommit(c string, dirty bool) string {

@@ -59,6 +59,15 @@ func (id ID) Hex() string { return hex.EncodeToString(id[:]) }
 // Short returns the first 12 hex digits, for messages.
 func (id ID) Short() string { return id.Hex()[:12] }
 
+// ShortText is Short of a digest held as text; text that is not an ID
+// ("", a placeholder) comes back unchanged.
+func ShortText(s string) string {
+	if id, err := ParseID(s); err == nil {
+		return id.Short()
+	}
+	return s
+}
+
 // IsZero reports whether id is the zero value (no object).
 func (id ID) IsZero() bool { return id == ID{} }
 

@@ -147,6 +147,26 @@ type NamedSummary struct {
 // MarshalJSON writes the metric name and its statistics in one object.
 func (s NamedSummary) MarshalJSON() ([]byte, error) { return json.Marshal(s.Summary.wire(s.Metric)) }
 
+// UnmarshalJSON reads what MarshalJSON writes (null statistics are NaN).
+func (s *NamedSummary) UnmarshalJSON(b []byte) error {
+	var w summaryJSON
+	if err := json.Unmarshal(b, &w); err != nil {
+		return err
+	}
+	*s = NamedSummary{Metric: w.Metric, Summary: Summary{N: w.N, NonFinite: w.NonFinite,
+		Mean: orNaN(w.Mean), Median: orNaN(w.Median), Std: orNaN(w.Std), Min: orNaN(w.Min), Max: orNaN(w.Max),
+		CILow: orNaN(w.CILow), CIHigh: orNaN(w.CIHigh)}}
+	return nil
+}
+
+// orNaN inverts finite for statistics: null is NaN.
+func orNaN(p *float64) float64 {
+	if p == nil {
+		return math.NaN()
+	}
+	return *p
+}
+
 // Aggregate summarises each named metric (see MetricNames) over results;
 // a result lacking a metric is left out of its summary.
 func Aggregate(results []Result, names []string) []NamedSummary {
