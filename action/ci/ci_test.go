@@ -60,17 +60,19 @@ type story struct {
 	root   string
 	dev    string // the developer's clone
 	remote string // MEDCAD_REMOTE
-	getenv func(string) string
 	runs   int  // CI clones made
 	runID  int  // GITHUB_RUN_ID of the last job
 	rerun  bool // the next job re-attempts the last one (same run ID)
 }
 
-func newStory(t *testing.T, f forge, remote string, getenv func(string) string) *story {
+// newStory makes the project from the ci-pipeline fixture, with config
+// appended to its medcad.toml, and pushes it to main; remote is the
+// store's URL ("": a folder).
+func newStory(t *testing.T, f forge, remote, config string) *story {
 	t.Helper()
 	testenv.LookPath(t, "git")
 	root := t.TempDir()
-	s := &story{t: t, f: f, root: root, dev: filepath.Join(root, "dev"), remote: remote, getenv: getenv}
+	s := &story{t: t, f: f, root: root, dev: filepath.Join(root, "dev"), remote: remote}
 	if s.remote == "" {
 		s.remote = "file://" + filepath.Join(root, "store")
 	}
@@ -78,6 +80,16 @@ func newStory(t *testing.T, f forge, remote string, getenv func(string) string) 
 		t.Fatal(err)
 	}
 	testenv.CopyFixture(t, "projects/ci-pipeline", s.dev)
+	if config != "" {
+		cfg := filepath.Join(s.dev, gitops.ConfigFile)
+		b, err := os.ReadFile(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(cfg, append(b, config...), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
 	gitCmd(t, s.dev, "add", "-A")
 	gitCmd(t, s.dev, "commit", "-qm", "pipeline")
 	gitCmd(t, s.dev, "push", "-q", f.pushURL, "main")
@@ -90,9 +102,6 @@ func (s *story) env(k string) string {
 		return s.remote
 	case "MEDCAD_SIGNING_KEY":
 		return signingKey
-	}
-	if s.getenv != nil {
-		return s.getenv(k)
 	}
 	return ""
 }
@@ -422,7 +431,7 @@ func TestStoryFake(t *testing.T) {
 			for i := range 3 {
 				gh.AddComment(1, fmt.Sprintf("review note %d", i))
 			}
-			runStory(t, newStory(t, f, "", nil))
+			runStory(t, newStory(t, f, "", ""))
 			if tc.kind == action.KindCheckRun && len(gh.Statuses()) != 0 {
 				t.Errorf("statuses set although the Checks API answers: %+v", gh.Statuses())
 			}
@@ -444,7 +453,7 @@ func TestStoryFake(t *testing.T) {
 func TestFork(t *testing.T) {
 	t.Parallel()
 	f, gh := fakeForge(t, githubtest.Options{})
-	s := newStory(t, f, "", nil)
+	s := newStory(t, f, "", "")
 	n := s.branch("batch3", nil, "batch1")
 	before := s.remoteRef("refs/heads/batch3")
 	j, res, err := s.pr("pull_request_fork.json", n, "batch3", true)
@@ -497,7 +506,7 @@ func TestFork(t *testing.T) {
 func TestMainOtherBranch(t *testing.T) {
 	t.Parallel()
 	f, _ := fakeForge(t, githubtest.Options{})
-	s := newStory(t, f, "", nil)
+	s := newStory(t, f, "", "")
 	j := s.job("main", "push", &action.Event{Ref: "refs/heads/feature"}, false)
 	res, err := ci.Main(context.Background(), j.p, j.job, j.opts)
 	if err != nil || res.Alias != nil || res.Promoted {
