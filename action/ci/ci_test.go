@@ -60,9 +60,9 @@ type story struct {
 	root   string
 	dev    string // the developer's clone
 	remote string // MEDCAD_REMOTE
-	runs   int  // CI clones made
-	runID  int  // GITHUB_RUN_ID of the last job
-	rerun  bool // the next job re-attempts the last one (same run ID)
+	runs   int    // CI clones made
+	runID  int    // GITHUB_RUN_ID of the last job
+	rerun  bool   // the next job re-attempts the last one (same run ID)
 }
 
 // newStory makes the project from the ci-pipeline fixture, with config
