@@ -24,18 +24,6 @@ import (
 	"github.com/medcad/medcad/internal/testenv"
 )
 
-// buildMedcad builds the medcad binary for tests that run it as a
-// subprocess (kill -9, environment).
-func buildMedcad(t *testing.T) string {
-	t.Helper()
-	bin := filepath.Join(t.TempDir(), "medcad")
-	out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput()
-	if err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
-	return bin
-}
-
 // project makes a medcad project with the given [remote] table.
 func project(t *testing.T, bin, remote string) string {
 	t.Helper()
@@ -131,7 +119,7 @@ func s3Env() []string {
 // TestDataS3RoundTrip pushes to versitygw (a real S3 server that checks
 // signatures) and pulls into a second project.
 func TestDataS3RoundTrip(t *testing.T) {
-	bin := buildMedcad(t)
+	bin := medcadBinary(t)
 	srv := castest.Versitygw(t)
 	_, bucket := srv.NewBucket(t)
 	remote := fmt.Sprintf("url = \"s3://%s/team/store\"\nendpoint = %q\npath_style = true", bucket, srv.Endpoint)
@@ -203,7 +191,7 @@ func faultProxy(t *testing.T, target string, rate float64) (string, *atomic.Int6
 // TestDataFaults pushes and pulls through a proxy that fails ~10% of the
 // requests: both complete and the data arrives intact.
 func TestDataFaults(t *testing.T) {
-	bin := buildMedcad(t)
+	bin := medcadBinary(t)
 	srv := castest.Versitygw(t)
 	_, bucket := srv.NewBucket(t)
 	proxy, faults, _ := faultProxy(t, srv.Endpoint, 0.10)
@@ -234,7 +222,7 @@ func TestDataFaults(t *testing.T) {
 // TestDataStatusRemoteOneRequest: whether a dataset is fully pushed costs
 // one request, whatever its size.
 func TestDataStatusRemoteOneRequest(t *testing.T) {
-	bin := buildMedcad(t)
+	bin := medcadBinary(t)
 	srv := castest.Versitygw(t)
 	_, bucket := srv.NewBucket(t)
 	proxy, _, requests := faultProxy(t, srv.Endpoint, 0)
@@ -261,7 +249,7 @@ func TestDataStatusRemoteOneRequest(t *testing.T) {
 // files; with room again, it works. Two ways: a file size limit, and
 // (as root) a project on a small file system that fills up.
 func TestDataDiskFull(t *testing.T) {
-	bin := buildMedcad(t)
+	bin := medcadBinary(t)
 	t.Run("size limit", func(t *testing.T) {
 		prlimit := "/usr/bin/prlimit"
 		if _, err := os.Stat(prlimit); err != nil {
@@ -322,7 +310,7 @@ func checkFailedAdd(t *testing.T, bin, a, src string, files map[string]string, o
 
 // TestDataRemoteUnreachable: a clear error after retries, cache intact.
 func TestDataRemoteUnreachable(t *testing.T) {
-	bin := buildMedcad(t)
+	bin := medcadBinary(t)
 	l, _ := net.Listen("tcp", "127.0.0.1:0")
 	addr := l.Addr().String()
 	l.Close() // nothing listens here now
@@ -399,7 +387,7 @@ func TestCrashSafety(t *testing.T) {
 	if testing.Short() {
 		t.Skip("slow")
 	}
-	bin := buildMedcad(t)
+	bin := medcadBinary(t)
 	remoteDir := filepath.Join(t.TempDir(), "remote")
 	a := project(t, bin, fmt.Sprintf("url = \"file://%s\"", remoteDir))
 	crashAdds(t, bin, a, filepath.Join(t.TempDir(), "in"))
@@ -471,7 +459,7 @@ func TestCrashSafetyClone(t *testing.T) {
 	if testing.Short() {
 		t.Skip("slow")
 	}
-	bin := buildMedcad(t)
+	bin := medcadBinary(t)
 	disk := testenv.ReflinkDir(t)
 	a := filepath.Join(disk, "proj")
 	medcad(t, bin, "", nil, "init", a)
