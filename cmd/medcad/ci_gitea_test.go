@@ -76,6 +76,7 @@ func giteaProject(t *testing.T, g *giteatest.Server, bin, name, store string, fi
 // command does: what it prints, and that the token and the key never
 // show, not even in --debug logs.
 func TestGitea(t *testing.T) {
+	t.Parallel()
 	g := giteatest.Start(t)
 	bin := medcadBinary(t)
 	t.Run("ci", func(t *testing.T) {
