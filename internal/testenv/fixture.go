@@ -40,6 +40,9 @@ func ModuleRoot() (string, error) { return moduleRoot() }
 // FixturePath is the path of the shared fixture rel (a slash path under
 // the module's top-level testdata/ folder); it fails when it is missing.
 func FixturePath(rel string) (string, error) {
+	if !fs.ValidPath(rel) || rel == "." {
+		return "", fmt.Errorf("fixture %q: not a slash path inside testdata/", rel)
+	}
 	root, err := ModuleRoot()
 	if err != nil {
 		return "", err
