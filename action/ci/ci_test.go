@@ -171,7 +171,7 @@ func (s *story) job(branch, event string, ev *action.Event, token bool) *ciJob {
 	dir := filepath.Join(s.root, fmt.Sprintf("ci%d", s.runs))
 	gitCmd(t, s.root, "clone", "-q", "-b", branch, s.f.cloneURL, dir)
 	env := &action.Env{EventName: event, Repository: s.f.repo, APIURL: s.f.apiURL, ServerURL: "http://git.example",
-		RunID: fmt.Sprint(100 + s.runID), OutputFile: filepath.Join(dir + ".out"), SummaryFile: filepath.Join(dir + ".md")}
+		RunID: fmt.Sprint(100 + s.runID), OutputFile: dir + ".out", SummaryFile: dir + ".md"}
 	j := &ciJob{p: s.open(dir), job: ci.Job{Env: env, Event: ev}, log: &bytes.Buffer{}, outputs: env.OutputFile, summary: env.SummaryFile}
 	if token {
 		env.Token = s.f.token
