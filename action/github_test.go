@@ -16,6 +16,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/medcad/medcad/action/githubtest"
 )
 
 const testToken = "ghs_s3cr3tT0ken"
@@ -33,26 +34,26 @@ func newTestClient(t *testing.T, url string, log *slog.Logger, p RetryPolicy) *C
 }
 
 func TestUpsertCommentPaginatedAndDeduplicated(t *testing.T) {
-	f, srv := newFakeGitHub(t, 30)
+	f := githubtest.Start(t, githubtest.Options{PerPage: 30})
 	for i := range 95 { // three full pages of other people's comments first
-		f.comments = append(f.comments, map[string]any{"id": int64(i + 1), "body": fmt.Sprintf("lgtm %d", i)})
+		f.AddComment(7, fmt.Sprintf("lgtm %d", i))
 	}
 	// A raced earlier run left two medcad comments; a quoted marker in the
 	// middle of someone's text is not ours.
-	f.comments = append(f.comments,
-		map[string]any{"id": int64(500), "body": "<!-- medcad:pr -->\nold"},
-		map[string]any{"id": int64(501), "body": "> quoting <!-- medcad:pr -->"},
-		map[string]any{"id": int64(502), "body": "<!-- medcad:pr -->\nolder duplicate"})
+	first := f.AddComment(7, "<!-- medcad:pr -->\nold")
+	f.AddComment(7, "> quoting <!-- medcad:pr -->")
+	f.AddComment(7, "<!-- medcad:pr -->\nolder duplicate")
+	f.AddComment(8, "<!-- medcad:pr -->\nanother pull request's")
 	var logs bytes.Buffer
-	c := newTestClient(t, srv.URL, slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug})), RetryPolicy{})
+	c := newTestClient(t, f.URL, slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug})), RetryPolicy{})
 	ctx := context.Background()
 	for i := 1; i <= 3; i++ {
 		res, err := c.UpsertComment(ctx, 7, "<!-- medcad:pr -->", fmt.Sprintf("report %d", i))
 		if err != nil {
 			t.Fatal(err)
 		}
-		if res.Created || res.Comment.ID != 500 {
-			t.Errorf("run %d: %+v, want comment 500 updated", i, res)
+		if res.Created || res.Comment.ID != first {
+			t.Errorf("run %d: %+v, want comment %d updated", i, res, first)
 		}
 		if want := map[int]int{1: 1}[i]; res.Removed != want {
 			t.Errorf("run %d: removed %d duplicates, want %d", i, res.Removed, want)
@@ -80,7 +81,10 @@ func TestUpsertCommentPaginatedAndDeduplicated(t *testing.T) {
 	if !strings.Contains(logs.String(), "path=/repos/o/r/issues/7/comments") {
 		t.Errorf("debug log does not name the requests:\n%s", logs.String())
 	}
-	for _, h := range f.auth {
+	if other := f.Comments(8); len(other) != 1 {
+		t.Errorf("comments on #8: %+v, want the one left alone", other)
+	}
+	for _, h := range f.Auth() {
 		if h != "token "+testToken {
 			t.Fatalf("Authorization = %q", h)
 		}
@@ -94,12 +98,12 @@ func TestUpsertCommentPaginatedAndDeduplicated(t *testing.T) {
 }
 
 func TestSetCheckRunCreatesThenUpdates(t *testing.T) {
-	f, srv := newFakeGitHub(t, 2)
+	f := githubtest.Start(t, githubtest.Options{PerPage: 2})
 	for i := range 5 { // other runs on the commit, spread over pages
-		f.checkRuns = append(f.checkRuns, map[string]any{"id": int64(i + 1), "name": "medcad", "head_sha": "other"})
-		f.checkRuns = append(f.checkRuns, map[string]any{"id": int64(i + 10), "name": fmt.Sprintf("lint%d", i), "head_sha": "abc"})
+		f.AddCheckRun(githubtest.CheckRun{Name: "medcad", HeadSHA: "other"})
+		f.AddCheckRun(githubtest.CheckRun{Name: fmt.Sprintf("lint%d", i), HeadSHA: "abc"})
 	}
-	c := newTestClient(t, srv.URL, nil, RetryPolicy{})
+	c := newTestClient(t, f.URL, nil, RetryPolicy{})
 	ctx := context.Background()
 	for _, pass := range []bool{false, true} {
 		kind, err := c.SetCheck(ctx, Check{Name: "medcad", SHA: "abc", Pass: pass, Title: "gate", Summary: "## report", DetailsURL: "http://x/run"})
@@ -107,35 +111,31 @@ func TestSetCheckRunCreatesThenUpdates(t *testing.T) {
 			t.Fatalf("SetCheck = %q, %v", kind, err)
 		}
 	}
-	var got []map[string]any
-	for _, cr := range f.checkRuns {
-		if cr["head_sha"] == "abc" && cr["name"] == "medcad" {
+	var got []githubtest.CheckRun
+	for _, cr := range f.CheckRuns() {
+		if cr.HeadSHA == "abc" && cr.Name == "medcad" {
+			cr.ID = 0
 			got = append(got, cr)
 		}
 	}
-	if len(got) != 1 {
-		t.Fatalf("%d medcad check runs on abc, want 1", len(got))
-	}
-	if got[0]["conclusion"] != "success" || got[0]["status"] != "completed" {
-		t.Errorf("check run = %v, want completed/success", got[0])
-	}
-	if out, _ := got[0]["output"].(map[string]any); out["summary"] != "## report" {
-		t.Errorf("output = %v", got[0]["output"])
+	want := []githubtest.CheckRun{{Name: "medcad", HeadSHA: "abc", Status: "completed", Conclusion: "success", Title: "gate", Summary: "## report", DetailsURL: "http://x/run"}}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("medcad check runs on abc (-want +got):\n%s", diff)
 	}
 }
 
 func TestSetCheckFallsBackToStatus(t *testing.T) {
-	f, srv := newFakeGitHub(t, 30)
-	f.noChecks = true
-	c := newTestClient(t, srv.URL, nil, RetryPolicy{})
+	f := githubtest.Start(t, githubtest.Options{NoChecks: true})
+	c := newTestClient(t, f.URL, nil, RetryPolicy{})
 	kind, err := c.SetCheck(context.Background(), Check{Name: "medcad", SHA: "abc", Pass: false, Title: strings.Repeat("é", 200)})
 	if err != nil || kind != KindStatus {
 		t.Fatalf("SetCheck = %q, %v; want a status", kind, err)
 	}
-	if len(f.statuses) != 1 || f.statuses[0]["state"] != "failure" || f.statuses[0]["context"] != "medcad" {
-		t.Fatalf("statuses = %v", f.statuses)
+	sts := f.Statuses()
+	if len(sts) != 1 || sts[0].State != "failure" || sts[0].Context != "medcad" || sts[0].SHA != "abc" {
+		t.Fatalf("statuses = %+v", sts)
 	}
-	if d := f.statuses[0]["description"].(string); utf8.RuneCountInString(d) != 140 || !strings.HasSuffix(d, "…") {
+	if d := sts[0].Description; utf8.RuneCountInString(d) != 140 || !strings.HasSuffix(d, "…") {
 		t.Errorf("description %q: want 140 characters, truncated", d)
 	}
 }

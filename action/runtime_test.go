@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/medcad/medcad/internal/testenv"
 )
 
 func TestLoadEnv(t *testing.T) {
@@ -42,15 +43,17 @@ func TestLoadEnv(t *testing.T) {
 }
 
 func TestParseEvent(t *testing.T) {
-	pr := `{"action":"synchronize","number":7,"pull_request":{"number":7,"head":{"ref":"batch3","sha":"h","repo":{"full_name":"fork/ct","fork":true}},"base":{"ref":"main","sha":"b","repo":{"full_name":"org/ct"}}},"repository":{"full_name":"org/ct","default_branch":"main"}}`
+	fixture := func(name string) string { return string(testenv.ReadFixture(t, "events/"+name)) }
+	pr := fixture("pull_request_fork.json")
 	tests := []struct {
 		name, event, data string
 		wantErr           bool
 		fork              bool
 	}{
 		{"pull request from fork", "pull_request", pr, false, true},
-		{"same repo", "pull_request", strings.Replace(pr, `"full_name":"fork/ct","fork":true`, `"full_name":"org/ct"`, 1), false, false},
-		{"push", "push", `{"ref":"refs/heads/main","after":"abc"}`, false, false},
+		{"same repo", "pull_request", strings.Replace(pr, `"full_name":"fork/demo","fork":true`, `"full_name":"org/demo"`, 1), false, false},
+		{"same repo fixture", "pull_request", fixture("pull_request.json"), false, false},
+		{"push", "push", fixture("push_main.json"), false, false},
 		{"pr without pull_request", "pull_request", `{"number":1}`, true, false},
 		{"pr number zero", "pull_request", `{"pull_request":{"number":0,"head":{"ref":"a"},"base":{"ref":"b"}}}`, true, false},
 		{"push without ref", "push", `{"after":"abc"}`, true, false},

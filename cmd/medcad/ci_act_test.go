@@ -106,16 +106,13 @@ func copySource(t *testing.T, dir string) {
 	}
 }
 
-// TestActionAct runs action.yml with nektos/act on the host: a
+// testActionAct runs action.yml with nektos/act on the host: a
 // pull_request event on a demo repository in Gitea ends with the report
 // comment and the status; a push event to main promotes and tags.
-func TestActionAct(t *testing.T) {
+func testActionAct(t *testing.T, g *giteatest.Server, bin string) {
 	act := testenv.LookPath(t, "act")
-	g := giteatest.Start(t)
-	bin := buildMedcad(t)
 	root := t.TempDir()
-	authURL := g.CreateRepo(t, "demo")
-	repoURL := g.URL + g.User + "/demo.git"
+	repoURL := g.URL + g.User + "/act.git"
 	key := "ci-secret-key-0123456789"
 	store := "file://" + filepath.Join(root, "store")
 	actionSrc := filepath.Join(root, "medcad-src")
@@ -126,36 +123,7 @@ func TestActionAct(t *testing.T) {
 	checkout := filepath.Join(root, "checkout")
 	os.MkdirAll(checkout, 0o755)
 	os.WriteFile(filepath.Join(checkout, "action.yml"), []byte(checkoutStub), 0o644)
-
-	proj := filepath.Join(root, "proj")
-	medcad(t, bin, "", nil, "init", proj)
-	files := map[string]string{".github/workflows/medcad.yml": actWorkflow}
-	for k, v := range ciPipeline {
-		files[k] = v
-	}
-	for name, text := range files {
-		p := filepath.Join(proj, name)
-		os.MkdirAll(filepath.Dir(p), 0o755)
-		if err := os.WriteFile(p, []byte(text), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	gitCmd(t, proj, "add", "-A")
-	gitCmd(t, proj, "commit", "-qm", "pipeline")
-	gitCmd(t, proj, "push", "-q", authURL, "main")
-	scans := filepath.Join(root, "scans")
-	os.MkdirAll(scans, 0o755)
-	for i := range 3 {
-		os.WriteFile(filepath.Join(scans, fmt.Sprintf("s%d.dcm", i)), []byte(fmt.Sprintf("scan %d", i)), 0o644)
-	}
-	env := []string{"MEDCAD_REMOTE=" + store}
-	gitCmd(t, proj, "checkout", "-qb", "batch1")
-	medcad(t, bin, proj, env, "data", "add", scans, "--name", "batch1")
-	medcad(t, bin, proj, env, "data", "push")
-	gitCmd(t, proj, "add", "-A")
-	gitCmd(t, proj, "commit", "-qm", "add batch1")
-	gitCmd(t, proj, "push", "-q", authURL, "batch1")
-	pr := g.CreatePR(t, "demo", "batch1", "main", "Add batch1")
+	authURL, pr := giteaProject(t, g, bin, "act", store, map[string]string{".github/workflows/medcad.yml": actWorkflow})
 
 	runAct := func(dir, event string, payload any) string {
 		t.Helper()
@@ -169,7 +137,7 @@ func TestActionAct(t *testing.T) {
 			"--local-repository", "actions/checkout@v4="+checkout,
 			"--env", "GITHUB_API_URL="+strings.TrimSuffix(g.API, "/"),
 			"--env", "GITHUB_SERVER_URL="+strings.TrimSuffix(g.URL, "/"),
-			"--env", "GITHUB_REPOSITORY="+g.User+"/demo",
+			"--env", "GITHUB_REPOSITORY="+g.User+"/act",
 			"--env", "MEDCAD_REMOTE="+store,
 			"-s", "GITHUB_TOKEN="+g.Token, "-s", "MEDCAD_SIGNING_KEY="+key)
 		cmd.Dir = dir
@@ -193,29 +161,29 @@ func TestActionAct(t *testing.T) {
 	ci := filepath.Join(root, "ci")
 	gitCmd(t, root, "clone", "-q", "-b", "batch1", repoURL, ci)
 	out := runAct(ci, "pull_request", map[string]any{"number": pr, "pull_request": map[string]any{"number": pr,
-		"head": map[string]any{"ref": "batch1", "sha": gitCmd(t, ci, "rev-parse", "HEAD"), "repo": map[string]any{"full_name": g.User + "/demo"}},
-		"base": map[string]any{"ref": "main", "repo": map[string]any{"full_name": g.User + "/demo"}}},
-		"repository": map[string]any{"full_name": g.User + "/demo", "default_branch": "main"}})
+		"head": map[string]any{"ref": "batch1", "sha": gitCmd(t, ci, "rev-parse", "HEAD"), "repo": map[string]any{"full_name": g.User + "/act"}},
+		"base": map[string]any{"ref": "main", "repo": map[string]any{"full_name": g.User + "/act"}}},
+		"repository": map[string]any{"full_name": g.User + "/act", "default_branch": "main"}})
 	if !strings.Contains(out, "verdict=pass digest=sha256:") {
 		t.Errorf("the action's outputs did not reach the next step:\n%s", out)
 	}
 	var comments []giteaComment
-	g.Do(t, "GET", fmt.Sprintf("repos/%s/demo/issues/%d/comments", g.User, pr), nil, &comments)
+	g.Do(t, "GET", fmt.Sprintf("repos/%s/act/issues/%d/comments", g.User, pr), nil, &comments)
 	if len(comments) != 1 || !strings.Contains(comments[0].Body, "medcad: promote bone") {
 		t.Fatalf("comments after act: %+v\n%s", comments, out)
 	}
 	head := strings.Fields(gitCmd(t, root, "ls-remote", authURL, "refs/heads/batch1"))[0]
 	var sts []giteaStatus
-	g.Do(t, "GET", fmt.Sprintf("repos/%s/demo/statuses/%s", g.User, head), nil, &sts)
+	g.Do(t, "GET", fmt.Sprintf("repos/%s/act/statuses/%s", g.User, head), nil, &sts)
 	if len(sts) == 0 || sts[0].State != "success" {
 		t.Fatalf("statuses: %+v", sts)
 	}
 
-	sha := g.MergePR(t, "demo", pr)
+	sha := g.MergePR(t, "act", pr)
 	main := filepath.Join(root, "main")
 	gitCmd(t, root, "clone", "-q", "-b", "main", repoURL, main)
 	out = runAct(main, "push", map[string]any{"ref": "refs/heads/main", "after": sha,
-		"repository": map[string]any{"full_name": g.User + "/demo", "default_branch": "main"}})
+		"repository": map[string]any{"full_name": g.User + "/act", "default_branch": "main"}})
 	if !strings.Contains(out, "promoted bone v1") {
 		t.Errorf("push event did not promote:\n%s", out)
 	}

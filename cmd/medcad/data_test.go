@@ -25,18 +25,6 @@ import (
 	"github.com/medcad/medcad/internal/testenv"
 )
 
-// buildMedcad builds the medcad binary for tests that run it as a
-// subprocess (kill -9, environment).
-func buildMedcad(t *testing.T) string {
-	t.Helper()
-	bin := filepath.Join(t.TempDir(), "medcad")
-	out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput()
-	if err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
-	return bin
-}
-
 // project makes a medcad project with the given [remote] table.
 func project(t *testing.T, bin, remote string) string {
 	t.Helper()
@@ -132,7 +120,8 @@ func s3Env() []string {
 // TestDataS3RoundTrip pushes to versitygw (a real S3 server that checks
 // signatures) and pulls into a second project.
 func TestDataS3RoundTrip(t *testing.T) {
-	bin := buildMedcad(t)
+	t.Parallel()
+	bin := medcadBinary(t)
 	srv := castest.Versitygw(t)
 	_, bucket := srv.NewBucket(t)
 	remote := fmt.Sprintf("url = \"s3://%s/team/store\"\nendpoint = %q\npath_style = true", bucket, srv.Endpoint)
@@ -204,7 +193,8 @@ func faultProxy(t *testing.T, target string, rate float64) (string, *atomic.Int6
 // TestDataFaults pushes and pulls through a proxy that fails ~10% of the
 // requests: both complete and the data arrives intact.
 func TestDataFaults(t *testing.T) {
-	bin := buildMedcad(t)
+	t.Parallel()
+	bin := medcadBinary(t)
 	srv := castest.Versitygw(t)
 	_, bucket := srv.NewBucket(t)
 	proxy, faults, _ := faultProxy(t, srv.Endpoint, 0.10)
@@ -235,7 +225,8 @@ func TestDataFaults(t *testing.T) {
 // TestDataStatusRemoteOneRequest: whether a dataset is fully pushed costs
 // one request, whatever its size.
 func TestDataStatusRemoteOneRequest(t *testing.T) {
-	bin := buildMedcad(t)
+	t.Parallel()
+	bin := medcadBinary(t)
 	srv := castest.Versitygw(t)
 	_, bucket := srv.NewBucket(t)
 	proxy, _, requests := faultProxy(t, srv.Endpoint, 0)
@@ -262,7 +253,8 @@ func TestDataStatusRemoteOneRequest(t *testing.T) {
 // files; with room again, it works. Two ways: a file size limit, and
 // (as root) a project on a small file system that fills up.
 func TestDataDiskFull(t *testing.T) {
-	bin := buildMedcad(t)
+	t.Parallel()
+	bin := medcadBinary(t)
 	t.Run("size limit", func(t *testing.T) {
 		prlimit := "/usr/bin/prlimit"
 		if _, err := os.Stat(prlimit); err != nil {
@@ -323,7 +315,8 @@ func checkFailedAdd(t *testing.T, bin, a, src string, files map[string]string, o
 
 // TestDataRemoteUnreachable: a clear error after retries, cache intact.
 func TestDataRemoteUnreachable(t *testing.T) {
-	bin := buildMedcad(t)
+	t.Parallel()
+	bin := medcadBinary(t)
 	l, _ := net.Listen("tcp", "127.0.0.1:0")
 	addr := l.Addr().String()
 	l.Close() // nothing listens here now
@@ -404,84 +397,105 @@ const crashTrials = 20
 
 // TestCrashSafety kills data add, data push and data pull with SIGKILL at
 // random moments (crashTrials each); afterwards no object is corrupt and a
-// rerun completes.
+// rerun completes. The three run side by side, each on its own project.
 func TestCrashSafety(t *testing.T) {
+	t.Parallel()
 	if testing.Short() {
 		t.Skip("slow")
 	}
-	bin := buildMedcad(t)
-	remoteDir := filepath.Join(t.TempDir(), "remote")
-	a := project(t, bin, fmt.Sprintf("url = \"file://%s\"", remoteDir))
-	crashAdds(t, bin, a, filepath.Join(t.TempDir(), "in"))
-
-	// push: measure, then kill at random moments against a fresh remote.
-	start := time.Now()
-	medcad(t, bin, a, nil, "data", "push")
-	full := time.Since(start)
-	killed := 0
-	for i := range crashTrials {
-		os.RemoveAll(remoteDir)
-		if killAt(t, bin, a, time.Duration(rand.Int64N(int64(full)+1)), "data", "push") {
-			killed++
-		}
-		checkObjects(t, remoteDir)
-		// A complete marker is never written before every object.
-		ptrOut := medcad(t, bin, a, nil, "data", "status", "--remote", "t0")
-		if strings.Contains(ptrOut, "; pushed") {
-			if out, err := medcadErr(bin, a, nil, "data", "verify", "--remote"); err != nil {
-				t.Fatalf("push trial %d: marked complete but: %s", i, out)
-			}
-		}
+	bin := medcadBinary(t)
+	// seeded is a project with a folder remote and the dataset t0 (200
+	// small files and one of 8 MiB) added.
+	seeded := func(t *testing.T) (a, remoteDir string) {
+		remoteDir = filepath.Join(t.TempDir(), "remote")
+		a = project(t, bin, fmt.Sprintf("url = \"file://%s\"", remoteDir))
+		src := filepath.Join(t.TempDir(), "in")
+		makeFilesSeed(t, src, 200, true, 0)
+		medcad(t, bin, a, nil, "data", "add", src, "--name", "t0")
+		return a, remoteDir
+	}
+	t.Run("add", func(t *testing.T) {
+		t.Parallel()
+		a := project(t, bin, "")
+		crashAdds(t, bin, a, filepath.Join(t.TempDir(), "in"))
+	})
+	t.Run("push", func(t *testing.T) {
+		t.Parallel()
+		a, remoteDir := seeded(t)
+		// Measure, then kill at random moments against a fresh remote.
+		start := time.Now()
 		medcad(t, bin, a, nil, "data", "push")
-		if out := medcad(t, bin, a, nil, "data", "verify", "--remote"); !strings.Contains(out, " 0 corrupt") || strings.Contains(out, "not on remote") {
-			t.Fatalf("push trial %d: after rerun: %s", i, out)
+		full := time.Since(start)
+		killed := 0
+		for i := range crashTrials {
+			os.RemoveAll(remoteDir)
+			if killAt(t, bin, a, time.Duration(rand.Int64N(int64(full)+1)), "data", "push") {
+				killed++
+			}
+			checkObjects(t, remoteDir)
+			// A complete marker is never written before every object.
+			ptrOut := medcad(t, bin, a, nil, "data", "status", "--remote", "t0")
+			if strings.Contains(ptrOut, "; pushed") {
+				if out, err := medcadErr(bin, a, nil, "data", "verify", "--remote"); err != nil {
+					t.Fatalf("push trial %d: marked complete but: %s", i, out)
+				}
+			}
+			medcad(t, bin, a, nil, "data", "push")
+			if out := medcad(t, bin, a, nil, "data", "verify", "--remote"); !strings.Contains(out, " 0 corrupt") || strings.Contains(out, "not on remote") {
+				t.Fatalf("push trial %d: after rerun: %s", i, out)
+			}
+			checkObjects(t, remoteDir)
 		}
-		checkObjects(t, remoteDir)
-	}
-	t.Logf("push: %d of %d runs killed (an uninterrupted run takes %v)", killed, crashTrials, full)
-
-	// pull (fetch + checkout) into a fresh clone, killed at random moments.
-	files := readFiles(t, filepath.Join(a, "data", "t0"))
-	pointer, err := os.ReadFile(filepath.Join(a, "data", "t0.dataset.toml"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	clone := func() string {
-		b := project(t, bin, fmt.Sprintf("url = \"file://%s\"", remoteDir))
-		if err := os.WriteFile(filepath.Join(b, "data", "t0.dataset.toml"), pointer, 0o644); err != nil {
+		t.Logf("push: %d of %d runs killed (an uninterrupted run takes %v)", killed, crashTrials, full)
+	})
+	t.Run("pull", func(t *testing.T) {
+		t.Parallel()
+		a, remoteDir := seeded(t)
+		medcad(t, bin, a, nil, "data", "push")
+		// pull (fetch + checkout) into a fresh clone, killed at random moments.
+		files := readFiles(t, filepath.Join(a, "data", "t0"))
+		pointer, err := os.ReadFile(filepath.Join(a, "data", "t0.dataset.toml"))
+		if err != nil {
 			t.Fatal(err)
 		}
-		return b
-	}
-	b := clone()
-	start = time.Now()
-	medcad(t, bin, b, nil, "data", "pull")
-	full = time.Since(start)
-	killed = 0
-	for i := range crashTrials {
+		clone := func() string {
+			b := project(t, bin, fmt.Sprintf("url = \"file://%s\"", remoteDir))
+			if err := os.WriteFile(filepath.Join(b, "data", "t0.dataset.toml"), pointer, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			return b
+		}
 		b := clone()
-		if killAt(t, bin, b, time.Duration(rand.Int64N(int64(full)+1)), "data", "pull") {
-			killed++
-		}
-		if out := medcad(t, bin, b, nil, "data", "verify"); !strings.Contains(out, " 0 corrupt") {
-			t.Fatalf("pull trial %d: verify after kill: %s", i, out)
-		}
-		checkObjects(t, filepath.Join(b, ".medcad", "cache"))
+		start := time.Now()
 		medcad(t, bin, b, nil, "data", "pull")
-		if diff := cmp.Diff(files, readFiles(t, filepath.Join(b, "data", "t0"))); diff != "" {
-			t.Fatalf("pull trial %d: files after rerun differ", i)
+		full := time.Since(start)
+		killed := 0
+		for i := range crashTrials {
+			b := clone()
+			if killAt(t, bin, b, time.Duration(rand.Int64N(int64(full)+1)), "data", "pull") {
+				killed++
+			}
+			if out := medcad(t, bin, b, nil, "data", "verify"); !strings.Contains(out, " 0 corrupt") {
+				t.Fatalf("pull trial %d: verify after kill: %s", i, out)
+			}
+			checkObjects(t, filepath.Join(b, ".medcad", "cache"))
+			medcad(t, bin, b, nil, "data", "pull")
+			if diff := cmp.Diff(files, readFiles(t, filepath.Join(b, "data", "t0"))); diff != "" {
+				t.Fatalf("pull trial %d: files after rerun differ", i)
+			}
 		}
-	}
-	t.Logf("pull: %d of %d runs killed (an uninterrupted run takes %v)", killed, crashTrials, full)
+		t.Logf("pull: %d of %d runs killed (an uninterrupted run takes %v)", killed, crashTrials, full)
+	})
 }
 
 // TestCrashSafetyClone: the same for adds that clone files into the cache
 // (a project and its files on a file system with reflinks).
 func TestCrashSafetyClone(t *testing.T) {
+	t.Parallel()
 	if testing.Short() {
 		t.Skip("slow")
 	}
-	bin := buildMedcad(t)
+	bin := medcadBinary(t)
 	disk := testenv.ReflinkDir(t)
 	a := filepath.Join(disk, "proj")
 	medcad(t, bin, "", nil, "init", a)
@@ -491,8 +505,7 @@ func TestCrashSafetyClone(t *testing.T) {
 // crashAdds kills `data add` of new files in src (200 small ones and one
 // of 8 MiB) into project a at random moments, crashTrials times; after each,
 // `data verify` finds no corrupt object, none is misnamed, and a rerun
-// completes with the right files. The dataset of the first trial, t0,
-// stays in a.
+// completes with the right files.
 func crashAdds(t *testing.T, bin, a, src string) {
 	t.Helper()
 	makeFilesSeed(t, src, 200, true, 1000)

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"fmt"
 	"os"
 	"os/exec"
@@ -12,21 +11,42 @@ import (
 	"github.com/rogpeppe/go-internal/testscript"
 )
 
-// TestMain registers the medcad binary for testscript: scripts run
-// `medcad ...` as a real subprocess of this test binary.
+// TestMain registers the medcad binary for testscript: scripts, and the
+// Go tests that run medcad as a subprocess (medcadBinary), run `medcad
+// ...` as a real subprocess of this test binary, entering main.
 func TestMain(m *testing.M) {
-	testscript.Main(m, map[string]func(){
-		"medcad": func() {
-			os.Exit(run(context.Background(), os.Args[1:], streams{in: os.Stdin, out: os.Stdout, err: os.Stderr}))
-		},
-	})
+	testscript.Main(m, map[string]func(){"medcad": main})
+}
+
+// medcadBinary is the medcad executable for tests that run it as a
+// subprocess (kill -9, environment): this test binary under the name
+// medcad, which testscript.Main put first on PATH and which runs main.
+// (A go build per test cost seconds each.)
+func medcadBinary(t *testing.T) string {
+	t.Helper()
+	bin, err := exec.LookPath("medcad")
+	if err != nil {
+		t.Fatalf("medcad is not on PATH (TestMain installs it): %v", err)
+	}
+	return bin
 }
 
 // TestScripts runs the end-to-end CLI scripts in testdata/script.
 func TestScripts(t *testing.T) {
+	t.Parallel()
 	testscript.Run(t, testscript.Params{
 		Dir:                 "testdata/script",
 		RequireExplicitExec: true,
+		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
+			// fixture NAME DIR copies the shared fixture NAME (a folder
+			// under the module's testdata/) into DIR.
+			"fixture": func(ts *testscript.TestScript, neg bool, args []string) {
+				if neg || len(args) != 2 {
+					ts.Fatalf("usage: fixture NAME DIR")
+				}
+				ts.Check(testenv.CopyFixtureTo(args[0], ts.MkAbs(args[1])))
+			},
+		},
 		Condition: func(cond string) (bool, error) {
 			switch cond {
 			case "numpy": // Debian's python3 with numpy, which the test command installs
