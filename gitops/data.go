@@ -356,11 +356,9 @@ func (p *Project) DataStatus(ctx context.Context, names []string, remote bool) (
 	if err != nil {
 		return nil, err
 	}
-	var rb cas.Backend
-	if remote {
-		if rb, err = p.Remote(ctx); err != nil {
-			return nil, err
-		}
+	rb, err := p.remoteIf(ctx, remote)
+	if err != nil {
+		return nil, err
 	}
 	ix := p.Store.LoadIndex()
 	out := []DatasetStatus{}
@@ -631,11 +629,9 @@ func (p *Project) VerifyData(ctx context.Context, remote bool, jobs int) (*Verif
 	if err != nil {
 		return nil, err
 	}
-	var rb cas.Backend
-	if remote {
-		if rb, err = p.Remote(ctx); err != nil {
-			return nil, err
-		}
+	rb, err := p.remoteIf(ctx, remote)
+	if err != nil {
+		return nil, err
 	}
 	for _, id := range corrupt {
 		rep.Corrupt = append(rep.Corrupt, id.String())
@@ -802,11 +798,9 @@ func (p *Project) GC(ctx context.Context, dryRun, remote bool) (*GCReport, error
 		}
 		roots = append(roots, id)
 	}
-	var rb cas.Backend
-	if remote {
-		if rb, err = p.Remote(ctx); err != nil {
-			return nil, err
-		}
+	rb, err := p.remoteIf(ctx, remote)
+	if err != nil {
+		return nil, err
 	}
 	keep, err := cas.Reachable(ctx, p.Store, rb, roots)
 	if err != nil {

@@ -113,6 +113,14 @@ func (p *Project) Remote(ctx context.Context) (cas.Backend, error) {
 	return p.remote, p.remoteErr
 }
 
+// remoteIf opens the remote when want is set; it is nil otherwise.
+func (p *Project) remoteIf(ctx context.Context, want bool) (cas.Backend, error) {
+	if !want {
+		return nil, nil
+	}
+	return p.Remote(ctx)
+}
+
 // meter starts the progress display of one step; it is a no-op without a
 // Meter.
 func (p *Project) meter(step string) (cas.Progress, func()) {

@@ -696,7 +696,10 @@ func (w *Writer) closeDirs() {
 	}
 }
 
-// ctxReader stops reading when ctx is done.
+// ContextReader reads r until ctx is done, then returns ctx's error: a
+// cancelled transfer stops at the next read.
+func ContextReader(ctx context.Context, r io.Reader) io.Reader { return &ctxReader{ctx: ctx, r: r} }
+
 type ctxReader struct {
 	ctx context.Context
 	r   io.Reader

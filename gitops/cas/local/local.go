@@ -74,7 +74,7 @@ func (l *Backend) Get(ctx context.Context, key string) (io.ReadCloser, error) {
 	if err != nil {
 		return nil, l.err(key, err)
 	}
-	return &ctxReadCloser{ctxReader: ctxReader{ctx: ctx, r: f}, c: f}, nil
+	return ctxReadCloser{Reader: cas.ContextReader(ctx, f), c: f}, nil
 }
 
 func (l *Backend) Put(ctx context.Context, key string, body io.ReadSeeker, size int64, sum [sha256.Size]byte) error {
@@ -94,7 +94,7 @@ func (l *Backend) Put(ctx context.Context, key string, body io.ReadSeeker, size 
 	}
 	defer os.Remove(tmp.Name())
 	h := sha256.New()
-	n, err := io.Copy(io.MultiWriter(tmp, h), &ctxReader{ctx: ctx, r: io.LimitReader(body, size+1)})
+	n, err := io.Copy(io.MultiWriter(tmp, h), cas.ContextReader(ctx, io.LimitReader(body, size+1)))
 	if err != nil {
 		tmp.Close()
 		return err
@@ -192,25 +192,13 @@ func (l *Backend) err(key string, err error) error {
 	return fmt.Errorf("%s %s: %w", l, key, err)
 }
 
-// ctxReader stops reading when ctx is done.
-type ctxReader struct {
-	ctx context.Context
-	r   io.Reader
-}
-
-func (c *ctxReader) Read(p []byte) (int, error) {
-	if err := c.ctx.Err(); err != nil {
-		return 0, err
-	}
-	return c.r.Read(p)
-}
-
+// ctxReadCloser reads and closes f, stopping when ctx is done.
 type ctxReadCloser struct {
-	ctxReader
+	io.Reader
 	c io.Closer
 }
 
-func (c *ctxReadCloser) Close() error { return c.c.Close() }
+func (c ctxReadCloser) Close() error { return c.c.Close() }
 
 // truncate shortens s to at most n bytes for messages.
 func truncate(s string, n int) string {

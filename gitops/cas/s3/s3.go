@@ -213,7 +213,7 @@ func (b *Backend) putMultipart(ctx context.Context, key string, body io.ReadSeek
 	if _, err := body.Seek(0, io.SeekStart); err != nil {
 		return err
 	}
-	if n, err := io.Copy(h, &ctxReader{ctx: ctx, r: io.LimitReader(body, size+1)}); err != nil {
+	if n, err := io.Copy(h, cas.ContextReader(ctx, io.LimitReader(body, size+1))); err != nil {
 		return err
 	} else if n != size || [sha256.Size]byte(h.Sum(nil)) != sum {
 		return fmt.Errorf("put %s: %w", key, cas.ErrCorrupt)
@@ -374,16 +374,3 @@ func statusOf(err error) (status int, code string) {
 }
 
 func oneLine(s string) string { return strings.Join(strings.Fields(s), " ") }
-
-// ctxReader stops reading when ctx is done.
-type ctxReader struct {
-	ctx context.Context
-	r   io.Reader
-}
-
-func (c *ctxReader) Read(p []byte) (int, error) {
-	if err := c.ctx.Err(); err != nil {
-		return 0, err
-	}
-	return c.r.Read(p)
-}
