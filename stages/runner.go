@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -583,8 +584,9 @@ func (r *runner) foreach(ctx context.Context, s *Stage, base keyInput) error {
 	}
 	if err != nil {
 		// Keep what finished: the lock is written even on failure, so a
-		// rerun starts from there.
-		r.setEntry(s.Name, entry)
+		// rerun starts from there. What was not recomputed (the stage's
+		// key and outs, the cases that did not finish) stays as it was.
+		r.setEntry(s.Name, keepFinished(prev, entry))
 		return err
 	}
 	entry.Key = unionKey(entry.Cases)
@@ -613,6 +615,22 @@ func (r *runner) caseCounts(s *Stage) map[Status]int {
 		}
 	}
 	return n
+}
+
+// keepFinished is the lock entry of a foreach stage that failed: the
+// previous entry with the cases that finished now, or, when the stage has
+// no previous entry, those cases alone.
+func keepFinished(prev, finished *gitops.StageLock) *gitops.StageLock {
+	if prev == nil {
+		return finished
+	}
+	kept := *prev
+	kept.Cases = maps.Clone(prev.Cases)
+	if kept.Cases == nil {
+		kept.Cases = map[string]*gitops.Case{}
+	}
+	maps.Copy(kept.Cases, finished.Cases)
+	return &kept
 }
 
 // summaryStatus is a foreach stage's status: the most work any case needed.

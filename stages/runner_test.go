@@ -495,3 +495,52 @@ foreach = "case"
 		}
 	}
 }
+
+// TestFailedForeachKeepsLock: a per-case stage that fails keeps the lock
+// entries it did not recompute (its key, its outs, the other cases) and
+// records the cases that finished; nothing is blanked or dropped.
+func TestFailedForeachKeepsLock(t *testing.T) {
+	p := newProject(t, `
+[[stage]]
+name = "ingest"
+run = "test {case} != c-4 && echo {case} > {out}/{case}.txt"
+deps = ["b1"]
+outs = ["build/ingest"]
+foreach = "case"
+`)
+	mkCase := func(id string) CaseRef {
+		d := t.TempDir()
+		write(t, d, "img/"+id+".dcm", id)
+		digest, err := p.store.Snapshot(context.Background(), d, []string{"img"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return CaseRef{ID: id, Image: digest}
+	}
+	p.data.cases, p.data.digest = []CaseRef{mkCase("c-1"), mkCase("c-2"), mkCase("c-3")}, "sha256:1"
+	p.repro(Options{})
+	before, err := gitops.ReadLock(p.dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.data.cases, p.data.digest = append(p.data.cases, mkCase("c-4")), "sha256:2"
+	cfg, _ := gitops.LoadConfig(p.dir)
+	plan, err := NewPlan(cfg, ws{dir: p.dir, datasets: []string{"b1"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Repro(context.Background(), Options{Dir: p.dir, Config: cfg, Plan: plan, Store: p.store, Data: p.data, Version: "test", Jobs: 2}); err == nil {
+		t.Fatal("the failing case did not fail the repro")
+	}
+	after, err := gitops.ReadLock(p.dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, a := before.Stages["ingest"], after.Stages["ingest"]
+	if a.Key != b.Key || a.Out != b.Out || a.Key == "" {
+		t.Errorf("stage key/out rewritten: %q/%q, was %q/%q", a.Key, a.Out, b.Key, b.Out)
+	}
+	if diff := cmp.Diff(b.Cases, a.Cases); diff != "" {
+		t.Errorf("cases (-before +after):\n%s", diff)
+	}
+}
