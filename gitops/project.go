@@ -154,3 +154,20 @@ func (p *Project) saveIndex(ix *cas.Index) {
 		p.Log.Debug("stat index not saved", "err", err)
 	}
 }
+
+// LockStore takes the store's lock (see [cas.Store.Lock]), shared for an
+// operation that writes or uses cache objects, exclusive for garbage
+// collection, waiting for it while ctx allows. unlock cannot fail in a
+// way the caller must handle: a failure is logged, and closing the lock
+// file releases the lock anyway.
+func (p *Project) LockStore(ctx context.Context, exclusive bool) (unlock func(), err error) {
+	release, err := p.Store.Lock(ctx, exclusive)
+	if err != nil {
+		return nil, err
+	}
+	return func() {
+		if err := release(); err != nil {
+			p.Log.Debug("store lock not released cleanly", "err", err)
+		}
+	}, nil
+}
