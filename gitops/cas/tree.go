@@ -118,8 +118,8 @@ func walkTreeClean(ctx context.Context, dir string, skipMissing, clean bool) ([]
 type walker struct {
 	ctx   context.Context
 	root  string
-	clean bool          // remove checkout temporaries
-	sem   chan struct{} // bounds open folders
+	clean bool            // remove checkout temporaries
+	sem   chan struct{}   // bounds open folders
 	g     *errgroup.Group // walks the folders; its context is ctx
 	mu    sync.Mutex
 	files []fileInfo
