@@ -31,29 +31,59 @@ var errLocked = errors.New("lock held")
 // The lock is flock(2) on Unix and LockFileEx on Windows; on other
 // systems Lock takes nothing.
 func (s *Store) Lock(ctx context.Context, exclusive bool) (unlock func() error, err error) {
-	path := filepath.Join(s.root, filepath.FromSlash(LockFile))
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o644)
+	f, err := s.openLock()
 	if err != nil {
-		return nil, fmt.Errorf("store lock: %w", err)
+		return nil, err
 	}
 	for {
 		err := tryLock(f, exclusive)
 		if err == nil {
-			break
+			return releaser(f), nil
 		}
 		if !errors.Is(err, errLocked) {
 			f.Close()
-			return nil, fmt.Errorf("store lock %s: %w", path, err)
+			return nil, fmt.Errorf("store lock: %w", err)
 		}
 		t := time.NewTimer(lockPoll)
 		select {
 		case <-ctx.Done():
 			t.Stop()
 			f.Close()
-			return nil, fmt.Errorf("waiting for %s (another medcad command is using the store): %w", path, context.Cause(ctx))
+			return nil, fmt.Errorf("waiting for %s (another medcad command is using the store): %w", f.Name(), context.Cause(ctx))
 		case <-t.C:
 		}
 	}
+}
+
+// TryLock is Lock without waiting: ok is false, and unlock nil, when
+// another holder has the lock.
+func (s *Store) TryLock(exclusive bool) (unlock func() error, ok bool, err error) {
+	f, err := s.openLock()
+	if err != nil {
+		return nil, false, err
+	}
+	err = tryLock(f, exclusive)
+	if err != nil {
+		f.Close()
+		if errors.Is(err, errLocked) {
+			return nil, false, nil
+		}
+		return nil, false, fmt.Errorf("store lock: %w", err)
+	}
+	return releaser(f), true, nil
+}
+
+// openLock opens (creating when needed) the lock file.
+func (s *Store) openLock() (*os.File, error) {
+	f, err := os.OpenFile(filepath.Join(s.root, filepath.FromSlash(LockFile)), os.O_RDWR|os.O_CREATE, 0o644)
+	if err != nil {
+		return nil, fmt.Errorf("store lock: %w", err)
+	}
+	return f, nil
+}
+
+// releaser unlocks and closes the locked file f.
+func releaser(f *os.File) func() error {
 	return func() error {
 		err := unlockFile(f)
 		if cerr := f.Close(); err == nil {
@@ -63,5 +93,5 @@ func (s *Store) Lock(ctx context.Context, exclusive bool) (unlock func() error, 
 			return fmt.Errorf("store unlock: %w", err)
 		}
 		return nil
-	}, nil
+	}
 }

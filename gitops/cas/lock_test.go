@@ -31,6 +31,12 @@ func TestLockExcludes(t *testing.T) {
 	if err != nil {
 		t.Fatalf("second shared lock: %v", err)
 	}
+	if unlock, ok, err := b.TryLock(true); err != nil || ok {
+		if ok {
+			unlock()
+		}
+		t.Fatalf("TryLock exclusive while shared locks are held: ok %v, %v; want false, nil", ok, err)
+	}
 	short, cancel := context.WithTimeout(ctx, 100*time.Millisecond)
 	defer cancel()
 	if _, err := b.Lock(short, true); !errors.Is(err, context.DeadlineExceeded) || !strings.Contains(err.Error(), LockFile) {
