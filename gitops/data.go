@@ -81,6 +81,11 @@ func (p *Project) AddData(ctx context.Context, o AddOptions) (*AddResult, error)
 	} else if !fi.IsDir() {
 		return nil, fmt.Errorf("%s: not a folder", o.Path)
 	}
+	unlock, err := p.LockStore(ctx, false)
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
 	rel := DatasetDir + "/" + o.Name
 	work := p.Path(rel)
 	inPlace := src == work
@@ -433,6 +438,11 @@ func (p *Project) transfer(ctx context.Context, ds []*Dataset, jobs int, step st
 // sub-manifests, files) from the cache to the remote, then marks each
 // closure complete.
 func (p *Project) PushData(ctx context.Context, o TransferOptions) (*TransferReport, error) {
+	unlock, err := p.LockStore(ctx, false)
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
 	all, err := p.Datasets(o.Names)
 	if err != nil {
 		return nil, err
@@ -472,6 +482,11 @@ func (p *Project) PullData(ctx context.Context, o TransferOptions) (*TransferRep
 	if err != nil {
 		return nil, err
 	}
+	unlock, err := p.LockStore(ctx, false)
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
 	ds, err := p.Datasets(o.Names)
 	if err != nil {
 		return nil, err
@@ -532,6 +547,11 @@ func (p *Project) CheckoutData(ctx context.Context, o CheckoutOptions) (datasets
 	if err != nil {
 		return 0, 0, err
 	}
+	unlock, err := p.LockStore(ctx, false)
+	if err != nil {
+		return 0, 0, err
+	}
+	defer unlock()
 	ds, err := p.Datasets(o.Names)
 	if err != nil {
 		return 0, 0, err
@@ -617,6 +637,11 @@ func (r *VerifyReport) Failed() bool {
 // are replaced from the remote, and every object of every dataset is
 // checked to be there.
 func (p *Project) VerifyData(ctx context.Context, remote bool, jobs int) (*VerifyReport, error) {
+	unlock, err := p.LockStore(ctx, false)
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
 	if err := p.Store.CleanTemp(); err != nil {
 		return nil, err
 	}
@@ -778,8 +803,17 @@ type GCReport struct {
 }
 
 // GC removes the objects of the cache (and, remote: of the remote) that no
-// branch, tag, run record or working-tree pointer references.
+// branch, tag, run record or working-tree pointer references. It holds the
+// store's lock exclusive, so it first waits for every add, pull, push,
+// checkout, verify and pipeline run in progress to finish.
 func (p *Project) GC(ctx context.Context, dryRun, remote bool) (*GCReport, error) {
+	// Exclusive, and before the roots are read: an add, pull or run in
+	// progress finishes and writes its pointers first.
+	unlock, err := p.LockStore(ctx, true)
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
 	repo, err := p.Repo()
 	if errors.Is(err, gitrepo.ErrNoRepo) {
 		repo = nil

@@ -33,6 +33,9 @@ type Project struct {
 	// Meter, when set, draws the progress of one long step (hashing,
 	// pushing, …); finish is called when the step ends.
 	Meter func(step string) (p cas.Progress, finish func())
+	// OnLockWait, when set, is called when an operation finds the
+	// store's lock (lockFile) held by another command and starts to wait.
+	OnLockWait func(lockFile string)
 
 	remoteOnce sync.Once
 	remote     cas.Backend
@@ -161,4 +164,29 @@ func (p *Project) saveIndex(ix *cas.Index) {
 	if err := p.Store.SaveIndex(ix); err != nil {
 		p.Log.Debug("stat index not saved", "err", err)
 	}
+}
+
+// LockStore takes the store's lock (see [cas.Store.Lock]), shared for an
+// operation that writes or uses cache objects, exclusive for garbage
+// collection, waiting for it while ctx allows. unlock cannot fail in a
+// way the caller must handle: a failure is logged, and closing the lock
+// file releases the lock anyway.
+func (p *Project) LockStore(ctx context.Context, exclusive bool) (unlock func(), err error) {
+	release, ok, err := p.Store.TryLock(exclusive)
+	if err != nil {
+		return nil, err
+	}
+	if !ok {
+		if p.OnLockWait != nil {
+			p.OnLockWait(cas.LockFile)
+		}
+		if release, err = p.Store.Lock(ctx, exclusive); err != nil {
+			return nil, err
+		}
+	}
+	return func() {
+		if err := release(); err != nil {
+			p.Log.Debug("store lock not released cleanly", "err", err)
+		}
+	}, nil
 }

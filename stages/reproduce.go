@@ -41,7 +41,8 @@ type Outcome struct {
 
 // Reproduce brings project p's pipeline up to date and, when something ran
 // (or an interrupted repro did the work but was stopped before recording
-// it), records the run in git and writes the model manifest.
+// it), records the run in git and writes the model manifest. It holds the
+// store's lock shared throughout, so a gc waits for it.
 func Reproduce(ctx context.Context, p *gitops.Project, o ReproOptions) (*Outcome, error) {
 	remote, err := p.Remote(ctx)
 	switch {
@@ -61,6 +62,13 @@ func Reproduce(ctx context.Context, p *gitops.Project, o ReproOptions) (*Outcome
 	if jobs == 0 {
 		jobs = max(2, runtime.NumCPU())
 	}
+	// Shared for the whole run: outs are stored, and cached results
+	// reused, before medcad.lock and the run record name them.
+	unlock, err := p.LockStore(ctx, false)
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
 	store := NewCAS(p.Store, remote, o.Push, o.Jobs)
 	defer store.Close()
 	data := NewPointers(p.Root, store)

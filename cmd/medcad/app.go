@@ -129,6 +129,9 @@ func (a *app) project(ctx context.Context) (*gitops.Project, error) {
 		return nil, err
 	}
 	p.Meter = a.meter
+	p.OnLockWait = func(lockFile string) {
+		fmt.Fprintf(a.err, "medcad: waiting for %s: another medcad command is using the store\n", lockFile)
+	}
 	return p, nil
 }
 

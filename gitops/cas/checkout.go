@@ -78,7 +78,7 @@ func (s *Store) Checkout(ctx context.Context, m *Manifest, dir string, opts Chec
 	var res CheckoutResult
 	var mu sync.Mutex
 	// Eight workers per core: with direct I/O, workers wait on the disk.
-	err = forEach(ctx, opts.jobs(8), folderBatches(m.Entries, entryFile, checkoutBatch), func(_ int, b []Entry) error {
+	err = forEach(ctx, opts.jobs(8), folderBatches(m.Entries, entryFile, checkoutBatch), func(ctx context.Context, _ int, b []Entry) error {
 		r, err := c.batch(ctx, b)
 		mu.Lock()
 		res.Written += r.Written

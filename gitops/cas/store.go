@@ -676,7 +676,7 @@ func (w *Writer) syncNames() error {
 		}
 	}
 	// Parallel syncs share journal commits.
-	return forEach(context.Background(), 32, dirs, func(_ int, i int) error {
+	return forEach(context.Background(), 32, dirs, func(_ context.Context, _ int, i int) error {
 		if err := syncDir(*w.objDirs[i].Load()); err != nil {
 			w.unsynced[i].Store(true)
 			return fmt.Errorf("cache: sync %s: %w", filepath.Join(w.s.dir, "objects", fmt.Sprintf("%02x", i)), err)

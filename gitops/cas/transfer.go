@@ -113,7 +113,7 @@ func Push(ctx context.Context, s *Store, b Backend, manifests []ID, opts Transfe
 	total(opts.Progress, len(todo), bytesTotal)
 	var sent, skipped atomic.Int64
 	var sentBytes atomic.Int64
-	err := forEach(ctx, opts.jobs(), todo, func(_ int, e Entry) error {
+	err := forEach(ctx, opts.jobs(), todo, func(ctx context.Context, _ int, e Entry) error {
 		key := objectKey(e.ID)
 		if e.Size > statAbove {
 			if _, err := b.Stat(ctx, key); err == nil {
@@ -193,7 +193,7 @@ func Fetch(ctx context.Context, s *Store, b Backend, objects []Entry, opts Trans
 	total(opts.Progress, len(todo), bytesTotal)
 	w := s.NewWriter()
 	var got, gotBytes atomic.Int64
-	err := forEach(ctx, opts.jobs(), todo, func(_ int, e Entry) error {
+	err := forEach(ctx, opts.jobs(), todo, func(ctx context.Context, _ int, e Entry) error {
 		err := fetchOne(ctx, w, b, e, opts)
 		if err != nil {
 			return err
@@ -338,7 +338,7 @@ func Repair(ctx context.Context, s *Store, b Backend, id ID, opts TransferOption
 func VerifyAll(ctx context.Context, s *Store, ids []ID, jobs int) ([]ID, error) {
 	var mu sync.Mutex
 	var bad []ID
-	err := forEach(ctx, TreeOptions{Jobs: jobs}.jobs(1), ids, func(_ int, id ID) error {
+	err := forEach(ctx, TreeOptions{Jobs: jobs}.jobs(1), ids, func(_ context.Context, _ int, id ID) error {
 		err := s.VerifyObject(id)
 		switch {
 		case errors.Is(err, ErrCorrupt):
@@ -375,7 +375,7 @@ func MissingOnRemote(ctx context.Context, s *Store, b Backend, manifests []ID, j
 	}
 	var mu sync.Mutex
 	var missing []ID
-	err := forEach(ctx, jobs, objs, func(_ int, e Entry) error {
+	err := forEach(ctx, jobs, objs, func(ctx context.Context, _ int, e Entry) error {
 		_, err := b.Stat(ctx, objectKey(e.ID))
 		if errors.Is(err, ErrNotFound) {
 			mu.Lock()

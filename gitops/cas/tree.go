@@ -16,6 +16,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"golang.org/x/sync/errgroup"
 )
 
 // Progress receives progress of long operations; core code never prints.
@@ -102,12 +104,12 @@ func walkTreeClean(ctx context.Context, dir string, skipMissing, clean bool) ([]
 	if !fi.IsDir() {
 		return nil, fmt.Errorf("%s: not a folder", dir)
 	}
-	w := &walker{ctx: ctx, root: dir, clean: clean, sem: make(chan struct{}, 4*runtime.GOMAXPROCS(0))}
-	w.wg.Add(1)
-	w.dir("")
-	w.wg.Wait()
-	if w.err != nil {
-		return nil, w.err
+	// The first failure cancels the walk: no folder is opened after it.
+	g, gctx := errgroup.WithContext(ctx)
+	w := &walker{ctx: gctx, g: g, root: dir, clean: clean, sem: make(chan struct{}, 4*runtime.GOMAXPROCS(0))}
+	g.Go(func() error { return w.dir("") })
+	if err := g.Wait(); err != nil {
+		return nil, err
 	}
 	slices.SortFunc(w.files, func(a, b fileInfo) int { return strings.Compare(a.rel, b.rel) })
 	return w.files, nil
@@ -116,43 +118,34 @@ func walkTreeClean(ctx context.Context, dir string, skipMissing, clean bool) ([]
 type walker struct {
 	ctx   context.Context
 	root  string
-	clean bool          // remove checkout temporaries
-	sem   chan struct{} // bounds open folders
-	wg    sync.WaitGroup
+	clean bool            // remove checkout temporaries
+	sem   chan struct{}   // bounds open folders
+	g     *errgroup.Group // walks the folders; its context is ctx
 	mu    sync.Mutex
 	files []fileInfo
-	err   error
-}
-
-func (w *walker) fail(err error) {
-	w.mu.Lock()
-	if w.err == nil {
-		w.err = err
-	}
-	w.mu.Unlock()
 }
 
 // dir reads folder rel (slash path, "" for the root) and walks its
-// subfolders in new goroutines.
-func (w *walker) dir(rel string) {
-	defer w.wg.Done()
-	if err := w.ctx.Err(); err != nil {
-		w.fail(err)
-		return
+// subfolders in new goroutines of w.g.
+func (w *walker) dir(rel string) error {
+	select {
+	case w.sem <- struct{}{}:
+	case <-w.ctx.Done():
+		return context.Cause(w.ctx)
 	}
-	w.sem <- struct{}{}
 	defer func() { <-w.sem }()
+	if err := w.ctx.Err(); err != nil {
+		return context.Cause(w.ctx)
+	}
 	full := filepath.Join(w.root, filepath.FromSlash(rel))
 	f, err := os.Open(full)
 	if err != nil {
-		w.fail(err)
-		return
+		return err
 	}
 	defer f.Close()
 	ents, err := f.ReadDir(-1)
 	if err != nil {
-		w.fail(fmt.Errorf("%s: %w", full, err))
-		return
+		return fmt.Errorf("%s: %w", full, err)
 	}
 	// Files are stat'ed relative to the folder, in one call (not one per
 	// file: each would allocate).
@@ -161,12 +154,12 @@ func (w *walker) dir(rel string) {
 		err = cerr
 	}
 	if err != nil {
-		w.fail(err)
-		return
+		return err
 	}
 	w.mu.Lock()
 	w.files = append(w.files, local...)
 	w.mu.Unlock()
+	return nil
 }
 
 // entries stats the regular files among ents, the entries of folder rel
@@ -190,8 +183,7 @@ func (w *walker) entries(dir folder, full, rel string, ents []fs.DirEntry) ([]fi
 		case t&fs.ModeSymlink != 0:
 			return nil, fmt.Errorf("%s: %w", at(name), errSymlink)
 		case t.IsDir():
-			w.wg.Add(1)
-			go w.dir(erel)
+			w.g.Go(func() error { return w.dir(erel) })
 			continue
 		case !t.IsRegular():
 			return nil, fmt.Errorf("%s: %w", at(name), errNotRegular)
@@ -218,36 +210,26 @@ func fileMode(fi fs.FileInfo) fs.FileMode {
 	return 0o644
 }
 
-// forEach runs fn on items with n workers and returns the first error;
-// it stops handing out work after an error or when ctx is done.
-func forEach[T any](ctx context.Context, n int, items []T, fn func(int, T) error) error {
-	ctx, cancel := context.WithCancelCause(ctx)
-	defer cancel(nil)
-	next := make(chan int)
-	var wg sync.WaitGroup
-	var once sync.Once
-	var first error
-	for range max(1, min(n, len(items))) {
-		wg.Go(func() {
-			for i := range next {
-				if err := fn(i, items[i]); err != nil {
-					once.Do(func() { first = err; cancel(err) })
-				}
+// forEach runs fn on items with at most n at a time and returns the
+// first error. fn gets a context that the first failure cancels, so work
+// in flight stops with it, and no item starts after a failure or once ctx
+// is done.
+func forEach[T any](ctx context.Context, n int, items []T, fn func(context.Context, int, T) error) error {
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(max(1, n))
+	for i := range items {
+		if gctx.Err() != nil {
+			break
+		}
+		g.Go(func() error {
+			if err := gctx.Err(); err != nil {
+				return err // failed or cancelled while this one waited for a slot
 			}
+			return fn(gctx, i, items[i])
 		})
 	}
-feed:
-	for i := range items {
-		select {
-		case next <- i:
-		case <-ctx.Done():
-			break feed
-		}
-	}
-	close(next)
-	wg.Wait()
-	if first != nil {
-		return first
+	if err := g.Wait(); err != nil {
+		return err
 	}
 	return ctx.Err()
 }
@@ -291,7 +273,7 @@ func (s *Store) AddDir(ctx context.Context, dir string, opts TreeOptions) (*AddR
 		idx[i] = i
 	}
 	batches := folderBatches(idx, func(i int) (string, int64) { return files[i].rel, files[i].fi.Size() }, addBatchFiles)
-	err = forEach(ctx, opts.jobs(8), batches, func(_ int, b []int) error {
+	err = forEach(ctx, opts.jobs(8), batches, func(ctx context.Context, _ int, b []int) error {
 		lo, hi := b[0], b[0]+len(b)
 		n, err := s.addBatch(ctx, w, dir, files[lo:hi], m.Entries[lo:hi], opts)
 		hashed.Add(int64(n))
@@ -442,7 +424,7 @@ func (s *Store) Status(ctx context.Context, m *Manifest, dir string, opts TreeOp
 		}
 	}
 	var mu sync.Mutex
-	err = forEach(ctx, opts.jobs(2), check, func(_ int, f fileInfo) error {
+	err = forEach(ctx, opts.jobs(2), check, func(_ context.Context, _ int, f fileInfo) error {
 		start := time.Now()
 		id, err := hashFile(filepath.Join(dir, filepath.FromSlash(f.rel)))
 		if err != nil {

@@ -484,7 +484,7 @@ func TestWriterBatches(t *testing.T) {
 			w := s.NewWriter()
 			n := 2*syncBatchFiles + 77
 			ids := make([]ID, n)
-			err := forEach(context.Background(), 8, ids, func(i int, _ ID) error {
+			err := forEach(context.Background(), 8, ids, func(_ context.Context, i int, _ ID) error {
 				id, err := w.PutBytes([]byte(fmt.Sprintf("object %d", i)))
 				ids[i] = id
 				return err

@@ -12,6 +12,7 @@ import (
 	"sync"
 
 	"github.com/medcad/medcad/stages/volume"
+	"golang.org/x/sync/errgroup"
 )
 
 // ErrIrregular means a series has uneven spacing, missing or duplicate
@@ -420,43 +421,42 @@ func (s *Series) Volume(ctx context.Context) (*volume.Volume, error) {
 	var (
 		mu    sync.Mutex
 		stats huStats
-		first error
 	)
 	luts := newLUTCache()
+	// The first failure stops the feed: no file is decoded after it.
+	g, gctx := errgroup.WithContext(ctx)
 	work := make(chan *Instance)
-	var wg sync.WaitGroup
 	for range min(runtime.GOMAXPROCS(0), len(files)) {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+		g.Go(func() error {
 			var scratch []uint16
 			var buf []byte
 			for in := range work {
 				st, err := s.decodeFile(in, byFile[in], out, plane, &scratch, &buf, luts)
 				mu.Lock()
 				stats.add(st)
-				if err != nil && first == nil {
-					first = err
-				}
 				mu.Unlock()
+				if err != nil {
+					return err
+				}
 			}
-		}()
+			return nil
+		})
 	}
 feed:
 	for _, in := range files {
 		select {
 		case work <- in:
-		case <-ctx.Done():
+		case <-gctx.Done():
 			break feed
 		}
 	}
 	close(work)
-	wg.Wait()
+	werr := g.Wait()
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	if first != nil {
-		return nil, first
+	if werr != nil {
+		return nil, werr
 	}
 	if stats.clamped > 0 {
 		s.warn("%d voxel(s) outside the int16 range were clamped", stats.clamped)
