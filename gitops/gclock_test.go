@@ -90,7 +90,7 @@ func TestGCRacingAdd(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				m, err := pa.Store.ReadManifest(d.ManifestID())
+				m, err := pa.Store.ReadManifest(d.Manifest)
 				if err != nil {
 					t.Fatalf("round %d: manifest: %v", round, err)
 				}

@@ -35,7 +35,7 @@ func (l *lockedBuffer) String() string {
 // so on stderr) while an operation holds the store's lock, and runs once
 // it is released; a holder killed with SIGKILL leaves no lock behind.
 func TestDataGCWaitsForStoreLock(t *testing.T) {
-	bin := buildMedcad(t)
+	bin := medcadBinary(t)
 	dir := project(t, bin, "")
 	s, err := cas.Open(dir)
 	if err != nil {
