@@ -26,8 +26,9 @@ var rules = []struct {
 	// Authorization headers (and Proxy-Authorization), quoted or not:
 	// the whole value, whatever its scheme.
 	{regexp.MustCompile(`(?i)(authorization["']?\s*[:=]\s*["']?)[^"'\r\n]+`), func(m []string) string { return m[1] + Mask }},
-	// user:password@ (or token@) in URLs of any scheme.
-	{regexp.MustCompile(`(?i)\b([a-z][a-z0-9+.\-]*://)[^/\s@"'<>]+@`), func(m []string) string { return m[1] + Mask + "@" }},
+	// user:password@ (or token@) in URLs of any scheme; the password may
+	// hold a "/" that should have been escaped (AWS secret keys do).
+	{regexp.MustCompile(`(?i)\b([a-z][a-z0-9+.\-]*://)[^/\s@"'<>:]*(?::[^\s@"'<>]*)?@`), func(m []string) string { return m[1] + Mask + "@" }},
 	// GitHub tokens: personal (classic and fine-grained), OAuth, user to
 	// server, server to server (installation, Actions) and refresh.
 	{regexp.MustCompile(`\b(?:gh[pousr]_[A-Za-z0-9]{16,}|github_pat_[A-Za-z0-9_]{20,})`), func([]string) string { return Mask }},

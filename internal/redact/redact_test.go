@@ -29,6 +29,8 @@ func TestString(t *testing.T) {
 		{"authorization json", `{"Authorization": "token abcdef", "x": 1}`, []string{"abcdef"}, []string{`"x": 1`}},
 		{"basic alone", "credentials Basic " + basic + " refused", []string{basic}, []string{"refused"}},
 		{"url userinfo", `unexpected client error: unexpected requesting "https://x-access-token:s3cr3t-pass@git.example.org/o/r.git/info/refs" status code: 401`, []string{"s3cr3t-pass", "x-access-token:"}, []string{"git.example.org/o/r.git", "401"}},
+		{"url password with slash", "https://AKID:wJal/rXUt+nFEMI@s3.example.org/b", []string{"wJal/rXUt", "AKID"}, []string{"s3.example.org/b"}},
+		{"url path with at", "see https://example.org/users/@bob and http://h:8080/x", nil, []string{"https://example.org/users/@bob", "http://h:8080/x"}},
 		{"url user only", "http://ghtoken123@host/x", []string{"ghtoken123"}, []string{"host/x"}},
 		{"aws key=value", "aws_secret_access_key=" + aws + " region=us-east-1", []string{aws}, []string{"region=us-east-1"}},
 		{"aws xml", "<Error><SecretAccessKey>" + aws + "</SecretAccessKey><SessionToken>FwoGZX</SessionToken></Error>", []string{aws, "FwoGZX"}, []string{"<Error>"}},
