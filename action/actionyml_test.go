@@ -1,13 +1,16 @@
 package action
 
 import (
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 
+	"github.com/google/go-cmp/cmp"
 	"github.com/medcad/medcad/internal/testenv"
 	"gopkg.in/yaml.v3"
 )
@@ -171,6 +174,7 @@ func TestWorkflowScaffold(t *testing.T) {
 	if _, ok := w.On["pull_request_target"]; ok {
 		t.Error("pull_request_target would hand secrets to fork code")
 	}
+	checkPRTriggers(t, "scaffold", w)
 	if w.Concurrency["group"] == nil {
 		t.Error("no concurrency group")
 	}
@@ -185,6 +189,80 @@ func TestWorkflowScaffold(t *testing.T) {
 			if exprRE.MatchString(s.Run) {
 				t.Errorf("job %s splices ${{ }} into a script", name)
 			}
+		}
+	}
+}
+
+// checkPRTriggers: the pr job runs on opened, synchronize, reopened and
+// labeled (a maintainer's medcad:evaluate label starts a fork's
+// evaluation under fork_policy = "label"), and other labels start nothing
+// and cancel nothing.
+func checkPRTriggers(t *testing.T, name string, w workflowFile) {
+	t.Helper()
+	pr, _ := w.On["pull_request"].(map[string]any)
+	var types []string
+	if l, ok := pr["types"].([]any); ok {
+		for _, v := range l {
+			types = append(types, fmt.Sprint(v))
+		}
+	}
+	for _, want := range []string{"opened", "synchronize", "reopened", "labeled"} {
+		if !slices.Contains(types, want) {
+			t.Errorf("%s: pull_request types %v lack %s", name, types, want)
+		}
+	}
+	cond := w.Jobs["pr"].If
+	if !strings.Contains(cond, "github.event.action != 'labeled'") || !strings.Contains(cond, "github.event.label.name == 'medcad:evaluate'") {
+		t.Errorf("%s: pr job runs on any label: if: %s", name, cond)
+	}
+	if g := fmt.Sprint(w.Concurrency["group"]); !strings.Contains(g, "github.event.label.name != 'medcad:evaluate'") {
+		t.Errorf("%s: another label would cancel an evaluation in progress: group %s", name, g)
+	}
+}
+
+// TestReadmeWorkflow: the copies of the scaffold workflow in README.md
+// and docs/github.md say the same (triggers, concurrency, job conditions
+// and permissions).
+func TestReadmeWorkflow(t *testing.T) {
+	for _, doc := range []struct{ file, before string }{
+		{"../README.md", "The workflow `medcad init` writes:\n\n"},
+		{"../docs/github.md", "## The workflow (`.github/workflows/medcad.yml`)\n\n"},
+	} {
+		t.Run(filepath.Base(doc.file), func(t *testing.T) { checkWorkflowCopy(t, doc.file, doc.before) })
+	}
+}
+
+func checkWorkflowCopy(t *testing.T, file, before string) {
+	t.Helper()
+	data, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, rest, ok := strings.Cut(string(data), before+"```yaml\n")
+	block, _, ok2 := strings.Cut(rest, "```")
+	if !ok || !ok2 {
+		t.Fatalf("%s: no workflow block after %q", file, before)
+	}
+	var doc, scaffold workflowFile
+	if err := yaml.Unmarshal([]byte(block), &doc); err != nil {
+		t.Fatalf("%s workflow: %v", file, err)
+	}
+	loadYAML(t, "../gitops/scaffold/medcad.yml", &scaffold)
+	checkPRTriggers(t, file, doc)
+	if diff := cmp.Diff(scaffold.On, doc.On); diff != "" {
+		t.Errorf("on: (-scaffold +doc):\n%s", diff)
+	}
+	if diff := cmp.Diff(scaffold.Concurrency, doc.Concurrency); diff != "" {
+		t.Errorf("concurrency: (-scaffold +doc):\n%s", diff)
+	}
+	for name, j := range scaffold.Jobs {
+		r, ok := doc.Jobs[name]
+		if !ok {
+			t.Errorf("%s lacks job %s", file, name)
+			continue
+		}
+		if r.If != j.If || !cmp.Equal(r.Permissions, j.Permissions) {
+			t.Errorf("job %s: %s: if %q permissions %v; scaffold if %q permissions %v", name, file, r.If, r.Permissions, j.If, j.Permissions)
 		}
 	}
 }

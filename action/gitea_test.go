@@ -56,6 +56,11 @@ func TestGitea(t *testing.T) {
 		}
 	}
 	marker := "<!-- medcad:report check=medcad -->"
+	// Someone else posts the marker first (the admin's sudo acts as them):
+	// medcad neither edits nor deletes it.
+	g.Do(t, "POST", "admin/users", map[string]any{"username": "mallory", "email": "mallory@example.org", "password": "mallory-pass-1234", "must_change_password": false}, nil)
+	var forged struct{ ID int64 }
+	g.Do(t, "POST", fmt.Sprintf("repos/%s/ct/issues/%d/comments?sudo=mallory", g.User, n), map[string]any{"body": marker + "\nforged"}, &forged)
 	var first int64
 	for i := 1; i <= 3; i++ {
 		res, err := c.UpsertComment(ctx, n, marker, fmt.Sprintf("report %d", i))
@@ -78,11 +83,12 @@ func TestGitea(t *testing.T) {
 	var ours []string
 	for _, cm := range all {
 		if strings.HasPrefix(cm.Body, marker) {
-			ours = append(ours, cm.Body)
+			ours = append(ours, cm.Author+": "+cm.Body)
 		}
 	}
-	if len(all) != 36 || len(ours) != 1 || ours[0] != marker+"\nreport 3" {
-		t.Fatalf("%d comments, medcad ones %q; want 36 and exactly one holding report 3", len(all), ours)
+	want := []string{"mallory: " + marker + "\nforged", g.User + ": " + marker + "\nreport 3"}
+	if len(all) != 37 || strings.Join(ours, "|") != strings.Join(want, "|") || first == forged.ID {
+		t.Fatalf("%d comments, with the marker %q; want 37, and %q", len(all), ours, want)
 	}
 
 	// Gitea has no Checks API: the verdict becomes a commit status.

@@ -11,6 +11,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/google/go-github/v66/github"
+	"github.com/medcad/medcad/internal/redact"
 )
 
 // ErrNoPullRequest means no pull request was merged as the given commit.
@@ -27,16 +28,28 @@ type ClientOptions struct {
 	// Repository is owner/name.
 	Repository string
 	Token      string
+	// Login is the account the token acts as: only its comments are
+	// medcad's sticky comments. "" learns it from the API (GET /user, which
+	// answers for personal tokens and Gitea) and, where the API refuses
+	// (GitHub's Actions and installation tokens), takes
+	// DefaultLogin, the author of GITHUB_TOKEN's comments. A GitHub App
+	// other than Actions sets its own "<app-slug>[bot]".
+	Login string
 	// HTTP is the underlying client (nil: http.DefaultTransport).
 	HTTP   *http.Client
 	Log    *slog.Logger // nil: discard
 	Policy RetryPolicy
 }
 
+// DefaultLogin is who writes the comments of a GitHub Actions job's
+// GITHUB_TOKEN.
+const DefaultLogin = "github-actions[bot]"
+
 // Client talks to the GitHub API (or a compatible one) for one repository.
 type Client struct {
 	gh          *github.Client
 	owner, repo string
+	login       string // "" until known
 }
 
 // NewClient builds a client for one repository. The token is only ever
@@ -55,7 +68,10 @@ func NewClient(o ClientOptions) (*Client, error) {
 	}
 	base, err := url.Parse(api)
 	if err != nil || (base.Scheme != "http" && base.Scheme != "https") || base.Host == "" {
-		return nil, fmt.Errorf("API URL %q: not an http(s) URL", o.APIURL)
+		return nil, fmt.Errorf("API URL %q: not an http(s) URL", redact.String(o.APIURL))
+	}
+	if base.User != nil {
+		return nil, fmt.Errorf("API URL %q: credentials belong in the token, not the URL", redact.String(o.APIURL))
 	}
 	inner := http.DefaultTransport
 	if o.HTTP != nil && o.HTTP.Transport != nil {
@@ -73,14 +89,42 @@ func NewClient(o ClientOptions) (*Client, error) {
 	gh.BaseURL = base
 	gh.UploadURL = base
 	gh.UserAgent = "medcad"
-	return &Client{gh: gh, owner: owner, repo: repo}, nil
+	return &Client{gh: gh, owner: owner, repo: repo, login: o.Login}, nil
+}
+
+// Login is the account the client's token acts as (see
+// ClientOptions.Login), learnt once.
+func (c *Client) Login(ctx context.Context) (string, error) {
+	if c.login != "" {
+		return c.login, nil
+	}
+	u, _, err := c.gh.Users.Get(ctx, "")
+	var ge *github.ErrorResponse
+	switch {
+	case err == nil && u.GetLogin() != "":
+		c.login = u.GetLogin()
+	case errors.As(err, &ge) && ge.Response != nil && (ge.Response.StatusCode == http.StatusUnauthorized || ge.Response.StatusCode == http.StatusForbidden || ge.Response.StatusCode == http.StatusNotFound):
+		// "Resource not accessible by integration": an Actions or
+		// installation token, which has no user.
+		c.login = DefaultLogin
+	case err != nil:
+		return "", fmt.Errorf("who the token is (GET /user): %w", err)
+	default:
+		c.login = DefaultLogin
+	}
+	return c.login, nil
 }
 
 // Comment is a comment on an issue or pull request.
 type Comment struct {
-	ID   int64  `json:"id"`
-	Body string `json:"body"`
-	URL  string `json:"url"`
+	ID     int64  `json:"id"`
+	Body   string `json:"body"`
+	URL    string `json:"url"`
+	Author string `json:"author"` // the login that wrote it
+}
+
+func comment(cm *github.IssueComment) Comment {
+	return Comment{ID: cm.GetID(), Body: cm.GetBody(), URL: cm.GetHTMLURL(), Author: cm.GetUser().GetLogin()}
 }
 
 // Comments lists every comment of pull request (or issue) number, oldest
@@ -94,7 +138,7 @@ func (c *Client) Comments(ctx context.Context, number int) ([]Comment, error) {
 			return nil, fmt.Errorf("list comments of #%d: %w", number, err)
 		}
 		for _, cm := range page {
-			out = append(out, Comment{ID: cm.GetID(), Body: cm.GetBody(), URL: cm.GetHTMLURL()})
+			out = append(out, comment(cm))
 		}
 		if resp.NextPage == 0 {
 			return out, nil
@@ -111,10 +155,12 @@ type StickyResult struct {
 	Removed int     `json:"removed"` // duplicates deleted (left by a race)
 }
 
-// UpsertComment keeps exactly one comment on pull request number that
-// starts with marker (a hidden HTML comment such as <!-- medcad:pr -->):
-// it creates it, or edits the oldest such comment in place and deletes
-// any others. body follows the marker; it must not contain the marker.
+// UpsertComment keeps exactly one comment of the client's own (see
+// Login) on pull request number that starts with marker (a hidden HTML
+// comment such as <!-- medcad:pr -->): it creates it, or edits the oldest
+// such comment in place and deletes any others. A comment by anyone else
+// is never edited or deleted, whatever it starts with: anyone can post
+// the marker. body follows the marker; it must not contain the marker.
 func (c *Client) UpsertComment(ctx context.Context, number int, marker, body string) (StickyResult, error) {
 	if !strings.HasPrefix(marker, "<!--") || !strings.HasSuffix(marker, "-->") {
 		return StickyResult{}, fmt.Errorf("sticky comment marker %q: not an HTML comment", marker)
@@ -123,13 +169,17 @@ func (c *Client) UpsertComment(ctx context.Context, number int, marker, body str
 		return StickyResult{}, fmt.Errorf("sticky comment body contains its own marker")
 	}
 	full := marker + "\n" + body
+	login, err := c.Login(ctx)
+	if err != nil {
+		return StickyResult{}, err
+	}
 	all, err := c.Comments(ctx, number)
 	if err != nil {
 		return StickyResult{}, err
 	}
 	var mine []Comment
 	for _, cm := range all {
-		if strings.HasPrefix(strings.TrimSpace(cm.Body), marker) {
+		if strings.EqualFold(cm.Author, login) && strings.HasPrefix(strings.TrimSpace(cm.Body), marker) {
 			mine = append(mine, cm)
 		}
 	}
@@ -140,14 +190,17 @@ func (c *Client) UpsertComment(ctx context.Context, number int, marker, body str
 			return res, fmt.Errorf("comment on #%d: %w", number, err)
 		}
 		res.Created = true
-		res.Comment = Comment{ID: cm.GetID(), Body: cm.GetBody(), URL: cm.GetHTMLURL()}
+		res.Comment = comment(cm)
+		if res.Comment.Author != "" {
+			c.login = res.Comment.Author // who we are, for certain
+		}
 		return res, nil
 	}
 	cm, _, err := c.gh.Issues.EditComment(ctx, c.owner, c.repo, mine[0].ID, &github.IssueComment{Body: &full})
 	if err != nil {
 		return res, fmt.Errorf("update comment %d on #%d: %w", mine[0].ID, number, err)
 	}
-	res.Comment = Comment{ID: cm.GetID(), Body: cm.GetBody(), URL: cm.GetHTMLURL()}
+	res.Comment = comment(cm)
 	for _, dup := range mine[1:] {
 		if _, err := c.gh.Issues.DeleteComment(ctx, c.owner, c.repo, dup.ID); err != nil {
 			return res, fmt.Errorf("delete duplicate comment %d on #%d: %w", dup.ID, number, err)
@@ -163,7 +216,7 @@ func (c *Client) AddComment(ctx context.Context, number int, body string) (Comme
 	if err != nil {
 		return Comment{}, fmt.Errorf("comment on #%d: %w", number, err)
 	}
-	return Comment{ID: cm.GetID(), Body: cm.GetBody(), URL: cm.GetHTMLURL()}, nil
+	return comment(cm), nil
 }
 
 // Check is a gate verdict to show on a commit.

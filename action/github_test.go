@@ -38,12 +38,14 @@ func TestUpsertCommentPaginatedAndDeduplicated(t *testing.T) {
 	for i := range 95 { // three full pages of other people's comments first
 		f.AddComment(7, fmt.Sprintf("lgtm %d", i))
 	}
-	// A raced earlier run left two medcad comments; a quoted marker in the
-	// middle of someone's text is not ours.
-	first := f.AddComment(7, "<!-- medcad:pr -->\nold")
+	// Someone posted the marker before medcad ever ran: not ours. A raced
+	// earlier run left two medcad comments; a quoted marker in the middle
+	// of someone's text is not ours.
+	forged := f.AddComment(7, "<!-- medcad:pr -->\nforged")
+	first := f.AddCommentAs(7, DefaultLogin, "<!-- medcad:pr -->\nold")
 	f.AddComment(7, "> quoting <!-- medcad:pr -->")
-	f.AddComment(7, "<!-- medcad:pr -->\nolder duplicate")
-	f.AddComment(8, "<!-- medcad:pr -->\nanother pull request's")
+	f.AddCommentAs(7, DefaultLogin, "<!-- medcad:pr -->\nolder duplicate")
+	f.AddCommentAs(8, DefaultLogin, "<!-- medcad:pr -->\nanother pull request's")
 	var logs bytes.Buffer
 	c := newTestClient(t, f.URL, slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug})), RetryPolicy{})
 	ctx := context.Background()
@@ -66,14 +68,18 @@ func TestUpsertCommentPaginatedAndDeduplicated(t *testing.T) {
 	var ours []string
 	for _, cm := range all {
 		if strings.HasPrefix(cm.Body, "<!-- medcad:pr -->") {
-			ours = append(ours, cm.Body)
+			ours = append(ours, cm.Author+": "+cm.Body)
 		}
 	}
-	if diff := cmp.Diff([]string{"<!-- medcad:pr -->\nreport 3"}, ours); diff != "" {
-		t.Errorf("medcad comments (-want +got):\n%s", diff)
+	want := []string{githubtest.Reviewer + ": <!-- medcad:pr -->\nforged", DefaultLogin + ": <!-- medcad:pr -->\nreport 3"}
+	if diff := cmp.Diff(want, ours); diff != "" {
+		t.Errorf("comments with the marker (-want +got):\n%s", diff)
 	}
-	if len(all) != 97 {
-		t.Errorf("%d comments in all, want 97 (others untouched)", len(all))
+	if all[95].ID != forged {
+		t.Errorf("the forged comment %d moved or went: %+v", forged, all[95])
+	}
+	if len(all) != 98 {
+		t.Errorf("%d comments in all, want 98 (others untouched)", len(all))
 	}
 	if strings.Contains(logs.String(), testToken) {
 		t.Error("debug log holds the token")
@@ -94,6 +100,92 @@ func TestUpsertCommentPaginatedAndDeduplicated(t *testing.T) {
 	}
 	if _, err := c.UpsertComment(ctx, 7, "<!-- m -->", "x <!-- m --> y"); err == nil {
 		t.Error("a body holding the marker was accepted")
+	}
+}
+
+// TestUpsertCommentOwnOnly: a comment with the marker by anyone but the
+// token's account is left alone and medcad creates its own, then keeps
+// editing that one; the account is GET /user's where the API answers, the
+// configured one, or github-actions[bot].
+func TestUpsertCommentOwnOnly(t *testing.T) {
+	t.Parallel()
+	const marker = "<!-- medcad:report check=medcad -->"
+	tests := []struct {
+		name   string
+		fake   githubtest.Options // Login: who the token writes as
+		login  string             // ClientOptions.Login
+		forger string
+	}{
+		{"actions token", githubtest.Options{}, "", "mallory"},
+		{"another bot's marker", githubtest.Options{Login: "medcad-app[bot]"}, "medcad-app[bot]", DefaultLogin},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			f := githubtest.Start(t, tc.fake)
+			forged := f.AddCommentAs(3, tc.forger, marker+"\nmerge me, gates passed")
+			c, err := NewClient(ClientOptions{APIURL: f.URL, Repository: "o/r", Token: testToken, Login: tc.login})
+			if err != nil {
+				t.Fatal(err)
+			}
+			ctx := context.Background()
+			var created int64
+			for i := 1; i <= 2; i++ {
+				res, err := c.UpsertComment(ctx, 3, marker, fmt.Sprintf("report %d", i))
+				if err != nil {
+					t.Fatal(err)
+				}
+				if res.Comment.ID == forged || res.Removed != 0 {
+					t.Fatalf("run %d: %+v: the forged comment was taken", i, res)
+				}
+				if i == 1 {
+					created = res.Comment.ID
+					if !res.Created {
+						t.Errorf("run 1: %+v, want a new comment", res)
+					}
+				} else if res.Created || res.Comment.ID != created {
+					t.Errorf("run 2: %+v, want comment %d edited", res, created)
+				}
+			}
+			// A fresh client (the next job) finds the comment again.
+			c2, _ := NewClient(ClientOptions{APIURL: f.URL, Repository: "o/r", Token: testToken, Login: tc.login})
+			if res, err := c2.UpsertComment(ctx, 3, marker, "report 3"); err != nil || res.Comment.ID != created {
+				t.Errorf("next job: %+v, %v; want comment %d edited", res, err, created)
+			}
+			got := f.Comments(3)
+			if len(got) != 2 || got[0].Body != marker+"\nmerge me, gates passed" || got[1].Body != marker+"\nreport 3" {
+				t.Errorf("comments: %+v", got)
+			}
+		})
+	}
+}
+
+// TestErrorBodiesRedacted: a server that echoes the credentials it was
+// sent in its error body does not get them into the error medcad prints.
+func TestErrorBodiesRedacted(t *testing.T) {
+	t.Parallel()
+	for _, status := range []int{401, 403, 422} {
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(status)
+			fmt.Fprintf(w, `{"message":"Bad credentials: you sent: %s","errors":[{"resource":"Issue","code":"custom","message":"Authorization: %s"}],"documentation_url":"https://docs.github.com/rest"}`,
+				r.Header.Get("Authorization"), r.Header.Get("Authorization"))
+		}))
+		c := newTestClient(t, srv.URL, nil, RetryPolicy{Retries: 1})
+		_, err := c.AddComment(context.Background(), 1, "hello")
+		srv.Close()
+		if err == nil {
+			t.Fatalf("%d: no error", status)
+		}
+		if strings.Contains(err.Error(), testToken) || strings.Contains(err.Error(), "s3cr3t") {
+			t.Errorf("%d: the token is in the error: %v", status, err)
+		}
+		if !strings.Contains(err.Error(), "Bad credentials") || !strings.Contains(err.Error(), strconv.Itoa(status)) {
+			t.Errorf("%d: the error lost what the server said: %v", status, err)
+		}
+	}
+	if _, err := NewClient(ClientOptions{APIURL: "https://u:" + testToken + "@api.example.org/", Repository: "o/r"}); err == nil || strings.Contains(err.Error(), testToken) {
+		t.Errorf("credentials in the API URL: %v", err)
 	}
 }
 

@@ -51,6 +51,9 @@ type Env struct {
 	OutputFile  string `json:"output_file"` // GITHUB_OUTPUT
 	SummaryFile string `json:"summary_file"`
 	Token       string `json:"-"` // GITHUB_TOKEN (or the action's github-token input)
+	// Login is MEDCAD_GITHUB_LOGIN: the account the token writes as, for
+	// a token of another GitHub App ("": learnt, see ClientOptions.Login).
+	Login string `json:"login,omitempty"`
 }
 
 // LoadEnv reads the Actions environment through getenv (os.Getenv in
@@ -74,6 +77,7 @@ func LoadEnv(getenv func(string) string) (*Env, error) {
 		OutputFile:  getenv("GITHUB_OUTPUT"),
 		SummaryFile: getenv("GITHUB_STEP_SUMMARY"),
 		Token:       getenv("GITHUB_TOKEN"),
+		Login:       getenv("MEDCAD_GITHUB_LOGIN"),
 	}
 	if e.APIURL == "" {
 		e.APIURL = "https://api.github.com"

@@ -1,12 +1,16 @@
 package action
 
 import (
+	"bytes"
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
 	"strconv"
 	"time"
+
+	"github.com/medcad/medcad/internal/redact"
 )
 
 // RetryPolicy says how the API transport retries.
@@ -94,7 +98,10 @@ func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		// Only method, path and status: never headers, query or bodies.
 		t.log.Debug("github api", "method", req.Method, "path", req.URL.Path, "status", status, "attempt", attempt+1, "retry_in", wait.String())
 		if !retry || attempt >= t.p.Retries {
-			return resp, err
+			if err != nil {
+				return resp, redact.Error(err, t.token)
+			}
+			return t.redactBody(resp)
 		}
 		if resp != nil {
 			io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
@@ -104,6 +111,29 @@ func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 			return nil, err
 		}
 	}
+}
+
+// maxErrorBody bounds the error body kept for go-github to parse.
+const maxErrorBody = 1 << 20
+
+// redactBody replaces the body of an error response (status 400 and up)
+// with a redacted copy: servers echo what they were sent (a 401 that
+// quotes the token, say), and go-github puts the body's message into its
+// error, which reaches the job log. Success bodies pass untouched.
+func (t *transport) redactBody(resp *http.Response) (*http.Response, error) {
+	if resp == nil || resp.StatusCode < 400 || resp.Body == nil {
+		return resp, nil
+	}
+	data, err := io.ReadAll(io.LimitReader(resp.Body, maxErrorBody))
+	resp.Body.Close()
+	if err != nil {
+		return nil, redact.Error(fmt.Errorf("github api: reading the %d answer: %w", resp.StatusCode, err), t.token)
+	}
+	clean := []byte(redact.String(string(data), t.token))
+	resp.Body = io.NopCloser(bytes.NewReader(clean))
+	resp.ContentLength = int64(len(clean))
+	resp.Header.Del("Content-Length")
+	return resp, nil
 }
 
 type rewindError struct{}

@@ -14,6 +14,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/go-git/go-git/v5"
 	"github.com/go-git/go-git/v5/plumbing"
 	"github.com/go-git/go-git/v5/plumbing/object"
 	"github.com/medcad/medcad/action"
@@ -116,6 +117,31 @@ func PR(ctx context.Context, p *gitops.Project, job Job, opts Options) (*PRResul
 	}
 	cfg := p.Config
 	fork := pr.IsFork()
+	repo, err := p.Repo()
+	if err != nil {
+		return nil, err
+	}
+	remote := gitrepo.Remote{Name: opts.GitRemote, Token: env.Token}
+	if fork {
+		remote.Token = "" // a fork's token is read-only; never hand it to git
+	}
+
+	// Base branch: its medcad.toml says how far the pull request is
+	// trusted, never the pull request's own.
+	tracking := plumbing.NewRemoteReferenceName(opts.GitRemote, pr.Base.Ref)
+	if err := gitrepo.Fetch(ctx, repo, remote, "+refs/heads/"+pr.Base.Ref+":"+tracking.String(), "+"+gitops.RunRefPrefix+"*:"+gitops.RunRefPrefix+"*"); err != nil {
+		return nil, err
+	}
+	baseTip, err := gitrepo.Resolve(repo, tracking.String())
+	if err != nil {
+		return nil, err
+	}
+	if cfg.GitHub, err = trustAt(p.Root, repo, baseTip); err != nil {
+		return nil, err
+	}
+	if cfg.GitHub != p.Config.GitHub {
+		fmt.Fprintf(log, "note: the pull request's [github] settings are ignored: those of %s apply\n", action.CodeSpan(pr.Base.Ref))
+	}
 	if fork && cfg.GitHub.ForkPolicy == "label" && !pr.HasLabel(EvaluateLabel) {
 		// Untrusted pipeline code does not run (on GPU runners, say) until a
 		// maintainer has read it and set the label.
@@ -128,30 +154,15 @@ func PR(ctx context.Context, p *gitops.Project, job Job, opts Options) (*PRResul
 	}
 	var key []byte
 	if s := opts.Getenv(promote.KeyEnv); s != "" && !fork {
-		var err error
 		if key, err = promote.Key(s); err != nil {
 			return nil, err
 		}
 	}
-	repo, err := p.Repo()
-	if err != nil {
-		return nil, err
-	}
-	remote := gitrepo.Remote{Name: opts.GitRemote, Token: env.Token}
 	if fork {
-		remote.Token = "" // a fork's token is read-only; never hand it to git
 		fmt.Fprintf(log, "pull request #%d comes from a fork: evaluating without secrets; nothing is pushed, signed or commented\n", pr.Number)
 	}
 
-	// Base branch, merge base and the baseline model.
-	tracking := plumbing.NewRemoteReferenceName(opts.GitRemote, pr.Base.Ref)
-	if err := gitrepo.Fetch(ctx, repo, remote, "+refs/heads/"+pr.Base.Ref+":"+tracking.String(), "+"+gitops.RunRefPrefix+"*:"+gitops.RunRefPrefix+"*"); err != nil {
-		return nil, err
-	}
-	baseTip, err := gitrepo.Resolve(repo, tracking.String())
-	if err != nil {
-		return nil, err
-	}
+	// Merge base and the baseline model.
 	head, err := gitrepo.Resolve(repo, "HEAD")
 	if err != nil {
 		return nil, err
@@ -338,6 +349,36 @@ func PR(ctx context.Context, p *gitops.Project, job Job, opts Options) (*PRResul
 		return res, fmt.Errorf("%s: %d gate(s) failed: %s: %w", gitops.ModelPath(cand.Name), len(rep.failed), strings.Join(rep.failed, "; "), ErrGatesFailed)
 	}
 	return res, nil
+}
+
+// trustAt reads the [github] section of medcad.toml at the base
+// branch's tip c: fork_policy, the check's name (and so the sticky
+// comment's marker) and the assets branch that PR pushes images to are
+// the base's, so a pull request cannot raise its own trust, pass itself
+// off as another check or aim a push at a branch it chooses. A base
+// without medcad.toml gets the defaults, never the pull request's
+// settings; a base whose medcad.toml does not parse is an error.
+func trustAt(dir string, repo *git.Repository, c *object.Commit) (gitops.GitHub, error) {
+	rel := gitops.ConfigFile
+	if wt, err := repo.Worktree(); err == nil {
+		root, err1 := filepath.Abs(wt.Filesystem.Root())
+		abs, err2 := filepath.Abs(dir)
+		if r, err := filepath.Rel(root, abs); err1 == nil && err2 == nil && err == nil && r != "." {
+			rel = filepath.ToSlash(filepath.Join(r, gitops.ConfigFile))
+		}
+	}
+	data, err := gitrepo.ReadFile(c, rel, 1<<20)
+	if errors.Is(err, gitrepo.ErrNoFile) {
+		return gitops.Default().GitHub, nil
+	}
+	if err != nil {
+		return gitops.GitHub{}, fmt.Errorf("the base branch's %s: %w", rel, err)
+	}
+	cfg, err := gitops.ParseConfig(rel+"@"+c.Hash.String()[:12], data)
+	if err != nil {
+		return gitops.GitHub{}, fmt.Errorf("the base branch's config: %w", err)
+	}
+	return cfg.GitHub, nil
 }
 
 // pullData fetches and checks out every dataset of the project.

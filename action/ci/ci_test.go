@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -482,22 +483,64 @@ func TestFork(t *testing.T) {
 		t.Error("a fork's evaluation wrote to the store's aliases")
 	}
 
-	// fork_policy = "label": nothing runs until a maintainer labels it.
-	j = s.job("batch3", "pull_request", nil, true)
-	cfg := j.p.Path(gitops.ConfigFile)
-	b, _ := os.ReadFile(cfg)
-	os.WriteFile(cfg, append(b, "\n[github]\nfork_policy = \"label\"\n"...), 0o644)
-	p := s.open(j.p.Root)
-	j.job.Event = prEvent(t, "pull_request_fork.json", n, "batch3", "")
-	res, err = ci.PR(context.Background(), p, j.job, j.opts)
-	if err != nil || res.Verdict != "waiting" {
-		t.Fatalf("label policy: %+v, %v", res, err)
+}
+
+// TestForkLabel: under the base branch's fork_policy = "label", a fork's
+// pull request waits until a maintainer sets the label; the labeled
+// event then evaluates it (without secrets). The fork's own medcad.toml
+// cannot change the policy.
+func TestForkLabel(t *testing.T) {
+	t.Parallel()
+	f, gh := fakeForge(t, githubtest.Options{})
+	s := newStory(t, f, "", "\n[github]\nfork_policy = \"label\"\n")
+	// The fork lowers the policy in its own config.
+	n := s.branch("batch3", func(c string) string {
+		return strings.Replace(c, `fork_policy = "label"`, `fork_policy = "evaluate-only"`, 1)
+	}, "batch1")
+	run := func(labeled bool) (*ciJob, *ci.PRResult, error) {
+		t.Helper()
+		j := s.job("batch3", "pull_request", nil, true)
+		if !strings.Contains(j.p.Config.GitHub.ForkPolicy, "evaluate-only") {
+			t.Fatalf("the fork's checkout has fork_policy %q", j.p.Config.GitHub.ForkPolicy)
+		}
+		ev := prEvent(t, "pull_request_fork.json", n, "batch3", gitCmd(t, j.p.Root, "rev-parse", "HEAD"))
+		if labeled {
+			ev.Action = "labeled"
+			if err := json.Unmarshal([]byte(`{"labels":[{"name":"`+ci.EvaluateLabel+`"}]}`), ev.PullRequest); err != nil {
+				t.Fatal(err)
+			}
+		}
+		j.job.Event = ev
+		res, err := ci.PR(context.Background(), j.p, j.job, j.opts)
+		return j, res, err
 	}
-	if _, err := os.Stat(p.Path("build")); err == nil {
+
+	j, res, err := run(false)
+	if err != nil || res.Verdict != "waiting" {
+		t.Fatalf("no label: %+v, %v\n%s", res, err, j.log)
+	}
+	if _, err := os.Stat(j.p.Path("build")); err == nil {
 		t.Error("the pipeline ran before the label was set")
 	}
 	if got := readOutputs(t, j.outputs)["verdict"]; got != "waiting" {
 		t.Errorf("verdict output %q", got)
+	}
+	if !strings.Contains(j.log.String(), "[github] settings are ignored") {
+		t.Errorf("log does not say the fork's settings are ignored:\n%s", j.log)
+	}
+
+	j, res, err = run(true)
+	if err != nil {
+		t.Fatalf("labeled: %v\n%s", err, j.log)
+	}
+	if res.Verdict != "pass" || !res.Fork || res.Signed || res.Commit != "" || res.Comment != "" {
+		t.Errorf("labeled: %+v", res)
+	}
+	if !strings.Contains(j.log.String(), "comes from a fork: evaluating without secrets") {
+		t.Errorf("log:\n%s", j.log)
+	}
+	if gh.Requests() != 0 {
+		t.Errorf("%d API requests for a fork's pull request, want none", gh.Requests())
 	}
 }
 

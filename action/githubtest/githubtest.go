@@ -26,7 +26,14 @@ import (
 type Options struct {
 	PerPage  int  // the page size it enforces (GitHub: per_page, at most 100); 0: 30
 	NoChecks bool // answer 404 to the Checks API, like Gitea
+	// Login is the author of comments created through the API
+	// ("": github-actions[bot], as for GITHUB_TOKEN). GET /user answers
+	// 403 as it does for that token: it has no user.
+	Login string
 }
+
+// Reviewer is the author of comments added with AddComment.
+const Reviewer = "reviewer"
 
 // CheckRun is a check run as the server holds it.
 type CheckRun struct {
@@ -42,10 +49,17 @@ type CheckRun struct {
 
 // Comment is an issue or pull request comment.
 type Comment struct {
-	ID    int64  `json:"id"`
-	Issue int    `json:"-"`
-	Body  string `json:"body"`
-	URL   string `json:"html_url"`
+	ID     int64
+	Issue  int
+	Body   string
+	URL    string
+	Author string // the login that wrote it
+}
+
+// MarshalJSON writes GitHub's shape of a comment, its author included.
+func (c Comment) MarshalJSON() ([]byte, error) {
+	return json.Marshal(map[string]any{"id": c.ID, "body": c.Body, "html_url": c.URL,
+		"user": map[string]any{"login": c.Author, "type": "User"}})
 }
 
 // Status is a commit status.
@@ -84,6 +98,9 @@ func Start(t testing.TB, o Options) *Server {
 	if o.PerPage <= 0 {
 		o.PerPage = 30
 	}
+	if o.Login == "" {
+		o.Login = "github-actions[bot]"
+	}
 	s := &Server{opts: o, nextID: 100}
 	srv := httptest.NewServer(s)
 	t.Cleanup(srv.Close)
@@ -91,17 +108,23 @@ func Start(t testing.TB, o Options) *Server {
 	return s
 }
 
-// AddComment puts a comment on issue (or pull request) n as if someone
+// AddComment puts a comment on issue (or pull request) n as if Reviewer
 // had written it, and returns its ID.
 func (s *Server) AddComment(n int, body string) int64 {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.addComment(n, body).ID
+	return s.AddCommentAs(n, Reviewer, body)
 }
 
-func (s *Server) addComment(n int, body string) Comment {
+// AddCommentAs puts a comment by login on issue (or pull request) n and
+// returns its ID.
+func (s *Server) AddCommentAs(n int, login, body string) int64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.addComment(n, login, body).ID
+}
+
+func (s *Server) addComment(n int, login, body string) Comment {
 	s.nextID++
-	c := Comment{ID: s.nextID, Issue: n, Body: body, URL: fmt.Sprintf("%s/comments/%d", s.URL, s.nextID)}
+	c := Comment{ID: s.nextID, Issue: n, Body: body, URL: fmt.Sprintf("%s/comments/%d", s.URL, s.nextID), Author: login}
 	s.comments = append(s.comments, c)
 	return c
 }
@@ -174,6 +197,7 @@ var (
 	commentRE   = regexp.MustCompile(repo + `/issues/comments/(\d+)$`)
 	statusRE    = regexp.MustCompile(repo + `/statuses/([^/]+)$`)
 	pullsRE     = regexp.MustCompile(repo + `/pulls$`)
+	userRE      = regexp.MustCompile(`^/user$`)
 )
 
 // page cuts items to the requested page and sets GitHub's Link header.
@@ -301,7 +325,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		if !decode(&b) {
 			return
 		}
-		reply(201, s.addComment(n, b.Body))
+		reply(201, s.addComment(n, s.opts.Login, b.Body))
 	case commentRE.MatchString(path):
 		id, _ := strconv.ParseInt(commentRE.FindStringSubmatch(path)[1], 10, 64)
 		i := slices.IndexFunc(s.comments, func(c Comment) bool { return c.ID == id })
@@ -329,6 +353,8 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		st.SHA = statusRE.FindStringSubmatch(path)[1]
 		s.statuses = append(s.statuses, st)
 		reply(201, st)
+	case userRE.MatchString(path):
+		reply(403, map[string]any{"message": "Resource not accessible by integration"})
 	case pullsRE.MatchString(path) && r.Method == "GET":
 		var out []map[string]any
 		if st := r.URL.Query().Get("state"); st == "closed" || st == "all" {

@@ -83,7 +83,7 @@ func (a *app) githubClient(env *action.Env) (*action.Client, error) {
 	if env == nil || env.Token == "" {
 		return nil, nil
 	}
-	return action.NewClient(action.ClientOptions{APIURL: env.APIURL, Repository: env.Repository, Token: env.Token, Log: a.log})
+	return action.NewClient(action.ClientOptions{APIURL: env.APIURL, Repository: env.Repository, Token: env.Token, Login: env.Login, Log: a.log})
 }
 
 func runCIPR(ctx context.Context, a *app, opts ci.Options) error {

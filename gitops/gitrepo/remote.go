@@ -2,6 +2,7 @@ package gitrepo
 
 import (
 	"context"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -13,6 +14,7 @@ import (
 	"github.com/go-git/go-git/v5/plumbing"
 	"github.com/go-git/go-git/v5/plumbing/transport"
 	githttp "github.com/go-git/go-git/v5/plumbing/transport/http"
+	"github.com/medcad/medcad/internal/redact"
 )
 
 // Remote is a git remote of the repository and the token to reach it
@@ -54,6 +56,32 @@ func (r Remote) auth(repo *git.Repository) (transport.AuthMethod, error) {
 	return &githttp.BasicAuth{Username: "x-access-token", Password: r.Token}, nil
 }
 
+// redact masks credentials in err's message (errors.Is and errors.As see
+// through): git servers put the body of a 401, 403 or 404 answer into the
+// error, and some echo what they were sent. The known secrets are the
+// token, the passwords of the remote's URLs and their Basic encodings.
+func (r Remote) redact(repo *git.Repository, err error) error {
+	if err == nil {
+		return nil
+	}
+	var known []string
+	if r.Token != "" {
+		known = append(known, r.Token, base64.StdEncoding.EncodeToString([]byte("x-access-token:"+r.Token)))
+	}
+	if rem, e := repo.Remote(r.Name); e == nil {
+		for _, raw := range rem.Config().URLs {
+			u, e := url.Parse(raw)
+			if e != nil || u.User == nil {
+				continue
+			}
+			if pw, ok := u.User.Password(); ok {
+				known = append(known, pw, base64.StdEncoding.EncodeToString([]byte(u.User.Username()+":"+pw)))
+			}
+		}
+	}
+	return redact.Error(err, known...)
+}
+
 // list lists the remote's refs (git ls-remote).
 func (r Remote) list(ctx context.Context, repo *git.Repository) ([]*plumbing.Reference, error) {
 	auth, err := r.auth(repo)
@@ -66,7 +94,7 @@ func (r Remote) list(ctx context.Context, repo *git.Repository) ([]*plumbing.Ref
 	}
 	refs, err := rem.ListContext(ctx, &git.ListOptions{Auth: auth})
 	if err != nil && !errors.Is(err, transport.ErrEmptyRemoteRepository) {
-		return nil, fmt.Errorf("git ls-remote %s: %w", r.Name, err)
+		return nil, r.redact(repo, fmt.Errorf("git ls-remote %s: %w", r.Name, err))
 	}
 	return refs, nil
 }
@@ -80,7 +108,7 @@ func Fetch(ctx context.Context, repo *git.Repository, r Remote, specs ...string)
 	}
 	err = repo.FetchContext(ctx, &git.FetchOptions{RemoteName: r.Name, RefSpecs: refSpecs(specs), Auth: auth, Tags: git.NoTags})
 	if err != nil && !errors.Is(err, git.NoErrAlreadyUpToDate) {
-		return fmt.Errorf("git fetch %s %s: %w", r.Name, strings.Join(specs, " "), err)
+		return r.redact(repo, fmt.Errorf("git fetch %s %s: %w", r.Name, strings.Join(specs, " "), err))
 	}
 	return nil
 }
@@ -93,7 +121,7 @@ func Push(ctx context.Context, repo *git.Repository, r Remote, specs ...string) 
 	}
 	err = repo.PushContext(ctx, &git.PushOptions{RemoteName: r.Name, RefSpecs: refSpecs(specs), Auth: auth})
 	if err != nil && !errors.Is(err, git.NoErrAlreadyUpToDate) {
-		return fmt.Errorf("git push %s %s: %w", r.Name, strings.Join(specs, " "), err)
+		return r.redact(repo, fmt.Errorf("git push %s %s: %w", r.Name, strings.Join(specs, " "), err))
 	}
 	return nil
 }

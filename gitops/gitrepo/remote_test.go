@@ -98,3 +98,48 @@ func headHash(t *testing.T, repo *git.Repository) plumbing.Hash {
 	}
 	return c.Hash
 }
+
+// TestRemoteErrorsRedacted: a git server that echoes the credentials it
+// was sent (the Authorization header, the URL with user and password) in
+// the body of its refusal does not get them into the error.
+func TestRemoteErrorsRedacted(t *testing.T) {
+	t.Parallel()
+	const (
+		token = "ghs_Zx9secretTokenValue42"
+		pass  = "hunter2-pass"
+	)
+	for _, status := range []int{http.StatusUnauthorized, http.StatusForbidden, http.StatusNotFound} {
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			user, pw, _ := r.BasicAuth()
+			w.WriteHeader(status)
+			fmt.Fprintf(w, "denied: you sent Authorization: %s\nfor https://%s:%s@%s%s\npassword %s, token %s\n",
+				r.Header.Get("Authorization"), user, pw, r.Host, r.URL.Path, pw, pw)
+		}))
+		_, repo, _ := history(t, 1)
+		withPass := strings.Replace(srv.URL, "http://", "http://bob:"+pass+"@", 1) + "/o/r.git"
+		repo.CreateRemote(&config.RemoteConfig{Name: "tok", URLs: []string{srv.URL + "/o/r.git"}})
+		repo.CreateRemote(&config.RemoteConfig{Name: "pw", URLs: []string{withPass}})
+		ctx := context.Background()
+		for _, r := range []Remote{{Name: "tok", Token: token}, {Name: "pw"}} {
+			for op, err := range map[string]error{
+				"fetch": Fetch(ctx, repo, r, "+refs/heads/main:refs/remotes/x/main"),
+				"push":  Push(ctx, repo, r, "refs/heads/main:refs/heads/main"),
+				"tag":   TagAndPush(ctx, repo, r, fmt.Sprintf("t%d", status), headHash(t, repo), "t"),
+			} {
+				if err == nil {
+					t.Fatalf("%d %s %s: no error", status, r.Name, op)
+				}
+				msg := err.Error()
+				for _, secret := range []string{token, pass, base64.StdEncoding.EncodeToString([]byte("x-access-token:" + token)), base64.StdEncoding.EncodeToString([]byte("bob:" + pass))} {
+					if strings.Contains(msg, secret) {
+						t.Errorf("%d %s %s: %q is in the error: %s", status, r.Name, op, secret, msg)
+					}
+				}
+				if !strings.Contains(msg, "denied") {
+					t.Errorf("%d %s %s: the server's words are lost: %s", status, r.Name, op, msg)
+				}
+			}
+		}
+		srv.Close()
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strings"
 	"testing"
 
 	"github.com/aws/aws-sdk-go-v2/credentials"
@@ -99,5 +100,40 @@ func TestErrTranslation(t *testing.T) {
 	}
 	if got := b.err(context.Background(), "k", fmt.Errorf("dial: %w", errors.New("refused"))); got == nil || errors.Is(got, cas.ErrNotFound) {
 		t.Errorf("network error: %v; want it unclassified", got)
+	}
+}
+
+// TestErrRedacted: what an S3 server echoes (the canonical request with
+// its session token, a secret key, credentials in a URL) does not reach
+// the error, which still classifies.
+func TestErrRedacted(t *testing.T) {
+	const (
+		secret  = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"
+		session = "FwoGZXIvYXdzEBYaDHsessiontoken"
+	)
+	b := &Backend{cfg: Config{Bucket: "data"}}
+	msg := "The request signature we calculated does not match. CanonicalRequest: GET /k\nx-amz-security-token:" + session +
+		"\nStringToSign ... aws_secret_access_key=" + secret + " <SecretAccessKey>" + secret + "</SecretAccessKey> via https://AKIDEXAMPLE:" + secret + "@s3.example.org/data"
+	for _, tc := range []struct {
+		err  error
+		want error
+	}{
+		{&statusError{Method: http.MethodGet, Status: http.StatusForbidden, Code: "SignatureDoesNotMatch", Message: msg}, cas.ErrPermission},
+		{&smithy.OperationError{ServiceID: "S3", OperationName: "PutObject", Err: &smithyhttp.ResponseError{
+			Response: &smithyhttp.Response{Response: &http.Response{StatusCode: 500}}, Err: &smithy.GenericAPIError{Code: "InternalError", Message: msg},
+		}}, nil},
+	} {
+		got := b.err(context.Background(), "k", tc.err)
+		for _, s := range []string{secret, session} {
+			if strings.Contains(got.Error(), s) {
+				t.Errorf("%T: %q in the error: %v", tc.err, s, got)
+			}
+		}
+		if tc.want != nil && !errors.Is(got, tc.want) {
+			t.Errorf("%T: %v; want %v", tc.err, got, tc.want)
+		}
+		if !strings.Contains(got.Error(), "signature we calculated does not match") {
+			t.Errorf("%T: the server's words are lost: %v", tc.err, got)
+		}
 	}
 }

@@ -26,6 +26,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/medcad/medcad/gitops/cas"
+	"github.com/medcad/medcad/internal/redact"
 )
 
 // Defaults.
@@ -97,7 +98,7 @@ func New(ctx context.Context, cfg Config) (*Backend, error) {
 	}
 	ac, err := config.LoadDefaultConfig(ctx, opts...)
 	if err != nil {
-		return nil, fmt.Errorf("s3 remote: %w", err)
+		return nil, redact.Error(fmt.Errorf("s3 remote: %w", err))
 	}
 	c := awss3.NewFromConfig(ac, func(o *awss3.Options) {
 		if cfg.Endpoint != "" {
@@ -351,10 +352,12 @@ func (b *Backend) err(ctx context.Context, key string, err error) error {
 	case code == "NoSuchBucket":
 		return fmt.Errorf("%s: bucket %q does not exist: %w", b, b.cfg.Bucket, cas.ErrUnsupported)
 	}
+	// Servers echo requests (a SignatureDoesNotMatch answer quotes the
+	// canonical request, session token included): the message is redacted.
 	if sentinel == nil {
-		return fmt.Errorf("%s %s: %w", b, key, err)
+		return redact.Error(fmt.Errorf("%s %s: %w", b, key, err))
 	}
-	return fmt.Errorf("%s %s: %w (%s)", b, key, sentinel, oneLine(err.Error()))
+	return redact.Error(fmt.Errorf("%s %s: %w (%s)", b, key, sentinel, oneLine(err.Error())))
 }
 
 // statusOf returns the HTTP status and S3 error code of err, the one
