@@ -140,6 +140,7 @@ func (w *Writer) adoptFileAt(ctx context.Context, dirfd int, name, path string) 
 	switch {
 	case err == nil:
 		w.unsynced[id[0]].Store(true)
+		w.s.markChecked(id, true) // the object is the file just hashed: a checkout need not hash it again
 		return id, n, nil
 	case errors.Is(err, unix.EEXIST):
 		// Same content already cached: unless this file is that object,

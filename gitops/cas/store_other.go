@@ -103,6 +103,7 @@ func (w *Writer) adoptFileAt(ctx context.Context, dir folder, name, path string)
 	switch err := linkAt(dir, name, objdir, base); {
 	case err == nil:
 		w.unsynced[id[0]].Store(true)
+		w.s.markChecked(id, true) // the object is the file just hashed: a checkout need not hash it again
 		return id, n, nil
 	case errors.Is(err, fs.ErrExist):
 		// Same content already cached: unless this file is that object,
