@@ -261,6 +261,16 @@ func (c *checkout) one(dir folder, e Entry) (bool, error) {
 			return false, fmt.Errorf("%s: %w (use --force to replace it)", full, ErrModified)
 		}
 	}
+	if c.opts.Link == LinkHardlink && c.s.wasChecked(e.ID) {
+		// An object this process wrote or hashed is linked by its name:
+		// there is nothing to read.
+		err := place(dir, base, tempName(e), exists, func(name string) error { return linkAt(cwd(), c.s.Path(e.ID), dir, name) })
+		if err != nil {
+			return false, fmt.Errorf("write %s: %w", full, err)
+		}
+		c.record(dir, e)
+		return true, nil
+	}
 	src, err := c.s.Open(e.ID)
 	if err != nil {
 		return false, fmt.Errorf("%s: %w", e.Path, err)
