@@ -149,6 +149,11 @@ func (p *Project) AddData(ctx context.Context, o AddOptions) (*AddResult, error)
 			return nil, fmt.Errorf("check out to %s: %w", rel, err)
 		}
 	}
+	if len(cases) > 0 {
+		if err := p.assignSplit(o.Name, cases); err != nil {
+			return nil, err
+		}
+	}
 	d := &Dataset{
 		Schema: 1, Name: o.Name, Manifest: res.ID,
 		Files: int64(len(res.Manifest.Entries)), Bytes: res.Manifest.Bytes(),
@@ -204,6 +209,34 @@ func (p *Project) dropKnownCases(name, out string, cases []DatasetCase, refused 
 		}
 	}
 	return kept, refused, nil
+}
+
+// assignSplit records the held-out side of each new labelled case of
+// dataset name (AssignSplit); a case the dataset's previous pointer
+// already held keeps its side.
+func (p *Project) assignSplit(name string, cases []DatasetCase) error {
+	ds, err := ListDatasets(p.Root)
+	if err != nil {
+		return err
+	}
+	var others []DatasetCase
+	prev := map[string]string{}
+	for _, d := range ds {
+		if d.Name != name {
+			others = append(others, d.Cases...)
+			continue
+		}
+		for _, c := range d.Cases {
+			prev[c.ID] = c.Side(p.Config.Data.Holdout)
+		}
+	}
+	for i := range cases {
+		if side := prev[cases[i].ID]; side != "" && !cases[i].Label.IsZero() {
+			cases[i].Split = side
+		}
+	}
+	AssignSplit(cases, others, p.Config.Data)
+	return nil
 }
 
 // unchangedCheckout reports whether data/<name>/ is exactly the checkout

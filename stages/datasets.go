@@ -19,6 +19,10 @@ import (
 type Pointers struct {
 	Dir   string
 	Store *CAS
+	// Holdout is the project's held-out fraction ([data] holdout): the
+	// side of a case whose pointer predates recorded sides follows
+	// gitops.HashSide with it.
+	Holdout float64
 
 	mu    sync.Mutex
 	cache map[string]*gitops.Dataset
@@ -101,7 +105,7 @@ func (p *Pointers) Cases(name string) ([]CaseRef, error) {
 	}
 	refs := make([]CaseRef, 0, len(d.Cases))
 	for _, c := range d.Cases {
-		ref := CaseRef{ID: c.ID, Image: c.Image.String()}
+		ref := CaseRef{ID: c.ID, Image: c.Image.String(), Split: c.Side(p.Holdout)}
 		if !c.Label.IsZero() {
 			lbl, err := p.labelTree(c.Label)
 			if err != nil {
