@@ -122,6 +122,11 @@ func (p *Pointers) Cases(name string) ([]CaseRef, error) {
 // label.nii.gz. Its digest depends only on the label's, so keys are stable.
 func (p *Pointers) labelTree(id cas.ID) (string, error) {
 	size, err := p.Store.Store.Size(id)
+	if (errors.Is(err, os.ErrNotExist) || errors.Is(err, cas.ErrNotFound)) && p.Store.Remote != nil {
+		// A fresh clone that restores every stage needs no data: the
+		// label's size (part of the case's key) comes from the remote.
+		size, err = p.Store.Remote.Stat(context.Background(), cas.ObjectKey(id))
+	}
 	if errors.Is(err, os.ErrNotExist) || errors.Is(err, cas.ErrNotFound) {
 		return "", fmt.Errorf("label %s is not in the cache (run 'medcad data pull')", id.Short())
 	}
