@@ -50,6 +50,10 @@ type AddResult struct {
 	Bytes    int64  `json:"bytes"`
 	Hashed   int    `json:"hashed"`
 	Cases    int    `json:"cases"`
+	// HeldOut counts the batch's labelled cases on the held-out side of
+	// the split, of Labelled (AssignSplit).
+	HeldOut  int `json:"held_out"`
+	Labelled int `json:"labelled"`
 	// Refused lists the cases not stored, one line each: refused by the
 	// ingest, or already in another dataset.
 	Refused []string `json:"refused"`
@@ -172,8 +176,17 @@ func (p *Project) AddData(ctx context.Context, o AddOptions) (*AddResult, error)
 		return nil, err
 	}
 	p.saveIndex(ix)
-	return &AddResult{Name: d.Name, Pointer: DatasetPath(d.Name), Manifest: d.Manifest,
-		Files: int(d.Files), Bytes: d.Bytes, Hashed: res.Hashed, Cases: len(cases), Refused: refused, Replaced: replaced}, nil
+	ar := &AddResult{Name: d.Name, Pointer: DatasetPath(d.Name), Manifest: d.Manifest,
+		Files: int(d.Files), Bytes: d.Bytes, Hashed: res.Hashed, Cases: len(cases), Refused: refused, Replaced: replaced}
+	for _, c := range cases {
+		if !c.Label.IsZero() {
+			ar.Labelled++
+		}
+		if c.Split == SplitTest {
+			ar.HeldOut++
+		}
+	}
+	return ar, nil
 }
 
 // dropKnownCases refuses the cases of a new batch that another dataset
