@@ -7,6 +7,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"math"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -63,6 +64,12 @@ type Data struct {
 	KeyFile     string `toml:"key_file" json:"key_file"`         // project key for pseudonyms and UIDs
 	Strict      bool   `toml:"strict" json:"strict"`             // series warnings are errors
 	Link        string `toml:"link" json:"link"`                 // data/ files and the cache: "copy" or "hardlink"
+	// Holdout is the fraction of labelled cases held out for evaluation;
+	// HoldoutMin the fewest held out once the project has 2×HoldoutMin
+	// labelled cases (see AssignSplit). data add records each new case's
+	// side in its pointer; a recorded side never changes.
+	Holdout    float64 `toml:"holdout" json:"holdout"`
+	HoldoutMin int     `toml:"holdout_min" json:"holdout_min"`
 }
 
 // Env lists the environment lock files whose digest keys env = true stages,
@@ -127,7 +134,7 @@ func Default() Config {
 	return Config{
 		Project: ProjectSection{Model: "bone", DefaultBranch: "main", TrainStage: "train", EvalStage: "evaluate"},
 		Remote:  Remote{URL: "file://.medcad/remote", Region: "us-east-1", Jobs: 32},
-		Data:    Data{LabelRules: "v2", DeidProfile: "ps3.15-basic", KeyFile: ".medcad/project.key", Link: "copy"},
+		Data:    Data{LabelRules: "v2", DeidProfile: "ps3.15-basic", KeyFile: ".medcad/project.key", Link: "copy", Holdout: 0.2, HoldoutMin: 3},
 		Params:  map[string]map[string]any{},
 		GitHub:  GitHub{CheckName: "medcad", AssetsBranch: "medcad-assets", ForkPolicy: "evaluate-only"},
 		Runner:  Runner{InstanceType: "g5.xlarge", TTLMinutes: 120, Labels: []string{"self-hosted", "gpu"}},
@@ -271,6 +278,12 @@ func (c *Config) validate() error {
 	}
 	if c.Data.Link != "copy" && c.Data.Link != "hardlink" {
 		return invalid("data.link", "%q: want \"copy\" or \"hardlink\"", c.Data.Link)
+	}
+	if math.IsNaN(c.Data.Holdout) || c.Data.Holdout < 0 || c.Data.Holdout >= 1 {
+		return invalid("data.holdout", "%v: want a fraction in [0, 1)", c.Data.Holdout)
+	}
+	if c.Data.HoldoutMin < 0 || c.Data.HoldoutMin > 10000 {
+		return invalid("data.holdout_min", "%d: want 0…10000", c.Data.HoldoutMin)
 	}
 	if err := validPass("env.pass", c.Env.Pass); err != nil {
 		return err

@@ -50,6 +50,10 @@ type AddResult struct {
 	Bytes    int64  `json:"bytes"`
 	Hashed   int    `json:"hashed"`
 	Cases    int    `json:"cases"`
+	// HeldOut counts the batch's labelled cases on the held-out side of
+	// the split, of Labelled (AssignSplit).
+	HeldOut  int `json:"held_out"`
+	Labelled int `json:"labelled"`
 	// Refused lists the cases not stored, one line each: refused by the
 	// ingest, or already in another dataset.
 	Refused []string `json:"refused"`
@@ -154,6 +158,11 @@ func (p *Project) AddData(ctx context.Context, o AddOptions) (*AddResult, error)
 			return nil, fmt.Errorf("check out to %s: %w", rel, err)
 		}
 	}
+	if len(cases) > 0 {
+		if err := p.assignSplit(o.Name, cases); err != nil {
+			return nil, err
+		}
+	}
 	d := &Dataset{
 		Schema: 1, Name: o.Name, Manifest: res.ID,
 		Files: int64(len(res.Manifest.Entries)), Bytes: res.Manifest.Bytes(),
@@ -172,8 +181,17 @@ func (p *Project) AddData(ctx context.Context, o AddOptions) (*AddResult, error)
 		return nil, err
 	}
 	p.saveIndex(ix)
-	return &AddResult{Name: d.Name, Pointer: DatasetPath(d.Name), Manifest: d.Manifest,
-		Files: int(d.Files), Bytes: d.Bytes, Hashed: res.Hashed, Cases: len(cases), Refused: refused, Replaced: replaced}, nil
+	ar := &AddResult{Name: d.Name, Pointer: DatasetPath(d.Name), Manifest: d.Manifest,
+		Files: int(d.Files), Bytes: d.Bytes, Hashed: res.Hashed, Cases: len(cases), Refused: refused, Replaced: replaced}
+	for _, c := range cases {
+		if !c.Label.IsZero() {
+			ar.Labelled++
+		}
+		if c.Split == SplitTest {
+			ar.HeldOut++
+		}
+	}
+	return ar, nil
 }
 
 // dropKnownCases refuses the cases of a new batch that another dataset
@@ -209,6 +227,34 @@ func (p *Project) dropKnownCases(name, out string, cases []DatasetCase, refused 
 		}
 	}
 	return kept, refused, nil
+}
+
+// assignSplit records the held-out side of each new labelled case of
+// dataset name (AssignSplit); a case the dataset's previous pointer
+// already held keeps its side.
+func (p *Project) assignSplit(name string, cases []DatasetCase) error {
+	ds, err := ListDatasets(p.Root)
+	if err != nil {
+		return err
+	}
+	var others []DatasetCase
+	prev := map[string]string{}
+	for _, d := range ds {
+		if d.Name != name {
+			others = append(others, d.Cases...)
+			continue
+		}
+		for _, c := range d.Cases {
+			prev[c.ID] = c.Side(p.Config.Data.Holdout)
+		}
+	}
+	for i := range cases {
+		if side := prev[cases[i].ID]; side != "" && !cases[i].Label.IsZero() {
+			cases[i].Split = side
+		}
+	}
+	AssignSplit(cases, others, p.Config.Data)
+	return nil
 }
 
 // unchangedCheckout reports whether data/<name>/ is exactly the checkout

@@ -56,9 +56,13 @@ type DatasetCase struct {
 	Slices    int       `toml:"slices" json:"slices"`
 	Shape     []int     `toml:"shape" json:"shape"`
 	SpacingMM []float64 `toml:"spacing_mm" json:"spacing_mm"`
-	Image     cas.ID    `toml:"image" json:"image"`                 // sub-manifest of the case's files
-	Label     cas.ID    `toml:"label" json:"label,omitzero"`        // label map object, if labelled
-	Warnings  []string  `toml:"warnings" json:"warnings,omitempty"` // series problems found at ingest
+	Image     cas.ID    `toml:"image" json:"image"`          // sub-manifest of the case's files
+	Label     cas.ID    `toml:"label" json:"label,omitzero"` // label map object, if labelled
+	// Split is the case's side of the held-out split, SplitTrain or
+	// SplitTest, recorded by data add for a labelled case; "" in pointers
+	// written before sides were recorded (Side then applies the hash rule).
+	Split    string   `toml:"split" json:"split,omitempty"`
+	Warnings []string `toml:"warnings" json:"warnings,omitempty"` // series problems found at ingest
 }
 
 // DatasetPath is the pointer's path relative to the project.
@@ -205,6 +209,7 @@ type caseFile struct {
 	SpacingMM []float64 `toml:"spacing_mm"`
 	Image     string    `toml:"image"`
 	Label     string    `toml:"label"`
+	Split     string    `toml:"split"`
 	Warnings  []string  `toml:"warnings"`
 }
 
@@ -220,7 +225,7 @@ func (f *datasetFile) dataset() (*Dataset, error) {
 	}
 	for i, c := range f.Cases {
 		k := func(f string) string { return fmt.Sprintf("case[%d].%s", i, f) }
-		dc := DatasetCase{ID: c.ID, Modality: c.Modality, Slices: c.Slices, Shape: c.Shape, SpacingMM: c.SpacingMM, Warnings: c.Warnings}
+		dc := DatasetCase{ID: c.ID, Modality: c.Modality, Slices: c.Slices, Shape: c.Shape, SpacingMM: c.SpacingMM, Split: c.Split, Warnings: c.Warnings}
 		if dc.Image, err = parseDigest(k("image"), c.Image, false); err != nil {
 			return nil, err
 		}
@@ -387,6 +392,12 @@ func (d *Dataset) validate(parsed bool) error {
 		if err := checkDigest(k("image"), c.Image); err != nil {
 			return err
 		}
+		switch {
+		case c.Split != "" && c.Split != SplitTrain && c.Split != SplitTest:
+			return invalid(k("split"), "%q: want %q or %q", truncateText(c.Split), SplitTrain, SplitTest)
+		case c.Split != "" && c.Label.IsZero():
+			return invalid(k("split"), "an unlabelled case has no side (only labelled cases are split)")
+		}
 		if len(c.Warnings) > maxWarnings {
 			return invalid(k("warnings"), "more than %d warnings", maxWarnings)
 		}
@@ -442,6 +453,9 @@ func (d *Dataset) Encode() []byte {
 		fmt.Fprintf(&b, "image = %s\n", tomlString(c.Image.String()))
 		if !c.Label.IsZero() {
 			fmt.Fprintf(&b, "label = %s\n", tomlString(c.Label.String()))
+		}
+		if c.Split != "" {
+			fmt.Fprintf(&b, "split = %s\n", tomlString(c.Split))
 		}
 		if len(c.Warnings) > 0 {
 			ws := slices.Clone(c.Warnings)

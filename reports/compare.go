@@ -297,6 +297,9 @@ func Compare(ctx context.Context, in Input) (*Comparison, error) {
 	c.Warnings = warnings(c, base)
 	c.Verdict = evaluateGates(in.Promote, pr)
 	c.Verdict.Source = in.GatesFrom
+	if base != nil {
+		c.Verdict.Paired = len(c.Cases)
+	}
 	return c, nil
 }
 
@@ -489,7 +492,14 @@ const (
 	NothingPaired WarningKind = "nothing-paired"
 	// EvalFailed: some case evaluations failed.
 	EvalFailed WarningKind = "eval-failed"
+	// FewPaired: the comparison rests on fewer than MinPaired cases both
+	// models evaluated.
+	FewPaired WarningKind = "few-paired"
 )
+
+// MinPaired is the fewest paired cases a comparison with a baseline
+// should rest on; below it the report and the gate warn (FewPaired).
+const MinPaired = 5
 
 // Warning is a caveat shown above a report's numbers. Its JSON form is
 // the text alone.
@@ -516,6 +526,9 @@ func warnings(c *Comparison, base *Side) []Warning {
 	}
 	if base != nil && len(c.Cases) == 0 {
 		w = append(w, Warning{NothingPaired, "No case was evaluated by both models: there is nothing to pair."})
+	}
+	if n := len(c.Cases); base != nil && n > 0 && n < MinPaired {
+		w = append(w, Warning{FewPaired, fmt.Sprintf("The comparison rests on only %s (fewer than %d): its statistics are weak; hold out more cases ([data] holdout, holdout_min).", count(n, "paired case"), MinPaired)})
 	}
 	if n := len(c.NotEvaluated); n > 0 {
 		w = append(w, Warning{EvalFailed, fmt.Sprintf("%d case evaluations failed; they are listed below and left out of every statistic.", n)})

@@ -161,6 +161,17 @@ func fixtures() map[string]Input {
 	tied := base
 	tied.ref, tied.commit, tied.subject = WorkTree, "6666ffff77778888999900001111aaaa2222bbbb", "Refactor, no change"
 
+	// A small held-out set: the comparison rests on 4 paired cases.
+	few := base
+	few.datasets = []*gitops.Dataset{dataset("2025-09-batch1", "v2", ids[:4]...)}
+	few.cases = map[string]caseVals{}
+	for _, id := range ids[:4] {
+		few.cases[id] = b[id]
+	}
+	fewCand := few
+	fewCand.ref, fewCand.commit, fewCand.subject = WorkTree, "7777888899990000aaaabbbbccccddddeeeeffff", "Wider hidden layer"
+	fewCand.cases = shifted(few.cases, func(i int) float64 { return 0.003 })
+
 	tiedGates := defaultGates
 	tiedGates.Gates = append(append([]gitops.Gate(nil), defaultGates.Gates...), gitops.Gate{Metric: "dice", Stat: "median", Rule: "better", Tolerance: 0})
 	return map[string]Input{
@@ -170,5 +181,6 @@ func fixtures() map[string]Input {
 		"label-rules":     {Base: base.side(), Candidate: relabelled.side(), Promote: defaultGates},
 		"dataset-removed": {Base: base.side(), Candidate: removed.side(), Promote: defaultGates},
 		"tied":            {Base: base.side(), Candidate: tied.side(), Promote: tiedGates},
+		"few-paired":      {Base: few.side(), Candidate: fewCand.side(), Promote: defaultGates},
 	}
 }

@@ -37,6 +37,9 @@ type Verdict struct {
 	Gates   []GateResult `json:"gates"`
 	// Source says whose medcad.toml the gates came from (Input.GatesFrom).
 	Source string `json:"gates_from"`
+	// Paired is how many cases both models evaluated: what the relative
+	// gates rest on (0 with no baseline).
+	Paired int `json:"paired"`
 }
 
 // Failed lists the gates that failed.

@@ -214,3 +214,37 @@ func warningTexts(ws []Warning) string {
 	}
 	return b.String()
 }
+
+// TestFewPairedWarning: a comparison resting on fewer than MinPaired
+// paired cases says so in every form; one with enough cases does not.
+func TestFewPairedWarning(t *testing.T) {
+	t.Parallel()
+	few := compareFixture(t, "few-paired")
+	if few.Verdict.Paired != 4 {
+		t.Errorf("paired = %d, want 4", few.Verdict.Paired)
+	}
+	var found bool
+	for _, w := range few.Warnings {
+		found = found || w.Kind == FewPaired
+	}
+	if !found {
+		t.Fatalf("no %s warning in %q", FewPaired, warningTexts(few.Warnings))
+	}
+	md := Markdown(few, MarkdownOptions{})
+	h, err := HTML(few, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for form, out := range map[string]string{"markdown": md, "html": string(h)} {
+		if !strings.Contains(out, "rests on only 4 paired cases") {
+			t.Errorf("%s report does not warn about 4 paired cases", form)
+		}
+	}
+	for _, name := range []string{"improvement", "first-model", "dataset-removed"} {
+		for _, w := range compareFixture(t, name).Warnings {
+			if w.Kind == FewPaired {
+				t.Errorf("%s: unexpected %q", name, w.Text)
+			}
+		}
+	}
+}

@@ -19,6 +19,10 @@ import (
 type Pointers struct {
 	Dir   string
 	Store *CAS
+	// Holdout is the project's held-out fraction ([data] holdout): the
+	// side of a case whose pointer predates recorded sides follows
+	// gitops.HashSide with it.
+	Holdout float64
 
 	mu    sync.Mutex
 	cache map[string]*gitops.Dataset
@@ -101,7 +105,7 @@ func (p *Pointers) Cases(name string) ([]CaseRef, error) {
 	}
 	refs := make([]CaseRef, 0, len(d.Cases))
 	for _, c := range d.Cases {
-		ref := CaseRef{ID: c.ID, Image: c.Image.String()}
+		ref := CaseRef{ID: c.ID, Image: c.Image.String(), Split: c.Side(p.Holdout)}
 		if !c.Label.IsZero() {
 			lbl, err := p.labelTree(c.Label)
 			if err != nil {
@@ -118,6 +122,11 @@ func (p *Pointers) Cases(name string) ([]CaseRef, error) {
 // label.nii.gz. Its digest depends only on the label's, so keys are stable.
 func (p *Pointers) labelTree(id cas.ID) (string, error) {
 	size, err := p.Store.Store.Size(id)
+	if (errors.Is(err, os.ErrNotExist) || errors.Is(err, cas.ErrNotFound)) && p.Store.Remote != nil {
+		// A fresh clone that restores every stage needs no data: the
+		// label's size (part of the case's key) comes from the remote.
+		size, err = p.Store.Remote.Stat(context.Background(), cas.ObjectKey(id))
+	}
 	if errors.Is(err, os.ErrNotExist) || errors.Is(err, cas.ErrNotFound) {
 		return "", fmt.Errorf("label %s is not in the cache (run 'medcad data pull')", id.Short())
 	}

@@ -138,7 +138,7 @@ func (p *Plan) checkPlaceholders(s *Stage) error {
 				return &PlanError{s.Name, "uses {out} but declares no outs"}
 			}
 		case ref == "params" || ref == "params.toml":
-		case ref == "case" || ref == "case.image" || ref == "case.label":
+		case ref == "case" || ref == "case.image" || ref == "case.label" || ref == "case.split":
 			if s.Foreach != "case" {
 				return &PlanError{s.Name, fmt.Sprintf("uses {%s} but is not a foreach = \"case\" stage", ref)}
 			}
@@ -159,7 +159,7 @@ func (p *Plan) checkPlaceholders(s *Stage) error {
 				return &PlanError{s.Name, fmt.Sprintf("uses {%s} but stage %q declares no outs", ref, up)}
 			}
 		default:
-			return &PlanError{s.Name, fmt.Sprintf("unknown placeholder {%s} (want {out}, {params}, {params.toml}, {STAGE.out}, {data.NAME}, {case}, {case.image}, {case.label})", ref)}
+			return &PlanError{s.Name, fmt.Sprintf("unknown placeholder {%s} (want {out}, {params}, {params.toml}, {STAGE.out}, {data.NAME}, {case}, {case.image}, {case.label}, {case.split})", ref)}
 		}
 	}
 	return nil

@@ -72,6 +72,7 @@ func Reproduce(ctx context.Context, p *gitops.Project, o ReproOptions) (*Outcome
 	store := NewCAS(p.Store, remote, o.Push, o.Jobs)
 	defer store.Close()
 	data := NewPointers(p.Root, store)
+	data.Holdout = p.Config.Data.Holdout
 	plan, err := NewPlan(p.Config, data)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", gitops.ConfigFile, err)

@@ -51,6 +51,9 @@ type CaseRef struct {
 	ID    string
 	Image string // digest of the case's image tree (de-identified DICOM)
 	Label string // digest of the case's label tree, "" when unlabelled
+	// Split is the case's side of the held-out split ("train", "test"),
+	// "" when unlabelled; {case.split}, MEDCAD_CASE_SPLIT.
+	Split string
 }
 
 // Status says what happened to a stage or case.
@@ -697,6 +700,9 @@ type caseInput struct {
 // upstream foreach stages instead of their union.
 func (r *runner) caseDeps(s *Stage, c caseInput, deps map[string]string) map[string]string {
 	out := map[string]string{"case.image": c.Image, "case.label": c.Label}
+	if c.Split != "" {
+		out["case.split"] = c.Split // the side decides where the case's data goes
+	}
 	for k, v := range deps {
 		if strings.HasPrefix(k, "data/") {
 			continue
@@ -845,7 +851,7 @@ func (r *runner) exec(ctx context.Context, s *Stage, caseID, root string, outs [
 		if err := r.caseInputs(ctx, s, caseID, caseDir, vars); err != nil {
 			return err
 		}
-		env = append(env, "MEDCAD_CASE="+caseID, "MEDCAD_CASE_IMAGE="+vars["case.image"], "MEDCAD_CASE_LABEL="+vars["case.label"])
+		env = append(env, "MEDCAD_CASE="+caseID, "MEDCAD_CASE_IMAGE="+vars["case.image"], "MEDCAD_CASE_LABEL="+vars["case.label"], "MEDCAD_CASE_SPLIT="+vars["case.split"])
 	}
 	line := expand(s.Run, vars)
 	if isBuiltin(s.Run) && r.o.Exe != "" {
@@ -891,6 +897,7 @@ func (r *runner) caseInputs(ctx context.Context, s *Stage, caseID, dir string, v
 		}
 		vars["case.image"] = img
 		vars["case.label"] = ""
+		vars["case.split"] = c.Split
 		if c.Label != "" {
 			lbl := filepath.Join(dir, "label")
 			if err := r.o.Store.Restore(ctx, c.Label, lbl); err != nil {

@@ -305,6 +305,42 @@ outs = ["build/count.txt"]
 	}
 }
 
+// TestCaseSplitKeysTheCase: {case.split} reaches the command and
+// MEDCAD_CASE_SPLIT, and a case's side is part of its key: changing one
+// case's side re-runs that case only.
+func TestCaseSplitKeysTheCase(t *testing.T) {
+	p := newProject(t, `
+[[stage]]
+name = "ingest"
+run = "echo {case.split} $MEDCAD_CASE_SPLIT > {out}/{case}.txt"
+deps = ["b1"]
+outs = ["build/ingest"]
+foreach = "case"
+`)
+	mkCase := func(id, split string) CaseRef {
+		d := t.TempDir()
+		write(t, d, "img/"+id, id)
+		digest, err := p.store.Snapshot(context.Background(), d, []string{"img"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return CaseRef{ID: id, Image: digest, Split: split}
+	}
+	p.data.cases = []CaseRef{mkCase("c-1", "test"), mkCase("c-2", "train")}
+	p.data.digest = "sha256:1"
+	p.repro(Options{})
+	if got := p.read("build/ingest/c-1.txt"); got != "test test\n" {
+		t.Errorf("c-1 got %q", got)
+	}
+	p.data.cases[1].Split = "test"
+	p.data.digest = "sha256:2"
+	got := p.repro(Options{})
+	want := map[string]Status{"ingest": Ran, "ingest/c-1": UpToDate, "ingest/c-2": Ran}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("after c-2 changed side (-want +got):\n%s", diff)
+	}
+}
+
 // TestIndependentStagesRunInParallel holds two stages that can only finish
 // when the other has started: they pass only if they run at the same time.
 func TestIndependentStagesRunInParallel(t *testing.T) {

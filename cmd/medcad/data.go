@@ -144,6 +144,9 @@ func runDataAdd(ctx context.Context, a *app, opts gitops.AddOptions) error {
 		}
 		fmt.Fprintf(a.out, "added %s: %d files, %s, %d hashed\n", res.Name, res.Files, humanBytes(res.Bytes), res.Hashed)
 		fmt.Fprintf(a.out, "wrote %s (manifest %s)\n", res.Pointer, res.Manifest)
+		if res.Labelled > 0 {
+			fmt.Fprintf(a.out, "held out %d of %d labelled cases for evaluation (recorded as split = \"test\"; a case never changes side)\n", res.HeldOut, res.Labelled)
+		}
 	}
 	if n := len(res.Refused); n > 0 {
 		return fmt.Errorf("data add: %d case(s) refused (listed above); the other %d were stored in %s", n, res.Cases, res.Pointer)

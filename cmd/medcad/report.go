@@ -194,6 +194,11 @@ func runGate(ctx context.Context, a *app, opts gateOptions) error {
 		return err
 	}
 	v := c.Verdict
+	for _, w := range c.Warnings {
+		if w.Kind == reports.FewPaired || w.Kind == reports.NothingPaired {
+			fmt.Fprintf(a.err, "medcad: warning: %s\n", w.Text)
+		}
+	}
 	if a.json {
 		if err := a.printJSON(v); err != nil {
 			return err
@@ -205,6 +210,9 @@ func runGate(ctx context.Context, a *app, opts gateOptions) error {
 		}
 		if len(v.Gates) == 0 {
 			fmt.Fprintln(tw, "no promotion gates configured")
+		}
+		if c.Base != nil {
+			fmt.Fprintf(tw, "paired\t%d\tcases evaluated by both models\n", v.Paired)
 		}
 		fmt.Fprintf(tw, "verdict\t%s\t%s\n", verdictWord(v), v.Source)
 		if err := tw.Flush(); err != nil {

@@ -19,8 +19,8 @@ func newStageCmd(a *app) *cobra.Command {
 		Hidden: true,
 	}
 	var ing struct {
-		caseID, image, label, out string
-		strict, resample          bool
+		caseID, image, label, split, out string
+		strict, resample                 bool
 	}
 	ingest := &cobra.Command{
 		Use:         "ingest --case ID --image DIR [--label DIR] --out DIR",
@@ -38,12 +38,19 @@ func newStageCmd(a *app) *cobra.Command {
 					return fmt.Errorf("case %s: %s: no label.nii.gz", ing.caseID, ing.label)
 				}
 			}
-			return nnunet.IngestCase(cmd.Context(), ing.caseID, ing.image, label, ing.out, dicom.Options{Strict: ing.strict, Resample: ing.resample})
+			if ing.split != "" && label == "" {
+				return usagef("stage ingest: --split %s: an unlabelled case has no side", ing.split)
+			}
+			if err := nnunet.IngestCase(cmd.Context(), ing.caseID, ing.image, label, ing.out, dicom.Options{Strict: ing.strict, Resample: ing.resample}); err != nil {
+				return err
+			}
+			return nnunet.WriteSplit(ing.out, ing.caseID, ing.split)
 		},
 	}
 	ingest.Flags().StringVar(&ing.caseID, "case", "", "case id")
 	ingest.Flags().StringVar(&ing.image, "image", "", "folder of the case's DICOM files")
 	ingest.Flags().StringVar(&ing.label, "label", "", "folder holding the case's label.nii.gz (optional)")
+	ingest.Flags().StringVar(&ing.split, "split", "", "the case's recorded side of the held-out split, \"train\" or \"test\" ({case.split}); empty: assemble splits it by hash")
 	ingest.Flags().StringVar(&ing.out, "out", "", "output folder (imagesTr/, labelsTr/)")
 	ingest.Flags().BoolVar(&ing.strict, "strict", false, "series irregularities are errors")
 	ingest.Flags().BoolVar(&ing.resample, "resample", false, "resample irregular series to a uniform grid")
@@ -76,7 +83,7 @@ func newStageCmd(a *app) *cobra.Command {
 	assemble.Flags().StringVar(&asm.out, "out", "", "nnU-Net raw dataset folder to write")
 	assemble.Flags().StringVar(&asm.opts.Name, "name", "medcad", "dataset name in dataset.json")
 	assemble.Flags().StringVar(&asm.opts.LabelRules, "label-rules", "", "labelling rules version recorded in dataset.json")
-	assemble.Flags().Float64Var(&asm.opts.Holdout, "holdout", 0.25, "fraction of labelled cases held out for evaluation (imagesTs/, labelsTs/)")
+	assemble.Flags().Float64Var(&asm.opts.Holdout, "holdout", 0.25, "fraction held out among labelled cases whose side was not recorded at ingest (imagesTs/, labelsTs/)")
 	cmd.AddCommand(ingest, assemble)
 	return cmd
 }

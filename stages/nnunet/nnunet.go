@@ -53,6 +53,59 @@ func LabelPath(dir, caseID string) string {
 	return filepath.Join(dir, "labelsTr", caseID+".nii.gz")
 }
 
+// Sides of the held-out split, as dataset pointers record them.
+const (
+	SideTrain = "train"
+	SideTest  = "test"
+)
+
+// SplitPath is where an ingested case's recorded side lives inside a
+// folder of ingested cases: split/<case>.txt, holding "train" or "test".
+func SplitPath(dir, caseID string) string {
+	return filepath.Join(dir, "split", caseID+".txt")
+}
+
+// WriteSplit records a case's side of the held-out split next to its
+// ingested files, for Assemble; side "" records nothing (Assemble then
+// splits the case by the hash of its id).
+func WriteSplit(out, caseID, side string) error {
+	switch side {
+	case "":
+		return nil
+	case SideTrain, SideTest:
+	default:
+		return fmt.Errorf("case %s: split %q: want %q or %q", caseID, side, SideTrain, SideTest)
+	}
+	p := SplitPath(out, caseID)
+	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+		return err
+	}
+	return atomicfile.WriteFile(p, []byte(side+"\n"), 0o644)
+}
+
+// readSplit returns a case's recorded side, "" when none is recorded.
+func readSplit(dir, caseID string) (string, error) {
+	b, err := os.ReadFile(SplitPath(dir, caseID))
+	if errors.Is(err, os.ErrNotExist) {
+		return "", nil
+	}
+	if err != nil {
+		return "", err
+	}
+	side := strings.TrimSpace(string(b))
+	if side != SideTrain && side != SideTest {
+		return "", fmt.Errorf("%s: %q: want %q or %q: %w", SplitPath(dir, caseID), truncate(side), SideTrain, SideTest, ErrCase)
+	}
+	return side, nil
+}
+
+func truncate(s string) string {
+	if len(s) > 40 {
+		return s[:40] + "…"
+	}
+	return s
+}
+
 // IngestCase converts the CT series found under imageDir into
 // out/imagesTr/<case>_0000.nii.gz and, when labelFile is not empty, checks
 // that the label map shares the image's grid and writes it to
@@ -117,9 +170,10 @@ type AssembleOptions struct {
 	Name       string
 	LabelRules string
 	// Holdout is the fraction of labelled cases held out for evaluation
-	// (imagesTs/, labelsTs/). A case's side is decided by a hash of its id,
-	// so it never changes when later batches add cases; with two or more
-	// labelled cases at least one is held out.
+	// (imagesTs/, labelsTs/) among the cases whose side was not recorded
+	// at ingest (WriteSplit): those are split by a hash of their id, with
+	// at least one on each side when there are two or more. Recorded
+	// sides (data add writes them into the dataset pointers) always win.
 	Holdout float64
 }
 
@@ -131,24 +185,45 @@ type Split struct {
 
 // Assemble builds an nnU-Net raw dataset in out from the per-case folders
 // under casesDir (each holding imagesTr/ and labelsTr/ as IngestCase
-// writes them): training cases go to imagesTr/ and labelsTr/, held-out
-// cases to imagesTs/ and labelsTs/, files are hard-linked (copied across
+// writes them, and split/<case>.txt as WriteSplit does): training cases go
+// to imagesTr/ and labelsTr/, held-out cases to imagesTs/ and labelsTs/,
+// each labelled case on its recorded side, files are hard-linked (copied across
 // file systems), and dataset.json counts the training cases.
 func Assemble(casesDir, out string, opts AssembleOptions) (*Split, error) {
 	ids, err := CaseIDs(casesDir)
 	if err != nil {
 		return nil, err
 	}
-	var labelled []string
+	var labelled, unrecorded []string
+	split := &Split{}
 	for _, id := range ids {
-		if _, err := os.Stat(LabelPath(casesDir, id)); err == nil {
-			labelled = append(labelled, id)
+		if _, err := os.Stat(LabelPath(casesDir, id)); err != nil {
+			continue
+		}
+		labelled = append(labelled, id)
+		side, err := readSplit(casesDir, id)
+		switch {
+		case err != nil:
+			return nil, err
+		case side == SideTest:
+			split.Test = append(split.Test, id)
+		case side == SideTrain:
+			split.Train = append(split.Train, id)
+		default:
+			unrecorded = append(unrecorded, id)
 		}
 	}
 	if len(labelled) == 0 {
 		return nil, fmt.Errorf("%s: no labelled case to train on: %w", casesDir, ErrCase)
 	}
-	split := holdout(labelled, opts.Holdout)
+	rest := holdout(unrecorded, opts.Holdout)
+	split.Train = append(split.Train, rest.Train...)
+	split.Test = append(split.Test, rest.Test...)
+	slices.Sort(split.Train)
+	slices.Sort(split.Test)
+	if len(split.Train) == 0 {
+		return nil, fmt.Errorf("%s: every labelled case is held out, none to train on: %w", casesDir, ErrCase)
+	}
 	test := map[string]bool{}
 	for _, id := range split.Test {
 		test[id] = true
@@ -186,10 +261,12 @@ func Assemble(casesDir, out string, opts AssembleOptions) (*Split, error) {
 	return split, nil
 }
 
-// holdout splits case ids by the first 8 bytes of SHA-256 of each id: a
-// case is held out when its hash falls below the fraction. With two or
-// more cases, each side gets at least one: the case with the smallest hash
-// is held out, or the one with the largest is trained on.
+// holdout splits case ids whose side was not recorded by the first 8
+// bytes of SHA-256 of each id: a case is held out when its hash falls
+// below the fraction (gitops.HashSide). With two or more cases, each side
+// gets at least one: the case with the smallest hash is held out, or the
+// one with the largest is trained on. That fallback moves cases when a
+// batch arrives, which is why data add records sides instead.
 func holdout(ids []string, fraction float64) *Split {
 	sp := &Split{}
 	if fraction <= 0 || len(ids) < 2 {
@@ -256,5 +333,5 @@ func CaseIDs(dir string) ([]string, error) {
 
 // Version is the version of what IngestCase and Assemble write (the
 // layout, the conversion, the held-out split); cache keys of the ingest
-// and assemble stages depend on it.
-const Version = "1"
+// and assemble stages depend on it. 2: recorded sides (split/<case>.txt).
+const Version = "2"

@@ -1,7 +1,10 @@
 package nnunet
 
 import (
+	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"slices"
 	"testing"
 )
@@ -40,5 +43,59 @@ func TestHoldoutIsStableAndNonEmpty(t *testing.T) {
 	}
 	if sp := holdout(ids, 0); len(sp.Test) != 0 {
 		t.Errorf("no holdout: %d test", len(sp.Test))
+	}
+}
+
+// TestAssembleHonoursRecordedSides: a case goes to the side its
+// split/<case>.txt records, whatever its hash says; cases with no record
+// are split by the hash rule; a bad record is refused.
+func TestAssembleHonoursRecordedSides(t *testing.T) {
+	cases := t.TempDir()
+	put := func(p string) {
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(p), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	recorded := map[string]string{"c-a": SideTest, "c-b": SideTest, "c-c": SideTest, "c-d": SideTrain, "c-e": SideTrain}
+	for id, side := range recorded {
+		put(ImagePath(cases, id))
+		put(LabelPath(cases, id))
+		if err := WriteSplit(cases, id, side); err != nil {
+			t.Fatal(err)
+		}
+	}
+	put(ImagePath(cases, "c-unlabelled"))
+	for _, id := range []string{"c-old1", "c-old2"} { // ingested without a side
+		put(ImagePath(cases, id))
+		put(LabelPath(cases, id))
+	}
+	out := t.TempDir()
+	sp, err := Assemble(cases, out, AssembleOptions{Name: "t", Holdout: 0.25})
+	if err != nil {
+		t.Fatal(err)
+	}
+	old := holdout([]string{"c-old1", "c-old2"}, 0.25)
+	wantTest := slices.Sorted(slices.Values(append([]string{"c-a", "c-b", "c-c"}, old.Test...)))
+	wantTrain := slices.Sorted(slices.Values(append([]string{"c-d", "c-e"}, old.Train...)))
+	if !slices.Equal(sp.Test, wantTest) || !slices.Equal(sp.Train, wantTrain) {
+		t.Errorf("split train %v test %v, want train %v test %v", sp.Train, sp.Test, wantTrain, wantTest)
+	}
+	for _, id := range []string{"c-a", "c-b", "c-c"} {
+		if _, err := os.Stat(filepath.Join(out, "labelsTs", id+".nii.gz")); err != nil {
+			t.Errorf("held-out %s: %v", id, err)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(out, "imagesTr", "c-unlabelled_0000.nii.gz")); err != nil {
+		t.Errorf("unlabelled case: %v", err)
+	}
+	if err := WriteSplit(cases, "c-a", "validation"); err == nil {
+		t.Error("WriteSplit accepted a bad side")
+	}
+	put(SplitPath(cases, "c-a")) // garbage
+	if _, err := Assemble(cases, t.TempDir(), AssembleOptions{}); !errors.Is(err, ErrCase) {
+		t.Errorf("a bad split record: %v, want ErrCase", err)
 	}
 }
