@@ -18,8 +18,11 @@ func errJPEG(format string, args ...any) error {
 
 // splitJPEG returns one code stream per frame: each fragment when there is
 // one per frame, otherwise the concatenated fragments cut at the end of
-// each image (EOI).
-func splitJPEG(fragments [][]byte, frames int) ([][]byte, error) {
+// each image (EOI), which needs neither the Basic nor the Extended Offset
+// Table (both are optional, and a frame always starts a fragment). ls says
+// the streams are JPEG-LS, whose entropy-coded data may hold 0xFF followed
+// by a byte below 0x80.
+func splitJPEG(fragments [][]byte, frames int, ls bool) ([][]byte, error) {
 	if len(fragments) == frames {
 		return fragments, nil
 	}
@@ -36,7 +39,7 @@ func splitJPEG(fragments [][]byte, frames int) ([][]byte, error) {
 		if len(all) < 2 {
 			return nil, errJPEG("%d code streams for %d frames", len(out), frames)
 		}
-		n, err := jpegLength(all)
+		n, err := jpegLength(all, ls)
 		if err != nil {
 			return nil, err
 		}
@@ -48,7 +51,7 @@ func splitJPEG(fragments [][]byte, frames int) ([][]byte, error) {
 
 // jpegLength returns the length of the JPEG image at the start of b, up to
 // and including its EOI marker.
-func jpegLength(b []byte) (int, error) {
+func jpegLength(b []byte, ls bool) (int, error) {
 	p := 2 // after SOI
 	for {
 		m, q, err := nextMarker(b, p)
@@ -71,7 +74,7 @@ func jpegLength(b []byte) (int, error) {
 		}
 		p += l
 		if m == 0xda { // entropy-coded data follows: skip to the next real marker
-			for p+1 < len(b) && !(b[p] == 0xff && b[p+1] != 0 && (b[p+1] < 0xd0 || b[p+1] > 0xd7) && b[p+1] != 0xff) {
+			for p+1 < len(b) && !(b[p] == 0xff && b[p+1] != 0 && (b[p+1] < 0xd0 || b[p+1] > 0xd7) && b[p+1] != 0xff && (!ls || b[p+1] >= 0x80)) {
 				p++
 			}
 		}

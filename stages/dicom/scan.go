@@ -21,15 +21,16 @@ const (
 	tsRLE            = "1.2.840.10008.1.2.5"
 	tsJPEGLossless14 = "1.2.840.10008.1.2.4.57"
 	tsJPEGLosslessSV = "1.2.840.10008.1.2.4.70"
+	tsJPEGBaseline   = "1.2.840.10008.1.2.4.50"
+	tsJPEGExtended   = "1.2.840.10008.1.2.4.51"
+	tsJPEGLS         = "1.2.840.10008.1.2.4.80"
+	tsJPEGLSNear     = "1.2.840.10008.1.2.4.81"
 )
 
 // unsupportedTS names the compressed transfer syntaxes that are refused,
 // with the program that decompresses them.
 var unsupportedTS = map[string]string{
-	"1.2.840.10008.1.2.4.50":  "JPEG Baseline (lossy)",
 	"1.2.840.10008.1.2.4.51":  "JPEG Extended (lossy)",
-	"1.2.840.10008.1.2.4.80":  "JPEG-LS Lossless",
-	"1.2.840.10008.1.2.4.81":  "JPEG-LS Near-Lossless",
 	"1.2.840.10008.1.2.4.90":  "JPEG 2000 Lossless",
 	"1.2.840.10008.1.2.4.91":  "JPEG 2000",
 	"1.2.840.10008.1.2.4.100": "MPEG2",
@@ -55,6 +56,12 @@ func TransferSyntaxName(uid string) string {
 		return "JPEG Lossless (process 14)"
 	case tsJPEGLosslessSV:
 		return "JPEG Lossless SV1"
+	case tsJPEGBaseline:
+		return "JPEG Baseline (lossy)"
+	case tsJPEGLS:
+		return "JPEG-LS Lossless"
+	case tsJPEGLSNear:
+		return "JPEG-LS Near-Lossless"
 	}
 	if n, ok := unsupportedTS[uid]; ok {
 		return n
