@@ -9,6 +9,7 @@ import (
 	"bytes"
 	"fmt"
 	"image"
+	"image/color"
 	"image/jpeg"
 )
 
@@ -58,6 +59,17 @@ func checkJPEGFrame(b []byte, in *Instance) error {
 
 // decodeJPEGBaseline decodes one 8-bit grayscale JPEG image.
 func decodeJPEGBaseline(b []byte, rows, cols int, dst []uint16) error {
+	// The frame header first: image/jpeg allocates what it declares.
+	cfg, err := jpeg.DecodeConfig(bytes.NewReader(b))
+	if err != nil {
+		return fmt.Errorf("%w: JPEG Baseline: %v", ErrCorrupt, err)
+	}
+	if cfg.Width != cols || cfg.Height != rows {
+		return fmt.Errorf("%w: JPEG image is %d×%d, DICOM header says %d×%d", ErrCorrupt, cfg.Width, cfg.Height, cols, rows)
+	}
+	if cfg.ColorModel != color.GrayModel {
+		return fmt.Errorf("%w: JPEG Baseline colour image; only grayscale is supported", ErrUnsupported)
+	}
 	img, err := jpeg.Decode(bytes.NewReader(b))
 	if err != nil {
 		if _, ok := err.(jpeg.UnsupportedError); ok {
