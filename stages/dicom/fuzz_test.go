@@ -263,8 +263,23 @@ func jpegSyntax(data []byte) bool {
 		return false
 	}
 	switch l.ts {
-	case tsJPEGLossless14, tsJPEGLosslessSV, tsJPEGLS, tsJPEGLSNear, tsJPEGBaseline:
+	case tsJPEGLossless14, tsJPEGLosslessSV, tsJPEGLS, tsJPEGLSNear, tsJPEGBaseline, tsJPEGExtended:
 		return true
 	}
 	return false
+}
+
+// FuzzJPEGExtended: arbitrary sequential DCT code streams never panic,
+// hang or allocate beyond fixed tables.
+func FuzzJPEGExtended(f *testing.F) {
+	f.Add([]byte{0xff, 0xd8, 0xff, 0xc1, 0, 11, 12, 0, 2, 0, 2, 1, 1, 0x11, 0, 0xff, 0xd9}, uint8(2), uint8(2))
+	f.Fuzz(func(t *testing.T, b []byte, rows, cols uint8) {
+		r, c := int(rows)%32+1, int(cols)%32+1
+		dst := make([]uint16, r*c)
+		var err error
+		n := allocated(func() { err = decodeJPEGDCT(b, r, c, dst) })
+		if n > 8*(1<<17)+64<<10 { // eight Huffman look-up tables
+			t.Fatalf("allocated %d bytes (err %v)", n, err)
+		}
+	})
 }

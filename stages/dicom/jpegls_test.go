@@ -212,3 +212,34 @@ func TestBareExplicitDataset(t *testing.T) {
 		t.Errorf("bare dataset without pixels: %v, want ErrNoImage", err)
 	}
 }
+
+// TestJPEGExtended: dcmcjpeg +ee (12-bit, and 8-bit through the same
+// decoder) decoded by medcad's DCT decoder; compared with dcmdjpeg,
+// exactly or within ±1, counted.
+func TestJPEGExtended(t *testing.T) {
+	t.Parallel()
+	src := jlsSources(t)
+	for _, tt := range []struct{ name, src string }{{"u12", "u12"}, {"s12", "s12"}, {"u8", "u8"}} {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			jpg := recode(t, src[tt.src], "dcmcjpeg", "+ee")
+			plain := recode(t, jpg, "dcmdjpeg")
+			s, got := volumeOf(t, jpg)
+			_, ref := volumeOf(t, plain)
+			if s.TransferSyntax != tsJPEGExtended {
+				t.Fatalf("transfer syntax %s", s.TransferSyntax)
+			}
+			off := 0
+			for i := range got.I16 {
+				d := abs(int(got.I16[i]) - int(ref.I16[i]))
+				if d > 1 {
+					t.Fatalf("voxel %d: %d, dcmdjpeg %d", i, got.I16[i], ref.I16[i])
+				}
+				off += d
+			}
+			if off > 0 {
+				t.Errorf("%d of %d voxels differ from dcmdjpeg by 1", off, len(got.I16))
+			}
+		})
+	}
+}

@@ -85,6 +85,11 @@ func (in *Instance) checkPixelFormat() error {
 	switch in.TransferSyntax {
 	case tsImplicitLE, tsExplicitLE, tsExplicitBE, tsDeflated, tsRLE, tsJPEGLossless14, tsJPEGLosslessSV, tsJPEGLS, tsJPEGLSNear:
 		return nil
+	case tsJPEGExtended:
+		if in.BitsStored > 12 {
+			return fmt.Errorf("%w: JPEG Extended holds 8- or 12-bit samples, the header says BitsStored %d", ErrCorrupt, in.BitsStored)
+		}
+		return nil
 	case tsJPEGBaseline:
 		if in.BitsStored > 8 {
 			return fmt.Errorf("%w: JPEG Baseline holds 8-bit samples, the header says BitsStored %d", ErrCorrupt, in.BitsStored)
@@ -111,7 +116,7 @@ func newFrameDecoder(in *Instance, px *pixels, luts *lutCache) (*frameDecoder, e
 		if len(px.fragments) < n {
 			return nil, fmt.Errorf("%w: %d RLE fragments for %d frames", ErrCorrupt, len(px.fragments), n)
 		}
-	case tsJPEGLossless14, tsJPEGLosslessSV, tsJPEGLS, tsJPEGLSNear, tsJPEGBaseline:
+	case tsJPEGLossless14, tsJPEGLosslessSV, tsJPEGLS, tsJPEGLSNear, tsJPEGBaseline, tsJPEGExtended:
 		if px.native != nil {
 			return nil, fmt.Errorf("%w: JPEG transfer syntax with native pixel data", ErrCorrupt)
 		}
@@ -155,7 +160,7 @@ func (d *frameDecoder) decode(f int, dst target, flip bool, scratch *[]uint16) (
 	n := in.Rows * in.Columns
 	conv := newConverter(in, in.Frames[f])
 	switch in.TransferSyntax {
-	case tsRLE, tsJPEGLossless14, tsJPEGLosslessSV, tsJPEGLS, tsJPEGLSNear, tsJPEGBaseline:
+	case tsRLE, tsJPEGLossless14, tsJPEGLosslessSV, tsJPEGLS, tsJPEGLSNear, tsJPEGBaseline, tsJPEGExtended:
 		if cap(*scratch) < n {
 			*scratch = make([]uint16, n)
 		}
@@ -168,6 +173,8 @@ func (d *frameDecoder) decode(f int, dst target, flip bool, scratch *[]uint16) (
 			err = decodeJPEGLS(d.jls[f], in.Rows, in.Columns, s)
 		case tsJPEGBaseline:
 			err = decodeJPEGBaseline(d.jls[f], in.Rows, in.Columns, s)
+		case tsJPEGExtended:
+			err = decodeJPEGDCT(d.jls[f], in.Rows, in.Columns, s)
 		default:
 			err = decodeJPEGLossless(d.jls[f], in.Rows, in.Columns, s)
 		}

@@ -30,7 +30,6 @@ const (
 // unsupportedTS names the compressed transfer syntaxes that are refused,
 // with the program that decompresses them.
 var unsupportedTS = map[string]string{
-	"1.2.840.10008.1.2.4.51":  "JPEG Extended (lossy)",
 	"1.2.840.10008.1.2.4.90":  "JPEG 2000 Lossless",
 	"1.2.840.10008.1.2.4.91":  "JPEG 2000",
 	"1.2.840.10008.1.2.4.100": "MPEG2",
@@ -58,6 +57,8 @@ func TransferSyntaxName(uid string) string {
 		return "JPEG Lossless SV1"
 	case tsJPEGBaseline:
 		return "JPEG Baseline (lossy)"
+	case tsJPEGExtended:
+		return "JPEG Extended (lossy)"
 	case tsJPEGLS:
 		return "JPEG-LS Lossless"
 	case tsJPEGLSNear:
