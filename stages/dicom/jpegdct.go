@@ -22,9 +22,14 @@ var zigzag = [64]int{
 }
 
 // buildHuffmanDCT is buildHuffman for DCT tables, whose symbols are any
-// byte.
-func buildHuffmanDCT(counts [16]byte, symbols []byte) (*huffman, error) {
-	h := &huffman{lut: make([]uint16, 1<<16)}
+// byte. A table redefined reuses h's look-up (so that a stream of DHT
+// segments cannot make it allocate more than the eight tables).
+func buildHuffmanDCT(h *huffman, counts [16]byte, symbols []byte) (*huffman, error) {
+	if h == nil {
+		h = &huffman{lut: make([]uint16, 1<<16)}
+	} else {
+		clear(h.lut)
+	}
 	code, k := 0, 0
 	for l := 1; l <= 16; l++ {
 		for range int(counts[l-1]) {
@@ -154,15 +159,16 @@ func decodeJPEGDCT(b []byte, rows, cols int, dst []uint16) error {
 				if len(seg) < 17+total {
 					return errDCT("short DHT")
 				}
-				h, err := buildHuffmanDCT(counts, seg[17:17+total])
+				tab := &dc[th]
+				if tc == 1 {
+					tab = &ac[th]
+				}
+				h, err := buildHuffmanDCT(*tab, counts, seg[17:17+total])
 				if err != nil {
+					*tab = nil
 					return err
 				}
-				if tc == 0 {
-					dc[th] = h
-				} else {
-					ac[th] = h
-				}
+				*tab = h
 				seg = seg[17+total:]
 			}
 		case m == 0xdd: // DRI

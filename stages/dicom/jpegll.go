@@ -100,8 +100,14 @@ func nextMarker(b []byte, p int) (byte, int, error) {
 // symbol, 0 for an invalid code.
 type huffman struct{ lut []uint16 }
 
-func buildHuffman(counts [16]byte, symbols []byte) (*huffman, error) {
-	h := &huffman{lut: make([]uint16, 1<<16)}
+// A table redefined reuses h's look-up, so that a stream of DHT segments
+// cannot make the decoder allocate more than four tables.
+func buildHuffman(h *huffman, counts [16]byte, symbols []byte) (*huffman, error) {
+	if h == nil {
+		h = &huffman{lut: make([]uint16, 1<<16)}
+	} else {
+		clear(h.lut)
+	}
 	code, k := 0, 0
 	for l := 1; l <= 16; l++ {
 		for range int(counts[l-1]) {
@@ -256,8 +262,9 @@ func decodeJPEGLossless(b []byte, rows, cols int, dst []uint16) error {
 				if len(seg) < 17+total {
 					return errJPEG("short DHT")
 				}
-				h, err := buildHuffman(counts, seg[17:17+total])
+				h, err := buildHuffman(tables[th], counts, seg[17:17+total])
 				if err != nil {
+					tables[th] = nil
 					return err
 				}
 				tables[th] = h
