@@ -143,7 +143,7 @@ func TestUnsupportedTransferSyntax(t *testing.T) {
 	if !errors.Is(err, ErrUnsupported) {
 		t.Fatalf("err = %v, want ErrUnsupported", err)
 	}
-	for _, want := range []string{"1.2.840.10008.1.2.4.55", "gdcmconv --raw", "slice-000"} {
+	for _, want := range []string{"JPEG Full Progression (lossy, retired)", "1.2.840.10008.1.2.4.55", "dcmdjpeg", "gdcmconv --raw", "slice-000"} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error %q lacks %q", err, want)
 		}

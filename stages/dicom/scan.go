@@ -30,6 +30,7 @@ const (
 // unsupportedTS names the compressed transfer syntaxes that are refused,
 // with the program that decompresses them.
 var unsupportedTS = map[string]string{
+	"1.2.840.10008.1.2.4.55":  "JPEG Full Progression (lossy, retired)",
 	"1.2.840.10008.1.2.4.90":  "JPEG 2000 Lossless",
 	"1.2.840.10008.1.2.4.91":  "JPEG 2000",
 	"1.2.840.10008.1.2.4.100": "MPEG2",
