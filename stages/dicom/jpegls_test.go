@@ -243,3 +243,29 @@ func TestJPEGExtended(t *testing.T) {
 		})
 	}
 }
+
+// TestColourRefused: a JPEG-LS file whose header says 3 samples per pixel
+// is refused as colour, not as corrupt (its few compressed bytes are no
+// reason).
+func TestColourRefused(t *testing.T) {
+	t.Parallel()
+	src := t.TempDir()
+	writeOrFatal(t, src, phantom([3]int{16, 12, 1}, axial([3]float64{1, 1, 1}, [3]float64{}), 58), WriteOptions{})
+	jls := recode(t, src, "dcmcjpls")
+	path := filepath.Join(jls, "slice-0000.dcm")
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	i := bytes.Index(b, []byte{0x28, 0x00, 0x02, 0x00, 'U', 'S', 2, 0, 1, 0})
+	if i < 0 {
+		t.Fatal("no SamplesPerPixel element")
+	}
+	b[i+8] = 3
+	os.WriteFile(path, b, 0o644)
+	s := discoverOne(t, jls, Options{})
+	_, err = s.Volume(context.Background())
+	if !errors.Is(err, ErrUnsupported) || !strings.Contains(err.Error(), "3 samples per pixel") || !strings.Contains(err.Error(), "only grayscale is supported") {
+		t.Errorf("err = %v, want a colour refusal", err)
+	}
+}
