@@ -75,6 +75,14 @@ func TestCompressed(t *testing.T) {
 		{"jpeg-sv1-multiframe", "dcmcjpeg", nil, tsJPEGLosslessSV, enhanced},
 		{"jpeg-fragments", "dcmcjpeg", []string{"+fs", "1"}, tsJPEGLosslessSV, unsigned},
 		{"jpeg-fragments-multiframe", "dcmcjpeg", []string{"+fs", "1"}, tsJPEGLosslessSV, enhanced},
+		{"jpegls", "dcmcjpls", nil, tsJPEGLS, unsigned},
+		{"jpegls-signed", "dcmcjpls", nil, tsJPEGLS, signed},
+		{"jpegls-multiframe", "dcmcjpls", nil, tsJPEGLS, enhanced},
+		{"jpegls-fragments", "dcmcjpls", []string{"+fs", "1"}, tsJPEGLS, unsigned},
+		{"jpegls-fragments-multiframe", "dcmcjpls", []string{"+fs", "1", "-ot"}, tsJPEGLS, enhanced},
+		{"jpegls-cooked", "dcmcjpls", []string{"+pc"}, tsJPEGLS, unsigned},
+		{"jpegls-thresholds", "dcmcjpls", []string{"+t1", "5", "+t2", "9", "+t3", "30", "+rs", "32"}, tsJPEGLS, signed},
+		{"jpegls-interleave-none", "dcmcjpls", []string{"+in", "+pz"}, tsJPEGLS, unsigned},
 		{"deflated", "dcmconv", []string{"+td"}, tsDeflated, unsigned},
 		{"big-endian-dcmtk", "dcmconv", []string{"+tb"}, tsExplicitBE, signed},
 	}
@@ -121,20 +129,21 @@ func TestPointTransform(t *testing.T) {
 	}
 }
 
-// TestUnsupportedTransferSyntax: lossy JPEG is refused with a message that
-// names the transfer syntax and how to decompress it.
+// TestUnsupportedTransferSyntax: progressive JPEG (a retired syntax) is
+// refused with a message that names the transfer syntax and how to
+// decompress it.
 func TestUnsupportedTransferSyntax(t *testing.T) {
 	t.Parallel()
 	src := t.TempDir()
 	writeOrFatal(t, src, phantom([3]int{16, 16, 2}, axial([3]float64{1, 1, 1}, [3]float64{}), 24),
 		WriteOptions{BitsStored: 12, Slope: 1, Intercept: -1024})
-	dir := recode(t, src, "dcmcjpeg", "+ee")
+	dir := recode(t, src, "dcmcjpeg", "+ep")
 	s := discoverOne(t, dir, Options{})
 	_, err := s.Volume(context.Background())
 	if !errors.Is(err, ErrUnsupported) {
 		t.Fatalf("err = %v, want ErrUnsupported", err)
 	}
-	for _, want := range []string{"JPEG Extended (lossy)", "1.2.840.10008.1.2.4.51", "dcmdjpeg", "gdcmconv --raw", "slice-000"} {
+	for _, want := range []string{"JPEG Full Progression (lossy, retired)", "1.2.840.10008.1.2.4.55", "dcmdjpeg", "gdcmconv --raw", "slice-000"} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error %q lacks %q", err, want)
 		}

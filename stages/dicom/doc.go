@@ -27,6 +27,12 @@
 //     per-series lookup table; RLE Lossless (PS3.5 Annex G).
 //   - JPEG Lossless, process 14 with all predictors and SV1 (jpegll.go):
 //     no reachable Go library decodes it.
+//   - JPEG-LS lossless and near-lossless, ITU-T T.87 (jpegls.go): no Go
+//     module that decodes it is reachable (CharLS is C++). JPEG Baseline
+//     goes through the standard library's image/jpeg (jpegbase.go); JPEG
+//     Extended, 12-bit, by hand with libjpeg's integer IDCT (jpegdct.go).
+//   - Files without a File Meta header, implicit or explicit VR little
+//     endian (the first element is tried as a group 0002–0028 element).
 //   - Series assembly (series.go), following dcm2niix's conventions so that
 //     outputs match it voxel for voxel: group by SeriesInstanceUID and
 //     orientation, drop LOCALIZER images, sort by ImagePositionPatient on

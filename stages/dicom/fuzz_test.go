@@ -2,6 +2,7 @@ package dicom
 
 import (
 	"bytes"
+	"errors"
 	"encoding/binary"
 	"os"
 	"path/filepath"
@@ -42,6 +43,12 @@ func decodeAll(data []byte) error {
 		return err
 	}
 	plane := in.Rows * in.Columns
+	if plane > 1<<22 {
+		// A compressed frame whose code stream declares what the header
+		// does may legitimately be large whatever its byte count; the
+		// fuzzer would only measure the allocation of its size.
+		return errors.New("test harness: frame larger than 4 Mi samples not decoded")
+	}
 	dst := make([]int16, plane)
 	var scratch []uint16
 	for f := range in.Frames {
@@ -70,7 +77,9 @@ func FuzzParse(f *testing.F) {
 		})
 		// Allowed: a few copies of the file, its decoded pixels (at most
 		// maxExpansion times the file) and fixed tables (Huffman look-ups).
-		limit := uint64(len(data))*(2*maxExpansion+16) + 4<<20
+		// A JPEG or JPEG-LS frame is bounded by its declared image (≤ 4 Mi
+		// samples here): the frame, its scratch and the line buffers.
+		limit := uint64(len(data))*(2*maxExpansion+16) + 4<<20 + 3*2*(1<<22)*boolInt(jpegSyntax(data))
 		if n > limit {
 			t.Fatalf("allocated %d bytes for a %d-byte file (err %v)", n, len(data), err)
 		}
@@ -199,5 +208,78 @@ func FuzzJPEGLossless(f *testing.F) {
 		r, c := int(rows)%32+1, int(cols)%32+1
 		dst := make([]uint16, r*c)
 		_ = decodeJPEGLossless(b, r, c, dst)
+	})
+}
+
+// FuzzJPEGLS: arbitrary JPEG-LS code streams never panic, hang or
+// allocate more than the declared image (two line buffers beside the
+// frame). Seeds: a minimal stream, with and without LSE and NEAR.
+func FuzzJPEGLS(f *testing.F) {
+	hdr := func(near byte, lse bool) []byte {
+		b := []byte{0xff, 0xd8, 0xff, 0xf7, 0, 11, 12, 0, 3, 0, 5, 1, 1, 0x11, 0}
+		if lse {
+			b = append(b, 0xff, 0xf8, 0, 13, 1, 0x0f, 0xff, 0, 4, 0, 9, 0, 30, 0, 32)
+		}
+		b = append(b, 0xff, 0xda, 0, 8, 1, 1, 0, near, 0, 0)
+		return b
+	}
+	for _, near := range []byte{0, 2} {
+		for _, lse := range []bool{false, true} {
+			f.Add(append(hdr(near, lse), 0x80, 0x12, 0xff, 0x7f, 0x00, 0x55, 0xaa, 0xff, 0xd9), uint8(3), uint8(5))
+		}
+	}
+	f.Fuzz(func(t *testing.T, b []byte, rows, cols uint8) {
+		r, c := int(rows)%32+1, int(cols)%32+1
+		dst := make([]uint16, r*c)
+		var err error
+		n := allocated(func() { err = decodeJPEGLS(b, r, c, dst) })
+		if limit := uint64(4*(c+2)*8 + 16<<10); n > limit {
+			t.Fatalf("allocated %d bytes for a %d×%d frame (err %v)", n, c, r, err)
+		}
+	})
+}
+
+// FuzzJPEGBaseline: image/jpeg behind decodeJPEGBaseline never panics.
+func FuzzJPEGBaseline(f *testing.F) {
+	f.Add([]byte{0xff, 0xd8, 0xff, 0xd9}, uint8(2), uint8(2))
+	f.Fuzz(func(t *testing.T, b []byte, rows, cols uint8) {
+		r, c := int(rows)%32+1, int(cols)%32+1
+		_ = decodeJPEGBaseline(b, r, c, make([]uint16, r*c))
+	})
+}
+
+func boolInt(b bool) uint64 {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// jpegSyntax reports whether a file's transfer syntax is one of the JPEG
+// family, whose frames are not bounded by their byte count.
+func jpegSyntax(data []byte) bool {
+	l, err := scanFile(data, int64(len(data)))
+	if err != nil {
+		return false
+	}
+	switch l.ts {
+	case tsJPEGLossless14, tsJPEGLosslessSV, tsJPEGLS, tsJPEGLSNear, tsJPEGBaseline, tsJPEGExtended:
+		return true
+	}
+	return false
+}
+
+// FuzzJPEGExtended: arbitrary sequential DCT code streams never panic,
+// hang or allocate beyond fixed tables.
+func FuzzJPEGExtended(f *testing.F) {
+	f.Add([]byte{0xff, 0xd8, 0xff, 0xc1, 0, 11, 12, 0, 2, 0, 2, 1, 1, 0x11, 0, 0xff, 0xd9}, uint8(2), uint8(2))
+	f.Fuzz(func(t *testing.T, b []byte, rows, cols uint8) {
+		r, c := int(rows)%32+1, int(cols)%32+1
+		dst := make([]uint16, r*c)
+		var err error
+		n := allocated(func() { err = decodeJPEGDCT(b, r, c, dst) })
+		if n > 8*(1<<17)+64<<10 { // eight Huffman look-up tables
+			t.Fatalf("allocated %d bytes (err %v)", n, err)
+		}
 	})
 }

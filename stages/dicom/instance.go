@@ -298,13 +298,20 @@ func applyGroups(f *Frame, item []*dicom.Element) {
 	}
 }
 
-// maxExpansion bounds how many decoded bytes one byte of compressed pixel
-// data may claim: PackBits turns 2 bytes into at most 128; JPEG Lossless
-// needs at least one bit per 16-bit sample (16 bytes per byte).
+// maxExpansion bounds how many decoded bytes one byte of RLE data may
+// claim: PackBits turns 2 bytes into at most 128.
 const maxExpansion = 64
 
+// minCodeStream is the smallest JPEG or JPEG-LS code stream (SOI, a frame
+// header, a scan header, EOI): a bound on how many frames encapsulated
+// data can hold, whatever they compress to.
+const minCodeStream = 20
+
 // checkSize compares the image size the header claims with the pixel data
-// the file holds, before anything of that size is allocated.
+// the file holds, before anything of that size is allocated. Compressed
+// JPEG frames are not judged by their byte count (a uniform JPEG-LS image
+// takes a few bytes a line): each frame's code stream declares its size,
+// checked against the header before decoding (checkJPEGFrame).
 func (in *Instance) checkSize(l layout) error {
 	need := int64(len(in.Frames)) * int64(in.Rows) * int64(in.Columns) * int64(max(in.BitsAllocated, 8)/8) * int64(max(in.Samples, 1))
 	switch in.TransferSyntax {
@@ -312,9 +319,13 @@ func (in *Instance) checkSize(l layout) error {
 		if l.pixelBytes < need {
 			return fmt.Errorf("%w: pixel data holds %d bytes, %d frame(s) of %d×%d need %d", ErrCorrupt, l.pixelBytes, len(in.Frames), in.Columns, in.Rows, need)
 		}
-	default:
+	case tsRLE:
 		if need > l.pixelBytes*maxExpansion {
-			return fmt.Errorf("%w: %d bytes of compressed pixel data cannot hold %d frame(s) of %d×%d", ErrCorrupt, l.pixelBytes, len(in.Frames), in.Columns, in.Rows)
+			return fmt.Errorf("%w: %d bytes of RLE data cannot hold %d frame(s) of %d×%d (PackBits expands at most %d times)", ErrCorrupt, l.pixelBytes, len(in.Frames), in.Columns, in.Rows, maxExpansion)
+		}
+	default:
+		if int64(len(in.Frames))*minCodeStream > l.pixelBytes {
+			return fmt.Errorf("%w: %d bytes of encapsulated pixel data cannot hold %d code streams", ErrCorrupt, l.pixelBytes, len(in.Frames))
 		}
 	}
 	return nil

@@ -18,8 +18,11 @@ func errJPEG(format string, args ...any) error {
 
 // splitJPEG returns one code stream per frame: each fragment when there is
 // one per frame, otherwise the concatenated fragments cut at the end of
-// each image (EOI).
-func splitJPEG(fragments [][]byte, frames int) ([][]byte, error) {
+// each image (EOI), which needs neither the Basic nor the Extended Offset
+// Table (both are optional, and a frame always starts a fragment). ls says
+// the streams are JPEG-LS, whose entropy-coded data may hold 0xFF followed
+// by a byte below 0x80.
+func splitJPEG(fragments [][]byte, frames int, ls bool) ([][]byte, error) {
 	if len(fragments) == frames {
 		return fragments, nil
 	}
@@ -36,7 +39,7 @@ func splitJPEG(fragments [][]byte, frames int) ([][]byte, error) {
 		if len(all) < 2 {
 			return nil, errJPEG("%d code streams for %d frames", len(out), frames)
 		}
-		n, err := jpegLength(all)
+		n, err := jpegLength(all, ls)
 		if err != nil {
 			return nil, err
 		}
@@ -48,7 +51,7 @@ func splitJPEG(fragments [][]byte, frames int) ([][]byte, error) {
 
 // jpegLength returns the length of the JPEG image at the start of b, up to
 // and including its EOI marker.
-func jpegLength(b []byte) (int, error) {
+func jpegLength(b []byte, ls bool) (int, error) {
 	p := 2 // after SOI
 	for {
 		m, q, err := nextMarker(b, p)
@@ -71,7 +74,7 @@ func jpegLength(b []byte) (int, error) {
 		}
 		p += l
 		if m == 0xda { // entropy-coded data follows: skip to the next real marker
-			for p+1 < len(b) && !(b[p] == 0xff && b[p+1] != 0 && (b[p+1] < 0xd0 || b[p+1] > 0xd7) && b[p+1] != 0xff) {
+			for p+1 < len(b) && !(b[p] == 0xff && b[p+1] != 0 && (b[p+1] < 0xd0 || b[p+1] > 0xd7) && b[p+1] != 0xff && (!ls || b[p+1] >= 0x80)) {
 				p++
 			}
 		}
@@ -97,8 +100,14 @@ func nextMarker(b []byte, p int) (byte, int, error) {
 // symbol, 0 for an invalid code.
 type huffman struct{ lut []uint16 }
 
-func buildHuffman(counts [16]byte, symbols []byte) (*huffman, error) {
-	h := &huffman{lut: make([]uint16, 1<<16)}
+// A table redefined reuses h's look-up, so that a stream of DHT segments
+// cannot make the decoder allocate more than four tables.
+func buildHuffman(h *huffman, counts [16]byte, symbols []byte) (*huffman, error) {
+	if h == nil {
+		h = &huffman{lut: make([]uint16, 1<<16)}
+	} else {
+		clear(h.lut)
+	}
 	code, k := 0, 0
 	for l := 1; l <= 16; l++ {
 		for range int(counts[l-1]) {
@@ -253,8 +262,9 @@ func decodeJPEGLossless(b []byte, rows, cols int, dst []uint16) error {
 				if len(seg) < 17+total {
 					return errJPEG("short DHT")
 				}
-				h, err := buildHuffman(counts, seg[17:17+total])
+				h, err := buildHuffman(tables[th], counts, seg[17:17+total])
 				if err != nil {
+					tables[th] = nil
 					return err
 				}
 				tables[th] = h

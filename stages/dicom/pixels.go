@@ -83,7 +83,17 @@ func (in *Instance) checkPixelFormat() error {
 		return fmt.Errorf("%w: BitsStored %d, HighBit %d in %d bits", ErrCorrupt, in.BitsStored, in.HighBit, in.BitsAllocated)
 	}
 	switch in.TransferSyntax {
-	case tsImplicitLE, tsExplicitLE, tsExplicitBE, tsDeflated, tsRLE, tsJPEGLossless14, tsJPEGLosslessSV:
+	case tsImplicitLE, tsExplicitLE, tsExplicitBE, tsDeflated, tsRLE, tsJPEGLossless14, tsJPEGLosslessSV, tsJPEGLS, tsJPEGLSNear:
+		return nil
+	case tsJPEGExtended:
+		if in.BitsStored > 12 {
+			return fmt.Errorf("%w: JPEG Extended holds 8- or 12-bit samples, the header says BitsStored %d", ErrCorrupt, in.BitsStored)
+		}
+		return nil
+	case tsJPEGBaseline:
+		if in.BitsStored > 8 {
+			return fmt.Errorf("%w: JPEG Baseline holds 8-bit samples, the header says BitsStored %d", ErrCorrupt, in.BitsStored)
+		}
 		return nil
 	}
 	return tsError(in.TransferSyntax)
@@ -106,13 +116,21 @@ func newFrameDecoder(in *Instance, px *pixels, luts *lutCache) (*frameDecoder, e
 		if len(px.fragments) < n {
 			return nil, fmt.Errorf("%w: %d RLE fragments for %d frames", ErrCorrupt, len(px.fragments), n)
 		}
-	case tsJPEGLossless14, tsJPEGLosslessSV:
+	case tsJPEGLossless14, tsJPEGLosslessSV, tsJPEGLS, tsJPEGLSNear, tsJPEGBaseline, tsJPEGExtended:
 		if px.native != nil {
 			return nil, fmt.Errorf("%w: JPEG transfer syntax with native pixel data", ErrCorrupt)
 		}
-		streams, err := splitJPEG(px.fragments, n)
+		streams, err := splitJPEG(px.fragments, n, in.TransferSyntax == tsJPEGLS || in.TransferSyntax == tsJPEGLSNear)
 		if err != nil {
 			return nil, err
+		}
+		// Each code stream must declare the header's image before anything
+		// of that size is allocated (its byte count says nothing: JPEG-LS
+		// codes a uniform line in a few bits).
+		for i, s := range streams {
+			if err := checkJPEGFrame(s, in); err != nil {
+				return nil, fmt.Errorf("frame %d: %w", i+1, err)
+			}
 		}
 		d.jls = streams
 	default:
@@ -142,15 +160,22 @@ func (d *frameDecoder) decode(f int, dst target, flip bool, scratch *[]uint16) (
 	n := in.Rows * in.Columns
 	conv := newConverter(in, in.Frames[f])
 	switch in.TransferSyntax {
-	case tsRLE, tsJPEGLossless14, tsJPEGLosslessSV:
+	case tsRLE, tsJPEGLossless14, tsJPEGLosslessSV, tsJPEGLS, tsJPEGLSNear, tsJPEGBaseline, tsJPEGExtended:
 		if cap(*scratch) < n {
 			*scratch = make([]uint16, n)
 		}
 		s := (*scratch)[:n]
 		var err error
-		if in.TransferSyntax == tsRLE {
+		switch in.TransferSyntax {
+		case tsRLE:
 			err = decodeRLE(d.px.fragments[f], in.Rows, in.Columns, in.BitsAllocated, s)
-		} else {
+		case tsJPEGLS, tsJPEGLSNear:
+			err = decodeJPEGLS(d.jls[f], in.Rows, in.Columns, s)
+		case tsJPEGBaseline:
+			err = decodeJPEGBaseline(d.jls[f], in.Rows, in.Columns, s)
+		case tsJPEGExtended:
+			err = decodeJPEGDCT(d.jls[f], in.Rows, in.Columns, s)
+		default:
 			err = decodeJPEGLossless(d.jls[f], in.Rows, in.Columns, s)
 		}
 		if err != nil {

@@ -21,15 +21,16 @@ const (
 	tsRLE            = "1.2.840.10008.1.2.5"
 	tsJPEGLossless14 = "1.2.840.10008.1.2.4.57"
 	tsJPEGLosslessSV = "1.2.840.10008.1.2.4.70"
+	tsJPEGBaseline   = "1.2.840.10008.1.2.4.50"
+	tsJPEGExtended   = "1.2.840.10008.1.2.4.51"
+	tsJPEGLS         = "1.2.840.10008.1.2.4.80"
+	tsJPEGLSNear     = "1.2.840.10008.1.2.4.81"
 )
 
 // unsupportedTS names the compressed transfer syntaxes that are refused,
 // with the program that decompresses them.
 var unsupportedTS = map[string]string{
-	"1.2.840.10008.1.2.4.50":  "JPEG Baseline (lossy)",
-	"1.2.840.10008.1.2.4.51":  "JPEG Extended (lossy)",
-	"1.2.840.10008.1.2.4.80":  "JPEG-LS Lossless",
-	"1.2.840.10008.1.2.4.81":  "JPEG-LS Near-Lossless",
+	"1.2.840.10008.1.2.4.55":  "JPEG Full Progression (lossy, retired)",
 	"1.2.840.10008.1.2.4.90":  "JPEG 2000 Lossless",
 	"1.2.840.10008.1.2.4.91":  "JPEG 2000",
 	"1.2.840.10008.1.2.4.100": "MPEG2",
@@ -55,6 +56,14 @@ func TransferSyntaxName(uid string) string {
 		return "JPEG Lossless (process 14)"
 	case tsJPEGLosslessSV:
 		return "JPEG Lossless SV1"
+	case tsJPEGBaseline:
+		return "JPEG Baseline (lossy)"
+	case tsJPEGExtended:
+		return "JPEG Extended (lossy)"
+	case tsJPEGLS:
+		return "JPEG-LS Lossless"
+	case tsJPEGLSNear:
+		return "JPEG-LS Near-Lossless"
 	}
 	if n, ok := unsupportedTS[uid]; ok {
 		return n
@@ -156,6 +165,17 @@ func scanFile(b []byte, size int64) (layout, error) {
 		if _, _, err := uid.ParseTransferSyntaxUID(ts); err != nil {
 			return l, tsError(ts)
 		}
+	} else if bareExplicit(b, size) {
+		// A dataset without preamble and meta header in explicit VR little
+		// endian: wrap it in a meta header naming its syntax, which is how
+		// the parser learns it (it assumes implicit VR otherwise).
+		l.meta, l.ts = true, tsExplicitLE
+		head := make([]byte, 132)
+		copy(head[128:], "DICM")
+		l.data = rebuild(head, b)
+		l.dataset = len(l.data) - len(b)
+		size += int64(l.dataset)
+		b = l.data
 	} else {
 		l.ts = tsImplicitLE
 	}
@@ -199,6 +219,39 @@ func scanFile(b []byte, size int64) (layout, error) {
 		l.native, l.fragments = s.native, s.fragments
 	}
 	return l, nil
+}
+
+// bareExplicit reports whether b starts with an explicit VR little endian
+// element of group 0x0002 to 0x0028 (usually 0x0008): a known VR after the
+// tag and a length that fits a file of size bytes. Read as implicit VR, the
+// VR's letters would make a length of at least 16 KiB for the first
+// element, which no real dataset has.
+func bareExplicit(b []byte, size int64) bool {
+	if len(b) < 12 {
+		return false
+	}
+	g := binary.LittleEndian.Uint16(b)
+	if g < 0x0002 || g > 0x0028 || g%2 != 0 {
+		return false
+	}
+	vr := string(b[4:6])
+	if !knownVR(vr) {
+		return false
+	}
+	if longVR(vr) {
+		vl := binary.LittleEndian.Uint32(b[8:])
+		return b[6] == 0 && b[7] == 0 && (vl == undefinedLength || int64(vl) <= size-12)
+	}
+	return int64(binary.LittleEndian.Uint16(b[6:])) <= size-8
+}
+
+func knownVR(vr string) bool {
+	switch vr {
+	case "AE", "AS", "AT", "CS", "DA", "DS", "DT", "FL", "FD", "IS", "LO", "LT", "PN", "SH", "SL", "SS", "ST", "TM", "UI", "UL", "US",
+		"OB", "OD", "OF", "OL", "OW", "SQ", "UN", "UC", "UR", "UT":
+		return true
+	}
+	return false
 }
 
 // plausibleStart reports whether b starts with an implicit VR element of

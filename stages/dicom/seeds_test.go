@@ -33,6 +33,10 @@ func TestWriteFuzzSeeds(t *testing.T) {
 	seeds["jpeg-sv1"] = recode(t, seeds["explicit-le"], "dcmcjpeg")
 	seeds["jpeg-sv5"] = recode(t, seeds["explicit-le"], "dcmcjpeg", "+el", "+sv", "5")
 	seeds["deflated"] = recode(t, seeds["explicit-le"], "dcmconv", "+td")
+	seeds["jpegls"] = recode(t, seeds["explicit-le"], "dcmcjpls")
+	seeds["jpegls-near"] = recode(t, seeds["explicit-le"], "dcmcjpls", "+en", "+md", "3")
+	seeds["jpeg-baseline"] = recode(t, seeds["explicit-le"], "dcmcjpeg", "+eb")
+	seeds["jpeg-extended"] = recode(t, seeds["signed-12"], "dcmcjpeg", "+ee")
 	out := filepath.Join("testdata", "fuzz", "FuzzParse")
 	if err := os.MkdirAll(out, 0o755); err != nil {
 		t.Fatal(err)
@@ -49,15 +53,24 @@ func TestWriteFuzzSeeds(t *testing.T) {
 			}
 			writeSeed(t, filepath.Join(out, "bare-implicit"), b[l.dataset:])
 		}
+		if name == "explicit-le" {
+			l, err := scanFile(b, int64(len(b)))
+			if err != nil {
+				t.Fatal(err)
+			}
+			writeSeed(t, filepath.Join(out, "bare-explicit"), b[l.dataset:])
+		}
 		writeSeed(t, filepath.Join(out, name), b)
-		if name == "jpeg-sv1" || name == "jpeg-sv5" || name == "rle" {
+		subTarget := map[string]string{"jpeg-sv1": "FuzzJPEGLossless", "jpeg-sv5": "FuzzJPEGLossless", "rle": "FuzzRLE",
+			"jpegls": "FuzzJPEGLS", "jpegls-near": "FuzzJPEGLS", "jpeg-baseline": "FuzzJPEGBaseline", "jpeg-extended": "FuzzJPEGExtended"}
+		if target, ok := subTarget[name]; ok {
 			_, px, err := parseBytes(b)
 			if err != nil {
 				t.Fatal(err)
 			}
-			target, args := "FuzzJPEGLossless", "uint8(5)\nuint8(7)\n" // 6 rows, 8 columns
+			args := "uint8(5)\nuint8(7)\n" // 6 rows, 8 columns
 			if name == "rle" {
-				target, args = "FuzzRLE", "uint8(7)\n"
+				args = "uint8(7)\n"
 			}
 			d := filepath.Join("testdata", "fuzz", target)
 			os.MkdirAll(d, 0o755)
