@@ -91,8 +91,8 @@ func TestUsageHintNamesFailingCommand(t *testing.T) {
 		hint string
 	}{
 		{[]string{"data", "add", t.TempDir()}, "Run 'medcad data add --help' for usage."}, // no --name
-		{[]string{"data", "add", "--nope"}, "Run 'medcad data add --help' for usage."},   // unknown flag
-		{[]string{"init", "a", "b"}, "Run 'medcad init --help' for usage."},             // too many args
+		{[]string{"data", "add", "--nope"}, "Run 'medcad data add --help' for usage."},    // unknown flag
+		{[]string{"init", "a", "b"}, "Run 'medcad init --help' for usage."},               // too many args
 		{[]string{"demo", "--cases", "0"}, "Run 'medcad demo --help' for usage."},
 		{[]string{"demo", "--cases", "-3"}, "Run 'medcad demo --help' for usage."},
 		{[]string{"bogus"}, "Run 'medcad --help' for usage."},
