@@ -288,7 +288,7 @@ func demoSignature() *object.Signature {
 }
 
 // plural writes a count with its noun: "1 case", "2 cases".
-func plural(n int, noun string) string {
+func plural[N int | int64](n N, noun string) string {
 	if n == 1 {
 		return "1 " + noun
 	}

@@ -77,7 +77,7 @@ cache key holds the version of what they compute, not medcad's build.`,
 			if err != nil {
 				return err
 			}
-			fmt.Fprintf(a.err, "nnU-Net dataset in %s: %d training cases, %d held out for evaluation\n", asm.out, len(split.Train), len(split.Test))
+			fmt.Fprintf(a.err, "nnU-Net dataset in %s: %s for training, %d held out for evaluation\n", asm.out, plural(len(split.Train), "case"), len(split.Test))
 			return nil
 		},
 	}
