@@ -278,7 +278,7 @@ func applyHelp(c *cobra.Command) {
 			tail = append(tail, j)
 		}
 		if h.exit != "" {
-			tail = append(tail, "Exit codes: 0 ok, "+h.exit+" 1 on errors, 2 on usage errors, 130 when interrupted.")
+			tail = append(tail, "Exit codes: 0 ok; "+strings.TrimSuffix(h.exit, ".")+"; 1 other errors; 2 usage errors; 130 interrupted.")
 		}
 		if len(tail) > 0 {
 			long = strings.TrimRight(long, "\n") + "\n\n" + strings.Join(tail, "\n")
