@@ -159,7 +159,8 @@ func (a *app) printJSON(v any) error {
 // emptyLists returns v with its nil slices replaced by empty ones: v
 // itself when it is a nil slice, else a copy of v (or v's pointee, in
 // place) whose reachable exported slice fields and elements are non-nil.
-// Maps' values and byte slices are left alone.
+// Maps' values, byte slices and values of types with their own MarshalJSON
+// are left alone.
 func emptyLists(v any) any {
 	rv := reflect.ValueOf(v)
 	if !rv.IsValid() {
@@ -180,8 +181,15 @@ func emptyLists(v any) any {
 	return v
 }
 
+var marshalerType = reflect.TypeFor[json.Marshaler]()
+
 func fillLists(v reflect.Value, depth int) {
 	if depth > 32 {
+		return
+	}
+	// A type that marshals itself decides what nil means (e.g. an
+	// omitted field); leave it alone.
+	if v.Type().Implements(marshalerType) || reflect.PointerTo(v.Type()).Implements(marshalerType) {
 		return
 	}
 	switch v.Kind() {

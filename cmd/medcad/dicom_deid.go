@@ -209,7 +209,7 @@ with --json a list of {file, attributes}. Exit 0 when clean, 3 when any file
 holds such attributes, 1 when a file could not be read.`,
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return runDicomScanPHI(cmd.Context(), a, dicomScanPHIOptions{paths: args})
+			return runDicomScanPHI(cmd.Context(), a, dicomScanPHIOptions{paths: a.paths(args)})
 		},
 	}
 }
