@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"reflect"
 
 	"github.com/mattn/go-isatty"
 	"github.com/medcad/medcad/action/ci"
@@ -146,11 +147,82 @@ func (a *app) config() (string, gitops.Config, error) {
 	return root, cfg, err
 }
 
-// printJSON writes v as indented JSON to stdout.
+// printJSON writes v as one indented JSON document to stdout. Lists are
+// never null: a nil slice anywhere in v (a struct field, an element) is
+// written as [].
 func (a *app) printJSON(v any) error {
 	enc := json.NewEncoder(a.out)
 	enc.SetIndent("", "  ")
-	return enc.Encode(v)
+	return enc.Encode(emptyLists(v))
+}
+
+// emptyLists returns v with its nil slices replaced by empty ones: v
+// itself when it is a nil slice, else a copy of v (or v's pointee, in
+// place) whose reachable exported slice fields and elements are non-nil.
+// Maps' values, byte slices and values of types with their own MarshalJSON
+// are left alone.
+func emptyLists(v any) any {
+	rv := reflect.ValueOf(v)
+	if !rv.IsValid() {
+		return v
+	}
+	if rv.Kind() == reflect.Slice && rv.IsNil() && rv.Type().Elem().Kind() != reflect.Uint8 {
+		return reflect.MakeSlice(rv.Type(), 0, 0).Interface()
+	}
+	p := rv
+	if rv.Kind() != reflect.Pointer {
+		p = reflect.New(rv.Type())
+		p.Elem().Set(rv)
+	}
+	fillLists(p, 0)
+	if rv.Kind() != reflect.Pointer {
+		return p.Elem().Interface()
+	}
+	return v
+}
+
+var marshalerType = reflect.TypeFor[json.Marshaler]()
+
+func fillLists(v reflect.Value, depth int) {
+	if depth > 32 {
+		return
+	}
+	// A type that marshals itself decides what nil means (e.g. an
+	// omitted field); leave it alone.
+	if v.Type().Implements(marshalerType) || reflect.PointerTo(v.Type()).Implements(marshalerType) {
+		return
+	}
+	switch v.Kind() {
+	case reflect.Pointer, reflect.Interface:
+		if !v.IsNil() {
+			fillLists(v.Elem(), depth+1)
+		}
+	case reflect.Struct:
+		for i := range v.NumField() {
+			if f := v.Field(i); v.Type().Field(i).IsExported() && f.CanSet() {
+				fillLists(f, depth+1)
+			}
+		}
+	case reflect.Slice:
+		if v.Type().Elem().Kind() == reflect.Uint8 {
+			return
+		}
+		if v.IsNil() {
+			if v.CanSet() {
+				v.Set(reflect.MakeSlice(v.Type(), 0, 0))
+			}
+			return
+		}
+		for i := range v.Len() {
+			fillLists(v.Index(i), depth+1)
+		}
+	case reflect.Array:
+		if v.CanSet() {
+			for i := range v.Len() {
+				fillLists(v.Index(i), depth+1)
+			}
+		}
+	}
 }
 
 // run executes the command line and returns the process exit code.
@@ -162,7 +234,7 @@ func run(ctx context.Context, args []string, s streams) int {
 	root.SetIn(s.in)
 	root.SetOut(s.out)
 	root.SetErr(s.err)
-	err := root.ExecuteContext(ctx)
+	failed, err := root.ExecuteContextC(ctx)
 	if err == nil {
 		return exitOK
 	}
@@ -173,9 +245,19 @@ func run(ctx context.Context, args []string, s streams) int {
 	}
 	fmt.Fprintf(s.err, "medcad: %v\n", err)
 	if code == exitUsage {
-		fmt.Fprintln(s.err, "Run 'medcad --help' for usage.")
+		fmt.Fprintln(s.err, usageHint(failed))
 	}
 	return code
+}
+
+// usageHint points to the help of the command whose usage was wrong:
+// "Run 'medcad data add --help' for usage."
+func usageHint(failed *cobra.Command) string {
+	path := "medcad"
+	if failed != nil {
+		path = failed.CommandPath()
+	}
+	return fmt.Sprintf("Run '%s --help' for usage.", path)
 }
 
 // exitCode maps an error to its documented exit code.

@@ -43,7 +43,7 @@ func TestProgressOnlyOnTerminal(t *testing.T) {
 		if code != 0 {
 			t.Fatalf("data add (terminal %v): exit %d: %s", terminal, code, e)
 		}
-		if !strings.HasPrefix(out, "added b1: 1 files") {
+		if !strings.HasPrefix(out, "added b1: 1 file,") {
 			t.Errorf("terminal %v: stdout %q", terminal, out)
 		}
 		if got := strings.Contains(e, "hashing"); got != terminal {

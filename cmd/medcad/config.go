@@ -35,6 +35,12 @@ func newConfigCmd(a *app) *cobra.Command {
 			if _, _, err := a.config(); err != nil {
 				return err
 			}
+			if a.json {
+				return a.printJSON(struct {
+					File string `json:"file"`
+					OK   bool   `json:"ok"`
+				}{gitops.ConfigFile, true})
+			}
 			_, err := fmt.Fprintf(a.out, "%s: ok\n", gitops.ConfigFile)
 			return err
 		},

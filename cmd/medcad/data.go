@@ -142,14 +142,14 @@ func runDataAdd(ctx context.Context, a *app, opts gitops.AddOptions) error {
 		if res.Replaced {
 			fmt.Fprintf(a.out, "replaced %s/%s (it was an unchanged checkout of the previous pointer)\n", gitops.DatasetDir, res.Name)
 		}
-		fmt.Fprintf(a.out, "added %s: %d files, %s, %d hashed\n", res.Name, res.Files, humanBytes(res.Bytes), res.Hashed)
+		fmt.Fprintf(a.out, "added %s: %s, %s, %d hashed\n", res.Name, plural(res.Files, "file"), humanBytes(res.Bytes), res.Hashed)
 		fmt.Fprintf(a.out, "wrote %s (manifest %s)\n", res.Pointer, res.Manifest)
 		if res.Labelled > 0 {
 			fmt.Fprintf(a.out, "held out %d of %d labelled cases for evaluation (recorded as split = \"test\"; a case never changes side)\n", res.HeldOut, res.Labelled)
 		}
 	}
 	if n := len(res.Refused); n > 0 {
-		return fmt.Errorf("data add: %d case(s) refused (listed above); the other %d were stored in %s", n, res.Cases, res.Pointer)
+		return fmt.Errorf("data add: %s refused (listed above); the other %d stored in %s", plural(n, "case"), res.Cases, res.Pointer)
 	}
 	return nil
 }
@@ -190,7 +190,7 @@ func runDataStatus(ctx context.Context, a *app, names []string, remote bool) err
 		case !st.InCache:
 			line += "not in the cache (run 'medcad data pull " + st.Name + "')"
 		case st.Clean:
-			line += fmt.Sprintf("up to date (%d files)", st.Files)
+			line += fmt.Sprintf("up to date (%s)", plural(st.Files, "file"))
 		default:
 			line += fmt.Sprintf("%d new, %d modified, %d missing", len(st.Status.New), len(st.Status.Modified), len(st.Status.Missing))
 		}
@@ -244,8 +244,8 @@ func runDataPush(ctx context.Context, a *app, opts gitops.TransferOptions) error
 	if a.json {
 		return a.printJSON(rep)
 	}
-	fmt.Fprintf(a.out, "pushed %d datasets to %s: %d objects (%s) sent, %d already there, %d datasets already complete\n",
-		rep.Datasets, rep.Remote, rep.Objects, humanBytes(rep.Bytes), rep.Skipped, rep.Complete)
+	fmt.Fprintf(a.out, "pushed %s to %s: %s (%s) sent, %d already there, %s already complete\n",
+		plural(rep.Datasets, "dataset"), rep.Remote, plural(rep.Objects, "object"), humanBytes(rep.Bytes), rep.Skipped, plural(rep.Complete, "dataset"))
 	return nil
 }
 
@@ -280,10 +280,10 @@ func runDataPull(ctx context.Context, a *app, opts gitops.TransferOptions) error
 	if a.json {
 		return a.printJSON(rep)
 	}
-	fmt.Fprintf(a.out, "pulled %d datasets from %s: %d objects (%s) received, %d already cached\n",
-		rep.Datasets, rep.Remote, rep.Objects, humanBytes(rep.Bytes), rep.Skipped)
+	fmt.Fprintf(a.out, "pulled %s from %s: %s (%s) received, %d already cached\n",
+		plural(rep.Datasets, "dataset"), rep.Remote, plural(rep.Objects, "object"), humanBytes(rep.Bytes), rep.Skipped)
 	if rep.CheckedOut != nil {
-		fmt.Fprintf(a.out, "checked out %d files\n", *rep.CheckedOut)
+		fmt.Fprintf(a.out, "checked out %s\n", plural(*rep.CheckedOut, "file"))
 	}
 	return nil
 }
@@ -323,7 +323,7 @@ func runDataCheckout(ctx context.Context, a *app, opts gitops.CheckoutOptions) e
 	if a.json {
 		return a.printJSON(map[string]int{"written": n})
 	}
-	fmt.Fprintf(a.out, "checked out %d datasets: %d files written\n", ds, n)
+	fmt.Fprintf(a.out, "checked out %s: %s written\n", plural(ds, "dataset"), plural(n, "file"))
 	return nil
 }
 
@@ -366,7 +366,7 @@ func runDataVerify(ctx context.Context, a *app, remote bool, jobs int) error {
 			return err
 		}
 	} else {
-		fmt.Fprintf(a.out, "verified %d objects: %d corrupt, %d repaired\n", rep.Objects, len(rep.Corrupt), len(rep.Repaired))
+		fmt.Fprintf(a.out, "verified %s: %d corrupt, %d repaired\n", plural(rep.Objects, "object"), len(rep.Corrupt), len(rep.Repaired))
 		for _, c := range rep.Corrupt {
 			state := "corrupt"
 			if slices.Contains(rep.Repaired, c) {
@@ -423,12 +423,12 @@ func runDataDiff(ctx context.Context, a *app, rev1, rev2 string) error {
 	for _, d := range diffs {
 		switch d.Change {
 		case "added":
-			fmt.Fprintf(a.out, "added    %s (%d files)\n", d.Name, d.Files[1])
+			fmt.Fprintf(a.out, "added    %s (%s)\n", d.Name, plural(d.Files[1], "file"))
 		case "removed":
-			fmt.Fprintf(a.out, "removed  %s (%d files)\n", d.Name, d.Files[0])
+			fmt.Fprintf(a.out, "removed  %s (%s)\n", d.Name, plural(d.Files[0], "file"))
 		default:
 			if d.Added != nil {
-				fmt.Fprintf(a.out, "changed  %s: %d files added, %d removed, %d modified (%d -> %d files)\n", d.Name, *d.Added, *d.Removed, *d.Modified, d.Files[0], d.Files[1])
+				fmt.Fprintf(a.out, "changed  %s: %s added, %d removed, %d modified (%d -> %s)\n", d.Name, plural(*d.Added, "file"), *d.Removed, *d.Modified, d.Files[0], plural(d.Files[1], "file"))
 			} else {
 				fmt.Fprintf(a.out, "changed  %s: %d -> %d files (%s)\n", d.Name, d.Files[0], d.Files[1], d.Note)
 			}

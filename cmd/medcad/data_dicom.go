@@ -35,7 +35,7 @@ func dicomIngest(a *app, p *gitops.Project) gitops.IngestFunc {
 			printRefused(a, refused)
 			return nil, nil, err
 		}
-		fmt.Fprintf(a.err, "de-identified %d cases (%s)\n", len(res.Cases), cfg.Data.DeidProfile)
+		fmt.Fprintf(a.err, "de-identified %s (%s)\n", plural(len(res.Cases), "case"), cfg.Data.DeidProfile)
 		return res.Cases, refused, nil
 	}
 }

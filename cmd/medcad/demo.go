@@ -80,6 +80,9 @@ func (d *demo) medcad(args ...string) error {
 }
 
 func runDemo(ctx context.Context, a *app, opts demoOptions) error {
+	if opts.cases < 1 {
+		return usagef("demo: --cases %d: want at least 1", opts.cases)
+	}
 	dir := opts.dir
 	if dir == "" {
 		tmp, err := os.MkdirTemp("", "medcad-demo-")
@@ -232,7 +235,7 @@ func (d *demo) metrics() error {
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(d.a.out, "\nmodel %s on %d datasets (label rules %s), run %s\n", m.Artifact.Short(), len(m.Datasets), m.LabelRules, m.Run)
+	fmt.Fprintf(d.a.out, "\nmodel %s on %s (label rules %s), run %s\n", m.Artifact.Short(), plural(len(m.Datasets), "dataset"), m.LabelRules, m.Run)
 	tw := tabwriter.NewWriter(d.a.out, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "metric\tmean over cases")
 	keys := sortedKeys(m.Metrics)
@@ -282,4 +285,12 @@ func (s stripANSI) Write(p []byte) (int, error) {
 
 func demoSignature() *object.Signature {
 	return &object.Signature{Name: "medcad demo", Email: "demo@medcad.invalid", When: time.Now()}
+}
+
+// plural writes a count with its noun: "1 case", "2 cases".
+func plural[N int | int64](n N, noun string) string {
+	if n == 1 {
+		return "1 " + noun
+	}
+	return fmt.Sprintf("%d %ss", n, noun)
 }

@@ -203,8 +203,8 @@ convert with warnings; --strict refuses them, --resample interpolates them
 onto a uniform orthogonal grid. A series that fails is reported on stderr
 and the others still convert; no partial file is left behind.
 
-Stdout: "ID<TAB>OUTPUT" per converted series; with --json one object per
-series with its output paths. Exit 0 when every series converted, 3 when
+Stdout: "ID<TAB>OUTPUT" per converted series; with --json one JSON array
+holding one object per series (with its output paths, or its error). Exit 0 when every series converted, 3 when
 some could not be, 1 on other errors.`,
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -253,6 +253,7 @@ func runDicomConvert(ctx context.Context, a *app, opts dicomConvertOptions) erro
 			progressbar.OptionSetDescription("converting"), progressbar.OptionClearOnFinish())
 	}
 	failed := 0
+	recs := []seriesRecord{}
 	for _, s := range scan.Series {
 		rec, err := convertSeries(ctx, s, opts.out, ext, d)
 		if bar != nil {
@@ -267,14 +268,17 @@ func runDicomConvert(ctx context.Context, a *app, opts dicomConvertOptions) erro
 			rec.Error = err.Error()
 		}
 		if a.json {
-			if err := a.printJSON(rec); err != nil {
-				return err
-			}
+			recs = append(recs, rec)
 		} else if err == nil {
 			fmt.Fprintf(a.out, "%s\t%s\n", rec.ID, rec.Image)
 		}
 		for _, w := range rec.Warnings {
 			fmt.Fprintf(a.err, "warning: %s: %s\n", s.ID, w)
+		}
+	}
+	if a.json {
+		if err := a.printJSON(recs); err != nil {
+			return err
 		}
 	}
 	if failed > 0 {
@@ -298,7 +302,9 @@ func convertSeries(ctx context.Context, s *dicom.Series, dir, ext string, d *dei
 		return rec, s.Err
 	}
 	v, err := s.Volume(ctx)
-	rec.Warnings = s.Warnings
+	if rec.Warnings = s.Warnings; rec.Warnings == nil {
+		rec.Warnings = []string{} // [] in the sidecar, as documented, not null
+	}
 	if err != nil {
 		return rec, err
 	}

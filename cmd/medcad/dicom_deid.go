@@ -156,11 +156,11 @@ func runDicomDeid(ctx context.Context, a *app, opts dicomDeidOptions) error {
 			return err
 		}
 	} else {
-		fmt.Fprintf(a.err, "de-identified %d file(s) into %s; %d skipped, %d failed\n", written, opts.out, skipped, failed)
+		fmt.Fprintf(a.err, "de-identified %s into %s; %d skipped, %d failed\n", plural(written, "file"), opts.out, skipped, failed)
 	}
 	switch {
 	case failed > 0:
-		return fmt.Errorf("dicom deid: %d file(s) failed", failed)
+		return fmt.Errorf("dicom deid: %s failed", plural(failed, "file"))
 	case written == 0:
 		return errors.New("dicom deid: no DICOM files found")
 	}
@@ -209,7 +209,7 @@ with --json a list of {file, attributes}. Exit 0 when clean, 3 when any file
 holds such attributes, 1 when a file could not be read.`,
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return runDicomScanPHI(cmd.Context(), a, dicomScanPHIOptions{paths: args})
+			return runDicomScanPHI(cmd.Context(), a, dicomScanPHIOptions{paths: a.paths(args)})
 		},
 	}
 }
@@ -246,14 +246,14 @@ func runDicomScanPHI(ctx context.Context, a *app, opts dicomScanPHIOptions) erro
 	}
 	switch {
 	case len(records) > 0:
-		return fmt.Errorf("scan-phi: %d of %d file(s) hold attributes the profile removes or replaces: %w", len(records), checked, errCheckFailed)
+		return fmt.Errorf("scan-phi: %d of %s hold attributes the profile removes or replaces: %w", len(records), plural(checked, "file"), errCheckFailed)
 	case failed > 0:
-		return fmt.Errorf("scan-phi: %d file(s) could not be read", failed)
+		return fmt.Errorf("scan-phi: %s could not be read", plural(failed, "file"))
 	case checked == 0:
 		return errors.New("scan-phi: no DICOM files found")
 	}
 	if !a.json {
-		fmt.Fprintf(a.err, "scan-phi: %d file(s) clean\n", checked)
+		fmt.Fprintf(a.err, "scan-phi: %s clean\n", plural(checked, "file"))
 	}
 	return nil
 }

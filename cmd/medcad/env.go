@@ -67,7 +67,7 @@ func runEnvShow(a *app) error {
 	}
 	tw := tabwriter.NewWriter(a.out, 0, 4, 2, ' ', 0)
 	for _, l := range locks {
-		fmt.Fprintf(tw, "%s\t%s\t%d packages\n", l.File, l.Digest, len(l.Packages))
+		fmt.Fprintf(tw, "%s\t%s\t%s\n", l.File, l.Digest, plural(len(l.Packages), "package"))
 		for _, p := range l.Packages {
 			fmt.Fprintf(tw, "  %s\t%s\t%s\n", p.Name, p.Version, p.Source)
 		}
@@ -105,7 +105,7 @@ func runEnvCheck(ctx context.Context, a *app, python string) error {
 		return fmt.Errorf("%d packages differ from the lock: %w", len(drift), errCheckFailed)
 	}
 	if !a.json {
-		fmt.Fprintf(a.out, "environment matches the lock (%d packages, Python %s)\n", len(installed), ver)
+		fmt.Fprintf(a.out, "environment matches the lock (%s, Python %s)\n", plural(len(installed), "package"), ver)
 	}
 	return nil
 }

@@ -1,10 +1,14 @@
 package main
 
 import (
+	"encoding/json"
+	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/medcad/medcad/internal/testenv"
@@ -38,6 +42,21 @@ func TestScripts(t *testing.T) {
 		Dir:                 "testdata/script",
 		RequireExplicitExec: true,
 		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
+			// onejson checks that the last command's stdout is exactly one
+			// JSON document.
+			"onejson": func(ts *testscript.TestScript, neg bool, args []string) {
+				if neg || len(args) != 0 {
+					ts.Fatalf("usage: onejson")
+				}
+				dec := json.NewDecoder(strings.NewReader(ts.ReadFile("stdout")))
+				var v any
+				if err := dec.Decode(&v); err != nil {
+					ts.Fatalf("stdout is not JSON: %v", err)
+				}
+				if err := dec.Decode(new(any)); !errors.Is(err, io.EOF) {
+					ts.Fatalf("stdout holds more than one JSON document: %v", err)
+				}
+			},
 			// fixture NAME DIR copies the shared fixture NAME (a folder
 			// under the module's testdata/) into DIR.
 			"fixture": func(ts *testscript.TestScript, neg bool, args []string) {

@@ -34,13 +34,19 @@ A stage (or, for foreach = "case" stages, a case) runs only when its cache
 key changed: its command, deps, params, env lock (env = true) or medcad's
 version (built-in commands). A key seen before restores the outs from the
 store instead of running, from the local cache or the remote. medcad.lock
-records the result after every stage, so an interrupted repro resumes.`,
+records the result after every stage, so an interrupted repro resumes.
+
+Naming STAGEs selects them and every stage upstream of them (what they
+depend on); no name selects the whole pipeline. --force applies to every
+selected stage: each runs again, without restoring from the run cache, so
+'medcad repro --force evaluate' re-runs evaluate and everything upstream of
+it (ingest, dataset, train, predict), not evaluate alone.`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			opts.stages = args
 			return runRepro(cmd.Context(), a, opts)
 		},
 	}
-	cmd.Flags().BoolVar(&opts.force, "force", false, "run every selected stage even when up to date")
+	cmd.Flags().BoolVar(&opts.force, "force", false, "run every selected stage (the named ones and all upstream of them) even when up to date, bypassing the run cache")
 	cmd.Flags().BoolVar(&opts.dryRun, "dry-run", false, "say what would run, change nothing")
 	cmd.Flags().IntVar(&opts.jobs, "jobs", 0, "stages' cases run in parallel (default: number of CPUs)")
 	cmd.Flags().StringVar(&opts.shard, "shard", "", "`I/N`: run only every N-th case of foreach stages, starting at I (0-based), for CI matrices")

@@ -70,6 +70,7 @@ func newRootCmd(a *app) *cobra.Command {
 		newPromoteCmd(a), // ci.go: merge = promotion
 	)
 	wrapArgs(root)
+	applyHelp(root) // help.go: descriptions, examples, --json and exit codes
 	return root
 }
 

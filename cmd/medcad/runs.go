@@ -100,7 +100,7 @@ func newRunsCmd(a *app) *cobra.Command {
 				if err != nil {
 					return err
 				}
-				fmt.Fprintf(a.err, "%d run records %sed (%s)\n", len(runs), dir, remote)
+				fmt.Fprintf(a.err, "%s %sed (%s)\n", plural(len(runs), "run record"), dir, remote)
 				return nil
 			},
 		}

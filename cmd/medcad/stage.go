@@ -11,12 +11,21 @@ import (
 )
 
 // newStageCmd groups the built-in pipeline steps that medcad.toml stages
-// call; they are plumbing, so the group is hidden from the main help.
+// call (the scaffolded pipeline runs ingest and assemble).
 func newStageCmd(a *app) *cobra.Command {
 	cmd := &cobra.Command{
-		Use:    "stage",
-		Short:  "Built-in pipeline steps used by medcad.toml stages",
-		Hidden: true,
+		Use:   "stage",
+		Short: "Built-in pipeline steps used by medcad.toml stages (ingest, assemble)",
+		Long: `Built-in pipeline steps that the stages of medcad.toml call; the pipeline
+'medcad init' scaffolds runs them as
+
+  ingest  (foreach = "case"):
+    medcad stage ingest --case {case} --image {case.image} --label {case.label} --out {out}
+  dataset:
+    medcad stage assemble --cases {ingest.out} --out {out}
+
+They are ordinary commands: run them by hand to debug one case. Their
+cache key holds the version of what they compute, not medcad's build.`,
 	}
 	var ing struct {
 		caseID, image, label, split, out string
@@ -75,7 +84,7 @@ func newStageCmd(a *app) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			fmt.Fprintf(a.err, "nnU-Net dataset in %s: %d training cases, %d held out for evaluation\n", asm.out, len(split.Train), len(split.Test))
+			fmt.Fprintf(a.err, "nnU-Net dataset in %s: %s for training, %d held out for evaluation\n", asm.out, plural(len(split.Train), "case"), len(split.Test))
 			return nil
 		},
 	}
