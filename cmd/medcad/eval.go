@@ -2,17 +2,14 @@ package main
 
 import (
 	"context"
-	"encoding/csv"
 	"encoding/json"
 	"fmt"
-	"io"
 	"math"
 	"slices"
 	"strconv"
 	"strings"
 	"text/tabwriter"
 
-	"github.com/medcad/medcad/internal/atomicfile"
 	"github.com/medcad/medcad/stages/metrics"
 	"github.com/schollz/progressbar/v3"
 	"github.com/spf13/cobra"
@@ -185,7 +182,7 @@ func evalPair(ctx context.Context, a *app, opts evalOptions) error {
 		}
 		for _, n := range names {
 			v, _ := r.Value(n)
-			fmt.Fprintf(tw, "%s\t%s\n", n, formatMetric(v))
+			fmt.Fprintf(tw, "%s\t%s\n", n, metrics.Format(v))
 		}
 		fmt.Fprintf(tw, "truth_voxels\t%d\npred_voxels\t%d\n", r.TruthVoxels, r.PredVoxels)
 		if len(r.Flags) > 0 {
@@ -198,17 +195,6 @@ func evalPair(ctx context.Context, a *app, opts evalOptions) error {
 		row(strconv.Itoa(int(lr.Label)), lr.Result)
 	}
 	return tw.Flush()
-}
-
-// formatMetric prints a metric with 6 significant digits; inf for +Inf.
-func formatMetric(v float64) string {
-	if math.IsInf(v, 1) {
-		return "inf"
-	}
-	if math.IsNaN(v) {
-		return "-"
-	}
-	return strconv.FormatFloat(v, 'g', 6, 64)
 }
 
 // evalDirs evaluates a folder of predictions (metrics.Dirs) and prints
@@ -242,7 +228,7 @@ func evalDirs(ctx context.Context, a *app, opts evalOptions) error {
 		return err
 	}
 	if opts.metricsOut != "" {
-		if err := writeMetricMeans(opts.metricsOut, rep.Aggregate); err != nil {
+		if err := metrics.WriteMeans(opts.metricsOut, rep.Aggregate); err != nil {
 			return err
 		}
 	}
@@ -254,9 +240,9 @@ func evalDirs(ctx context.Context, a *app, opts evalOptions) error {
 			_, err = a.out.Write(b)
 		}
 	case opts.csv:
-		err = writeEvalCSV(a.out, rep)
+		err = metrics.WriteCSV(a.out, rep)
 	default:
-		err = writeEvalTable(a.out, rep)
+		err = metrics.WriteTable(a.out, rep)
 	}
 	if err != nil {
 		return err
@@ -265,113 +251,4 @@ func evalDirs(ctx context.Context, a *app, opts evalOptions) error {
 		return fmt.Errorf("%d of %d cases could not be evaluated", failed, len(dirs.Cases))
 	}
 	return nil
-}
-
-func writeEvalTable(w io.Writer, rep *metrics.Eval) error {
-	names := metrics.MetricNames(rep.TolerancesMM)
-	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintf(tw, "case\t%s\tflags\n", strings.Join(names, "\t"))
-	for _, c := range rep.Cases {
-		fmt.Fprint(tw, c.ID)
-		for _, n := range names {
-			if c.Result == nil {
-				fmt.Fprint(tw, "\t-")
-				continue
-			}
-			v, _ := c.Value(n)
-			fmt.Fprintf(tw, "\t%s", formatMetric(v))
-		}
-		switch {
-		case c.Result == nil:
-			fmt.Fprint(tw, "\terror\n")
-		case len(c.Flags) > 0:
-			fmt.Fprintf(tw, "\t%s\n", strings.Join(c.Flags, ","))
-		default:
-			fmt.Fprint(tw, "\t-\n")
-		}
-	}
-	fmt.Fprintln(tw)
-	fmt.Fprint(tw, "metric\tn\tmean\tmedian\tstd\tmin\tmax\tci95_low\tci95_high\n")
-	for _, s := range rep.Aggregate {
-		fmt.Fprintf(tw, "%s\t%d", s.Metric, s.N)
-		if s.NonFinite > 0 {
-			fmt.Fprintf(tw, " (+%d inf)", s.NonFinite)
-		}
-		for _, v := range []float64{s.Mean, s.Median, s.Std, s.Min, s.Max, s.CILow, s.CIHigh} {
-			fmt.Fprintf(tw, "\t%s", formatMetric(v))
-		}
-		fmt.Fprintln(tw)
-	}
-	return tw.Flush()
-}
-
-// writeEvalCSV writes one row per case, then one row per aggregate
-// statistic whose case column is "aggregate:<statistic>". Infinite
-// distances are "inf"; missing values are empty.
-func writeEvalCSV(w io.Writer, rep *metrics.Eval) error {
-	names := metrics.MetricNames(rep.TolerancesMM)
-	cw := csv.NewWriter(w)
-	cw.Write(slices.Concat([]string{"case"}, names, []string{"truth_voxels", "pred_voxels", "flags", "error"}))
-	num := func(v float64) string {
-		switch {
-		case math.IsInf(v, 1):
-			return "inf"
-		case math.IsNaN(v):
-			return ""
-		}
-		return strconv.FormatFloat(v, 'g', -1, 64)
-	}
-	for _, c := range rep.Cases {
-		row := []string{c.ID}
-		for _, n := range names {
-			v := math.NaN()
-			if c.Result != nil {
-				v, _ = c.Value(n)
-			}
-			row = append(row, num(v))
-		}
-		if c.Result != nil {
-			row = append(row, strconv.Itoa(c.TruthVoxels), strconv.Itoa(c.PredVoxels), strings.Join(c.Flags, " "), "")
-		} else {
-			row = append(row, "", "", "", c.Error)
-		}
-		cw.Write(row)
-	}
-	stats := []struct {
-		name string
-		get  func(metrics.Summary) float64
-	}{
-		{"mean", func(s metrics.Summary) float64 { return s.Mean }},
-		{"median", func(s metrics.Summary) float64 { return s.Median }},
-		{"std", func(s metrics.Summary) float64 { return s.Std }},
-		{"min", func(s metrics.Summary) float64 { return s.Min }},
-		{"max", func(s metrics.Summary) float64 { return s.Max }},
-		{"ci95_low", func(s metrics.Summary) float64 { return s.CILow }},
-		{"ci95_high", func(s metrics.Summary) float64 { return s.CIHigh }},
-	}
-	for _, st := range stats {
-		row := []string{"aggregate:" + st.name}
-		for _, s := range rep.Aggregate {
-			row = append(row, num(st.get(s.Summary)))
-		}
-		cw.Write(append(row, "", "", "", ""))
-	}
-	cw.Flush()
-	return cw.Error()
-}
-
-// writeMetricMeans writes {"metric": mean, …} of the finite values of each
-// metric, the form pipeline stages report through MEDCAD_METRICS.
-func writeMetricMeans(path string, agg []metrics.NamedSummary) error {
-	means := map[string]float64{}
-	for _, s := range agg {
-		if s.N > 0 {
-			means[s.Metric] = s.Mean
-		}
-	}
-	b, err := json.MarshalIndent(means, "", "  ")
-	if err != nil {
-		return err
-	}
-	return atomicfile.WriteFile(path, append(b, '\n'), 0o644)
 }

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -282,7 +281,7 @@ func runMetricsDiff(ctx context.Context, a *app, s reports.Sides, opts metricsDi
 			Metrics   []reports.MetricDiff `json:"metrics"`
 		}{baseRef(c.Comparison), c.Candidate.Ref, len(c.Cases), c.Metrics})
 	}
-	return writeMetricsTable(a.out, c.Comparison, opts.md)
+	return reports.WriteMetricsTable(a.out, c.Comparison, opts.md)
 }
 
 func baseRef(c *reports.Comparison) string {
@@ -290,56 +289,4 @@ func baseRef(c *reports.Comparison) string {
 		return ""
 	}
 	return c.Base.Ref
-}
-
-func writeMetricsTable(w io.Writer, c *reports.Comparison, md bool) error {
-	head := []string{"metric", "better", orDashStr(baseRef(c)), c.Candidate.Ref, "Δ", "95% CI of Δ", "p"}
-	var rows [][]string
-	for _, m := range c.Metrics {
-		b := "-"
-		if m.Base != nil {
-			b = formatMetric(m.Base.Mean)
-		}
-		rows = append(rows, []string{m.Metric, m.Direction.String(), b, formatMetric(m.Candidate.Mean),
-			signedMetric(float64(m.Delta)), "[" + signedMetric(float64(m.CILow)) + ", " + signedMetric(float64(m.CIHigh)) + "]",
-			formatMetric(float64(m.P))})
-	}
-	if md {
-		// Refs, the only user text here, are escaped by reports for
-		// reports; in this table they are shown as code.
-		fmt.Fprintf(w, "| %s |\n|%s\n", strings.Join(mdCells(head), " | "), strings.Repeat(" --- |", len(head)))
-		for _, r := range rows {
-			fmt.Fprintf(w, "| %s |\n", strings.Join(r, " | "))
-		}
-		return nil
-	}
-	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, strings.Join(head, "\t"))
-	for _, r := range rows {
-		fmt.Fprintln(tw, strings.Join(r, "\t"))
-	}
-	return tw.Flush()
-}
-
-func mdCells(cells []string) []string {
-	out := make([]string, len(cells))
-	for i, c := range cells {
-		out[i] = strings.NewReplacer("|", `\|`, "<", "&lt;", ">", "&gt;", "`", "\\`", "[", `\[`, "]", `\]`).Replace(c)
-	}
-	return out
-}
-
-func orDashStr(s string) string {
-	if s == "" {
-		return "(none)"
-	}
-	return s
-}
-
-func signedMetric(v float64) string {
-	s := formatMetric(v)
-	if v > 0 {
-		return "+" + s
-	}
-	return s
 }
