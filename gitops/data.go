@@ -465,19 +465,19 @@ type TransferReport struct {
 func (p *Project) transfer(ctx context.Context, ds []*Dataset, jobs int, step string,
 	move func(context.Context, *cas.Store, cas.Backend, []cas.ID, cas.TransferOptions) (*cas.TransferResult, error),
 	topts cas.TransferOptions,
-) (*TransferReport, cas.Backend, error) {
+) (*TransferReport, error) {
 	remote, err := p.Remote(ctx)
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
 	prog, finish := p.meter(step)
 	topts.Jobs, topts.Progress = p.jobs(jobs), prog
 	res, err := move(ctx, p.Store, remote, roots(ds), topts)
 	finish()
 	if err != nil {
-		return nil, nil, fmt.Errorf("%s: %w", remote, err)
+		return nil, fmt.Errorf("%s: %w", remote, err)
 	}
-	return &TransferReport{Remote: remote.String(), Datasets: len(ds), TransferResult: res}, remote, nil
+	return &TransferReport{Remote: remote.String(), Datasets: len(ds), TransferResult: res}, nil
 }
 
 // PushData sends the closure of each dataset (manifest, case
@@ -507,7 +507,7 @@ func (p *Project) PushData(ctx context.Context, o TransferOptions) (*TransferRep
 			ds = append(ds, d)
 		}
 	}
-	rep, _, err := p.transfer(ctx, ds, o.Jobs, "pushing", cas.Push, cas.TransferOptions{})
+	rep, err := p.transfer(ctx, ds, o.Jobs, "pushing", cas.Push, cas.TransferOptions{})
 	if err != nil {
 		return nil, err
 	}
@@ -546,7 +546,7 @@ func (p *Project) PullData(ctx context.Context, o TransferOptions) (*TransferRep
 			topts.Targets = append(topts.Targets, cas.PullTarget{Manifest: d.Manifest, Dir: p.Path(d.WorkDir()), Options: co})
 		}
 	}
-	rep, _, err := p.transfer(ctx, ds, o.Jobs, "pulling", cas.Pull, topts)
+	rep, err := p.transfer(ctx, ds, o.Jobs, "pulling", cas.Pull, topts)
 	if err != nil {
 		return nil, err
 	}

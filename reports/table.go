@@ -9,8 +9,8 @@ import (
 	"github.com/medcad/medcad/stages/metrics"
 )
 
-// baseRefOf names the baseline of c, "" for a first model.
-func baseRefOf(c *Comparison) string {
+// BaseRef names the baseline of c, "" for a first model.
+func (c *Comparison) BaseRef() string {
 	if c.Base == nil {
 		return ""
 	}
@@ -20,7 +20,7 @@ func baseRefOf(c *Comparison) string {
 // WriteMetricsTable writes the per-metric comparison as aligned text, or
 // as a Markdown table with md.
 func WriteMetricsTable(w io.Writer, c *Comparison, md bool) error {
-	head := []string{"metric", "better", orDashStr(baseRefOf(c)), c.Candidate.Ref, "Δ", "95% CI of Δ", "p"}
+	head := []string{"metric", "better", orDashStr(c.BaseRef()), c.Candidate.Ref, "Δ", "95% CI of Δ", "p"}
 	var rows [][]string
 	for _, m := range c.Metrics {
 		b := "-"

@@ -80,21 +80,36 @@ func (w ws) PathExists(rel string) bool {
 	return err == nil
 }
 
-func (p *project) repro(opts Options) map[string]Status {
+// try runs a repro of the project over the given datasets (default b1)
+// and returns what Repro returns; opts.Data defaults to p.data.
+func (p *project) try(opts Options, datasets ...string) (*Result, error) {
 	p.t.Helper()
 	cfg, err := gitops.LoadConfig(p.dir)
 	if err != nil {
 		p.t.Fatal(err)
 	}
-	plan, err := NewPlan(cfg, ws{dir: p.dir, datasets: []string{"b1"}})
+	if len(datasets) == 0 {
+		datasets = []string{"b1"}
+	}
+	plan, err := NewPlan(cfg, ws{dir: p.dir, datasets: datasets})
 	if err != nil {
 		p.t.Fatal(err)
 	}
-	opts.Dir, opts.Config, opts.Plan, opts.Store, opts.Data, opts.Jobs = p.dir, cfg, plan, p.store, p.data, 2
+	opts.Dir, opts.Config, opts.Plan, opts.Store, opts.Jobs = p.dir, cfg, plan, p.store, 2
+	if opts.Data == nil {
+		opts.Data = p.data
+	}
 	if opts.Version == "" {
 		opts.Version = "test"
 	}
-	res, err := Repro(context.Background(), opts)
+	return Repro(context.Background(), opts)
+}
+
+// repro runs a repro that must succeed and returns each stage's (and
+// case's, as stage/case) status.
+func (p *project) repro(opts Options) map[string]Status {
+	p.t.Helper()
+	res, err := p.try(opts)
 	if err != nil {
 		p.t.Fatal(err)
 	}
@@ -411,15 +426,7 @@ func TestRunCacheMissWhenOutsCollected(t *testing.T) {
 	if _, err := cas.CollectGarbage(context.Background(), p.store.Store, map[cas.ID]bool{}, false); err != nil {
 		t.Fatal(err)
 	}
-	cfg, err := gitops.LoadConfig(p.dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	plan, err := NewPlan(cfg, ws{dir: p.dir, datasets: []string{"b1"}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	res, err := Repro(context.Background(), Options{Dir: p.dir, Config: cfg, Plan: plan, Store: p.store, Data: p.data, Version: "test", Jobs: 2, DryRun: true})
+	res, err := p.try(Options{DryRun: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -512,15 +519,7 @@ foreach = "case"
 			t.Fatal(err)
 		}
 		p.data.cases, p.data.digest = []CaseRef{{ID: "c-1", Image: digest}}, "sha256:1"
-		cfg, err := gitops.LoadConfig(p.dir)
-		if err != nil {
-			t.Fatal(err)
-		}
-		plan, err := NewPlan(cfg, ws{dir: p.dir, datasets: []string{"b1", "notes"}})
-		if err != nil {
-			t.Fatal(err)
-		}
-		_, err = Repro(context.Background(), Options{Dir: p.dir, Config: cfg, Plan: plan, Store: p.store, Data: notesAndCases{p.data}, Version: "test", Jobs: 2})
+		_, err = p.try(Options{Data: notesAndCases{p.data}}, "b1", "notes")
 		switch {
 		case tc.wantErr == "" && err != nil:
 			t.Errorf("deps %s: %v", tc.deps, err)
@@ -560,12 +559,7 @@ foreach = "case"
 		t.Fatal(err)
 	}
 	p.data.cases, p.data.digest = append(p.data.cases, mkCase("c-4")), "sha256:2"
-	cfg, _ := gitops.LoadConfig(p.dir)
-	plan, err := NewPlan(cfg, ws{dir: p.dir, datasets: []string{"b1"}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := Repro(context.Background(), Options{Dir: p.dir, Config: cfg, Plan: plan, Store: p.store, Data: p.data, Version: "test", Jobs: 2}); err == nil {
+	if _, err := p.try(Options{}); err == nil {
 		t.Fatal("the failing case did not fail the repro")
 	}
 	after, err := gitops.ReadLock(p.dir)

@@ -279,14 +279,7 @@ func runMetricsDiff(ctx context.Context, a *app, s reports.Sides, opts metricsDi
 			Candidate string               `json:"candidate"`
 			Paired    int                  `json:"paired"`
 			Metrics   []reports.MetricDiff `json:"metrics"`
-		}{baseRef(c.Comparison), c.Candidate.Ref, len(c.Cases), c.Metrics})
+		}{c.BaseRef(), c.Candidate.Ref, len(c.Cases), c.Metrics})
 	}
 	return reports.WriteMetricsTable(a.out, c.Comparison, opts.md)
-}
-
-func baseRef(c *reports.Comparison) string {
-	if c.Base == nil {
-		return ""
-	}
-	return c.Base.Ref
 }
