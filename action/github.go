@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"unicode/utf8"
 
@@ -338,6 +339,52 @@ func (c *Client) MergedPullRequest(ctx context.Context, sha string) (int, error)
 		opt.Page = resp.NextPage
 	}
 	return 0, fmt.Errorf("commit %.12s: %w", sha, ErrNoPullRequest)
+}
+
+// MergedPR is what a promotion records about a merged pull request.
+type MergedPR struct {
+	Number      int
+	HeadSHA     string // the head commit it was merged with
+	MergeCommit string
+	MergedBy    string
+	Approvers   []string // logins whose latest review approves, sorted
+}
+
+// PullRequestMerge reads pull request n, who merged it and who approved
+// it. A pull request that is not merged is ErrNoPullRequest.
+func (c *Client) PullRequestMerge(ctx context.Context, n int) (MergedPR, error) {
+	pr, _, err := c.gh.PullRequests.Get(ctx, c.owner, c.repo, n)
+	if err != nil {
+		return MergedPR{}, fmt.Errorf("pull request #%d: %w", n, err)
+	}
+	if !pr.GetMerged() && pr.MergedAt == nil {
+		return MergedPR{}, fmt.Errorf("pull request #%d: %w", n, ErrNoPullRequest)
+	}
+	m := MergedPR{Number: n, HeadSHA: pr.GetHead().GetSHA(), MergeCommit: pr.GetMergeCommitSHA(), MergedBy: pr.GetMergedBy().GetLogin()}
+	latest := map[string]string{}
+	opt := &github.ListOptions{PerPage: 100}
+	for range maxPages {
+		reviews, resp, err := c.gh.PullRequests.ListReviews(ctx, c.owner, c.repo, n, opt)
+		if err != nil {
+			return MergedPR{}, fmt.Errorf("reviews of pull request #%d: %w", n, err)
+		}
+		for _, r := range reviews { // oldest first
+			if st := r.GetState(); st != "COMMENTED" && st != "PENDING" {
+				latest[r.GetUser().GetLogin()] = st
+			}
+		}
+		if resp.NextPage == 0 {
+			break
+		}
+		opt.Page = resp.NextPage
+	}
+	for login, st := range latest {
+		if st == "APPROVED" && login != "" {
+			m.Approvers = append(m.Approvers, login)
+		}
+	}
+	slices.Sort(m.Approvers)
+	return m, nil
 }
 
 // truncate shortens s to at most n characters, marking the cut with "…".

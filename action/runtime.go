@@ -119,12 +119,13 @@ func SplitRepo(full string) (owner, name string, err error) {
 
 // Event is the part of an event payload medcad uses.
 type Event struct {
-	Action      string       `json:"action"`
-	Number      int          `json:"number"`
-	PullRequest *PullRequest `json:"pull_request"`
-	Ref         string       `json:"ref"`    // push: refs/heads/…
-	Before      string       `json:"before"` // push
-	After       string       `json:"after"`  // push
+	Action      string         `json:"action"`
+	Number      int            `json:"number"`
+	PullRequest *PullRequest   `json:"pull_request"`
+	Ref         string         `json:"ref"`    // push: refs/heads/…
+	Before      string         `json:"before"` // push
+	After       string         `json:"after"`  // push
+	Inputs      map[string]any `json:"inputs"` // workflow_dispatch (strings, booleans, numbers)
 	Repository  struct {
 		FullName      string `json:"full_name"`
 		DefaultBranch string `json:"default_branch"`

@@ -97,6 +97,9 @@ type Promote struct {
 	// MaxCaseDrop is the most any single case may lose on each metric
 	// (in the metric's unit); zero disables the per-case rule.
 	MaxCaseDrop map[string]float64 `toml:"max_case_drop" json:"max_case_drop"`
+	// PublicKey verifies the production records the promotion job signs
+	// ("ed25519:…", from 'medcad model keygen').
+	PublicKey string `toml:"public_key" json:"public_key,omitempty"`
 }
 
 // Gate is one promotion rule.

@@ -122,3 +122,21 @@ func ReferencedDigests(repo *git.Repository, dir string) ([]string, error) {
 	slices.Sort(out)
 	return out, nil
 }
+
+// RepoPath is the repository-relative, slash-separated path of rel in
+// the project folder dir: "medcad.toml" at the repository's root,
+// "ml/medcad.toml" for a project in ml/. A bare or unreadable worktree
+// leaves rel as it is.
+func RepoPath(repo *git.Repository, dir, rel string) string {
+	wt, err := repo.Worktree()
+	if err != nil {
+		return rel
+	}
+	root, err1 := filepath.Abs(wt.Filesystem.Root())
+	abs, err2 := filepath.Abs(dir)
+	r, err := filepath.Rel(root, abs)
+	if err1 != nil || err2 != nil || err != nil || r == "." {
+		return rel
+	}
+	return path.Join(filepath.ToSlash(r), rel)
+}

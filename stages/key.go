@@ -5,10 +5,12 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 
 	"github.com/BurntSushi/toml"
+	"github.com/medcad/medcad/gitops"
 )
 
 // keyInput is everything a stage's (or case's) result depends on. Its
@@ -116,4 +118,19 @@ func paramsTOML(all map[string]map[string]any, tables []string) ([]byte, error) 
 		}
 	}
 	return toml.Marshal(merged)
+}
+
+// ConfigParams is every parameter the stages of cfg read, flattened as
+// run records and manifests hold them ("train.epochs" = "6"): what a
+// promotion checks a manifest's params against.
+func ConfigParams(cfg gitops.Config) (map[string]string, error) {
+	var tables []string
+	for _, s := range cfg.Stages {
+		for _, t := range s.Params {
+			if !slices.Contains(tables, t) {
+				tables = append(tables, t)
+			}
+		}
+	}
+	return flattenParams(cfg.Params, tables)
 }

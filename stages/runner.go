@@ -257,12 +257,18 @@ func (r *runner) emit(e Event) {
 
 // envDigest is the digest over the environment lock files.
 func (r *runner) envDigest(ctx context.Context) (string, error) {
-	if len(r.o.Config.Env.Lock) == 0 {
+	return EnvDigest(ctx, r.o.Store, r.o.Dir, r.o.Config.Env.Lock)
+}
+
+// EnvDigest is the digest over the environment lock files under dir, as
+// run records and manifests hold it ("" without lock files).
+func EnvDigest(ctx context.Context, s Store, dir string, locks []string) (string, error) {
+	if len(locks) == 0 {
 		return "", nil
 	}
-	parts := make([]string, 0, len(r.o.Config.Env.Lock))
-	for _, f := range r.o.Config.Env.Lock {
-		d, err := r.o.Store.Snapshot(ctx, r.o.Dir, []string{f})
+	parts := make([]string, 0, len(locks))
+	for _, f := range locks {
+		d, err := s.Snapshot(ctx, dir, []string{f})
 		if err != nil {
 			return "", fmt.Errorf("env lock %s: %w", f, err)
 		}

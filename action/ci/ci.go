@@ -20,6 +20,7 @@ import (
 	"github.com/medcad/medcad/action"
 	"github.com/medcad/medcad/action/promote"
 	"github.com/medcad/medcad/gitops"
+	"github.com/medcad/medcad/gitops/cas"
 	"github.com/medcad/medcad/gitops/gitrepo"
 	"github.com/medcad/medcad/internal/atomicfile"
 	"github.com/medcad/medcad/reports"
@@ -73,19 +74,19 @@ func (o *Options) defaults() {
 
 // PRResult is what PR decided and where it put it.
 type PRResult struct {
-	Verdict    string   `json:"verdict"` // pass, fail or waiting
-	Model      string   `json:"model"`
-	Artifact   string   `json:"model_digest"`
-	Baseline   string   `json:"baseline"`
-	Report     string   `json:"report_path"`
-	Signed     bool     `json:"signed"`
-	Commit     string   `json:"commit,omitempty"` // the candidate commit pushed to the PR branch
-	Comment    string   `json:"comment,omitempty"`
-	Check      string   `json:"check,omitempty"` // check-run or status
-	Fork       bool     `json:"fork"`
-	MergeBase  string   `json:"merge_base"`
-	BaseCommit string   `json:"base_commit"`
-	Failed     []string `json:"failed_gates,omitempty"` // one line per failed gate
+	Verdict         string   `json:"verdict"` // pass, fail or waiting
+	Model           string   `json:"model"`
+	Artifact        string   `json:"model_digest"`
+	Baseline        string   `json:"baseline"`         // the production model compared with ("": none)
+	BaselineVersion int      `json:"baseline_version"` // its version (0: none)
+	Report          string   `json:"report_path"`
+	Commit          string   `json:"commit,omitempty"` // the candidate commit pushed to the PR branch
+	Comment         string   `json:"comment,omitempty"`
+	Check           string   `json:"check,omitempty"` // check-run or status
+	Fork            bool     `json:"fork"`
+	MergeBase       string   `json:"merge_base"`
+	BaseCommit      string   `json:"base_commit"`
+	Failed          []string `json:"failed_gates,omitempty"` // one line per failed gate
 }
 
 // modelAt reads the model manifest at commit c; nil when it has none.
@@ -152,11 +153,8 @@ func PR(ctx context.Context, p *gitops.Project, job Job, opts Options) (*PRResul
 		}
 		return &PRResult{Verdict: "waiting", Fork: true}, action.SetOutput(env.OutputFile, "verdict", "waiting")
 	}
-	var key []byte
-	if s := opts.Getenv(promote.KeyEnv); s != "" && !fork {
-		if key, err = promote.Key(s); err != nil {
-			return nil, err
-		}
+	if opts.Getenv(promote.KeyEnv) != "" {
+		fmt.Fprintf(log, "warning: %s is set in the pull request's job: remove it there; only the promotion job signs, and stages never see it\n", promote.KeyEnv)
 	}
 	if fork {
 		fmt.Fprintf(log, "pull request #%d comes from a fork: evaluating without secrets; nothing is pushed, signed or commented\n", pr.Number)
@@ -175,9 +173,34 @@ func PR(ctx context.Context, p *gitops.Project, job Job, opts Options) (*PRResul
 		return nil, err
 	}
 	fmt.Fprintf(log, "pull request #%d: %s onto %s (merge base %.12s)\n", pr.Number, action.CodeSpan(pr.Head.Ref), action.CodeSpan(pr.Base.Ref), mb.Hash)
-	base, err := modelAt(baseTip, cfg.Project.Model)
+	// The gates and the public key of the base branch judge the pull
+	// request, so a PR cannot loosen the rules it is judged by.
+	baseRules, err := (&reports.Loader{Dir: p.Root, Repo: repo}).PromoteAt(tracking.String())
+	if err != nil {
+		p.Log.Debug("base branch has no readable medcad.toml; the PR's gates apply", "err", err)
+		baseRules = cfg.Promote
+	}
+	store, err := p.Remote(ctx)
+	if err != nil {
+		p.Log.Debug("remote unavailable; evaluations from the local cache only, no production model to compare with", "err", err)
+		store = nil
+	}
+	prod, err := production(ctx, store, cfg.Project.Model, baseRules.PublicKey)
 	if err != nil {
 		return nil, err
+	}
+	var base *gitops.Model
+	if prod != nil {
+		c, err := gitrepo.Resolve(repo, prod.ManifestCommit)
+		if err != nil {
+			return nil, fmt.Errorf("production %s v%d: %w", prod.Model, prod.Version, err)
+		}
+		if base, err = modelAt(c, cfg.Project.Model); err != nil {
+			return nil, err
+		}
+		if base == nil || base.Artifact != prod.Artifact {
+			return nil, fmt.Errorf("production %s v%d: the manifest at %.12s is not its model", prod.Model, prod.Version, prod.ManifestCommit)
+		}
 	}
 
 	// Data, pipeline, new results to the store.
@@ -208,21 +231,13 @@ func PR(ctx context.Context, p *gitops.Project, job Job, opts Options) (*PRResul
 	// Report and gate verdict.
 	assetDir := "pr-" + strconv.Itoa(pr.Number)
 	in := reportInput{
-		dir: p.Root, cfg: cfg, base: base, repo: repo, store: p.Store,
-		baseRev: tracking.String(),
-		baseRef: pr.Base.Ref + "@" + baseTip.Hash.String()[:12],
+		dir: p.Root, cfg: cfg, base: base, repo: repo, store: p.Store, remote: store,
 		candRef: pr.Head.Ref + "@" + head.Hash.String()[:12],
 	}
-	if in.remote, err = p.Remote(ctx); err != nil {
-		p.Log.Debug("remote unavailable; evaluations from the local cache only", "err", err)
-		in.remote = nil
-	}
-	// The gates of the base branch judge the pull request, so a PR cannot
-	// loosen the rules it is judged by.
-	if gates, err := (&reports.Loader{Dir: p.Root, Repo: repo}).PromoteAt(in.baseRev); err == nil {
-		in.cfg.Promote = gates
-	} else {
-		p.Log.Debug("base branch has no readable medcad.toml; the PR's gates apply", "err", err)
+	in.cfg.Promote = baseRules
+	if prod != nil {
+		in.baseRev = prod.ManifestCommit
+		in.baseRef = fmt.Sprintf("production v%d (%s)", prod.Version, promote.Tag(prod.Model, prod.Version))
 	}
 	if !fork && !opts.NoPush {
 		in.imageBase = strings.TrimSuffix(env.ServerURL, "/") + "/" + env.Repository + "/raw/" + cfg.GitHub.AssetsBranch + "/" + assetDir + "/"
@@ -240,23 +255,10 @@ func PR(ctx context.Context, p *gitops.Project, job Job, opts Options) (*PRResul
 		res.Verdict = "pass"
 	}
 	cand.Gate = gitops.Verdict{Result: res.Verdict}
-	if base != nil {
-		cand.Gate.Baseline = base.Artifact
-		res.Baseline = gitops.DigestText(base.Artifact)
-	}
-	if key != nil {
-		run, err := gitops.LoadRun(repo, cand.Run)
-		if err != nil {
-			return nil, fmt.Errorf("%s: %w", gitops.ModelPath(cand.Name), err)
-		}
-		promote.SignRun(key, run)
-		if err := gitops.SaveRun(repo, run); err != nil {
-			return nil, err
-		}
-		promote.SignModel(key, cand)
-		res.Signed = true
-	} else if !fork {
-		fmt.Fprintf(log, "warning: %s is not set: the candidate is not signed and cannot be promoted\n", promote.KeyEnv)
+	if prod != nil {
+		cand.Gate.Baseline = prod.Artifact
+		res.Baseline = gitops.DigestText(prod.Artifact)
+		res.BaselineVersion = prod.Version
 	}
 	if err := cand.Write(p.Root); err != nil {
 		return nil, err
@@ -293,7 +295,7 @@ func PR(ctx context.Context, p *gitops.Project, job Job, opts Options) (*PRResul
 			}
 			files[rel] = data
 		}
-		msg := fmt.Sprintf("medcad: candidate %s, gate %s\n\nRun %s, artifact %s.\n\n[skip ci]\n", cand.Name, res.Verdict, cand.Run, gitops.DigestText(cand.Artifact))
+		msg := fmt.Sprintf("medcad: candidate %s, gate %s\n\nRun %s, artifact %s.\n", cand.Name, res.Verdict, cand.Run, gitops.DigestText(cand.Artifact))
 		h, pushed, err := gitrepo.CommitToBranch(ctx, repo, remote, pr.Head.Ref, head, files, msg)
 		if err != nil {
 			return nil, err
@@ -359,14 +361,7 @@ func PR(ctx context.Context, p *gitops.Project, job Job, opts Options) (*PRResul
 // without medcad.toml gets the defaults, never the pull request's
 // settings; a base whose medcad.toml does not parse is an error.
 func trustAt(dir string, repo *git.Repository, c *object.Commit) (gitops.GitHub, error) {
-	rel := gitops.ConfigFile
-	if wt, err := repo.Worktree(); err == nil {
-		root, err1 := filepath.Abs(wt.Filesystem.Root())
-		abs, err2 := filepath.Abs(dir)
-		if r, err := filepath.Rel(root, abs); err1 == nil && err2 == nil && err == nil && r != "." {
-			rel = filepath.ToSlash(filepath.Join(r, gitops.ConfigFile))
-		}
-	}
+	rel := gitops.RepoPath(repo, dir, gitops.ConfigFile)
 	data, err := gitrepo.ReadFile(c, rel, 1<<20)
 	if errors.Is(err, gitrepo.ErrNoFile) {
 		return gitops.Default().GitHub, nil
@@ -391,16 +386,68 @@ func pullData(ctx context.Context, p *gitops.Project, log io.Writer) error {
 	return nil
 }
 
-// Main runs on a push to the default branch (or a manual dispatch) and
-// promotes the merged model; a push to another branch promotes nothing.
+// Main runs on a push to the default branch (or a manual dispatch of the
+// default branch, which with the inputs rollback and reason rolls back)
+// and promotes the merged model. A push to another branch promotes
+// nothing; any other event on another branch is refused.
 func Main(ctx context.Context, p *gitops.Project, job Job, opts Options) (*promote.Result, error) {
 	opts.defaults()
-	if job.Env.EventName == "push" && job.Event.Ref != "refs/heads/"+p.Config.Project.DefaultBranch {
-		fmt.Fprintf(opts.Log, "push to %s, not to %s: nothing to promote\n", job.Event.Ref, p.Config.Project.DefaultBranch)
-		return &promote.Result{}, nil
+	ref := job.Env.Ref
+	if ref == "" {
+		ref = job.Event.Ref
 	}
-	return promote.Run(ctx, p, promote.RunOptions{
+	want := "refs/heads/" + p.Config.Project.DefaultBranch
+	if ref != want {
+		if job.Env.EventName == "push" {
+			fmt.Fprintf(opts.Log, "push to %s, not to %s: nothing to promote\n", ref, p.Config.Project.DefaultBranch)
+			return &promote.Result{}, nil
+		}
+		return nil, &promote.RefusedError{File: ref, Err: promote.ErrNotDefault, Detail: fmt.Sprintf("%s on %s, not %s", job.Env.EventName, ref, want)}
+	}
+	ro := promote.RunOptions{
 		GitRemote: opts.GitRemote, NoPush: opts.NoPush, Env: job.Env, GitHub: job.GitHub,
 		Log: opts.Log, Key: opts.Getenv(promote.KeyEnv),
-	})
+	}
+	input := func(k string) string {
+		if v, ok := job.Event.Inputs[k]; ok && v != nil {
+			return strings.TrimSpace(fmt.Sprint(v))
+		}
+		return ""
+	}
+	if rb := input("rollback"); job.Env.EventName == "workflow_dispatch" && rb != "" {
+		v, err := strconv.Atoi(strings.TrimPrefix(rb, "v"))
+		if err != nil || v < 1 {
+			return nil, fmt.Errorf("workflow input rollback %q: want a version such as v2", rb)
+		}
+		ro.Rollback, ro.Reason, ro.By = v, input("reason"), opts.Getenv("GITHUB_ACTOR")
+	}
+	return promote.Run(ctx, p, ro)
+}
+
+// production is the production record of model on the store, verified
+// with the base branch's public key; nil when nothing was promoted yet or
+// there is no store.
+func production(ctx context.Context, store cas.Backend, model, publicKey string) (*promote.Record, error) {
+	if store == nil {
+		return nil, nil
+	}
+	if publicKey == "" {
+		// Without a key nothing can be verified; a store that holds
+		// records anyway is an error, an empty one just a first model.
+		found := false
+		err := store.List(ctx, "aliases/"+model+"/", func(string, int64) error { found = true; return nil })
+		if err != nil || !found {
+			return nil, err
+		}
+		return nil, promote.ErrNoPublicKey
+	}
+	pub, err := promote.ParsePublicKey(publicKey)
+	if err != nil {
+		return nil, fmt.Errorf("the base branch's medcad.toml: promote.public_key: %w", err)
+	}
+	chain, err := promote.LoadChain(ctx, store, model, pub)
+	if err != nil {
+		return nil, err
+	}
+	return chain.Production(), nil
 }

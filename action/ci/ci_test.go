@@ -17,11 +17,23 @@ import (
 	"github.com/medcad/medcad/action"
 	"github.com/medcad/medcad/action/ci"
 	"github.com/medcad/medcad/action/githubtest"
+	"github.com/medcad/medcad/action/promote"
 	"github.com/medcad/medcad/gitops"
 	"github.com/medcad/medcad/internal/testenv"
 )
 
 const signingKey = "ci-secret-key-0123456789"
+
+// publicKeyConfig is the [promote] public_key of signingKey, as a project
+// commits it.
+func publicKeyConfig(t *testing.T) string {
+	t.Helper()
+	s, err := promote.NewSigner(signingKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return fmt.Sprintf("\n[promote]\npublic_key = %q\n", s.Public().String())
+}
 
 // gitIdentity is the developer's identity for git on the command line.
 var gitIdentity = []string{"GIT_AUTHOR_NAME=dm", "GIT_AUTHOR_EMAIL=dm@example.org", "GIT_COMMITTER_NAME=dm", "GIT_COMMITTER_EMAIL=dm@example.org"}
@@ -81,7 +93,8 @@ func newStory(t *testing.T, f forge, remote, config string) *story {
 		t.Fatal(err)
 	}
 	testenv.CopyFixture(t, "projects/ci-pipeline", s.dev)
-	if config != "" {
+	config += publicKeyConfig(t)
+	{
 		cfg := filepath.Join(s.dev, gitops.ConfigFile)
 		b, err := os.ReadFile(cfg)
 		if err != nil {
@@ -97,14 +110,21 @@ func newStory(t *testing.T, f forge, remote, config string) *story {
 	return s
 }
 
+// env is the environment of a pull request's job: the store, no signing
+// key (only the promotion job has it, see mainEnv).
 func (s *story) env(k string) string {
-	switch k {
-	case gitops.RemoteEnv:
+	if k == gitops.RemoteEnv {
 		return s.remote
-	case "MEDCAD_SIGNING_KEY":
-		return signingKey
 	}
 	return ""
+}
+
+// mainEnv is the environment of the promotion job.
+func (s *story) mainEnv(k string) string {
+	if k == promote.KeyEnv {
+		return signingKey
+	}
+	return s.env(k)
 }
 
 func (s *story) open(dir string) *gitops.Project {
@@ -159,6 +179,7 @@ type ciJob struct {
 	log     *bytes.Buffer
 	outputs string
 	summary string
+	res     *promote.Result // of a promotion job
 }
 
 func (s *story) job(branch, event string, ev *action.Event, token bool) *ciJob {
@@ -218,7 +239,9 @@ func (s *story) main() (*ciJob, error) {
 	}
 	ev.After = gitCmd(s.t, j.p.Root, "rev-parse", "HEAD")
 	j.job.Event = ev
-	_, err = ci.Main(context.Background(), j.p, j.job, j.opts)
+	j.job.Env.Ref = ev.Ref
+	j.opts.Getenv = s.mainEnv
+	j.res, err = ci.Main(context.Background(), j.p, j.job, j.opts)
 	return j, err
 }
 
@@ -336,7 +359,7 @@ func runStory(t *testing.T, s *story) {
 		if err != nil {
 			t.Fatalf("run %d: %v\n%s", run, err, j.log)
 		}
-		if res.Verdict != "pass" || !res.Signed || res.Fork || res.Model != "bone" || !strings.HasPrefix(res.Artifact, "sha256:") || res.Baseline != "" {
+		if res.Verdict != "pass" || res.Fork || res.Model != "bone" || !strings.HasPrefix(res.Artifact, "sha256:") || res.Baseline != "" {
 			t.Fatalf("run %d: %+v", run, res)
 		}
 		want := map[string]string{"verdict": "pass", "report-path": ".medcad/ci/report.md", "model-digest": res.Artifact}
@@ -364,7 +387,7 @@ func runStory(t *testing.T, s *story) {
 		}
 	}
 	manifest := s.showRemote("refs/heads/batch1", gitops.ModelPath("bone"))
-	for _, want := range []string{`signature = "hmac-sha256:`, `result = "pass"`, first.Artifact} {
+	for _, want := range []string{`result = "pass"`, first.Artifact} {
 		if !strings.Contains(manifest, want) {
 			t.Errorf("candidate manifest on the origin lacks %q:\n%s", want, manifest)
 		}
@@ -380,14 +403,18 @@ func runStory(t *testing.T, s *story) {
 
 	// Merged: main promotes v1 and tags it.
 	s.f.merge(t, n, "batch1")
-	if j, err := s.main(); err != nil {
-		t.Fatalf("main: %v\n%s", err, j.log)
+	jm, err := s.main()
+	if err != nil {
+		t.Fatalf("main: %v\n%s", err, jm.log)
 	}
 	if s.remoteRef("refs/tags/models/bone/v1") == "" {
 		t.Fatal("no tag models/bone/v1 on the origin")
 	}
 	if c := s.f.comments(t, n); len(c) == 0 || !strings.Contains(c[len(c)-1], "promoted `bone` v1") {
 		t.Errorf("last comment on the merged pull request: %q", c)
+	}
+	if r := jm.res.Record; r == nil || r.Version != 1 || r.PR != n || r.Artifact.String() != first.Artifact || r.Gate.Result != "pass" || r.Gate.Baseline != 0 {
+		t.Errorf("production record: %+v", r)
 	}
 
 	// Worse params (and a loosened gate, which the base branch's gates
@@ -461,7 +488,7 @@ func TestFork(t *testing.T) {
 	if err != nil {
 		t.Fatalf("%v\n%s", err, j.log)
 	}
-	if res.Verdict != "pass" || !res.Fork || res.Signed || res.Commit != "" || res.Comment != "" || res.Check != "" {
+	if res.Verdict != "pass" || !res.Fork || res.Commit != "" || res.Comment != "" || res.Check != "" {
 		t.Errorf("fork: %+v", res)
 	}
 	if !strings.Contains(j.log.String(), "comes from a fork: evaluating without secrets") {
@@ -472,9 +499,6 @@ func TestFork(t *testing.T) {
 	}
 	if s.remoteRef("refs/heads/medcad-assets") != "" || s.remoteRef("refs/medcad/runs/*") != "" {
 		t.Error("a fork's evaluation pushed assets or run records")
-	}
-	if m, err := os.ReadFile(j.p.Path(gitops.ModelPath("bone"))); err != nil || strings.Contains(string(m), "hmac-sha256") {
-		t.Errorf("the fork's candidate manifest (%v) is signed:\n%s", err, m)
 	}
 	if gh.Requests() != 0 {
 		t.Errorf("%d API requests for a fork's pull request, want none", gh.Requests())
@@ -533,7 +557,7 @@ func TestForkLabel(t *testing.T) {
 	if err != nil {
 		t.Fatalf("labeled: %v\n%s", err, j.log)
 	}
-	if res.Verdict != "pass" || !res.Fork || res.Signed || res.Commit != "" || res.Comment != "" {
+	if res.Verdict != "pass" || !res.Fork || res.Commit != "" || res.Comment != "" {
 		t.Errorf("labeled: %+v", res)
 	}
 	if !strings.Contains(j.log.String(), "comes from a fork: evaluating without secrets") {
@@ -552,7 +576,7 @@ func TestMainOtherBranch(t *testing.T) {
 	s := newStory(t, f, "", "")
 	j := s.job("main", "push", &action.Event{Ref: "refs/heads/feature"}, false)
 	res, err := ci.Main(context.Background(), j.p, j.job, j.opts)
-	if err != nil || res.Alias != nil || res.Promoted {
+	if err != nil || res.Record != nil || res.Promoted {
 		t.Fatalf("Main = %+v, %v; want nothing promoted", res, err)
 	}
 	if !strings.Contains(j.log.String(), "nothing to promote") {

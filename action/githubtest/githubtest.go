@@ -73,8 +73,17 @@ type Status struct {
 
 // PullRequest is a closed pull request merged as MergeCommitSHA.
 type PullRequest struct {
-	Number         int    `json:"number"`
-	MergeCommitSHA string `json:"merge_commit_sha"`
+	Number         int
+	MergeCommitSHA string
+	HeadSHA        string
+	MergedBy       string   // "": maintainer
+	Approvers      []string // reviews with state APPROVED
+}
+
+func (pr PullRequest) json() map[string]any {
+	return map[string]any{"number": pr.Number, "state": "closed", "merged": true,
+		"merge_commit_sha": pr.MergeCommitSHA, "merged_at": "2026-01-01T00:00:00Z",
+		"head": map[string]any{"sha": pr.HeadSHA}, "merged_by": map[string]any{"login": pr.MergedBy}}
 }
 
 // Server is a running fake. Its methods are safe for concurrent use.
@@ -142,9 +151,18 @@ func (s *Server) AddCheckRun(cr CheckRun) int64 {
 // AddMergedPullRequest records pull request n as closed and merged as
 // commit sha.
 func (s *Server) AddMergedPullRequest(n int, sha string) {
+	s.AddMerged(PullRequest{Number: n, MergeCommitSHA: sha})
+}
+
+// AddMerged records a merged pull request with its head, merger and
+// approvals.
+func (s *Server) AddMerged(pr PullRequest) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.pulls = append(s.pulls, PullRequest{Number: n, MergeCommitSHA: sha})
+	if pr.MergedBy == "" {
+		pr.MergedBy = "maintainer"
+	}
+	s.pulls = append(s.pulls, pr)
 }
 
 // Comments are the comments on issue n, oldest first.
@@ -197,6 +215,7 @@ var (
 	commentRE   = regexp.MustCompile(repo + `/issues/comments/(\d+)$`)
 	statusRE    = regexp.MustCompile(repo + `/statuses/([^/]+)$`)
 	pullsRE     = regexp.MustCompile(repo + `/pulls$`)
+	pullRE      = regexp.MustCompile(repo + `/pulls/([0-9]+)(/reviews)?$`)
 	userRE      = regexp.MustCompile(`^/user$`)
 )
 
@@ -359,11 +378,26 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		var out []map[string]any
 		if st := r.URL.Query().Get("state"); st == "closed" || st == "all" {
 			for _, pr := range slices.Backward(s.pulls) { // newest first, like GitHub
-				out = append(out, map[string]any{"number": pr.Number, "state": "closed", "merged": true,
-					"merge_commit_sha": pr.MergeCommitSHA, "merged_at": "2026-01-01T00:00:00Z"})
+				out = append(out, pr.json())
 			}
 		}
 		reply(200, page(s, w, r, out))
+	case pullRE.MatchString(path) && r.Method == "GET":
+		m := pullRE.FindStringSubmatch(path)
+		n, _ := strconv.Atoi(m[1])
+		i := slices.IndexFunc(s.pulls, func(pr PullRequest) bool { return pr.Number == n })
+		switch {
+		case i < 0:
+			notFound()
+		case m[2] == "":
+			reply(200, s.pulls[i].json())
+		default:
+			var reviews []map[string]any
+			for k, login := range s.pulls[i].Approvers {
+				reviews = append(reviews, map[string]any{"id": k + 1, "state": "APPROVED", "user": map[string]any{"login": login}})
+			}
+			reply(200, page(s, w, r, reviews))
+		}
 	default:
 		notFound()
 	}

@@ -1,124 +1,57 @@
-// Package promote decides whether a merged model manifest may become the
-// production model, and records the promotion.
+// Package promote decides whether a merged model may become the production
+// model, and keeps the production chain: one signed record per version.
 //
-// A manifest on the default branch is only a text file anyone with push
-// rights could edit, so promotion trusts it only when CI vouches for it:
-// CI signs the canonical encoding of the manifest and of its run record
-// with HMAC-SHA256 under a key only CI holds (the MEDCAD_SIGNING_KEY
-// secret). Check then verifies both signatures, that the run record
-// matches the manifest, that the artifact is complete on the remote store
-// and that the gates passed against the model that is production now.
-// Promotions are recorded on the remote as immutable, append-only alias
-// objects aliases/<model>/v<N>.json; the highest N is production.
+// A manifest on the default branch is a text file that the pull request's
+// job wrote, so promotion trusts nothing in it that it cannot check: the
+// run record must match it, the artifact and the evaluation must be
+// complete on the store, the manifest's datasets, params and environment
+// lock must be those of the tree being promoted, its code commit must be
+// in that tree's history or in the merged pull request's, and the gates
+// are evaluated again here, from the content-addressed evaluations of the
+// candidate and of the production model, under the default branch's
+// rules. Only then does the promotion job, the one holder of the signing
+// secret, append a record to the chain on the store (aliases/<model>/vN.json,
+// immutable, each naming its predecessor's digest, Ed25519-signed) and
+// mirror it in git as the annotated tag models/<model>/vN plus the moving
+// ref refs/medcad/prod/<model>. Readers verify every record with the public
+// key committed in medcad.toml.
 //
-// Written by hand: the signature scheme and the alias layout are medcad's
-// own contract; crypto/hmac does the cryptography.
+// Written by hand: the record format and the chain are medcad's own
+// contract; crypto/ed25519 does the cryptography.
 package promote
 
 import (
-	"bytes"
 	"context"
-	"crypto/hmac"
-	"crypto/sha256"
-	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"maps"
-	"regexp"
+	"os"
+	"path"
 	"sort"
-	"strconv"
 	"strings"
-	"time"
 
 	"github.com/go-git/go-git/v5"
+	"github.com/go-git/go-git/v5/plumbing/object"
 	"github.com/medcad/medcad/gitops"
 	"github.com/medcad/medcad/gitops/cas"
+	"github.com/medcad/medcad/gitops/gitrepo"
+	"github.com/medcad/medcad/stages"
 )
-
-// KeyEnv is the environment variable that holds the signing key.
-const KeyEnv = "MEDCAD_SIGNING_KEY"
-
-// sigPrefix names the signature scheme in signatures.
-const sigPrefix = "hmac-sha256:"
-
-// minKeyBytes is the shortest signing key accepted.
-const minKeyBytes = 16
 
 // Sentinel errors: why a manifest is refused.
 var (
-	ErrNoKey        = errors.New(KeyEnv + " is not set (add the signing key to the CI secrets)")
-	ErrShortKey     = fmt.Errorf("%s is shorter than %d bytes", KeyEnv, minKeyBytes)
-	ErrUnsigned     = errors.New("not signed by CI")
-	ErrBadSignature = errors.New("signature does not match: the file was edited after CI signed it, or signed with another key")
-	ErrNoRun        = errors.New("no run record backs it")
-	ErrRunMismatch  = errors.New("does not match its run record")
-	ErrNoArtifact   = errors.New("artifact is not complete on the remote store")
-	ErrGateFailed   = errors.New("gates did not pass")
-	ErrBaseline     = errors.New("gates were checked against another baseline than the production model")
+	ErrNoRun          = errors.New("no run record backs it")
+	ErrRunMismatch    = errors.New("does not match its run record")
+	ErrNoArtifact     = errors.New("artifact is not complete on the remote store")
+	ErrGateFailed     = errors.New("gates did not pass against the production model")
+	ErrTreeMismatch   = errors.New("does not match the tree being promoted")
+	ErrNotMerged      = errors.New("its code commit is neither in the promoted history nor in the merged pull request")
+	ErrNoPullRequest  = errors.New("the commit is not the merge of a pull request: only merged pull requests promote")
+	ErrNotDefault     = errors.New("only the default branch promotes")
+	ErrRolledBack     = errors.New("this artifact was production before and was rolled back; train a new model, or roll forward with 'medcad promote --rollback vN'")
+	ErrNoReason       = errors.New("a rollback needs --reason and who asked for it (--by, or GITHUB_ACTOR)")
+	ErrRollbackTarget = errors.New("no such version to roll back to")
 )
-
-// Key checks a signing key taken from the environment.
-func Key(s string) ([]byte, error) {
-	if s == "" {
-		return nil, ErrNoKey
-	}
-	if len(s) < minKeyBytes {
-		return nil, ErrShortKey
-	}
-	return []byte(s), nil
-}
-
-func mac(key, payload []byte) string {
-	h := hmac.New(sha256.New, key)
-	h.Write(payload)
-	return sigPrefix + hex.EncodeToString(h.Sum(nil))
-}
-
-func verify(key, payload []byte, sig string) error {
-	if sig == "" {
-		return ErrUnsigned
-	}
-	want := mac(key, payload)
-	if !hmac.Equal([]byte(want), []byte(sig)) {
-		return ErrBadSignature
-	}
-	return nil
-}
-
-// modelPayload is the canonical manifest without its signature.
-func modelPayload(m *gitops.Model) []byte {
-	c := *m
-	c.Provenance.Signature = ""
-	return c.Encode()
-}
-
-// runPayload is the canonical run record without its signature
-// (encoding/json sorts map keys, so the encoding is stable).
-func runPayload(r *gitops.Run) []byte {
-	c := *r
-	c.Signature = ""
-	b, err := json.Marshal(&c)
-	if err != nil {
-		panic(err) // strings, numbers, times and string maps only
-	}
-	return b
-}
-
-// SignModel sets the manifest's signature.
-func SignModel(key []byte, m *gitops.Model) { m.Provenance.Signature = mac(key, modelPayload(m)) }
-
-// SignRun sets the run record's signature.
-func SignRun(key []byte, r *gitops.Run) { r.Signature = mac(key, runPayload(r)) }
-
-// VerifyModel checks the manifest's signature.
-func VerifyModel(key []byte, m *gitops.Model) error {
-	return verify(key, modelPayload(m), m.Provenance.Signature)
-}
-
-// VerifyRun checks the run record's signature.
-func VerifyRun(key []byte, r *gitops.Run) error { return verify(key, runPayload(r), r.Signature) }
 
 // RefusedError says why a manifest may not be promoted, naming the file.
 type RefusedError struct {
@@ -137,27 +70,35 @@ func (e *RefusedError) Error() string {
 
 func (e *RefusedError) Unwrap() error { return e.Err }
 
+// Tree is the commit being promoted, as the check reads it.
+type Tree struct {
+	Commit *object.Commit
+	Prefix string // the project's folder in the repository ("" at the root)
+	// Env is the environment lock digest of the working tree, which must
+	// hold the commit's lock files.
+	Env string
+}
+
 // CheckOptions is what Check verifies a manifest against.
 type CheckOptions struct {
 	File   string          // the manifest's path, for messages
 	Model  *gitops.Model   // the merged manifest
-	Key    []byte          // the signing key
 	Repo   *git.Repository // holds refs/medcad/runs (fetched)
 	Remote cas.Backend     // the shared store
-	// Baseline is the artifact of the production model before this
-	// promotion (zero when there is none): the gates must have been checked
-	// against it.
-	Baseline cas.ID
+	Tree   Tree
+	// PRHead is the merged pull request's head commit ("" when none): the
+	// code commit may be in its history (squash and rebase merges rewrite
+	// it out of the default branch's).
+	PRHead string
 }
 
-// Check verifies that the manifest may be promoted. Every refusal is a
-// *RefusedError wrapping a sentinel error.
+// Check verifies that the manifest describes the tree being promoted and
+// is backed by a run record and complete evidence on the store. Every
+// refusal is a *RefusedError wrapping a sentinel error. The gates are not
+// Check's: see Gates.
 func Check(ctx context.Context, o CheckOptions) error {
 	refuse := func(err error, detail string) error { return &RefusedError{File: o.File, Err: err, Detail: detail} }
 	m := o.Model
-	if err := VerifyModel(o.Key, m); err != nil {
-		return refuse(err, "")
-	}
 	run, err := gitops.LoadRun(o.Repo, m.Run)
 	if errors.Is(err, gitops.ErrRunNotFound) {
 		return refuse(ErrNoRun, "run "+m.Run+" is not under "+gitops.RunRefPrefix)
@@ -165,37 +106,129 @@ func Check(ctx context.Context, o CheckOptions) error {
 	if err != nil {
 		return fmt.Errorf("%s: %w", o.File, err)
 	}
-	if err := VerifyRun(o.Key, run); err != nil {
-		return refuse(fmt.Errorf("run record %s: %w", run.ID, err), "")
-	}
 	if d := runMismatch(m, run); d != "" {
 		return refuse(ErrRunMismatch, d)
 	}
-	if m.Artifact.IsZero() {
-		return refuse(ErrNoArtifact, `artifact "" is not a digest`)
+	if d, err := treeMismatch(m, o.Tree); err != nil {
+		return fmt.Errorf("%s: %w", o.File, err)
+	} else if d != "" {
+		return refuse(ErrTreeMismatch, d)
 	}
-	ok, err := cas.IsComplete(ctx, o.Remote, m.Artifact)
-	if err != nil {
-		return fmt.Errorf("%s: artifact on %s: %w", o.File, o.Remote, err)
+	if !reachable(o.Repo, m.Commit, o.Tree.Commit.Hash.String(), o.PRHead) {
+		return refuse(ErrNotMerged, fmt.Sprintf("code_commit %.12s", m.Commit))
 	}
-	if !ok {
-		return refuse(ErrNoArtifact, m.Artifact.String()+" on "+o.Remote.String())
-	}
-	if m.Gate.Result != "pass" {
-		return refuse(ErrGateFailed, "gate result "+strconv.Quote(m.Gate.Result))
-	}
-	if m.Gate.Baseline != o.Baseline {
-		return refuse(ErrBaseline, fmt.Sprintf("compared with %s, production is %s; re-run CI on the pull request", orNone(m.Gate.Baseline), orNone(o.Baseline)))
+	for _, ev := range []struct {
+		what string
+		id   cas.ID
+	}{{"artifact", m.Artifact}, {"eval", m.Eval}} {
+		if ev.id.IsZero() {
+			return refuse(ErrNoArtifact, ev.what+` "" is not a digest`)
+		}
+		ok, err := cas.IsComplete(ctx, o.Remote, ev.id)
+		if err != nil {
+			return fmt.Errorf("%s: %s on %s: %w", o.File, ev.what, o.Remote, err)
+		}
+		if !ok {
+			return refuse(ErrNoArtifact, ev.what+" "+ev.id.String()+" on "+o.Remote.String())
+		}
 	}
 	return nil
 }
 
-// orNone writes a digest, "none" when not set.
-func orNone(id cas.ID) string {
-	if id.IsZero() {
-		return "none"
+// treeMismatch names the first of the manifest's inputs that differs from
+// the tree: params from its medcad.toml, datasets from its pointers, the
+// environment lock from its lock files.
+func treeMismatch(m *gitops.Model, t Tree) (string, error) {
+	at := "@" + t.Commit.Hash.String()[:12]
+	data, err := gitrepo.ReadFile(t.Commit, path.Join(t.Prefix, gitops.ConfigFile), 1<<20)
+	if err != nil {
+		return "", err
 	}
-	return id.String()
+	cfg, err := gitops.ParseConfig(gitops.ConfigFile+at, data)
+	if err != nil {
+		return "", err
+	}
+	params, err := stages.ConfigParams(cfg)
+	if err != nil {
+		return "", fmt.Errorf("%s%s: %w", gitops.ConfigFile, at, err)
+	}
+	if !maps.Equal(params, m.Params) {
+		for _, k := range sortedKeys(params, m.Params) {
+			if params[k] != m.Params[k] {
+				return fmt.Sprintf("param %s is %s in %s, %s in the manifest", k, orEmpty(params[k]), gitops.ConfigFile+at, orEmpty(m.Params[k])), nil
+			}
+		}
+	}
+	for _, name := range sortedKeys(m.Datasets, nil) {
+		p := path.Join(t.Prefix, gitops.DatasetPath(name))
+		data, err := gitrepo.ReadFile(t.Commit, p, gitops.MaxDatasetBytes)
+		if errors.Is(err, gitrepo.ErrNoFile) {
+			return fmt.Sprintf("dataset %s has no pointer %s%s", name, gitops.DatasetPath(name), at), nil
+		}
+		if err != nil {
+			return "", err
+		}
+		d, err := gitops.ParseDataset(p+at, data)
+		if err != nil {
+			return "", err
+		}
+		if d.Manifest != m.Datasets[name] {
+			return fmt.Sprintf("dataset %s is %s in %s%s, %s in the manifest", name, d.Manifest.Short(), gitops.DatasetPath(name), at, m.Datasets[name].Short()), nil
+		}
+	}
+	if env := gitops.DigestText(m.EnvLock); env != t.Env && !(m.EnvLock.IsZero() && t.Env == "") {
+		return fmt.Sprintf("environment lock is %s in the tree, %s in the manifest", orEmpty(t.Env), orEmpty(env)), nil
+	}
+	return "", nil
+}
+
+// TreeOf reads the tree of commit c as the project dir holds it checked
+// out: the environment lock digest of its lock files, which must be
+// those committed (a promotion promotes a commit, not a working tree).
+func TreeOf(ctx context.Context, p *gitops.Project, repo *git.Repository, c *object.Commit) (Tree, error) {
+	t := Tree{Commit: c, Prefix: gitops.RepoPath(repo, p.Root, ".")}
+	if t.Prefix == "." {
+		t.Prefix = ""
+	}
+	for _, f := range p.Config.Env.Lock {
+		committed, err := gitrepo.ReadFile(c, path.Join(t.Prefix, f), 64<<20)
+		if err != nil {
+			return Tree{}, fmt.Errorf("environment lock %s@%.12s: %w", f, c.Hash, err)
+		}
+		if here, err := os.ReadFile(p.Path(f)); err != nil || string(here) != string(committed) {
+			return Tree{}, fmt.Errorf("environment lock %s: the working tree's differs from %.12s: promote from a clean checkout", f, c.Hash)
+		}
+	}
+	cs := stages.NewCAS(p.Store, nil, false, 0)
+	defer cs.Close()
+	env, err := stages.EnvDigest(ctx, cs, p.Root, p.Config.Env.Lock)
+	if err != nil {
+		return Tree{}, err
+	}
+	t.Env = env
+	return t, nil
+}
+
+// reachable reports whether commit is tip or an ancestor of it, or of the
+// pull request's head prHead.
+func reachable(repo *git.Repository, commit, tip, prHead string) bool {
+	for _, top := range []string{tip, prHead} {
+		if top == "" {
+			continue
+		}
+		if top == commit {
+			return true
+		}
+		t, err1 := gitrepo.Resolve(repo, top)
+		c, err2 := gitrepo.Resolve(repo, commit)
+		if err1 != nil || err2 != nil {
+			continue
+		}
+		if ok, err := c.IsAncestor(t); err == nil && ok {
+			return true
+		}
+	}
+	return false
 }
 
 // runMismatch names the first field where manifest and run record differ.
@@ -219,117 +252,50 @@ func runMismatch(m *gitops.Model, r *gitops.Run) string {
 	return ""
 }
 
-// Alias records one promotion: version N of a model is this artifact.
-type Alias struct {
-	Model      string    `json:"model"`
-	Version    int       `json:"version"`
-	Artifact   cas.ID    `json:"artifact"`
-	Manifest   cas.ID    `json:"manifest"` // the promoted manifest file's digest
-	Run        string    `json:"run"`
-	Commit     string    `json:"commit"` // the merge commit
-	Tag        string    `json:"tag"`
-	PR         int       `json:"pull_request,omitempty"`
-	PromotedAt time.Time `json:"promoted_at"`
+func sortedKeys[V any](a, b map[string]V) []string {
+	seen := map[string]bool{}
+	for k := range a {
+		seen[k] = true
+	}
+	for k := range b {
+		seen[k] = true
+	}
+	keys := make([]string, 0, len(seen))
+	for k := range seen {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
 }
 
-var aliasKeyRE = regexp.MustCompile(`^aliases/([A-Za-z0-9._-]+)/v([1-9][0-9]{0,8})\.json$`)
-
-// AliasKey is the remote key of version v of model.
-func AliasKey(model string, v int) string { return fmt.Sprintf("aliases/%s/v%d.json", model, v) }
-
-// Tag is the git tag of version v of model.
-func Tag(model string, v int) string { return fmt.Sprintf("models/%s/v%d", model, v) }
-
-const maxAliasBytes = 64 << 10
-
-// Production returns the newest alias of model on the remote, or nil when
-// the model was never promoted.
-func Production(ctx context.Context, b cas.Backend, model string) (*Alias, error) {
-	var versions []int
-	err := b.List(ctx, "aliases/"+model+"/", func(key string, _ int64) error {
-		if m := aliasKeyRE.FindStringSubmatch(key); m != nil && m[1] == model {
-			v, _ := strconv.Atoi(m[2])
-			versions = append(versions, v)
-		}
-		return nil
-	})
-	if err != nil {
-		return nil, fmt.Errorf("list aliases of %s on %s: %w", model, b, err)
+func orEmpty(s string) string {
+	if s == "" {
+		return "(none)"
 	}
-	if len(versions) == 0 {
-		return nil, nil
-	}
-	sort.Ints(versions)
-	key := AliasKey(model, versions[len(versions)-1])
-	rc, err := b.Get(ctx, key)
-	if err != nil {
-		return nil, fmt.Errorf("%s on %s: %w", key, b, err)
-	}
-	defer rc.Close()
-	data, err := io.ReadAll(io.LimitReader(rc, maxAliasBytes+1))
-	if err != nil {
-		return nil, fmt.Errorf("%s on %s: %w", key, b, err)
-	}
-	var a Alias
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&a); err != nil || len(data) > maxAliasBytes {
-		return nil, fmt.Errorf("%s on %s: not a valid alias record", key, b)
-	}
-	if a.Model != model || a.Version != versions[len(versions)-1] {
-		return nil, fmt.Errorf("%s on %s: names %s v%d", key, b, a.Model, a.Version)
-	}
-	return &a, nil
-}
-
-// ErrVersionTaken means another promotion wrote the same version first.
-var ErrVersionTaken = errors.New("version already recorded by another promotion")
-
-// Record writes the alias of a promotion; it never replaces an existing
-// version (the key is immutable), so two racing promotions cannot both
-// become version N.
-func Record(ctx context.Context, b cas.Backend, a *Alias) error {
-	data, err := json.MarshalIndent(a, "", "  ")
-	if err != nil {
-		return err
-	}
-	data = append(data, '\n')
-	key := AliasKey(a.Model, a.Version)
-	if _, err := b.Stat(ctx, key); err == nil {
-		return fmt.Errorf("%s: %w", key, ErrVersionTaken)
-	} else if !errors.Is(err, cas.ErrNotFound) {
-		return fmt.Errorf("%s on %s: %w", key, b, err)
-	}
-	err = b.Put(ctx, key, bytes.NewReader(data), int64(len(data)), sha256.Sum256(data))
-	if errors.Is(err, cas.ErrExists) {
-		return fmt.Errorf("%s: %w", key, ErrVersionTaken)
-	}
-	if err != nil {
-		return fmt.Errorf("%s on %s: %w", key, b, err)
-	}
-	return nil
+	return s
 }
 
 // Lineage is the Markdown list that says where a promoted model came from.
-func Lineage(m *gitops.Model, a *Alias) string {
+func Lineage(r *Record) string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "- model `%s` v%d, tag `%s`\n", m.Name, a.Version, a.Tag)
-	fmt.Fprintf(&b, "- artifact `%s`\n", m.Artifact)
-	fmt.Fprintf(&b, "- run `%s`, code commit `%.12s`\n", m.Run, m.Commit)
-	if !m.EnvLock.IsZero() {
-		fmt.Fprintf(&b, "- environment lock `%s`\n", m.EnvLock)
+	fmt.Fprintf(&b, "- model `%s` v%d, tag `%s`\n", r.Model, r.Version, Tag(r.Model, r.Version))
+	if r.Rollback != nil {
+		fmt.Fprintf(&b, "- **rollback** to v%d by %s: %s\n", r.Rollback.Of, r.Rollback.By, r.Rollback.Reason)
 	}
-	names := make([]string, 0, len(m.Datasets))
-	for n := range m.Datasets {
-		names = append(names, n)
+	fmt.Fprintf(&b, "- artifact `%s`\n", r.Artifact)
+	fmt.Fprintf(&b, "- run `%s`, code commit `%.12s`, promoted commit `%.12s`\n", r.Run, r.CodeCommit, r.Commit)
+	if r.PR > 0 {
+		fmt.Fprintf(&b, "- pull request #%d, merged by %s, approved by %s\n", r.PR, orEmpty(r.MergedBy), orEmpty(strings.Join(r.Approvers, ", ")))
 	}
-	sort.Strings(names)
-	for _, n := range names {
-		fmt.Fprintf(&b, "- dataset `%s` `%s`\n", n, m.Datasets[n])
+	if r.Rollback == nil {
+		base := "none (first version)"
+		if r.Gate.Baseline > 0 {
+			base = fmt.Sprintf("v%d", r.Gate.Baseline)
+		}
+		fmt.Fprintf(&b, "- gates %s against %s\n", r.Gate.Result, base)
 	}
-	fmt.Fprintf(&b, "- gate %s against baseline `%s`\n", m.Gate.Result, orNone(m.Gate.Baseline))
-	if m.Provenance.CIRunURL != "" {
-		fmt.Fprintf(&b, "- CI run %s\n", m.Provenance.CIRunURL)
+	if r.CIRunURL != "" {
+		fmt.Fprintf(&b, "- CI run %s\n", r.CIRunURL)
 	}
 	return b.String()
 }

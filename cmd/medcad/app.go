@@ -268,7 +268,7 @@ func exitCode(ctx context.Context, err error) int {
 		return exitInterrupted
 	case errors.As(err, &ue):
 		return exitUsage
-	case errors.Is(err, errCheckFailed), errors.Is(err, ci.ErrGatesFailed), errors.As(err, new(*promote.RefusedError)):
+	case errors.Is(err, errCheckFailed), errors.Is(err, ci.ErrGatesFailed), errors.As(err, new(*promote.RefusedError)), errors.As(err, new(*promote.RecordError)):
 		return exitCheckFailed
 	default:
 		return exitError

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strconv"
+	"strings"
 
 	"github.com/medcad/medcad/action"
 	"github.com/medcad/medcad/action/ci"
@@ -22,16 +24,20 @@ func newCICmd(a *app) *cobra.Command {
 		Long: `Run medcad's GitHub Actions jobs (the medcad Action calls these).
 
 'ci pr' evaluates a pull request: merge base with the base branch, data
-pull, repro (new results pushed to the store), report against the base
-branch's model, gate verdict signed with MEDCAD_SIGNING_KEY, the candidate
-manifest and medcad.lock committed to the PR branch, report images to the
-assets branch, one sticky PR comment, a check run (or commit status), the
-job summary and the step outputs verdict, report-path and model-digest.
-Pull requests from forks are evaluated without secrets: nothing is
-pushed, signed or commented, the report goes to the job summary.
+pull, repro (new results pushed to the store), report against the
+production model (the chain's newest record, verified with the base
+branch's [promote] public_key), gate verdict, the candidate manifest and
+medcad.lock committed to the PR branch, report images to the assets
+branch, one sticky PR comment, a check run (or commit status), the job
+summary and the step outputs verdict, report-path and model-digest. It
+needs no signing key. Pull requests from forks are evaluated without
+secrets: nothing is pushed or commented, the report goes to the job
+summary.
 
 'ci main' runs on a push to the default branch and promotes the merged
-model (see 'medcad promote').
+model (see 'medcad promote'); on a workflow_dispatch of the default branch
+with the inputs rollback (vN) and reason it rolls back. Any other branch
+promotes nothing.
 
 Both read the GITHUB_* environment of an Actions step; GITHUB_TOKEN (the
 Action's github-token input) is used for the API and git pushes and is
@@ -133,21 +139,29 @@ func newPromoteCmd(a *app) *cobra.Command {
 	var opts promote.RunOptions
 	cmd := &cobra.Command{
 		Use:   "promote",
-		Short: "Promote the model manifest of HEAD: verify it, tag models/NAME/vN, record the production alias",
+		Short: "Promote the model of HEAD (or roll back): verify it, sign a production record, tag models/NAME/vN",
 		Long: `Promote the model manifest committed at HEAD (models/<model>.model.toml).
 
-The manifest must have been produced by CI: its signature and its run
-record's (HMAC-SHA256 with MEDCAD_SIGNING_KEY) must verify, the run record
-(refs/medcad/runs, fetched from the git remote) must match it, its
-artifact must be complete on the remote store, and its gates must have
-passed against the model that is production now. A hand-edited or forged
-manifest is refused (exit code 3).
+The manifest is checked, not trusted: its run record (refs/medcad/runs,
+fetched from the git remote) must match it; its datasets, params and
+environment lock must be those of HEAD's pointers, medcad.toml and lock
+files; its code commit must be in HEAD's history or in the merged pull
+request's (found from HEAD inside GitHub Actions: squash and rebase merges
+promote too); its artifact and evaluation must be complete on the store;
+and the gates of HEAD's medcad.toml are evaluated again against the
+production model, from both evaluations. A refusal exits with code 3.
 
-Then it tags the commit models/<model>/v<N> and pushes the tag, records
-the production alias aliases/<model>/v<N>.json on the store, and, inside
-GitHub Actions with a token, comments "promoted vN" with the lineage on
-the merged pull request. A manifest that is production already is left
-alone.`,
+Then it appends a production record to the chain on the store
+(aliases/<model>/v<N>.json: artifact, manifest digest, pull request,
+merged-by, approvers, CI run, gates, the previous record's digest),
+signed with the Ed25519 key derived from MEDCAD_SIGNING_KEY (only the
+promotion job holds it; readers verify with [promote] public_key), tags
+the manifest's commit models/<model>/v<N> with the record in the tag's
+message, moves refs/medcad/prod/<model>, and comments on the merged pull
+request. Production already: nothing happens.
+
+--rollback vN makes a new version that serves vN's artifact, without
+gates, recording --reason and who (--by, or GITHUB_ACTOR).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return runPromote(cmd.Context(), a, opts)
@@ -155,9 +169,33 @@ alone.`,
 	}
 	cmd.Flags().StringVar(&opts.GitRemote, "git-remote", "origin", "git `REMOTE` to fetch run records from and push the tag to")
 	cmd.Flags().BoolVar(&opts.NoPush, "no-push", false, "verify and tag locally only: push no tag, record no alias, post no comment")
-	cmd.Flags().IntVar(&opts.PR, "pr", 0, "pull request `NUMBER` to comment on (default: the one merged as HEAD)")
+	cmd.Flags().IntVar(&opts.PR, "pr", 0, "the merged pull request `NUMBER` (default: the one merged as HEAD)")
+	cmd.Flags().Var(versionFlag{&opts.Rollback}, "rollback", "make a new version serving version `vN`'s artifact")
+	cmd.Flags().StringVar(&opts.Reason, "reason", "", "why the rollback (recorded)")
+	cmd.Flags().StringVar(&opts.By, "by", "", "who asked for the rollback (default: GITHUB_ACTOR)")
 	return cmd
 }
+
+// versionFlag reads a model version, "v3" or "3".
+type versionFlag struct{ v *int }
+
+func (f versionFlag) String() string {
+	if f.v == nil || *f.v == 0 {
+		return ""
+	}
+	return fmt.Sprintf("v%d", *f.v)
+}
+
+func (f versionFlag) Set(s string) error {
+	n, err := strconv.Atoi(strings.TrimPrefix(s, "v"))
+	if err != nil || n < 1 {
+		return fmt.Errorf("%q: want a version such as v2", s)
+	}
+	*f.v = n
+	return nil
+}
+
+func (versionFlag) Type() string { return "vN" }
 
 func runPromote(ctx context.Context, a *app, opts promote.RunOptions) error {
 	p, err := a.project(ctx)
@@ -180,16 +218,18 @@ func runPromote(ctx context.Context, a *app, opts promote.RunOptions) error {
 
 // printPromotion reports what a promotion did.
 func printPromotion(a *app, res *promote.Result) error {
-	al := res.Alias
+	r := res.Record
 	switch {
-	case al == nil: // nothing to promote
+	case r == nil: // nothing to promote
 		return nil
 	case a.json && !res.Local:
 		return a.printJSON(res)
 	case res.Local:
-		fmt.Fprintf(a.out, "verified %s@%.12s; tagged %s locally (--no-push: not pushed, no alias recorded)\n", gitops.ModelPath(al.Model), al.Commit, al.Tag)
+		fmt.Fprintf(a.out, "verified %s@%.12s; tagged %s locally (--no-push: not pushed, nothing recorded)\n", gitops.ModelPath(r.Model), r.Commit, promote.Tag(r.Model, r.Version))
+	case res.Promoted && r.Rollback != nil:
+		fmt.Fprintf(a.out, "rolled back %s to v%d as v%d (tag %s, artifact %s)\n", r.Model, r.Rollback.Of, r.Version, promote.Tag(r.Model, r.Version), r.Artifact)
 	case res.Promoted:
-		fmt.Fprintf(a.out, "promoted %s v%d (tag %s, artifact %s)\n", al.Model, al.Version, al.Tag, al.Artifact)
+		fmt.Fprintf(a.out, "promoted %s v%d (tag %s, artifact %s)\n", r.Model, r.Version, promote.Tag(r.Model, r.Version), r.Artifact)
 	}
 	return nil
 }

@@ -68,6 +68,7 @@ func newRootCmd(a *app) *cobra.Command {
 		newGateCmd(a),    // report.go: promotion gates
 		newCICmd(a),      // ci.go: GitHub Actions jobs (issue 9)
 		newPromoteCmd(a), // ci.go: merge = promotion
+		newModelCmd(a),   // model.go: production chain consumers
 	)
 	wrapArgs(root)
 	applyHelp(root) // help.go: descriptions, examples, --json and exit codes
