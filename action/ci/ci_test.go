@@ -60,7 +60,7 @@ type forge struct {
 	apiURL   string
 	token    string
 	openPR   func(t *testing.T, head string) int
-	merge    func(t *testing.T, n int, head string) string // the merge commit on main
+	merge    func(t *testing.T, n int, head, style string) string // the merge commit on main; style: merge, squash or rebase
 	comments func(t *testing.T, n int) []string
 	checks   func(t *testing.T, sha string) []string // medcad's check or status results on sha, oldest first
 }
@@ -312,13 +312,29 @@ func fakeForge(t *testing.T, o githubtest.Options) (forge, *githubtest.Server) {
 	prs := 0
 	f := forge{pushURL: origin, cloneURL: origin, repo: "org/demo", apiURL: gh.URL, token: "ghs_faketoken"}
 	f.openPR = func(*testing.T, string) int { prs++; return prs }
-	f.merge = func(t *testing.T, n int, head string) string {
+	f.merge = func(t *testing.T, n int, head, style string) string {
 		gitCmd(t, work, "fetch", "-q", "origin")
+		prHead := gitCmd(t, work, "rev-parse", "origin/"+head)
+		gitCmd(t, work, "push", "-q", "origin", fmt.Sprintf("%s:refs/pull/%d/head", prHead, n))
 		gitCmd(t, work, "checkout", "-qB", "main", "origin/main")
-		gitCmd(t, work, "merge", "-q", "--no-ff", "origin/"+head, "-m", fmt.Sprintf("Merge pull request #%d", n))
+		switch style {
+		case "merge":
+			gitCmd(t, work, "merge", "-q", "--no-ff", "origin/"+head, "-m", fmt.Sprintf("Merge pull request #%d", n))
+		case "squash": // one commit, GitHub's default message lists every commit's
+			gitCmd(t, work, "merge", "-q", "--squash", "origin/"+head)
+			msgs := gitCmd(t, work, "log", "--format=* %s", "main..origin/"+head)
+			gitCmd(t, work, "commit", "-q", "-m", fmt.Sprintf("Branch %s (#%d)\n\n%s", head, n, msgs))
+		case "rebase":
+			gitCmd(t, work, "checkout", "-qB", "rebasing", "origin/"+head)
+			gitCmd(t, work, "rebase", "-q", "--force-rebase", "main")
+			gitCmd(t, work, "checkout", "-q", "main")
+			gitCmd(t, work, "merge", "-q", "--ff-only", "rebasing")
+		default:
+			t.Fatalf("merge style %q", style)
+		}
 		gitCmd(t, work, "push", "-q", "origin", "main")
 		sha := gitCmd(t, work, "rev-parse", "HEAD")
-		gh.AddMergedPullRequest(n, sha)
+		gh.AddMerged(githubtest.PullRequest{Number: n, MergeCommitSHA: sha, HeadSHA: prHead, MergedBy: "maintainer", Approvers: []string{"reviewer"}})
 		return sha
 	}
 	f.comments = func(_ *testing.T, n int) []string {
@@ -402,7 +418,7 @@ func runStory(t *testing.T, s *story) {
 	}
 
 	// Merged: main promotes v1 and tags it.
-	s.f.merge(t, n, "batch1")
+	s.f.merge(t, n, "batch1", "merge")
 	jm, err := s.main()
 	if err != nil {
 		t.Fatalf("main: %v\n%s", err, jm.log)

@@ -152,6 +152,7 @@ func TestStoryAcrossMachines(t *testing.T) {
 	edited := strings.NewReplacer(
 		"[remote]\n", fmt.Sprintf("[remote]\nurl = %q\nendpoint = %q\npath_style = true\n", remote, s3.Endpoint),
 		"epochs = 6", "epochs = 2", // small and quick
+		"# public_key = \"ed25519:…\"", strings.TrimPrefix(strings.TrimSpace(publicKeyConfig(t)), "[promote]\n"),
 	).Replace(string(cfg))
 	if err := os.WriteFile(cfgFile, []byte(edited), 0o644); err != nil {
 		t.Fatal(err)
@@ -218,8 +219,11 @@ func TestStoryAcrossMachines(t *testing.T) {
 		t.Errorf("batch1: the dataset holds out %v, the pointer records %v", got, test1)
 	}
 
-	// Merged.
-	f.merge(t, n1, "batch1")
+	// Merged and promoted: production v1 is the baseline of what follows.
+	f.merge(t, n1, "batch1", "squash")
+	if jm, err := s.main(); err != nil || !jm.res.Promoted || jm.res.Record.Version != 1 {
+		t.Fatalf("promotion after the squash merge: %+v, %v\n%s", jm.res, err, jm.log)
+	}
 
 	// (c) A colleague's fresh clone of main restores every stage from the
 	// bucket and runs none, to the same model.

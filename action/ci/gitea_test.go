@@ -19,7 +19,7 @@ func giteaForge(t *testing.T, g *giteatest.Server, name string) forge {
 	f := forge{pushURL: push, cloneURL: g.URL + g.User + "/" + name + ".git", repo: g.User + "/" + name,
 		apiURL: strings.TrimSuffix(g.API, "/"), token: g.Token}
 	f.openPR = func(t *testing.T, head string) int { return g.CreatePR(t, name, head, "main", "Branch "+head) }
-	f.merge = func(t *testing.T, n int, _ string) string { return g.MergePR(t, name, n) }
+	f.merge = func(t *testing.T, n int, _, style string) string { return g.MergePRWith(t, name, n, style) }
 	f.comments = func(t *testing.T, n int) []string {
 		var cs []struct {
 			Body string `json:"body"`
@@ -68,4 +68,21 @@ func TestStoryGitea(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(s3.Dir, bucket, "demo", "aliases", "bone", "v1.json")); err != nil {
 		t.Errorf("production alias not on the S3 server: %v", err)
 	}
+}
+
+// TestMergeMethodsGitea merges three pull requests on a real Gitea, one
+// each way (merge commit, squash, rebase), with the store on versitygw:
+// each is promoted exactly once, with the pull request, merge commit and
+// merger Gitea reports.
+func TestMergeMethodsGitea(t *testing.T) {
+	g := giteatest.Start(t)
+	s3 := castest.Versitygw(t)
+	_, bucket := s3.NewBucket(t)
+	t.Setenv("AWS_ACCESS_KEY_ID", castest.AccessKey)
+	t.Setenv("AWS_SECRET_ACCESS_KEY", castest.SecretKey)
+	t.Setenv("AWS_EC2_METADATA_DISABLED", "true")
+	t.Setenv("AWS_CONFIG_FILE", os.DevNull)
+	t.Setenv("AWS_SHARED_CREDENTIALS_FILE", os.DevNull)
+	config := fmt.Sprintf("\n[remote]\nendpoint = %q\npath_style = true\n", s3.Endpoint)
+	runMergeMethods(t, newStory(t, giteaForge(t, g, "methods"), "s3://"+bucket+"/methods", config))
 }

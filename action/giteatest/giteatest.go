@@ -287,12 +287,20 @@ func (s *Server) CreatePR(t testing.TB, repo, head, base, title string) int {
 // MergePR merges pull request n with a merge commit and returns it.
 func (s *Server) MergePR(t testing.TB, repo string, n int) string {
 	t.Helper()
+	return s.MergePRWith(t, repo, n, "merge")
+}
+
+// MergePRWith merges pull request n of repo the way style says (merge,
+// squash, rebase or rebase-merge) and returns the merge commit's SHA as
+// Gitea reports it.
+func (s *Server) MergePRWith(t testing.TB, repo string, n int, style string) string {
+	t.Helper()
 	// Gitea checks mergeability asynchronously after each push and
 	// answers 405 "try again later" until it is done.
 	path := "repos/" + s.User + "/" + repo + "/pulls/" + strconv.Itoa(n)
 	deadline := time.Now().Add(60 * time.Second)
 	for {
-		code, body := s.call(t, "POST", path+"/merge", map[string]any{"Do": "merge"})
+		code, body := s.call(t, "POST", path+"/merge", map[string]any{"Do": style})
 		if code/100 == 2 {
 			break
 		}

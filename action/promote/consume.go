@@ -7,7 +7,9 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path"
 	"path/filepath"
+	"strings"
 
 	"github.com/go-git/go-git/v5"
 	"github.com/go-git/go-git/v5/plumbing"
@@ -79,7 +81,7 @@ func Get(ctx context.Context, p *gitops.Project, r *Record, dir string) (*GetRes
 	if err != nil {
 		return nil, err
 	}
-	if _, err := p.Store.Checkout(ctx, m, abs, cas.CheckoutOptions{}); err != nil {
+	if _, err := p.Store.Checkout(ctx, trimCommonDir(m), abs, cas.CheckoutOptions{}); err != nil {
 		return nil, err
 	}
 	res := &GetResult{Record: r, Dir: dir, Files: len(m.Entries)}
@@ -87,6 +89,30 @@ func Get(ctx context.Context, p *gitops.Project, r *Record, dir string) (*GetRes
 		res.Bytes += e.Size
 	}
 	return res, nil
+}
+
+// trimCommonDir drops the folders all of m's paths share (an artifact is
+// the train stage's outs, e.g. build/model/…), so the files land at the
+// top of the folder they are fetched to.
+func trimCommonDir(m *cas.Manifest) *cas.Manifest {
+	if len(m.Entries) == 0 {
+		return m
+	}
+	prefix := path.Dir(m.Entries[0].Path)
+	for _, e := range m.Entries[1:] {
+		for prefix != "." && !strings.HasPrefix(e.Path, prefix+"/") {
+			prefix = path.Dir(prefix)
+		}
+	}
+	if prefix == "." {
+		return m
+	}
+	out := &cas.Manifest{Entries: make([]cas.Entry, len(m.Entries))}
+	for i, e := range m.Entries {
+		e.Path = strings.TrimPrefix(e.Path, prefix+"/")
+		out.Entries[i] = e
+	}
+	return out
 }
 
 // ManifestOf reads the model manifest record r promoted, from the commit

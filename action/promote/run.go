@@ -144,7 +144,10 @@ func (pm *promotion) promote(ctx context.Context) (*Result, error) {
 	}
 	for _, r := range pm.chain.Records {
 		if r.Artifact == m.Artifact {
-			return nil, &RefusedError{File: file, Err: ErrRolledBack, Detail: fmt.Sprintf("it was v%d; production is v%d", r.Version, prod.Version)}
+			// Rolled back: main still holds the manifest until a new model
+			// is merged; it is never promoted again by accident.
+			fmt.Fprintf(pm.o.Log, "%s holds v%d's artifact, which v%d replaced: not promoted again (%v)\n", file, r.Version, prod.Version, ErrRolledBack)
+			return &Result{Record: prod}, pm.mirror(ctx)
 		}
 	}
 	if prod != nil && prod.Commit != head.Hash.String() && reachable(pm.repo, head.Hash.String(), prod.Commit, "") {
