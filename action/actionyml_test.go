@@ -38,6 +38,8 @@ type workflowFile struct {
 	Permissions map[string]any `yaml:"permissions"`
 	Jobs        map[string]struct {
 		If          string            `yaml:"if"`
+		Environment string            `yaml:"environment"`
+		Concurrency map[string]any    `yaml:"concurrency"`
 		Permissions map[string]string `yaml:"permissions"`
 		Steps       []struct {
 			Uses string            `yaml:"uses"`
@@ -166,7 +168,7 @@ func TestActionScriptInjection(t *testing.T) {
 func TestWorkflowScaffold(t *testing.T) {
 	var w workflowFile
 	loadYAML(t, "../gitops/scaffold/medcad.yml", &w)
-	for _, ev := range []string{"pull_request", "push", "workflow_dispatch"} {
+	for _, ev := range []string{"pull_request", "merge_group", "push", "workflow_dispatch"} {
 		if _, ok := w.On[ev]; !ok {
 			t.Errorf("workflow does not run on %s", ev)
 		}
@@ -175,8 +177,26 @@ func TestWorkflowScaffold(t *testing.T) {
 		t.Error("pull_request_target would hand secrets to fork code")
 	}
 	checkPRTriggers(t, "scaffold", w)
-	if w.Concurrency["group"] == nil {
-		t.Error("no concurrency group")
+	if w.Concurrency != nil {
+		t.Errorf("a workflow-level concurrency group %v would cancel pending promotions", w.Concurrency)
+	}
+	if pr := w.Jobs["pr"].Concurrency; pr["group"] == nil || pr["cancel-in-progress"] != true {
+		t.Errorf("pr job concurrency %v: want a group per pull request, cancelling the older run", pr)
+	}
+	if !strings.Contains(w.Jobs["pr"].If, "merge_group") {
+		t.Errorf("pr job does not check merge groups: if: %s", w.Jobs["pr"].If)
+	}
+	prom := w.Jobs["promote"]
+	if prom.Concurrency != nil {
+		t.Errorf("promote job concurrency %v: promotions must queue, never be cancelled", prom.Concurrency)
+	}
+	if prom.Environment != "production" || !strings.Contains(prom.If, "github.ref == format('refs/heads/{0}', github.event.repository.default_branch)") {
+		t.Errorf("promote job: environment %q, if %q; want the production Environment and the default branch only", prom.Environment, prom.If)
+	}
+	for _, st := range w.Jobs["pr"].Steps {
+		if _, ok := st.With["signing-key"]; ok {
+			t.Error("the pr job gets the signing key")
+		}
 	}
 	if len(w.Permissions) != 1 || w.Permissions["contents"] != "read" {
 		t.Errorf("workflow-level permissions %v, want contents: read only", w.Permissions)
@@ -215,7 +235,7 @@ func checkPRTriggers(t *testing.T, name string, w workflowFile) {
 	if !strings.Contains(cond, "github.event.action != 'labeled'") || !strings.Contains(cond, "github.event.label.name == 'medcad:evaluate'") {
 		t.Errorf("%s: pr job runs on any label: if: %s", name, cond)
 	}
-	if g := fmt.Sprint(w.Concurrency["group"]); !strings.Contains(g, "github.event.label.name != 'medcad:evaluate'") {
+	if g := fmt.Sprint(w.Jobs["pr"].Concurrency["group"]); !strings.Contains(g, "github.event.label.name != 'medcad:evaluate'") {
 		t.Errorf("%s: another label would cancel an evaluation in progress: group %s", name, g)
 	}
 }
@@ -261,7 +281,7 @@ func checkWorkflowCopy(t *testing.T, file, before string) {
 			t.Errorf("%s lacks job %s", file, name)
 			continue
 		}
-		if r.If != j.If || !cmp.Equal(r.Permissions, j.Permissions) {
+		if r.If != j.If || !cmp.Equal(r.Permissions, j.Permissions) || r.Environment != j.Environment || !cmp.Equal(r.Concurrency, j.Concurrency) {
 			t.Errorf("job %s: %s: if %q permissions %v; scaffold if %q permissions %v", name, file, r.If, r.Permissions, j.If, j.Permissions)
 		}
 	}

@@ -20,6 +20,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"regexp"
 	"strconv"
 	"strings"
 )
@@ -126,10 +127,34 @@ type Event struct {
 	Before      string         `json:"before"` // push
 	After       string         `json:"after"`  // push
 	Inputs      map[string]any `json:"inputs"` // workflow_dispatch (strings, booleans, numbers)
+	MergeGroup  *MergeGroup    `json:"merge_group"`
 	Repository  struct {
 		FullName      string `json:"full_name"`
 		DefaultBranch string `json:"default_branch"`
 	} `json:"repository"`
+}
+
+// MergeGroup is the merge queue's group of a merge_group event: the
+// commit the queue would merge (head) onto the base branch.
+type MergeGroup struct {
+	HeadSHA string `json:"head_sha"`
+	HeadRef string `json:"head_ref"` // refs/heads/gh-readonly-queue/<base>/pr-<N>-<sha>
+	BaseSHA string `json:"base_sha"`
+	BaseRef string `json:"base_ref"`
+}
+
+var queueRefRE = regexp.MustCompile(`/pr-([0-9]{1,9})-[0-9a-f]+$`)
+
+// PullRequest is the merge group seen as the pull request it merges: its
+// number (from the queue's branch name), the queue's commit as head.
+func (g *MergeGroup) PullRequest() *PullRequest {
+	pr := &PullRequest{}
+	if m := queueRefRE.FindStringSubmatch(g.HeadRef); m != nil {
+		pr.Number, _ = strconv.Atoi(m[1])
+	}
+	pr.Head.Ref, pr.Head.SHA = strings.TrimPrefix(g.HeadRef, "refs/heads/"), g.HeadSHA
+	pr.Base.Ref, pr.Base.SHA = strings.TrimPrefix(g.BaseRef, "refs/heads/"), g.BaseSHA
+	return pr
 }
 
 // PullRequest is a pull request of an event payload.
@@ -192,6 +217,11 @@ func ParseEvent(name string, data []byte) (*Event, error) {
 		}
 		if pr.Head.Ref == "" || pr.Base.Ref == "" {
 			return nil, fmt.Errorf("%w: pull request without head or base ref", ErrBadEvent)
+		}
+	case "merge_group":
+		g := ev.MergeGroup
+		if g == nil || g.HeadSHA == "" || !strings.HasPrefix(g.BaseRef, "refs/heads/") || g.PullRequest().Number == 0 {
+			return nil, fmt.Errorf("%w: merge_group event without head_sha, base_ref or a queue branch naming the pull request", ErrBadEvent)
 		}
 	case "push":
 		if !strings.HasPrefix(ev.Ref, "refs/") {

@@ -5,11 +5,14 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"path"
 	"path/filepath"
+	"slices"
 	"strings"
 
+	"github.com/medcad/medcad/gitops"
 	"github.com/medcad/medcad/gitops/cas"
 	"github.com/medcad/medcad/internal/atomicfile"
 )
@@ -19,11 +22,19 @@ import (
 // workspace files, and the run cache maps cache keys to outs manifests,
 // locally under .medcad/runcache and, when a remote is given, under
 // runcache/ on the remote (so CI restores what someone already trained).
+//
+// The remote's runcache/ is trusted: only trusted jobs write it (a
+// developer's repro --push, the promotion job adopting a merged tree's
+// lock). A pull request's job has a Namespace: its entries go to
+// runcache-ns/<namespace>/ and it reads the trusted ones first, then its
+// own; nothing else ever reads them, so a pull request cannot plant an
+// entry that main restores.
 type CAS struct {
-	Store  *cas.Store
-	Remote cas.Backend // optional
-	Push   bool        // send new results to the remote
-	Jobs   int
+	Store     *cas.Store
+	Remote    cas.Backend // optional
+	Push      bool        // send new results to the remote
+	Jobs      int
+	Namespace string // "" writes the trusted run cache; "pr-12" a pull request's own
 
 	index *cas.Index // safe for concurrent use
 }
@@ -121,6 +132,19 @@ func (c *CAS) runCachePath(key string) string {
 
 func runCacheKey(key string) string { return "runcache/" + strings.TrimPrefix(key, "sha256:") }
 
+// NamespacePrefix is where the run-cache entries of namespace ns live on
+// the remote.
+func NamespacePrefix(ns string) string { return "runcache-ns/" + ns + "/" }
+
+// readKeys are the remote keys Lookup tries, trusted first.
+func (c *CAS) readKeys(key string) []string {
+	keys := []string{runCacheKey(key)}
+	if c.Namespace != "" {
+		keys = append(keys, NamespacePrefix(c.Namespace)+strings.TrimPrefix(key, "sha256:"))
+	}
+	return keys
+}
+
 // Lookup implements Store. An entry whose outs are no longer in the cache
 // (with all their files) nor complete on the remote is a miss: the stage
 // runs again.
@@ -135,7 +159,24 @@ func (c *CAS) Lookup(ctx context.Context, key string) (string, bool, error) {
 	if c.Remote == nil {
 		return "", false, nil
 	}
-	rc, err := c.Remote.Get(ctx, runCacheKey(key))
+	for _, k := range c.readKeys(key) {
+		d, found, err := c.remoteEntry(ctx, k)
+		if err != nil {
+			return "", false, err
+		}
+		if found {
+			id, _ := cas.ParseID(d)
+			if c.available(ctx, id) {
+				return d, true, nil
+			}
+		}
+	}
+	return "", false, nil
+}
+
+// remoteEntry reads one entry from the remote.
+func (c *CAS) remoteEntry(ctx context.Context, k string) (string, bool, error) {
+	rc, err := c.Remote.Get(ctx, k)
 	if errors.Is(err, cas.ErrNotFound) {
 		return "", false, nil
 	}
@@ -148,11 +189,10 @@ func (c *CAS) Lookup(ctx context.Context, key string) (string, bool, error) {
 		return "", false, fmt.Errorf("run cache on %s: %w", c.Remote, err)
 	}
 	d := strings.TrimSpace(string(b))
-	id, err := cas.ParseID(d)
-	if err != nil {
-		return "", false, fmt.Errorf("run cache on %s: entry %s is not a digest", c.Remote, runCacheKey(key))
+	if !validDigest(d) {
+		return "", false, fmt.Errorf("run cache on %s: entry %s is not a digest", c.Remote, k)
 	}
-	return d, c.available(ctx, id), nil
+	return d, true, nil
 }
 
 // available reports whether outs id can be restored: its manifest and
@@ -209,10 +249,55 @@ func (c *CAS) PushEntry(ctx context.Context, key, digest string) error {
 	if _, err := cas.Push(ctx, c.Store, c.Remote, []cas.ID{id}, cas.TransferOptions{Jobs: c.Jobs}); err != nil {
 		return err
 	}
+	keys := c.readKeys(key)
+	return putEntry(ctx, c.Remote, keys[len(keys)-1], digest)
+}
+
+// putEntry writes one run-cache entry; an entry already there stays.
+func putEntry(ctx context.Context, b cas.Backend, k, digest string) error {
 	body := []byte(digest + "\n")
-	err = c.Remote.Put(ctx, runCacheKey(key), strings.NewReader(string(body)), int64(len(body)), cas.Sum(body))
+	err := b.Put(ctx, k, strings.NewReader(string(body)), int64(len(body)), cas.Sum(body))
 	if errors.Is(err, cas.ErrExists) {
 		return nil
 	}
 	return err
+}
+
+// AdoptLock writes the trusted run-cache entries of a merged tree's
+// pipeline lock: for each stage (or case) whose outs are complete on the
+// remote, its cache key maps to its outs. The promotion job calls it once
+// the tree is verified, so clones of main restore what the pull request
+// trained without trusting anything the pull request's job wrote. It
+// returns how many entries it wrote.
+func AdoptLock(ctx context.Context, b cas.Backend, lock *gitops.Lock) (int, error) {
+	n := 0
+	adopt := func(key, out string) error {
+		id, err := cas.ParseID(out)
+		if key == "" || err != nil {
+			return nil
+		}
+		if _, found, err := (&CAS{Remote: b}).remoteEntry(ctx, runCacheKey(key)); err != nil || found {
+			return err
+		}
+		if ok, err := cas.IsComplete(ctx, b, id); err != nil || !ok {
+			return err
+		}
+		n++
+		return putEntry(ctx, b, runCacheKey(key), out)
+	}
+	for _, name := range slices.Sorted(maps.Keys(lock.Stages)) {
+		st := lock.Stages[name]
+		if len(st.Cases) == 0 {
+			if err := adopt(st.Key, st.Out); err != nil {
+				return n, fmt.Errorf("adopt stage %s: %w", name, err)
+			}
+			continue
+		}
+		for _, id := range slices.Sorted(maps.Keys(st.Cases)) {
+			if err := adopt(st.Cases[id].Key, st.Cases[id].Out); err != nil {
+				return n, fmt.Errorf("adopt stage %s case %s: %w", name, id, err)
+			}
+		}
+	}
+	return n, nil
 }

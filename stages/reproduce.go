@@ -27,8 +27,11 @@ type ReproOptions struct {
 	ShardN    int
 	Stages    []string
 	Push      bool // send new results and run-cache entries to the remote
-	OnEvent   func(Event)
-	Stdout    io.Writer // stage commands' output
+	// CacheNamespace keeps the run-cache entries this repro writes apart
+	// from the trusted ones ("pr-12" for a pull request's job; see CAS).
+	CacheNamespace string
+	OnEvent        func(Event)
+	Stdout         io.Writer // stage commands' output
 }
 
 // Outcome is what Reproduce did.
@@ -70,6 +73,7 @@ func Reproduce(ctx context.Context, p *gitops.Project, o ReproOptions) (*Outcome
 	}
 	defer unlock()
 	store := NewCAS(p.Store, remote, o.Push, o.Jobs)
+	store.Namespace = o.CacheNamespace
 	defer store.Close()
 	data := NewPointers(p.Root, store)
 	data.Holdout = p.Config.Data.Holdout

@@ -113,6 +113,10 @@ func PR(ctx context.Context, p *gitops.Project, job Job, opts Options) (*PRResul
 	opts.defaults()
 	env, log := job.Env, opts.Log
 	pr := job.Event.PullRequest
+	queue := job.Event.MergeGroup != nil // a merge queue's group: check it, change nothing
+	if queue {
+		pr = job.Event.MergeGroup.PullRequest()
+	}
 	if pr == nil {
 		return nil, fmt.Errorf("the %s event is not a pull request", env.EventName)
 	}
@@ -209,6 +213,7 @@ func PR(ctx context.Context, p *gitops.Project, job Job, opts Options) (*PRResul
 	}
 	ro := opts.Repro
 	ro.Push = !fork
+	ro.CacheNamespace = "pr-" + strconv.Itoa(pr.Number) // main never restores it; promotion adopts the merged lock
 	out, err := stages.Reproduce(ctx, p, ro)
 	if err != nil {
 		return nil, err
@@ -277,7 +282,7 @@ func PR(ctx context.Context, p *gitops.Project, job Job, opts Options) (*PRResul
 	if sha == "" {
 		sha = head.Hash.String()
 	}
-	if !fork && !opts.NoPush {
+	if !fork && !opts.NoPush && !queue {
 		runRef := gitops.RunRefPrefix + cand.Run
 		if _, err := repo.Reference(plumbing.ReferenceName(runRef), false); err == nil {
 			if err := gitrepo.Push(ctx, repo, remote, "+"+runRef+":"+runRef); err != nil {
@@ -318,15 +323,17 @@ func PR(ctx context.Context, p *gitops.Project, job Job, opts Options) (*PRResul
 
 	// Comment, check, summary, outputs.
 	if gh := job.GitHub; gh != nil && !fork {
-		body := rep.markdown
-		if u := env.RunURL(); u != "" {
-			body += "\n[CI run](" + u + ")\n"
+		if !queue { // a merge queue's group has no conversation: its check is what the queue waits for
+			body := rep.markdown
+			if u := env.RunURL(); u != "" {
+				body += "\n[CI run](" + u + ")\n"
+			}
+			sticky, err := gh.UpsertComment(ctx, pr.Number, StickyMarker(cfg.GitHub.CheckName), body)
+			if err != nil {
+				return nil, err
+			}
+			res.Comment = sticky.Comment.URL
 		}
-		sticky, err := gh.UpsertComment(ctx, pr.Number, StickyMarker(cfg.GitHub.CheckName), body)
-		if err != nil {
-			return nil, err
-		}
-		res.Comment = sticky.Comment.URL
 		title := "gates passed"
 		if !rep.pass {
 			title = "gates failed: " + strings.Join(rep.failed, "; ")

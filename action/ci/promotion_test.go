@@ -20,6 +20,7 @@ import (
 	"github.com/medcad/medcad/gitops"
 	"github.com/medcad/medcad/gitops/cas/local"
 	"github.com/medcad/medcad/gitops/gitrepo"
+	"github.com/medcad/medcad/stages"
 )
 
 // quality is the edit of medcad.toml that trains the toy model at q.
@@ -297,4 +298,103 @@ func mustKey(t *testing.T) promote.PublicKey {
 		t.Fatal(err)
 	}
 	return s.Public()
+}
+
+// TestMergeQueue: a merge_group event evaluates the queue's commit and
+// sets the check on it, which the queue waits for; it commits and
+// comments nothing.
+func TestMergeQueue(t *testing.T) {
+	t.Parallel()
+	f, gh := fakeForge(t, githubtest.Options{})
+	s := newStory(t, f, "", "")
+	n, _ := s.passPR("queued", nil, "batch1")
+	comments := len(gh.Comments(n))
+	// The queue's commit: the pull request merged onto main, on its branch.
+	work := filepath.Join(s.root, "queue")
+	gitCmd(t, s.root, "clone", "-q", s.f.pushURL, work)
+	gitCmd(t, work, "merge", "-q", "--no-ff", "origin/queued", "-m", "Merge queue")
+	sha := gitCmd(t, work, "rev-parse", "HEAD")
+	ref := fmt.Sprintf("refs/heads/gh-readonly-queue/main/pr-%d-%s", n, sha)
+	gitCmd(t, work, "push", "-q", "origin", "HEAD:"+ref)
+
+	j := s.job(strings.TrimPrefix(ref, "refs/heads/"), "merge_group", nil, true)
+	payload := fmt.Sprintf(`{"merge_group": {"head_sha": %q, "head_ref": %q, "base_sha": "", "base_ref": "refs/heads/main"}}`, sha, ref)
+	ev, err := action.ParseEvent("merge_group", []byte(payload))
+	if err != nil {
+		t.Fatal(err)
+	}
+	j.job.Event = ev
+	res, err := ci.PR(context.Background(), j.p, j.job, j.opts)
+	if err != nil || res.Verdict != "pass" || res.Commit != "" || res.Comment != "" {
+		t.Fatalf("merge group: %+v, %v\n%s", res, err, j.log)
+	}
+	if got := s.f.checks(t, sha); len(got) != 1 || got[0] != "success" {
+		t.Errorf("checks on the queue's commit: %q", got)
+	}
+	if s.remoteRef(ref) != sha {
+		t.Error("the queue's branch moved")
+	}
+	if len(gh.Comments(n)) != comments {
+		t.Error("the merge group commented")
+	}
+	if _, err := action.ParseEvent("merge_group", []byte(`{"merge_group": {"head_sha": "abc", "head_ref": "refs/heads/other", "base_ref": "refs/heads/main"}}`)); err == nil {
+		t.Error("a merge group on a branch that names no pull request parsed")
+	}
+}
+
+// TestRunCachePoisoning: a pull request's job writes its run-cache
+// entries in its own namespace; a trusted reader with the very same keys
+// (a clone of the branch before it is merged) never restores them, while
+// after the merge the promotion adopts the merged lock and clones of main
+// restore it.
+func TestRunCachePoisoning(t *testing.T) {
+	t.Parallel()
+	f, _ := fakeForge(t, githubtest.Options{})
+	s := newStory(t, f, "", "")
+	n, _ := s.passPR("first", nil, "batch1")
+	store, err := local.New(filepath.Join(s.root, "store"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	count := func(prefix string) int {
+		n := 0
+		store.List(ctx, prefix, func(string, int64) error { n++; return nil })
+		return n
+	}
+	if got := count(stages.NamespacePrefix(fmt.Sprintf("pr-%d", n))); got == 0 {
+		t.Fatal("the pull request's job wrote no run-cache entries in its namespace")
+	}
+	if got := count("runcache/"); got != 0 {
+		t.Fatalf("the pull request's job wrote %d trusted run-cache entries", got)
+	}
+	repro := func(branch string) map[string]stages.Status {
+		t.Helper()
+		dir, err := os.MkdirTemp(s.root, "reader")
+		if err != nil {
+			t.Fatal(err)
+		}
+		gitCmd(t, s.root, "clone", "-q", "-b", branch, s.f.cloneURL, dir)
+		st := map[string]stages.Status{}
+		o := stages.ReproOptions{Exe: "medcad", Jobs: 2, OnEvent: func(e stages.Event) {
+			if e.Case == "" && e.Err == nil {
+				st[e.Stage] = e.Status
+			}
+		}}
+		p := s.open(dir)
+		if _, err := p.PullData(ctx, gitops.TransferOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := stages.Reproduce(ctx, p, o); err != nil {
+			t.Fatal(err)
+		}
+		return st
+	}
+	if st := repro("first"); st["train"] != stages.Ran {
+		t.Errorf("a trusted clone of the unmerged branch: train %q, want ran (never restored from the PR's entries)", st["train"])
+	}
+	s.promoted(1, n, s.f.merge(t, n, "first", "merge"))
+	if st := repro("main"); st["train"] != stages.UpToDate && st["train"] != stages.Restored {
+		t.Errorf("a clone of main after the promotion: train %q, want restored from the adopted entries", st["train"])
+	}
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path"
 	"strings"
 	"time"
 
@@ -17,6 +18,7 @@ import (
 	"github.com/medcad/medcad/gitops/cas"
 	"github.com/medcad/medcad/gitops/gitrepo"
 	"github.com/medcad/medcad/reports"
+	"github.com/medcad/medcad/stages"
 )
 
 // promotedMarker starts the comment a promotion posts on the merged PR.
@@ -169,6 +171,9 @@ func (pm *promotion) promote(ctx context.Context) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := pm.adopt(ctx, tree); err != nil {
+		return nil, err
+	}
 	rec := &Record{
 		Artifact: m.Artifact, Eval: m.Eval, Manifest: cas.Sum(manifest), ManifestCommit: head.Hash.String(),
 		Run: m.Run, CodeCommit: m.Commit, Commit: head.Hash.String(),
@@ -176,6 +181,30 @@ func (pm *promotion) promote(ctx context.Context) (*Result, error) {
 		CIRunURL: m.Provenance.CIRunURL, Metrics: m.Metrics, Gate: gate,
 	}
 	return pm.record(ctx, rec)
+}
+
+// adopt makes the run-cache entries of the promoted tree's pipeline lock
+// trusted, so clones of main restore the merged pull request's results
+// (its own entries are in a namespace main never reads).
+func (pm *promotion) adopt(ctx context.Context, t Tree) error {
+	name := path.Join(t.Prefix, gitops.LockFile)
+	data, err := gitrepo.ReadFile(t.Commit, name, 64<<20)
+	if errors.Is(err, gitrepo.ErrNoFile) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	lock, err := gitops.ParseLock(name+"@"+t.Commit.Hash.String()[:12], data)
+	if err != nil {
+		return err
+	}
+	n, err := stages.AdoptLock(ctx, pm.store, lock)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(pm.o.Log, "run cache: %d entries of %s adopted\n", n, name)
+	return nil
 }
 
 // mergedPR finds the pull request merged as HEAD: required when the job

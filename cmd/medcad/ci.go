@@ -97,8 +97,8 @@ func runCIPR(ctx context.Context, a *app, opts ci.Options) error {
 	if err != nil {
 		return err
 	}
-	if job.Event.PullRequest == nil {
-		return usagef("ci pr: the %s event is not a pull request", job.Env.EventName)
+	if job.Event.PullRequest == nil && job.Event.MergeGroup == nil {
+		return usagef("ci pr: the %s event is neither a pull request nor a merge queue's group", job.Env.EventName)
 	}
 	if opts.Repro, err = a.reproOptions(reproOptions{}); err != nil {
 		return err
