@@ -13,9 +13,9 @@ import (
 	"github.com/medcad/medcad/internal/testenv"
 )
 
-// actWorkflow is the demo repository's workflow: the scaffold's jobs,
-// plus a step that shows the action's outputs.
-const actWorkflow = `name: medcad
+// outputsWorkflow is the scaffold's pr job plus a step that shows the
+// action's outputs; the push runs the scaffolded workflow itself.
+const outputsWorkflow = `name: medcad
 on:
   pull_request:
   push:
@@ -34,23 +34,10 @@ jobs:
         with:
           command: ci pr
           github-token: ${{ secrets.GITHUB_TOKEN }}
-          signing-key: ${{ secrets.MEDCAD_SIGNING_KEY }}
       - run: echo "verdict=$VERDICT digest=$DIGEST"
         env:
           VERDICT: ${{ steps.medcad.outputs.verdict }}
           DIGEST: ${{ steps.medcad.outputs.model-digest }}
-  promote:
-    if: github.event_name == 'push'
-    runs-on: ubuntu-latest
-    steps:
-      - uses: actions/checkout@v4
-        with:
-          fetch-depth: 0
-      - uses: medcad/medcad@main
-        with:
-          command: ci main
-          github-token: ${{ secrets.GITHUB_TOKEN }}
-          signing-key: ${{ secrets.MEDCAD_SIGNING_KEY }}
 `
 
 // setupGoStub stands in for actions/setup-go: the host's Go is used.
@@ -108,7 +95,9 @@ func copySource(t *testing.T, dir string) {
 
 // testActionAct runs action.yml with nektos/act on the host: a
 // pull_request event on a demo repository in Gitea ends with the report
-// comment and the status; a push event to main promotes and tags.
+// comment and the status; the pull request is squash-merged, and the push
+// event runs the workflow `medcad init` scaffolded, which promotes and
+// tags.
 func testActionAct(t *testing.T, g *giteatest.Server, bin string) {
 	act := testenv.LookPath(t, "act")
 	root := t.TempDir()
@@ -123,14 +112,16 @@ func testActionAct(t *testing.T, g *giteatest.Server, bin string) {
 	checkout := filepath.Join(root, "checkout")
 	os.MkdirAll(checkout, 0o755)
 	os.WriteFile(filepath.Join(checkout, "action.yml"), []byte(checkoutStub), 0o644)
-	authURL, pr := giteaProject(t, g, bin, "act", store, map[string]string{".github/workflows/medcad.yml": actWorkflow})
+	authURL, pr := giteaProject(t, g, bin, "act", store, nil)
+	outputs := filepath.Join(root, "outputs.yml")
+	os.WriteFile(outputs, []byte(outputsWorkflow), 0o644)
 
-	runAct := func(dir, event string, payload any) string {
+	runAct := func(dir, event, workflow string, payload any) string {
 		t.Helper()
 		ev := filepath.Join(root, event+".json")
 		b, _ := json.Marshal(payload)
 		os.WriteFile(ev, b, 0o644)
-		cmd := exec.Command(act, event, "-e", ev, "-P", "ubuntu-latest=-self-hosted",
+		cmd := exec.Command(act, event, "-W", workflow, "-e", ev, "-P", "ubuntu-latest=-self-hosted",
 			"--action-offline-mode", "--no-cache-server",
 			"--local-repository", "medcad/medcad@main="+actionSrc,
 			"--local-repository", "actions/setup-go@v5="+stub,
@@ -160,7 +151,7 @@ func testActionAct(t *testing.T, g *giteatest.Server, bin string) {
 
 	ci := filepath.Join(root, "ci")
 	gitCmd(t, root, "clone", "-q", "-b", "batch1", repoURL, ci)
-	out := runAct(ci, "pull_request", map[string]any{"number": pr, "pull_request": map[string]any{"number": pr,
+	out := runAct(ci, "pull_request", outputs, map[string]any{"number": pr, "pull_request": map[string]any{"number": pr,
 		"head": map[string]any{"ref": "batch1", "sha": gitCmd(t, ci, "rev-parse", "HEAD"), "repo": map[string]any{"full_name": g.User + "/act"}},
 		"base": map[string]any{"ref": "main", "repo": map[string]any{"full_name": g.User + "/act"}}},
 		"repository": map[string]any{"full_name": g.User + "/act", "default_branch": "main"}})
@@ -179,10 +170,10 @@ func testActionAct(t *testing.T, g *giteatest.Server, bin string) {
 		t.Fatalf("statuses: %+v", sts)
 	}
 
-	sha := g.MergePR(t, "act", pr)
+	sha := g.MergePRWith(t, "act", pr, "squash")
 	main := filepath.Join(root, "main")
 	gitCmd(t, root, "clone", "-q", "-b", "main", repoURL, main)
-	out = runAct(main, "push", map[string]any{"ref": "refs/heads/main", "after": sha,
+	out = runAct(main, "push", filepath.Join(main, ".github", "workflows", "medcad.yml"), map[string]any{"ref": "refs/heads/main", "after": sha,
 		"repository": map[string]any{"full_name": g.User + "/act", "default_branch": "main"}})
 	if !strings.Contains(out, "promoted bone v1") {
 		t.Errorf("push event did not promote:\n%s", out)
