@@ -52,7 +52,9 @@ type Verdict struct {
 // Provenance says who produced the manifest.
 type Provenance struct {
 	CIRunURL  string `toml:"ci_run_url" json:"ci_run_url"`
-	Signature string `toml:"signature" json:"signature"` // HMAC over the run record, set by CI
+	// Signature is what CI wrote before production records were signed
+	// instead; read from older manifests, never written, never trusted.
+	Signature string `toml:"signature,omitempty" json:"signature,omitempty"`
 }
 
 // modelFile is the manifest as written, digests as text; its field order

@@ -46,7 +46,7 @@ type Run struct {
 	Outs      cas.ID // the stage's outs
 	Eval      cas.ID // the per-case evaluation
 	Artifact  cas.ID // the model artifact
-	Signature string // HMAC by CI, see the promote command
+	Signature string // legacy: older CI signed run records; read, never written or trusted
 }
 
 var runIDRE = regexp.MustCompile(`^[0-9]{8}T[0-9]{6}Z-[0-9a-f]{6,64}$`)

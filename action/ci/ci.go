@@ -413,7 +413,7 @@ func Main(ctx context.Context, p *gitops.Project, job Job, opts Options) (*promo
 	}
 	ro := promote.RunOptions{
 		GitRemote: opts.GitRemote, NoPush: opts.NoPush, Env: job.Env, GitHub: job.GitHub,
-		Log: opts.Log, Key: opts.Getenv(promote.KeyEnv),
+		Log: opts.Log, Key: opts.Getenv(promote.KeyEnv), Before: job.Event.Before,
 	}
 	input := func(k string) string {
 		if v, ok := job.Event.Inputs[k]; ok && v != nil {

@@ -227,6 +227,14 @@ func TestPromotionRefusals(t *testing.T) {
 	// A manifest (with its lock and config) copied from a branch that was
 	// never merged, onto main through another pull request.
 	s.passPR("unmerged", quality(97))
+	// First pushed straight to main: no pull request was merged.
+	mainBefore := s.remoteRef("refs/heads/main")
+	gitCmd(t, s.dev, "fetch", "-q", s.f.pushURL, "main", "unmerged")
+	gitCmd(t, s.dev, "push", "-q", s.f.pushURL, s.remoteRef("refs/heads/unmerged")+":refs/heads/main")
+	if j, err := s.main(); !errors.Is(err, promote.ErrNoPullRequest) {
+		t.Fatalf("a direct push to main: %v\n%s", err, j.log)
+	}
+	gitCmd(t, s.dev, "push", "-q", "--force", s.f.pushURL, mainBefore+":refs/heads/main")
 	gitCmd(t, s.dev, "fetch", "-q", s.f.pushURL, "main")
 	gitCmd(t, s.dev, "checkout", "-qB", "copycat", "FETCH_HEAD")
 	for _, f := range []string{gitops.ModelPath("bone"), gitops.LockFile, gitops.ConfigFile} {

@@ -41,6 +41,11 @@ type RunOptions struct {
 	Rollback int
 	Reason   string
 	By       string
+	// Before is the default branch's commit before the merge (a push
+	// event's "before"): its gates judge the merged model, so a pull
+	// request cannot loosen the rules it is promoted by. "": HEAD's first
+	// parent (HEAD itself for a root commit).
+	Before string
 }
 
 // Result is what Run did.
@@ -252,7 +257,18 @@ func (pm *promotion) gates(ctx context.Context, file string, prod *Record) (Gate
 	if err != nil {
 		return GateRecord{}, err
 	}
-	in := reports.Input{Candidate: cand, Promote: pm.p.Config.Promote, GatesFrom: "the default branch"}
+	before := pm.o.Before
+	if before == "" || strings.Trim(before, "0") == "" {
+		before = pm.head.Hash.String()
+		if len(pm.head.ParentHashes) > 0 {
+			before = pm.head.ParentHashes[0].String()
+		}
+	}
+	rules, err := l.PromoteAt(before)
+	if err != nil {
+		return GateRecord{}, fmt.Errorf("the gates before the merge (%.12s): %w", before, err)
+	}
+	in := reports.Input{Candidate: cand, Promote: rules, GatesFrom: fmt.Sprintf("the default branch before the merge (%.12s)", before)}
 	g := GateRecord{}
 	if prod != nil {
 		if in.Base, err = l.Rev(ctx, prod.ManifestCommit); err != nil {
