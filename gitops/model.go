@@ -51,7 +51,7 @@ type Verdict struct {
 
 // Provenance says who produced the manifest.
 type Provenance struct {
-	CIRunURL  string `toml:"ci_run_url" json:"ci_run_url"`
+	CIRunURL string `toml:"ci_run_url" json:"ci_run_url"`
 	// Signature is what CI wrote before production records were signed
 	// instead; read from older manifests, never written, never trusted.
 	Signature string `toml:"signature,omitempty" json:"signature,omitempty"`
