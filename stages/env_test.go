@@ -103,3 +103,44 @@ func TestStageEnv(t *testing.T) {
 		})
 	}
 }
+
+// TestDryRunEnvNames: a dry run says which variables each stage will get,
+// by name: the contract and the passed names, never a secret's.
+func TestDryRunEnvNames(t *testing.T) {
+	t.Setenv("AWS_SECRET_ACCESS_KEY", "secret-value")
+	t.Setenv("MEDCAD_SIGNING_KEY", "signing-secret-0123456789")
+	t.Setenv("NNUNET_RESULTS", "/data/results")
+	p := newProject(t, `[project]
+name = "x"
+[env]
+pass = ["NNUNET_RESULTS"]
+[[stage]]
+name = "a"
+run = "true"
+outs = ["a.txt"]
+[[stage]]
+name = "b"
+run = "true"
+deps = ["a"]
+outs = ["b.txt"]
+`)
+	res, err := p.try(Options{DryRun: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string][]string{}
+	for _, e := range res.Events {
+		got[e.Stage] = e.Env
+	}
+	b := got["b"]
+	for _, want := range []string{"MEDCAD_INPUT_A", "MEDCAD_OUT", "MEDCAD_PARAMS", "NNUNET_RESULTS", "PATH"} {
+		if !slices.Contains(b, want) {
+			t.Errorf("stage b's env %v lacks %s", b, want)
+		}
+	}
+	for _, secret := range []string{"AWS_SECRET_ACCESS_KEY", "MEDCAD_SIGNING_KEY"} {
+		if slices.Contains(b, secret) {
+			t.Errorf("stage b would get %s", secret)
+		}
+	}
+}

@@ -81,7 +81,10 @@ type Event struct {
 	// Cases counts the cases of a foreach stage by status, on the event
 	// that closes the stage (Case == "").
 	Cases map[Status]int `json:"cases,omitempty"`
-	Err   error          `json:"-"`
+	// Env names the environment variables the stage's command receives
+	// (names only: values can be secrets), on a dry run's stage events.
+	Env []string `json:"env,omitempty"`
+	Err error    `json:"-"`
 }
 
 // Options configure a repro.
@@ -247,12 +250,40 @@ type runner struct {
 }
 
 func (r *runner) emit(e Event) {
+	if s := r.o.Plan.Stage(e.Stage); r.o.DryRun && e.Case == "" && e.Err == nil && s != nil {
+		e.Env = r.envNames(s)
+	}
 	r.mu.Lock()
 	r.res.Events = append(r.res.Events, e)
 	r.mu.Unlock()
 	if r.o.OnEvent != nil {
 		r.o.OnEvent(e)
 	}
+}
+
+// envNames are the names of the variables stage s's command gets: the
+// contract's and those stageEnv passes from medcad's environment.
+func (r *runner) envNames(s *Stage) []string {
+	contract := []string{"MEDCAD_STAGE=", "MEDCAD_PARAMS=", "MEDCAD_OUT=", "MEDCAD_METRICS="}
+	for _, u := range s.Upstream {
+		if up := r.o.Plan.Stage(u); up != nil && len(up.Outs) > 0 {
+			contract = append(contract, "MEDCAD_INPUT_"+envName(u)+"=")
+		}
+	}
+	for _, d := range r.o.Plan.DatasetsOf(s) {
+		if slices.Contains(s.Datasets, d) {
+			contract = append(contract, "MEDCAD_INPUT_"+envName(d)+"=")
+		}
+	}
+	if s.Foreach == "case" {
+		contract = append(contract, "MEDCAD_CASE=", "MEDCAD_CASE_IMAGE=", "MEDCAD_CASE_LABEL=", "MEDCAD_CASE_SPLIT=")
+	}
+	var names []string
+	for _, kv := range stageEnv(runtime.GOOS, os.Environ(), slices.Concat(r.o.Config.Env.Pass, s.EnvPass), contract) {
+		names = append(names, envKey(kv))
+	}
+	slices.Sort(names)
+	return slices.Compact(names)
 }
 
 // envDigest is the digest over the environment lock files.
