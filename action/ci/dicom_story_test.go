@@ -16,7 +16,6 @@ import (
 	"github.com/medcad/medcad/action/ci"
 	"github.com/medcad/medcad/action/githubtest"
 	"github.com/medcad/medcad/gitops"
-	"github.com/medcad/medcad/gitops/cas/castest"
 	"github.com/medcad/medcad/internal/testenv"
 	"github.com/medcad/medcad/stages"
 )
@@ -126,13 +125,7 @@ func nnunetTest(t *testing.T, dir string) []string {
 // comparison with the first model pairs them all.
 func TestStoryAcrossMachines(t *testing.T) {
 	testenv.LookPath(t, "git")
-	s3 := castest.Versitygw(t)
-	_, bucket := s3.NewBucket(t)
-	t.Setenv("AWS_ACCESS_KEY_ID", castest.AccessKey)
-	t.Setenv("AWS_SECRET_ACCESS_KEY", castest.SecretKey)
-	t.Setenv("AWS_EC2_METADATA_DISABLED", "true")
-	t.Setenv("AWS_CONFIG_FILE", os.DevNull)
-	t.Setenv("AWS_SHARED_CREDENTIALS_FILE", os.DevNull)
+	s3, bucket := versitygwStore(t)
 	exe := buildMedcad(t)
 	ctx := context.Background()
 

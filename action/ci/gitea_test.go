@@ -55,13 +55,7 @@ func giteaForge(t *testing.T, g *giteatest.Server, name string) forge {
 // lands on it.
 func TestStoryGitea(t *testing.T) {
 	g := giteatest.Start(t)
-	s3 := castest.Versitygw(t)
-	_, bucket := s3.NewBucket(t)
-	t.Setenv("AWS_ACCESS_KEY_ID", castest.AccessKey)
-	t.Setenv("AWS_SECRET_ACCESS_KEY", castest.SecretKey)
-	t.Setenv("AWS_EC2_METADATA_DISABLED", "true")
-	t.Setenv("AWS_CONFIG_FILE", os.DevNull)
-	t.Setenv("AWS_SHARED_CREDENTIALS_FILE", os.DevNull)
+	s3, bucket := versitygwStore(t)
 	config := fmt.Sprintf("\n[remote]\nendpoint = %q\npath_style = true\n", s3.Endpoint)
 	s := newStory(t, giteaForge(t, g, "demo"), "s3://"+bucket+"/demo", config)
 	runStory(t, s)
@@ -76,6 +70,15 @@ func TestStoryGitea(t *testing.T) {
 // merger Gitea reports.
 func TestMergeMethodsGitea(t *testing.T) {
 	g := giteatest.Start(t)
+	s3, bucket := versitygwStore(t)
+	config := fmt.Sprintf("\n[remote]\nendpoint = %q\npath_style = true\n", s3.Endpoint)
+	runMergeMethods(t, newStory(t, giteaForge(t, g, "methods"), "s3://"+bucket+"/methods", config))
+}
+
+// versitygwStore starts versitygw with a new bucket and points the AWS SDK
+// of this process at it, with nothing from the machine's AWS setup.
+func versitygwStore(t *testing.T) (*castest.S3Server, string) {
+	t.Helper()
 	s3 := castest.Versitygw(t)
 	_, bucket := s3.NewBucket(t)
 	t.Setenv("AWS_ACCESS_KEY_ID", castest.AccessKey)
@@ -83,6 +86,5 @@ func TestMergeMethodsGitea(t *testing.T) {
 	t.Setenv("AWS_EC2_METADATA_DISABLED", "true")
 	t.Setenv("AWS_CONFIG_FILE", os.DevNull)
 	t.Setenv("AWS_SHARED_CREDENTIALS_FILE", os.DevNull)
-	config := fmt.Sprintf("\n[remote]\nendpoint = %q\npath_style = true\n", s3.Endpoint)
-	runMergeMethods(t, newStory(t, giteaForge(t, g, "methods"), "s3://"+bucket+"/methods", config))
+	return s3, bucket
 }

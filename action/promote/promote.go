@@ -27,7 +27,7 @@ import (
 	"maps"
 	"os"
 	"path"
-	"sort"
+	"slices"
 	"strings"
 
 	"github.com/go-git/go-git/v5"
@@ -252,20 +252,14 @@ func runMismatch(m *gitops.Model, r *gitops.Run) string {
 	return ""
 }
 
+// sortedKeys are the keys of a and b, sorted.
 func sortedKeys[V any](a, b map[string]V) []string {
-	seen := map[string]bool{}
-	for k := range a {
-		seen[k] = true
+	both := maps.Clone(a)
+	if both == nil {
+		both = map[string]V{}
 	}
-	for k := range b {
-		seen[k] = true
-	}
-	keys := make([]string, 0, len(seen))
-	for k := range seen {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
+	maps.Copy(both, b)
+	return slices.Sorted(maps.Keys(both))
 }
 
 func orEmpty(s string) string {
