@@ -576,3 +576,73 @@ func ceilDiv(a, b int) int { return (a + b - 1) / b }
 
 // ceilDivPow2 is ⌈a / 2^e⌉ for a ≥ 0.
 func ceilDivPow2(a, e int) int { return (a + 1<<e - 1) >> e }
+
+// Length returns the length of the code stream (up to and including its
+// EOC marker) or JP2 file (up to the end of its code stream box) at the
+// start of b, so that concatenated images can be told apart. It follows
+// the marker segment and tile-part lengths, since packet data may hold
+// 0xFF 0x4F.
+func Length(b []byte) (int, error) {
+	if len(b) >= 12 && binary.BigEndian.Uint32(b[4:]) == 0x6a502020 {
+		for p := 0; p+8 <= len(b); {
+			l := int64(binary.BigEndian.Uint32(b[p:]))
+			typ := binary.BigEndian.Uint32(b[p+4:])
+			if l == 1 && p+16 <= len(b) {
+				l = int64(binary.BigEndian.Uint64(b[p+8:]))
+			} else if l == 0 {
+				l = int64(len(b) - p)
+			}
+			if l < 8 || l > int64(len(b)-p) {
+				return 0, errf("JP2 box length %d out of range", l)
+			}
+			p += int(l)
+			if typ == 0x6a703263 {
+				return p, nil
+			}
+		}
+		return 0, errf("JP2 file without a code stream box")
+	}
+	r := &reader{b: b}
+	if m, err := r.u16(); err != nil || m != mSOC {
+		return 0, errf("no SOC marker")
+	}
+	for {
+		m, err := r.u16()
+		if err != nil {
+			return 0, errf("no EOC marker")
+		}
+		switch m {
+		case mEOC:
+			return r.pos, nil
+		case mSOT:
+			start := r.pos - 2
+			seg, err := r.segment()
+			if err != nil {
+				return 0, err
+			}
+			if len(seg) != 8 {
+				return 0, errf("SOT segment of %d bytes", len(seg))
+			}
+			psot := int64(binary.BigEndian.Uint32(seg[2:]))
+			if psot == 0 { // the last tile-part runs to EOC, which packet data cannot hold
+				for p := r.pos; p+1 < len(b); p++ {
+					if b[p] == 0xff && b[p+1] == 0xd9 {
+						return p + 2, nil
+					}
+				}
+				return 0, errf("no EOC marker")
+			}
+			if int64(start)+psot > int64(len(b)) || psot < 14 {
+				return 0, errf("tile-part length %d out of range", psot)
+			}
+			r.pos = start + int(psot)
+		default:
+			if m>>8 != 0xff {
+				return 0, errf("marker expected, found %#04x", m)
+			}
+			if _, err := r.segment(); err != nil {
+				return 0, err
+			}
+		}
+	}
+}
