@@ -4,10 +4,12 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -353,4 +355,33 @@ func TestJPEG2000Dcm2niix(t *testing.T) {
 		})
 	}
 	_ = context.Background
+}
+
+// TestJPEG2000Colour: a colour code stream in a grayscale header is
+// refused as unsupported, saying why, with the file named.
+func TestJPEG2000Colour(t *testing.T) {
+	t.Parallel()
+	bin := testenv.LookPath(t, "opj_compress")
+	src, dir, work := t.TempDir(), t.TempDir(), t.TempDir()
+	files, err := WriteSeries(src, phantom([3]int{40, 34, 2}, axial([3]float64{1, 1, 1}, [3]float64{}), 37), WriteOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, cs := filepath.Join(work, "rgb.raw"), filepath.Join(work, "rgb.j2k")
+	os.WriteFile(raw, make([]byte, 3*40*34), 0o644)
+	if b, err := exec.Command(bin, "-i", raw, "-o", cs, "-F", "40,34,3,8,u").CombinedOutput(); err != nil {
+		t.Fatalf("opj_compress: %v\n%s", err, b)
+	}
+	b, err := os.ReadFile(cs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range files {
+		rewrap(t, f, filepath.Join(dir, filepath.Base(f)), tsJPEG2000Lossless, [][]byte{b}, nil)
+	}
+	_, err = discoverOne(t, dir, Options{}).Volume(context.Background())
+	if !errors.Is(err, ErrUnsupported) || !strings.Contains(err.Error(), "JPEG 2000 image with 3 components (colour); only grayscale is supported") ||
+		!strings.Contains(err.Error(), "slice-000") {
+		t.Errorf("err = %v", err)
+	}
 }

@@ -450,7 +450,11 @@ func (t *tile) packets() error {
 	if !inband {
 		hdr = bits{b: t.ppt}
 	}
+	budget := 1 << 24 // packet positions visited, read or not: a hostile POC cannot spin
 	emit := func(l, r, p int) error {
+		if budget--; budget < 0 {
+			return errf("progression visits more than %d packets", 1<<24)
+		}
 		if done[r][p] != l {
 			return nil
 		}
@@ -494,7 +498,7 @@ func (t *tile) packets() error {
 			err = func() error {
 				for r := r0; r < r1; r++ {
 					for p := range t.res[r].precincts {
-						for l := range ly {
+						for l := done[r][p]; l < ly; l++ {
 							if err := emit(l, r, p); err != nil {
 								return err
 							}
@@ -520,7 +524,7 @@ func (t *tile) packets() error {
 			})
 			err = func() error {
 				for _, a := range all {
-					for l := range ly {
+					for l := done[a.r][a.p]; l < ly; l++ {
 						if err := emit(l, a.r, a.p); err != nil {
 							return err
 						}
