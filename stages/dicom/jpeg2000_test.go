@@ -323,11 +323,20 @@ func TestJPEG2000Dcm2niix(t *testing.T) {
 	signed := t.TempDir()
 	writeOrFatal(t, signed, phantom([3]int{40, 36, 3}, axial([3]float64{0.6, 0.6, 1.25}, [3]float64{}), 36), WriteOptions{Signed: true, BitsStored: 16, Slope: 1, Intercept: 0})
 	series := map[string]func(t *testing.T) string{
-		"opj-lossless":        func(t *testing.T) string { d, _ := opjSeries(t, src, j2kEncoding{args: []string{"-t", "32,32"}}); return d },
-		"opj-lossless-signed": func(t *testing.T) string { d, _ := opjSeries(t, signed, j2kEncoding{args: []string{"-p", "RLCP", "-r", "10,1"}}); return d },
-		"opj-lossy":           func(t *testing.T) string { d, _ := opjSeries(t, src, j2kEncoding{lossy: true, args: []string{"-I", "-r", "6"}}); return d },
-		"gdcm-lossless":       func(t *testing.T) string { return gdcmSeries(t, src, "--j2k") },
-		"gdcm-lossy":          func(t *testing.T) string { return gdcmSeries(t, signed, "--j2k", "--lossy", "-q", "25") },
+		"opj-lossless": func(t *testing.T) string {
+			d, _ := opjSeries(t, src, j2kEncoding{args: []string{"-t", "32,32"}})
+			return d
+		},
+		"opj-lossless-signed": func(t *testing.T) string {
+			d, _ := opjSeries(t, signed, j2kEncoding{args: []string{"-p", "RLCP", "-r", "10,1"}})
+			return d
+		},
+		"opj-lossy": func(t *testing.T) string {
+			d, _ := opjSeries(t, src, j2kEncoding{lossy: true, args: []string{"-I", "-r", "6"}})
+			return d
+		},
+		"gdcm-lossless": func(t *testing.T) string { return gdcmSeries(t, src, "--j2k") },
+		"gdcm-lossy":    func(t *testing.T) string { return gdcmSeries(t, signed, "--j2k", "--lossy", "-q", "25") },
 	}
 	for name, mk := range series {
 		t.Run(name, func(t *testing.T) {
