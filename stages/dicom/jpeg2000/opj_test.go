@@ -134,12 +134,18 @@ var opjCases = []opjCase{
 // original samples and the code stream.
 func (c opjCase) compress(t testing.TB, dir string, seed uint64) ([]int, []byte) {
 	t.Helper()
-	bin := testenv.LookPath(t, "opj_compress")
 	img := testImage(c.w, c.h, c.depth, c.signed, seed)
-	raw := filepath.Join(dir, "in.raw")
-	if err := writeRaw(raw, img, c.depth); err != nil {
+	if err := writeRaw(filepath.Join(dir, "in.raw"), img, c.depth); err != nil {
 		t.Fatal(err)
 	}
+	return img, c.compressRaw(t, dir)
+}
+
+// compressRaw compresses dir/in.raw into dir/out.j2k (or .jp2).
+func (c opjCase) compressRaw(t testing.TB, dir string) []byte {
+	t.Helper()
+	bin := testenv.LookPath(t, "opj_compress")
+	raw := filepath.Join(dir, "in.raw")
 	ext := ".j2k"
 	if strings.HasPrefix(c.name, "jp2") {
 		ext = ".jp2"
@@ -157,7 +163,7 @@ func (c opjCase) compress(t testing.TB, dir string, seed uint64) ([]int, []byte)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return img, b
+	return b
 }
 
 // reference is opj_decompress's output for a code stream.

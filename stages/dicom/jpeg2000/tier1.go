@@ -3,6 +3,8 @@ package jpeg2000
 // Tier-1: the MQ arithmetic decoder (T.800 Annex C) and the EBCOT
 // bit-plane passes of a code-block (Annex D).
 
+import "math/bits"
+
 // qe is the probability estimation table C.2: Qe, next MPS, next LPS,
 // switch.
 var qe = [47]struct {
@@ -33,20 +35,40 @@ const (
 	ctxUniform = 18
 )
 
-// mq is the MQ decoder; a context is its state index and MPS.
+// mqState is one entry of the decoder's table: a context's state index
+// and MPS combined (2·index + MPS), with the next entries after an MPS
+// and an LPS (the switch folded in), as in C.2.
+type mqState struct {
+	qe         uint32
+	mps        uint8
+	nmps, nlps uint8
+}
+
+var mqStates = func() (t [94]mqState) {
+	for i, e := range qe {
+		for mps := range 2 {
+			lps := mps
+			if e.sw {
+				lps = 1 - mps
+			}
+			t[2*i+mps] = mqState{qe: e.qe, mps: uint8(mps), nmps: 2*e.nmps + uint8(mps), nlps: 2*e.nlps + uint8(lps)}
+		}
+	}
+	return t
+}()
+
+// mq is the MQ decoder; cx holds each context's mqStates entry.
 type mq struct {
 	data []byte
 	pos  int
 	a, c uint32
 	ct   int
-	st   [19]uint8
-	mps  [19]uint8
+	cx   [19]uint8
 }
 
 func (m *mq) resetContexts() {
-	m.st = [19]uint8{}
-	m.mps = [19]uint8{}
-	m.st[0], m.st[ctxRun], m.st[ctxUniform] = 4, 3, 46
+	m.cx = [19]uint8{}
+	m.cx[0], m.cx[ctxRun], m.cx[ctxUniform] = 2*4, 2*3, 2*46
 }
 
 func (m *mq) at(i int) uint32 {
@@ -82,47 +104,49 @@ func (m *mq) bytein() {
 	}
 }
 
+// decode decodes one decision in context cx (C.3.2, with the LPS
+// sub-interval at the bottom as the encoder of C.2 places it).
 func (m *mq) decode(cx int) int {
-	s := &qe[m.st[cx]]
-	d := int(m.mps[cx])
-	m.a -= s.qe
-	if m.c>>16 < s.qe { // LPS subinterval
-		if m.a < s.qe {
-			m.st[cx] = s.nmps
+	s := &mqStates[m.cx[cx]]
+	d := s.mps
+	a := m.a - s.qe
+	if m.c>>16 < s.qe {
+		if a < s.qe {
+			m.cx[cx] = s.nmps
 		} else {
-			d = 1 - d
-			if s.sw {
-				m.mps[cx] ^= 1
-			}
-			m.st[cx] = s.nlps
+			d ^= 1
+			m.cx[cx] = s.nlps
 		}
-		m.a = s.qe
+		a = s.qe
 	} else {
 		m.c -= s.qe << 16
-		if m.a&0x8000 != 0 {
-			return d
+		if a&0x8000 != 0 {
+			m.a = a
+			return int(d)
 		}
-		if m.a < s.qe {
-			d = 1 - d
-			if s.sw {
-				m.mps[cx] ^= 1
-			}
-			m.st[cx] = s.nlps
+		if a < s.qe {
+			d ^= 1
+			m.cx[cx] = s.nlps
 		} else {
-			m.st[cx] = s.nmps
+			m.cx[cx] = s.nmps
 		}
 	}
+	// renormalise: shift until A ≥ 0x8000, reading a byte whenever CT runs out
+	n := bits.LeadingZeros32(a) - 16
 	for {
 		if m.ct == 0 {
 			m.bytein()
 		}
-		m.a <<= 1
-		m.c <<= 1
-		m.ct--
-		if m.a&0x8000 != 0 {
-			return d
+		k := min(n, m.ct)
+		a <<= k
+		m.c <<= k
+		m.ct -= k
+		if n -= k; n == 0 {
+			break
 		}
 	}
+	m.a = a
+	return int(d)
 }
 
 // raw reads the bits of a bypass (lazy) segment, skipping stuffed bits.

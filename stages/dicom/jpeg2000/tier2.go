@@ -200,7 +200,7 @@ func newTagTree(w, h int) *tagTree {
 
 // decode reads bits until the leaf's value is known to be below threshold
 // or not; it reports value < threshold.
-func (t *tagTree) decode(br *bits, leaf int, threshold int32) (bool, error) {
+func (t *tagTree) decode(br *bitReader, leaf int, threshold int32) (bool, error) {
 	var path [32]int32
 	n := 0
 	for i := int32(leaf); i >= 0; i = t.nodes[i].parent {
@@ -232,8 +232,8 @@ func (t *tagTree) decode(br *bits, leaf int, threshold int32) (bool, error) {
 	return t.nodes[leaf].value < threshold, nil
 }
 
-// bits reads packet header bits with the bit stuffing of B.10.1.
-type bits struct {
+// bitReader reads packet header bits with the bit stuffing of B.10.1.
+type bitReader struct {
 	b   []byte
 	pos int
 	buf uint32
@@ -242,7 +242,7 @@ type bits struct {
 
 var errHeader = errors.New("packet header truncated")
 
-func (r *bits) bit() (int, error) {
+func (r *bitReader) bit() (int, error) {
 	if r.ct == 0 {
 		if r.pos >= len(r.b) {
 			return 0, errHeader
@@ -258,7 +258,7 @@ func (r *bits) bit() (int, error) {
 	return int(r.buf>>r.ct) & 1, nil
 }
 
-func (r *bits) read(n int) (int, error) {
+func (r *bitReader) read(n int) (int, error) {
 	v := 0
 	for range n {
 		b, err := r.bit()
@@ -271,7 +271,7 @@ func (r *bits) read(n int) (int, error) {
 }
 
 // align ends a packet header: after a 0xFF byte the next is stuffing.
-func (r *bits) align() {
+func (r *bitReader) align() {
 	if r.buf == 0xff && r.pos < len(r.b) {
 		r.pos++
 	}
@@ -279,7 +279,7 @@ func (r *bits) align() {
 }
 
 // passCount reads the number of coding passes (Table B.4).
-func (r *bits) passCount() (int, error) {
+func (r *bitReader) passCount() (int, error) {
 	steps := []struct{ bits, lim, base int }{{1, 1, 1}, {1, 1, 2}, {2, 3, 3}, {5, 31, 6}, {7, 128, 37}}
 	for _, s := range steps {
 		v, err := r.read(s.bits)
@@ -320,7 +320,7 @@ func floorLog2(v int) int {
 }
 
 // packet reads the packet of layer l of precinct p at resolution r.
-func (t *tile) packet(l, r, p int, hdr *bits, inband bool) error {
+func (t *tile) packet(l, r, p int, hdr *bitReader, inband bool) error {
 	rs := &t.res[r]
 	pr := &rs.precincts[p]
 	if t.p.sop && len(t.body) >= 6 && t.body[0] == 0xff && t.body[1] == 0x91 {
@@ -330,7 +330,7 @@ func (t *tile) packet(l, r, p int, hdr *bits, inband bool) error {
 		if len(t.body) == 0 {
 			return errStop
 		}
-		*hdr = bits{b: t.body}
+		*hdr = bitReader{b: t.body}
 	} else if hdr.pos >= len(hdr.b) {
 		return errStop
 	}
@@ -445,10 +445,10 @@ func (t *tile) packets() error {
 	for r := range done {
 		done[r] = make([]int, len(t.res[r].precincts))
 	}
-	var hdr bits
+	var hdr bitReader
 	inband := t.ppt == nil
 	if !inband {
-		hdr = bits{b: t.ppt}
+		hdr = bitReader{b: t.ppt}
 	}
 	budget := 1 << 24 // packet positions visited, read or not: a hostile POC cannot spin
 	emit := func(l, r, p int) error {
