@@ -105,8 +105,30 @@ func (m *mq) bytein() {
 }
 
 // decode decodes one decision in context cx (C.3.2, with the LPS
-// sub-interval at the bottom as the encoder of C.2 places it).
-func (m *mq) decode(cx int) int {
+// sub-interval at the bottom as the encoder of C.2 places it). The usual
+// case, an MPS without renormalisation, is small enough to be inlined.
+func (m *mq) decode(cx uint8) int {
+	if d, ok := m.fast(cx); ok {
+		return d
+	}
+	return m.decodeSlow(cx % 19)
+}
+
+// fast decodes the usual case, an MPS without renormalisation; it is
+// inlined in the passes' loops (decode, which calls decodeSlow, is too
+// big for the inliner). ok is false when decodeSlow must decode.
+func (m *mq) fast(cx uint8) (int, bool) {
+	s := &mqStates[m.cx[cx%19]]
+	a := m.a - s.qe
+	if a < 0x8000 || m.c < s.qe<<16 {
+		return 0, false
+	}
+	m.a = a
+	m.c -= s.qe << 16
+	return int(s.mps), true
+}
+
+func (m *mq) decodeSlow(cx uint8) int {
 	s := &mqStates[m.cx[cx]]
 	d := s.mps
 	a := m.a - s.qe
@@ -373,10 +395,10 @@ func (t *t1) neighbours(f uint32, y int) uint32 {
 }
 
 // signCtx returns the sign context and XOR bit.
-func signCtx(f uint32) (int, int) {
+func signCtx(f uint32) (uint8, int) {
 	i := f&(fN|fS|fW|fE) | (f>>8&15)<<4
 	v := scLUT[i]
-	return int(v & 0x7f), int(v >> 7)
+	return v & 0x7f, int(v >> 7)
 }
 
 // setSig marks coefficient (x, y) at flag index i significant with sign
@@ -416,21 +438,31 @@ func (t *t1) becomeSig(fi, di, y int, plane int, f uint32) {
 
 func (t *t1) sig(plane int) {
 	zc := &zcLUT[t.orient]
+	s, fl := t.stride, t.flags
 	for y0 := 0; y0 < t.h; y0 += 4 {
+		rows := min(4, t.h-y0)
 		for x := range t.w {
-			for y := y0; y < min(y0+4, t.h); y++ {
-				fi := (y+1)*t.stride + x + 1
-				f := t.flags[fi]
+			fi := (y0+1)*s + x + 1
+			if rows == 4 && (fl[fi]|fl[fi+s]|fl[fi+2*s]|fl[fi+3*s])&fNeighbours == 0 {
+				continue // no sample of the column has a significant neighbour
+			}
+			for r := range rows {
+				i := fi + r*s
+				f := fl[i]
 				if f&fSig != 0 {
 					continue
 				}
-				nb := t.neighbours(f, y) & fNeighbours
+				nb := t.neighbours(f, y0+r) & fNeighbours
 				if nb == 0 {
 					continue
 				}
-				t.flags[fi] |= fVisit
-				if t.mq.decode(int(zc[nb])) != 0 {
-					t.becomeSig(fi, y*t.w+x, y, plane, f)
+				fl[i] |= fVisit
+				d, ok := t.mq.fast(zc[nb])
+				if !ok {
+					d = t.mq.decodeSlow(zc[nb])
+				}
+				if d != 0 {
+					t.becomeSig(i, (y0+r)*t.w+x, y0+r, plane, f)
 				}
 			}
 		}
@@ -475,22 +507,32 @@ func (t *t1) refine(fi, di int, plane, bit int) {
 }
 
 func (t *t1) ref(plane int) {
+	s, fl := t.stride, t.flags
 	for y0 := 0; y0 < t.h; y0 += 4 {
+		rows := min(4, t.h-y0)
 		for x := range t.w {
-			for y := y0; y < min(y0+4, t.h); y++ {
-				fi := (y+1)*t.stride + x + 1
-				f := t.flags[fi]
+			fi := (y0+1)*s + x + 1
+			if rows == 4 && (fl[fi]|fl[fi+s]|fl[fi+2*s]|fl[fi+3*s])&fSig == 0 {
+				continue
+			}
+			for r := range rows {
+				i := fi + r*s
+				f := fl[i]
 				if f&(fSig|fVisit) != fSig {
 					continue
 				}
-				ctx := ctxRefine + 2
+				ctx := uint8(ctxRefine + 2)
 				if f&fRef == 0 {
 					ctx = ctxRefine
-					if t.neighbours(f, y)&fNeighbours != 0 {
+					if t.neighbours(f, y0+r)&fNeighbours != 0 {
 						ctx++
 					}
 				}
-				t.refine(fi, y*t.w+x, plane, t.mq.decode(ctx))
+				d, ok := t.mq.fast(ctx)
+				if !ok {
+					d = t.mq.decodeSlow(ctx)
+				}
+				t.refine(i, (y0+r)*t.w+x, plane, d)
 			}
 		}
 	}
@@ -538,7 +580,11 @@ func (t *t1) cleanup(plane int, segsym bool) {
 					continue
 				}
 				nb := t.neighbours(f, y) & fNeighbours
-				if t.mq.decode(int(zc[nb])) != 0 {
+				d, ok := t.mq.fast(zc[nb])
+				if !ok {
+					d = t.mq.decodeSlow(zc[nb])
+				}
+				if d != 0 {
 					t.becomeSig(fi, y*t.w+x, y, plane, f)
 				}
 			}
