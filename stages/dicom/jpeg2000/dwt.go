@@ -8,7 +8,7 @@ const pad = 4 // extension on each side of a line, enough for 9/7
 
 // idwt53 reconstructs the tile-component in a (stride w) level by level.
 func (t *tile) idwt53(a []int32, w int) {
-	var line []int32
+	var line, rows []int32
 	for r := 1; r < len(t.res); r++ {
 		rs, lo := &t.res[r], &t.res[r-1]
 		rw, rh := rs.x1-rs.x0, rs.y1-rs.y0
@@ -25,15 +25,62 @@ func (t *tile) idwt53(a []int32, w int) {
 			lift53(line[:rw+2*pad], rs.x0&1)
 			copy(row, line[pad:pad+rw])
 		}
-		for x := range rw {
-			col := a[x:]
-			interleave(line, col, rh, sh, rs.y0&1, w)
-			lift53(line[:rh+2*pad], rs.y0&1)
-			for y := range rh {
-				col[y*w] = line[pad+y]
+		rows = vertical53(a, w, rw, rh, sh, rs.y0&1, rows)
+	}
+}
+
+// vertical53 inverts the vertical 5/3 lifting on whole rows at once (rows
+// in cache order rather than one column at a time): the rh rows of width
+// rw in a (sh low-pass rows first) are interleaved into tmp, lifted with
+// symmetric extension at the top and bottom, and copied back.
+func vertical53(a []int32, w, rw, rh, sh, cas int, tmp []int32) []int32 {
+	if cap(tmp) < rw*rh {
+		tmp = make([]int32, rw*rh)
+	}
+	tmp = tmp[:rw*rh]
+	lo, hi := 0, sh
+	for j := range rh {
+		src := lo
+		if (cas+j)&1 == 0 {
+			lo++
+		} else {
+			src = hi
+			hi++
+		}
+		copy(tmp[j*rw:(j+1)*rw], a[src*w:src*w+rw])
+	}
+	row := func(j int) []int32 {
+		if j < 0 {
+			j = -j
+		} else if j >= rh {
+			j = 2*(rh-1) - j
+		}
+		return tmp[j*rw : (j+1)*rw]
+	}
+	if rh == 1 {
+		if cas == 1 {
+			for i := range tmp {
+				tmp[i] /= 2
+			}
+		}
+	} else {
+		for j := cas & 1; j < rh; j += 2 { // even absolute rows: low-pass
+			x, u, d := row(j), row(j-1), row(j+1)
+			for i := range x {
+				x[i] -= (u[i] + d[i] + 2) >> 2
+			}
+		}
+		for j := 1 - cas&1; j < rh; j += 2 {
+			x, u, d := row(j), row(j-1), row(j+1)
+			for i := range x {
+				x[i] += (u[i] + d[i]) >> 1
 			}
 		}
 	}
+	for j := range rh {
+		copy(a[j*w:j*w+rw], tmp[j*rw:(j+1)*rw])
+	}
+	return tmp
 }
 
 // idwt97 is idwt53 for the irreversible filter.

@@ -577,6 +577,7 @@ func (t *t1) cleanup(plane int, segsym bool) {
 				fi := (y+1)*s + x + 1
 				f := t.flags[fi]
 				if f&(fSig|fVisit) != 0 {
+					t.flags[fi] = f &^ fVisit // the plane is done with it
 					continue
 				}
 				nb := t.neighbours(f, y) & fNeighbours
@@ -590,9 +591,8 @@ func (t *t1) cleanup(plane int, segsym bool) {
 			}
 		}
 	}
-	for i := range t.flags {
-		t.flags[i] &^= fVisit
-	}
+	// Visited samples never pass the run-length test, so the loop above
+	// has cleared every visit flag.
 	if segsym {
 		for range 4 {
 			t.mq.decode(ctxUniform)
