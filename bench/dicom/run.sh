@@ -6,18 +6,29 @@
 # Runs alternate (A B A B …) so that both see the same machine load, the
 # voxels of both outputs are compared once, and the script prints each
 # run's wall time, the medians and the ratio medcad/dcm2niix.
-# Usage: bench/dicom/run.sh [RUNS] [SLICES]   (defaults 5 and 300).
+# Usage: bench/dicom/run.sh [RUNS] [SLICES] [SYNTAX]   (defaults 5, 300, native).
+# SYNTAX j2k first compresses every file with GDCM's `gdcmconv --j2k`
+# (JPEG 2000 lossless, OpenJPEG inside) and runs only the .nii comparison;
+# `run.sh 1 20 j2k` is a quick small-scale run.
 # Needs dcm2niix (scripts/test-deps.sh installs it). dcm2niix -z y uses
 # pigz when it is on PATH, else its internal single-threaded zlib.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 runs=${1:-5}
 slices=${2:-300}
+syntax=${3:-native}
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 
 go build -o "$work/medcad" ./cmd/medcad
 go run ./bench/dicom/gen -out "$work/series" -slices "$slices"
+modes="nii gz"
+if [[ $syntax == j2k ]]; then
+  mv "$work/series" "$work/native"; mkdir "$work/series"
+  (cd "$work/native" && ls | xargs -P "$(nproc)" -I{} gdcmconv --j2k {} "$work/series/{}")
+  echo "compressed with gdcmconv --j2k: $(du -sm "$work/series" | cut -f1) MB"
+  modes=nii
+fi
 echo "series: $slices slices of 512x512, $(du -sm "$work/series" | cut -f1) MB; $(nproc) CPUs; pigz: $(command -v pigz || echo none)"
 echo "dcm2niix: $(dcm2niix 2>&1 | grep -o "v[0-9][0-9.]*[0-9]" | head -1)"
 
@@ -47,7 +58,7 @@ compare() { # A B: medians and ratio B/A
 }
 
 uptime
-for mode in nii gz; do
+for mode in $modes; do
   for _ in $(seq "$runs"); do
     if [[ $mode == nii ]]; then
       timed dcm2niix-nii dcm2niix -z n -f out -o "$work/out-dcm2niix-nii" "$work/series"
@@ -71,7 +82,9 @@ fi
 
 echo ".nii (dcm2niix -z n vs medcad --gzip=false):"
 compare dcm2niix-nii medcad-nii
-echo ".nii.gz (dcm2niix -z y vs medcad):"
-compare dcm2niix-gz medcad-gz
-ls -l "$work/out-dcm2niix-gz"/*.nii.gz "$work/out-medcad-gz"/*.nii.gz | awk '{print "  size", $5, $9}'
+if [[ $modes == *gz* ]]; then
+  echo ".nii.gz (dcm2niix -z y vs medcad):"
+  compare dcm2niix-gz medcad-gz
+  ls -l "$work/out-dcm2niix-gz"/*.nii.gz "$work/out-medcad-gz"/*.nii.gz | awk '{print "  size", $5, $9}'
+fi
 uptime

@@ -263,7 +263,7 @@ func jpegSyntax(data []byte) bool {
 		return false
 	}
 	switch l.ts {
-	case tsJPEGLossless14, tsJPEGLosslessSV, tsJPEGLS, tsJPEGLSNear, tsJPEGBaseline, tsJPEGExtended:
+	case tsJPEGLossless14, tsJPEGLosslessSV, tsJPEGLS, tsJPEGLSNear, tsJPEGBaseline, tsJPEGExtended, tsJPEG2000Lossless, tsJPEG2000:
 		return true
 	}
 	return false

@@ -11,7 +11,7 @@ import (
 type frameDecoder struct {
 	in   *Instance
 	px   *pixels
-	jls  [][]byte // JPEG Lossless: one code stream per frame, split once
+	jls  [][]byte // JPEG and JPEG 2000: one code stream per frame, split once
 	luts *lutCache
 }
 
@@ -83,7 +83,8 @@ func (in *Instance) checkPixelFormat() error {
 		return fmt.Errorf("%w: BitsStored %d, HighBit %d in %d bits", ErrCorrupt, in.BitsStored, in.HighBit, in.BitsAllocated)
 	}
 	switch in.TransferSyntax {
-	case tsImplicitLE, tsExplicitLE, tsExplicitBE, tsDeflated, tsRLE, tsJPEGLossless14, tsJPEGLosslessSV, tsJPEGLS, tsJPEGLSNear:
+	case tsImplicitLE, tsExplicitLE, tsExplicitBE, tsDeflated, tsRLE, tsJPEGLossless14, tsJPEGLosslessSV, tsJPEGLS, tsJPEGLSNear,
+		tsJPEG2000Lossless, tsJPEG2000:
 		return nil
 	case tsJPEGExtended:
 		if in.BitsStored > 12 {
@@ -133,6 +134,15 @@ func newFrameDecoder(in *Instance, px *pixels, luts *lutCache) (*frameDecoder, e
 			}
 		}
 		d.jls = streams
+	case tsJPEG2000Lossless, tsJPEG2000:
+		if px.native != nil {
+			return nil, fmt.Errorf("%w: JPEG 2000 transfer syntax with native pixel data", ErrCorrupt)
+		}
+		streams, err := splitJPEG2000(px.fragments, in)
+		if err != nil {
+			return nil, err
+		}
+		d.jls = streams
 	default:
 		if px.native == nil {
 			return nil, fmt.Errorf("%w: encapsulated pixel data in a native transfer syntax", ErrCorrupt)
@@ -160,7 +170,7 @@ func (d *frameDecoder) decode(f int, dst target, flip bool, scratch *[]uint16) (
 	n := in.Rows * in.Columns
 	conv := newConverter(in, in.Frames[f])
 	switch in.TransferSyntax {
-	case tsRLE, tsJPEGLossless14, tsJPEGLosslessSV, tsJPEGLS, tsJPEGLSNear, tsJPEGBaseline, tsJPEGExtended:
+	case tsRLE, tsJPEGLossless14, tsJPEGLosslessSV, tsJPEGLS, tsJPEGLSNear, tsJPEGBaseline, tsJPEGExtended, tsJPEG2000Lossless, tsJPEG2000:
 		if cap(*scratch) < n {
 			*scratch = make([]uint16, n)
 		}
@@ -175,6 +185,8 @@ func (d *frameDecoder) decode(f int, dst target, flip bool, scratch *[]uint16) (
 			err = decodeJPEGBaseline(d.jls[f], in.Rows, in.Columns, s)
 		case tsJPEGExtended:
 			err = decodeJPEGDCT(d.jls[f], in.Rows, in.Columns, s)
+		case tsJPEG2000Lossless, tsJPEG2000:
+			err = decodeJPEG2000(d.jls[f], in.Rows, in.Columns, s)
 		default:
 			err = decodeJPEGLossless(d.jls[f], in.Rows, in.Columns, s)
 		}

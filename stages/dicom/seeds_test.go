@@ -37,6 +37,8 @@ func TestWriteFuzzSeeds(t *testing.T) {
 	seeds["jpegls-near"] = recode(t, seeds["explicit-le"], "dcmcjpls", "+en", "+md", "3")
 	seeds["jpeg-baseline"] = recode(t, seeds["explicit-le"], "dcmcjpeg", "+eb")
 	seeds["jpeg-extended"] = recode(t, seeds["signed-12"], "dcmcjpeg", "+ee")
+	seeds["jpeg2000"], _ = opjSeries(t, seeds["explicit-le"], j2kEncoding{args: []string{"-n", "2"}})
+	seeds["jpeg2000-lossy"], _ = opjSeries(t, seeds["signed-12"], j2kEncoding{lossy: true, args: []string{"-n", "2", "-I", "-r", "4"}})
 	out := filepath.Join("testdata", "fuzz", "FuzzParse")
 	if err := os.MkdirAll(out, 0o755); err != nil {
 		t.Fatal(err)
