@@ -55,7 +55,6 @@ label_rules = "v2"
 
 [provenance]
   ci_run_url = ""
-  signature = ""
 `
 	minimalModelTOML = `# Model manifest written by medcad; merging it into the default branch promotes the model.
 schema = 1
@@ -72,9 +71,18 @@ eval = ""
 
 [provenance]
   ci_run_url = ""
-  signature = ""
 `
 )
+
+// TestLegacySignatureParses: manifests written when the pull request's
+// job signed them still read (the signature is kept, never trusted).
+func TestLegacySignatureParses(t *testing.T) {
+	legacy := strings.Replace(minimalModelTOML, "ci_run_url = \"\"\n", "ci_run_url = \"\"\n  signature = \"hmac-sha256:00\"\n", 1)
+	m, err := ParseModel("m.toml", []byte(legacy))
+	if err != nil || m.Provenance.Signature != "hmac-sha256:00" {
+		t.Fatalf("legacy manifest: %+v, %v", m, err)
+	}
+}
 
 func TestModelEncodingUnchanged(t *testing.T) {
 	minimal := &Model{Schema: 1, Name: "bone", Artifact: id("artifact"), Gate: Verdict{Result: "fail"}}
