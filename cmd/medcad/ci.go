@@ -22,7 +22,8 @@ func newCICmd(a *app) *cobra.Command {
 		Long: `Run medcad's GitHub Actions jobs (the medcad Action calls these).
 
 'ci pr' evaluates a pull request: merge base with the base branch, data
-pull, repro (new results pushed to the store), report against the base
+repro that fetches only what the stages that run read (new results pushed
+to the store; --json reports bytes_fetched and peak_disk), report against the base
 branch's model, gate verdict signed with MEDCAD_SIGNING_KEY, the candidate
 manifest and medcad.lock committed to the PR branch, report images to the
 assets branch, one sticky PR comment, a check run (or commit status), the
