@@ -739,8 +739,10 @@ func (r *runner) defer_(s *Stage, digest string) error {
 	if len(s.Outs) == 0 {
 		return nil
 	}
-	if err := r.clearOuts(r.o.Dir, s.Outs); err != nil {
-		return err
+	for _, o := range s.Outs {
+		if err := os.RemoveAll(filepath.Join(r.o.Dir, filepath.FromSlash(o))); err != nil {
+			return err
+		}
 	}
 	r.mu.Lock()
 	r.pending[s.Name] = &pendingOuts{digest: digest}
