@@ -113,6 +113,9 @@ type Options struct {
 	// its lock entry and its outs stay in the store (fetched from the
 	// remote, and checked out, when a downstream stage runs). Per-case
 	// stages get their case, not whole datasets checked out into data/.
+	// A per-case stage whose cases come through an upstream per-case
+	// stage and whose command names neither {case.image} nor {case.label}
+	// (nor MEDCAD_CASE_IMAGE, MEDCAD_CASE_LABEL) is not given them either.
 	// A fresh clone (CI) then fetches only what the stages that run need.
 	Lazy bool
 }
@@ -1009,12 +1012,15 @@ func (r *runner) caseInputs(ctx context.Context, s *Stage, caseID, dir string, v
 			return err
 		}
 		img := filepath.Join(dir, "image")
-		if err := r.o.Store.Restore(ctx, c.Image, img); err != nil {
-			return fmt.Errorf("case %s image: %w", caseID, err)
-		}
 		vars["case.image"] = img
 		vars["case.label"] = ""
 		vars["case.split"] = c.Split
+		if r.o.Lazy && !readsCase(s) {
+			return nil // its case's data reaches it through an upstream stage
+		}
+		if err := r.o.Store.Restore(ctx, c.Image, img); err != nil {
+			return fmt.Errorf("case %s image: %w", caseID, err)
+		}
 		if c.Label != "" {
 			lbl := filepath.Join(dir, "label")
 			if err := r.o.Store.Restore(ctx, c.Label, lbl); err != nil {
@@ -1025,6 +1031,22 @@ func (r *runner) caseInputs(ctx context.Context, s *Stage, caseID, dir string, v
 		return nil
 	}
 	return fmt.Errorf("case %s not found", caseID)
+}
+
+// readsCase reports whether a per-case stage may read its case's image
+// and label: its deps name a dataset itself, or its command names them.
+// A stage whose cases come through an upstream per-case stage (predict
+// after ingest) and names neither is not given them under Lazy.
+func readsCase(s *Stage) bool {
+	if len(s.Datasets) > 0 {
+		return true
+	}
+	for _, w := range []string{"{case.image}", "{case.label}", "MEDCAD_CASE_IMAGE", "MEDCAD_CASE_LABEL"} {
+		if strings.Contains(s.Run, w) {
+			return true
+		}
+	}
+	return false
 }
 
 // expand substitutes {name} placeholders with shell-quoted values.
