@@ -546,6 +546,13 @@ func (r *runner) produce(ctx context.Context, s *Stage, key, caseID, root string
 	if err := r.o.Store.Remember(ctx, key, d); err != nil {
 		return "", "", err
 	}
+	if r.o.Lazy && caseID != "" {
+		// Stored: the union lays it out from the store; the case's work
+		// folder (its out, its checked-out image) would be a second copy.
+		if err := os.RemoveAll(root); err != nil {
+			return "", "", err
+		}
+	}
 	return d, Ran, nil
 }
 
