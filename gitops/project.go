@@ -40,6 +40,7 @@ type Project struct {
 	remoteOnce sync.Once
 	remote     cas.Backend
 	remoteErr  error
+	fetched    cas.Counter // what was read from the remote
 }
 
 // OpenOptions are Open's settings.
@@ -108,13 +109,17 @@ func (p *Project) Repo() (*git.Repository, error) { return gitrepo.Open(p.Root) 
 // of every object read.
 func (p *Project) Remote(ctx context.Context) (cas.Backend, error) {
 	p.remoteOnce.Do(func() {
-		p.remote, p.remoteErr = OpenRemote(ctx, p.Config.Remote, p.Root)
+		p.remote, p.remoteErr = openRemote(ctx, p.Config.Remote, p.Root, &p.fetched)
 		if p.remoteErr != nil {
 			p.remoteErr = fmt.Errorf("remote: %w", p.remoteErr)
 		}
 	})
 	return p.remote, p.remoteErr
 }
+
+// Fetched counts the objects and bytes read from the remote since the
+// project was opened.
+func (p *Project) Fetched() *cas.Counter { return &p.fetched }
 
 // remoteIf opens the remote when want is set; it is nil otherwise.
 func (p *Project) remoteIf(ctx context.Context, want bool) (cas.Backend, error) {

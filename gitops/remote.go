@@ -17,6 +17,11 @@ import (
 // s3://BUCKET/PREFIX. The backend retries transient failures and verifies
 // the objects it reads.
 func OpenRemote(ctx context.Context, r Remote, root string) (cas.Backend, error) {
+	return openRemote(ctx, r, root, nil)
+}
+
+// openRemote is OpenRemote; a non-nil counter counts what is read.
+func openRemote(ctx context.Context, r Remote, root string, counter *cas.Counter) (cas.Backend, error) {
 	var b cas.Backend
 	switch {
 	case strings.HasPrefix(r.URL, "file://"):
@@ -48,5 +53,9 @@ func OpenRemote(ctx context.Context, r Remote, root string) (cas.Backend, error)
 	default:
 		return nil, fmt.Errorf("remote %q: want file://PATH or s3://BUCKET/PREFIX", r.URL)
 	}
-	return cas.WithVerify(cas.WithRetry(b, cas.RetryPolicy{})), nil
+	b = cas.WithRetry(b, cas.RetryPolicy{})
+	if counter != nil {
+		b = cas.WithCounter(b, counter) // under the verifier, which the store recognises
+	}
+	return cas.WithVerify(b), nil
 }

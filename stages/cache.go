@@ -126,6 +126,91 @@ func (c *CAS) Restore(ctx context.Context, digest, root string) error {
 	return err
 }
 
+// Merge implements the runner's merger: the manifest of a foreach
+// stage's union, each case tree's "out/…" files under outs[0], built from
+// the case manifests (fetched from the remote when the cache lacks them)
+// without their files. It is the digest Snapshot gives the laid-out
+// union.
+func (c *CAS) Merge(ctx context.Context, cases []string, outs []string) (string, error) {
+	if len(outs) == 0 {
+		return "", nil
+	}
+	m := &cas.Manifest{}
+	from := map[string]string{} // path → case outs, for the error
+	for _, d := range cases {
+		id, err := cas.ParseID(d)
+		if err != nil {
+			return "", err
+		}
+		cm, err := c.manifest(ctx, id)
+		if err != nil {
+			return "", err
+		}
+		for _, e := range cm.Entries {
+			rel, ok := strings.CutPrefix(e.Path, "out/")
+			if !ok {
+				continue
+			}
+			e.Path = path.Join(outs[0], rel)
+			if other, dup := from[e.Path]; dup {
+				return "", fmt.Errorf("two cases wrote %s (%s, %s)", e.Path, other, d)
+			}
+			from[e.Path] = d
+			m.Entries = append(m.Entries, e)
+		}
+	}
+	m.Sort()
+	if err := m.Validate(); err != nil {
+		return "", err
+	}
+	w := c.Store.NewWriter()
+	id, err := w.PutBytes(m.Encode())
+	if cerr := w.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return "", err
+	}
+	return id.String(), nil
+}
+
+// manifest reads manifest id, fetching it alone (not its files) from the
+// remote when the cache lacks it.
+func (c *CAS) manifest(ctx context.Context, id cas.ID) (*cas.Manifest, error) {
+	if !c.Store.Has(id) && c.Remote != nil {
+		if _, err := cas.Fetch(ctx, c.Store, c.Remote, []cas.Entry{{ID: id, Size: -1}}, cas.TransferOptions{Jobs: 1}); err != nil {
+			return nil, err
+		}
+	}
+	return c.Store.ReadManifest(id)
+}
+
+// ReadFile reads the file at rel (a slash path) of tree digest from the
+// store, fetching the manifest and that one object when the cache lacks
+// them; os.ErrNotExist when the tree has no such file.
+func (c *CAS) ReadFile(ctx context.Context, digest, rel string, limit int64) ([]byte, error) {
+	id, err := cas.ParseID(digest)
+	if err != nil {
+		return nil, err
+	}
+	m, err := c.manifest(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	for _, e := range m.Entries {
+		if e.Path != rel {
+			continue
+		}
+		if !c.Store.Has(e.ID) && c.Remote != nil {
+			if _, err := cas.Fetch(ctx, c.Store, c.Remote, []cas.Entry{e}, cas.TransferOptions{Jobs: 1}); err != nil {
+				return nil, err
+			}
+		}
+		return c.Store.ReadObject(e.ID, limit)
+	}
+	return nil, fmt.Errorf("%s: %w", rel, os.ErrNotExist)
+}
+
 func (c *CAS) runCachePath(key string) string {
 	return filepath.Join(c.Store.Root(), ".medcad", "runcache", strings.TrimPrefix(key, "sha256:"))
 }

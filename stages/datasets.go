@@ -145,7 +145,8 @@ func (p *Pointers) labelTree(id cas.ID) (string, error) {
 	return mid.String(), nil
 }
 
-// Checkout implements Datasets: the batch's files under data/<name>.
+// Checkout implements Datasets: the batch's files under data/<name>,
+// fetched from the remote first when the cache lacks them.
 // Workspace files that differ from the pointer are never overwritten.
 func (p *Pointers) Checkout(ctx context.Context, name string) (string, error) {
 	d, err := p.read(name)
@@ -153,6 +154,12 @@ func (p *Pointers) Checkout(ctx context.Context, name string) (string, error) {
 		return "", err
 	}
 	dir := filepath.Join(p.Dir, filepath.FromSlash(d.WorkDir()))
+	if p.Store.Remote != nil {
+		// A fresh clone fetches a dataset when a stage that runs reads it.
+		if _, err := cas.Pull(ctx, p.Store.Store, p.Store.Remote, []cas.ID{d.Manifest}, cas.TransferOptions{Jobs: p.Store.Jobs}); err != nil {
+			return "", fmt.Errorf("%s: %w", gitops.DatasetPath(name), err)
+		}
+	}
 	m, err := p.Store.Store.ReadManifest(d.Manifest)
 	if err != nil {
 		return "", fmt.Errorf("%s: %w (run 'medcad data pull %s')", gitops.DatasetPath(name), err, name)

@@ -2,8 +2,10 @@ package stages
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
+	"path"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -18,14 +20,20 @@ import (
 // out (MEDCAD_METRICS), keyed by metric name; a later stage's value of the
 // same name wins. Only numbers are kept.
 func Metrics(dir string, p *Plan) (map[string]float64, error) {
+	return metricsOf(p, func(s *Stage) ([]byte, error) {
+		return os.ReadFile(filepath.Join(dir, filepath.FromSlash(s.Outs[0]), MetricsFile))
+	})
+}
+
+// metricsOf is Metrics with each stage's metrics file read by read.
+func metricsOf(p *Plan, read func(*Stage) ([]byte, error)) (map[string]float64, error) {
 	out := map[string]float64{}
 	for _, s := range p.Stages {
 		if len(s.Outs) == 0 || filepath.Ext(s.Outs[0]) != "" {
 			continue
 		}
-		f := filepath.Join(dir, filepath.FromSlash(s.Outs[0]), MetricsFile)
-		b, err := os.ReadFile(f)
-		if os.IsNotExist(err) {
+		b, err := read(s)
+		if errors.Is(err, os.ErrNotExist) {
 			continue
 		}
 		if err != nil {
@@ -57,6 +65,9 @@ type RecordOptions struct {
 	// Resumed: the work was done by an earlier repro that was stopped
 	// before it recorded it; the record lists every stage of the lock.
 	Resumed bool
+	// ReadStored reads file rel of a stored tree: the metrics of stages
+	// whose outs a lazy repro left in the store (Result.Pending).
+	ReadStored func(digest, rel string) ([]byte, error)
 }
 
 // GitState is the commit a run started from and whether the work tree
@@ -159,7 +170,12 @@ func NewRun(o RecordOptions) (*gitops.Run, error) {
 			return nil, fmt.Errorf("dataset %s: manifest: %w", n, err)
 		}
 	}
-	m, err := Metrics(o.Dir, o.Plan)
+	m, err := metricsOf(o.Plan, func(s *Stage) ([]byte, error) {
+		if d, ok := o.Result.Pending[s.Name]; ok && o.ReadStored != nil {
+			return o.ReadStored(d, path.Join(s.Outs[0], MetricsFile))
+		}
+		return os.ReadFile(filepath.Join(o.Dir, filepath.FromSlash(s.Outs[0]), MetricsFile))
+	})
 	if err != nil {
 		return nil, err
 	}

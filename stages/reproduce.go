@@ -27,6 +27,8 @@ type ReproOptions struct {
 	ShardN    int
 	Stages    []string
 	Push      bool // send new results and run-cache entries to the remote
+	Lazy      bool // materialise outs only where a stage that runs reads them (Options.Lazy)
+	Measure   bool // fill Outcome.Fetched and PeakDisk
 	// CacheNamespace keeps the run-cache entries this repro writes apart
 	// from the trusted ones ("pr-12" for a pull request's job; see CAS).
 	CacheNamespace string
@@ -40,6 +42,11 @@ type Outcome struct {
 	Run   *gitops.Run   // the run recorded (or found again when resumed); nil when nothing ran
 	Saved bool          // Run was written now (false: an interrupted repro had saved it)
 	Model *gitops.Model // the model manifest written; nil when the pipeline trains none
+	// With Measure: the bytes read from the remote, and the most bytes the
+	// project folder (work tree and cache, .git aside) grew by, sampled
+	// as each stage finished.
+	Fetched  int64
+	PeakDisk int64
 }
 
 // Reproduce brings project p's pipeline up to date and, when something ran
@@ -82,17 +89,37 @@ func Reproduce(ctx context.Context, p *gitops.Project, o ReproOptions) (*Outcome
 		return nil, fmt.Errorf("%s: %w", gitops.ConfigFile, err)
 	}
 	started := time.Now()
+	onEvent := o.OnEvent
+	var disk *DiskPeak
+	fetched := p.Fetched().Bytes()
+	if o.Measure {
+		disk = NewDiskPeak(p.Root)
+		onEvent = func(e Event) {
+			if e.Case == "" {
+				disk.Sample()
+			}
+			if o.OnEvent != nil {
+				o.OnEvent(e)
+			}
+		}
+	}
 	res, err := Repro(ctx, Options{
 		Dir: p.Root, Config: p.Config, Plan: plan, Store: store, Data: data,
 		Version: o.Version, Algorithm: o.Algorithm, Exe: o.Exe, Jobs: jobs,
 		Force: o.Force, DryRun: o.DryRun, ShardI: o.ShardI, ShardN: o.ShardN, Stages: o.Stages,
-		OnEvent: o.OnEvent, Stdout: o.Stdout,
+		OnEvent: onEvent, Stdout: o.Stdout, Lazy: o.Lazy,
 	})
 	out := &Outcome{Result: res}
+	defer func() {
+		if o.Measure {
+			out.Fetched, out.PeakDisk = p.Fetched().Bytes()-fetched, disk.Sample()
+		}
+	}()
 	if err != nil || o.DryRun || o.ShardN > 0 {
 		return out, err
 	}
-	r := recorder{p: p, plan: plan, data: data, res: res, started: started, python: o.Python}
+	readStored := func(digest, rel string) ([]byte, error) { return store.ReadFile(ctx, digest, rel, 1<<20) }
+	r := recorder{p: p, plan: plan, data: data, res: res, started: started, python: o.Python, readStored: readStored}
 	switch {
 	case res.Ran():
 		err = r.record(ctx, out, false)
@@ -122,6 +149,9 @@ type recorder struct {
 	res     *Result
 	started time.Time
 	python  string
+	// readStored reads a file of a stored tree (metrics of outs left in
+	// the store).
+	readStored func(digest, rel string) ([]byte, error)
 }
 
 // modelBehind reports whether the lock holds a trained model that the
@@ -148,7 +178,7 @@ func (r recorder) record(ctx context.Context, out *Outcome, resumed bool) error 
 	run, err := NewRun(RecordOptions{
 		Dir: r.p.Root, Plan: r.plan, Lock: r.res.Lock, Result: r.res, Started: r.started,
 		Facts: EnvFacts(ctx, r.python), Datasets: r.data, Git: ReadGitState(repo),
-		Resumed: resumed,
+		Resumed: resumed, ReadStored: r.readStored,
 	})
 	if err != nil || run == nil {
 		return err

@@ -14,6 +14,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/medcad/medcad/gitops"
@@ -110,12 +111,25 @@ type Options struct {
 	OnEvent   func(Event)
 	Stdout    io.Writer // stage commands' output
 	EnvFacts  map[string]string
+	// Lazy materialises outs only where a stage that runs reads them: a
+	// stage that is up to date, or whose result the run cache has, gets
+	// its lock entry and its outs stay in the store (fetched from the
+	// remote, and checked out, when a downstream stage runs). Per-case
+	// stages get their case, not whole datasets checked out into data/.
+	// A per-case stage whose cases come through an upstream per-case
+	// stage and whose command names neither {case.image} nor {case.label}
+	// (nor MEDCAD_CASE_IMAGE, MEDCAD_CASE_LABEL) is not given them either.
+	// A fresh clone (CI) then fetches only what the stages that run need.
+	Lazy bool
 }
 
 // Result is what a repro did.
 type Result struct {
 	Lock   *gitops.Lock
 	Events []Event
+	// Pending names the stages (→ outs digest) whose outs Lazy left in
+	// the store: no stage that ran read them.
+	Pending map[string]string
 }
 
 // Ran reports whether any stage or case ran its command.
@@ -144,16 +158,22 @@ func Repro(ctx context.Context, o Options) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	r := &runner{o: o, lock: lock, res: &Result{Lock: lock}, stale: map[string]bool{}, paths: map[string]string{}}
+	r := &runner{o: o, lock: lock, res: &Result{Lock: lock}, stale: map[string]bool{}, paths: map[string]string{}, pending: map[string]*pendingOuts{}}
 	envDigest, err := r.envDigest(ctx)
 	if err != nil {
 		return nil, err
 	}
 	r.env = envDigest
-	if err := r.all(ctx, sel); err != nil {
-		return r.res, err
+	err = r.all(ctx, sel)
+	for name, p := range r.pending {
+		if !p.done.Load() {
+			if r.res.Pending == nil {
+				r.res.Pending = map[string]string{}
+			}
+			r.res.Pending[name] = p.digest
+		}
 	}
-	return r.res, nil
+	return r.res, err
 }
 
 // all runs the selected stages, each as soon as its upstream stages are
@@ -246,7 +266,8 @@ type runner struct {
 	mu      sync.Mutex // guards lock.Stages, stale and res.Events
 	writeMu sync.Mutex // serialises lock file writes
 	res     *Result
-	stale   map[string]bool // stages a dry run would run
+	stale   map[string]bool         // stages a dry run would run
+	pending map[string]*pendingOuts // Lazy: stages whose outs are in the store only
 }
 
 func (r *runner) emit(e Event) {
@@ -397,6 +418,19 @@ func (r *runner) stage(ctx context.Context, s *Stage) error {
 	reason := r.why(s, prev, entry, key)
 	if reason == "" && !r.outsIntact(ctx, s, prev.Out) {
 		reason = outsMissing
+		if r.o.Lazy && !r.o.DryRun {
+			if d, ok, err := r.o.Store.Lookup(ctx, key); err == nil && ok {
+				// Up to date; its outs are checked out if a stage that
+				// runs reads them.
+				if err := r.defer_(s, d); err != nil {
+					return err
+				}
+				entry.Out = d
+				r.setEntry(s.Name, entry)
+				r.emit(Event{Stage: s.Name, Status: UpToDate})
+				return nil
+			}
+		}
 	}
 	if reason == "" {
 		entry.Out = prev.Out
@@ -511,6 +545,14 @@ func (r *runner) produce(ctx context.Context, s *Stage, key, caseID, root string
 		if d, ok, err := r.o.Store.Lookup(ctx, key); err != nil {
 			return "", "", err
 		} else if ok {
+			if r.o.Lazy {
+				// A case's result is laid out by its stage's union; a
+				// stage's when a stage that runs reads it.
+				if caseID != "" {
+					return d, Restored, nil
+				}
+				return d, Restored, r.defer_(s, d)
+			}
 			if err := r.clearOuts(root, outs); err != nil {
 				return "", "", err
 			}
@@ -521,6 +563,9 @@ func (r *runner) produce(ctx context.Context, s *Stage, key, caseID, root string
 		}
 	}
 	if err := r.clearOuts(root, outs); err != nil {
+		return "", "", err
+	}
+	if err := r.materialiseUpstream(ctx, s); err != nil {
 		return "", "", err
 	}
 	if err := r.exec(ctx, s, caseID, root, outs); err != nil {
@@ -537,6 +582,13 @@ func (r *runner) produce(ctx context.Context, s *Stage, key, caseID, root string
 	}
 	if err := r.o.Store.Remember(ctx, key, d); err != nil {
 		return "", "", err
+	}
+	if r.o.Lazy && caseID != "" {
+		// Stored: the union lays it out from the store; the case's work
+		// folder (its out, its checked-out image) would be a second copy.
+		if err := os.RemoveAll(root); err != nil {
+			return "", "", err
+		}
 	}
 	return d, Ran, nil
 }
@@ -635,7 +687,16 @@ func (r *runner) foreach(ctx context.Context, s *Stage, base keyInput) error {
 		r.setEntry(s.Name, entry)
 		return nil
 	}
-	out, err := r.union(ctx, s, entry.Cases)
+	var out string
+	if m, ok := r.o.Store.(merger); ok && r.o.Lazy {
+		// The union's manifest now, its files when a stage that runs
+		// reads them.
+		if out, err = m.Merge(ctx, caseOuts(entry.Cases), s.Outs); err == nil {
+			err = r.defer_(s, out)
+		}
+	} else {
+		out, err = r.union(ctx, s, entry.Cases)
+	}
 	if err != nil {
 		return err
 	}
@@ -691,6 +752,72 @@ func (r *runner) upstreamStale(s *Stage) bool {
 		}
 	}
 	return false
+}
+
+// merger is a Store that can lay out a foreach stage's union as a
+// manifest without writing its files: the case trees' "out/…" entries
+// under outs[0].
+type merger interface {
+	Merge(ctx context.Context, cases []string, outs []string) (string, error)
+}
+
+// caseOuts lists the outs digests of cases, by case id.
+func caseOuts(cases map[string]*gitops.Case) []string {
+	ids := slices.Sorted(maps.Keys(cases))
+	out := make([]string, len(ids))
+	for i, id := range ids {
+		out[i] = cases[id].Out
+	}
+	return out
+}
+
+// pendingOuts are a stage's outs that Lazy left in the store; once
+// checks them out.
+type pendingOuts struct {
+	digest string
+	once   sync.Once
+	err    error
+	done   atomic.Bool // checked out
+}
+
+// defer_ clears the workspace outs of s, whose result is digest, and
+// leaves them to be checked out when a stage that runs reads them.
+func (r *runner) defer_(s *Stage, digest string) error {
+	if len(s.Outs) == 0 {
+		return nil
+	}
+	for _, o := range s.Outs {
+		if err := os.RemoveAll(filepath.Join(r.o.Dir, filepath.FromSlash(o))); err != nil {
+			return err
+		}
+	}
+	r.mu.Lock()
+	r.pending[s.Name] = &pendingOuts{digest: digest}
+	r.mu.Unlock()
+	return nil
+}
+
+// materialiseUpstream checks out the deferred outs of the stages s reads.
+func (r *runner) materialiseUpstream(ctx context.Context, s *Stage) error {
+	for _, u := range s.Upstream {
+		r.mu.Lock()
+		p := r.pending[u]
+		r.mu.Unlock()
+		if p == nil {
+			continue
+		}
+		p.once.Do(func() {
+			if err := r.o.Store.Restore(ctx, p.digest, r.o.Dir); err != nil {
+				p.err = fmt.Errorf("stage %q: restore %s: %w", u, p.digest, err)
+				return
+			}
+			p.done.Store(true)
+		})
+		if p.err != nil {
+			return p.err
+		}
+	}
+	return nil
 }
 
 // unionKey identifies the set of case results.
@@ -872,8 +999,8 @@ func (r *runner) exec(ctx context.Context, s *Stage, caseID, root string, outs [
 		env = append(env, "MEDCAD_INPUT_"+envName(u)+"="+p)
 	}
 	for _, d := range r.o.Plan.DatasetsOf(s) {
-		if !slices.Contains(s.Datasets, d) {
-			continue
+		if !slices.Contains(s.Datasets, d) || (r.o.Lazy && caseID != "") {
+			continue // a lazy per-case stage reads its case (its key covers no more)
 		}
 		p, err := r.o.Data.Checkout(ctx, d)
 		if err != nil {
@@ -929,12 +1056,15 @@ func (r *runner) caseInputs(ctx context.Context, s *Stage, caseID, dir string, v
 			return err
 		}
 		img := filepath.Join(dir, "image")
-		if err := r.o.Store.Restore(ctx, c.Image, img); err != nil {
-			return fmt.Errorf("case %s image: %w", caseID, err)
-		}
 		vars["case.image"] = img
 		vars["case.label"] = ""
 		vars["case.split"] = c.Split
+		if r.o.Lazy && !readsCase(s) {
+			return nil // its case's data reaches it through an upstream stage
+		}
+		if err := r.o.Store.Restore(ctx, c.Image, img); err != nil {
+			return fmt.Errorf("case %s image: %w", caseID, err)
+		}
 		if c.Label != "" {
 			lbl := filepath.Join(dir, "label")
 			if err := r.o.Store.Restore(ctx, c.Label, lbl); err != nil {
@@ -945,6 +1075,22 @@ func (r *runner) caseInputs(ctx context.Context, s *Stage, caseID, dir string, v
 		return nil
 	}
 	return fmt.Errorf("case %s not found", caseID)
+}
+
+// readsCase reports whether a per-case stage may read its case's image
+// and label: its deps name a dataset itself, or its command names them.
+// A stage whose cases come through an upstream per-case stage (predict
+// after ingest) and names neither is not given them under Lazy.
+func readsCase(s *Stage) bool {
+	if len(s.Datasets) > 0 {
+		return true
+	}
+	for _, w := range []string{"{case.image}", "{case.label}", "MEDCAD_CASE_IMAGE", "MEDCAD_CASE_LABEL"} {
+		if strings.Contains(s.Run, w) {
+			return true
+		}
+	}
+	return false
 }
 
 // expand substitutes {name} placeholders with shell-quoted values.

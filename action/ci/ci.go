@@ -87,6 +87,10 @@ type PRResult struct {
 	MergeBase       string   `json:"merge_base"`
 	BaseCommit      string   `json:"base_commit"`
 	Failed          []string `json:"failed_gates,omitempty"` // one line per failed gate
+	// What the job read from the remote store, and the most the project
+	// folder (work tree and cache) grew by.
+	BytesFetched int64 `json:"bytes_fetched"`
+	PeakDisk     int64 `json:"peak_disk"`
 }
 
 // modelAt reads the model manifest at commit c; nil when it has none.
@@ -103,7 +107,8 @@ func modelAt(c *object.Commit, name string) (*gitops.Model, error) {
 }
 
 // PR evaluates the pull request of job: merge base with the base branch,
-// data pull, repro (new results pushed to the store), report against the
+// a lazy repro that fetches only what the stages that run read (new
+// results pushed to the store), report against the
 // base branch's model, the verdict signed, the candidate manifest and
 // lock committed to the PR branch, images to the assets branch, one sticky
 // comment, a check, the job summary and step outputs. A fork's pull
@@ -207,16 +212,21 @@ func PR(ctx context.Context, p *gitops.Project, job Job, opts Options) (*PRResul
 		}
 	}
 
-	// Data, pipeline, new results to the store.
-	if err := pullData(ctx, p, log); err != nil {
-		return nil, err
-	}
+	// Pipeline, new results to the store. Nothing is pulled ahead: the
+	// stages that run fetch the cases and outs they read (lazy), so a
+	// batch costs its own bytes, not the project's.
+	fetched := p.Fetched().Bytes()
 	ro := opts.Repro
-	ro.Push = !fork
+	ro.Push, ro.Lazy, ro.Measure = !fork, true, true
 	ro.CacheNamespace = "pr-" + strconv.Itoa(pr.Number) // main never restores it; promotion adopts the merged lock
 	out, err := stages.Reproduce(ctx, p, ro)
 	if err != nil {
 		return nil, err
+	}
+	disk := stages.NewDiskPeak(p.Root)
+	measured := func(res *PRResult) {
+		res.BytesFetched = p.Fetched().Bytes() - fetched
+		res.PeakDisk = out.PeakDisk + disk.Sample() // at most: the report's growth on the repro's peak
 	}
 	if out.Saved {
 		fmt.Fprintf(log, "run %s recorded\n", out.Run.ID)
@@ -256,6 +266,7 @@ func PR(ctx context.Context, p *gitops.Project, job Job, opts Options) (*PRResul
 		return nil, err
 	}
 	res := &PRResult{Verdict: "fail", Model: cand.Name, Artifact: gitops.DigestText(cand.Artifact), Fork: fork, MergeBase: mb.Hash.String(), BaseCommit: baseTip.Hash.String(), Failed: rep.failed}
+	measured(res)
 	if rep.pass {
 		res.Verdict = "pass"
 	}
@@ -381,16 +392,6 @@ func trustAt(dir string, repo *git.Repository, c *object.Commit) (gitops.GitHub,
 		return gitops.GitHub{}, fmt.Errorf("the base branch's config: %w", err)
 	}
 	return cfg.GitHub, nil
-}
-
-// pullData fetches and checks out every dataset of the project.
-func pullData(ctx context.Context, p *gitops.Project, log io.Writer) error {
-	rep, err := p.PullData(ctx, gitops.TransferOptions{})
-	if err != nil {
-		return fmt.Errorf("data pull: %w", err)
-	}
-	fmt.Fprintf(log, "pulled %d datasets from %s: %d objects received, %d already cached\n", rep.Datasets, rep.Remote, rep.Objects, rep.Skipped)
-	return nil
 }
 
 // Main runs on a push to the default branch (or a manual dispatch of the

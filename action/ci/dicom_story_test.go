@@ -16,6 +16,7 @@ import (
 	"github.com/medcad/medcad/action/ci"
 	"github.com/medcad/medcad/action/githubtest"
 	"github.com/medcad/medcad/gitops"
+	"github.com/medcad/medcad/gitops/cas"
 	"github.com/medcad/medcad/internal/testenv"
 	"github.com/medcad/medcad/stages"
 )
@@ -218,6 +219,33 @@ func TestStoryAcrossMachines(t *testing.T) {
 		t.Fatalf("promotion after the squash merge: %+v, %v\n%s", jm.res, err, jm.log)
 	}
 
+	// (c′) A lazy repro in a fresh clone of main runs nothing, so it
+	// checks nothing out and fetches no data: only run-cache entries and
+	// case manifests.
+	lazy := filepath.Join(root, "lazy")
+	gitCmd(t, root, "clone", "-q", "-b", "main", f.cloneURL, lazy)
+	lr := repro
+	lr.Lazy, lr.Measure = true, true
+	lout, err := stages.Reproduce(ctx, s.open(lazy), lr)
+	if err != nil {
+		t.Fatalf("lazy repro: %v", err)
+	}
+	if lout.Ran() {
+		t.Errorf("lazy repro ran something: %+v", lout.Events)
+	}
+	for _, out := range []string{"cases", "nnunet", "model", "predictions", "eval", "surfaces"} {
+		if _, err := os.Stat(filepath.Join(lazy, "build", out)); !os.IsNotExist(err) {
+			t.Errorf("lazy repro checked out build/%s, which no stage that ran reads (%v)", out, err)
+		}
+	}
+	b1 := closure(t, s.dev, "batch1")
+	if lout.Fetched > b1.bytes/20 {
+		t.Errorf("lazy repro with nothing to run fetched %d bytes (batch1 is %d)", lout.Fetched, b1.bytes)
+	}
+	if st := gitCmd(t, lazy, "status", "--porcelain", "--", gitops.ConfigFile, "medcad.lock", "models", "data"); st != "" {
+		t.Errorf("lazy repro changed committed files:\n%s", st)
+	}
+
 	// (c) A colleague's fresh clone of main restores every stage from the
 	// bucket and runs none, to the same model.
 	col := filepath.Join(root, "colleague")
@@ -306,6 +334,27 @@ func TestStoryAcrossMachines(t *testing.T) {
 	if got := nnunetTest(t, j2.p.Root); !slices.Equal(got, test2) {
 		t.Errorf("batch2: the dataset holds out %v, the pointers record %v", got, test2)
 	}
+	// CI fetched batch2's objects, the ingest outs of batch1's cases that
+	// the dataset stage reads, and no object of batch1's images.
+	c2 := closure(t, s.dev, "batch2")
+	for id := range c2.objects {
+		if !j2.p.Store.Has(id) && id != c2.manifest { // its label maps are fetched, not the manifest listing them
+			t.Errorf("batch2: object %s of the new batch was not fetched", id.Short())
+		}
+	}
+	read, readObjects := ingestOuts(t, j2.p, b1)
+	for id := range b1.objects {
+		if j2.p.Store.Has(id) && !c2.objects[id] && !readObjects[id] { // a label map is also an ingest out
+			t.Errorf("batch2: object %s of batch1's data was fetched", id.Short())
+		}
+	}
+	if res2.BytesFetched <= c2.bytes || res2.BytesFetched > (c2.bytes+read)*3/2 {
+		t.Errorf("batch2: fetched %d bytes; the new batch is %d, the ingest outs of batch1 %d: want more than the batch, at most 1.5× both", res2.BytesFetched, c2.bytes, read)
+	}
+	t.Logf("batch2: fetched %d bytes (new batch %d, batch1's ingest outs %d; batch1 is %d), peak disk %d", res2.BytesFetched, c2.bytes, read, b1.bytes, res2.PeakDisk)
+	if res2.PeakDisk <= 0 {
+		t.Errorf("batch2: peak disk %d", res2.PeakDisk)
+	}
 	report, err := os.ReadFile(j2.p.Path(res2.Report))
 	if err != nil {
 		t.Fatal(err)
@@ -316,4 +365,76 @@ func TestStoryAcrossMachines(t *testing.T) {
 	if strings.Contains(string(report), "No case was evaluated by both models") {
 		t.Errorf("batch2 report has nothing paired:\n%s", report)
 	}
+}
+
+// datasetClosure is the objects a dataset's pointer reaches and their bytes.
+type datasetClosure struct {
+	manifest cas.ID
+	cases    []string
+	objects  map[cas.ID]bool
+	bytes    int64
+}
+
+// closure reads dataset name's closure from the store of the project in dir.
+func closure(t *testing.T, dir, name string) datasetClosure {
+	t.Helper()
+	d, err := gitops.ReadDataset(dir, name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := cas.Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := datasetClosure{manifest: d.Manifest, objects: map[cas.ID]bool{}}
+	for _, cs := range d.Cases {
+		c.cases = append(c.cases, cs.ID)
+	}
+	for _, root := range d.Roots() {
+		m, err := st.ReadManifest(root)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.objects[root] = true
+		c.bytes += int64(len(m.Encode()))
+		for _, e := range m.Entries {
+			if !c.objects[e.ID] {
+				c.objects[e.ID] = true
+				c.bytes += e.Size
+			}
+		}
+	}
+	return c
+}
+
+// ingestOuts is the bytes and objects of the ingest outs of the cases of b
+// in p's lock.
+func ingestOuts(t *testing.T, p *gitops.Project, b datasetClosure) (int64, map[cas.ID]bool) {
+	t.Helper()
+	objects := map[cas.ID]bool{}
+	lock, err := gitops.ReadLock(p.Root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var n int64
+	for _, id := range b.cases {
+		c := lock.Stages["ingest"].Cases[id]
+		if c == nil {
+			t.Fatalf("the lock has no ingest entry for %s", id)
+		}
+		mid, err := cas.ParseID(c.Out)
+		if err != nil {
+			t.Fatal(err)
+		}
+		m, err := p.Store.ReadManifest(mid)
+		if err != nil {
+			t.Fatal(err)
+		}
+		n += int64(len(m.Encode()))
+		for _, e := range m.Entries {
+			n += e.Size
+			objects[e.ID] = true
+		}
+	}
+	return n, objects
 }

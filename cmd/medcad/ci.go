@@ -23,8 +23,9 @@ func newCICmd(a *app) *cobra.Command {
 		Short: "Run medcad's GitHub Actions jobs: evaluate a pull request, promote on merge",
 		Long: `Run medcad's GitHub Actions jobs (the medcad Action calls these).
 
-'ci pr' evaluates a pull request: merge base with the base branch, data
-pull, repro (new results pushed to the store), report against the
+'ci pr' evaluates a pull request: merge base with the base branch, a
+repro that fetches only what the stages that run read (new results pushed
+to the store; --json reports bytes_fetched and peak_disk), report against the
 production model (the chain's newest record, verified with the base
 branch's [promote] public_key), gate verdict, the candidate manifest and
 medcad.lock committed to the PR branch, report images to the assets

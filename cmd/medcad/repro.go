@@ -20,6 +20,7 @@ type reproOptions struct {
 	jobs    int
 	shard   string
 	push    bool
+	lazy    bool
 	verbose bool
 }
 
@@ -51,6 +52,7 @@ it (ingest, dataset, train, predict), not evaluate alone.`,
 	cmd.Flags().IntVar(&opts.jobs, "jobs", 0, "stages' cases run in parallel (default: number of CPUs)")
 	cmd.Flags().StringVar(&opts.shard, "shard", "", "`I/N`: run only every N-th case of foreach stages, starting at I (0-based), for CI matrices")
 	cmd.Flags().BoolVar(&opts.push, "push", false, "send new results and run-cache entries to the remote")
+	cmd.Flags().BoolVar(&opts.lazy, "lazy", false, "check out outs only where a stage that runs reads them, and fetch only the cases and outs those stages read (a fresh clone, CI)")
 	cmd.Flags().BoolVarP(&opts.verbose, "verbose", "v", false, "show what stage commands print (a failing command's last line is always shown)")
 	return cmd
 }
@@ -95,6 +97,7 @@ func (a *app) reproOptions(opts reproOptions) (stages.ReproOptions, error) {
 		Version: bi.Version + "+" + bi.Commit, Exe: exe,
 		Algorithm: func(run string) string { return algorithmOf(a.root, run) }, Python: defaultPython(), Jobs: opts.jobs,
 		Force: opts.force, DryRun: opts.dryRun, ShardI: si, ShardN: sn, Stages: opts.stages, Push: opts.push,
+		Lazy: opts.lazy, Measure: a.json,
 	}
 	if opts.verbose {
 		ro.Stdout = a.err
@@ -119,7 +122,8 @@ func runRepro(ctx context.Context, a *app, opts reproOptions) error {
 		printOutcome(a, out)
 	}
 	if a.json && out != nil && out.Result != nil {
-		if jerr := a.printJSON(out.Events); err == nil {
+		rep := reproReport{Events: out.Events, BytesFetched: out.Fetched, PeakDisk: out.PeakDisk, Pending: out.Pending}
+		if jerr := a.printJSON(rep); err == nil {
 			err = jerr
 		}
 	}
@@ -138,6 +142,14 @@ func runRepro(ctx context.Context, a *app, opts reproOptions) error {
 		}
 	}
 	return nil
+}
+
+// reproReport is repro's --json output.
+type reproReport struct {
+	Events       []stages.Event    `json:"events"`
+	BytesFetched int64             `json:"bytes_fetched"`             // read from the remote
+	PeakDisk     int64             `json:"peak_disk"`                 // most the project folder grew by
+	Pending      map[string]string `json:"not_checked_out,omitempty"` // --lazy: stage → outs left in the store
 }
 
 // printOutcome notes on stderr the run recorded and the manifest written.

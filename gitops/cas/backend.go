@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
+	"sync/atomic"
 	"time"
 )
 
@@ -181,3 +182,45 @@ func (r *verifyReader) Close() error { return r.rc.Close() }
 
 // verifies names the object whose digest the reader checks at EOF.
 func (r *verifyReader) verifies() ID { return r.want }
+
+// Counter counts what a backend wrapped by WithCounter read: requests
+// for objects (Get) and the bytes they returned. Safe for concurrent use.
+type Counter struct {
+	gets, bytes atomic.Int64
+}
+
+// Gets is the number of Get requests that found their object.
+func (c *Counter) Gets() int64 { return c.gets.Load() }
+
+// Bytes is the number of bytes read from the objects Get returned.
+func (c *Counter) Bytes() int64 { return c.bytes.Load() }
+
+// WithCounter wraps b so that c counts every object read from it.
+func WithCounter(b Backend, c *Counter) Backend { return &counting{Backend: b, c: c} }
+
+type counting struct {
+	Backend
+	c *Counter
+}
+
+func (b *counting) Get(ctx context.Context, key string) (io.ReadCloser, error) {
+	rc, err := b.Backend.Get(ctx, key)
+	if err != nil {
+		return nil, err
+	}
+	b.c.gets.Add(1)
+	return &countReader{rc: rc, c: b.c}, nil
+}
+
+type countReader struct {
+	rc io.ReadCloser
+	c  *Counter
+}
+
+func (r *countReader) Read(p []byte) (int, error) {
+	n, err := r.rc.Read(p)
+	r.c.bytes.Add(int64(n))
+	return n, err
+}
+
+func (r *countReader) Close() error { return r.rc.Close() }
