@@ -242,7 +242,7 @@ func NewAudit(in AuditInput) (*Audit, error) {
 		Schema: AuditSchema, Model: r.Model, Version: r.Version, Tag: r.Tag, Generated: in.Generated.UTC(),
 		Chain:  AuditChain{Source: in.Source, PublicKey: in.PublicKey, Versions: len(in.Chain)},
 		Record: r, Warnings: []string{}, Datasets: []AuditData{}, Params: []AuditParam{}, History: []AuditVersion{},
-		Code: AuditCode{CodeCommit: m.Commit, Subject: s.CommitSubject, Trainer: m.Trainer, Run: m.Run, PR: r.PR,
+		Code: AuditCode{CodeCommit: r.CodeCommit, Subject: s.CommitSubject, Trainer: m.Trainer, Run: r.Run, PR: r.PR,
 			MergedBy: r.MergedBy, Approvers: nonNil(r.Approvers), Commit: r.Commit, ManifestCommit: r.ManifestCommit, CIRunURL: r.CIRunURL},
 	}
 	if a.Code.CIRunURL == "" {
@@ -277,7 +277,7 @@ func NewAudit(in AuditInput) (*Audit, error) {
 	}
 	a.Evaluation = auditEval(gitops.DigestText(m.Eval), s.Eval, s.Datasets)
 	if a.Evaluation.Failed > 0 {
-		a.Warnings = append(a.Warnings, fmt.Sprintf("%s could not be evaluated; they are left out of every statistic.", count(a.Evaluation.Failed, "case")))
+		a.Warnings = append(a.Warnings, fmt.Sprintf("Not evaluated: %s (see the case table), left out of every statistic.", count(a.Evaluation.Failed, "case")))
 	}
 	a.Gates = AuditGates{Result: r.GateResult, Baseline: r.GateBaseline, Gates: nonNil(r.Gates),
 		PRResult: m.Gate.Result, PRBaseline: gitops.DigestText(m.Gate.Baseline)}

@@ -136,6 +136,8 @@ footer{margin-top:1.5em;color:#656d76;font-size:8pt}
 <tr><th>pull request</th><td>{{if .A.Code.PR}}#{{.A.Code.PR}}{{else}}–{{end}}</td></tr>
 <tr><th>merged by</th><td>{{dash .A.Code.MergedBy}}</td></tr>
 <tr><th>approved by</th><td>{{dash (join .A.Code.Approvers ", ")}}</td></tr>
+{{with .A.Rollback}}<tr><th>rolled back by</th><td>{{dash .By}}</td></tr>
+<tr><th>reason</th><td>{{dash .Reason}}</td></tr>{{end}}
 <tr><th>promoted commit</th><td><code>{{dash .A.Code.Commit}}</code></td></tr>
 <tr><th>CI run</th><td>{{dash .A.Code.CIRunURL}}</td></tr>
 </table>

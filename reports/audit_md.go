@@ -16,10 +16,10 @@ func AuditMarkdown(a *Audit) string {
 	}
 	m.p("# Audit record: %s v%d\n\n", mdEscape(a.Model), a.Version)
 	m.p("Lineage of model %s version %d (tag %s, %s), %s. Cases are named by pseudonymous ids only; the document holds no patient data.\n\n",
-		mdEscape(a.Model), a.Version, mdCode(a.Tag), mdEscape(a.Status), kind)
+		mdEscape(a.Model), a.Version, mdLiteral(a.Tag), mdEscape(a.Status), kind)
 	if rb := a.Rollback; rb != nil {
 		m.p("> [!IMPORTANT]\n> **This version is a rollback to v%d** (%s): it restores v%d's artifact, promoted %s. Rolled back by %s. Reason: %s. Gates do not apply to a rollback; the evidence below is v%d's.\n\n",
-			rb.Of, mdCode(rb.OfTag), rb.Of, auditTime(rb.Original.PromotedAt), mdEscape(orDash(rb.By)), mdEscape(orDash(rb.Reason)), rb.Of)
+			rb.Of, mdLiteral(rb.OfTag), rb.Of, auditTime(rb.Original.PromotedAt), mdEscape(orDash(rb.By)), mdEscape(orDash(rb.Reason)), rb.Of)
 	}
 	for _, w := range a.Warnings {
 		m.p("> [!WARNING]\n> %s\n\n", mdEscape(w))
@@ -30,7 +30,7 @@ func AuditMarkdown(a *Audit) string {
 	m.kv([][2]string{
 		{"model", mdEscape(a.Model)},
 		{"version", fmt.Sprintf("v%d (%s)", a.Version, mdEscape(a.Status))},
-		{"tag", mdCode(a.Tag)},
+		{"tag", mdLiteral(a.Tag)},
 		{"kind", kind},
 		{"promoted at", auditTime(r.PromotedAt)},
 		{"artifact", mdCode(r.Artifact)},
@@ -47,13 +47,18 @@ func AuditMarkdown(a *Audit) string {
 	if a.Code.PR > 0 {
 		pr = fmt.Sprintf("#%d", a.Code.PR)
 	}
-	m.kv([][2]string{
+	approval := [][2]string{
 		{"pull request", pr},
 		{"merged by", mdEscape(orDash(a.Code.MergedBy))},
 		{"approved by", mdEscape(orDash(strings.Join(a.Code.Approvers, ", ")))},
+	}
+	if rb := a.Rollback; rb != nil {
+		approval = append(approval, [2]string{"rolled back by", mdEscape(orDash(rb.By))}, [2]string{"reason", mdEscape(orDash(rb.Reason))})
+	}
+	m.kv(append(approval, [][2]string{
 		{"promoted commit", mdCode(a.Code.Commit)},
 		{"CI run", mdEscape(orDash(a.Code.CIRunURL))},
-	})
+	}...))
 
 	m.p("## Code\n\n")
 	m.kv([][2]string{
