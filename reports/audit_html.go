@@ -18,7 +18,10 @@ func AuditHTML(a *Audit) ([]byte, error) {
 		cells := make([]auditCell, len(r))
 		for i, text := range r {
 			// case, dataset and split, then the metrics, then the notes
-			cells[i] = auditCell{Text: text, Num: i >= 3 && i < len(r)-1}
+			cells[i] = auditCell{Text: text, Class: map[bool]string{true: "n"}[i >= 3 && i < len(r)-1]}
+			if i == 0 {
+				cells[i].Class = "id"
+			}
 		}
 		v.CaseRows = append(v.CaseRows, cells)
 	}
@@ -39,9 +42,9 @@ type auditView struct {
 	History  [][]string
 }
 
+// auditCell is a cell of the case table; Class is its CSS class.
 type auditCell struct {
-	Text string
-	Num  bool
+	Text, Class string
 }
 
 var auditTemplate = template.Must(template.New("audit").Funcs(template.FuncMap{
@@ -98,8 +101,10 @@ th{background:#f6f8fa}
 thead{display:table-header-group}
 tr{break-inside:avoid;page-break-inside:avoid}
 td.n{text-align:right;font-variant-numeric:tabular-nums}
-table.kv th{width:32mm}
+table.kv th{width:36mm}
 table.cases{font-size:7.5pt}
+table.cases th,table.cases td{overflow-wrap:normal;padding:.1em .25em}
+table.cases th,table.cases td.n,table.cases td.id{white-space:nowrap}
 code{font-family:ui-monospace,SFMono-Regular,Menlo,monospace;font-size:8.5pt;overflow-wrap:anywhere;word-break:break-all}
 .rollback{border-left:4px solid #8250df;background:#fbefff;padding:.5em .8em;margin:.6em 0;font-weight:bold;break-inside:avoid}
 .warn{border-left:4px solid #bf8700;background:#fff8c5;padding:.4em .8em;margin:.5em 0;break-inside:avoid}
@@ -188,7 +193,7 @@ footer{margin-top:1.5em;color:#656d76;font-size:8pt}
 <h3>Cases</h3>
 <table class="cases">
 <thead><tr>{{range .CaseHead}}<th>{{.}}</th>{{end}}</tr></thead>
-{{range .CaseRows}}<tr>{{range .}}<td{{if .Num}} class="n"{{end}}>{{.Text}}</td>{{end}}</tr>
+{{range .CaseRows}}<tr>{{range .}}<td{{with .Class}} class="{{.}}"{{end}}>{{.Text}}</td>{{end}}</tr>
 {{end}}</table>
 
 {{$g := .A.Gates}}
