@@ -234,6 +234,9 @@ func NewAudit(in AuditInput) (*Audit, error) {
 	if got := gitops.DigestText(s.Model.Artifact); got != r.Artifact {
 		return nil, fmt.Errorf("%w: %s v%d: the manifest at %.12s holds artifact %s, the record %s", ErrAuditInput, r.Model, r.Version, r.ManifestCommit, cas.ShortText(got), cas.ShortText(r.Artifact))
 	}
+	if got := gitops.DigestText(s.Model.Eval); r.Eval != "" && got != r.Eval {
+		return nil, fmt.Errorf("%w: %s v%d: the manifest at %.12s holds evaluation %s, the record %s", ErrAuditInput, r.Model, r.Version, r.ManifestCommit, cas.ShortText(got), cas.ShortText(r.Eval))
+	}
 	if !slices.ContainsFunc(in.Chain, func(c AuditRecord) bool { return c.Version == r.Version }) {
 		in.Chain = append(slices.Clone(in.Chain), r)
 	}

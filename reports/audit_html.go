@@ -48,16 +48,18 @@ type auditCell struct {
 }
 
 var auditTemplate = template.Must(template.New("audit").Funcs(template.FuncMap{
-	"num":      func(x Num) string { return fmtNum(float64(x)) },
-	"count":    count,
-	"dash":     orDash,
-	"time":     auditTime,
-	"bytes":    fmtBytes,
-	"short":    shortDigest,
-	"shortRev": shortRev,
-	"key":      orKeyNote,
-	"join":     strings.Join,
-	"baseline": baselineText,
+	"num":        func(x Num) string { return fmtNum(float64(x)) },
+	"count":      count,
+	"dash":       orDash,
+	"time":       auditTime,
+	"bytes":      fmtBytes,
+	"short":      shortDigest,
+	"shortRev":   shortRev,
+	"key":        orKeyNote,
+	"join":       strings.Join,
+	"baseline":   baselineText,
+	"metricKeys": sortedMetricKeys,
+	"float":      fmtNum,
 	"prBaseline": func(g AuditGates) string {
 		return prBaselineText(g, func(s string) string { return s })
 	},
@@ -190,6 +192,7 @@ footer{margin-top:1.5em;color:#656d76;font-size:8pt}
 <thead><tr><th>metric</th><th>better</th><th>n</th><th>mean</th><th>95% CI</th><th>median</th><th>min</th><th>max</th></tr></thead>
 {{range $e.Metrics}}<tr><td>{{.Metric}}</td><td>{{.Better}}</td><td class="n">{{.N}}{{if .NonFinite}} (+{{.NonFinite}} inf){{end}}</td><td class="n">{{num .Mean}}</td><td class="n">[{{num .CILow}}, {{num .CIHigh}}]</td><td class="n">{{num .Median}}</td><td class="n">{{num .Min}}</td><td class="n">{{num .Max}}</td></tr>
 {{end}}</table>
+{{with .A.Record.Metrics}}<p>Metrics in the signed record (the training run's): {{range $i, $k := metricKeys .}}{{if $i}}, {{end}}{{$k}} {{index $.A.Record.Metrics $k | float}}{{end}}.</p>{{end}}
 <h3>Cases</h3>
 <table class="cases">
 <thead><tr>{{range .CaseHead}}<th>{{.}}</th>{{end}}</tr></thead>

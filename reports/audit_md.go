@@ -2,6 +2,7 @@ package reports
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 )
@@ -134,6 +135,13 @@ func AuditMarkdown(a *Audit) string {
 			fmtNum(float64(s.Min)), fmtNum(float64(s.Max))})
 	}
 	m.table(mdTable{"Metrics", 1 << 30, []string{"metric", "better", "n", "mean", "95% CI", "median", "min", "max"}, rows})
+	if names := sortedMetricKeys(a.Record.Metrics); len(names) > 0 {
+		parts := make([]string, len(names))
+		for i, n := range names {
+			parts[i] = mdEscape(n) + " " + fmtNum(a.Record.Metrics[n])
+		}
+		m.p("Metrics in the signed record (the training run's): %s.\n\n", strings.Join(parts, ", "))
+	}
 	m.p("### Cases\n\n")
 	head, rows := auditCaseRows(e, mdEscape)
 	for i := range head {
@@ -289,4 +297,14 @@ func mdLiteral(s string) string {
 		return mdEscape(orDash(s))
 	}
 	return "`" + s + "`"
+}
+
+// sortedMetricKeys are the names of a record's metrics, sorted.
+func sortedMetricKeys(m map[string]float64) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	return keys
 }

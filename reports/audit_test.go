@@ -20,7 +20,9 @@ import (
 // selects the one audited. The side is the improvement fixture's
 // candidate, with one case that failed evaluation and one infinite
 // distance; its datasets carry PHI sentinels in their case warnings.
-func auditFixture(t *testing.T, version int) AuditInput {
+func auditFixture(t *testing.T, version int) AuditInput { return auditFixtureF(t, version) }
+
+func auditFixtureF(t testing.TB, version int) AuditInput {
 	t.Helper()
 	in := fixtures()["improvement"]
 	side := *in.Candidate
@@ -52,7 +54,7 @@ func auditFixture(t *testing.T, version int) AuditInput {
 	v1, v2, v3 := rec(1), rec(2), rec(3)
 	v1.PR, v1.MergedBy, v1.Approvers, v1.Gates = 1, "maintainer", []string{"reviewer-a"}, []string{"dice mean no-worse (tolerance 0.002): skipped"}
 	v2.PR, v2.MergedBy, v2.Approvers, v2.GateBaseline, v2.Prev = 2, "lead-ml", []string{"reviewer-a", "qa-lead"}, 1, v1.Digest
-	v2.CIRunURL = "https://github.example/org/demo/actions/runs/78"
+	v2.CIRunURL, v2.Metrics = "https://github.example/org/demo/actions/runs/78", map[string]float64{"hd95_mm": 2.931, "dice": 0.9018}
 	v2.Gates = []string{"dice mean no-worse (tolerance 0.002): pass", "hd95 p95 at-most 8: pass"}
 	v3.Artifact, v3.ManifestCommit, v3.Prev, v3.GateResult = v1.Artifact, v1.ManifestCommit, v2.Digest, "skipped (rollback)"
 	v3.Rollback = &AuditRollback{Of: 1, Reason: "dice drops on scanner B", By: "qa-lead"}
@@ -60,6 +62,7 @@ func auditFixture(t *testing.T, version int) AuditInput {
 	// The side is the manifest the audited version promoted (one side
 	// serves every version of this fixture).
 	m.Artifact, _ = gitops.ParseDigest(chain[version-1].Artifact)
+	m.Eval, _ = gitops.ParseDigest(chain[version-1].Eval)
 	return AuditInput{Record: chain[version-1], Chain: chain, Side: &side, Source: "file:///srv/store",
 		PublicKey: "ed25519:cHVibGljLWtleQ==", Generated: at.Add(10 * 24 * time.Hour)}
 }
@@ -91,7 +94,7 @@ func TestAuditMarkdown(t *testing.T) {
 		"ps3\\.15-basic", "| v2 |", "| numpy | 2\\.0\\.1 |", "| train\\.epochs | `12` |",
 		"Promotion job's verdict: **pass** against baseline v1 \\(models/bone/v1, artifact sha256\\:80f5f2990d11\\)",
 		"| dice mean no-worse \\(tolerance 0\\.002\\) | pass |",
-		"23 cases evaluated, 1 failed", "not evaluated\\: prediction and truth differ in shape", "empty prediction",
+		"23 cases evaluated, 1 failed", "Metrics in the signed record (the training run's): dice 0.9018, hd95\\_mm 2.931.", "not evaluated\\: prediction and truth differ in shape", "empty prediction",
 		"| v1 |  | 2026-12-01 09:00:00 UTC |", "| v2 | this document |", "| v3 | production, rollback to v1 |",
 	} {
 		if !strings.Contains(md, want) {
@@ -287,8 +290,52 @@ func TestAuditRefusesWrongInput(t *testing.T) {
 		t.Errorf("artifact mismatch: err = %v", err)
 	}
 	in = auditFixture(t, 2)
+	in.Record.Eval = digest("another evaluation")
+	if _, err := NewAudit(in); !errors.Is(err, ErrAuditInput) || !strings.Contains(err.Error(), "evaluation") {
+		t.Errorf("evaluation mismatch: err = %v", err)
+	}
+	in = auditFixture(t, 2)
 	in.Side = nil
 	if _, err := NewAudit(in); !errors.Is(err, ErrAuditInput) {
 		t.Errorf("no side: err = %v", err)
 	}
+}
+
+// FuzzAuditJSON: any document that decodes re-encodes to JSON that
+// decodes to the same bytes again, and its renderers do not fail or let
+// HTML through in the Markdown.
+func FuzzAuditJSON(f *testing.F) {
+	for _, v := range []int{1, 3} {
+		a, err := NewAudit(auditFixtureF(f, v))
+		if err != nil {
+			f.Fatal(err)
+		}
+		b, _ := AuditJSON(a)
+		f.Add(b)
+	}
+	f.Add([]byte(`{"evaluation":{"metrics":[{"metric":"dice","better":"higher","mean":null}]},"model":"<b>x</b>"}`))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		var a Audit
+		if json.Unmarshal(data, &a) != nil {
+			return
+		}
+		b, err := AuditJSON(&a)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var back Audit
+		if err := json.Unmarshal(b, &back); err != nil {
+			t.Fatalf("re-encoded document does not decode: %v", err)
+		}
+		again, err := AuditJSON(&back)
+		if err != nil || string(again) != string(b) {
+			t.Fatalf("round trip differs: %v", err)
+		}
+		if _, err := AuditHTML(&a); err != nil {
+			t.Fatal(err)
+		}
+		if md := AuditMarkdown(&a); strings.Contains(md, "<b>") {
+			t.Fatal("Markdown lets HTML through")
+		}
+	})
 }
