@@ -143,16 +143,14 @@ func (d *Deidentifier) File(ctx context.Context, in, out string) (Info, error) {
 	if err := d.Dataset(&ds); err != nil {
 		return Info{}, fmt.Errorf("%s: %w", in, err)
 	}
+	encoded, err := d.verified(in, ds)
+	if err != nil {
+		return Info{}, err
+	}
 	if err := os.MkdirAll(filepath.Dir(out), 0o755); err != nil {
 		return Info{}, err
 	}
-	err = atomicfile.Write(out, 0o644, func(w io.Writer) error {
-		if err := write(w, ds); err != nil {
-			return fmt.Errorf("%s: writing de-identified DICOM: %s", in, oneLine(err))
-		}
-		return nil
-	})
-	if err != nil {
+	if err := atomicfile.WriteFile(out, encoded, 0o644); err != nil {
 		return Info{}, err
 	}
 	return Info{
@@ -161,6 +159,28 @@ func (d *Deidentifier) File(ctx context.Context, in, out string) (Info, error) {
 		SeriesUID:      str(&ds, tag.SeriesInstanceUID),
 		SOPInstanceUID: str(&ds, tag.SOPInstanceUID),
 	}, nil
+}
+
+// ErrStillIdentifying means a de-identified output, read back, still holds
+// what the profile removes or replaces: it is not written (fail closed).
+var ErrStillIdentifying = errors.New("the de-identified output still holds identifying attributes")
+
+// verified encodes the de-identified ds (from the file in, named in errors)
+// and checks the encoding as scan-phi would, reading it back: only bytes
+// that parse again and that Scan finds clean are returned.
+func (d *Deidentifier) verified(in string, ds dicom.Dataset) ([]byte, error) {
+	var buf bytes.Buffer
+	if err := write(&buf, ds); err != nil {
+		return nil, fmt.Errorf("%s: writing de-identified DICOM: %s", in, oneLine(err))
+	}
+	again, err := parse(in, buf.Bytes(), false)
+	if err != nil {
+		return nil, fmt.Errorf("%s: the de-identified output does not read back: %w", in, err)
+	}
+	if found := Scan(&again); len(found) > 0 {
+		return nil, fmt.Errorf("%s: %w (%s): not written", in, ErrStillIdentifying, strings.Join(found, ", "))
+	}
+	return buf.Bytes(), nil
 }
 
 // write encodes ds, turning a writer panic into an error.

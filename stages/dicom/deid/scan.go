@@ -21,7 +21,10 @@ import (
 //     the dummy date, unless
 //     ds declares a Retain Longitudinal Temporal Information option (codes
 //     113106 or 113107 in DeidentificationMethodCodeSequence);
-//   - BurnedInAnnotation = YES.
+//   - an attribute of a standard (even) group that the dictionary does
+//     not know;
+//   - BurnedInAnnotation = YES (in any VR, UN included, and among
+//     several values).
 //
 // Scan cannot tell an original UID that already has the 2.25 form from a
 // replaced one, nor a shifted date from an original one under 113107.
@@ -108,6 +111,10 @@ func (s *scanner) element(e *dicom.Element, path string, depth int) {
 	vr := vrOf(e)
 	r, inTable := s.rows[e.Tag.Uint32()]
 	if inTable && r.dates && s.datesAllowed {
+		return
+	}
+	if !inTable && unknownPublic(e.Tag) {
+		s.found[path+"unknown attribute "+tagName(e.Tag)+" in a standard group"] = true
 		return
 	}
 	if !inTable {
