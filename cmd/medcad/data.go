@@ -127,7 +127,8 @@ func runDataAdd(ctx context.Context, a *app, opts gitops.AddOptions) error {
 		return err
 	}
 	if intake.IsDICOMBatch(opts.Path) { // DICOM mode: data_dicom.go
-		opts.Ingest, opts.Deid = dicomIngest(a, p), p.Config.Data.DeidProfile
+		opts.Ingest, opts.Stored = dicomIngest(a, p, opts.Name)
+		opts.Deid = p.Config.Data.DeidProfile
 	}
 	res, err := p.AddData(ctx, opts)
 	if err != nil {

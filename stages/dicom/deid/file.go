@@ -221,6 +221,21 @@ type Result struct {
 // from the calling goroutine. Tree returns an error only when it cannot go
 // on (ctx cancelled, a folder that cannot be walked).
 func (d *Deidentifier) Tree(ctx context.Context, paths []string, outDir string, each func(Result)) error {
+	return d.tree(ctx, paths, outDir, nil, each)
+}
+
+// TreeNumbered is Tree with every output named by its place in the walk,
+// outDir/000001.dcm, 000002.dcm, …: nothing of an input's folder or file
+// name reaches its output (files named by their original SOPInstanceUID,
+// folders named after the patient).
+func (d *Deidentifier) TreeNumbered(ctx context.Context, paths []string, outDir string, each func(Result)) error {
+	n := 0
+	return d.tree(ctx, paths, outDir, func(string) string { n++; return fmt.Sprintf("%06d.dcm", n) }, each)
+}
+
+// tree is Tree; name, when set, gives each output's path inside outDir
+// instead of the input's.
+func (d *Deidentifier) tree(ctx context.Context, paths []string, outDir string, name func(rel string) string, each func(Result)) error {
 	type task struct {
 		in, out  string
 		inFolder bool
@@ -238,6 +253,9 @@ func (d *Deidentifier) Tree(ctx context.Context, paths []string, outDir string, 
 	walk := fileWalk{skipDir: outDir}
 	walk.fail = func(path string, err error) { tasks = append(tasks, finished(Result{In: path, Err: err})) }
 	walk.file = func(in, rel string, inFolder bool) {
+		if name != nil {
+			rel = name(rel)
+		}
 		out := filepath.Join(outDir, rel)
 		if sameFile(in, out) {
 			tasks = append(tasks, finished(Result{In: in, Err: fmt.Errorf("%s: the output would replace the input", in)}))

@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/medcad/medcad/stages/volume"
 	"github.com/suyashkumar/dicom"
 )
 
@@ -47,13 +48,38 @@ func Scan(ds *dicom.Dataset) []string {
 }
 
 // ScanFile reads the DICOM file at path and scans it. A DICOMDIR is
-// scanned too: its directory records hold patient names and IDs.
+// scanned too: its directory records hold patient names and IDs. A NIfTI
+// file (named .nii or .nii.gz: a label map) is scanned for its header's
+// free-text fields and extensions and its gzip wrapper's file name,
+// comment and extra field (volume.Header.Text), which a file medcad
+// writes leaves empty.
 func ScanFile(path string) ([]string, error) {
+	if IsNIfTIName(path) {
+		h, err := volume.ReadHeader(path)
+		if err != nil {
+			return nil, err
+		}
+		found := make([]string, 0, len(h.Text))
+		for _, f := range h.Text {
+			if !strings.HasPrefix(f, "gzip") {
+				f = "NIfTI " + f
+			}
+			found = append(found, f)
+		}
+		slices.Sort(found)
+		return found, nil
+	}
 	ds, err := read(path, true)
 	if err != nil {
 		return nil, err
 	}
 	return Scan(&ds), nil
+}
+
+// IsNIfTIName reports whether path is named as a NIfTI-1 file.
+func IsNIfTIName(path string) bool {
+	p := strings.ToLower(path)
+	return strings.HasSuffix(p, ".nii") || strings.HasSuffix(p, ".nii.gz")
 }
 
 type scanner struct {
