@@ -120,7 +120,9 @@ func TestBoundsDepthAndDeflate(t *testing.T) {
 		w.Close()
 		return cat(preambleMeta(deflatedExplicitVRLE), z.Bytes())
 	}
-	us := func(elem uint16, v uint16) []byte { return elemLE(0x0028, elem, "US", 2, []byte{byte(v), byte(v >> 8)}) }
+	us := func(elem uint16, v uint16) []byte {
+		return elemLE(0x0028, elem, "US", 2, []byte{byte(v), byte(v >> 8)})
+	}
 	image := cat(us(0x0002, 1), us(0x0010, 4096), us(0x0011, 4096), us(0x0100, 16)) // declares 32 MiB of pixels
 	big := func(n int) []byte { return elemLE(0x7FE0, 0x0010, "OW", uint32(n), make([]byte, n)) }
 	for _, tc := range []struct {
