@@ -104,13 +104,3 @@ func TestHostileBatch(t *testing.T) {
 		}
 	}
 }
-
-// lineWith returns the first line of out that contains s.
-func lineWith(out, s string) string {
-	for _, l := range strings.Split(out, "\n") {
-		if strings.Contains(l, s) {
-			return l
-		}
-	}
-	return ""
-}

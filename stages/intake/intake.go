@@ -247,6 +247,10 @@ func prepareCase(ctx context.Context, folder, tmp, staging string, seen map[stri
 		if err := volume.Write(dst, label); err != nil {
 			return nil, err
 		}
+		if h, err := volume.ReadHeader(dst); err != nil || len(h.Text) > 0 { // fail closed
+			os.Remove(dst)
+			return nil, fmt.Errorf("label %s: the rewritten label does not read back clean", LabelFile)
+		}
 	}
 	seen[caseID] = folder
 	return c, nil
