@@ -39,6 +39,10 @@ type AddOptions struct {
 	Link       string // LinkCopy or LinkHardlink; "": [data] link
 	Ingest     IngestFunc
 	Deid       string // deid_profile recorded when Ingest ran
+	// Stored, when set, is called with the cases the pointer records once
+	// it is written (the DICOM ingest records its local re-identification
+	// key there, for the cases really stored).
+	Stored func(cases []DatasetCase) error
 }
 
 // AddResult is what AddData stored.
@@ -179,6 +183,11 @@ func (p *Project) AddData(ctx context.Context, o AddOptions) (*AddResult, error)
 	}
 	if err := d.Write(p.Root); err != nil {
 		return nil, err
+	}
+	if o.Stored != nil {
+		if err := o.Stored(cases); err != nil {
+			return nil, err
+		}
 	}
 	p.saveIndex(ix)
 	ar := &AddResult{Name: d.Name, Pointer: DatasetPath(d.Name), Manifest: d.Manifest,

@@ -96,9 +96,12 @@ DICOM mode (when PATH holds case folders with DICOM files): each case
 folder (<case>/…dicom files… and optionally <case>/label.nii.gz) is
 de-identified with the DICOM PS3.15 Annex E basic profile, checked to hold
 one CT series whose label matches its shape and affine (within 1e-3 mm),
-and stored under its pseudonymous case id; only de-identified files reach
-the store and data/NAME/. The pointer gets one [[case]] table per case.
-Refused cases are reported and the others go on.`,
+and stored under its pseudonymous case id as <case>/CT/<series number>/
+IM<nnnnn>.dcm (nothing of the delivery's folder or file names is kept; the
+folder of each case is written only to the local re-identification key
+.medcad/reid.tsv, never pushed); only de-identified files reach the store
+and data/NAME/. The pointer gets one [[case]] table per case. Refused cases
+are reported and the others go on.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			opts.Path = a.path(args[0])
@@ -127,7 +130,8 @@ func runDataAdd(ctx context.Context, a *app, opts gitops.AddOptions) error {
 		return err
 	}
 	if intake.IsDICOMBatch(opts.Path) { // DICOM mode: data_dicom.go
-		opts.Ingest, opts.Deid = dicomIngest(a, p), p.Config.Data.DeidProfile
+		opts.Ingest, opts.Stored = dicomIngest(a, p, opts.Name)
+		opts.Deid = p.Config.Data.DeidProfile
 	}
 	res, err := p.AddData(ctx, opts)
 	if err != nil {

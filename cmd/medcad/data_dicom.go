@@ -13,9 +13,21 @@ import (
 // dicomIngest is data add's DICOM mode: every case folder is de-identified
 // (PS3.15 Annex E basic profile, keyed UIDs and case ids), validated as one
 // CT series with a label on its grid, and only the de-identified files are
-// stored. Refused cases are reported and the others go on.
-func dicomIngest(a *app, p *gitops.Project) gitops.IngestFunc {
+// stored. Refused cases are reported and the others go on. stored records
+// the delivery folder of each stored case in the local re-identification
+// key (intake.KeyFile).
+func dicomIngest(a *app, p *gitops.Project, name string) (ingest gitops.IngestFunc, stored func([]gitops.DatasetCase) error) {
 	cfg := p.Config
+	var origins map[string]string
+	stored = func(cases []gitops.DatasetCase) error {
+		keep := map[string]string{}
+		for _, c := range cases {
+			if f, ok := origins[c.ID]; ok {
+				keep[c.ID] = f
+			}
+		}
+		return intake.WriteKey(p.Root, name, keep)
+	}
 	return func(ctx context.Context, src, out string) ([]gitops.DatasetCase, []string, error) {
 		key, err := deid.LoadKey(cfg.KeyPath(p.Root))
 		if err != nil {
@@ -35,9 +47,10 @@ func dicomIngest(a *app, p *gitops.Project) gitops.IngestFunc {
 			printRefused(a, refused)
 			return nil, nil, err
 		}
+		origins = res.Origins
 		fmt.Fprintf(a.err, "de-identified %s (%s)\n", plural(len(res.Cases), "case"), cfg.Data.DeidProfile)
 		return res.Cases, refused, nil
-	}
+	}, stored
 }
 
 // printRefused writes one line per refused case on stderr.

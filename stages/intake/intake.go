@@ -2,8 +2,11 @@
 // medcad stores: a folder of de-identified files, one sub-folder per case
 // named by its pseudonymous case id, with the case's label map beside its
 // images, and the [[case]] entries of the dataset pointer. Nothing that
-// leaves this package holds PHI: case ids are keyed hashes, warnings are
-// phrased without tag values, and the original files are never copied.
+// leaves this package holds PHI: case ids are keyed hashes, every stored
+// path is rebuilt from de-identified facts (CaseImagePath), warnings are
+// phrased without tag values, labels are rewritten with a clean header,
+// and the original files are never copied. Which delivery folder became
+// which case is kept only in the local re-identification key (reid.go).
 package intake
 
 import (
@@ -16,7 +19,6 @@ import (
 	"sort"
 
 	"github.com/medcad/medcad/gitops"
-	"github.com/medcad/medcad/internal/atomicfile"
 	"github.com/medcad/medcad/stages/dicom"
 	"github.com/medcad/medcad/stages/dicom/deid"
 	"github.com/medcad/medcad/stages/volume"
@@ -57,6 +59,31 @@ func (r Refusal) String() string { return r.Folder + ": " + r.Reason }
 type Result struct {
 	Cases   []gitops.DatasetCase // sorted by id; Image and Label digests unset
 	Refused []Refusal
+	// Origins maps each prepared case id to the delivery folder it came
+	// from: the re-identification key (WriteKey), never stored.
+	Origins map[string]string
+}
+
+// CaseImagePath is where the n-th image (from 1, in slice order) of a
+// case's series is stored, relative to the case folder:
+// <modality>/<series number>/IM<nnnnn>.dcm. Only de-identified facts name
+// it: the original folder and file names are never kept.
+func CaseImagePath(modality string, seriesNumber, n int) string {
+	return fmt.Sprintf("%s/%d/IM%05d.dcm", modalityDir(modality), max(seriesNumber, 0), n)
+}
+
+// modalityDir is a modality as a folder name: a defined term (letters and
+// digits, as PS3.3 spells them), else OT (other).
+func modalityDir(m string) string {
+	if m == "" || len(m) > 16 {
+		return "OT"
+	}
+	for _, c := range m {
+		if (c < 'A' || c > 'Z') && (c < '0' || c > '9') {
+			return "OT"
+		}
+	}
+	return m
 }
 
 // IsDICOMBatch reports whether dir looks like a delivery of DICOM cases: a
@@ -124,8 +151,8 @@ func Prepare(ctx context.Context, input, staging string, opts Options) (*Result,
 	if err := os.MkdirAll(staging, 0o755); err != nil {
 		return nil, err
 	}
-	res := &Result{}
-	seen := map[string]string{} // case id → folder
+	res := &Result{Origins: map[string]string{}}
+	seen := res.Origins // case id → folder
 	for i, e := range entries {
 		if !e.IsDir() {
 			continue
@@ -155,7 +182,7 @@ func prepareCase(ctx context.Context, folder, tmp, staging string, seen map[stri
 	defer os.RemoveAll(tmp)
 	var caseID string
 	var failed []string
-	err := opts.Deid.Tree(ctx, []string{folder}, tmp, func(r deid.Result) {
+	err := opts.Deid.TreeNumbered(ctx, []string{folder}, tmp, func(r deid.Result) {
 		switch {
 		case r.Skipped:
 		case r.Err != nil:
@@ -193,16 +220,21 @@ func prepareCase(ctx context.Context, folder, tmp, staging string, seen map[stri
 		ID: caseID, Modality: s.Modality, Slices: s.Slices,
 		Shape: s.Dim[:], SpacingMM: roundSpacing(s.Spacing), Warnings: s.Warnings,
 	}
-	var label []byte
+	var label *volume.Volume
 	if lbl := filepath.Join(folder, LabelFile); exists(lbl) {
-		if err := checkLabel(ctx, s, lbl); err != nil {
-			return nil, err
-		}
-		if label, err = os.ReadFile(lbl); err != nil {
+		if label, err = readLabel(s, lbl); err != nil {
 			return nil, err
 		}
 	}
-	if err := os.Rename(tmp, filepath.Join(staging, caseID)); err != nil {
+	caseDir := filepath.Join(staging, ".named-"+caseID)
+	defer os.RemoveAll(caseDir)
+	if err := nameImages(tmp, caseDir, s); err != nil {
+		return nil, err
+	}
+	if left := len(scan.Skipped); left > 0 {
+		c.Warnings = append(c.Warnings, fmt.Sprintf("%d files outside the image series left out (localizers, non-image objects)", left))
+	}
+	if err := os.Rename(caseDir, filepath.Join(staging, caseID)); err != nil {
 		return nil, err
 	}
 	if label != nil {
@@ -210,28 +242,69 @@ func prepareCase(ctx context.Context, folder, tmp, staging string, seen map[stri
 		if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
 			return nil, err
 		}
-		if err := atomicfile.WriteFile(dst, label, 0o644); err != nil {
+		// Written by medcad's NIfTI writer: voxels, grid and nothing else
+		// (no descrip, aux_file, intent_name, extensions, gzip name).
+		if err := volume.Write(dst, label); err != nil {
 			return nil, err
+		}
+		if h, err := volume.ReadHeader(dst); err != nil || len(h.Text) > 0 { // fail closed
+			os.Remove(dst)
+			return nil, fmt.Errorf("label %s: the rewritten label does not read back clean", LabelFile)
 		}
 	}
 	seen[caseID] = folder
 	return c, nil
 }
 
-// checkLabel refuses a label map that does not fit the image grid.
-func checkLabel(ctx context.Context, s *dicom.Series, label string) error {
-	lbl, err := volume.Read(label)
-	if err != nil {
-		return fmt.Errorf("label: %w", err)
-	}
-	if lbl.DType != volume.Uint8 {
-		return fmt.Errorf("label %s is %s, want uint8 label values", LabelFile, lbl.DType)
-	}
-	img := &volume.Volume{Dim: s.Dim, Affine: s.Affine}
-	if err := volume.SameGrid(img, lbl, gridTolerance); err != nil {
-		return fmt.Errorf("label does not match the image: %v", err)
+// nameImages moves the series' de-identified files from tmp into caseDir
+// under the names CaseImagePath gives them, in slice order; files outside
+// the series stay behind (and are removed with tmp).
+func nameImages(tmp, caseDir string, s *dicom.Series) error {
+	for i, f := range s.Files {
+		dst := filepath.Join(caseDir, filepath.FromSlash(CaseImagePath(s.Modality, s.SeriesNumber, i+1)))
+		if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+			return err
+		}
+		if err := os.Rename(f, dst); err != nil {
+			return err
+		}
 	}
 	return nil
+}
+
+// maxLabelBytes caps a label's voxel data (uint8 on the image grid).
+const maxLabelBytes = 1 << 31
+
+// readLabel reads a case's label map: its header is checked against the
+// image grid first (shape, affine, uint8), so a header claiming a huge
+// volume or a wider voxel type is refused before any voxel is read, and
+// the voxels read are at most the image's voxel count.
+func readLabel(s *dicom.Series, path string) (*volume.Volume, error) {
+	hdr, err := volume.ReadHeader(path)
+	if err != nil {
+		return nil, fmt.Errorf("label: %w", err)
+	}
+	img := &volume.Volume{Dim: s.Dim, Affine: s.Affine}
+	if err := volume.SameGrid(img, &volume.Volume{Dim: hdr.Dim, Affine: hdr.Affine}, gridTolerance); err != nil {
+		return nil, fmt.Errorf("label does not match the image: %v", err)
+	}
+	if hdr.Datatype != "uint8" {
+		return nil, fmt.Errorf("label %s is %s, want uint8 label values", LabelFile, hdr.Datatype)
+	}
+	if want := int64(s.Dim[0]) * int64(s.Dim[1]) * int64(s.Dim[2]); hdr.VoxelBytes != want || want > maxLabelBytes {
+		return nil, fmt.Errorf("label %s declares %d bytes of voxels, the image grid holds %d", LabelFile, hdr.VoxelBytes, want)
+	}
+	lbl, err := volume.Read(path)
+	if err != nil {
+		return nil, fmt.Errorf("label: %w", err)
+	}
+	if lbl.DType != volume.Uint8 {
+		return nil, fmt.Errorf("label %s is %s, want uint8 label values", LabelFile, lbl.DType)
+	}
+	if err := volume.SameGrid(img, lbl, gridTolerance); err != nil {
+		return nil, fmt.Errorf("label does not match the image: %v", err)
+	}
+	return lbl, nil
 }
 
 func roundSpacing(s [3]float64) []float64 {

@@ -138,3 +138,79 @@ func TestIsDICOMBatchRefusesOtherData(t *testing.T) {
 		t.Error("a missing folder taken for DICOM")
 	}
 }
+
+// TestPrepareNamesFromDeidentifiedFacts: whatever the delivery's folder
+// and file names, a case is staged as <case>/CT/<series number>/IM<nnnnn>.dcm
+// in slice order, its label rewritten with a clean header, and the only
+// trace of the delivery folder is Result.Origins (the re-identification
+// key).
+func TestPrepareNamesFromDeidentifiedFacts(t *testing.T) {
+	in, _ := writeBatch(t, 1, 3)
+	cases, _ := os.ReadDir(in)
+	folder := filepath.Join(in, "DOE_JOHN_MRN4711")
+	if err := os.Rename(filepath.Join(in, cases[0].Name()), folder); err != nil {
+		t.Fatal(err)
+	}
+	files, _ := filepath.Glob(filepath.Join(folder, "CT", "*.dcm"))
+	for i, f := range files {
+		os.Rename(f, filepath.Join(folder, "CT", "1.2.826.0.1.3680043.99."+string(rune('a'+i%26))+strings.Repeat("x", i)+".dcm"))
+	}
+	staging := filepath.Join(t.TempDir(), "st")
+	res, err := Prepare(context.Background(), in, staging, Options{Deid: newDeid()})
+	if err != nil || len(res.Cases) != 1 {
+		t.Fatalf("prepare: %v %+v", err, res)
+	}
+	c := res.Cases[0]
+	if res.Origins[c.ID] != folder {
+		t.Errorf("origins %v, want %s → %s", res.Origins, c.ID, folder)
+	}
+	var got []string
+	filepath.WalkDir(filepath.Join(staging, c.ID), func(p string, d os.DirEntry, err error) error {
+		if err == nil && !d.IsDir() {
+			rel, _ := filepath.Rel(filepath.Join(staging, c.ID), p)
+			got = append(got, filepath.ToSlash(rel))
+		}
+		return err
+	})
+	scan, err := dicom.Discover(context.Background(), []string{filepath.Join(staging, c.ID)}, dicom.Options{})
+	if err != nil || len(scan.Series) != 1 {
+		t.Fatalf("staged case: %v", err)
+	}
+	s := scan.Series[0]
+	if len(got) != len(files) || len(s.Files) != len(files) {
+		t.Fatalf("staged %d files, series %d, delivered %d", len(got), len(s.Files), len(files))
+	}
+	for i, f := range s.Files {
+		want := filepath.Join(staging, c.ID, filepath.FromSlash(CaseImagePath("CT", s.SeriesNumber, i+1)))
+		if f != want {
+			t.Errorf("slice %d is %s, want %s", i+1, f, want)
+		}
+	}
+	h, err := volume.ReadHeader(LabelPath(staging, c.ID))
+	if err != nil || len(h.Text) != 0 {
+		t.Errorf("staged label header: %v, text fields %v", err, h)
+	}
+}
+
+func TestKeyFileRoundTrip(t *testing.T) {
+	t.Parallel()
+	root := t.TempDir()
+	if err := WriteKey(root, "b1", map[string]string{"c-000000000001": "/in/DOE JOHN", "c-000000000002": "/in/tab\there"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := WriteKey(root, "b2", map[string]string{"c-000000000002": "/in2/again"}); err != nil {
+		t.Fatal(err)
+	}
+	got, err := ReadKey(root)
+	want := []KeyEntry{{"c-000000000001", "b1", "/in/DOE JOHN"}, {"c-000000000002", "b2", "/in2/again"}}
+	if err != nil || len(got) != 2 || got[0] != want[0] || got[1] != want[1] {
+		t.Errorf("key %v %v, want %v", got, err, want)
+	}
+	st, err := os.Stat(filepath.Join(root, KeyFile))
+	if err != nil || st.Mode().Perm() != 0o600 {
+		t.Errorf("key file mode: %v %v", st, err)
+	}
+	if ig, err := os.ReadFile(filepath.Join(root, ".medcad", ".gitignore")); err != nil || string(ig) != "*\n" {
+		t.Errorf(".medcad/.gitignore: %q %v", ig, err)
+	}
+}

@@ -225,14 +225,55 @@ func sortElements(es []*dicom.Element) {
 	slices.SortStableFunc(es, func(a, b *dicom.Element) int { return a.Tag.Compare(b.Tag) })
 }
 
-// burnedIn reports whether ds declares burned-in annotation.
-func burnedIn(ds *dicom.Dataset) bool {
-	e, err := ds.FindElementByTag(tg(tagBurnedInAnnotation))
-	if err != nil {
+// burnedIn reports whether ds declares burned-in annotation anywhere: a
+// BurnedInAnnotation whose values include YES, whatever its VR (a UN
+// value is read as text) and multiplicity (NO\YES is YES), at any level.
+func burnedIn(ds *dicom.Dataset) bool { return burnedInAt(ds.Elements, 0) }
+
+func burnedInAt(es []*dicom.Element, depth int) bool {
+	if depth > maxDepth {
+		return true // deeper than anything is checked: assume the worst
+	}
+	for _, e := range es {
+		if e.Value == nil {
+			continue
+		}
+		if e.Tag.Uint32() == tagBurnedInAnnotation {
+			var vals []string
+			switch v := e.Value.GetValue().(type) {
+			case []string:
+				vals = v
+			case []byte:
+				vals = []string{string(v)}
+			}
+			for _, s := range vals {
+				for _, part := range strings.Split(s, "\\") {
+					if strings.EqualFold(strings.Trim(part, " \x00"), "YES") {
+						return true
+					}
+				}
+			}
+		}
+		if items, ok := e.Value.GetValue().([]*dicom.SequenceItemValue); ok {
+			for _, it := range items {
+				if sub, _ := it.GetValue().([]*dicom.Element); burnedInAt(sub, depth+1) {
+					return true
+				}
+			}
+		}
+	}
+	return false
+}
+
+// unknownPublic reports whether t is in a standard (even) group but not in
+// the DICOM dictionary: a non-standard use of a public group, which could
+// hold anything, so it is removed (and Scan flags it).
+func unknownPublic(t tag.Tag) bool {
+	if t.Group%2 == 1 || t.Group == 0x0002 || t.Group == 0xFFFE || t.Element == 0x0000 {
 		return false
 	}
-	s, ok := e.Value.GetValue().([]string)
-	return ok && len(s) > 0 && strings.EqualFold(trimValue(s[0]), "YES")
+	_, err := tag.Find(t)
+	return err != nil
 }
 
 // Enhanced CT Image Storage: its IOD makes some compound-action attributes
@@ -340,6 +381,8 @@ func (w *walker) element(e *dicom.Element, depth int) (*dicom.Element, error) {
 	act := actK
 	if r, ok := w.d.rows[e.Tag.Uint32()]; ok {
 		act = w.resolve(r, depth)
+	} else if unknownPublic(e.Tag) {
+		return nil, nil
 	} else {
 		switch {
 		case vr == "UI":

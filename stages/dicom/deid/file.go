@@ -143,16 +143,14 @@ func (d *Deidentifier) File(ctx context.Context, in, out string) (Info, error) {
 	if err := d.Dataset(&ds); err != nil {
 		return Info{}, fmt.Errorf("%s: %w", in, err)
 	}
+	encoded, err := d.verified(in, ds)
+	if err != nil {
+		return Info{}, err
+	}
 	if err := os.MkdirAll(filepath.Dir(out), 0o755); err != nil {
 		return Info{}, err
 	}
-	err = atomicfile.Write(out, 0o644, func(w io.Writer) error {
-		if err := write(w, ds); err != nil {
-			return fmt.Errorf("%s: writing de-identified DICOM: %s", in, oneLine(err))
-		}
-		return nil
-	})
-	if err != nil {
+	if err := atomicfile.WriteFile(out, encoded, 0o644); err != nil {
 		return Info{}, err
 	}
 	return Info{
@@ -161,6 +159,28 @@ func (d *Deidentifier) File(ctx context.Context, in, out string) (Info, error) {
 		SeriesUID:      str(&ds, tag.SeriesInstanceUID),
 		SOPInstanceUID: str(&ds, tag.SOPInstanceUID),
 	}, nil
+}
+
+// ErrStillIdentifying means a de-identified output, read back, still holds
+// what the profile removes or replaces: it is not written (fail closed).
+var ErrStillIdentifying = errors.New("the de-identified output still holds identifying attributes")
+
+// verified encodes the de-identified ds (from the file in, named in errors)
+// and checks the encoding as scan-phi would, reading it back: only bytes
+// that parse again and that Scan finds clean are returned.
+func (d *Deidentifier) verified(in string, ds dicom.Dataset) ([]byte, error) {
+	var buf bytes.Buffer
+	if err := write(&buf, ds); err != nil {
+		return nil, fmt.Errorf("%s: writing de-identified DICOM: %s", in, oneLine(err))
+	}
+	again, err := parse(in, buf.Bytes(), false)
+	if err != nil {
+		return nil, fmt.Errorf("%s: the de-identified output does not read back: %w", in, err)
+	}
+	if found := Scan(&again); len(found) > 0 {
+		return nil, fmt.Errorf("%s: %w (%s): not written", in, ErrStillIdentifying, strings.Join(found, ", "))
+	}
+	return buf.Bytes(), nil
 }
 
 // write encodes ds, turning a writer panic into an error.
@@ -201,6 +221,21 @@ type Result struct {
 // from the calling goroutine. Tree returns an error only when it cannot go
 // on (ctx cancelled, a folder that cannot be walked).
 func (d *Deidentifier) Tree(ctx context.Context, paths []string, outDir string, each func(Result)) error {
+	return d.tree(ctx, paths, outDir, nil, each)
+}
+
+// TreeNumbered is Tree with every output named by its place in the walk,
+// outDir/000001.dcm, 000002.dcm, …: nothing of an input's folder or file
+// name reaches its output (files named by their original SOPInstanceUID,
+// folders named after the patient).
+func (d *Deidentifier) TreeNumbered(ctx context.Context, paths []string, outDir string, each func(Result)) error {
+	n := 0
+	return d.tree(ctx, paths, outDir, func(string) string { n++; return fmt.Sprintf("%06d.dcm", n) }, each)
+}
+
+// tree is Tree; name, when set, gives each output's path inside outDir
+// instead of the input's.
+func (d *Deidentifier) tree(ctx context.Context, paths []string, outDir string, name func(rel string) string, each func(Result)) error {
 	type task struct {
 		in, out  string
 		inFolder bool
@@ -218,6 +253,9 @@ func (d *Deidentifier) Tree(ctx context.Context, paths []string, outDir string, 
 	walk := fileWalk{skipDir: outDir}
 	walk.fail = func(path string, err error) { tasks = append(tasks, finished(Result{In: path, Err: err})) }
 	walk.file = func(in, rel string, inFolder bool) {
+		if name != nil {
+			rel = name(rel)
+		}
 		out := filepath.Join(outDir, rel)
 		if sameFile(in, out) {
 			tasks = append(tasks, finished(Result{In: in, Err: fmt.Errorf("%s: the output would replace the input", in)}))

@@ -2,14 +2,21 @@ package deid
 
 import (
 	"bytes"
+	"compress/flate"
 	"errors"
+	"io"
+	"runtime"
 	"strings"
 	"testing"
 )
 
-// FuzzDeid feeds arbitrary bytes through the de-identification path: it
-// must never panic; a file it accepts must come out as a file that parses
-// again and that Scan finds clean; a file it refuses gets a one-line error.
+// FuzzDeid feeds arbitrary bytes through the de-identification path as
+// File runs it (bounds, parse, profile, encode, read back and scan): it
+// must never panic nor allocate in proportion to a length a file claims
+// rather than to the bytes it holds (or inflates to); a file it accepts
+// must come out as bytes that parse again and that Scan finds clean — a
+// de-identification gap shows as ErrStillIdentifying and fails; a file it
+// refuses gets a one-line error.
 func FuzzDeid(f *testing.F) {
 	for _, fx := range []fixture{
 		{slices: 1, rows: 2, cols: 2},
@@ -20,8 +27,18 @@ func FuzzDeid(f *testing.F) {
 		f.Add(b)
 		f.Add(b[:len(b)*2/3])
 	}
+	var z bytes.Buffer
+	zw, _ := flate.NewWriter(&z, flate.BestCompression)
+	zw.Write(elemLE(0x0009, 0x1001, "OB", 1<<16, make([]byte, 1<<16)))
+	zw.Close()
+	f.Add(cat(preambleMeta(deflatedExplicitVRLE), z.Bytes()))
+	f.Add(cat(preambleMeta("1.2.840.10008.1.2.1"), bytes.Repeat(elemLE(0x0008, 0x1140, "SQ", 0xFFFFFFFF, elemLE(0xFFFE, 0xE000, "", 0xFFFFFFFF, nil)), 80)))
+	f.Add(cat(preambleMeta("1.2.840.10008.1.2.1"), elemLE(0x0028, 0x0301, "UN", 4, []byte("YES "))))
 	d := New(testKey, Options{Dates: DatesShift, ShiftDays: 3})
 	f.Fuzz(func(t *testing.T, data []byte) {
+		budget := allocBudget(data)
+		var before, after runtime.MemStats
+		runtime.ReadMemStats(&before)
 		ds, err := Parse("fuzz.dcm", data)
 		if err != nil {
 			if strings.Contains(err.Error(), "\n") || !strings.HasPrefix(err.Error(), "fuzz.dcm: ") {
@@ -36,18 +53,31 @@ func FuzzDeid(f *testing.F) {
 			}
 			return
 		}
-		var buf bytes.Buffer
-		if err := write(&buf, ds); err != nil {
-			return // the writer refuses some values it parsed (odd-length OW, …); File reports that
+		_, err = d.verified("fuzz.dcm", ds)
+		runtime.ReadMemStats(&after)
+		if n := after.TotalAlloc - before.TotalAlloc; n > budget {
+			t.Fatalf("allocated %d bytes for a %d-byte input (budget %d)", n, len(data), budget)
 		}
-		again, err := Parse("out.dcm", buf.Bytes())
-		if err != nil {
-			t.Fatalf("de-identified output does not parse: %v", err)
+		if errors.Is(err, ErrStillIdentifying) {
+			t.Fatalf("de-identified output: %v", err)
 		}
-		if found := Scan(&again); len(found) > 0 {
-			t.Fatalf("de-identified output holds %q", found)
+		if err != nil && strings.Contains(err.Error(), "\n") {
+			t.Fatalf("multi-line error %q", err)
 		}
 	})
+}
+
+// allocBudget is what de-identifying data may allocate: a fixed overhead
+// and a multiple of what the file holds, inflated when it is deflated (at
+// most the walk's budget), never what its length fields claim.
+func allocBudget(data []byte) uint64 {
+	n := int64(len(data))
+	if i := bytes.Index(data, []byte(deflatedExplicitVRLE)); i >= 0 {
+		r := flate.NewReader(bytes.NewReader(data[i:]))
+		m, _ := io.Copy(io.Discard, io.LimitReader(r, maxInflated))
+		n += m
+	}
+	return uint64(32<<20 + 200*n)
 }
 
 // FuzzShiftDate: shifting a date (or DT, or DA range) by n days and back

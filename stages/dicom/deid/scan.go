@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/medcad/medcad/stages/volume"
 	"github.com/suyashkumar/dicom"
 )
 
@@ -21,7 +22,10 @@ import (
 //     the dummy date, unless
 //     ds declares a Retain Longitudinal Temporal Information option (codes
 //     113106 or 113107 in DeidentificationMethodCodeSequence);
-//   - BurnedInAnnotation = YES.
+//   - an attribute of a standard (even) group that the dictionary does
+//     not know;
+//   - BurnedInAnnotation = YES (in any VR, UN included, and among
+//     several values).
 //
 // Scan cannot tell an original UID that already has the 2.25 form from a
 // replaced one, nor a shifted date from an original one under 113107.
@@ -44,13 +48,38 @@ func Scan(ds *dicom.Dataset) []string {
 }
 
 // ScanFile reads the DICOM file at path and scans it. A DICOMDIR is
-// scanned too: its directory records hold patient names and IDs.
+// scanned too: its directory records hold patient names and IDs. A NIfTI
+// file (named .nii or .nii.gz: a label map) is scanned for its header's
+// free-text fields and extensions and its gzip wrapper's file name,
+// comment and extra field (volume.Header.Text), which a file medcad
+// writes leaves empty.
 func ScanFile(path string) ([]string, error) {
+	if IsNIfTIName(path) {
+		h, err := volume.ReadHeader(path)
+		if err != nil {
+			return nil, err
+		}
+		found := make([]string, 0, len(h.Text))
+		for _, f := range h.Text {
+			if !strings.HasPrefix(f, "gzip") {
+				f = "NIfTI " + f
+			}
+			found = append(found, f)
+		}
+		slices.Sort(found)
+		return found, nil
+	}
 	ds, err := read(path, true)
 	if err != nil {
 		return nil, err
 	}
 	return Scan(&ds), nil
+}
+
+// IsNIfTIName reports whether path is named as a NIfTI-1 file.
+func IsNIfTIName(path string) bool {
+	p := strings.ToLower(path)
+	return strings.HasSuffix(p, ".nii") || strings.HasSuffix(p, ".nii.gz")
 }
 
 type scanner struct {
@@ -108,6 +137,10 @@ func (s *scanner) element(e *dicom.Element, path string, depth int) {
 	vr := vrOf(e)
 	r, inTable := s.rows[e.Tag.Uint32()]
 	if inTable && r.dates && s.datesAllowed {
+		return
+	}
+	if !inTable && unknownPublic(e.Tag) {
+		s.found[path+"unknown attribute "+tagName(e.Tag)+" in a standard group"] = true
 		return
 	}
 	if !inTable {
