@@ -69,6 +69,13 @@ func (o Options) normalized() (Options, error) {
 	return o, nil
 }
 
+// LabelFraction is the share of a voxel's signal that bone must
+// contribute for the label to call the voxel bone: partial-volume voxels
+// at a bone's surface count, as they do in clinical bone masks (a CT
+// bone window of 226 HU and up takes a cortex's edge voxels down to
+// about a fifth bone).
+const LabelFraction = 0.2
+
 // Tissue is the ground-truth class of a voxel centre.
 type Tissue uint8
 
@@ -159,9 +166,19 @@ func Generate(ctx context.Context, opts Options, i int) (*Case, error) {
 	if err := parallelSlices(ctx, sc.dim[2], func(k int) { sc.noiseSlice(k, hu, ct.I16) }); err != nil {
 		return nil, err
 	}
-	lab := volume.New(volume.Uint8, sc.dim, sc.affine)
+	// Labels follow partial volume: a voxel is bone when bone contributes
+	// at least LabelFraction of its signal, i.e. when the bone indicator,
+	// blurred like the image, reaches it.
+	frac := make([]float32, n)
 	for v, t := range tis {
 		if IsBone(Tissue(t), opts.LabelRules) {
+			frac[v] = 1
+		}
+	}
+	blur(ctx, frac, sc.dim, sc.blurVox)
+	lab := volume.New(volume.Uint8, sc.dim, sc.affine)
+	for v, f := range frac {
+		if f >= LabelFraction {
 			lab.U8[v] = 1
 		}
 	}

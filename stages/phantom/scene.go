@@ -131,7 +131,7 @@ func newScene(opts Options, idx int) *scene {
 		Muscle:     uniform(r, 35, 65),
 		Skin:       uniform(r, 10, 50),
 		Cortical:   uniform(r, 1000, 1900),
-		Trabecular: uniform(r, 150, 500),
+		Trabecular: uniform(r, 250, 550),
 		Canal:      uniform(r, 0, 60),
 		Disc:       uniform(r, 50, 70),
 		Table:      uniform(r, 250, 700),
@@ -141,7 +141,7 @@ func newScene(opts Options, idx int) *scene {
 		s.hu[Trabecular] = uniform(r, 80, 200)
 	}
 	s.texture[Cortical] = 60
-	s.texture[Trabecular] = 40
+	s.texture[Trabecular] = 110
 	if osteo {
 		s.texture[Trabecular] = 20
 	}

@@ -190,7 +190,7 @@ func extractSlab(w *work, f Features, sl slab) chunk {
 	for v, h := range base {
 		ringMask[v] = h > float32(f.RingMinHU)
 	}
-	ringMask = fillSlices(sg, ringMask)
+	ringMask = fillHoles(sg, ringMask, sg.area(f.MaxHoleMM2))
 	plane := sg.dim[0] * sg.dim[1]
 	lo, hi := (z0-h0)*plane, (z1-h0)*plane
 	bodyOff := h0 * plane

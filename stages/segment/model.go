@@ -68,8 +68,11 @@ type Features struct {
 	RingMinHU float64 `toml:"ring_min_hu"`
 	// CandidateMinHU: only voxels in a ring or with base mean above it are
 	// classified; all others are background.
-	CandidateMinHU float64   `toml:"candidate_min_hu"`
-	List           []Feature `toml:"list"`
+	CandidateMinHU float64 `toml:"candidate_min_hu"`
+	// MaxHoleMM2 bounds the holes that the ring feature and hole filling
+	// close, per axial slice (0: any size).
+	MaxHoleMM2 float64   `toml:"max_hole_mm2"`
+	List       []Feature `toml:"list"`
 }
 
 // Feature is one classifier input.
@@ -173,6 +176,9 @@ func (m *Model) validate() error {
 	}
 	if f.BaseRadiusMM < 0 || f.BaseRadiusMM > 50 || m.Localizer.MarginMM < 0 || m.Localizer.MarginMM > 100 {
 		return bad("radius out of range")
+	}
+	if !(f.MaxHoleMM2 >= 0 && f.MaxHoleMM2 <= 1e6) {
+		return bad("max_hole_mm2 %v out of [0, 1000000]", f.MaxHoleMM2)
 	}
 	for i, ft := range f.List {
 		switch ft.Kind {

@@ -56,6 +56,7 @@ type Params struct {
 	CandidateMinHU   float64   `toml:"candidate_min_hu"`    // voxels below are background
 	BodyMinHU        float64   `toml:"body_min_hu"`         // localizer threshold
 	MinComponentMM3  float64   `toml:"min_component_mm3"`   // smaller fragments are removed
+	MaxHoleMM2       float64   `toml:"max_hole_mm2"`        // larger holes are not rings, nor filled
 }
 
 // DefaultParams are the params used when a file sets nothing.
@@ -63,7 +64,7 @@ func DefaultParams() Params {
 	return Params{
 		Hidden: 16, Epochs: 6, SamplesPerCase: 16000, BatchSize: 64, LearningRate: 0.01, L2: 1e-5,
 		BaseRadiusMM: 1, MeanRadiiMM: []float64{1, 3, 7}, ExtremaRadiusMM: 2.5, RingMeanRadiusMM: 3,
-		RingMinHU: 500, CandidateMinHU: 100, BodyMinHU: -400, MinComponentMM3: 30,
+		RingMinHU: 500, CandidateMinHU: 100, BodyMinHU: -400, MinComponentMM3: 30, MaxHoleMM2: 2500,
 	}
 }
 
@@ -87,6 +88,8 @@ func (p Params) Validate() error {
 		return bad("mean_radii_mm has %d radii, want at most 16", len(p.MeanRadiiMM))
 	case !(p.MinComponentMM3 >= 0):
 		return bad("min_component_mm3 = %v, want ≥ 0", p.MinComponentMM3)
+	case !(p.MaxHoleMM2 >= 0 && p.MaxHoleMM2 <= 1e6):
+		return bad("max_hole_mm2 = %v, want 0…1000000", p.MaxHoleMM2)
 	}
 	for _, r := range append([]float64{p.BaseRadiusMM, p.ExtremaRadiusMM, p.RingMeanRadiusMM}, p.MeanRadiiMM...) {
 		if !(r >= 0 && r <= 50) {
@@ -103,7 +106,7 @@ func (p Params) Validate() error {
 
 // features lists the classifier inputs these params select.
 func (p Params) features() Features {
-	f := Features{BaseRadiusMM: p.BaseRadiusMM, RingMinHU: p.RingMinHU, CandidateMinHU: p.CandidateMinHU}
+	f := Features{BaseRadiusMM: p.BaseRadiusMM, RingMinHU: p.RingMinHU, CandidateMinHU: p.CandidateMinHU, MaxHoleMM2: p.MaxHoleMM2}
 	f.List = append(f.List, Feature{Kind: FeatHU})
 	for _, r := range p.MeanRadiiMM {
 		f.List = append(f.List, Feature{Kind: FeatMean, RadiusMM: r})
