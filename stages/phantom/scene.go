@@ -30,6 +30,9 @@ type scene struct {
 	hu      [numTissues]float64
 	texture [numTissues]float64
 	noise   float64
+	// noiseCorr is the weight of each in-plane neighbour in the noise:
+	// reconstruction correlates CT noise between neighbouring pixels.
+	noiseCorr float64
 	height  float64 // z extent of the volume, mm
 
 	body      ellipse
@@ -121,7 +124,8 @@ func newScene(opts Options, idx int) *scene {
 		{0, 0, 0, 1},
 	}
 	s.blurVox = [3]float64{uniform(r, 0.45, 0.8) / inPlane, uniform(r, 0.45, 0.8) / inPlane, 0.5}
-	s.noise = uniform(r, 10, 40)
+	s.noise = uniform(r, 5, 30)
+	s.noiseCorr = uniform(r, 0, 0.6)
 
 	osteo := r.Float64() < 0.35
 	hasMetal := r.Float64() < 0.3
@@ -130,7 +134,7 @@ func newScene(opts Options, idx int) *scene {
 		Fat:        uniform(r, -120, -80),
 		Muscle:     uniform(r, 35, 65),
 		Skin:       uniform(r, 10, 50),
-		Cortical:   uniform(r, 1000, 1900),
+		Cortical:   uniform(r, 700, 1900),
 		Trabecular: uniform(r, 250, 550),
 		Canal:      uniform(r, 0, 60),
 		Disc:       uniform(r, 50, 70),
@@ -509,13 +513,25 @@ func (s *scene) boneOffset(x, y, z float64) float64 {
 	return 0
 }
 
-// noiseSlice adds Gaussian noise to slice k and stores rounded, clipped HU.
+// noiseSlice adds correlated Gaussian noise (standard deviation s.noise)
+// to slice k and stores rounded, clipped HU.
 func (s *scene) noiseSlice(k int, hu []float32, out []int16) {
 	r := rng(s.seed, s.idx, streamNoise<<32|uint64(k))
-	n := s.dim[0] * s.dim[1]
-	for v := k * n; v < (k+1)*n; v++ {
-		h := float64(hu[v]) + s.noise*r.NormFloat64()
-		out[v] = int16(math.Round(min(max(h, -1024), 3071)))
+	nx, ny := s.dim[0], s.dim[1]
+	white := make([]float64, nx*ny)
+	for p := range white {
+		white[p] = r.NormFloat64()
+	}
+	c := s.noiseCorr
+	norm := s.noise / math.Sqrt(1+4*c*c)
+	off := k * nx * ny
+	for j := range ny {
+		for i := range nx {
+			p := j*nx + i
+			w := white[p] + c*(white[j*nx+max(i-1, 0)]+white[j*nx+min(i+1, nx-1)]+white[max(j-1, 0)*nx+i]+white[min(j+1, ny-1)*nx+i])
+			h := float64(hu[off+p]) + norm*w
+			out[off+p] = int16(math.Round(min(max(h, -1024), 3071)))
+		}
 	}
 }
 

@@ -196,7 +196,7 @@ func extractSlab(w *work, f Features, sl slab) chunk {
 	bodyOff := h0 * plane
 	var local []int32 // candidate indices in the slab
 	for v := lo; v < hi; v++ {
-		if w.body[bodyOff+v] && (ringMask[v] || base[v] > float32(f.CandidateMinHU)) {
+		if w.body[bodyOff+v] && (ringMask[v] || base[v] > float32(f.CandidateMinHU) || hu[v] > float32(f.CandidateMinHU)) {
 			local = append(local, int32(v))
 		}
 	}
@@ -240,6 +240,8 @@ func extractSlab(w *work, f Features, sl slab) chunk {
 			m, owned = ringMap(), false
 		case FeatRingMean:
 			m = sl.mean(ringMap(), sg.radius(ft.RadiusMM))
+		case FeatStd:
+			m = sl.std(hu, sg.radius(ft.RadiusMM))
 		}
 		for r, v := range local {
 			c.x[r*n+col] = m[v]

@@ -201,6 +201,24 @@ func (f filters) mean(in []float32, r [3]int) []float32 {
 	return src
 }
 
+// std returns the standard deviation of in over a box of the given radii
+// (cut at the edges): texture, which trabecular bone has and contrast in
+// a vessel has not.
+func (f filters) std(in []float32, r [3]int) []float32 {
+	sq := f.p.get(len(in))
+	for v, x := range in {
+		sq[v] = x * x
+	}
+	m2 := f.mean(sq, r)
+	f.p.put(sq)
+	m := f.mean(in, r)
+	for v := range m {
+		m[v] = float32(math.Sqrt(max(float64(m2[v])-float64(m[v])*float64(m[v]), 0)))
+	}
+	f.p.put(m2)
+	return m
+}
+
 // extrema returns the maximum and the minimum of in over a box of the
 // given radii (cut at the edges).
 func (f filters) extrema(in []float32, r [3]int) (mx, mn []float32) {

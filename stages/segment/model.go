@@ -35,6 +35,7 @@ const (
 	FeatMin      = "min"       // minimum of the base mean, radius RadiusMM
 	FeatRing     = "ring"      // 1 inside a closed bright ring on the axial slice
 	FeatRingMean = "ring_mean" // box mean of ring, radius RadiusMM
+	FeatStd      = "std"       // standard deviation of HU over a box, radius RadiusMM
 )
 
 // Model is the self-describing model artifact: everything prediction
@@ -182,7 +183,7 @@ func (m *Model) validate() error {
 	}
 	for i, ft := range f.List {
 		switch ft.Kind {
-		case FeatHU, FeatMean, FeatGradient, FeatMax, FeatMin, FeatRing, FeatRingMean:
+		case FeatHU, FeatMean, FeatGradient, FeatMax, FeatMin, FeatRing, FeatRingMean, FeatStd:
 		default:
 			return bad("feature %d: unknown kind %q", i+1, ft.Kind)
 		}

@@ -52,6 +52,7 @@ type Params struct {
 	MeanRadiiMM      []float64 `toml:"mean_radii_mm"`       // box-mean features
 	ExtremaRadiusMM  float64   `toml:"extrema_radius_mm"`   // local max/min features
 	RingMeanRadiusMM float64   `toml:"ring_mean_radius_mm"` // smoothed ring feature
+	StdRadiusMM      float64   `toml:"std_radius_mm"`       // texture (local standard deviation) feature
 	RingMinHU        float64   `toml:"ring_min_hu"`         // bright ring threshold
 	CandidateMinHU   float64   `toml:"candidate_min_hu"`    // voxels below are background
 	BodyMinHU        float64   `toml:"body_min_hu"`         // localizer threshold
@@ -63,7 +64,7 @@ type Params struct {
 func DefaultParams() Params {
 	return Params{
 		Hidden: 16, Epochs: 6, SamplesPerCase: 16000, BatchSize: 64, LearningRate: 0.01, L2: 1e-5,
-		BaseRadiusMM: 1, MeanRadiiMM: []float64{1, 3, 7}, ExtremaRadiusMM: 2.5, RingMeanRadiusMM: 3,
+		BaseRadiusMM: 1, MeanRadiiMM: []float64{1, 3, 7}, ExtremaRadiusMM: 2.5, RingMeanRadiusMM: 3, StdRadiusMM: 1.5,
 		RingMinHU: 500, CandidateMinHU: 100, BodyMinHU: -400, MinComponentMM3: 30, MaxHoleMM2: 2500,
 	}
 }
@@ -91,7 +92,7 @@ func (p Params) Validate() error {
 	case !(p.MaxHoleMM2 >= 0 && p.MaxHoleMM2 <= 1e6):
 		return bad("max_hole_mm2 = %v, want 0…1000000", p.MaxHoleMM2)
 	}
-	for _, r := range append([]float64{p.BaseRadiusMM, p.ExtremaRadiusMM, p.RingMeanRadiusMM}, p.MeanRadiiMM...) {
+	for _, r := range append([]float64{p.BaseRadiusMM, p.ExtremaRadiusMM, p.RingMeanRadiusMM, p.StdRadiusMM}, p.MeanRadiiMM...) {
 		if !(r >= 0 && r <= 50) {
 			return bad("radius %v mm, want 0…50", r)
 		}
@@ -117,6 +118,7 @@ func (p Params) features() Features {
 		Feature{Kind: FeatMin, RadiusMM: p.ExtremaRadiusMM},
 		Feature{Kind: FeatRing},
 		Feature{Kind: FeatRingMean, RadiusMM: p.RingMeanRadiusMM},
+		Feature{Kind: FeatStd, RadiusMM: p.StdRadiusMM},
 	)
 	return f
 }
