@@ -74,7 +74,7 @@ func (o Options) normalized() (Options, error) {
 // at a bone's surface count, as they do in clinical bone masks (a CT
 // bone window of 226 HU and up takes a cortex's edge voxels down to
 // about a fifth bone).
-const LabelFraction = 0.2
+const LabelFraction = 0.15
 
 // Tissue is the ground-truth class of a voxel centre.
 type Tissue uint8

@@ -134,7 +134,7 @@ func newScene(opts Options, idx int) *scene {
 		Fat:        uniform(r, -120, -80),
 		Muscle:     uniform(r, 35, 65),
 		Skin:       uniform(r, 10, 50),
-		Cortical:   uniform(r, 700, 1900),
+		Cortical:   uniform(r, 1000, 2000),
 		Trabecular: uniform(r, 250, 550),
 		Canal:      uniform(r, 0, 60),
 		Disc:       uniform(r, 50, 70),
@@ -270,6 +270,17 @@ func newScene(opts Options, idx int) *scene {
 	}
 	pose := uniform(r, -0.15, 0.15) // radians, about ±9°
 	s.cosPose, s.sinPose = math.Cos(pose), math.Sin(pose)
+	// Thin flat bones like a skull's: two cortical tables of 0.7–2 mm
+	// around diploë, curved along the anterior body wall, where partial
+	// volume dims the thin tables well below a thick cortex.
+	for range 1 + r.IntN(2) {
+		th := uniform(r, 3.5, 8)
+		mid := math.Pi/2 + uniform(r, -0.6, 0.6)
+		span := uniform(r, 0.4, 0.8)
+		zc, zl := uniform(r, 0.2, 0.8)*s.height, uniform(r, 0.3, 0.8)*s.height
+		s.pelvis = append(s.pelvis, plate{cx: bx, cy: by, r: uniform(r, 0.55, 0.7) * b, th: th, a0: mid - span/2, a1: mid + span/2,
+			z0: zc - zl/2, z1: zc + zl/2, cortex: min(uniform(r, 0.7, 2), 0.35*th)})
+	}
 	return s
 }
 

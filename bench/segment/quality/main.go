@@ -29,9 +29,10 @@ func main() {
 	dir := flag.String("dir", "", "work folder (default: a temporary one)")
 	jsonOut := flag.Bool("json", false, "JSON output")
 	rules := flag.String("label-rules", phantom.RulesV2, "label rules of both sets: v1 or v2")
+	params := flag.String("params", "", "training params TOML (default: the defaults)")
 	real := flag.String("real", realct.CraniumPath, "real head CT (InVesalius project) to score against its bone preset; skipped when missing")
 	flag.Parse()
-	if err := run(context.Background(), config{*train, *test, *trainSeed, *testSeed, *seed, *dir, *rules, *real, *jsonOut}); err != nil {
+	if err := run(context.Background(), config{*train, *test, *trainSeed, *testSeed, *seed, *dir, *rules, *real, *params, *jsonOut}); err != nil {
 		fmt.Fprintln(os.Stderr, "quality:", err)
 		os.Exit(1)
 	}
@@ -50,7 +51,7 @@ type caseResult struct {
 type config struct {
 	nTrain, nTest             int
 	trainSeed, testSeed, seed uint64
-	dir, rules, real          string
+	dir, rules, real, params  string
 	jsonOut                   bool
 }
 
@@ -68,8 +69,16 @@ func run(ctx context.Context, cfg config) error {
 	if _, err := phantom.WriteDataset(ctx, phantom.DatasetOptions{Options: phantom.Options{Seed: trainSeed, LabelRules: cfg.rules}, Dir: trainDir, Cases: nTrain}); err != nil {
 		return err
 	}
+	params := segment.DefaultParams()
+	if cfg.params != "" {
+		p, err := segment.LoadParams(cfg.params)
+		if err != nil {
+			return err
+		}
+		params = p
+	}
 	t0 := time.Now()
-	res, err := segment.Train(ctx, segment.TrainOptions{Data: trainDir, Out: filepath.Join(dir, "model.toml"), Params: segment.DefaultParams(), Seed: seed})
+	res, err := segment.Train(ctx, segment.TrainOptions{Data: trainDir, Out: filepath.Join(dir, "model.toml"), Params: params, Seed: seed})
 	if err != nil {
 		return err
 	}
