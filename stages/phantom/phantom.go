@@ -69,12 +69,10 @@ func (o Options) normalized() (Options, error) {
 	return o, nil
 }
 
-// LabelFraction is the share of a voxel's signal that bone must
-// contribute for the label to call the voxel bone: partial-volume voxels
-// at a bone's surface count, as they do in clinical bone masks (a CT
-// bone window of 226 HU and up takes a cortex's edge voxels down to
-// about a fifth bone).
-const LabelFraction = 0.15
+// LabelExcessHU is how far above soft tissue bone must raise a
+// partial-volume voxel for the label to call it bone: the clinical bone
+// window starts at 226 HU, about 180 HU above soft tissue.
+const LabelExcessHU = 180
 
 // Tissue is the ground-truth class of a voxel centre.
 type Tissue uint8
@@ -161,24 +159,29 @@ func Generate(ctx context.Context, opts Options, i int) (*Case, error) {
 	if err := parallelSlices(ctx, sc.dim[2], func(k int) { sc.renderSlice(k, hu, tis) }); err != nil {
 		return nil, err
 	}
+	// Labels follow partial volume: a voxel is bone when it is mostly bone
+	// (the bone indicator, blurred like the image, reaches ½) or when bone
+	// raises it at least LabelExcessHU above soft tissue (the bone's excess
+	// over muscle, blurred like the image), as a clinical bone window does
+	// at a bone's surface.
+	frac := make([]float32, n)
+	excess := make([]float32, n)
+	for v, t := range tis {
+		if IsBone(Tissue(t), opts.LabelRules) {
+			frac[v] = 1
+			excess[v] = max(hu[v]-float32(sc.hu[Muscle]), 0)
+		}
+	}
 	blur(ctx, hu, sc.dim, sc.blurVox)
+	blur(ctx, frac, sc.dim, sc.blurVox)
+	blur(ctx, excess, sc.dim, sc.blurVox)
 	ct := volume.New(volume.Int16, sc.dim, sc.affine)
 	if err := parallelSlices(ctx, sc.dim[2], func(k int) { sc.noiseSlice(k, hu, ct.I16) }); err != nil {
 		return nil, err
 	}
-	// Labels follow partial volume: a voxel is bone when bone contributes
-	// at least LabelFraction of its signal, i.e. when the bone indicator,
-	// blurred like the image, reaches it.
-	frac := make([]float32, n)
-	for v, t := range tis {
-		if IsBone(Tissue(t), opts.LabelRules) {
-			frac[v] = 1
-		}
-	}
-	blur(ctx, frac, sc.dim, sc.blurVox)
 	lab := volume.New(volume.Uint8, sc.dim, sc.affine)
-	for v, f := range frac {
-		if f >= LabelFraction {
+	for v := range frac {
+		if frac[v] >= 0.5 || excess[v] >= LabelExcessHU {
 			lab.U8[v] = 1
 		}
 	}

@@ -118,8 +118,10 @@ func (p Params) features() Features {
 		Feature{Kind: FeatMin, RadiusMM: p.ExtremaRadiusMM},
 		Feature{Kind: FeatRing},
 		Feature{Kind: FeatRingMean, RadiusMM: p.RingMeanRadiusMM},
-		Feature{Kind: FeatStd, RadiusMM: p.StdRadiusMM},
 	)
+	if p.StdRadiusMM > 0 {
+		f.List = append(f.List, Feature{Kind: FeatStd, RadiusMM: p.StdRadiusMM})
+	}
 	return f
 }
 
