@@ -125,7 +125,6 @@ func newScene(opts Options, idx int) *scene {
 	}
 	s.blurVox = [3]float64{uniform(r, 0.45, 0.8) / inPlane, uniform(r, 0.45, 0.8) / inPlane, 0.5}
 	s.noise = uniform(r, 5, 30)
-	s.noiseCorr = uniform(r, 0, 0.6)
 
 	osteo := r.Float64() < 0.35
 	hasMetal := r.Float64() < 0.3
@@ -281,6 +280,7 @@ func newScene(opts Options, idx int) *scene {
 		s.pelvis = append(s.pelvis, plate{cx: bx, cy: by, r: uniform(r, 0.55, 0.7) * b, th: th, a0: mid - span/2, a1: mid + span/2,
 			z0: zc - zl/2, z1: zc + zl/2, cortex: min(uniform(r, 0.7, 2), 0.35*th)})
 	}
+	s.noiseCorr = uniform(r, 0, 0.6)
 	return s
 }
 
