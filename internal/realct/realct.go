@@ -104,9 +104,10 @@ func readInv3(r io.Reader) (*volume.Volume, error) {
 			if h.Size != want {
 				return nil, fmt.Errorf("%s is %d bytes, the shape needs %d: %w", name, h.Size, want, ErrFormat)
 			}
-			raw = make([]byte, want)
-			if _, err := io.ReadFull(tr, raw); err != nil {
-				return nil, fmt.Errorf("%s: %v: %w", name, err, ErrFormat)
+			// Read as the data comes (not make(want)): a header cannot make
+			// a small file allocate much.
+			if raw, err = io.ReadAll(io.LimitReader(tr, want)); err != nil || int64(len(raw)) != want {
+				return nil, fmt.Errorf("%s: truncated (%d of %d bytes): %w", name, len(raw), want, ErrFormat)
 			}
 		}
 	}
