@@ -77,6 +77,10 @@ type vertebrae struct {
 // angles) present for z in [z0, z1].
 type plate struct {
 	cx, cy, r, th, a0, a1, z0, z1, cortex float64
+	// cells are air cells in the bone (as in a mastoid or beside a
+	// sinus), each lined by a bony wall of cellWall mm.
+	cells    []sphere
+	cellWall float64
 }
 
 // tube is a vessel or a metal rod: a disc of radius r moving along z.
@@ -277,8 +281,13 @@ func newScene(opts Options, idx int) *scene {
 		mid := math.Pi/2 + uniform(r, -0.6, 0.6)
 		span := uniform(r, 0.4, 0.8)
 		zc, zl := uniform(r, 0.2, 0.8)*s.height, uniform(r, 0.3, 0.8)*s.height
-		s.pelvis = append(s.pelvis, plate{cx: bx, cy: by, r: uniform(r, 0.55, 0.7) * b, th: th, a0: mid - span/2, a1: mid + span/2,
-			z0: zc - zl/2, z1: zc + zl/2, cortex: min(uniform(r, 0.7, 2), 0.35*th)})
+		p := plate{cx: bx, cy: by, r: uniform(r, 0.55, 0.7) * b, th: th, a0: mid - span/2, a1: mid + span/2,
+			z0: zc - zl/2, z1: zc + zl/2, cortex: min(uniform(r, 0.7, 2), 0.35*th), cellWall: uniform(r, 0.5, 1.2)}
+		for range r.IntN(5) {
+			a, rad := uniform(r, p.a0, p.a1), p.r+uniform(r, -0.2, 0.2)*th
+			p.cells = append(p.cells, sphere{x: bx + rad*math.Cos(a), y: by + rad*math.Sin(a), z: uniform(r, p.z0, p.z1), r: uniform(r, 1, th/2+2)})
+		}
+		s.pelvis = append(s.pelvis, p)
 	}
 	s.noiseCorr = uniform(r, 0, 0.6)
 	return s
@@ -425,6 +434,15 @@ func (p plate) at(x, y, z float64) Tissue {
 	}
 	if ang > p.a1 {
 		return Air
+	}
+	for _, c := range p.cells {
+		d := math.Sqrt(sq(x-c.x) + sq(y-c.y) + sq(z-c.z))
+		if d < c.r {
+			return Air
+		}
+		if d < c.r+p.cellWall {
+			return Cortical
+		}
 	}
 	depth := min(radial, (ang-p.a0)*p.r, (p.a1-ang)*p.r, z-p.z0, p.z1-z)
 	if depth < p.cortex {
