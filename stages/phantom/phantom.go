@@ -5,11 +5,13 @@
 // Everything here is written by hand: no library draws anatomy. A case is
 // rendered from a handful of analytic shapes (body ellipse with skin, fat
 // and muscle; long bones with a cortical shell, trabecular ring and
-// medullary canal; a flat pelvis-like plate; stacked vertebral bodies with
-// discs) plus the confounders a plain HU threshold gets wrong
+// medullary canal; a flat pelvis-like plate; thin skull-like plates with
+// two cortical tables around diploë and air cells; stacked vertebral
+// bodies with discs) plus the confounders a plain HU threshold gets wrong
 // (contrast-filled vessels, calcified plaques, osteoporotic bone, the table
 // under the body, an optional metal implant with streaks), then blurred
-// (partial volume) and given Gaussian noise.
+// (partial volume) and given correlated Gaussian noise. Labels follow
+// partial volume (see LabelExcessHU).
 //
 // Output is deterministic: the same Options and case index always give
 // byte-identical volumes. All randomness comes from PCG generators seeded

@@ -33,7 +33,7 @@ type scene struct {
 	// noiseCorr is the weight of each in-plane neighbour in the noise:
 	// reconstruction correlates CT noise between neighbouring pixels.
 	noiseCorr float64
-	height  float64 // z extent of the volume, mm
+	height    float64 // z extent of the volume, mm
 
 	body      ellipse
 	skin, fat float64
@@ -572,4 +572,4 @@ func pad2(n int) string { return fmt.Sprintf("%02d", n) }
 
 // Version is the version of the phantoms Generate draws for a seed; cache
 // keys of stages that make phantoms depend on it.
-const Version = "1"
+const Version = "2"
