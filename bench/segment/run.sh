@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Benchmarks of the built-in bone model (issue 6), on two cores:
-#   1. quality on held-out phantoms vs the best single-threshold baseline;
+#   1. quality on held-out phantoms vs the best single-threshold baseline,
+#      and on a real head CT (invesalius-examples) vs its bone preset;
 #   2. training on 12 small phantoms (target ≤ 60 s);
 #   3. predicting a full 512×512×~300 phantom (target ≤ 10 s, ≤ 2 GB);
 #   4. `medcad segment baseline` side by side with its anchor, the same
@@ -53,7 +54,7 @@ median() {
 
 echo "== machine: $(grep -m1 "model name" /proc/cpuinfo | cut -d: -f2 | xargs), $(nproc) CPUs visible, pinned to CPUs $CORES (thread siblings: $(cat /sys/devices/system/cpu/cpu${CORES%%,*}/topology/thread_siblings_list 2>/dev/null || echo '?')); $(go version 2>/dev/null || echo 'go: prebuilt binary')"
 echo
-echo "== 1. quality: 12 training, 8 held-out test phantoms (small, label rules v2)"
+echo "== 1. quality: 12 training, 8 held-out test phantoms (small, label rules v2), and the real head CT of invesalius-examples"
 "${pin[@]}" "$work/quality"
 echo
 echo "== 2. training on 12 small phantoms"

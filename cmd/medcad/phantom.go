@@ -26,7 +26,8 @@ func newPhantomCmd(a *app) *cobra.Command {
 		Short:       "Generate synthetic CT phantoms with ground-truth bone labels",
 		Long: `Generate synthetic CT cases with known bone labels: a body with skin, fat
 and muscle, long bones (cortex, trabecular bone, medullary canal), a flat
-pelvis-like bone and vertebral bodies, plus the confounders a threshold
+pelvis-like bone, thin skull-like flat bones (two tables around diploë,
+air cells) and vertebral bodies, plus the confounders a threshold
 gets wrong (contrast-filled vessels, calcified plaques, osteoporotic bone,
 the table, sometimes a metal implant with streaks), blurred and noisy.
 The same seed always writes byte-identical cases.

@@ -5,11 +5,13 @@
 // Everything here is written by hand: no library draws anatomy. A case is
 // rendered from a handful of analytic shapes (body ellipse with skin, fat
 // and muscle; long bones with a cortical shell, trabecular ring and
-// medullary canal; a flat pelvis-like plate; stacked vertebral bodies with
-// discs) plus the confounders a plain HU threshold gets wrong
+// medullary canal; a flat pelvis-like plate; thin skull-like plates with
+// two cortical tables around diploë and air cells; stacked vertebral
+// bodies with discs) plus the confounders a plain HU threshold gets wrong
 // (contrast-filled vessels, calcified plaques, osteoporotic bone, the table
 // under the body, an optional metal implant with streaks), then blurred
-// (partial volume) and given Gaussian noise.
+// (partial volume) and given correlated Gaussian noise. Labels follow
+// partial volume (see LabelExcessHU).
 //
 // Output is deterministic: the same Options and case index always give
 // byte-identical volumes. All randomness comes from PCG generators seeded
@@ -68,6 +70,11 @@ func (o Options) normalized() (Options, error) {
 	}
 	return o, nil
 }
+
+// LabelExcessHU is how far above soft tissue bone must raise a
+// partial-volume voxel for the label to call it bone: the clinical bone
+// window starts at 226 HU, about 180 HU above soft tissue.
+const LabelExcessHU = 180
 
 // Tissue is the ground-truth class of a voxel centre.
 type Tissue uint8
@@ -154,14 +161,29 @@ func Generate(ctx context.Context, opts Options, i int) (*Case, error) {
 	if err := parallelSlices(ctx, sc.dim[2], func(k int) { sc.renderSlice(k, hu, tis) }); err != nil {
 		return nil, err
 	}
+	// Labels follow partial volume: a voxel is bone when it is mostly bone
+	// (the bone indicator, blurred like the image, reaches ½) or when bone
+	// raises it at least LabelExcessHU above soft tissue (the bone's excess
+	// over muscle, blurred like the image), as a clinical bone window does
+	// at a bone's surface.
+	frac := make([]float32, n)
+	excess := make([]float32, n)
+	for v, t := range tis {
+		if IsBone(Tissue(t), opts.LabelRules) {
+			frac[v] = 1
+			excess[v] = max(hu[v]-float32(sc.hu[Muscle]), 0)
+		}
+	}
 	blur(ctx, hu, sc.dim, sc.blurVox)
+	blur(ctx, frac, sc.dim, sc.blurVox)
+	blur(ctx, excess, sc.dim, sc.blurVox)
 	ct := volume.New(volume.Int16, sc.dim, sc.affine)
 	if err := parallelSlices(ctx, sc.dim[2], func(k int) { sc.noiseSlice(k, hu, ct.I16) }); err != nil {
 		return nil, err
 	}
 	lab := volume.New(volume.Uint8, sc.dim, sc.affine)
-	for v, t := range tis {
-		if IsBone(Tissue(t), opts.LabelRules) {
+	for v := range frac {
+		if frac[v] >= 0.5 || excess[v] >= LabelExcessHU {
 			lab.U8[v] = 1
 		}
 	}

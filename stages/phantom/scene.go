@@ -30,7 +30,10 @@ type scene struct {
 	hu      [numTissues]float64
 	texture [numTissues]float64
 	noise   float64
-	height  float64 // z extent of the volume, mm
+	// noiseCorr is the weight of each in-plane neighbour in the noise:
+	// reconstruction correlates CT noise between neighbouring pixels.
+	noiseCorr float64
+	height    float64 // z extent of the volume, mm
 
 	body      ellipse
 	skin, fat float64
@@ -74,6 +77,10 @@ type vertebrae struct {
 // angles) present for z in [z0, z1].
 type plate struct {
 	cx, cy, r, th, a0, a1, z0, z1, cortex float64
+	// cells are air cells in the bone (as in a mastoid or beside a
+	// sinus), each lined by a bony wall of cellWall mm.
+	cells    []sphere
+	cellWall float64
 }
 
 // tube is a vessel or a metal rod: a disc of radius r moving along z.
@@ -121,7 +128,7 @@ func newScene(opts Options, idx int) *scene {
 		{0, 0, 0, 1},
 	}
 	s.blurVox = [3]float64{uniform(r, 0.45, 0.8) / inPlane, uniform(r, 0.45, 0.8) / inPlane, 0.5}
-	s.noise = uniform(r, 10, 40)
+	s.noise = uniform(r, 5, 30)
 
 	osteo := r.Float64() < 0.35
 	hasMetal := r.Float64() < 0.3
@@ -130,8 +137,8 @@ func newScene(opts Options, idx int) *scene {
 		Fat:        uniform(r, -120, -80),
 		Muscle:     uniform(r, 35, 65),
 		Skin:       uniform(r, 10, 50),
-		Cortical:   uniform(r, 1000, 1900),
-		Trabecular: uniform(r, 150, 500),
+		Cortical:   uniform(r, 1000, 2000),
+		Trabecular: uniform(r, 250, 550),
 		Canal:      uniform(r, 0, 60),
 		Disc:       uniform(r, 50, 70),
 		Table:      uniform(r, 250, 700),
@@ -141,7 +148,7 @@ func newScene(opts Options, idx int) *scene {
 		s.hu[Trabecular] = uniform(r, 80, 200)
 	}
 	s.texture[Cortical] = 60
-	s.texture[Trabecular] = 40
+	s.texture[Trabecular] = 110
 	if osteo {
 		s.texture[Trabecular] = 20
 	}
@@ -266,6 +273,23 @@ func newScene(opts Options, idx int) *scene {
 	}
 	pose := uniform(r, -0.15, 0.15) // radians, about ±9°
 	s.cosPose, s.sinPose = math.Cos(pose), math.Sin(pose)
+	// Thin flat bones like a skull's: two cortical tables of 0.7–2 mm
+	// around diploë, curved along the anterior body wall, where partial
+	// volume dims the thin tables well below a thick cortex.
+	for range 1 + r.IntN(2) {
+		th := uniform(r, 3.5, 8)
+		mid := math.Pi/2 + uniform(r, -0.6, 0.6)
+		span := uniform(r, 0.4, 0.8)
+		zc, zl := uniform(r, 0.2, 0.8)*s.height, uniform(r, 0.3, 0.8)*s.height
+		p := plate{cx: bx, cy: by, r: uniform(r, 0.55, 0.7) * b, th: th, a0: mid - span/2, a1: mid + span/2,
+			z0: zc - zl/2, z1: zc + zl/2, cortex: min(uniform(r, 0.7, 2), 0.35*th), cellWall: uniform(r, 0.5, 1.2)}
+		for range r.IntN(5) {
+			a, rad := uniform(r, p.a0, p.a1), p.r+uniform(r, -0.2, 0.2)*th
+			p.cells = append(p.cells, sphere{x: bx + rad*math.Cos(a), y: by + rad*math.Sin(a), z: uniform(r, p.z0, p.z1), r: uniform(r, 1, th/2+2)})
+		}
+		s.pelvis = append(s.pelvis, p)
+	}
+	s.noiseCorr = uniform(r, 0, 0.6)
 	return s
 }
 
@@ -411,6 +435,15 @@ func (p plate) at(x, y, z float64) Tissue {
 	if ang > p.a1 {
 		return Air
 	}
+	for _, c := range p.cells {
+		d := math.Sqrt(sq(x-c.x) + sq(y-c.y) + sq(z-c.z))
+		if d < c.r {
+			return Air
+		}
+		if d < c.r+p.cellWall {
+			return Cortical
+		}
+	}
 	depth := min(radial, (ang-p.a0)*p.r, (p.a1-ang)*p.r, z-p.z0, p.z1-z)
 	if depth < p.cortex {
 		return Cortical
@@ -509,13 +542,25 @@ func (s *scene) boneOffset(x, y, z float64) float64 {
 	return 0
 }
 
-// noiseSlice adds Gaussian noise to slice k and stores rounded, clipped HU.
+// noiseSlice adds correlated Gaussian noise (standard deviation s.noise)
+// to slice k and stores rounded, clipped HU.
 func (s *scene) noiseSlice(k int, hu []float32, out []int16) {
 	r := rng(s.seed, s.idx, streamNoise<<32|uint64(k))
-	n := s.dim[0] * s.dim[1]
-	for v := k * n; v < (k+1)*n; v++ {
-		h := float64(hu[v]) + s.noise*r.NormFloat64()
-		out[v] = int16(math.Round(min(max(h, -1024), 3071)))
+	nx, ny := s.dim[0], s.dim[1]
+	white := make([]float64, nx*ny)
+	for p := range white {
+		white[p] = r.NormFloat64()
+	}
+	c := s.noiseCorr
+	norm := s.noise / math.Sqrt(1+4*c*c)
+	off := k * nx * ny
+	for j := range ny {
+		for i := range nx {
+			p := j*nx + i
+			w := white[p] + c*(white[j*nx+max(i-1, 0)]+white[j*nx+min(i+1, nx-1)]+white[max(j-1, 0)*nx+i]+white[min(j+1, ny-1)*nx+i])
+			h := float64(hu[off+p]) + norm*w
+			out[off+p] = int16(math.Round(min(max(h, -1024), 3071)))
+		}
 	}
 }
 
@@ -527,4 +572,4 @@ func pad2(n int) string { return fmt.Sprintf("%02d", n) }
 
 // Version is the version of the phantoms Generate draws for a seed; cache
 // keys of stages that make phantoms depend on it.
-const Version = "1"
+const Version = "2"

@@ -190,13 +190,13 @@ func extractSlab(w *work, f Features, sl slab) chunk {
 	for v, h := range base {
 		ringMask[v] = h > float32(f.RingMinHU)
 	}
-	ringMask = fillSlices(sg, ringMask)
+	ringMask = fillHoles(sg, ringMask, sg.area(f.MaxHoleMM2))
 	plane := sg.dim[0] * sg.dim[1]
 	lo, hi := (z0-h0)*plane, (z1-h0)*plane
 	bodyOff := h0 * plane
 	var local []int32 // candidate indices in the slab
 	for v := lo; v < hi; v++ {
-		if w.body[bodyOff+v] && (ringMask[v] || base[v] > float32(f.CandidateMinHU)) {
+		if w.body[bodyOff+v] && (ringMask[v] || base[v] > float32(f.CandidateMinHU) || hu[v] > float32(f.CandidateMinHU)) {
 			local = append(local, int32(v))
 		}
 	}
@@ -240,6 +240,8 @@ func extractSlab(w *work, f Features, sl slab) chunk {
 			m, owned = ringMap(), false
 		case FeatRingMean:
 			m = sl.mean(ringMap(), sg.radius(ft.RadiusMM))
+		case FeatStd:
+			m = sl.std(hu, sg.radius(ft.RadiusMM))
 		}
 		for r, v := range local {
 			c.x[r*n+col] = m[v]

@@ -25,6 +25,15 @@ func (g grid) radius(mm float64) [3]int {
 	return r
 }
 
+// area is how many pixels of an axial slice cover mm2 square mm (0 for
+// 0: no bound).
+func (g grid) area(mm2 float64) int {
+	if mm2 <= 0 {
+		return 0
+	}
+	return max(int(math.Round(mm2/(g.sp[0]*g.sp[1]))), 1)
+}
+
 // pool recycles float32 buffers between the slabs of one extraction, so
 // that large maps are not allocated (and zeroed, and collected) per
 // feature. A nil pool allocates. Buffers come back with arbitrary content.
@@ -190,6 +199,24 @@ func (f filters) mean(in []float32, r [3]int) []float32 {
 		return dst
 	}
 	return src
+}
+
+// std returns the standard deviation of in over a box of the given radii
+// (cut at the edges): texture, which trabecular bone has and contrast in
+// a vessel has not.
+func (f filters) std(in []float32, r [3]int) []float32 {
+	sq := f.p.get(len(in))
+	for v, x := range in {
+		sq[v] = x * x
+	}
+	m2 := f.mean(sq, r)
+	f.p.put(sq)
+	m := f.mean(in, r)
+	for v := range m {
+		m[v] = float32(math.Sqrt(max(float64(m2[v])-float64(m[v])*float64(m[v]), 0)))
+	}
+	f.p.put(m2)
+	return m
 }
 
 // extrema returns the maximum and the minimum of in over a box of the
@@ -379,7 +406,12 @@ func (f filters) gradient(in []float32) []float32 {
 
 // fillSlices returns, per axial slice, the mask plus every region of
 // non-mask pixels not 4-connected to the slice border (the holes).
-func fillSlices(g grid, mask []bool) []bool {
+func fillSlices(g grid, mask []bool) []bool { return fillHoles(g, mask, 0) }
+
+// fillHoles is fillSlices for holes of at most maxArea pixels (any size
+// when maxArea ≤ 0): a skull's ring around the brain is no hole to fill,
+// a bone's medullary canal is.
+func fillHoles(g grid, mask []bool, maxArea int) []bool {
 	nx, ny, nz := g.dim[0], g.dim[1], g.dim[2]
 	plane := nx * ny
 	out := make([]bool, len(mask))
@@ -419,6 +451,36 @@ func fillSlices(g grid, mask []bool) []bool {
 				}
 				if j < ny-1 {
 					push(p + nx)
+				}
+			}
+			if maxArea > 0 {
+				// Holes bigger than maxArea join the outside.
+				var hole []int32
+				for s := range plane {
+					if m[s] || outside[s] {
+						continue
+					}
+					hole = append(hole[:0], int32(s))
+					outside[s] = true
+					for q := 0; q < len(hole); q++ {
+						p := int(hole[q])
+						i, j := p%nx, p/nx
+						for _, nb := range [4]int{p - 1, p + 1, p - nx, p + nx} {
+							switch {
+							case nb == p-1 && i == 0, nb == p+1 && i == nx-1, nb == p-nx && j == 0, nb == p+nx && j == ny-1:
+								continue
+							}
+							if !m[nb] && !outside[nb] {
+								outside[nb] = true
+								hole = append(hole, int32(nb))
+							}
+						}
+					}
+					if len(hole) <= maxArea {
+						for _, p := range hole {
+							outside[p] = false
+						}
+					}
 				}
 			}
 			o := out[k*plane : (k+1)*plane]

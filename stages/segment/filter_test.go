@@ -163,6 +163,33 @@ func TestFillSlices(t *testing.T) {
 	}
 }
 
+// TestFillHolesBounded: holes up to maxArea pixels are filled, larger
+// ones (a skull's ring around the brain) stay open.
+func TestFillHolesBounded(t *testing.T) {
+	t.Parallel()
+	g, m := maskOf(
+		"#######...",
+		"#.....#.#.",
+		"#.....####",
+		"#######.##",
+		".......##.",
+	)
+	_, want := maskOf(
+		"#######...",
+		"#.....#.#.",
+		"#.....####",
+		"##########",
+		".......##.",
+	)
+	// The 10-pixel hole stays open, the 1-pixel one is filled.
+	if d := cmp.Diff(want, fillHoles(g, m, 9)); d != "" {
+		t.Errorf("fillHoles(9) (-want +got):\n%s", d)
+	}
+	if d := cmp.Diff(fillSlices(g, m), fillHoles(g, m, 10)); d != "" {
+		t.Errorf("fillHoles(10) differs from fillSlices (-fill +bounded):\n%s", d)
+	}
+}
+
 func TestTanh32(t *testing.T) {
 	t.Parallel()
 	for x := -8.0; x <= 8; x += 0.001 {

@@ -35,6 +35,7 @@ const (
 	FeatMin      = "min"       // minimum of the base mean, radius RadiusMM
 	FeatRing     = "ring"      // 1 inside a closed bright ring on the axial slice
 	FeatRingMean = "ring_mean" // box mean of ring, radius RadiusMM
+	FeatStd      = "std"       // standard deviation of HU over a box, radius RadiusMM
 )
 
 // Model is the self-describing model artifact: everything prediction
@@ -68,8 +69,11 @@ type Features struct {
 	RingMinHU float64 `toml:"ring_min_hu"`
 	// CandidateMinHU: only voxels in a ring or with base mean above it are
 	// classified; all others are background.
-	CandidateMinHU float64   `toml:"candidate_min_hu"`
-	List           []Feature `toml:"list"`
+	CandidateMinHU float64 `toml:"candidate_min_hu"`
+	// MaxHoleMM2 bounds the holes that the ring feature and hole filling
+	// close, per axial slice (0: any size).
+	MaxHoleMM2 float64   `toml:"max_hole_mm2"`
+	List       []Feature `toml:"list"`
 }
 
 // Feature is one classifier input.
@@ -174,9 +178,12 @@ func (m *Model) validate() error {
 	if f.BaseRadiusMM < 0 || f.BaseRadiusMM > 50 || m.Localizer.MarginMM < 0 || m.Localizer.MarginMM > 100 {
 		return bad("radius out of range")
 	}
+	if !(f.MaxHoleMM2 >= 0 && f.MaxHoleMM2 <= 1e6) {
+		return bad("max_hole_mm2 %v out of [0, 1000000]", f.MaxHoleMM2)
+	}
 	for i, ft := range f.List {
 		switch ft.Kind {
-		case FeatHU, FeatMean, FeatGradient, FeatMax, FeatMin, FeatRing, FeatRingMean:
+		case FeatHU, FeatMean, FeatGradient, FeatMax, FeatMin, FeatRing, FeatRingMean, FeatStd:
 		default:
 			return bad("feature %d: unknown kind %q", i+1, ft.Kind)
 		}
@@ -270,4 +277,4 @@ func WriteModel(path string, m *Model) (string, error) {
 // (features, training, prediction): a pipeline's cache keys depend on it,
 // not on medcad's build, so bump it whenever a trained model or a
 // prediction would come out different.
-const Algorithm = "1"
+const Algorithm = "2"

@@ -41,7 +41,7 @@ func Predict(ctx context.Context, m *Model, ct *volume.Volume) (*volume.Volume, 
 		return nil, err
 	}
 	prob := m.MLP.net().score(fs)
-	mask := refine(w, fs, prob, m.Refine)
+	mask := refine(w, fs, prob, m.Refine, m.Features.MaxHoleMM2)
 	w.paste(mask, out)
 	return out, nil
 }
@@ -65,8 +65,9 @@ func (w *work) paste(mask []bool, out *volume.Volume) {
 }
 
 // refine thresholds the candidate probabilities, removes fragments
-// smaller than r.MinComponentMM3 and optionally fills holes per slice.
-func refine(w *work, fs featureSet, prob [][]float32, r Refine) []bool {
+// smaller than r.MinComponentMM3 and optionally fills holes per slice (of
+// at most maxHoleMM2).
+func refine(w *work, fs featureSet, prob [][]float32, r Refine, maxHoleMM2 float64) []bool {
 	mask := make([]bool, w.g.len())
 	for ci, c := range fs.chunks {
 		for i, v := range c.idx {
@@ -78,7 +79,7 @@ func refine(w *work, fs featureSet, prob [][]float32, r Refine) []bool {
 	voxel := w.g.sp[0] * w.g.sp[1] * w.g.sp[2]
 	removeSmall(w.g, mask, int(math.Ceil(r.MinComponentMM3/voxel)))
 	if r.FillHoles {
-		mask = fillSlices(w.g, mask)
+		mask = fillHoles(w.g, mask, w.g.area(maxHoleMM2))
 		for v := range mask {
 			mask[v] = mask[v] && w.body[v]
 		}

@@ -52,18 +52,20 @@ type Params struct {
 	MeanRadiiMM      []float64 `toml:"mean_radii_mm"`       // box-mean features
 	ExtremaRadiusMM  float64   `toml:"extrema_radius_mm"`   // local max/min features
 	RingMeanRadiusMM float64   `toml:"ring_mean_radius_mm"` // smoothed ring feature
+	StdRadiusMM      float64   `toml:"std_radius_mm"`       // texture (local standard deviation) feature
 	RingMinHU        float64   `toml:"ring_min_hu"`         // bright ring threshold
 	CandidateMinHU   float64   `toml:"candidate_min_hu"`    // voxels below are background
 	BodyMinHU        float64   `toml:"body_min_hu"`         // localizer threshold
 	MinComponentMM3  float64   `toml:"min_component_mm3"`   // smaller fragments are removed
+	MaxHoleMM2       float64   `toml:"max_hole_mm2"`        // larger holes are not rings, nor filled
 }
 
 // DefaultParams are the params used when a file sets nothing.
 func DefaultParams() Params {
 	return Params{
 		Hidden: 16, Epochs: 6, SamplesPerCase: 16000, BatchSize: 64, LearningRate: 0.01, L2: 1e-5,
-		BaseRadiusMM: 1, MeanRadiiMM: []float64{1, 3, 7}, ExtremaRadiusMM: 2.5, RingMeanRadiusMM: 3,
-		RingMinHU: 500, CandidateMinHU: 100, BodyMinHU: -400, MinComponentMM3: 30,
+		BaseRadiusMM: 1, MeanRadiiMM: []float64{1, 3, 7}, ExtremaRadiusMM: 2.5, RingMeanRadiusMM: 3, StdRadiusMM: 1.5,
+		RingMinHU: 500, CandidateMinHU: 100, BodyMinHU: -400, MinComponentMM3: 30, MaxHoleMM2: 2500,
 	}
 }
 
@@ -87,8 +89,10 @@ func (p Params) Validate() error {
 		return bad("mean_radii_mm has %d radii, want at most 16", len(p.MeanRadiiMM))
 	case !(p.MinComponentMM3 >= 0):
 		return bad("min_component_mm3 = %v, want ≥ 0", p.MinComponentMM3)
+	case !(p.MaxHoleMM2 >= 0 && p.MaxHoleMM2 <= 1e6):
+		return bad("max_hole_mm2 = %v, want 0…1000000", p.MaxHoleMM2)
 	}
-	for _, r := range append([]float64{p.BaseRadiusMM, p.ExtremaRadiusMM, p.RingMeanRadiusMM}, p.MeanRadiiMM...) {
+	for _, r := range append([]float64{p.BaseRadiusMM, p.ExtremaRadiusMM, p.RingMeanRadiusMM, p.StdRadiusMM}, p.MeanRadiiMM...) {
 		if !(r >= 0 && r <= 50) {
 			return bad("radius %v mm, want 0…50", r)
 		}
@@ -103,7 +107,7 @@ func (p Params) Validate() error {
 
 // features lists the classifier inputs these params select.
 func (p Params) features() Features {
-	f := Features{BaseRadiusMM: p.BaseRadiusMM, RingMinHU: p.RingMinHU, CandidateMinHU: p.CandidateMinHU}
+	f := Features{BaseRadiusMM: p.BaseRadiusMM, RingMinHU: p.RingMinHU, CandidateMinHU: p.CandidateMinHU, MaxHoleMM2: p.MaxHoleMM2}
 	f.List = append(f.List, Feature{Kind: FeatHU})
 	for _, r := range p.MeanRadiiMM {
 		f.List = append(f.List, Feature{Kind: FeatMean, RadiusMM: r})
@@ -115,6 +119,9 @@ func (p Params) features() Features {
 		Feature{Kind: FeatRing},
 		Feature{Kind: FeatRingMean, RadiusMM: p.RingMeanRadiusMM},
 	)
+	if p.StdRadiusMM > 0 {
+		f.List = append(f.List, Feature{Kind: FeatStd, RadiusMM: p.StdRadiusMM})
+	}
 	return f
 }
 

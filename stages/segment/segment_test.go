@@ -390,6 +390,7 @@ func TestBadModels(t *testing.T) {
 		{"unknown feature", strings.Replace(s, `kind = "gradient"`, `kind = "magic"`, 1), "unknown kind \"magic\""},
 		{"nan weight", regexp.MustCompile(`(?m)^(\s*)b2 = .*$`).ReplaceAllString(s, "${1}b2 = nan"), "non-finite"},
 		{"zero std", strings.Replace(s, "std = [", "std = [0.0, ", 1), "mlp"},
+		{"negative hole bound", regexp.MustCompile(`(?m)^(\s*)max_hole_mm2 = .*$`).ReplaceAllString(s, "${1}max_hole_mm2 = -1.0"), "max_hole_mm2"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			path := filepath.Join(t.TempDir(), "bad.toml")
@@ -415,6 +416,7 @@ func TestLoadParams(t *testing.T) {
 		{"unknown", "hiden = 8\n", "unknown key hiden"},
 		{"syntax", "hidden = \n", ":1:"},
 		{"range", "epochs = 0\n", "epochs = 0"},
+		{"hole bound", "max_hole_mm2 = -5.0\n", "max_hole_mm2 = -5"},
 		{"type", "hidden = \"many\"\n", "params.toml"},
 	} {
 		path := filepath.Join(dir, "params.toml")

@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/medcad/medcad/internal/realct"
 	"github.com/medcad/medcad/stages/metrics"
 	"github.com/medcad/medcad/stages/phantom"
 	"github.com/medcad/medcad/stages/segment"
@@ -28,8 +29,10 @@ func main() {
 	dir := flag.String("dir", "", "work folder (default: a temporary one)")
 	jsonOut := flag.Bool("json", false, "JSON output")
 	rules := flag.String("label-rules", phantom.RulesV2, "label rules of both sets: v1 or v2")
+	params := flag.String("params", "", "training params TOML (default: the defaults)")
+	real := flag.String("real", realct.CraniumPath, "real head CT (InVesalius project) to score against its bone preset; skipped when missing")
 	flag.Parse()
-	if err := run(context.Background(), config{*train, *test, *trainSeed, *testSeed, *seed, *dir, *rules, *jsonOut}); err != nil {
+	if err := run(context.Background(), config{*train, *test, *trainSeed, *testSeed, *seed, *dir, *rules, *real, *params, *jsonOut}); err != nil {
 		fmt.Fprintln(os.Stderr, "quality:", err)
 		os.Exit(1)
 	}
@@ -48,7 +51,7 @@ type caseResult struct {
 type config struct {
 	nTrain, nTest             int
 	trainSeed, testSeed, seed uint64
-	dir, rules                string
+	dir, rules, real, params  string
 	jsonOut                   bool
 }
 
@@ -66,8 +69,16 @@ func run(ctx context.Context, cfg config) error {
 	if _, err := phantom.WriteDataset(ctx, phantom.DatasetOptions{Options: phantom.Options{Seed: trainSeed, LabelRules: cfg.rules}, Dir: trainDir, Cases: nTrain}); err != nil {
 		return err
 	}
+	params := segment.DefaultParams()
+	if cfg.params != "" {
+		p, err := segment.LoadParams(cfg.params)
+		if err != nil {
+			return err
+		}
+		params = p
+	}
 	t0 := time.Now()
-	res, err := segment.Train(ctx, segment.TrainOptions{Data: trainDir, Out: filepath.Join(dir, "model.toml"), Params: segment.DefaultParams(), Seed: seed})
+	res, err := segment.Train(ctx, segment.TrainOptions{Data: trainDir, Out: filepath.Join(dir, "model.toml"), Params: params, Seed: seed})
 	if err != nil {
 		return err
 	}
@@ -136,11 +147,15 @@ func run(ctx context.Context, cfg config) error {
 		bd += rb.Dice / float64(nTest)
 		bh += rb.HD95 / float64(nTest)
 	}
+	real, err := scoreReal(ctx, cfg.real, m, bestT)
+	if err != nil {
+		return err
+	}
 	if jsonOut {
 		enc := json.NewEncoder(os.Stdout)
 		enc.SetIndent("", "  ")
 		return enc.Encode(map[string]any{"train": res, "train_seconds": trainSec, "baseline_threshold_hu": bestT, "cases": out,
-			"mean_dice": md, "mean_hd95_mm": mh, "baseline_mean_dice": bd, "baseline_mean_hd95_mm": bh})
+			"mean_dice": md, "mean_hd95_mm": mh, "baseline_mean_dice": bd, "baseline_mean_hd95_mm": bh, "real_ct": real})
 	}
 	fmt.Printf("training: %d cases, %d samples, %.1f s, training-set Dice %.4f, threshold %.2f, fill holes %v, digest %s\n",
 		res.Cases, res.Samples, trainSec, res.TrainDice, res.Threshold, res.FillHoles, res.Digest)
@@ -151,7 +166,54 @@ func run(ctx context.Context, cfg config) error {
 	}
 	fmt.Printf("| **mean** | | | **%.4f** | **%.2f** | **%.4f** | **%.2f** |\n", md, mh, bd, bh)
 	fmt.Printf("\nDice margin over the baseline: %+.4f\n", md-bd)
+	if real == nil {
+		fmt.Printf("\nreal CT: skipped, %s is missing (apt-get install invesalius-examples)\n", cfg.real)
+		return nil
+	}
+	fmt.Printf("\nreal CT (Cranium head CT, %d×%d×%d) against the InVesalius bone preset (%d…%d HU, largest components), model trained on the phantoms above:\n",
+		real.Dim[0], real.Dim[1], real.Dim[2], realct.BoneMinHU, realct.BoneMaxHU)
+	fmt.Printf("| model Dice | model HD95 mm | baseline Dice (%.0f HU) | baseline HD95 mm |\n|---|---|---|---|\n", bestT)
+	fmt.Printf("| %.4f | %.2f | %.4f | %.2f |\n", real.Dice, real.HD95, real.BaseDice, real.BaseHD95)
 	return nil
+}
+
+// realResult scores a model on a real CT against its reference mask.
+type realResult struct {
+	Dim      [3]int  `json:"shape"`
+	Dice     float64 `json:"dice"`
+	HD95     float64 `json:"hd95_mm"`
+	BaseDice float64 `json:"baseline_dice"`
+	BaseHD95 float64 `json:"baseline_hd95_mm"`
+}
+
+// scoreReal scores m and the threshold baseline at thresholdHU on the real
+// CT at path against its bone preset; nil when the file is missing.
+func scoreReal(ctx context.Context, path string, m *segment.Model, thresholdHU float64) (*realResult, error) {
+	if _, err := os.Stat(path); err != nil {
+		return nil, nil
+	}
+	ct, err := realct.ReadInv3(path)
+	if err != nil {
+		return nil, err
+	}
+	ref := realct.BonePreset(ct)
+	pred, err := segment.Predict(ctx, m, ct)
+	if err != nil {
+		return nil, err
+	}
+	r, err := metrics.Evaluate(ctx, ref, pred, metrics.Options{})
+	if err != nil {
+		return nil, err
+	}
+	base, err := segment.Baseline(ctx, ct, segment.BaselineOptions{ThresholdHU: thresholdHU})
+	if err != nil {
+		return nil, err
+	}
+	rb, err := metrics.Evaluate(ctx, ref, base, metrics.Options{})
+	if err != nil {
+		return nil, err
+	}
+	return &realResult{Dim: ct.Dim, Dice: r.Dice, HD95: r.HD95, BaseDice: rb.Dice, BaseHD95: rb.HD95}, nil
 }
 
 func dice(truth, pred *volume.Volume) float64 {
