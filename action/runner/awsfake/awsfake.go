@@ -573,15 +573,15 @@ func (s *Server) spotPriceHistory(w http.ResponseWriter, form url.Values) {
 }
 
 func (s *Server) xml(w http.ResponseWriter, root string, v any) {
-	b, err := xml.Marshal(v)
-	if err != nil {
+	var b strings.Builder
+	b.WriteString(xml.Header)
+	start := xml.StartElement{Name: xml.Name{Local: root}, Attr: []xml.Attr{{Name: xml.Name{Local: "xmlns"}, Value: "http://ec2.amazonaws.com/doc/2016-11-15/"}}}
+	if err := xml.NewEncoder(&b).EncodeElement(v, start); err != nil {
 		http.Error(w, err.Error(), 500)
 		return
 	}
-	// Rename the anonymous struct's element to the response's.
-	inner := b[strings.IndexByte(string(b), '>')+1 : strings.LastIndexByte(string(b), '<')]
 	w.Header().Set("Content-Type", "text/xml;charset=UTF-8")
-	fmt.Fprintf(w, `<?xml version="1.0" encoding="UTF-8"?><%s xmlns="http://ec2.amazonaws.com/doc/2016-11-15/"><requestId>fake</requestId>%s</%s>`, root, inner, root)
+	io.WriteString(w, b.String())
 }
 
 func (s *Server) ec2Error(w http.ResponseWriter, f Fault, msg string) {
@@ -655,4 +655,11 @@ func (s *Server) ssmError(w http.ResponseWriter, code, msg string) {
 	w.Header().Set("Content-Type", "application/x-amz-json-1.1")
 	w.WriteHeader(400)
 	json.NewEncoder(w).Encode(map[string]string{"__type": code, "message": msg})
+}
+
+// DeleteParameterAs deletes a parameter as its reader would.
+func (s *Server) DeleteParameterAs(name string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.params, name)
 }
