@@ -55,9 +55,9 @@ type Started struct {
 
 // Request is a launch request as --dry-run shows it.
 type Request struct {
-	Candidate Candidate               `json:"candidate"`
-	UserData  string                  `json:"user_data"` // decoded
-	Input     *ec2.RunInstancesInput  `json:"input"`     // UserData left out: see above
+	Candidate Candidate              `json:"candidate"`
+	UserData  string                 `json:"user_data"` // decoded
+	Input     *ec2.RunInstancesInput `json:"input"`     // UserData left out: see above
 }
 
 func (o *StartOptions) defaults(now time.Time) (expires time.Time, a AgentOptions) {
