@@ -22,7 +22,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"strconv"
 	"strings"
@@ -157,5 +156,3 @@ func sleep(ctx context.Context, d time.Duration) error {
 
 func itoa(n int64) string { return strconv.FormatInt(n, 10) }
 
-// discard is where a nil writer writes.
-var _ io.Writer = io.Discard
