@@ -163,12 +163,14 @@ func (s *Server) SpotKill(id string) {
 }
 
 // AddInstance adds an instance as if launched earlier (e.g. by another
-// run), returning its ID.
+// run), returning its ID (in.ID, or a new one).
 func (s *Server) AddInstance(in Instance) string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.next++
-	in.ID = fmt.Sprintf("i-%017x", s.next)
+	if in.ID == "" {
+		s.next++
+		in.ID = fmt.Sprintf("i-%017x", s.next)
+	}
 	if in.State == "" {
 		in.State = "running"
 	}
