@@ -243,4 +243,3 @@ func run(ctx context.Context, argv []string) error {
 	}
 	return nil
 }
-

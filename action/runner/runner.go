@@ -155,4 +155,3 @@ func sleep(ctx context.Context, d time.Duration) error {
 }
 
 func itoa(n int64) string { return strconv.FormatInt(n, 10) }
-
