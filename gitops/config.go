@@ -118,17 +118,36 @@ type GitHub struct {
 	ForkPolicy   string `toml:"fork_policy" json:"fork_policy"` // evaluate-only | label
 }
 
-// Runner holds the settings of ephemeral EC2 GPU runners.
+// Runner holds the settings of ephemeral EC2 GPU runners (medcad runner
+// start|stop|reap|agent).
 type Runner struct {
 	Provider      string   `toml:"provider" json:"provider"` // "" (GitHub-hosted) or "ec2"
 	Region        string   `toml:"region" json:"region"`
-	InstanceType  string   `toml:"instance_type" json:"instance_type"`
 	AMI           string   `toml:"ami" json:"ami"`
-	SubnetID      string   `toml:"subnet_id" json:"subnet_id"`
 	SecurityGroup string   `toml:"security_group" json:"security_group"`
 	Labels        []string `toml:"labels" json:"labels"`
 	TTLMinutes    int      `toml:"ttl_minutes" json:"ttl_minutes"`
-	Spot          bool     `toml:"spot" json:"spot"`
+	// InstanceTypes and Subnets are tried in order, types × subnets, until
+	// one launches.
+	InstanceTypes []string `toml:"instance_types" json:"instance_types"`
+	Subnets       []string `toml:"subnets" json:"subnets"`
+	Market        string   `toml:"market" json:"market"`                 // "on-demand", "spot" or "spot-then-on-demand"
+	MaxSpotPrice  float64  `toml:"max_spot_price" json:"max_spot_price"` // USD an hour; 0: the on-demand price
+	// IAMInstanceProfile is the instance's profile (name or ARN): SSM on
+	// its own parameter, terminate itself, S3 on the data prefixes.
+	IAMInstanceProfile     string  `toml:"iam_instance_profile" json:"iam_instance_profile"`
+	RunnerGroupID          int64   `toml:"runner_group_id" json:"runner_group_id"`
+	RegisterTimeoutMinutes int     `toml:"register_timeout_minutes" json:"register_timeout_minutes"`
+	IdleTimeoutMinutes     int     `toml:"idle_timeout_minutes" json:"idle_timeout_minutes"`
+	SSMPrefix              string  `toml:"ssm_prefix" json:"ssm_prefix"`
+	VolumeKMSKey           string  `toml:"volume_kms_key" json:"volume_kms_key"` // "": the account's default EBS key
+	VolumeGiB              int     `toml:"volume_gib" json:"volume_gib"`
+	AssociatePublicIP      bool    `toml:"associate_public_ip" json:"associate_public_ip"`
+	MaxConcurrent          int     `toml:"max_concurrent" json:"max_concurrent"`           // managed instances at once; 0: no limit
+	MaxUSDPerPR            float64 `toml:"max_usd_per_pr" json:"max_usd_per_pr"`           // 0: no limit
+	MaxUSDPerMonth         float64 `toml:"max_usd_per_month" json:"max_usd_per_month"`     // 0: no limit
+	RequireSameRegion      bool    `toml:"require_same_region" json:"require_same_region"` // the data bucket's region
+	ResumeOnInterrupt      bool    `toml:"resume_on_interrupt" json:"resume_on_interrupt"`
 }
 
 // Default returns the config every project starts from; Load applies the
@@ -140,7 +159,8 @@ func Default() Config {
 		Data:    Data{LabelRules: "v2", DeidProfile: "ps3.15-basic", KeyFile: ".medcad/project.key", Link: "copy", Holdout: 0.2, HoldoutMin: 3},
 		Params:  map[string]map[string]any{},
 		GitHub:  GitHub{CheckName: "medcad", AssetsBranch: "medcad-assets", ForkPolicy: "evaluate-only"},
-		Runner:  Runner{InstanceType: "g5.xlarge", TTLMinutes: 120, Labels: []string{"self-hosted", "gpu"}},
+		Runner: Runner{InstanceTypes: []string{"g5.xlarge"}, Market: "on-demand", TTLMinutes: 120, Labels: []string{"self-hosted", "gpu"},
+			RunnerGroupID: 1, RegisterTimeoutMinutes: 10, IdleTimeoutMinutes: 15, SSMPrefix: "/medcad/runners", VolumeGiB: 100},
 	}
 }
 
@@ -335,8 +355,71 @@ func (c *Config) validate() error {
 	if c.Runner.Provider != "" && c.Runner.Provider != "ec2" {
 		return invalid("runner.provider", "%q: want \"\" or \"ec2\"", c.Runner.Provider)
 	}
-	if c.Runner.TTLMinutes < 1 {
-		return invalid("runner.ttl_minutes", "%d: must be at least 1", c.Runner.TTLMinutes)
+	return validRunner(&c.Runner)
+}
+
+var (
+	instanceTypeRE = regexp.MustCompile(`^[a-z][a-z0-9-]*\.[a-z0-9]+$`)
+	subnetRE       = regexp.MustCompile(`^subnet-[0-9a-f]{8,17}$`)
+	ssmPrefixRE    = regexp.MustCompile(`^(/[A-Za-z0-9_.-]+)+$`)
+)
+
+// validRunner checks [runner].
+func validRunner(r *Runner) error {
+	if r.Provider != "" && r.Provider != "ec2" {
+		return invalid("runner.provider", "%q: want \"\" or \"ec2\"", r.Provider)
+	}
+	if r.TTLMinutes < 1 || r.TTLMinutes > 7*24*60 {
+		return invalid("runner.ttl_minutes", "%d: want 1…10080", r.TTLMinutes)
+	}
+	if len(r.InstanceTypes) == 0 {
+		return invalid("runner.instance_types", "empty: name at least one instance type")
+	}
+	for _, t := range r.InstanceTypes {
+		if !instanceTypeRE.MatchString(t) {
+			return invalid("runner.instance_types", "%q is not an instance type (like \"g5.xlarge\")", t)
+		}
+	}
+	for _, s := range r.Subnets {
+		if !subnetRE.MatchString(s) {
+			return invalid("runner.subnets", "%q is not a subnet ID (subnet-…)", s)
+		}
+	}
+	if !slices.Contains([]string{"on-demand", "spot", "spot-then-on-demand"}, r.Market) {
+		return invalid("runner.market", "%q: want on-demand, spot or spot-then-on-demand", r.Market)
+	}
+	for _, f := range []struct {
+		key string
+		v   float64
+	}{{"runner.max_spot_price", r.MaxSpotPrice}, {"runner.max_usd_per_pr", r.MaxUSDPerPR}, {"runner.max_usd_per_month", r.MaxUSDPerMonth}} {
+		if math.IsNaN(f.v) || math.IsInf(f.v, 0) || f.v < 0 {
+			return invalid(f.key, "%v: want a non-negative amount of USD", f.v)
+		}
+	}
+	if r.RunnerGroupID < 1 {
+		return invalid("runner.runner_group_id", "%d: must be at least 1 (1 is the default group)", r.RunnerGroupID)
+	}
+	for _, f := range []struct {
+		key string
+		v   int
+	}{{"runner.register_timeout_minutes", r.RegisterTimeoutMinutes}, {"runner.idle_timeout_minutes", r.IdleTimeoutMinutes}} {
+		if f.v < 1 || f.v > r.TTLMinutes {
+			return invalid(f.key, "%d: want 1…ttl_minutes (%d)", f.v, r.TTLMinutes)
+		}
+	}
+	if !ssmPrefixRE.MatchString(r.SSMPrefix) || strings.HasPrefix(strings.ToLower(r.SSMPrefix), "/aws") {
+		return invalid("runner.ssm_prefix", "%q: want a parameter path like \"/medcad/runners\" (not under /aws)", r.SSMPrefix)
+	}
+	if r.VolumeGiB < 8 || r.VolumeGiB > 16384 {
+		return invalid("runner.volume_gib", "%d: want 8…16384", r.VolumeGiB)
+	}
+	if r.MaxConcurrent < 0 {
+		return invalid("runner.max_concurrent", "%d: must not be negative", r.MaxConcurrent)
+	}
+	for _, l := range r.Labels {
+		if l == "" || strings.ContainsAny(l, ", \t\n") {
+			return invalid("runner.labels", "%q: a label is one word without commas", l)
+		}
 	}
 	return nil
 }

@@ -27,6 +27,7 @@ install_go() { # NAME MODULE@VERSION
 }
 install_go versitygw github.com/versity/versitygw/cmd/versitygw@v1.8.0
 install_go act github.com/nektos/act@v0.2.89
+install_go ec2-metadata-mock github.com/aws/amazon-ec2-metadata-mock/cmd/ec2-metadata-mock@v1.13.0
 
 # Gitea v1.26.0: the GitHub-compatible API the action tests talk to. Its
 # go.mod has replace directives, so `go install MODULE@VERSION` refuses

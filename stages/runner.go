@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/medcad/medcad/gitops"
+	"github.com/medcad/medcad/internal/procgroup"
 	"golang.org/x/sync/errgroup"
 )
 
@@ -1024,7 +1025,7 @@ func (r *runner) exec(ctx context.Context, s *Stage, caseID, root string, outs [
 	cmd := exec.CommandContext(ctx, "/bin/sh", "-c", line)
 	cmd.Dir = r.o.Dir
 	cmd.Env = stageEnv(runtime.GOOS, os.Environ(), slices.Concat(r.o.Config.Env.Pass, s.EnvPass), env)
-	end := inGroup(cmd, stopGrace)
+	end := procgroup.Set(cmd, stopGrace)
 	var tail tailBuffer
 	cmd.Stdout = io.MultiWriter(&tail, orDiscard(r.o.Stdout))
 	cmd.Stderr = io.MultiWriter(&tail, orDiscard(r.o.Stdout))

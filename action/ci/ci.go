@@ -55,6 +55,9 @@ type Options struct {
 	Repro     stages.ReproOptions // how the pipeline runs (Push is set by the flow)
 	Log       io.Writer           // the job log: progress and notes
 	Getenv    func(string) string // nil: os.Getenv (the signing key)
+	// Cost is a Markdown line the report ends with, e.g. the GPU runner's
+	// cost from 'medcad runner stop' (runner.CostLine); "": none.
+	Cost string
 }
 
 func (o *Options) defaults() {
@@ -261,6 +264,7 @@ func PR(ctx context.Context, p *gitops.Project, job Job, opts Options) (*PRResul
 	if err := cand.Write(p.Root); err != nil { // the report reads it with its run URL
 		return nil, err
 	}
+	in.cost = opts.Cost
 	rep, err := buildReport(ctx, in)
 	if err != nil {
 		return nil, err

@@ -26,6 +26,7 @@ type reportInput struct {
 	repo      *git.Repository
 	store     *cas.Store
 	remote    cas.Backend // nil: evaluations only from the local cache
+	cost      string      // a Markdown line on what the run cost ("": none)
 }
 
 // reportImage is a PNG the report links; CI commits it to the assets
@@ -81,6 +82,9 @@ func buildReport(ctx context.Context, in reportInput) (*prReport, error) {
 		}
 	}
 	rep.markdown = reports.Markdown(c, opts)
+	if in.cost != "" {
+		rep.markdown += "\n" + in.cost + "\n"
+	}
 	return rep, nil
 }
 

@@ -99,6 +99,7 @@ type Server struct {
 	pulls     []PullRequest
 	auth      []string
 	requests  int
+	actions   actionsState // self-hosted runners and workflow runs (runners.go)
 }
 
 // Start starts a fake for t; it stops at cleanup.
@@ -293,6 +294,9 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	notFound := func() { reply(404, map[string]any{"message": "Not Found"}) }
 	path := r.URL.Path
+	if s.serveActions(w, r, reply, decode) {
+		return
+	}
 	switch {
 	case s.opts.NoChecks && (checkRunsRE.MatchString(path) || refRunsRE.MatchString(path)):
 		notFound()

@@ -1,0 +1,245 @@
+package runner
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
+	"github.com/aws/aws-sdk-go-v2/feature/ec2/imds"
+	"github.com/aws/aws-sdk-go-v2/service/ec2"
+	"github.com/aws/aws-sdk-go-v2/service/ec2/types"
+	"github.com/aws/aws-sdk-go-v2/service/ssm"
+	"github.com/medcad/medcad/internal/procgroup"
+)
+
+// IMDS is the part of the instance metadata service the agent reads;
+// *imds.Client has it (IMDSv2: it fetches and renews the session token).
+type IMDS interface {
+	GetMetadata(context.Context, *imds.GetMetadataInput, ...func(*imds.Options)) (*imds.GetMetadataOutput, error)
+}
+
+// AgentConfig is what the agent on an instance does.
+type AgentConfig struct {
+	RunnerDir   string // holds run.sh
+	RunAs       string // user the runner runs as ("": the agent's)
+	SSMPrefix   string
+	IdleTimeout time.Duration // no job started by then: shut down
+	ExpiresAt   time.Time     // the TTL: stop the runner and shut down
+	// CheckpointDir is handed to the job as MEDCAD_CHECKPOINT_DIR: where
+	// a trainer keeps what it resumes from after an interruption.
+	CheckpointDir string
+	GPUCheck      []string // run before registering ("": nvidia-smi -L)
+	Shutdown      []string // run at the end ("": shutdown -h now)
+	Poll          time.Duration
+	Log           io.Writer // nil: discard
+}
+
+// AgentDeps are the services the agent talks to: SSM for its config,
+// EC2 to tag its own instance, IMDS for who it is and spot notices.
+type AgentDeps struct {
+	SSM  SSM
+	EC2  EC2
+	IMDS IMDS
+	Now  func() time.Time
+}
+
+// AgentResult is how the agent's runner ended.
+type AgentResult struct {
+	Instance     string `json:"instance"`
+	Ended        string `json:"ended"` // job done, idle timeout, expired, GPU check failed, cancelled
+	Interruption string `json:"interruption,omitempty"`
+	Signalled    []int  `json:"signalled_groups,omitempty"`
+}
+
+// Agent reads and deletes the instance's runner config, checks the GPU,
+// runs the runner for one job and shuts the instance down, whatever
+// happened. On a spot interruption or rebalance notice it sends SIGTERM
+// to the stages' process groups under the runner (so a trainer can
+// checkpoint to MEDCAD_CHECKPOINT_DIR) and tags the instance with the
+// notice, which stop records with the cost.
+func Agent(ctx context.Context, d AgentDeps, c AgentConfig) (res *AgentResult, err error) {
+	now := d.Now
+	if now == nil {
+		now = time.Now
+	}
+	if c.Poll <= 0 {
+		c.Poll = 5 * time.Second
+	}
+	logw := c.Log
+	if logw == nil {
+		logw = io.Discard
+	}
+	logf := func(format string, args ...any) {
+		fmt.Fprintf(logw, "%s medcad agent: %s\n", now().UTC().Format(time.RFC3339), fmt.Sprintf(format, args...))
+	}
+	res = &AgentResult{}
+	defer func() {
+		// Always: the instance must not outlive its job.
+		logf("ended: %s; shutting down", res.Ended)
+		if serr := run(context.WithoutCancel(ctx), orDefault(c.Shutdown, "shutdown", "-h", "now")); serr != nil {
+			err = errors.Join(err, fmt.Errorf("shutdown: %w", serr))
+		}
+	}()
+	id, err := metadata(ctx, d.IMDS, "instance-id")
+	if err != nil {
+		res.Ended = "no instance metadata"
+		return res, err
+	}
+	res.Instance = id
+	name := ParameterName(c.SSMPrefix, id)
+	p, err := d.SSM.GetParameter(ctx, &ssm.GetParameterInput{Name: aws.String(name), WithDecryption: aws.Bool(true)})
+	if err != nil {
+		res.Ended = "no runner config"
+		return res, fmt.Errorf("read %s: %w", name, err)
+	}
+	jit := aws.ToString(p.Parameter.Value)
+	if err := deleteParameter(ctx, d.SSM, name); err != nil {
+		logf("%v", err) // stop deletes it too
+	}
+	if err := run(ctx, orDefault(c.GPUCheck, "nvidia-smi", "-L")); err != nil {
+		res.Ended = "GPU check failed"
+		return res, fmt.Errorf("GPU check: %w", err)
+	}
+	logf("instance %s: config read, GPU ok; starting the runner", id)
+
+	rctx, stop := context.WithCancel(ctx)
+	defer stop()
+	cmd := exec.CommandContext(rctx, filepath.Join(c.RunnerDir, "run.sh"))
+	cmd.Dir = c.RunnerDir
+	home := c.RunnerDir
+	cmd.Env = []string{
+		"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+		"LANG=C.UTF-8",
+		"ACTIONS_RUNNER_INPUT_JITCONFIG=" + jit, // not in argv: ps shows argv to everyone
+		"MEDCAD_CHECKPOINT_DIR=" + c.CheckpointDir,
+	}
+	if c.RunAs != "" {
+		if home, err = runAs(cmd, c.RunAs); err != nil {
+			res.Ended = "no runner user"
+			return res, err
+		}
+	}
+	cmd.Env = append(cmd.Env, "HOME="+home)
+	cmd.Stdout, cmd.Stderr = logw, logw
+	end := procgroup.Set(cmd, 30*time.Second)
+	if err := cmd.Start(); err != nil {
+		res.Ended = "runner did not start"
+		return res, err
+	}
+	defer end()
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	started := now()
+	tick := time.NewTicker(c.Poll)
+	defer tick.Stop()
+	for {
+		select {
+		case err := <-exited:
+			res.Ended = "job done"
+			if err != nil {
+				logf("runner exited: %v", err)
+			}
+			return res, nil
+		case <-ctx.Done():
+			res.Ended = "cancelled"
+			stop()
+			<-exited
+			return res, ctx.Err()
+		case <-tick.C:
+		}
+		if !c.ExpiresAt.IsZero() && !now().Before(c.ExpiresAt) {
+			res.Ended = "expired"
+			logf("the time-to-live is up (%s): stopping the runner", c.ExpiresAt.Format(time.RFC3339))
+			stop()
+			<-exited
+			return res, nil
+		}
+		if c.IdleTimeout > 0 && now().Sub(started) >= c.IdleTimeout && !jobStarted(c.RunnerDir) {
+			res.Ended = "idle timeout"
+			logf("no job within %s: stopping the runner", c.IdleTimeout)
+			stop()
+			<-exited
+			return res, nil
+		}
+		if res.Interruption == "" {
+			if notice := interruption(ctx, d.IMDS); notice != "" {
+				res.Interruption = notice
+				logf("interruption notice: %s; signalling the stages to checkpoint", notice)
+				res.Signalled, err = procgroup.SignalGroupsBelow(cmd.Process.Pid, syscall.SIGTERM)
+				if err != nil {
+					logf("signal stages: %v", err)
+				}
+				if _, err := d.EC2.CreateTags(ctx, &ec2.CreateTagsInput{Resources: []string{id},
+					Tags: []types.Tag{{Key: aws.String(TagInterrupt), Value: aws.String(notice)}}}); err != nil {
+					logf("record the interruption: %v", err)
+				}
+			}
+		}
+	}
+}
+
+// jobStarted reports whether the runner has started a job: its worker
+// writes _diag/Worker_*.log when it does.
+func jobStarted(dir string) bool {
+	m, _ := filepath.Glob(filepath.Join(dir, "_diag", "Worker_*.log"))
+	return len(m) > 0
+}
+
+// interruption is the spot interruption or rebalance notice, "" if none.
+func interruption(ctx context.Context, m IMDS) string {
+	if s, err := metadata(ctx, m, "spot/instance-action"); err == nil && s != "" {
+		return "spot " + oneLine(s)
+	}
+	if s, err := metadata(ctx, m, "events/recommendations/rebalance"); err == nil && s != "" {
+		return "rebalance " + oneLine(s)
+	}
+	return ""
+}
+
+func oneLine(s string) string {
+	s = strings.Join(strings.Fields(s), " ")
+	if len(s) > 200 {
+		s = s[:200]
+	}
+	return s
+}
+
+// metadata reads one IMDS path (bounded); a 404 is ("", nil).
+func metadata(ctx context.Context, m IMDS, path string) (string, error) {
+	out, err := m.GetMetadata(ctx, &imds.GetMetadataInput{Path: path})
+	var re *awshttp.ResponseError
+	if errors.As(err, &re) && re.HTTPStatusCode() == 404 {
+		return "", nil
+	}
+	if err != nil {
+		return "", fmt.Errorf("instance metadata %s: %w", path, err)
+	}
+	defer out.Content.Close()
+	b, err := io.ReadAll(io.LimitReader(out.Content, 64<<10))
+	return strings.TrimSpace(string(b)), err
+}
+
+func orDefault(cmd []string, def ...string) []string {
+	if len(cmd) == 0 {
+		return def
+	}
+	return cmd
+}
+
+// run runs a command with the agent's environment, its output discarded.
+func run(ctx context.Context, argv []string) error {
+	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("%s: %w: %s", strings.Join(argv, " "), err, oneLine(string(out)))
+	}
+	return nil
+}
