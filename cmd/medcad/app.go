@@ -14,6 +14,7 @@ import (
 	"github.com/mattn/go-isatty"
 	"github.com/medcad/medcad/action/ci"
 	"github.com/medcad/medcad/action/promote"
+	"github.com/medcad/medcad/action/runner"
 	"github.com/medcad/medcad/gitops"
 	"github.com/spf13/cobra"
 )
@@ -268,7 +269,7 @@ func exitCode(ctx context.Context, err error) int {
 		return exitInterrupted
 	case errors.As(err, &ue):
 		return exitUsage
-	case errors.Is(err, errCheckFailed), errors.Is(err, ci.ErrGatesFailed), errors.As(err, new(*promote.RefusedError)), errors.As(err, new(*promote.RecordError)):
+	case errors.Is(err, errCheckFailed), errors.Is(err, ci.ErrGatesFailed), errors.As(err, new(*promote.RefusedError)), errors.As(err, new(*promote.RecordError)), errors.Is(err, runner.ErrRefused):
 		return exitCheckFailed
 	default:
 		return exitError

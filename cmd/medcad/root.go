@@ -69,6 +69,7 @@ func newRootCmd(a *app) *cobra.Command {
 		newCICmd(a),      // ci.go: GitHub Actions jobs (issue 9)
 		newPromoteCmd(a), // ci.go: merge = promotion
 		newModelCmd(a),   // model.go: production chain consumers
+		newRunnerCmd(a),  // runner.go: EC2 GPU runners
 		newAuditCmd(a),   // audit.go: lineage document of a model version
 	)
 	wrapArgs(root)
