@@ -41,6 +41,8 @@ type workflowFile struct {
 		Environment string            `yaml:"environment"`
 		Concurrency map[string]any    `yaml:"concurrency"`
 		Permissions map[string]string `yaml:"permissions"`
+		RunsOn      string            `yaml:"runs-on"`
+		Needs       any               `yaml:"needs"`
 		Steps       []struct {
 			Uses string            `yaml:"uses"`
 			Run  string            `yaml:"run"`
@@ -284,5 +286,47 @@ func checkWorkflowCopy(t *testing.T, file, before string) {
 		if r.If != j.If || !cmp.Equal(r.Permissions, j.Permissions) || r.Environment != j.Environment || !cmp.Equal(r.Concurrency, j.Concurrency) {
 			t.Errorf("job %s: %s: if %q permissions %v; scaffold if %q permissions %v", name, file, r.If, r.Permissions, j.If, j.Permissions)
 		}
+	}
+}
+
+// TestWorkflowScaffoldEC2: the GPU workflow starts a runner only for
+// pull requests of this repository, trains on it by its label, always
+// stops it, reports after it, reaps on a schedule; only the promotion
+// job holds the signing key, and no script splices ${{ }}.
+func TestWorkflowScaffoldEC2(t *testing.T) {
+	var w workflowFile
+	loadYAML(t, "../gitops/scaffold/medcad-ec2.yml", &w)
+	if _, ok := w.On["schedule"]; !ok {
+		t.Error("no schedule: nothing reaps leftovers")
+	}
+	checkPRTriggers(t, "ec2 scaffold", w)
+	start := w.Jobs["runner-start"]
+	if !strings.Contains(start.If, "github.event.pull_request.head.repo.full_name == github.repository") {
+		t.Errorf("runner-start starts a runner for forks: if: %s", start.If)
+	}
+	if train := w.Jobs["train"]; train.RunsOn != "${{ needs.runner-start.outputs.label }}" {
+		t.Errorf("train runs on %q, want the started runner's label", train.RunsOn)
+	}
+	if stop := w.Jobs["runner-stop"]; !strings.HasPrefix(stop.If, "always()") {
+		t.Errorf("runner-stop does not always run: if: %s", stop.If)
+	}
+	if !strings.Contains(w.Jobs["reap"].If, "schedule") {
+		t.Errorf("reap: if: %s", w.Jobs["reap"].If)
+	}
+	for name, j := range w.Jobs {
+		if len(j.Permissions) == 0 {
+			t.Errorf("job %s: no explicit permissions", name)
+		}
+		for _, st := range j.Steps {
+			if exprRE.MatchString(st.Run) {
+				t.Errorf("job %s splices ${{ }} into a script", name)
+			}
+			if _, ok := st.With["signing-key"]; ok && name != "promote" {
+				t.Errorf("job %s gets the signing key", name)
+			}
+		}
+	}
+	if w.Jobs["promote"].Environment != "production" {
+		t.Error("promote job outside the production Environment")
 	}
 }

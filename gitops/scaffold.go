@@ -34,11 +34,28 @@ var scaffoldFiles = []struct{ tmpl, path string }{
 
 var unsafeName = regexp.MustCompile(`[^A-Za-z0-9._-]+`)
 
+// ScaffoldOptions say what Scaffold writes.
+type ScaffoldOptions struct {
+	Force bool // overwrite existing files
+	// Runner "ec2" writes the workflow that trains on ephemeral EC2 GPU
+	// runners and sets [runner] provider = "ec2"; "" the GitHub-hosted one.
+	Runner string
+}
+
 // Scaffold lays out a medcad project in dir: a git repository (created with
 // go-git when dir is not inside one), medcad.toml, .gitignore, data/,
 // models/, the workflow and a README. Existing files are kept unless force.
 func Scaffold(dir string, force bool) (ScaffoldResult, error) {
+	return ScaffoldWith(dir, ScaffoldOptions{Force: force})
+}
+
+// ScaffoldWith is Scaffold with options.
+func ScaffoldWith(dir string, o ScaffoldOptions) (ScaffoldResult, error) {
 	var res ScaffoldResult
+	force := o.Force
+	if o.Runner != "" && o.Runner != "ec2" {
+		return res, fmt.Errorf("runner %q: want \"\" or \"ec2\"", o.Runner)
+	}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return res, err
 	}
@@ -71,9 +88,17 @@ func Scaffold(dir string, force bool) (ScaffoldResult, error) {
 		}
 	}
 	for _, f := range scaffoldFiles {
-		text, err := scaffoldFS.ReadFile("scaffold/" + f.tmpl)
+		tmpl := f.tmpl
+		if tmpl == "medcad.yml" && o.Runner == "ec2" {
+			tmpl = "medcad-ec2.yml"
+		}
+		text, err := scaffoldFS.ReadFile("scaffold/" + tmpl)
 		if err != nil {
 			return res, err
+		}
+		if tmpl == "medcad.toml" && o.Runner == "ec2" {
+			text = bytes.Replace(text, []byte(`# provider = ""                          # "ec2": ephemeral self-hosted GPU runners`),
+				[]byte(`provider = "ec2"                         # ephemeral self-hosted GPU runners: set ami, subnets, region`), 1)
 		}
 		var buf bytes.Buffer
 		buf.Write(bytes.ReplaceAll(text, []byte("{{.Name}}"), []byte(name)))

@@ -106,6 +106,9 @@ func runCIPR(ctx context.Context, a *app, opts ci.Options) error {
 	}
 	opts.Repro.OnEvent = func(e stages.Event) { printEvent(a, e, false) } // progress, also with --json
 	opts.Log = a.err
+	// The GPU runner's cost, from the runner-stop job ('medcad runner stop'
+	// sets it as the step output cost).
+	opts.Cost = strings.TrimSpace(os.Getenv("MEDCAD_GPU_COST"))
 	res, err := ci.PR(ctx, p, job, opts)
 	if res == nil || res.Verdict == "waiting" {
 		return err

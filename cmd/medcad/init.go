@@ -8,8 +8,9 @@ import (
 )
 
 type initOptions struct {
-	dir   string
-	force bool
+	dir    string
+	force  bool
+	runner string
 }
 
 func newInitCmd(a *app) *cobra.Command {
@@ -29,15 +30,19 @@ unless --force; running init twice changes nothing.`,
 			if len(args) == 1 {
 				opts.dir = a.path(args[0])
 			}
+			if opts.runner != "" && opts.runner != "ec2" {
+				return usagef("--runner %q: want ec2 (or leave it out for GitHub-hosted runners)", opts.runner)
+			}
 			return runInit(a, opts)
 		},
 	}
 	cmd.Flags().BoolVar(&opts.force, "force", false, "overwrite existing files")
+	cmd.Flags().StringVar(&opts.runner, "runner", "", "\"ec2\": a workflow that trains on ephemeral EC2 GPU runners (medcad runner)")
 	return cmd
 }
 
 func runInit(a *app, opts initOptions) error {
-	res, err := gitops.Scaffold(opts.dir, opts.force)
+	res, err := gitops.ScaffoldWith(opts.dir, gitops.ScaffoldOptions{Force: opts.force, Runner: opts.runner})
 	if err != nil {
 		return err
 	}

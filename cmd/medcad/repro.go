@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"github.com/medcad/medcad/action"
 	"os"
 	"strconv"
 	"strings"
@@ -101,6 +102,14 @@ func (a *app) reproOptions(opts reproOptions) (stages.ReproOptions, error) {
 	}
 	if opts.verbose {
 		ro.Stdout = a.err
+	}
+	// Inside a pull request's Actions job (the GPU train job of the EC2
+	// workflow), results go to the pull request's run-cache namespace, as
+	// ci pr's do: a pull request never writes the trusted cache.
+	if env, err := action.LoadEnv(os.Getenv); err == nil && env.EventName == "pull_request" {
+		if ev, err := env.ReadEvent(); err == nil && ev.PullRequest != nil {
+			ro.CacheNamespace = "pr-" + strconv.Itoa(ev.PullRequest.Number)
+		}
 	}
 	if !a.json {
 		ro.OnEvent = func(e stages.Event) { printEvent(a, e, opts.dryRun) }
