@@ -1,6 +1,7 @@
 package stages
 
 import (
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -142,5 +143,24 @@ outs = ["b.txt"]
 		if slices.Contains(b, secret) {
 			t.Errorf("stage b would get %s", secret)
 		}
+	}
+}
+
+// TestCheckpointDir: with a checkpoint folder, each stage gets its own
+// under MEDCAD_CHECKPOINT_DIR.
+func TestCheckpointDir(t *testing.T) {
+	p := newProject(t, `[project]
+name = "x"
+[[stage]]
+name = "train"
+run = "printf %s \"$MEDCAD_CHECKPOINT_DIR\" > ckpt.txt"
+outs = ["ckpt.txt"]
+`)
+	ck := t.TempDir()
+	if _, err := p.try(Options{CheckpointDir: ck}); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := p.read("ckpt.txt"), filepath.Join(ck, "train"); got != want {
+		t.Errorf("MEDCAD_CHECKPOINT_DIR = %q, want %q", got, want)
 	}
 }

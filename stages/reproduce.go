@@ -34,6 +34,7 @@ type ReproOptions struct {
 	CacheNamespace string
 	OnEvent        func(Event)
 	Stdout         io.Writer // stage commands' output
+	CheckpointDir  string    // see Options.CheckpointDir
 }
 
 // Outcome is what Reproduce did.
@@ -107,7 +108,7 @@ func Reproduce(ctx context.Context, p *gitops.Project, o ReproOptions) (*Outcome
 		Dir: p.Root, Config: p.Config, Plan: plan, Store: store, Data: data,
 		Version: o.Version, Algorithm: o.Algorithm, Exe: o.Exe, Jobs: jobs,
 		Force: o.Force, DryRun: o.DryRun, ShardI: o.ShardI, ShardN: o.ShardN, Stages: o.Stages,
-		OnEvent: onEvent, Stdout: o.Stdout, Lazy: o.Lazy,
+		OnEvent: onEvent, Stdout: o.Stdout, Lazy: o.Lazy, CheckpointDir: o.CheckpointDir,
 	})
 	out := &Outcome{Result: res}
 	defer func() {

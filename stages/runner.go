@@ -111,7 +111,11 @@ type Options struct {
 	Stages    []string // empty: all
 	OnEvent   func(Event)
 	Stdout    io.Writer // stage commands' output
-	EnvFacts  map[string]string
+	// CheckpointDir, when set, is where stages keep what they resume from
+	// after an interruption (a spot notice on a GPU runner): each stage gets
+	// MEDCAD_CHECKPOINT_DIR=<CheckpointDir>/<stage>.
+	CheckpointDir string
+	EnvFacts      map[string]string
 	// Lazy materialises outs only where a stage that runs reads them: a
 	// stage that is up to date, or whose result the run cache has, gets
 	// its lock entry and its outs stay in the store (fetched from the
@@ -287,6 +291,9 @@ func (r *runner) emit(e Event) {
 // contract's and those stageEnv passes from medcad's environment.
 func (r *runner) envNames(s *Stage) []string {
 	contract := []string{"MEDCAD_STAGE=", "MEDCAD_PARAMS=", "MEDCAD_OUT=", "MEDCAD_METRICS="}
+	if r.o.CheckpointDir != "" {
+		contract = append(contract, "MEDCAD_CHECKPOINT_DIR=")
+	}
 	for _, u := range s.Upstream {
 		if up := r.o.Plan.Stage(u); up != nil && len(up.Outs) > 0 {
 			contract = append(contract, "MEDCAD_INPUT_"+envName(u)+"=")
@@ -989,6 +996,13 @@ func (r *runner) exec(ctx context.Context, s *Stage, caseID, root string, outs [
 		"MEDCAD_PARAMS=" + paramsFile,
 		"MEDCAD_OUT=" + outDir,
 		"MEDCAD_METRICS=" + metricsFile,
+	}
+	if r.o.CheckpointDir != "" {
+		dir := filepath.Join(r.o.CheckpointDir, s.Name)
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return err
+		}
+		env = append(env, "MEDCAD_CHECKPOINT_DIR="+dir)
 	}
 	for _, u := range s.Upstream {
 		up := r.o.Plan.Stage(u)

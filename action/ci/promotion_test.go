@@ -17,6 +17,7 @@ import (
 	"github.com/medcad/medcad/action/ci"
 	"github.com/medcad/medcad/action/githubtest"
 	"github.com/medcad/medcad/action/promote"
+	"github.com/medcad/medcad/action/runner"
 	"github.com/medcad/medcad/gitops"
 	"github.com/medcad/medcad/gitops/cas/local"
 	"github.com/medcad/medcad/gitops/gitrepo"
@@ -404,5 +405,25 @@ func TestRunCachePoisoning(t *testing.T) {
 	s.promoted(1, n, s.f.merge(t, n, "first", "merge"))
 	if st := repro("main"); st["train"] != stages.UpToDate && st["train"] != stages.Restored {
 		t.Errorf("a clone of main after the promotion: train %q, want restored from the adopted entries", st["train"])
+	}
+}
+
+// TestCostLine: the GPU runner's cost line, as 'medcad runner stop'
+// writes it, ends the pull request's sticky comment.
+func TestCostLine(t *testing.T) {
+	t.Parallel()
+	f, _ := fakeForge(t, githubtest.Options{})
+	s := newStory(t, f, "", "")
+	n := s.branch("gpu", nil, "batch1")
+	j := s.job("gpu", "pull_request", nil, true)
+	j.job.Event = prEvent(t, "pull_request.json", n, "gpu", gitCmd(t, j.p.Root, "rev-parse", "HEAD"))
+	line := runner.CostLine([]runner.Cost{{Instance: "i-0abc", Type: "g5.xlarge", Market: runner.OnDemand, USDPerHour: 1.006, Minutes: 42, USD: 1.006 * 42 / 60}})
+	j.opts.Cost = line
+	if _, err := ci.PR(context.Background(), j.p, j.job, j.opts); err != nil {
+		t.Fatalf("%v\n%s", err, j.log)
+	}
+	ours := medcadComments(s.f.comments(t, n))
+	if len(ours) != 1 || !strings.Contains(ours[0], "\n"+line+"\n") || !strings.HasPrefix(line, "**GPU cost:** $0.70") {
+		t.Errorf("cost line %q; comments %q", line, ours)
 	}
 }

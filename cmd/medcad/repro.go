@@ -103,6 +103,9 @@ func (a *app) reproOptions(opts reproOptions) (stages.ReproOptions, error) {
 	if opts.verbose {
 		ro.Stdout = a.err
 	}
+	// On a GPU runner the agent hands the job a checkpoint folder, which
+	// survives a spot interruption's SIGTERM (docs/pipeline.md).
+	ro.CheckpointDir = os.Getenv("MEDCAD_CHECKPOINT_DIR")
 	// Inside a pull request's Actions job (the GPU train job of the EC2
 	// workflow), results go to the pull request's run-cache namespace, as
 	// ci pr's do: a pull request never writes the trusted cache.
