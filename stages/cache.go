@@ -77,6 +77,11 @@ func (c *CAS) Snapshot(ctx context.Context, root string, rels []string) (string,
 			m.Entries = append(m.Entries, e)
 		}
 	}
+	return c.putManifest(m)
+}
+
+// putManifest sorts, checks and stores m; it returns its digest.
+func (c *CAS) putManifest(m *cas.Manifest) (string, error) {
 	m.Sort()
 	if err := m.Validate(); err != nil {
 		return "", err
@@ -159,19 +164,7 @@ func (c *CAS) Merge(ctx context.Context, cases []string, outs []string) (string,
 			m.Entries = append(m.Entries, e)
 		}
 	}
-	m.Sort()
-	if err := m.Validate(); err != nil {
-		return "", err
-	}
-	w := c.Store.NewWriter()
-	id, err := w.PutBytes(m.Encode())
-	if cerr := w.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		return "", err
-	}
-	return id.String(), nil
+	return c.putManifest(m)
 }
 
 // manifest reads manifest id, fetching it alone (not its files) from the
