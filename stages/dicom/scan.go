@@ -31,8 +31,6 @@ const (
 // with the program that decompresses them.
 var unsupportedTS = map[string]string{
 	"1.2.840.10008.1.2.4.55":  "JPEG Full Progression (lossy, retired)",
-	"1.2.840.10008.1.2.4.90":  "JPEG 2000 Lossless",
-	"1.2.840.10008.1.2.4.91":  "JPEG 2000",
 	"1.2.840.10008.1.2.4.100": "MPEG2",
 	"1.2.840.10008.1.2.4.102": "MPEG-4 AVC/H.264",
 	"1.2.840.10008.1.2.4.201": "HTJ2K Lossless",
@@ -64,6 +62,10 @@ func TransferSyntaxName(uid string) string {
 		return "JPEG-LS Lossless"
 	case tsJPEGLSNear:
 		return "JPEG-LS Near-Lossless"
+	case tsJPEG2000Lossless:
+		return "JPEG 2000 Lossless"
+	case tsJPEG2000:
+		return "JPEG 2000"
 	}
 	if n, ok := unsupportedTS[uid]; ok {
 		return n
