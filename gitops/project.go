@@ -108,7 +108,7 @@ func (p *Project) Repo() (*git.Repository, error) { return gitrepo.Open(p.Root) 
 // of every object read.
 func (p *Project) Remote(ctx context.Context) (cas.Backend, error) {
 	p.remoteOnce.Do(func() {
-		p.remote, p.remoteErr = OpenRemote(ctx, p.Config.Remote, p.Root)
+		p.remote, p.remoteErr = OpenRemote(ctx, p.Config.Remote, p.Root, p.Log)
 		if p.remoteErr != nil {
 			p.remoteErr = fmt.Errorf("remote: %w", p.remoteErr)
 		}

@@ -3,6 +3,7 @@ package gitops
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"net/url"
 	"path/filepath"
 	"strings"
@@ -15,8 +16,9 @@ import (
 // OpenRemote opens the remote that r names: file://PATH, a folder (a
 // relative PATH is taken from the project folder root), or
 // s3://BUCKET/PREFIX. The backend retries transient failures and verifies
-// the objects it reads.
-func OpenRemote(ctx context.Context, r Remote, root string) (cas.Backend, error) {
+// the objects it reads. log receives an S3 SDK's own log lines at debug
+// level (nil: dropped).
+func OpenRemote(ctx context.Context, r Remote, root string, log *slog.Logger) (cas.Backend, error) {
 	var b cas.Backend
 	switch {
 	case strings.HasPrefix(r.URL, "file://"):
@@ -40,6 +42,7 @@ func OpenRemote(ctx context.Context, r Remote, root string) (cas.Backend, error)
 		s, err := s3.New(ctx, s3.Config{
 			Bucket: u.Host, Prefix: strings.Trim(u.Path, "/"),
 			Region: r.Region, Endpoint: r.Endpoint, PathStyle: r.PathStyle,
+			Log: log,
 		})
 		if err != nil {
 			return nil, err
