@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/medcad/medcad/internal/plural"
 	"io"
 	"io/fs"
 	"os"
@@ -307,7 +308,7 @@ func checkManifest(d *Dataset, m *cas.Manifest) error {
 		return fmt.Errorf("%s: manifest %s %s: %w (edited or swapped digest?)", DatasetPath(d.Name), d.Manifest.Short(), what, ErrPointerMismatch)
 	}
 	if n := int64(len(m.Entries)); n != d.Files {
-		return bad(fmt.Sprintf("holds %d files, the pointer says %d", n, d.Files))
+		return bad(fmt.Sprintf("holds %s, the pointer says %d", plural.Of(n, "file"), d.Files))
 	}
 	if b := m.Bytes(); b != d.Bytes {
 		return bad(fmt.Sprintf("holds %d bytes, the pointer says %d", b, d.Bytes))

@@ -1,6 +1,7 @@
 package gitops
 
 import (
+	"regexp"
 	"strings"
 )
 
@@ -108,4 +109,35 @@ func bracketDelta(s string) int {
 		}
 	}
 	return n
+}
+
+// KeyLine returns the 1-based line of a dotted key ("params.train.lr") in
+// a config file, or 0 when it is not found.
+func KeyLine(data []byte, key string) int { return keyLine(data, key) }
+
+var stageHeaderRE = regexp.MustCompile(`^\s*\[\[\s*stage\s*\]\]\s*(#.*)?$`)
+
+// StageLine returns the 1-based line of key in the i-th [[stage]] table
+// of a config file: the line of the key, or of the table's header when
+// the key is not set there; 0 when there is no such table.
+func StageLine(data []byte, i int, key string) int {
+	lines := strings.Split(string(data), "\n")
+	var headers []int // 0-based line of every [[stage]] header
+	for n, l := range lines {
+		if stageHeaderRE.MatchString(l) {
+			headers = append(headers, n)
+		}
+	}
+	if i < 0 || i >= len(headers) {
+		return 0
+	}
+	start := headers[i]
+	end := len(lines)
+	if i+1 < len(headers) {
+		end = headers[i+1]
+	}
+	if n := keyLine([]byte(strings.Join(lines[start:end], "\n")), "stage."+key); n > 0 {
+		return start + n
+	}
+	return start + 1
 }

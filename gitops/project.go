@@ -109,7 +109,7 @@ func (p *Project) Repo() (*git.Repository, error) { return gitrepo.Open(p.Root) 
 // of every object read.
 func (p *Project) Remote(ctx context.Context) (cas.Backend, error) {
 	p.remoteOnce.Do(func() {
-		p.remote, p.remoteErr = openRemote(ctx, p.Config.Remote, p.Root, &p.fetched)
+		p.remote, p.remoteErr = openRemote(ctx, p.Config.Remote, p.Root, p.Log, &p.fetched)
 		if p.remoteErr != nil {
 			p.remoteErr = fmt.Errorf("remote: %w", p.remoteErr)
 		}

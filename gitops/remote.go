@@ -3,6 +3,7 @@ package gitops
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"net/url"
 	"path/filepath"
 	"strings"
@@ -15,13 +16,14 @@ import (
 // OpenRemote opens the remote that r names: file://PATH, a folder (a
 // relative PATH is taken from the project folder root), or
 // s3://BUCKET/PREFIX. The backend retries transient failures and verifies
-// the objects it reads.
-func OpenRemote(ctx context.Context, r Remote, root string) (cas.Backend, error) {
-	return openRemote(ctx, r, root, nil)
+// the objects it reads. log receives an S3 SDK's own log lines at debug
+// level (nil: dropped).
+func OpenRemote(ctx context.Context, r Remote, root string, log *slog.Logger) (cas.Backend, error) {
+	return openRemote(ctx, r, root, log, nil)
 }
 
 // openRemote is OpenRemote; a non-nil counter counts what is read.
-func openRemote(ctx context.Context, r Remote, root string, counter *cas.Counter) (cas.Backend, error) {
+func openRemote(ctx context.Context, r Remote, root string, log *slog.Logger, counter *cas.Counter) (cas.Backend, error) {
 	var b cas.Backend
 	switch {
 	case strings.HasPrefix(r.URL, "file://"):
@@ -45,6 +47,7 @@ func openRemote(ctx context.Context, r Remote, root string, counter *cas.Counter
 		s, err := s3.New(ctx, s3.Config{
 			Bucket: u.Host, Prefix: strings.Trim(u.Path, "/"),
 			Region: r.Region, Endpoint: r.Endpoint, PathStyle: r.PathStyle,
+			Log: log,
 		})
 		if err != nil {
 			return nil, err

@@ -29,7 +29,7 @@ func TestOpenRemote(t *testing.T) {
 		{"s3:///prefix", `remote "s3:///prefix": want s3://BUCKET/PREFIX`},
 		{"http://host/x", `remote "http://host/x": want file://PATH or s3://BUCKET/PREFIX`},
 	} {
-		b, err := OpenRemote(context.Background(), Remote{URL: tc.url, Region: "eu-west-1"}, root)
+		b, err := OpenRemote(context.Background(), Remote{URL: tc.url, Region: "eu-west-1"}, root, nil)
 		var got string
 		if err != nil {
 			got = err.Error()
@@ -47,7 +47,7 @@ func TestOpenRemote(t *testing.T) {
 func TestOpenRemoteVerifies(t *testing.T) {
 	ctx := context.Background()
 	root := t.TempDir()
-	b, err := OpenRemote(ctx, Remote{URL: "file://remote"}, root)
+	b, err := OpenRemote(ctx, Remote{URL: "file://remote"}, root, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -531,7 +531,7 @@ func warnings(c *Comparison, base *Side) []Warning {
 		w = append(w, Warning{FewPaired, fmt.Sprintf("The comparison rests on only %s (fewer than %d): its statistics are weak; hold out more cases ([data] holdout, holdout_min).", count(n, "paired case"), MinPaired)})
 	}
 	if n := len(c.NotEvaluated); n > 0 {
-		w = append(w, Warning{EvalFailed, fmt.Sprintf("%d case evaluations failed; they are listed below and left out of every statistic.", n)})
+		w = append(w, Warning{EvalFailed, fmt.Sprintf("%s failed; they are listed below and left out of every statistic.", count(n, "case evaluation"))})
 	}
 	return w
 }

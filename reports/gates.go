@@ -2,6 +2,7 @@ package reports
 
 import (
 	"fmt"
+	"github.com/medcad/medcad/internal/plural"
 	"math"
 	"slices"
 	"strconv"
@@ -219,7 +220,7 @@ func caseDropGate(metric string, maxDrop float64, pr pairing) GateResult {
 	r.Candidate = Num(worst)
 	if len(r.Cases) > 0 {
 		r.Status = Fail
-		r.Message = fmt.Sprintf("%d of %d cases lost more than %s %s; worst %s lost %s", len(r.Cases), len(common), fmtNum(maxDrop), m, worstCase, fmtNum(worst))
+		r.Message = fmt.Sprintf("%d of %s lost more than %s %s; worst %s lost %s", len(r.Cases), count(len(common), "case"), fmtNum(maxDrop), m, worstCase, fmtNum(worst))
 		return r
 	}
 	r.Status = Pass
@@ -235,12 +236,7 @@ func caseDropGate(metric string, maxDrop float64, pr pairing) GateResult {
 }
 
 // count writes "1 case", "2 cases".
-func count(n int, noun string) string {
-	if n == 1 {
-		return "1 " + noun
-	}
-	return fmt.Sprintf("%d %ss", n, noun)
-}
+func count(n int, noun string) string { return plural.Of(n, noun) }
 
 // fmtNum formats a number for a report: 4 significant digits, "inf" for
 // an infinite distance, "–" for no value.

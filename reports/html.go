@@ -135,9 +135,9 @@ img{max-width:100%;border:1px solid #d0d7de;margin:.4em 0}
 <h2>Cases (by {{.C.Primary}})</h2>
 {{template "cases" (cases .C "Worst regressions" .C.Regressions)}}
 {{template "cases" (cases .C "Best improvements" .C.Improvements)}}
-{{if .C.OnlyBase}}<p><b>{{len .C.OnlyBase}} cases evaluated by the baseline only:</b> {{join .C.OnlyBase ", "}}</p>{{end}}
-{{if .C.OnlyCandidate}}<p><b>{{len .C.OnlyCandidate}} cases evaluated by the candidate only:</b> {{join .C.OnlyCandidate ", "}}</p>{{end}}
-<details><summary>All {{len .C.Cases}} paired cases</summary>
+{{if .C.OnlyBase}}<p><b>{{count (len .C.OnlyBase) "case"}} evaluated by the baseline only:</b> {{join .C.OnlyBase ", "}}</p>{{end}}
+{{if .C.OnlyCandidate}}<p><b>{{count (len .C.OnlyCandidate) "case"}} evaluated by the candidate only:</b> {{join .C.OnlyCandidate ", "}}</p>{{end}}
+<details><summary>All {{count (len .C.Cases) "paired case"}}</summary>
 {{template "cases" (cases .C "" .C.Cases)}}
 </details>
 {{end}}

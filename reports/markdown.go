@@ -150,7 +150,11 @@ func (m *md) table(t mdTable) {
 		m.p("| %s |\n", strings.Join(r, " | "))
 	}
 	if left := len(rows) - shown; left > 0 {
-		m.p("\n_%d more rows are not shown here: a PR comment holds at most %d characters. The HTML and JSON reports (`medcad report --format html|json`) list every row._\n", left, MaxMarkdown)
+		rows := "rows are"
+		if left == 1 {
+			rows = "row is"
+		}
+		m.p("\n_%d more %s not shown here: a PR comment holds at most %d characters. The HTML and JSON reports (`medcad report --format html|json`) list every row._\n", left, rows, MaxMarkdown)
 	}
 	if folded {
 		m.p("\n</details>\n")
@@ -256,10 +260,10 @@ func renderMarkdown(c *Comparison, opts MarkdownOptions, rows int) string {
 		if len(c.Regressions) == 0 && len(c.Improvements) == 0 && len(c.Cases) > 0 {
 			m.p("No case changed its %s.\n\n", mdEscape(c.Primary))
 		}
-		m.list(fmt.Sprintf("%d cases evaluated by the baseline only", len(c.OnlyBase)), c.OnlyBase)
-		m.list(fmt.Sprintf("%d cases evaluated by the candidate only", len(c.OnlyCandidate)), c.OnlyCandidate)
+		m.list(count(len(c.OnlyBase), "case")+" evaluated by the baseline only", c.OnlyBase)
+		m.list(count(len(c.OnlyCandidate), "case")+" evaluated by the candidate only", c.OnlyCandidate)
 		if head, rows := caseRows(c, c.Cases); len(rows) > 0 {
-			m.table(mdTable{fmt.Sprintf("All %d paired cases", len(c.Cases)), 0, head, rows})
+			m.table(mdTable{"All " + count(len(c.Cases), "paired case"), 0, head, rows})
 		}
 	}
 	if len(c.NotEvaluated) > 0 {
@@ -302,7 +306,7 @@ func renderMarkdown(c *Comparison, opts MarkdownOptions, rows int) string {
 					what string
 					ids  []string
 				}{{"added", d.CasesAdded}, {"removed", d.CasesRemoved}, {"changed", d.CasesChanged}} {
-					m.list(fmt.Sprintf("%s: %d cases %s", mdEscape(d.Name), len(l.ids), l.what), l.ids)
+					m.list(fmt.Sprintf("%s: %s %s", mdEscape(d.Name), count(len(l.ids), "case"), l.what), l.ids)
 				}
 			}
 		}
@@ -331,7 +335,7 @@ func renderMarkdown(c *Comparison, opts MarkdownOptions, rows int) string {
 		case !c.Env.Detail:
 			m.p("Environment lock changed: %s → %s (package lists not available).\n\n", mdCode(cas.ShortText(c.Env.Base)), mdCode(cas.ShortText(c.Env.Candidate)))
 		default:
-			m.p("Environment lock changed: %s → %s, %d packages.\n\n", mdCode(cas.ShortText(c.Env.Base)), mdCode(cas.ShortText(c.Env.Candidate)), len(c.Env.Packages))
+			m.p("Environment lock changed: %s → %s, %s.\n\n", mdCode(cas.ShortText(c.Env.Base)), mdCode(cas.ShortText(c.Env.Candidate)), count(len(c.Env.Packages), "package"))
 			var r [][]string
 			for _, p := range c.Env.Packages {
 				r = append(r, []string{mdEscape(p.Name), p.Status, mdEscape(orDash(p.Base)), mdEscape(orDash(p.Candidate))})

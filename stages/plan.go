@@ -60,22 +60,49 @@ var placeholderRE = regexp.MustCompile(`\{([^{}\s]*)\}`)
 
 // NewPlan validates the stages of cfg: unknown deps, outs claimed by two
 // stages, placeholders that name undeclared outs or deps, foreach stages
-// without cases, and cycles are errors naming the stage.
+// without cases, and cycles are errors naming the stage. It returns the
+// first problem; [Check] returns them all.
 func NewPlan(cfg gitops.Config, ws Workspace) (*Plan, error) {
+	p, problems := newPlan(cfg, ws)
+	if len(problems) > 0 {
+		return nil, problems[0].Err
+	}
+	return p, nil
+}
+
+// Problem is one validation error of medcad.toml, with where it is: the
+// index of the [[stage]] table and its key ("deps", "outs", "run",
+// "foreach"), so that a caller holding the file can name the line.
+type Problem struct {
+	Stage int    // index into cfg.Stages; -1 for the pipeline as a whole
+	Key   string // the stage's key, or a full key such as "params.train.epochs" when Stage is -1
+	Err   error
+}
+
+func newPlan(cfg gitops.Config, ws Workspace) (*Plan, []Problem) {
 	p := &Plan{byName: map[string]*Stage{}}
-	for _, s := range cfg.Stages {
+	index := map[string]int{}
+	for i, s := range cfg.Stages {
 		p.byName[s.Name] = &Stage{Stage: s}
 		p.Stages = append(p.Stages, p.byName[s.Name])
+		index[s.Name] = i
+	}
+	var problems []Problem
+	fail := func(s *Stage, key, format string, args ...any) {
+		problems = append(problems, Problem{index[s.Name], key, &PlanError{s.Name, fmt.Sprintf(format, args...)}})
 	}
 	owner := map[string]string{} // out path → stage
 	for _, s := range p.Stages {
+	outs:
 		for _, o := range s.Outs {
 			if err := checkRelPath(o); err != nil {
-				return nil, &PlanError{s.Name, fmt.Sprintf("out %q: %v", o, err)}
+				fail(s, "outs", "out %q: %v", o, err)
+				continue
 			}
 			for other, st := range owner {
 				if other == o || isUnder(o, other) || isUnder(other, o) {
-					return nil, &PlanError{s.Name, fmt.Sprintf("output %q is also claimed by stage %q (%q)", o, st, other)}
+					fail(s, "outs", "output %q is also claimed by stage %q (%q)", o, st, other)
+					continue outs
 				}
 			}
 			owner[o] = s.Name
@@ -90,7 +117,8 @@ func NewPlan(cfg gitops.Config, ws Workspace) (*Plan, error) {
 				}
 			case p.byName[d] != nil:
 				if d == s.Name {
-					return nil, &PlanError{s.Name, "depends on itself"}
+					fail(s, "deps", "depends on itself")
+					continue
 				}
 				s.Upstream = appendUnique(s.Upstream, d)
 			case ws.IsDataset(strings.TrimPrefix(d, "data/")):
@@ -98,76 +126,84 @@ func NewPlan(cfg gitops.Config, ws Workspace) (*Plan, error) {
 				s.Named = appendUnique(s.Named, strings.TrimPrefix(d, "data/"))
 			default:
 				if err := checkRelPath(d); err != nil {
-					return nil, &PlanError{s.Name, fmt.Sprintf("dep %q is not a stage, a dataset or a workspace path", d)}
+					fail(s, "deps", "dep %q is not a stage, a dataset or a workspace path", d)
+					continue
 				}
 				if up := ownerOf(owner, d); up != "" {
 					if up == s.Name {
-						return nil, &PlanError{s.Name, fmt.Sprintf("dep %q is its own output", d)}
+						fail(s, "deps", "dep %q is its own output", d)
+						continue
 					}
 					s.Upstream = appendUnique(s.Upstream, up)
 					continue
 				}
 				if !ws.PathExists(d) {
-					return nil, &PlanError{s.Name, fmt.Sprintf("dep %q is not a stage, a dataset or a workspace path", d)}
+					fail(s, "deps", "dep %q is not a stage, a dataset or a workspace path", d)
+					continue
 				}
 				s.Paths = appendUnique(s.Paths, d)
 			}
 		}
-		if err := p.checkPlaceholders(s); err != nil {
-			return nil, err
+		for _, msg := range p.checkPlaceholders(s) {
+			fail(s, "run", "%s", msg)
 		}
 	}
-	if err := p.sort(); err != nil {
-		return nil, err
+	if cyc := p.sort(); cyc != nil {
+		fail(p.byName[cyc[0]], "deps", "dependency cycle among stages %s", strings.Join(cyc, ", "))
+		return nil, problems
 	}
 	for _, s := range p.Stages {
 		if s.Foreach == "case" && len(p.DatasetsOf(s)) == 0 && !p.reachesAllData(s) {
-			return nil, &PlanError{s.Name, `foreach = "case" but no dataset among its deps`}
+			fail(s, "foreach", `foreach = "case" but no dataset among its deps`)
 		}
+	}
+	if len(problems) > 0 {
+		return nil, problems
 	}
 	return p, nil
 }
 
-// checkPlaceholders validates the {…} references of a stage's run command.
-func (p *Plan) checkPlaceholders(s *Stage) error {
+// checkPlaceholders validates the {…} references of a stage's run command
+// and returns a message per bad one.
+func (p *Plan) checkPlaceholders(s *Stage) []string {
+	var bad []string
 	for _, m := range placeholderRE.FindAllStringSubmatch(s.Run, -1) {
 		ref := m[1]
 		switch {
 		case ref == "out":
 			if len(s.Outs) == 0 {
-				return &PlanError{s.Name, "uses {out} but declares no outs"}
+				bad = append(bad, "uses {out} but declares no outs")
 			}
 		case ref == "params" || ref == "params.toml":
 		case ref == "case" || ref == "case.image" || ref == "case.label" || ref == "case.split":
 			if s.Foreach != "case" {
-				return &PlanError{s.Name, fmt.Sprintf("uses {%s} but is not a foreach = \"case\" stage", ref)}
+				bad = append(bad, fmt.Sprintf("uses {%s} but is not a foreach = \"case\" stage", ref))
 			}
 		case strings.HasPrefix(ref, "data."):
 			name := strings.TrimPrefix(ref, "data.")
 			if !slices.Contains(s.Datasets, name) {
-				return &PlanError{s.Name, fmt.Sprintf("uses {%s} but dataset %q is not among its deps", ref, name)}
+				bad = append(bad, fmt.Sprintf("uses {%s} but dataset %q is not among its deps", ref, name))
 			}
 		case strings.HasSuffix(ref, ".out"):
 			up := strings.TrimSuffix(ref, ".out")
-			if p.byName[up] == nil {
-				return &PlanError{s.Name, fmt.Sprintf("uses {%s} but there is no stage %q", ref, up)}
-			}
-			if !slices.Contains(s.Upstream, up) {
-				return &PlanError{s.Name, fmt.Sprintf("uses {%s} but %q is not among its deps", ref, up)}
-			}
-			if len(p.byName[up].Outs) == 0 {
-				return &PlanError{s.Name, fmt.Sprintf("uses {%s} but stage %q declares no outs", ref, up)}
+			switch {
+			case p.byName[up] == nil:
+				bad = append(bad, fmt.Sprintf("uses {%s} but there is no stage %q", ref, up))
+			case !slices.Contains(s.Upstream, up):
+				bad = append(bad, fmt.Sprintf("uses {%s} but %q is not among its deps", ref, up))
+			case len(p.byName[up].Outs) == 0:
+				bad = append(bad, fmt.Sprintf("uses {%s} but stage %q declares no outs", ref, up))
 			}
 		default:
-			return &PlanError{s.Name, fmt.Sprintf("unknown placeholder {%s} (want {out}, {params}, {params.toml}, {STAGE.out}, {data.NAME}, {case}, {case.image}, {case.label}, {case.split})", ref)}
+			bad = append(bad, fmt.Sprintf("unknown placeholder {%s} (want {out}, {params}, {params.toml}, {STAGE.out}, {data.NAME}, {case}, {case.image}, {case.label}, {case.split})", ref))
 		}
 	}
-	return nil
+	return bad
 }
 
-// sort orders stages topologically, ties broken by declaration order, and
-// reports a cycle by naming its stages.
-func (p *Plan) sort() error {
+// sort orders stages topologically, ties broken by declaration order; on
+// a cycle it returns the stages on or behind it, in declaration order.
+func (p *Plan) sort() []string {
 	indeg := map[string]int{}
 	down := map[string][]string{}
 	for _, s := range p.Stages {
@@ -205,7 +241,7 @@ func (p *Plan) sort() error {
 				cyc = append(cyc, s.Name)
 			}
 		}
-		return &PlanError{cyc[0], fmt.Sprintf("dependency cycle among stages %s", strings.Join(cyc, ", "))}
+		return cyc
 	}
 	sorted := make([]*Stage, len(order))
 	for i, n := range order {

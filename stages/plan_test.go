@@ -1,6 +1,8 @@
 package stages
 
 import (
+	"fmt"
+	"slices"
 	"strings"
 	"testing"
 
@@ -146,5 +148,28 @@ func TestFlattenParams(t *testing.T) {
 	want := map[string]string{"train.lr": "0.1", "train.aug.flip": "true", "train.name": `"a b"`, "train.layers": "[2, 3]"}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("(-want +got):\n%s", diff)
+	}
+}
+
+func TestCheckReportsEveryProblem(t *testing.T) {
+	cfg := gitops.Default()
+	cfg.Stages = []gitops.Stage{
+		st("a", "x {out}", []string{"trian"}, []string{"build/m"}, ""),
+		st("b", "x {datset.out}", nil, []string{"build/m"}, ""),
+		{Name: "train", Run: "medcad segment train --data d --params {params.toml} --out {out}", Params: []string{"train"}, Outs: []string{"build/t"}},
+	}
+	cfg.Params["train"] = map[string]any{"epochs": "six", "hidden": int64(16)}
+	var got []string
+	for _, p := range Check(cfg, fakeWorkspace{}) {
+		got = append(got, fmt.Sprintf("%d %s %v", p.Stage, p.Key, p.Err))
+	}
+	want := []string{
+		`1 outs stage "b": output "build/m" is also claimed by stage "a" ("build/m")`,
+		`0 deps stage "a": dep "trian" is not a stage, a dataset or a workspace path`,
+		`1 run stage "b": uses {datset.out} but there is no stage "datset"`,
+		`-1 params.train.epochs stage "train": key "params.train.epochs": wrong type: string, want integer`,
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("Check =\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
 }

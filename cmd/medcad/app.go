@@ -65,6 +65,9 @@ type app struct {
 
 // isTerminal reports whether w is an interactive terminal.
 func isTerminal(w io.Writer) bool {
+	if p, ok := w.(pipeWriter); ok {
+		w = p.w
+	}
 	f, ok := w.(*os.File)
 	return ok && (isatty.IsTerminal(f.Fd()) || isatty.IsCygwinTerminal(f.Fd()))
 }
@@ -238,6 +241,9 @@ func run(ctx context.Context, args []string, s streams) int {
 	failed, err := root.ExecuteContextC(ctx)
 	if err == nil {
 		return exitOK
+	}
+	if errors.Is(context.Cause(ctx), errStdoutClosed) {
+		return exitBrokenPipe // nobody reads; stderr stays quiet too, as under SIGPIPE
 	}
 	code := exitCode(ctx, err)
 	if code == exitInterrupted {

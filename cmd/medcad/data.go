@@ -31,12 +31,17 @@ overrides the url).`,
 	return cmd
 }
 
-// progress draws a bar of bytes with a file count on a terminal.
+// progress draws a bar of bytes with a file count on a terminal. The
+// bar's maximum is one byte more than the work announced, so that it
+// never finishes (and stops redrawing) between two Totals of one step;
+// finish fills it to 100% when every file is done and leaves that line,
+// or clears it when the step stopped short (an error follows).
 type progress struct {
 	mu          sync.Mutex
 	bar         *progressbar.ProgressBar
 	verb        string
 	files, done int
+	bytes       int64 // announced
 }
 
 // meter is the project's progress display: a bar on a terminal, nothing
@@ -45,25 +50,26 @@ func (a *app) meter(verb string) (cas.Progress, func()) {
 	if !a.progressOn() {
 		return nil, func() {}
 	}
-	bar := progressbar.NewOptions64(0,
+	bar := progressbar.NewOptions64(1,
 		progressbar.OptionSetWriter(a.err),
 		progressbar.OptionShowBytes(true),
 		progressbar.OptionSetPredictTime(true),
 		progressbar.OptionThrottle(100*time.Millisecond),
 		progressbar.OptionSetWidth(30),
-		progressbar.OptionClearOnFinish(),
 		progressbar.OptionEnableColorCodes(a.colour(a.err)),
 		progressbar.OptionSetDescription(verb),
+		progressbar.OptionOnCompletion(func() { fmt.Fprintln(a.err) }),
 	)
 	p := &progress{bar: bar, verb: verb}
-	return p, func() { p.bar.Finish() }
+	return p, p.finish
 }
 
 func (p *progress) Total(files int, bytes int64) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.files += files
-	p.bar.ChangeMax64(p.bar.GetMax64() + bytes)
+	p.bytes += bytes
+	p.bar.ChangeMax64(p.bytes + 1)
 	p.bar.Describe(fmt.Sprintf("%s %d/%d files", p.verb, p.done, p.files))
 }
 
@@ -73,6 +79,17 @@ func (p *progress) Done(files int, bytes int64) {
 	p.done += files
 	p.bar.Describe(fmt.Sprintf("%s %d/%d files", p.verb, p.done, p.files))
 	p.bar.Add64(bytes)
+}
+
+func (p *progress) finish() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.files == 0 || p.done < p.files {
+		p.bar.Clear() // nothing to do, or stopped short
+		return
+	}
+	p.bar.ChangeMax64(max(p.bytes, 1))
+	p.bar.Finish()
 }
 
 // ---- data add ----

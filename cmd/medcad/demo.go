@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	pl "github.com/medcad/medcad/internal/plural"
 	"io"
 	"os"
 	"path/filepath"
@@ -288,9 +289,4 @@ func demoSignature() *object.Signature {
 }
 
 // plural writes a count with its noun: "1 case", "2 cases".
-func plural[N int | int64](n N, noun string) string {
-	if n == 1 {
-		return "1 " + noun
-	}
-	return fmt.Sprintf("%d %ss", n, noun)
-}
+func plural[N int | int64](n N, noun string) string { return pl.Of(n, noun) }

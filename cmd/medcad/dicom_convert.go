@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"text/tabwriter"
 
@@ -38,7 +39,9 @@ slices), voxel spacing in mm, orientation code of the converted volume
 (as nibabel's aff2axcodes), transfer syntax and warnings (uneven spacing,
 missing or duplicate slices, gantry tilt). No tag value that could identify
 a patient is printed. Files that are not DICOM, or are broken, are listed
-on stderr as "skipped PATH: reason".
+on stderr as "skipped PATH: reason". On a terminal only, stderr also says
+which source folder each series-NN came from (folder names can name a
+patient, so they never go to a pipe, a file or a log).
 
 Exit 0; 3 when a series cannot be converted (with --strict: also when one
 is irregular); 1 when no DICOM image is found.`,
@@ -159,6 +162,9 @@ func runDicomInspect(ctx context.Context, a *app, opts dicomInspectOptions) erro
 		}
 		if err := tw.Flush(); err != nil {
 			return err
+		}
+		if a.isTerminal(a.err) {
+			printSeriesFolders(a, scan.Series)
 		}
 	}
 	if failed > 0 {
@@ -285,6 +291,33 @@ func runDicomConvert(ctx context.Context, a *app, opts dicomConvertOptions) erro
 		return fmt.Errorf("%d of %d series not converted: %w", failed, len(scan.Series), errCheckFailed)
 	}
 	return nil
+}
+
+// printSeriesFolders tells, on stderr, which folder each series came
+// from, relative to the working directory (-C). Folder names can name a
+// patient, so this is a re-identification aid for the person at the
+// terminal: never printed to a pipe, a file or a log (docs/deid.md).
+func printSeriesFolders(a *app, series []*dicom.Series) {
+	fmt.Fprintln(a.err, "source folders (shown on a terminal only: folder names may identify a patient):")
+	for _, s := range series {
+		var dirs []string
+		for _, f := range s.Files {
+			d := filepath.Dir(f)
+			if rel, err := filepath.Rel(a.workDir(), d); err == nil && !strings.HasPrefix(rel, "..") {
+				d = rel
+			}
+			if !slices.Contains(dirs, d) {
+				dirs = append(dirs, d)
+			}
+		}
+		switch len(dirs) {
+		case 0:
+		case 1:
+			fmt.Fprintf(a.err, "  %s  %s\n", s.ID, dirs[0])
+		default:
+			fmt.Fprintf(a.err, "  %s  %s (and %s)\n", s.ID, dirs[0], plural(len(dirs)-1, "other folder"))
+		}
+	}
 }
 
 func firstFile(s *dicom.Series) string {

@@ -12,7 +12,11 @@ import (
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	code := run(ctx, os.Args[1:], streams{in: os.Stdin, out: os.Stdout, err: os.Stderr})
+	ctx, cancel := context.WithCancelCause(ctx)
+	signal.Ignore(syscall.SIGPIPE) // see pipeWriter
+	out := pipeWriter{os.Stdout, cancel}
+	code := run(ctx, os.Args[1:], streams{in: os.Stdin, out: out, err: os.Stderr})
+	cancel(nil)
 	stop()
 	os.Exit(code)
 }

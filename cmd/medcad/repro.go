@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"github.com/medcad/medcad/action"
@@ -128,6 +129,11 @@ func runRepro(ctx context.Context, a *app, opts reproOptions) error {
 	p, err := a.project(ctx)
 	if err != nil {
 		return err
+	}
+	// The checks of 'config check' first, so that problems name their
+	// line of medcad.toml (and params errors never a temporary file).
+	if problems, err := checkPipeline(p.Root, p.Config); err != nil || len(problems) > 0 {
+		return cmp.Or(err, error(problems))
 	}
 	out, err := stages.Reproduce(ctx, p, ro)
 	if out != nil {

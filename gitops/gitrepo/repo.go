@@ -14,6 +14,7 @@ package gitrepo
 import (
 	"errors"
 	"fmt"
+	"github.com/medcad/medcad/internal/plural"
 	"io"
 	"regexp"
 	"slices"
@@ -175,10 +176,7 @@ type shortHistory struct {
 }
 
 func (e *shortHistory) Error() string {
-	if e.commits == 1 {
-		return fmt.Sprintf("%s: the history has only 1 commit", e.rev)
-	}
-	return fmt.Sprintf("%s: the history has only %d commits", e.rev, e.commits)
+	return fmt.Sprintf("%s: the history has only %s", e.rev, plural.Of(e.commits, "commit"))
 }
 
 func (e *shortHistory) Is(target error) bool { return target == ErrShortHistory }

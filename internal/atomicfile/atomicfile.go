@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"strings"
 )
 
 // WriteFile creates or replaces path with data.
@@ -60,4 +61,21 @@ type pending interface {
 	// CloseAtomicallyReplace syncs and closes the file and renames it
 	// over its name.
 	CloseAtomicallyReplace() error
+}
+
+// IsTemp reports whether a file name is one of the temporary names this
+// package (through renameio: "." + name + random digits; on Windows
+// "." + name + ".tmp" + digits) and medcad's key writer ("." + name +
+// ".tmp-" + digits) use, so that readers of a folder can pass over what
+// an interrupted write left.
+func IsTemp(name string) bool {
+	base := strings.TrimRight(name, "0123456789")
+	digits := len(name) - len(base)
+	if digits == 0 || len(base) < 2 || base[0] != '.' {
+		return false
+	}
+	if strings.HasSuffix(base, ".tmp") || strings.HasSuffix(base, ".tmp-") {
+		return true
+	}
+	return digits >= 8 // renameio: a random int64
 }

@@ -46,3 +46,26 @@ func TestErrorNamesTheFile(t *testing.T) {
 		t.Errorf("error = %v", err)
 	}
 }
+
+func TestIsTemp(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "IM0001.dcm")
+	// The name of a real pending file.
+	p, err := newPending(path, 0o644)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Cleanup()
+	entries, _ := os.ReadDir(dir)
+	if len(entries) != 1 || !IsTemp(entries[0].Name()) {
+		t.Errorf("pending file %v: IsTemp = false", entries)
+	}
+	for name, want := range map[string]bool{
+		".project.key.tmp-12345": true, ".a.dcm.tmp987": true,
+		"IM0001.dcm": false, "IM000123456789": false, ".DS_Store": false, ".x123": false, ".12345678": false,
+	} {
+		if got := IsTemp(name); got != want {
+			t.Errorf("IsTemp(%q) = %v, want %v", name, got, want)
+		}
+	}
+}

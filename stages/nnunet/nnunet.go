@@ -13,6 +13,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/medcad/medcad/internal/plural"
 	"math"
 	"os"
 	"path/filepath"
@@ -149,7 +150,7 @@ func CaseVolume(ctx context.Context, caseID, imageDir string, opts dicom.Options
 	}
 	switch {
 	case len(cts) == 0:
-		return nil, fmt.Errorf("case %s: no CT series (%d files skipped): %w", caseID, len(scan.Skipped), ErrCase)
+		return nil, fmt.Errorf("case %s: no CT series (%s skipped): %w", caseID, plural.Of(len(scan.Skipped), "file"), ErrCase)
 	case len(cts) > 1:
 		return nil, fmt.Errorf("case %s: %d CT series, want one per case: %w", caseID, len(cts), ErrCase)
 	case cts[0].Err != nil:

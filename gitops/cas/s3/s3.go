@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"strings"
 	"sync"
@@ -22,6 +23,7 @@ import (
 	awss3 "github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 	"github.com/aws/smithy-go"
+	"github.com/aws/smithy-go/logging"
 	"github.com/aws/smithy-go/middleware"
 	"golang.org/x/sync/errgroup"
 
@@ -52,6 +54,9 @@ type Config struct {
 	Credentials aws.CredentialsProvider
 	// MaxConns bounds connections to the endpoint (default 64).
 	MaxConns int
+	// Log receives the SDK's own log lines (such as "falling back to
+	// IMDSv1") at debug level; nil drops them, so they never reach stderr.
+	Log *slog.Logger
 }
 
 // Backend is a remote in an S3 bucket. Every PUT carries
@@ -92,6 +97,7 @@ func New(ctx context.Context, cfg Config) (*Backend, error) {
 		config.WithRegion(cfg.Region),
 		config.WithHTTPClient(hc),
 		config.WithRetryer(func() aws.Retryer { return aws.NopRetryer{} }),
+		config.WithLogger(sdkLogger(cfg.Log)),
 	}
 	if cfg.Credentials != nil {
 		opts = append(opts, config.WithCredentialsProvider(cfg.Credentials))
@@ -99,6 +105,9 @@ func New(ctx context.Context, cfg Config) (*Backend, error) {
 	ac, err := config.LoadDefaultConfig(ctx, opts...)
 	if err != nil {
 		return nil, redact.Error(fmt.Errorf("s3 remote: %w", err))
+	}
+	if ac.Credentials != nil {
+		ac.Credentials = aws.NewCredentialsCache(credentialsSource{ac.Credentials})
 	}
 	c := awss3.NewFromConfig(ac, func(o *awss3.Options) {
 		if cfg.Endpoint != "" {
@@ -336,9 +345,18 @@ func (b *Backend) err(ctx context.Context, key string, err error) error {
 	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
 		return err
 	}
+	var ce *credentialsError
+	if errors.As(err, &ce) {
+		// Not transient: ErrPermission is not retried. The chain's
+		// attempts (env, files, SSO, IMDS, …) are for --debug.
+		return fmt.Errorf("%s: no AWS credentials (set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or AWS_PROFILE; run with --debug for the providers tried): %w", b, cas.ErrPermission)
+	}
 	status, code := statusOf(err)
 	var sentinel error
 	switch {
+	case code == "InvalidAccessKeyId" || code == "XAdminUserNotFound":
+		// versitygw answers an unknown key with 404 XAdminUserNotFound.
+		sentinel = cas.ErrPermission
 	case code == "NoSuchKey" || code == "NotFound" || (status == http.StatusNotFound && code != "NoSuchBucket"):
 		sentinel = cas.ErrNotFound
 	case status == http.StatusPreconditionFailed || code == "PreconditionFailed":
@@ -377,3 +395,31 @@ func statusOf(err error) (status int, code string) {
 }
 
 func oneLine(s string) string { return strings.Join(strings.Fields(s), " ") }
+
+// credentialsSource marks the errors of the credential chain, so that
+// Backend.err tells "no credentials" from an answer of the server (the
+// chain's errors can carry an HTTP status of their own, IMDS's 404).
+type credentialsSource struct{ p aws.CredentialsProvider }
+
+func (c credentialsSource) Retrieve(ctx context.Context) (aws.Credentials, error) {
+	v, err := c.p.Retrieve(ctx)
+	if err != nil {
+		return v, &credentialsError{err}
+	}
+	return v, nil
+}
+
+type credentialsError struct{ err error }
+
+func (e *credentialsError) Error() string { return "get AWS credentials: " + e.err.Error() }
+func (e *credentialsError) Unwrap() error { return e.err }
+
+// sdkLogger sends the SDK's log lines to log at debug level, or nowhere.
+func sdkLogger(log *slog.Logger) logging.Logger {
+	if log == nil {
+		return logging.Nop{}
+	}
+	return logging.LoggerFunc(func(c logging.Classification, format string, v ...any) {
+		log.Debug("aws sdk: "+fmt.Sprintf(format, v...), "level", string(c))
+	})
+}

@@ -398,8 +398,8 @@ func (w fileWalk) run(ctx context.Context, paths []string) error {
 				}
 				return nil
 			}
-			if !e.Type().IsRegular() {
-				return nil
+			if !e.Type().IsRegular() || atomicfile.IsTemp(e.Name()) {
+				return nil // not a file, or what an interrupted write left
 			}
 			rel, err := filepath.Rel(p, path)
 			if err != nil {
