@@ -3,6 +3,7 @@ package reports
 import (
 	"bytes"
 	"fmt"
+	"github.com/medcad/medcad/internal/bytesize"
 	"html/template"
 	"strings"
 )
@@ -52,7 +53,7 @@ var auditTemplate = template.Must(template.New("audit").Funcs(template.FuncMap{
 	"count":      count,
 	"dash":       orDash,
 	"time":       auditTime,
-	"bytes":      fmtBytes,
+	"bytes":      bytesize.String,
 	"short":      shortDigest,
 	"shortRev":   shortRev,
 	"key":        orKeyNote,

@@ -2,6 +2,7 @@ package reports
 
 import (
 	"fmt"
+	"github.com/medcad/medcad/internal/bytesize"
 	"slices"
 	"strings"
 	"time"
@@ -79,7 +80,7 @@ func AuditMarkdown(a *Audit) string {
 		for _, d := range a.Datasets {
 			total += d.Cases
 			rows = append(rows, []string{mdEscape(d.Name), fmt.Sprint(d.Cases), fmt.Sprint(d.Labelled), fmt.Sprintf("%d / %d", d.Train, d.Test),
-				fmt.Sprint(d.Files), fmtBytes(d.Bytes), mdEscape(orDash(d.LabelRules)), mdEscape(orDash(d.DeidProfile))})
+				fmt.Sprint(d.Files), bytesize.String(d.Bytes), mdEscape(orDash(d.LabelRules)), mdEscape(orDash(d.DeidProfile))})
 		}
 		m.table(mdTable{"Datasets", 1 << 30, []string{"dataset", "cases", "labelled", "train / test", "files", "bytes", "label rules", "de-identification"}, rows})
 		m.p("%s in %s.\n\n", count(total, "case"), count(len(a.Datasets), "dataset"))
@@ -274,20 +275,6 @@ func orKeyNote(k string) string {
 		return "key derived from the signing secret"
 	}
 	return k
-}
-
-// fmtBytes writes a size in bytes with a binary unit.
-func fmtBytes(n int64) string {
-	const unit = 1024
-	if n < unit {
-		return fmt.Sprintf("%d B", n)
-	}
-	div, exp := int64(unit), 0
-	for m := n / unit; m >= unit; m /= unit {
-		div *= unit
-		exp++
-	}
-	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
 }
 
 // mdLiteral shows a key or signature (base64) as inline code; text that

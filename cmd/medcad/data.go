@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/medcad/medcad/internal/bytesize"
 	"slices"
 	"sync"
 	"time"
@@ -163,7 +164,7 @@ func runDataAdd(ctx context.Context, a *app, opts gitops.AddOptions) error {
 		if res.Replaced {
 			fmt.Fprintf(a.out, "replaced %s/%s (it was an unchanged checkout of the previous pointer)\n", gitops.DatasetDir, res.Name)
 		}
-		fmt.Fprintf(a.out, "added %s: %s, %s, %d hashed\n", res.Name, plural(res.Files, "file"), humanBytes(res.Bytes), res.Hashed)
+		fmt.Fprintf(a.out, "added %s: %s, %s, %d hashed\n", res.Name, plural(res.Files, "file"), bytesize.String(res.Bytes), res.Hashed)
 		fmt.Fprintf(a.out, "wrote %s (manifest %s)\n", res.Pointer, res.Manifest)
 		if res.Labelled > 0 {
 			fmt.Fprintf(a.out, "held out %d of %d labelled cases for evaluation (recorded as split = \"test\"; a case never changes side)\n", res.HeldOut, res.Labelled)
@@ -266,7 +267,7 @@ func runDataPush(ctx context.Context, a *app, opts gitops.TransferOptions) error
 		return a.printJSON(rep)
 	}
 	fmt.Fprintf(a.out, "pushed %s to %s: %s (%s) sent, %d already there, %s already complete\n",
-		plural(rep.Datasets, "dataset"), rep.Remote, plural(rep.Objects, "object"), humanBytes(rep.Bytes), rep.Skipped, plural(rep.Complete, "dataset"))
+		plural(rep.Datasets, "dataset"), rep.Remote, plural(rep.Objects, "object"), bytesize.String(rep.Bytes), rep.Skipped, plural(rep.Complete, "dataset"))
 	return nil
 }
 
@@ -302,7 +303,7 @@ func runDataPull(ctx context.Context, a *app, opts gitops.TransferOptions) error
 		return a.printJSON(rep)
 	}
 	fmt.Fprintf(a.out, "pulled %s from %s: %s (%s) received, %d already cached\n",
-		plural(rep.Datasets, "dataset"), rep.Remote, plural(rep.Objects, "object"), humanBytes(rep.Bytes), rep.Skipped)
+		plural(rep.Datasets, "dataset"), rep.Remote, plural(rep.Objects, "object"), bytesize.String(rep.Bytes), rep.Skipped)
 	if rep.CheckedOut != nil {
 		fmt.Fprintf(a.out, "checked out %s\n", plural(*rep.CheckedOut, "file"))
 	}
@@ -495,23 +496,9 @@ func runGC(ctx context.Context, a *app, dryRun, remote bool) error {
 	if dryRun {
 		verb = "would remove"
 	}
-	fmt.Fprintf(a.out, "cache: kept %d objects, %s %d (%s)\n", rep.Cache.Kept, verb, rep.Cache.Removed, humanBytes(rep.Cache.RemovedBytes))
+	fmt.Fprintf(a.out, "cache: kept %d objects, %s %d (%s)\n", rep.Cache.Kept, verb, rep.Cache.Removed, bytesize.String(rep.Cache.RemovedBytes))
 	if rep.Remote != nil {
-		fmt.Fprintf(a.out, "remote: kept %d objects, %s %d (%s)\n", rep.Remote.Kept, verb, rep.Remote.Removed, humanBytes(rep.Remote.RemovedBytes))
+		fmt.Fprintf(a.out, "remote: kept %d objects, %s %d (%s)\n", rep.Remote.Kept, verb, rep.Remote.Removed, bytesize.String(rep.Remote.RemovedBytes))
 	}
 	return nil
-}
-
-// humanBytes writes n in binary units.
-func humanBytes(n int64) string {
-	const unit = 1024
-	if n < unit {
-		return fmt.Sprintf("%d B", n)
-	}
-	div, exp := int64(unit), 0
-	for m := n / unit; m >= unit; m /= unit {
-		div *= unit
-		exp++
-	}
-	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
 }
