@@ -125,18 +125,24 @@ func ReferencedDigests(repo *git.Repository, dir string) ([]string, error) {
 
 // RepoPath is the repository-relative, slash-separated path of rel in
 // the project folder dir: "medcad.toml" at the repository's root,
-// "ml/medcad.toml" for a project in ml/. A bare or unreadable worktree
-// leaves rel as it is.
+// "ml/medcad.toml" for a project in ml/.
 func RepoPath(repo *git.Repository, dir, rel string) string {
+	return path.Join(RepoPrefix(repo, dir), rel)
+}
+
+// RepoPrefix is the project folder dir relative to the repository's
+// root, slash-separated: "" at the root (and for a bare or unreadable
+// worktree), "ml" for a project in ml/.
+func RepoPrefix(repo *git.Repository, dir string) string {
 	wt, err := repo.Worktree()
 	if err != nil {
-		return rel
+		return ""
 	}
 	root, err1 := filepath.Abs(wt.Filesystem.Root())
 	abs, err2 := filepath.Abs(dir)
 	r, err := filepath.Rel(root, abs)
 	if err1 != nil || err2 != nil || err != nil || r == "." {
-		return rel
+		return ""
 	}
-	return path.Join(filepath.ToSlash(r), rel)
+	return filepath.ToSlash(r)
 }

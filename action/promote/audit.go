@@ -17,10 +17,7 @@ func AuditInput(ctx context.Context, p *gitops.Project, c *Chain, r *Record) (re
 	if err != nil {
 		return reports.AuditInput{}, err
 	}
-	prefix := gitops.RepoPath(repo, p.Root, ".")
-	if prefix == "." {
-		prefix = ""
-	}
+	prefix := gitops.RepoPrefix(repo, p.Root)
 	if _, err := ManifestOf(repo, prefix, r); err != nil {
 		return reports.AuditInput{}, err
 	}

@@ -186,10 +186,7 @@ func treeMismatch(m *gitops.Model, t Tree) (string, error) {
 // out: the environment lock digest of its lock files, which must be
 // those committed (a promotion promotes a commit, not a working tree).
 func TreeOf(ctx context.Context, p *gitops.Project, repo *git.Repository, c *object.Commit) (Tree, error) {
-	t := Tree{Commit: c, Prefix: gitops.RepoPath(repo, p.Root, ".")}
-	if t.Prefix == "." {
-		t.Prefix = ""
-	}
+	t := Tree{Commit: c, Prefix: gitops.RepoPrefix(repo, p.Root)}
 	for _, f := range p.Config.Env.Lock {
 		committed, err := gitrepo.ReadFile(c, path.Join(t.Prefix, f), 64<<20)
 		if err != nil {

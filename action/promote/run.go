@@ -129,11 +129,7 @@ func (pm *promotion) promote(ctx context.Context) (*Result, error) {
 	name := pm.p.Config.Project.Model
 	head := pm.head
 	file := gitops.ModelPath(name) + "@" + head.Hash.String()[:12]
-	prefix := gitops.RepoPath(pm.repo, pm.p.Root, ".")
-	if prefix == "." {
-		prefix = ""
-	}
-	manifest, err := gitrepo.ReadFile(head, strings.TrimPrefix(prefix+"/"+gitops.ModelPath(name), "/"), 1<<20)
+	manifest, err := gitrepo.ReadFile(head, gitops.RepoPath(pm.repo, pm.p.Root, gitops.ModelPath(name)), 1<<20)
 	if errors.Is(err, gitrepo.ErrNoFile) {
 		return nil, fmt.Errorf("%s: %w", file, gitops.ErrNoModel)
 	}
@@ -338,9 +334,7 @@ func (pm *promotion) record(ctx context.Context, rec *Record) (*Result, error) {
 	rec.PromotedAt = time.Now().UTC().Truncate(time.Second)
 	if o.NoPush {
 		// A dry promotion: verified and tagged here, recorded nowhere else.
-		c := *pm.chain
-		c.Records = append([]*Record(nil), pm.chain.Records...)
-		rec.Schema, rec.Model, rec.Version, rec.Prev = RecordSchema, c.Model, c.Next(), c.head()
+		rec.Schema, rec.Model, rec.Version, rec.Prev = RecordSchema, pm.chain.Model, pm.chain.Next(), pm.chain.head()
 		pm.signer.Sign(rec)
 		if err := tagRecord(pm.repo, rec); err != nil {
 			return nil, err
