@@ -190,11 +190,18 @@ func cleanParseError(err error) string {
 	return s
 }
 
+// sopSegmentation is the SOP class of DICOM Segmentation objects.
+const sopSegmentation = "1.2.840.10008.5.1.4.1.1.66.4"
+
 // fill reads the attributes medcad uses.
 func (in *Instance) fill(ds *dicom.Dataset) error {
 	top := ds.Elements
 	in.SOPClassUID = str(top, tag.SOPClassUID)
 	in.Modality = str(top, tag.Modality)
+	if in.SOPClassUID == sopSegmentation {
+		// Its 1-bit frames are labels over another series, not an image.
+		return fmt.Errorf("%w: a Segmentation (SEG) object, not an image", ErrNoImage)
+	}
 	in.studyUID = str(top, tag.StudyInstanceUID)
 	in.seriesUID = str(top, tag.SeriesInstanceUID)
 	in.SeriesNumber, _ = strconv.Atoi(str(top, tag.SeriesNumber))
@@ -228,7 +235,7 @@ func (in *Instance) fill(ds *dicom.Dataset) error {
 	if s := str(top, tag.NumberOfFrames); s != "" {
 		n, err := strconv.Atoi(strings.TrimSpace(s))
 		if err != nil || n < 1 {
-			return fmt.Errorf("%w: NumberOfFrames is not a positive number", ErrCorrupt)
+			return fmt.Errorf("%w: NumberOfFrames %q is not a positive number", ErrCorrupt, s)
 		}
 		nFrames = n
 	}

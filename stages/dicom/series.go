@@ -167,6 +167,12 @@ func (s *Series) geometry() {
 	f0 := first.geom()
 	rows, cols := first.in.Rows, first.in.Columns
 	s.Files = s.files()
+	// A format medcad cannot decode (colour, 32 bits, a syntax) is the
+	// reason to give, before anything about the geometry.
+	if err := first.in.checkPixelFormat(); err != nil {
+		s.Err = fmt.Errorf("%s: %w", first.in.Path, err)
+		return
+	}
 	for _, r := range s.slices {
 		if r.in.Rows != rows || r.in.Columns != cols {
 			s.Err = fmt.Errorf("%w: image size changes within the series (%d×%d in %s, %d×%d in %s)",
