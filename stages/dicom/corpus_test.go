@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"testing"
@@ -296,4 +297,44 @@ print(a.shape[0], a.shape[1], " ".join("%g" % v for v in a[::-1].ravel()))
 		return fmt.Sprintf("%d voxels differ from pydicom's pixel_array", off)
 	}
 	return ""
+}
+
+// TestFramesInParallel decodes the frames of one multi-frame file
+// (Enhanced CT, compressed by dcmtk and GDCM) with one goroutine and with
+// several: the same voxels as the uncompressed file's.
+func TestFramesInParallel(t *testing.T) {
+	t.Parallel()
+	enhanced := t.TempDir()
+	b, err := os.ReadFile(filepath.Join(suyashTestdata(t), "5.dcm"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(enhanced, "5.dcm"), b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, want := volumeOf(t, enhanced)
+	for name, dir := range map[string]string{
+		"jpegls": recode(t, enhanced, "dcmcjpls"),
+		"j2k":    gdcmSeries(t, enhanced, "--j2k"),
+	} {
+		s := discoverOne(t, dir, Options{})
+		if len(s.slices) < 2 || s.resample {
+			t.Fatalf("%s: %d frames (resampled %v), want a multi-frame file", name, len(s.slices), s.resample)
+		}
+		ks := make([]int, len(s.slices))
+		for k := range ks {
+			ks[k] = k
+		}
+		for _, workers := range []int{1, 2, 8} {
+			out := volume.New(s.DType, [3]int{s.Dim[0], s.Dim[1], len(ks)}, s.Affine)
+			var scratch []uint16
+			var buf []byte
+			if _, err := s.decodeFile(s.slices[0].in, ks, out, s.Dim[0]*s.Dim[1], workers, &scratch, &buf, newLUTCache()); err != nil {
+				t.Fatalf("%s, %d workers: %v", name, workers, err)
+			}
+			if !slices.Equal(out.I16, want.I16) {
+				t.Errorf("%s, %d workers: voxels differ from the uncompressed file's", name, workers)
+			}
+		}
+	}
 }

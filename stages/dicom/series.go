@@ -429,15 +429,22 @@ func (s *Series) Volume(ctx context.Context) (*volume.Volume, error) {
 		stats huStats
 	)
 	luts := newLUTCache()
+	// Files are decoded in parallel, and the frames of each file by
+	// frameWorkers goroutines: one per core in all, so that a single
+	// multi-frame file uses every core while memory stays one file per
+	// file worker and one frame per goroutine.
+	procs := runtime.GOMAXPROCS(0)
+	fileWorkers := min(procs, len(files))
+	frameWorkers := max(1, procs/fileWorkers)
 	// The first failure stops the feed: no file is decoded after it.
 	g, gctx := errgroup.WithContext(ctx)
 	work := make(chan *Instance)
-	for range min(runtime.GOMAXPROCS(0), len(files)) {
+	for range fileWorkers {
 		g.Go(func() error {
 			var scratch []uint16
 			var buf []byte
 			for in := range work {
-				st, err := s.decodeFile(in, byFile[in], out, plane, &scratch, &buf, luts)
+				st, err := s.decodeFile(in, byFile[in], out, plane, frameWorkers, &scratch, &buf, luts)
 				mu.Lock()
 				stats.add(st)
 				mu.Unlock()
@@ -476,8 +483,9 @@ feed:
 	return out, nil
 }
 
-// decodeFile decodes the frames of one file into their slices of dst.
-func (s *Series) decodeFile(in *Instance, ks []int, out *volume.Volume, plane int, scratch *[]uint16, buf *[]byte, luts *lutCache) (huStats, error) {
+// decodeFile decodes the frames of one file into their slices of dst,
+// with up to workers goroutines (each with its own scratch frame).
+func (s *Series) decodeFile(in *Instance, ks []int, out *volume.Volume, plane, workers int, scratch *[]uint16, buf *[]byte, luts *lutCache) (huStats, error) {
 	// The header was parsed by Discover: only the structure is scanned
 	// again, to locate the pixel data, which must still fit the header.
 	l, err := readLayout(in.Path, true, buf)
@@ -494,22 +502,48 @@ func (s *Series) decodeFile(in *Instance, ks []int, out *volume.Volume, plane in
 	if err != nil {
 		return huStats{}, fmt.Errorf("%s: %w", in.Path, err)
 	}
-	var st huStats
-	for _, k := range ks {
-		f := s.slices[k].frame
-		var dst target
-		if out.DType == volume.Float32 {
-			dst.f32 = out.F32[k*plane : (k+1)*plane]
-		} else {
-			dst.i16 = out.I16[k*plane : (k+1)*plane]
+	// decodeFrames decodes the frames ks[i] for i ≡ first (mod step).
+	decodeFrames := func(first, step int, scratch *[]uint16) (huStats, error) {
+		var st huStats
+		for i := first; i < len(ks); i += step {
+			k := ks[i]
+			var dst target
+			if out.DType == volume.Float32 {
+				dst.f32 = out.F32[k*plane : (k+1)*plane]
+			} else {
+				dst.i16 = out.I16[k*plane : (k+1)*plane]
+			}
+			o, err := dec.decode(s.slices[k].frame, dst, !s.resample, scratch)
+			if err != nil {
+				return st, fmt.Errorf("%s: %w", in.Path, err)
+			}
+			st.add(o)
 		}
-		o, err := dec.decode(f, dst, !s.resample, scratch)
-		if err != nil {
-			return st, fmt.Errorf("%s: %w", in.Path, err)
-		}
-		st.add(o)
+		return st, nil
 	}
-	return st, nil
+	workers = min(workers, len(ks))
+	if workers <= 1 {
+		return decodeFrames(0, 1, scratch)
+	}
+	var (
+		mu    sync.Mutex
+		stats huStats
+		g     errgroup.Group
+	)
+	for w := range workers {
+		g.Go(func() error {
+			sc := scratch
+			if w > 0 {
+				sc = new([]uint16)
+			}
+			st, err := decodeFrames(w, workers, sc)
+			mu.Lock()
+			stats.add(st)
+			mu.Unlock()
+			return err
+		})
+	}
+	return stats, g.Wait()
 }
 
 // resampled interpolates the decoded slices (rows not yet flipped) onto
