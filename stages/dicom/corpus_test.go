@@ -17,9 +17,16 @@ import (
 	"github.com/medcad/medcad/stages/volume"
 )
 
-// pydicomTestFiles is where Debian's python3-pydicom installs pydicom's
-// test files: real-world DICOM from many vendors and toolkits.
-const pydicomTestFiles = "/usr/lib/python3/dist-packages/pydicom/data/test_files"
+// corpusRoots are the Debian-packaged DICOM samples on a test machine
+// (scripts/test-deps.sh installs their packages): pydicom's test files,
+// real-world DICOM from many vendors and toolkits; GDCM's and nibabel's
+// examples.
+var corpusRoots = []struct{ label, dir, pkg string }{
+	{"pydicom", "/usr/lib/python3/dist-packages/pydicom/data/test_files", "python3-pydicom"},
+	{"gdcm", "/usr/share/doc/libgdcm3.0/examples", "libgdcm3.0"},
+	{"nibabel", "/usr/lib/python3/dist-packages/nibabel/nicom/tests/data", "python3-nibabel"},
+	{"nibabel-tests", "/usr/lib/python3/dist-packages/nibabel/tests/data", "python3-nibabel"},
+}
 
 // corpusCase is one folder to convert: a single file of a packaged
 // corpus, or a series medcad's tests encode with another tool.
@@ -37,19 +44,24 @@ type corpusCase struct {
 // refuses on purpose, with the reason medcad must give.
 var notConverted = map[string]string{
 	// Localizers (scouts) are single projections, not part of a volume.
-	"dicomdirtests/98892001/CT2N/6293": "LOCALIZER image",
-	"dicomdirtests/98892001/CT2N/6924": "LOCALIZER image",
+	"pydicom/dicomdirtests/98892001/CT2N/6293": "LOCALIZER image",
+	"pydicom/dicomdirtests/98892001/CT2N/6924": "LOCALIZER image",
 	// RT Dose grids: 32-bit dose, not an image to segment.
-	"rtdose.dcm":             "BitsAllocated 32",
-	"rtdose_1frame.dcm":      "BitsAllocated 32",
-	"rtdose_expb.dcm":        "BitsAllocated 32",
-	"rtdose_expb_1frame.dcm": "BitsAllocated 32",
-	"rtdose_rle.dcm":         "BitsAllocated 32",
-	"rtdose_rle_1frame.dcm":  "BitsAllocated 32",
-	"badVR.dcm":              `NumberOfFrames "1A" is not a positive number`,
+	"pydicom/rtdose.dcm":             "BitsAllocated 32",
+	"pydicom/rtdose_1frame.dcm":      "BitsAllocated 32",
+	"pydicom/rtdose_expb.dcm":        "BitsAllocated 32",
+	"pydicom/rtdose_expb_1frame.dcm": "BitsAllocated 32",
+	"pydicom/rtdose_rle.dcm":         "BitsAllocated 32",
+	"pydicom/rtdose_rle_1frame.dcm":  "BitsAllocated 32",
+	"pydicom/badVR.dcm":              `NumberOfFrames "1A" is not a positive number`,
+	// Siemens mosaics: MR slices tiled in one frame, which dcm2niix splits.
+	"nibabel/0.dcm":       "Siemens MOSAIC",
+	"nibabel/1.dcm":       "Siemens MOSAIC",
+	"nibabel-tests/0.dcm": "Siemens MOSAIC",
+	"nibabel-tests/1.dcm": "Siemens MOSAIC",
 	// A 1-bit Segmentation object: labels, which dcm2niix reads as pixels.
-	"liver_1frame.dcm":      "Segmentation (SEG) object",
-	"liver_expb_1frame.dcm": "Segmentation (SEG) object",
+	"pydicom/liver_1frame.dcm":      "Segmentation (SEG) object",
+	"pydicom/liver_expb_1frame.dcm": "Segmentation (SEG) object",
 }
 
 // dcm2niixDiffers lists corpus files where dcm2niix is not the reference,
@@ -60,7 +72,7 @@ var dcm2niixDiffers = map[string]string{
 	// follow the header, so that the padding reads -2000; dcm2niix keeps
 	// the unsigned codes (6192), and shears the affine of this tilted
 	// single slice.
-	"J2K_pixelrep_mismatch.dcm": "PixelRepresentation differs from the codestream's sign",
+	"pydicom/J2K_pixelrep_mismatch.dcm": "PixelRepresentation differs from the codestream's sign",
 }
 
 // lossySyntaxes are the transfer syntaxes whose decoders may round
@@ -68,7 +80,7 @@ var dcm2niixDiffers = map[string]string{
 var lossySyntaxes = map[string]bool{tsJPEGBaseline: true, tsJPEGExtended: true, tsJPEG2000: true, tsJPEGLSNear: true}
 
 // TestCorpusDcm2niix is the differential test against dcm2niix: every
-// file of pydicom's packaged test files and every series encoded by
+// file of the packaged samples in corpusRoots and every series encoded by
 // dcmtk and GDCM in each transfer syntax is converted by both. Wherever
 // dcm2niix writes a grayscale volume, medcad must convert it with the
 // same voxels (±1 for lossy syntaxes) and the same affine, or refuse it
@@ -77,34 +89,36 @@ var lossySyntaxes = map[string]bool{tsJPEGBaseline: true, tsJPEGExtended: true, 
 // uncompressed original or of GDCM's decompression.
 func TestCorpusDcm2niix(t *testing.T) {
 	bin := testenv.LookPath(t, "dcm2niix")
-	if _, err := os.Stat(pydicomTestFiles); err != nil {
-		testenv.Missing(t, "pydicom's test files (Debian package python3-pydicom)")
-	}
 	var cases []corpusCase
-	err := filepath.WalkDir(pydicomTestFiles, func(p string, d os.DirEntry, err error) error {
-		if err != nil || d.IsDir() {
-			return err
+	for _, root := range corpusRoots {
+		if _, err := os.Stat(root.dir); err != nil {
+			testenv.Missing(t, root.dir+" (Debian package "+root.pkg+")")
 		}
-		rel, _ := filepath.Rel(pydicomTestFiles, p)
-		base := filepath.Base(p)
-		if ext := filepath.Ext(base); ext != ".dcm" && ext != "" || strings.HasPrefix(base, "DICOMDIR") || strings.HasPrefix(base, "README") {
+		err := filepath.WalkDir(root.dir, func(p string, d os.DirEntry, err error) error {
+			if err != nil || d.IsDir() {
+				return err
+			}
+			rel, _ := filepath.Rel(root.dir, p)
+			base := filepath.Base(p)
+			if ext := filepath.Ext(base); ext != ".dcm" && ext != "" || strings.HasPrefix(base, "DICOMDIR") || strings.HasPrefix(base, "README") {
+				return nil
+			}
+			cases = append(cases, corpusCase{name: root.label + "/" + rel, dir: func(t *testing.T) string {
+				dir := t.TempDir()
+				b, err := os.ReadFile(p)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if err := os.WriteFile(filepath.Join(dir, "in.dcm"), b, 0o644); err != nil {
+					t.Fatal(err)
+				}
+				return dir
+			}})
 			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
 		}
-		cases = append(cases, corpusCase{name: rel, dir: func(t *testing.T) string {
-			dir := t.TempDir()
-			b, err := os.ReadFile(p)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if err := os.WriteFile(filepath.Join(dir, "in.dcm"), b, 0o644); err != nil {
-				t.Fatal(err)
-			}
-			return dir
-		}})
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
 	}
 	cases = append(cases, encodedCases(t)...)
 

@@ -222,6 +222,12 @@ func (in *Instance) fill(ds *dicom.Dataset) error {
 	if in.Rows <= 0 || in.Columns <= 0 {
 		return fmt.Errorf("%w: no Rows/Columns", ErrNoImage)
 	}
+	for _, v := range strs(top, tag.ImageType) {
+		if strings.EqualFold(strings.TrimSpace(v), "MOSAIC") {
+			// Read as one image it would be a grid of tiles.
+			return fmt.Errorf("%w: a Siemens MOSAIC image (MR slices tiled in one frame) is not supported; dcm2niix splits it", ErrNoImage)
+		}
+	}
 	if in.Samples == 0 {
 		in.Samples = 1
 	}

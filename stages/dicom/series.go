@@ -8,6 +8,7 @@ import (
 	"math"
 	"runtime"
 	"slices"
+	"sort"
 	"strings"
 	"sync"
 
@@ -180,26 +181,15 @@ func (s *Series) geometry() {
 			return
 		}
 	}
-	single := len(s.slices) == 1
+	oneFile := true
+	for _, r := range s.slices {
+		oneFile = oneFile && r.in == first.in
+	}
 	for _, r := range s.slices {
 		fr := r.geom()
 		if !fr.HasPosition || !fr.HasOrient {
-			if single {
-				// No patient geometry (a radiograph, a secondary capture):
-				// rows bottom-up and a diagonal affine, as dcm2niix writes it.
-				s.warn("no ImagePositionPatient/ImageOrientationPatient: image axes used as RAS+")
-				sp := [2]float64{1, 1}
-				if fr.HasSpacing {
-					sp = fr.Spacing
-				} else {
-					s.warn("no PixelSpacing: 1 mm assumed")
-				}
-				s.Slices, s.Files, s.positions = 1, []string{r.in.Path}, []float64{0}
-				s.Dim = [3]int{cols, rows, 1}
-				s.Affine = volume.Identity([3]float64{sp[1], sp[0], sliceSpacing(r.in, fr)})
-				s.Spacing = s.Affine.Spacing()
-				s.Orientation = axisCodes(s.Affine)
-				s.setDType()
+			if oneFile {
+				s.imageAxes(fr)
 				return
 			}
 			s.Err = fmt.Errorf("%w: %s has no ImagePositionPatient or ImageOrientationPatient", ErrInconsistent, r.in.Path)
@@ -331,6 +321,32 @@ func (s *Series) geometry() {
 	s.Affine = ras
 	s.Spacing = ras.Spacing()
 	s.Orientation = axisCodes(ras)
+	s.setDType()
+}
+
+// imageAxes is the geometry of one file without patient geometry (a
+// radiograph, a secondary capture, an angiography or nuclear medicine
+// multi-frame): rows bottom-up, frames in file order, and a diagonal
+// affine, as dcm2niix writes it. fr is one of its frames.
+func (s *Series) imageAxes(fr Frame) {
+	in := s.slices[0].in
+	s.warn("no ImagePositionPatient/ImageOrientationPatient: image axes used as RAS+")
+	sp := [2]float64{1, 1}
+	if fr.HasSpacing {
+		sp = fr.Spacing
+	} else {
+		s.warn("no PixelSpacing: 1 mm assumed")
+	}
+	sort.SliceStable(s.slices, func(i, j int) bool { return s.slices[i].frame < s.slices[j].frame })
+	n := len(s.slices)
+	s.Slices, s.Files, s.positions = n, []string{in.Path}, make([]float64, n)
+	for k := range s.positions {
+		s.positions[k] = float64(k)
+	}
+	s.Dim = [3]int{in.Columns, in.Rows, n}
+	s.Affine = volume.Identity([3]float64{sp[1], sp[0], sliceSpacing(in, fr)})
+	s.Spacing = s.Affine.Spacing()
+	s.Orientation = axisCodes(s.Affine)
 	s.setDType()
 }
 
