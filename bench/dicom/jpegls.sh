@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Side-by-side benchmark of medcad's JPEG-LS decoder against dcmtk's
 # dcmdjpls (CharLS inside) on one generated CT series (512×512×SLICES,
-# default 300; see gen/main.go), every file compressed with `dcmcjpls`
-# (lossless, or near-lossless with NEAR > 0):
+# default 300; see gen/main.go), every file compressed losslessly with
+# `dcmcjpls` (it refuses near-lossless for signed data, as CT is):
 #   dcmdjpls         one process per file, as dcmtk decompresses a series
 #   dcmconv          the same loop without decoding (dcmtk's read + write of
 #                    the uncompressed files): the per-process overhead
@@ -12,25 +12,22 @@
 # each run's wall time, the medians of wall and CPU time per slice and the
 # ratios medcad/dcmdjpls, and checks that medcad's .nii holds the same
 # voxels as dcm2niix's conversion of dcmdjpls's output.
-# Usage: bench/dicom/jpegls.sh [RUNS] [SLICES] [NEAR]   (defaults 5, 300, 0).
+# Usage: bench/dicom/jpegls.sh [RUNS] [SLICES]   (defaults 5, 300).
 # `jpegls.sh 1 20` is a quick small-scale run. Needs dcmtk and dcm2niix
 # (scripts/test-deps.sh installs both).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 runs=${1:-5}
 slices=${2:-300}
-near=${3:-0}
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 
 go build -o "$work/medcad" ./cmd/medcad
 go run ./bench/dicom/gen -out "$work/native" -slices "$slices"
 mkdir "$work/series" "$work/plain"
-enc=(--encode-lossless)
-[[ $near -gt 0 ]] && enc=(--encode-nearlossless --max-deviation "$near")
-(cd "$work/native" && ls | xargs -P "$(nproc)" -I{} dcmcjpls "${enc[@]}" {} "$work/series/{}")
+(cd "$work/native" && ls | xargs -P "$(nproc)" -I{} dcmcjpls --encode-lossless {} "$work/series/{}")
 (cd "$work/series" && ls | xargs -P "$(nproc)" -I{} dcmdjpls {} "$work/plain/{}")
-echo "series: $slices slices of 512x512, JPEG-LS NEAR=$near: $(du -sm "$work/series" | cut -f1) MB (native $(du -sm "$work/native" | cut -f1) MB); $(nproc) CPUs"
+echo "series: $slices slices of 512x512, JPEG-LS lossless: $(du -sm "$work/series" | cut -f1) MB (native $(du -sm "$work/native" | cut -f1) MB); $(nproc) CPUs"
 echo "dcmtk: $(dcmdjpls --version 2>&1 | grep -o 'v[0-9][0-9.]*' | head -1)"
 
 median() { sort -n | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
