@@ -6,7 +6,7 @@ set -euo pipefail
 # Debian packages: oracles (dcm2niix, dcmtk, numpy/scipy/scikit-image for
 # reference metrics), real components the tests start, and xfsprogs (an XFS
 # file system with reflinks for the clone tests).
-apt_pkgs=(dcm2niix dcmtk libopenjp2-tools libgdcm-tools python3-numpy python3-scipy python3-skimage python3-nibabel git chromium xfsprogs invesalius-examples)
+apt_pkgs=(dcm2niix dcmtk libopenjp2-tools libgdcm-tools python3-numpy python3-scipy python3-skimage python3-nibabel git chromium xfsprogs invesalius-examples python3-pydicom)
 missing=()
 for p in "${apt_pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -190,11 +190,18 @@ func cleanParseError(err error) string {
 	return s
 }
 
+// sopSegmentation is the SOP class of DICOM Segmentation objects.
+const sopSegmentation = "1.2.840.10008.5.1.4.1.1.66.4"
+
 // fill reads the attributes medcad uses.
 func (in *Instance) fill(ds *dicom.Dataset) error {
 	top := ds.Elements
 	in.SOPClassUID = str(top, tag.SOPClassUID)
 	in.Modality = str(top, tag.Modality)
+	if in.SOPClassUID == sopSegmentation {
+		// Its 1-bit frames are labels over another series, not an image.
+		return fmt.Errorf("%w: a Segmentation (SEG) object, not an image", ErrNoImage)
+	}
 	in.studyUID = str(top, tag.StudyInstanceUID)
 	in.seriesUID = str(top, tag.SeriesInstanceUID)
 	in.SeriesNumber, _ = strconv.Atoi(str(top, tag.SeriesNumber))
@@ -215,6 +222,12 @@ func (in *Instance) fill(ds *dicom.Dataset) error {
 	if in.Rows <= 0 || in.Columns <= 0 {
 		return fmt.Errorf("%w: no Rows/Columns", ErrNoImage)
 	}
+	for _, v := range strs(top, tag.ImageType) {
+		if strings.EqualFold(strings.TrimSpace(v), "MOSAIC") {
+			// Read as one image it would be a grid of tiles.
+			return fmt.Errorf("%w: a Siemens MOSAIC image (MR slices tiled in one frame) is not supported; dcm2niix splits it", ErrNoImage)
+		}
+	}
 	if in.Samples == 0 {
 		in.Samples = 1
 	}
@@ -228,7 +241,7 @@ func (in *Instance) fill(ds *dicom.Dataset) error {
 	if s := str(top, tag.NumberOfFrames); s != "" {
 		n, err := strconv.Atoi(strings.TrimSpace(s))
 		if err != nil || n < 1 {
-			return fmt.Errorf("%w: NumberOfFrames is not a positive number", ErrCorrupt)
+			return fmt.Errorf("%w: NumberOfFrames %q is not a positive number", ErrCorrupt, s)
 		}
 		nFrames = n
 	}

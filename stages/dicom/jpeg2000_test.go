@@ -78,6 +78,9 @@ type j2kEncoding struct {
 	lossy     bool     // -I: compare with opj_decompress, not the original
 	fragments int      // fragments per frame
 	jp2       bool     // JP2 files instead of raw code streams
+	// unsigned codes the samples as unsigned whatever PixelRepresentation
+	// says (pydicom's J2K_pixelrep_mismatch.dcm, from a real scanner).
+	unsigned bool
 }
 
 // opjSeries compresses every file of src with opj_compress into a new
@@ -121,7 +124,7 @@ func opjSeries(t *testing.T, src string, enc j2kEncoding) (dir, ref string) {
 				t.Fatal(err)
 			}
 			sign := "u"
-			if in.Signed {
+			if in.Signed && !enc.unsigned {
 				sign = "s"
 			}
 			args := append([]string{"-i", rawPath, "-o", out, "-F", fmt.Sprintf("%d,%d,1,%d,%s", in.Columns, in.Rows, in.BitsStored, sign)}, enc.args...)
@@ -176,6 +179,9 @@ func TestJPEG2000(t *testing.T) {
 	signed := t.TempDir() // 16-bit signed
 	writeOrFatal(t, signed, phantom([3]int{40, 34, 3}, axial([3]float64{0.7, 0.7, 2}, [3]float64{1, 2, 3}), 32),
 		WriteOptions{Signed: true, BitsStored: 16, Slope: 1, Intercept: 0})
+	signed13 := t.TempDir() // 13 of 16 bits signed, as J2K_pixelrep_mismatch.dcm
+	writeOrFatal(t, signed13, phantom([3]int{48, 40, 2}, axial([3]float64{0.7, 0.7, 2}, [3]float64{1, 2, 3}), 34),
+		WriteOptions{Signed: true, BitsStored: 13, Slope: 1, Intercept: 0})
 	wide := t.TempDir() // 16-bit unsigned
 	writeOrFatal(t, wide, phantom([3]int{127, 93, 2}, axial([3]float64{0.5, 0.5, 1}, [3]float64{}), 33), WriteOptions{})
 	enhanced := t.TempDir()
@@ -192,6 +198,11 @@ func TestJPEG2000(t *testing.T) {
 	}{
 		{"12bit-odd", unsigned, j2kEncoding{}},
 		{"16bit-signed", signed, j2kEncoding{}},
+		// The header's PixelRepresentation 1 wins over the codestream's
+		// unsigned samples, as in pydicom: the stored value is the
+		// BitsStored-bit two's complement code.
+		{"pixelrep-mismatch-13bit", signed13, j2kEncoding{unsigned: true}},
+		{"pixelrep-mismatch-16bit", signed, j2kEncoding{unsigned: true}},
 		{"16bit", wide, j2kEncoding{args: []string{"-n", "4", "-b", "16,16"}}},
 		{"tiles-precincts-layers", wide, j2kEncoding{args: []string{"-t", "64,48", "-c", "[32,32],[16,16]", "-r", "20,5,1", "-p", "RPCL"}}},
 		{"modes", signed, j2kEncoding{args: []string{"-M", "63", "-p", "CPRL"}}},

@@ -187,9 +187,11 @@ func decodeJPEGDCT(b []byte, rows, cols int, dst []uint16) error {
 			if hd == nil || ha == nil || !haveQ[qsel] {
 				return errDCT("scan uses an undefined table")
 			}
-			if seg[3] != 0 || seg[4] != 63 || seg[5] != 0 {
-				return fmt.Errorf("%w: JPEG scan is not sequential (progressive)", ErrUnsupported)
-			}
+			// A sequential frame's scan always codes all 64 coefficients:
+			// its spectral selection and successive approximation
+			// (Ss, Se, Ah/Al) must be 0, 63, 0, and are ignored otherwise, as
+			// libjpeg does with a warning (pydicom's JPEG-lossy.dcm, from
+			// NEMA's WG04 set, has Se = 0).
 			return decodeDCTScan(&bits{b: b[p:]}, hd, ha, &quant[qsel], precision, restart, rows, cols, dst)
 		}
 	}

@@ -9,7 +9,10 @@ package dicom
 // and restart intervals are refused with a clear error. Memory is bounded
 // by the declared image: two line buffers beside the caller's frame.
 
-import "fmt"
+import (
+	"fmt"
+	mbits "math/bits"
+)
 
 func errJLS(format string, args ...any) error {
 	return fmt.Errorf("%w: JPEG-LS: %s", ErrCorrupt, fmt.Sprintf(format, args...))
@@ -244,22 +247,34 @@ func (r *jlsBits) zeros(max int) (int, bool) {
 		if r.n == 0 {
 			r.fill()
 		}
-		// Count leading zeros in the buffered bits.
-		for r.n > 0 {
-			r.n--
-			if r.acc>>r.n&1 != 0 {
-				return q, true
-			}
-			q++
+		// The buffered bits are the low r.n bits of acc.
+		if v := r.acc << (64 - r.n); v != 0 {
+			lz := mbits.LeadingZeros64(v)
+			q += lz
 			if q >= max {
 				return q, false
 			}
+			r.n -= uint(lz) + 1
+			return q, true
+		}
+		q += int(r.n)
+		r.n = 0
+		if q >= max {
+			return q, false
 		}
 	}
 }
 
 // decodeValue reads a limited-length Golomb code (T.87 A.5.3).
 func (r *jlsBits) decodeValue(k, limit, qbpp int) (int, error) {
+	// Fast path: the unary prefix and the k low bits are all buffered.
+	if r.n < 32 {
+		r.fill()
+	}
+	if lz := mbits.LeadingZeros64(r.acc << (64 - r.n)); lz < limit-qbpp-1 && lz+1+k <= int(r.n) {
+		r.n -= uint(lz + 1 + k)
+		return lz<<k | int(r.acc>>r.n)&(1<<k-1), nil
+	}
 	q, ok := r.zeros(limit)
 	if !ok {
 		return 0, errJLS("invalid Golomb code")
@@ -303,7 +318,8 @@ func decodeJLSScan(r *jlsBits, sp jlsParams, rows, cols int, dst []uint16) error
 	run := [2]jlsRunContext{{a: ainit, n: 1}, {a: ainit, n: 1, riType: 1}}
 	runIndex := 0
 
-	quant := func(d int) int {
+	// region maps a local gradient d to its region −4 to 4 (T.87 A.3.3).
+	region := func(d int) int {
 		switch {
 		case d <= -sp.t3:
 			return -4
@@ -323,6 +339,23 @@ func decodeJLSScan(r *jlsBits, sp jlsParams, rows, cols int, dst []uint16) error
 			return 3
 		}
 		return 4
+	}
+	// quant is region through a table over −T3 to T3 (beyond, ±4), unless
+	// custom thresholds make T3 so large that the table would outweigh a
+	// small image.
+	t3 := sp.t3
+	var qtab []int8
+	if t3 <= 4095 {
+		qtab = make([]int8, 2*t3+1)
+		for i := range qtab {
+			qtab[i] = int8(region(i - t3))
+		}
+	}
+	quant := func(d int) int {
+		if qtab == nil {
+			return region(d)
+		}
+		return int(qtab[min(max(d, -t3), t3)+t3])
 	}
 	// fix reduces a reconstructed value modulo the range and clamps it
 	// (T.87 A.4.5).

@@ -211,6 +211,14 @@ func TestBareExplicitDataset(t *testing.T) {
 	if _, err := ReadHeader(path); !errors.Is(err, ErrNoImage) {
 		t.Errorf("bare dataset without pixels: %v, want ErrNoImage", err)
 	}
+	// One stray byte before it (pydicom's no_meta.dcm starts with the
+	// last padding byte of the meta header it was cut from): not DICOM,
+	// and the error says why.
+	path = filepath.Join(t.TempDir(), "stray-byte.dcm")
+	os.WriteFile(path, append([]byte{' '}, b...), 0o644)
+	if _, err := ReadHeader(path); !errors.Is(err, ErrNotDICOM) || !strings.Contains(err.Error(), "no data element starts at byte 0") {
+		t.Errorf("bare dataset after a stray byte: %v, want ErrNotDICOM naming byte 0", err)
+	}
 }
 
 // TestJPEGExtended: dcmcjpeg +ee (12-bit, and 8-bit through the same

@@ -202,7 +202,7 @@ func scanFile(b []byte, size int64) (layout, error) {
 		size = int64(len(l.data))
 	}
 	if !l.meta && !plausibleStart(l.data, size) {
-		return l, ErrNotDICOM
+		return l, fmt.Errorf("%w (no preamble or meta header, and no data element starts at byte 0)", ErrNotDICOM)
 	}
 	s := scanner{b: l.data, size: size, order: l.order, explicit: l.explicit, pixelAt: -1}
 	err := s.dataset(l.dataset, int(size), 0, !l.meta)

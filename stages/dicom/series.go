@@ -8,6 +8,7 @@ import (
 	"math"
 	"runtime"
 	"slices"
+	"sort"
 	"strings"
 	"sync"
 
@@ -167,6 +168,12 @@ func (s *Series) geometry() {
 	f0 := first.geom()
 	rows, cols := first.in.Rows, first.in.Columns
 	s.Files = s.files()
+	// A format medcad cannot decode (colour, 32 bits, a syntax) is the
+	// reason to give, before anything about the geometry.
+	if err := first.in.checkPixelFormat(); err != nil {
+		s.Err = fmt.Errorf("%s: %w", first.in.Path, err)
+		return
+	}
 	for _, r := range s.slices {
 		if r.in.Rows != rows || r.in.Columns != cols {
 			s.Err = fmt.Errorf("%w: image size changes within the series (%d×%d in %s, %d×%d in %s)",
@@ -174,26 +181,15 @@ func (s *Series) geometry() {
 			return
 		}
 	}
-	single := len(s.slices) == 1
+	oneFile := true
+	for _, r := range s.slices {
+		oneFile = oneFile && r.in == first.in
+	}
 	for _, r := range s.slices {
 		fr := r.geom()
 		if !fr.HasPosition || !fr.HasOrient {
-			if single {
-				// No patient geometry (a radiograph, a secondary capture):
-				// rows bottom-up and a diagonal affine, as dcm2niix writes it.
-				s.warn("no ImagePositionPatient/ImageOrientationPatient: image axes used as RAS+")
-				sp := [2]float64{1, 1}
-				if fr.HasSpacing {
-					sp = fr.Spacing
-				} else {
-					s.warn("no PixelSpacing: 1 mm assumed")
-				}
-				s.Slices, s.Files, s.positions = 1, []string{r.in.Path}, []float64{0}
-				s.Dim = [3]int{cols, rows, 1}
-				s.Affine = volume.Identity([3]float64{sp[1], sp[0], sliceSpacing(r.in, fr)})
-				s.Spacing = s.Affine.Spacing()
-				s.Orientation = axisCodes(s.Affine)
-				s.setDType()
+			if oneFile {
+				s.imageAxes(fr)
 				return
 			}
 			s.Err = fmt.Errorf("%w: %s has no ImagePositionPatient or ImageOrientationPatient", ErrInconsistent, r.in.Path)
@@ -328,6 +324,32 @@ func (s *Series) geometry() {
 	s.setDType()
 }
 
+// imageAxes is the geometry of one file without patient geometry (a
+// radiograph, a secondary capture, an angiography or nuclear medicine
+// multi-frame): rows bottom-up, frames in file order, and a diagonal
+// affine, as dcm2niix writes it. fr is one of its frames.
+func (s *Series) imageAxes(fr Frame) {
+	in := s.slices[0].in
+	s.warn("no ImagePositionPatient/ImageOrientationPatient: image axes used as RAS+")
+	sp := [2]float64{1, 1}
+	if fr.HasSpacing {
+		sp = fr.Spacing
+	} else {
+		s.warn("no PixelSpacing: 1 mm assumed")
+	}
+	sort.SliceStable(s.slices, func(i, j int) bool { return s.slices[i].frame < s.slices[j].frame })
+	n := len(s.slices)
+	s.Slices, s.Files, s.positions = n, []string{in.Path}, make([]float64, n)
+	for k := range s.positions {
+		s.positions[k] = float64(k)
+	}
+	s.Dim = [3]int{in.Columns, in.Rows, n}
+	s.Affine = volume.Identity([3]float64{sp[1], sp[0], sliceSpacing(in, fr)})
+	s.Spacing = s.Affine.Spacing()
+	s.Orientation = axisCodes(s.Affine)
+	s.setDType()
+}
+
 // sliceSpacing is the slice spacing of a single image: SpacingBetweenSlices,
 // else SliceThickness, else 1 mm.
 func sliceSpacing(in *Instance, f Frame) float64 {
@@ -423,15 +445,22 @@ func (s *Series) Volume(ctx context.Context) (*volume.Volume, error) {
 		stats huStats
 	)
 	luts := newLUTCache()
+	// Files are decoded in parallel, and the frames of each file by
+	// frameWorkers goroutines: one per core in all, so that a single
+	// multi-frame file uses every core while memory stays one file per
+	// file worker and one frame per goroutine.
+	procs := runtime.GOMAXPROCS(0)
+	fileWorkers := min(procs, len(files))
+	frameWorkers := max(1, procs/fileWorkers)
 	// The first failure stops the feed: no file is decoded after it.
 	g, gctx := errgroup.WithContext(ctx)
 	work := make(chan *Instance)
-	for range min(runtime.GOMAXPROCS(0), len(files)) {
+	for range fileWorkers {
 		g.Go(func() error {
 			var scratch []uint16
 			var buf []byte
 			for in := range work {
-				st, err := s.decodeFile(in, byFile[in], out, plane, &scratch, &buf, luts)
+				st, err := s.decodeFile(in, byFile[in], out, plane, frameWorkers, &scratch, &buf, luts)
 				mu.Lock()
 				stats.add(st)
 				mu.Unlock()
@@ -470,8 +499,9 @@ feed:
 	return out, nil
 }
 
-// decodeFile decodes the frames of one file into their slices of dst.
-func (s *Series) decodeFile(in *Instance, ks []int, out *volume.Volume, plane int, scratch *[]uint16, buf *[]byte, luts *lutCache) (huStats, error) {
+// decodeFile decodes the frames of one file into their slices of dst,
+// with up to workers goroutines (each with its own scratch frame).
+func (s *Series) decodeFile(in *Instance, ks []int, out *volume.Volume, plane, workers int, scratch *[]uint16, buf *[]byte, luts *lutCache) (huStats, error) {
 	// The header was parsed by Discover: only the structure is scanned
 	// again, to locate the pixel data, which must still fit the header.
 	l, err := readLayout(in.Path, true, buf)
@@ -488,22 +518,48 @@ func (s *Series) decodeFile(in *Instance, ks []int, out *volume.Volume, plane in
 	if err != nil {
 		return huStats{}, fmt.Errorf("%s: %w", in.Path, err)
 	}
-	var st huStats
-	for _, k := range ks {
-		f := s.slices[k].frame
-		var dst target
-		if out.DType == volume.Float32 {
-			dst.f32 = out.F32[k*plane : (k+1)*plane]
-		} else {
-			dst.i16 = out.I16[k*plane : (k+1)*plane]
+	// decodeFrames decodes the frames ks[i] for i ≡ first (mod step).
+	decodeFrames := func(first, step int, scratch *[]uint16) (huStats, error) {
+		var st huStats
+		for i := first; i < len(ks); i += step {
+			k := ks[i]
+			var dst target
+			if out.DType == volume.Float32 {
+				dst.f32 = out.F32[k*plane : (k+1)*plane]
+			} else {
+				dst.i16 = out.I16[k*plane : (k+1)*plane]
+			}
+			o, err := dec.decode(s.slices[k].frame, dst, !s.resample, scratch)
+			if err != nil {
+				return st, fmt.Errorf("%s: %w", in.Path, err)
+			}
+			st.add(o)
 		}
-		o, err := dec.decode(f, dst, !s.resample, scratch)
-		if err != nil {
-			return st, fmt.Errorf("%s: %w", in.Path, err)
-		}
-		st.add(o)
+		return st, nil
 	}
-	return st, nil
+	workers = min(workers, len(ks))
+	if workers <= 1 {
+		return decodeFrames(0, 1, scratch)
+	}
+	var (
+		mu    sync.Mutex
+		stats huStats
+		g     errgroup.Group
+	)
+	for w := range workers {
+		g.Go(func() error {
+			sc := scratch
+			if w > 0 {
+				sc = new([]uint16)
+			}
+			st, err := decodeFrames(w, workers, sc)
+			mu.Lock()
+			stats.add(st)
+			mu.Unlock()
+			return err
+		})
+	}
+	return stats, g.Wait()
 }
 
 // resampled interpolates the decoded slices (rows not yet flipped) onto
