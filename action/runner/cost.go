@@ -50,6 +50,8 @@ type Cost struct {
 	Minutes     float64   `json:"minutes"`
 	USD         float64   `json:"usd"`
 	Interrupted string    `json:"interrupted,omitempty"` // the spot notice, if one came
+	Checkpoint  string    `json:"checkpoint,omitempty"`  // stored after the notice
+	Resumed     string    `json:"resumed,omitempty"`     // the checkpoint it started from
 }
 
 // priced fills Minutes and USD from Start, End and USDPerHour. EC2 bills
@@ -71,12 +73,57 @@ func CostLine(costs []Cost) string {
 	for _, c := range costs {
 		total += c.USD
 		p := fmt.Sprintf("%s %s %.0f min at $%.4f/h", c.Market, c.Type, c.Minutes, c.USDPerHour)
+		var notes []string
+		if c.Resumed != "" {
+			notes = append(notes, "resumed from the checkpoint of "+shortCheckpoint(c.Resumed))
+		}
 		if c.Interrupted != "" {
-			p += " (spot interruption: " + c.Interrupted + ")"
+			n := "interrupted: " + noticeText(c.Interrupted)
+			if c.Checkpoint != "" {
+				n += "; checkpoint of " + shortCheckpoint(c.Checkpoint) + " stored"
+			} else {
+				n += "; no checkpoint stored"
+			}
+			notes = append(notes, n)
+		}
+		if len(notes) > 0 {
+			p += " (" + strings.Join(notes, "; ") + ")"
 		}
 		parts = append(parts, p)
 	}
 	return fmt.Sprintf("**GPU cost:** $%.2f (%s)", total, strings.Join(parts, "; "))
+}
+
+// noticeText is an interruption tag for people: "spot {"action":
+// "terminate", "time": T}" becomes "spot terminate notice for T"; other
+// text comes back unchanged.
+func noticeText(tag string) string {
+	kind, body, _ := strings.Cut(tag, " ")
+	var n struct {
+		Action     string `json:"action"`
+		Time       string `json:"time"`
+		NoticeTime string `json:"noticeTime"` // rebalance recommendations
+	}
+	if (kind != "spot" && kind != "rebalance") || json.Unmarshal([]byte(body), &n) != nil {
+		return tag
+	}
+	switch {
+	case n.Action != "" && n.Time != "":
+		return fmt.Sprintf("%s %s notice for %s", kind, n.Action, n.Time)
+	case n.NoticeTime != "":
+		return fmt.Sprintf("%s recommendation at %s", kind, n.NoticeTime)
+	}
+	return tag
+}
+
+// shortCheckpoint is a checkpoint tag ("attempt N sha256:…") with its
+// digest shortened, for the pull request's comment.
+func shortCheckpoint(tag string) string {
+	f := strings.Fields(tag)
+	for i := range f {
+		f[i] = cas.ShortText(f[i])
+	}
+	return strings.Join(f, " ")
 }
 
 // Ledger keeps the recorded costs, by month.

@@ -31,6 +31,9 @@ type StartOptions struct {
 	// /usr/local/bin/medcad, RunnerDir "" /opt/actions-runner, RunAs ""
 	// "runner".
 	Agent AgentOptions
+	// Store is the project's store remote (an s3:// URL the instance can
+	// reach; "": checkpoints stay on the instance).
+	Store gitops.Remote
 	// RegisterTimeout overrides [runner] register_timeout_minutes (tests).
 	RegisterTimeout time.Duration
 }
@@ -72,6 +75,7 @@ func (o *StartOptions) defaults(now time.Time) (expires time.Time, a AgentOption
 		a.RunAs = "runner"
 	}
 	a.SSMPrefix = o.Config.SSMPrefix
+	a.Store, a.Run, a.Resume = o.Store, o.Run, o.Config.ResumeOnInterrupt
 	a.IdleTimeout = time.Duration(o.Config.IdleTimeoutMinutes) * time.Minute
 	expires = now.Add(time.Duration(o.Config.TTLMinutes) * time.Minute).Truncate(time.Second)
 	a.ExpiresAt = expires

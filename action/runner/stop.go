@@ -51,7 +51,8 @@ func Stop(ctx context.Context, d *Deps, cfg gitops.Runner, run Run) (*Stopped, e
 			errs = append(errs, err)
 		}
 		c := Cost{Repository: run.Repository, Run: run.ID, PR: run.PR, Instance: in.ID, Type: in.Type, Market: in.Market,
-			Start: in.Launched, End: end, Interrupted: in.Tags[TagInterrupt]}
+			Start: in.Launched, End: end, Interrupted: in.Tags[TagInterrupt],
+			Checkpoint: in.Tags[TagCheckpoint], Resumed: in.Tags[TagResumed]}
 		c.Attempt, _ = strconv.Atoi(in.Tags[TagAttempt])
 		if in.Reason == "Server.SpotInstanceTermination" && c.Interrupted == "" {
 			c.Interrupted = "spot instance reclaimed"
