@@ -12,13 +12,16 @@ import (
 	"strings"
 	"time"
 
+	"github.com/medcad/medcad/gitops"
 	"github.com/medcad/medcad/gitops/cas"
 )
 
 // onDemandUSD are EC2's on-demand list prices for Linux in us-east-1, USD
-// an hour, for the GPU types a training job uses. Other regions differ by
-// a few per cent; a type not listed has no estimate, so a budget cannot be
-// enforced for it and start says so.
+// an hour, for the GPU types a training job uses, as written into this
+// table on ListPriceDate; nothing fetches them. Other regions differ by a
+// few per cent and AWS changes prices: [runner] usd_per_hour overrides
+// them. A type in neither has no price, so a budget cannot be enforced
+// for it and start says so.
 var onDemandUSD = map[string]float64{
 	"g4dn.xlarge": 0.526, "g4dn.2xlarge": 0.752, "g4dn.4xlarge": 1.204, "g4dn.8xlarge": 2.176, "g4dn.12xlarge": 3.912, "g4dn.16xlarge": 4.352,
 	"g5.xlarge": 1.006, "g5.2xlarge": 1.212, "g5.4xlarge": 1.624, "g5.8xlarge": 2.448, "g5.12xlarge": 5.672, "g5.16xlarge": 4.096, "g5.24xlarge": 8.144, "g5.48xlarge": 16.288,
@@ -28,11 +31,31 @@ var onDemandUSD = map[string]float64{
 	"p4d.24xlarge": 32.7726, "p5.48xlarge": 98.32,
 }
 
+// ListPriceDate is when the built-in on-demand prices were written down.
+const ListPriceDate = "2026-12-02"
+
+// Where a cost's hourly price came from.
+const (
+	PriceSpotHistory = "spot price history"                                // DescribeSpotPriceHistory, the instance's AZ
+	PriceConfig      = "[runner] usd_per_hour"                             // the project's override
+	PriceList        = "built-in us-east-1 list price of " + ListPriceDate // onDemandUSD
+)
+
 // OnDemandPrice is the on-demand list price of an instance type, USD an
-// hour; false when unknown.
+// hour, from the built-in table; false when unknown.
 func OnDemandPrice(instanceType string) (float64, bool) {
 	p, ok := onDemandUSD[instanceType]
 	return p, ok
+}
+
+// onDemandPrice is the on-demand price of a type, the project's override
+// first, and its source.
+func onDemandPrice(cfg gitops.Runner, typ string) (float64, string, bool) {
+	if p, ok := cfg.USDPerHour[typ]; ok {
+		return p, PriceConfig, true
+	}
+	p, ok := OnDemandPrice(typ)
+	return p, PriceList, ok
 }
 
 // Cost is what one instance cost a run.
@@ -45,6 +68,7 @@ type Cost struct {
 	Type        string    `json:"instance_type"`
 	Market      string    `json:"market"`
 	USDPerHour  float64   `json:"usd_per_hour"`
+	PriceSource string    `json:"price_source"` // PriceSpotHistory, PriceConfig or PriceList
 	Start       time.Time `json:"start"`
 	End         time.Time `json:"end"`
 	Minutes     float64   `json:"minutes"`

@@ -288,12 +288,12 @@ func checkBudget(ctx context.Context, d *Deps, o StartOptions) error {
 	}
 	var worst float64
 	for _, c := range Candidates(cfg) {
-		p, ok := OnDemandPrice(c.Type)
+		p, _, ok := onDemandPrice(cfg, c.Type)
 		if c.Market == Spot && cfg.MaxSpotPrice > 0 {
 			p, ok = cfg.MaxSpotPrice, true
 		}
 		if !ok {
-			return fmt.Errorf("%w: no price known for %s, so the budget cannot be kept (set max_spot_price, or use a listed type)", ErrRefused, c.Type)
+			return fmt.Errorf("%w: no price known for %s, so the budget cannot be kept (set [runner] usd_per_hour for it, or max_spot_price)", ErrRefused, c.Type)
 		}
 		worst = math.Max(worst, p)
 	}

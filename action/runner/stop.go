@@ -57,12 +57,12 @@ func Stop(ctx context.Context, d *Deps, cfg gitops.Runner, run Run) (*Stopped, e
 		if in.Reason == "Server.SpotInstanceTermination" && c.Interrupted == "" {
 			c.Interrupted = "spot instance reclaimed"
 		}
-		price, ok := hourlyPrice(ctx, d.EC2, in.Type, in.Market, in.AZ)
+		price, source, ok := hourlyPrice(ctx, d.EC2, cfg, in.Type, in.Market, in.AZ)
 		if !ok {
 			d.log().Warn("no price known; cost not recorded", "instance_type", in.Type)
 			continue
 		}
-		c.USDPerHour = price
+		c.USDPerHour, c.PriceSource = price, source
 		c.priced()
 		res.Costs = append(res.Costs, c)
 		if d.Ledger != nil {
