@@ -15,6 +15,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -303,5 +304,31 @@ func TestAgentResumeWithoutCheckpoint(t *testing.T) {
 	_, err = w.cfg.Checkpoints.Restore(context.Background(), t.TempDir())
 	if err == nil || !strings.Contains(err.Error(), key) || !strings.Contains(err.Error(), "not of this run") {
 		t.Errorf("restore of another run's record: %v", err)
+	}
+}
+
+// TestChownTree: what the agent (root) restored belongs to the runner's
+// user afterwards, symbolic links included but never followed.
+func TestChownTree(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to give files away, as the agent on an instance is")
+	}
+	dir := t.TempDir()
+	os.MkdirAll(filepath.Join(dir, "train"), 0o755)
+	os.WriteFile(filepath.Join(dir, "train", "state"), []byte("epoch=3\n"), 0o644)
+	outside := filepath.Join(t.TempDir(), "outside")
+	os.WriteFile(outside, nil, 0o644)
+	os.Symlink(outside, filepath.Join(dir, "train", "link"))
+	if err := chownTree(dir, "nobody"); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []string{dir, filepath.Join(dir, "train"), filepath.Join(dir, "train", "state"), filepath.Join(dir, "train", "link")} {
+		fi, err := os.Lstat(p)
+		if err != nil || fi.Sys().(*syscall.Stat_t).Uid != 65534 {
+			t.Errorf("%s: %v, owner %d", p, err, fi.Sys().(*syscall.Stat_t).Uid)
+		}
+	}
+	if fi, _ := os.Stat(outside); fi.Sys().(*syscall.Stat_t).Uid != 0 {
+		t.Error("chownTree followed a symbolic link out of the folder")
 	}
 }
