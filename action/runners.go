@@ -76,11 +76,13 @@ func (c *Client) GenerateJITConfig(ctx context.Context, name string, group int64
 	return JITConfig{Runner: runner(jit.GetRunner()), Encoded: jit.GetEncodedJITConfig()}, nil
 }
 
-// Runners lists every self-hosted runner of the repository. Servers that
-// ignore per_page (Gitea) are followed by their Link headers all the same.
+// Runners lists every self-hosted runner of the repository, following
+// Link headers, or, from servers that send none and ignore per_page
+// (Gitea: pages of its own size), the next page while fewer than
+// total_count came.
 func (c *Client) Runners(ctx context.Context) ([]Runner, error) {
 	var out []Runner
-	opt := &github.ListRunnersOptions{ListOptions: github.ListOptions{PerPage: 100}}
+	opt := &github.ListRunnersOptions{ListOptions: github.ListOptions{PerPage: 100, Page: 1}}
 	for range maxPages {
 		page, resp, err := c.gh.Actions.ListRunners(ctx, c.owner, c.repo, opt)
 		if err != nil {
@@ -89,10 +91,14 @@ func (c *Client) Runners(ctx context.Context) ([]Runner, error) {
 		for _, r := range page.Runners {
 			out = append(out, runner(r))
 		}
-		if resp.NextPage == 0 {
+		switch {
+		case resp.NextPage != 0:
+			opt.Page = resp.NextPage
+		case len(page.Runners) > 0 && len(out) < page.TotalCount:
+			opt.Page++
+		default:
 			return out, nil
 		}
-		opt.Page = resp.NextPage
 	}
 	return out, fmt.Errorf("list runners: more than %d pages", maxPages)
 }

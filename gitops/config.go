@@ -7,6 +7,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"maps"
 	"math"
 	"os"
 	"path/filepath"
@@ -133,6 +134,9 @@ type Runner struct {
 	Subnets       []string `toml:"subnets" json:"subnets"`
 	Market        string   `toml:"market" json:"market"`                 // "on-demand", "spot" or "spot-then-on-demand"
 	MaxSpotPrice  float64  `toml:"max_spot_price" json:"max_spot_price"` // USD an hour; 0: the on-demand price
+	// USDPerHour overrides the built-in on-demand price of an instance
+	// type, USD an hour (another region, a discount, a type not listed).
+	USDPerHour map[string]float64 `toml:"usd_per_hour" json:"usd_per_hour,omitempty"`
 	// IAMInstanceProfile is the instance's profile (name or ARN): SSM on
 	// its own parameter, terminate itself, S3 on the data prefixes.
 	IAMInstanceProfile     string  `toml:"iam_instance_profile" json:"iam_instance_profile"`
@@ -394,6 +398,11 @@ func validRunner(r *Runner) error {
 	}{{"runner.max_spot_price", r.MaxSpotPrice}, {"runner.max_usd_per_pr", r.MaxUSDPerPR}, {"runner.max_usd_per_month", r.MaxUSDPerMonth}} {
 		if math.IsNaN(f.v) || math.IsInf(f.v, 0) || f.v < 0 {
 			return invalid(f.key, "%v: want a non-negative amount of USD", f.v)
+		}
+	}
+	for _, t := range slices.Sorted(maps.Keys(r.USDPerHour)) {
+		if v := r.USDPerHour[t]; !instanceTypeRE.MatchString(t) || math.IsNaN(v) || math.IsInf(v, 0) || v <= 0 {
+			return invalid("runner.usd_per_hour", "%q = %v: want an instance type and a positive amount of USD", t, v)
 		}
 	}
 	if r.RunnerGroupID < 1 {

@@ -46,6 +46,8 @@ func TestParseConfigErrors(t *testing.T) {
 		{"pass wrong type", "[env]\npass = \"HF_HOME\"\n", `medcad.toml:2: key "env.pass": wrong type: string, want array`},
 		{"bad env_pass name", "[[stage]]\nname = \"a\"\nrun = \"x\"\nenv_pass = [\"1X\"]\n", `medcad.toml:4: key "stage.env_pass": "1X" is not an environment variable name`},
 		{"env_pass medcad name", "[[stage]]\nname = \"a\"\nrun = \"x\"\nenv_pass = [\"medcad_remote\"]\n", `medcad.toml:4: key "stage.env_pass": "medcad_remote": MEDCAD_ variables`},
+		{"bad usd_per_hour", "[runner]\nusd_per_hour = { \"g5.xlarge\" = 1.2, \"g6.xlarge\" = -1 }\n", `medcad.toml:2: key "runner.usd_per_hour": "g6.xlarge" = -1: want an instance type and a positive amount of USD`},
+		{"usd_per_hour type", "[runner.usd_per_hour]\ng5 = 1\n", `medcad.toml:1: key "runner.usd_per_hour": "g5" = 1: want an instance type`},
 		{"syntax", "[project\n", `medcad.toml:2: expected`},
 	}
 	for _, tt := range tests {

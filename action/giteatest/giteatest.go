@@ -53,8 +53,19 @@ func freePort(t testing.TB) int {
 	return l.Addr().(*net.TCPAddr).Port
 }
 
+// Options change the Gitea that StartWith starts.
+type Options struct {
+	Actions bool // [actions] ENABLED: the runner API and its registration protocol
+}
+
 // Start starts Gitea for the test and stops it at cleanup.
 func Start(t testing.TB) *Server {
+	t.Helper()
+	return StartWith(t, Options{})
+}
+
+// StartWith is Start with options.
+func StartWith(t testing.TB, o Options) *Server {
 	t.Helper()
 	bin := testenv.LookPath(t, "gitea")
 	testenv.LookPath(t, "git")
@@ -107,7 +118,7 @@ ROOT_PATH = %s/log
 ENABLED = false
 
 [actions]
-ENABLED = false
+ENABLED = %t
 
 [indexer]
 ISSUE_INDEXER_TYPE = db
@@ -119,7 +130,7 @@ ENABLED = false
 [api]
 DEFAULT_PAGING_NUM = 30
 MAX_RESPONSE_ITEMS = 50
-`, currentUser(), dir, port, url, dir, static, dir, dir, randHex(16), "eyJ"+randHex(40), randHex(22), dir)
+`, currentUser(), dir, port, url, dir, static, dir, dir, randHex(16), "eyJ"+randHex(40), randHex(22), dir, o.Actions)
 	conf := filepath.Join(dir, "app.ini")
 	if err := os.WriteFile(conf, []byte(ini), 0o600); err != nil {
 		t.Fatal(err)

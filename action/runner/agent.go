@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -36,10 +37,14 @@ type AgentConfig struct {
 	// CheckpointDir is handed to the job as MEDCAD_CHECKPOINT_DIR: where
 	// a trainer keeps what it resumes from after an interruption.
 	CheckpointDir string
-	GPUCheck      []string // run before registering ("": nvidia-smi -L)
-	Shutdown      []string // run at the end ("": shutdown -h now)
-	Poll          time.Duration
-	Log           io.Writer // nil: discard
+	// Checkpoints, when set, stores the checkpoint folder on an
+	// interruption and restores an earlier attempt's before the runner
+	// starts (nil: the folder stays on the instance).
+	Checkpoints *Checkpoints
+	GPUCheck    []string // run before registering ("": nvidia-smi -L)
+	Shutdown    []string // run at the end ("": shutdown -h now)
+	Poll        time.Duration
+	Log         io.Writer // nil: discard
 }
 
 // AgentDeps are the services the agent talks to: SSM for its config,
@@ -57,14 +62,17 @@ type AgentResult struct {
 	Ended        string `json:"ended"` // job done, idle timeout, expired, GPU check failed, cancelled
 	Interruption string `json:"interruption,omitempty"`
 	Signalled    []int  `json:"signalled_groups,omitempty"`
+	Checkpoint   string `json:"checkpoint,omitempty"` // stored after the interruption
+	Resumed      string `json:"resumed,omitempty"`    // the checkpoint restored before the job
 }
 
 // Agent reads and deletes the instance's runner config, checks the GPU,
 // runs the runner for one job and shuts the instance down, whatever
 // happened. On a spot interruption or rebalance notice it sends SIGTERM
 // to the stages' process groups under the runner (so a trainer can
-// checkpoint to MEDCAD_CHECKPOINT_DIR) and tags the instance with the
-// notice, which stop records with the cost.
+// checkpoint to MEDCAD_CHECKPOINT_DIR), stores that folder (c.Checkpoints)
+// once they exited or their grace is up, and tags the instance with the
+// notice and the checkpoint, which stop records with the cost.
 func Agent(ctx context.Context, d AgentDeps, c AgentConfig) (res *AgentResult, err error) {
 	now := d.Now
 	if now == nil {
@@ -107,6 +115,12 @@ func Agent(ctx context.Context, d AgentDeps, c AgentConfig) (res *AgentResult, e
 	if err := run(ctx, orDefault(c.GPUCheck, "nvidia-smi", "-L")); err != nil {
 		res.Ended = "GPU check failed"
 		return res, fmt.Errorf("GPU check: %w", err)
+	}
+	if c.CheckpointDir != "" {
+		if err := prepareCheckpoints(ctx, c, id, d.EC2, res, logf); err != nil {
+			res.Ended = "checkpoint restore failed"
+			return res, err
+		}
 	}
 	logf("instance %s: config read, GPU ok; starting the runner", id)
 
@@ -177,12 +191,74 @@ func Agent(ctx context.Context, d AgentDeps, c AgentConfig) (res *AgentResult, e
 				if err != nil {
 					logf("signal stages: %v", err)
 				}
-				if _, err := d.EC2.CreateTags(ctx, &ec2.CreateTagsInput{Resources: []string{id},
-					Tags: []types.Tag{{Key: aws.String(TagInterrupt), Value: aws.String(notice)}}}); err != nil {
-					logf("record the interruption: %v", err)
+				tagInstance(ctx, d.EC2, id, TagInterrupt, notice, logf)
+				if c.Checkpoints != nil && c.CheckpointDir != "" {
+					waitGroups(ctx, res.Signalled, c.Checkpoints.grace(), c.Poll)
+					rec, err := c.Checkpoints.Save(ctx, c.CheckpointDir, id, notice, now())
+					switch {
+					case errors.Is(err, ErrNoCheckpoint):
+						logf("the stages wrote no checkpoint")
+					case err != nil:
+						logf("store the checkpoint: %v", err)
+					default:
+						res.Checkpoint = rec.String()
+						logf("checkpoint stored: %d files, %d bytes of %s (%s)", rec.Files, rec.Bytes, strings.Join(rec.Stages, ", "), rec)
+						tagInstance(ctx, d.EC2, id, TagCheckpoint, rec.String(), logf)
+					}
 				}
 			}
 		}
+	}
+}
+
+// prepareCheckpoints makes the checkpoint folder, restores an earlier
+// attempt's checkpoint into it when asked, and gives it to the runner's
+// user. A checkpoint that cannot be restored is an error: the job would
+// silently start over.
+func prepareCheckpoints(ctx context.Context, c AgentConfig, id string, e EC2, res *AgentResult, logf func(string, ...any)) error {
+	if err := os.MkdirAll(c.CheckpointDir, 0o755); err != nil {
+		return fmt.Errorf("checkpoint folder: %w", err)
+	}
+	if cp := c.Checkpoints; cp != nil && cp.Resume {
+		rec, err := cp.Restore(ctx, c.CheckpointDir)
+		if err != nil {
+			return err
+		}
+		if rec != nil {
+			res.Resumed = rec.String()
+			logf("restored the checkpoint of %s: %d files of %s", rec, rec.Files, strings.Join(rec.Stages, ", "))
+			tagInstance(ctx, e, id, TagResumed, rec.String(), logf)
+		} else {
+			logf("no earlier checkpoint of run %d to resume from", cp.Run.ID)
+		}
+	}
+	if c.RunAs != "" {
+		return chownTree(c.CheckpointDir, c.RunAs)
+	}
+	return nil
+}
+
+// waitGroups waits until the process groups are empty or grace is up.
+func waitGroups(ctx context.Context, groups []int, grace, poll time.Duration) {
+	deadline := time.Now().Add(grace)
+	for time.Now().Before(deadline) && ctx.Err() == nil {
+		alive := false
+		for _, g := range groups {
+			alive = alive || procgroup.Alive(g)
+		}
+		if !alive {
+			return
+		}
+		sleep(ctx, min(poll, 100*time.Millisecond))
+	}
+}
+
+// tagInstance sets one tag on the agent's own instance (logged when it
+// fails: the job goes on).
+func tagInstance(ctx context.Context, e EC2, id, key, value string, logf func(string, ...any)) {
+	if _, err := e.CreateTags(ctx, &ec2.CreateTagsInput{Resources: []string{id},
+		Tags: []types.Tag{{Key: aws.String(key), Value: aws.String(oneLine(value))}}}); err != nil {
+		logf("tag %s: %v", key, err)
 	}
 }
 

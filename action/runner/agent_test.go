@@ -3,19 +3,28 @@
 package runner
 
 import (
+	"bytes"
 	"context"
+	"crypto/sha256"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/feature/ec2/imds"
 	"github.com/medcad/medcad/action/runner/awsfake"
+	"github.com/medcad/medcad/gitops"
+	"github.com/medcad/medcad/gitops/cas"
+	"github.com/medcad/medcad/gitops/cas/castest"
+	"github.com/medcad/medcad/gitops/cas/local"
 	"github.com/medcad/medcad/internal/testenv"
 )
 
@@ -69,8 +78,9 @@ type agentWorld struct {
 
 func newAgentWorld(t *testing.T, spotAfter time.Duration, runSh string) *agentWorld {
 	url := startAEMM(t, spotAfter)
-	w := &agentWorld{aws: awsfake.Start(t, awsfake.Options{}), dir: t.TempDir(), bin: t.TempDir()}
-	w.aws.AddInstance(awsfake.Instance{ID: aemmInstance, Type: "g5.xlarge", Tags: map[string]string{}})
+	w := &agentWorld{aws: awsfake.Start(t, awsfake.Options{SpotPrices: map[string]float64{"g5.xlarge": 0.4}}), dir: t.TempDir(), bin: t.TempDir()}
+	w.aws.AddInstance(awsfake.Instance{ID: aemmInstance, Type: "g5.xlarge", Market: "spot", AZ: awsfake.DefaultAZ,
+		Launched: time.Now().Add(-10 * time.Minute), Tags: map[string]string{TagManaged: "true", TagRepository: "lab/ct", TagRun: "4242", TagAttempt: "1", TagPR: "7"}})
 	w.aws.PutParameter(awsfake.Parameter{Name: "/medcad/runners/" + aemmInstance, Type: "SecureString", Value: "jit-secret-42"})
 	w.shutdowns = filepath.Join(w.bin, "shutdown.log")
 	os.WriteFile(filepath.Join(w.bin, "shutdown"), []byte("#!/bin/sh\necho \"$@\" >> "+w.shutdowns+"\n"), 0o755)
@@ -169,5 +179,156 @@ wait
 	}
 	if tag := w.aws.Instance(aemmInstance).Tags[TagInterrupt]; !strings.Contains(tag, "terminate") {
 		t.Errorf("interruption tag %q", tag)
+	}
+}
+
+// trainer is a stage as medcad starts it (a session and process group of
+// its own, under the runner) that checkpoints on SIGTERM and exits; the
+// job then fails, as a stage's interruption fails it.
+const trainer = `setsid sh -c 'ck="$MEDCAD_CHECKPOINT_DIR/train"; mkdir -p "$ck"; echo epoch=2 > "$ck/state"
+trap "echo epoch=3 > \"$ck/state\"; echo weights > \"$ck/model.pt\"; exit 143" TERM; while :; do sleep 0.05; done' &
+wait
+exit 1
+`
+
+// TestAgentCheckpointResume: attempt 1's spot notice comes a second in;
+// the agent signals the trainer, which writes its checkpoint and exits,
+// and the agent stores the checkpoint folder in the store (a folder
+// remote, and versitygw). Attempt 2's agent, with resume_on_interrupt,
+// restores it before its runner starts, and the job finds it. Stop puts
+// both in the cost line of the pull request's comment and the ledger.
+func TestAgentCheckpointResume(t *testing.T) {
+	for _, kind := range []string{"file", "versitygw"} {
+		t.Run(kind, func(t *testing.T) {
+			var remote cas.Backend
+			if kind == "file" {
+				l, err := local.New(t.TempDir())
+				if err != nil {
+					t.Fatal(err)
+				}
+				remote = l
+			} else {
+				remote, _ = castest.Versitygw(t).NewBucket(t)
+			}
+			run := Run{Repository: "lab/ct", ID: 4242, Attempt: 1, PR: 7}
+			ctx := context.Background()
+
+			first := newAgentWorld(t, time.Second, jobStarts+trainer)
+			first.cfg.Checkpoints = &Checkpoints{Remote: remote, Cache: t.TempDir(), Run: run, Resume: true, Grace: 5 * time.Second}
+			res := first.run(t)
+			if !strings.HasPrefix(res.Interruption, "spot ") || len(res.Signalled) != 1 || !strings.HasPrefix(res.Checkpoint, "attempt 1 sha256:") || res.Resumed != "" {
+				t.Fatalf("attempt 1: %+v", res)
+			}
+			if tag := first.aws.Instance(aemmInstance).Tags[TagCheckpoint]; tag != res.Checkpoint {
+				t.Errorf("checkpoint tag %q, want %q", tag, res.Checkpoint)
+			}
+			rc, err := remote.Get(ctx, "checkpoints/lab_ct/run-4242/attempt-1.json")
+			if err != nil {
+				t.Fatal(err)
+			}
+			data, _ := io.ReadAll(rc)
+			rc.Close()
+			rec, err := parseCheckpoint("attempt-1.json", data, run)
+			if err != nil || rec.Files != 2 || !slices.Equal(rec.Stages, []string{"train"}) || rec.Instance != aemmInstance || !strings.Contains(rec.Notice, "terminate") {
+				t.Errorf("record %s: %+v, %v", data, rec, err)
+			}
+			ledger := StoreLedger{Backend: remote}
+			e, s := Clients(testAWS(), first.aws.URL)
+			stopped, err := Stop(ctx, &Deps{EC2: e, SSM: s, Ledger: ledger}, gitops.Default().Runner, run)
+			if err != nil {
+				t.Fatal(err)
+			}
+			short := strings.TrimPrefix(res.Checkpoint, "attempt 1 sha256:")[:12]
+			if line := stopped.CostLine; !strings.Contains(line, "spot g5.xlarge") || !strings.Contains(line, "interrupted: spot terminate notice for 20") ||
+				!strings.Contains(line, "; checkpoint of attempt 1 "+short+" stored)") {
+				t.Errorf("attempt 1 cost line: %s", line)
+			}
+			t.Logf("PR comment cost line after attempt 1: %s", stopped.CostLine)
+			if costs, err := ledger.Costs(ctx, time.Now()); err != nil || len(costs) != 1 || costs[0].Checkpoint != res.Checkpoint || costs[0].Interrupted == "" {
+				t.Errorf("ledger: %+v, %v", costs, err)
+			}
+
+			second := newAgentWorld(t, time.Hour, jobStarts+`cp "$MEDCAD_CHECKPOINT_DIR/train/state" resumed.txt
+echo epoch=4 > "$MEDCAD_CHECKPOINT_DIR/train/state"
+`)
+			run.Attempt = 2
+			second.cfg.Checkpoints = &Checkpoints{Remote: remote, Cache: t.TempDir(), Run: run, Resume: true}
+			res2 := second.run(t)
+			if res2.Resumed != res.Checkpoint || res2.Interruption != "" || res2.Ended != "job done" {
+				t.Fatalf("attempt 2: %+v", res2)
+			}
+			if got, err := os.ReadFile(filepath.Join(second.dir, "resumed.txt")); string(got) != "epoch=3\n" {
+				t.Errorf("attempt 2's job found %q, %v; want attempt 1's checkpoint", got, err)
+			}
+			if got, _ := os.ReadFile(filepath.Join(second.cfg.CheckpointDir, "train", "model.pt")); string(got) != "weights\n" {
+				t.Errorf("model.pt restored as %q", got)
+			}
+			e, s = Clients(testAWS(), second.aws.URL)
+			tagInstance(ctx, e, aemmInstance, TagAttempt, "2", t.Logf)
+			stopped, err = Stop(ctx, &Deps{EC2: e, SSM: s}, gitops.Default().Runner, run)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if line := stopped.CostLine; !strings.Contains(line, "(resumed from the checkpoint of attempt 1 "+short+")") {
+				t.Errorf("attempt 2 cost line: %s", line)
+			}
+			t.Logf("PR comment cost line after attempt 2: %s", stopped.CostLine)
+		})
+	}
+}
+
+// TestAgentResumeWithoutCheckpoint: with nothing stored, attempt 2 starts
+// its job with an empty checkpoint folder; a record of another run is
+// refused with its name.
+func TestAgentResumeWithoutCheckpoint(t *testing.T) {
+	remote, err := local.New(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := newAgentWorld(t, time.Hour, jobStarts+`ls -A "$MEDCAD_CHECKPOINT_DIR" > listing.txt
+`)
+	run := Run{Repository: "lab/ct", ID: 4242, Attempt: 2}
+	w.cfg.Checkpoints = &Checkpoints{Remote: remote, Cache: t.TempDir(), Run: run, Resume: true}
+	if res := w.run(t); res.Resumed != "" || res.Ended != "job done" {
+		t.Errorf("result %+v", res)
+	}
+	if got, err := os.ReadFile(filepath.Join(w.dir, "listing.txt")); err != nil || len(got) != 0 {
+		t.Errorf("checkpoint folder holds %q, %v", got, err)
+	}
+
+	forged := []byte(`{"schema":1,"repository":"other/repo","run":1,"attempt":1,"manifest":"sha256:` + strings.Repeat("ab", 32) + `"}`)
+	key := "checkpoints/lab_ct/run-4242/attempt-1.json"
+	if err := remote.Put(context.Background(), key, bytes.NewReader(forged), int64(len(forged)), sha256.Sum256(forged)); err != nil {
+		t.Fatal(err)
+	}
+	_, err = w.cfg.Checkpoints.Restore(context.Background(), t.TempDir())
+	if err == nil || !strings.Contains(err.Error(), key) || !strings.Contains(err.Error(), "not of this run") {
+		t.Errorf("restore of another run's record: %v", err)
+	}
+}
+
+// TestChownTree: what the agent (root) restored belongs to the runner's
+// user afterwards, symbolic links included but never followed.
+func TestChownTree(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to give files away, as the agent on an instance is")
+	}
+	dir := t.TempDir()
+	os.MkdirAll(filepath.Join(dir, "train"), 0o755)
+	os.WriteFile(filepath.Join(dir, "train", "state"), []byte("epoch=3\n"), 0o644)
+	outside := filepath.Join(t.TempDir(), "outside")
+	os.WriteFile(outside, nil, 0o644)
+	os.Symlink(outside, filepath.Join(dir, "train", "link"))
+	if err := chownTree(dir, "nobody"); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []string{dir, filepath.Join(dir, "train"), filepath.Join(dir, "train", "state"), filepath.Join(dir, "train", "link")} {
+		fi, err := os.Lstat(p)
+		if err != nil || fi.Sys().(*syscall.Stat_t).Uid != 65534 {
+			t.Errorf("%s: %v, owner %d", p, err, fi.Sys().(*syscall.Stat_t).Uid)
+		}
+	}
+	if fi, _ := os.Stat(outside); fi.Sys().(*syscall.Stat_t).Uid != 0 {
+		t.Error("chownTree followed a symbolic link out of the folder")
 	}
 }

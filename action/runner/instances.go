@@ -12,6 +12,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/ec2/types"
 	"github.com/aws/aws-sdk-go-v2/service/ssm"
 	ssmtypes "github.com/aws/aws-sdk-go-v2/service/ssm/types"
+	"github.com/medcad/medcad/gitops"
 )
 
 // Instance is a managed instance as EC2 describes it.
@@ -144,10 +145,10 @@ func deleteParameter(ctx context.Context, s SSM, name string) error {
 	return nil
 }
 
-// hourlyPrice is what instance type typ costs an hour on market: the
-// latest spot price in az, or the on-demand list price. ok is false when
-// neither is known.
-func hourlyPrice(ctx context.Context, c EC2, typ, market, az string) (float64, bool) {
+// hourlyPrice is what instance type typ costs an hour on market, and
+// where that figure comes from: the latest spot price in az, else the
+// on-demand price (onDemandPrice). ok is false when none is known.
+func hourlyPrice(ctx context.Context, c EC2, cfg gitops.Runner, typ, market, az string) (price float64, source string, ok bool) {
 	if market == Spot {
 		in := &ec2.DescribeSpotPriceHistoryInput{InstanceTypes: []types.InstanceType{types.InstanceType(typ)},
 			ProductDescriptions: []string{"Linux/UNIX"}, StartTime: aws.Time(time.Now()), MaxResults: aws.Int32(10)}
@@ -157,10 +158,10 @@ func hourlyPrice(ctx context.Context, c EC2, typ, market, az string) (float64, b
 		if out, err := c.DescribeSpotPriceHistory(ctx, in); err == nil {
 			for _, p := range out.SpotPriceHistory {
 				if v, err := strconv.ParseFloat(aws.ToString(p.SpotPrice), 64); err == nil {
-					return v, true
+					return v, PriceSpotHistory, true
 				}
 			}
 		}
 	}
-	return OnDemandPrice(typ)
+	return onDemandPrice(cfg, typ)
 }

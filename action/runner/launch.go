@@ -80,6 +80,34 @@ type AgentOptions struct {
 	SSMPrefix   string
 	IdleTimeout time.Duration
 	ExpiresAt   time.Time
+	// Store is the project's store remote, where the agent keeps the
+	// run's checkpoints (URL "": they stay on the instance); Run names
+	// them; Resume restores an earlier attempt's.
+	Store  gitops.Remote
+	Run    Run
+	Resume bool
+}
+
+// storeFlags are the agent's checkpoint flags ("" without a store).
+func (a AgentOptions) storeFlags() string {
+	if a.Store.URL == "" {
+		return ""
+	}
+	f := " --store " + shellQuote(a.Store.URL)
+	if a.Store.Region != "" {
+		f += " --store-region " + shellQuote(a.Store.Region)
+	}
+	if a.Store.Endpoint != "" {
+		f += " --store-endpoint " + shellQuote(a.Store.Endpoint)
+	}
+	if a.Store.PathStyle {
+		f += " --store-path-style"
+	}
+	f += fmt.Sprintf(" --repository %s --run-id %d --attempt %d", shellQuote(a.Run.Repository), a.Run.ID, a.Run.Attempt)
+	if a.Resume {
+		f += " --resume"
+	}
+	return f
 }
 
 // MaxUserData is EC2's limit on user data (before base64).
@@ -96,9 +124,9 @@ shutdown -h +%d
 # medcad ephemeral GitHub runner: the agent reads its just-in-time config
 # from SSM (%s/<instance-id>) over IMDSv2, runs one job and shuts down.
 exec >>/var/log/medcad-agent.log 2>&1
-exec %s runner agent --runner-dir %s --run-as %s --ssm-prefix %s --idle-timeout %s --expires-at %s
+exec %s runner agent --runner-dir %s --run-as %s --ssm-prefix %s --idle-timeout %s --expires-at %s%s
 `, minutes, a.SSMPrefix, shellQuote(a.Path), shellQuote(a.RunnerDir), shellQuote(a.RunAs), shellQuote(a.SSMPrefix),
-		a.IdleTimeout, a.ExpiresAt.UTC().Format(time.RFC3339))
+		a.IdleTimeout, a.ExpiresAt.UTC().Format(time.RFC3339), a.storeFlags())
 }
 
 // shellQuote quotes s for sh.

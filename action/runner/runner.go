@@ -45,6 +45,8 @@ const (
 	TagRegistered = "medcad:registered" // set once the runner was seen online
 	TagRunnerID   = "medcad:runner-id"
 	TagInterrupt  = "medcad:interrupted" // set by the agent: the notice and when
+	TagCheckpoint = "medcad:checkpoint"  // set by the agent: the checkpoint it stored
+	TagResumed    = "medcad:resumed"     // set by the agent: the checkpoint it restored
 )
 
 // NamePrefix starts the name of every runner medcad registers.

@@ -31,6 +31,9 @@ type StartOptions struct {
 	// /usr/local/bin/medcad, RunnerDir "" /opt/actions-runner, RunAs ""
 	// "runner".
 	Agent AgentOptions
+	// Store is the project's store remote (an s3:// URL the instance can
+	// reach; "": checkpoints stay on the instance).
+	Store gitops.Remote
 	// RegisterTimeout overrides [runner] register_timeout_minutes (tests).
 	RegisterTimeout time.Duration
 }
@@ -72,6 +75,7 @@ func (o *StartOptions) defaults(now time.Time) (expires time.Time, a AgentOption
 		a.RunAs = "runner"
 	}
 	a.SSMPrefix = o.Config.SSMPrefix
+	a.Store, a.Run, a.Resume = o.Store, o.Run, o.Config.ResumeOnInterrupt
 	a.IdleTimeout = time.Duration(o.Config.IdleTimeoutMinutes) * time.Minute
 	expires = now.Add(time.Duration(o.Config.TTLMinutes) * time.Minute).Truncate(time.Second)
 	a.ExpiresAt = expires
@@ -284,12 +288,12 @@ func checkBudget(ctx context.Context, d *Deps, o StartOptions) error {
 	}
 	var worst float64
 	for _, c := range Candidates(cfg) {
-		p, ok := OnDemandPrice(c.Type)
+		p, _, ok := onDemandPrice(cfg, c.Type)
 		if c.Market == Spot && cfg.MaxSpotPrice > 0 {
 			p, ok = cfg.MaxSpotPrice, true
 		}
 		if !ok {
-			return fmt.Errorf("%w: no price known for %s, so the budget cannot be kept (set max_spot_price, or use a listed type)", ErrRefused, c.Type)
+			return fmt.Errorf("%w: no price known for %s, so the budget cannot be kept (set [runner] usd_per_hour for it, or max_spot_price)", ErrRefused, c.Type)
 		}
 		worst = math.Max(worst, p)
 	}

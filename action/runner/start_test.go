@@ -361,3 +361,44 @@ func TestUserDataGolden(t *testing.T) {
 		t.Errorf("user data differs from %s (go test -update):\n%s", golden, ud)
 	}
 }
+
+// TestPriceSources: stop prices a spot instance from
+// DescribeSpotPriceHistory, an on-demand one from [runner] usd_per_hour
+// before the built-in table, and says which in the record; start keeps a
+// budget for a type only the override prices, and refuses one nothing
+// prices.
+func TestPriceSources(t *testing.T) {
+	w := newWorld(t, awsfake.Options{SpotPrices: map[string]float64{"g5.xlarge": 0.3521}})
+	ctx := context.Background()
+	w.cfg.USDPerHour = map[string]float64{"g5.xlarge": 1.2, "g7.xlarge": 2.5}
+	tags := map[string]string{TagManaged: "true", TagRepository: "lab/ct", TagRun: "4242", TagAttempt: "1", TagPR: "7"}
+	spot := w.aws.AddInstance(awsfake.Instance{Type: "g5.xlarge", Market: "spot", Launched: w.now.Add(-30 * time.Minute), Tags: tags})
+	od := w.aws.AddInstance(awsfake.Instance{Type: "g5.xlarge", Market: "on-demand", Launched: w.now.Add(-30 * time.Minute), Tags: tags})
+	listed := w.aws.AddInstance(awsfake.Instance{Type: "g4dn.xlarge", Market: "on-demand", Launched: w.now.Add(-30 * time.Minute), Tags: tags})
+	res, err := Stop(ctx, w.d, w.cfg, w.run)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]struct {
+		price  float64
+		source string
+	}{spot: {0.3521, PriceSpotHistory}, od: {1.2, PriceConfig}, listed: {0.526, PriceList}}
+	for _, c := range res.Costs {
+		if w := want[c.Instance]; c.USDPerHour != w.price || c.PriceSource != w.source {
+			t.Errorf("%s %s %s: $%v/h from %q, want $%v/h from %q", c.Instance, c.Market, c.Type, c.USDPerHour, c.PriceSource, w.price, w.source)
+		}
+	}
+	if len(res.Costs) != 3 {
+		t.Errorf("costs %+v", res.Costs)
+	}
+	t.Logf("cost line: %s", res.CostLine)
+
+	w.cfg.InstanceTypes, w.cfg.MaxUSDPerMonth = []string{"g7.xlarge"}, 4 // 120 min × $2.50 = $5
+	if _, err := Start(ctx, w.d, w.opts()); !errors.Is(err, ErrRefused) || !contains(err.Error(), "may cost up to $5.00") {
+		t.Errorf("budget with the override price: %v", err)
+	}
+	w.cfg.InstanceTypes = []string{"g9.xlarge"}
+	if _, err := Start(ctx, w.d, w.opts()); !errors.Is(err, ErrRefused) || !contains(err.Error(), "no price known for g9.xlarge") {
+		t.Errorf("budget with no price: %v", err)
+	}
+}

@@ -51,17 +51,18 @@ func Stop(ctx context.Context, d *Deps, cfg gitops.Runner, run Run) (*Stopped, e
 			errs = append(errs, err)
 		}
 		c := Cost{Repository: run.Repository, Run: run.ID, PR: run.PR, Instance: in.ID, Type: in.Type, Market: in.Market,
-			Start: in.Launched, End: end, Interrupted: in.Tags[TagInterrupt]}
+			Start: in.Launched, End: end, Interrupted: in.Tags[TagInterrupt],
+			Checkpoint: in.Tags[TagCheckpoint], Resumed: in.Tags[TagResumed]}
 		c.Attempt, _ = strconv.Atoi(in.Tags[TagAttempt])
 		if in.Reason == "Server.SpotInstanceTermination" && c.Interrupted == "" {
 			c.Interrupted = "spot instance reclaimed"
 		}
-		price, ok := hourlyPrice(ctx, d.EC2, in.Type, in.Market, in.AZ)
+		price, source, ok := hourlyPrice(ctx, d.EC2, cfg, in.Type, in.Market, in.AZ)
 		if !ok {
 			d.log().Warn("no price known; cost not recorded", "instance_type", in.Type)
 			continue
 		}
-		c.USDPerHour = price
+		c.USDPerHour, c.PriceSource = price, source
 		c.priced()
 		res.Costs = append(res.Costs, c)
 		if d.Ledger != nil {

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
@@ -91,6 +92,9 @@ func newRunnerCmd(a *app) *cobra.Command {
 	}
 	var ac runner.AgentConfig
 	var expires string
+	var store gitops.Remote
+	var resume bool
+	var grace time.Duration
 	agent := &cobra.Command{
 		Use:   "agent",
 		Short: "On the instance (started by the user data): run the GitHub runner for one job, then shut down",
@@ -113,6 +117,11 @@ func newRunnerCmd(a *app) *cobra.Command {
 				}
 			}
 			ec2c, ssmc := runner.Clients(cfg, os.Getenv(endpointEnv))
+			if store.URL != "" {
+				if ac.Checkpoints, err = agentCheckpoints(ctx, a, store, run, resume, grace, ac.CheckpointDir); err != nil {
+					return err
+				}
+			}
 			res, err := runner.Agent(ctx, runner.AgentDeps{SSM: ssmc, EC2: ec2c, IMDS: client}, ac)
 			if res != nil && a.json {
 				if jerr := a.printJSON(res); err == nil {
@@ -128,8 +137,27 @@ func newRunnerCmd(a *app) *cobra.Command {
 	agent.Flags().DurationVar(&ac.IdleTimeout, "idle-timeout", 15*time.Minute, "shut down when no job started by then")
 	agent.Flags().StringVar(&expires, "expires-at", "", "the hard time-to-live (RFC 3339)")
 	agent.Flags().StringVar(&ac.CheckpointDir, "checkpoint-dir", "/var/lib/medcad/checkpoint", "handed to the job as MEDCAD_CHECKPOINT_DIR")
+	agent.Flags().StringVar(&store.URL, "store", "", "the project's store `URL` (s3://BUCKET/PREFIX): checkpoints are kept there on an interruption")
+	agent.Flags().StringVar(&store.Region, "store-region", "", "the store's S3 `REGION`")
+	agent.Flags().StringVar(&store.Endpoint, "store-endpoint", "", "the store's S3 endpoint `URL`")
+	agent.Flags().BoolVar(&store.PathStyle, "store-path-style", false, "path-style S3 requests")
+	agent.Flags().BoolVar(&resume, "resume", false, "restore the newest checkpoint of an earlier attempt of the run before the job")
+	agent.Flags().DurationVar(&grace, "checkpoint-grace", 60*time.Second, "how long the stages get after SIGTERM to write their checkpoint")
 	cmd.AddCommand(start, stop, reap, agent)
 	return cmd
+}
+
+// agentCheckpoints opens the store the agent keeps checkpoints in; the
+// run's identity comes from the flags the user data passes.
+func agentCheckpoints(ctx context.Context, a *app, store gitops.Remote, r runner.Run, resume bool, grace time.Duration, dir string) (*runner.Checkpoints, error) {
+	if r.Repository == "" || r.ID == 0 || r.Attempt == 0 {
+		return nil, usagef("runner agent --store: set --repository, --run-id and --attempt")
+	}
+	remote, err := gitops.OpenRemote(ctx, store, "/", a.log)
+	if err != nil {
+		return nil, err
+	}
+	return &runner.Checkpoints{Remote: remote, Cache: filepath.Join(filepath.Dir(dir), "cache"), Run: r, Resume: resume, Grace: grace}, nil
 }
 
 // runnerSession is what start, stop and reap need: the project's [runner]
@@ -139,6 +167,7 @@ type runnerSession struct {
 	run    runner.Run
 	region string
 	data   string // the data bucket's region ("" when the remote is not S3)
+	store  gitops.Remote
 	deps   *runner.Deps
 	env    *action.Env
 }
@@ -192,6 +221,7 @@ func (a *app) runnerSession(ctx context.Context, r runner.Run) (*runnerSession, 
 	if strings.HasPrefix(p.Config.Remote.URL, "s3://") {
 		s.data = p.Config.Remote.Region
 	}
+	s.store = instanceStore(p.Config.Remote)
 	opts := []func(*config.LoadOptions) error{}
 	if s.region != "" {
 		opts = append(opts, config.WithRegion(s.region))
@@ -228,6 +258,15 @@ func (a *app) runnerSession(ctx context.Context, r runner.Run) (*runnerSession, 
 	return s, nil
 }
 
+// instanceStore is the remote the instance keeps checkpoints in: an S3
+// remote (a folder remote is not on the instance); zero otherwise.
+func instanceStore(r gitops.Remote) gitops.Remote {
+	if !strings.HasPrefix(r.URL, "s3://") {
+		return gitops.Remote{}
+	}
+	return gitops.Remote{URL: r.URL, Region: r.Region, Endpoint: r.Endpoint, PathStyle: r.PathStyle}
+}
+
 // output sets a step output when running in Actions.
 func (s *runnerSession) output(name, value string) error {
 	if s.env == nil {
@@ -246,7 +285,7 @@ func runRunnerStart(ctx context.Context, a *app, r runner.Run, dryRun bool) erro
 		if err != nil {
 			return err
 		}
-		reqs, err := runner.Plan(runner.StartOptions{Config: p.Config.Runner, Run: run}, time.Now())
+		reqs, err := runner.Plan(runner.StartOptions{Config: p.Config.Runner, Run: run, Store: instanceStore(p.Config.Remote)}, time.Now())
 		if err != nil {
 			return err
 		}
@@ -269,7 +308,7 @@ func runRunnerStart(ctx context.Context, a *app, r runner.Run, dryRun bool) erro
 	if err != nil {
 		return err
 	}
-	res, err := runner.Start(ctx, s.deps, runner.StartOptions{Config: s.cfg, Run: s.run, Region: s.region, DataRegion: s.data})
+	res, err := runner.Start(ctx, s.deps, runner.StartOptions{Config: s.cfg, Run: s.run, Region: s.region, DataRegion: s.data, Store: s.store})
 	if err != nil {
 		if s.env != nil {
 			if serr := action.AppendSummary(s.env.SummaryFile, "medcad runner start: "+err.Error()+"\n"); serr != nil {

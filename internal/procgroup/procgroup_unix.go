@@ -39,3 +39,6 @@ func Signal(pid int, sig syscall.Signal) error {
 	}
 	return err
 }
+
+// Alive reports whether process group pgid still has a member.
+func Alive(pgid int) bool { return Signal(pgid, 0) != os.ErrProcessDone }

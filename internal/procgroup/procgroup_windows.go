@@ -22,3 +22,6 @@ func Set(cmd *exec.Cmd, grace time.Duration) (end func()) {
 
 // SignalGroupsBelow is Linux only (it reads /proc).
 func SignalGroupsBelow(int, syscall.Signal) ([]int, error) { return nil, errors.ErrUnsupported }
+
+// Alive is Linux and Unix only; on Windows no group is tracked.
+func Alive(int) bool { return false }
