@@ -65,7 +65,8 @@ func TestProgressReaches100(t *testing.T) {
 // TestDICOMAddProgress adds a DICOM delivery with stderr on a (faked)
 // terminal: the de-identification bar ends at 100% with every file of the
 // delivery counted, and each delivery folder is shown with the case id it
-// became; without a terminal neither is printed.
+// became; dicom deid shows the same bar. Without a terminal none of it
+// is printed.
 func TestDICOMAddProgress(t *testing.T) {
 	t.Parallel()
 	for _, terminal := range []bool{true, false} {
@@ -107,6 +108,14 @@ func TestDICOMAddProgress(t *testing.T) {
 			if strings.Contains(out.String(), k.Folder) {
 				t.Errorf("a delivery folder on stdout: %q", out.String())
 			}
+		}
+		// dicom deid: the same bar over every file it walks.
+		errb.Reset()
+		if code := run(context.Background(), []string{"-C", dir, "dicom", "deid", in, "--out", filepath.Join(t.TempDir(), "out")}, s); code != 0 {
+			t.Fatalf("dicom deid: exit %d\n%s", code, errb.String())
+		}
+		if got := strings.Contains(errb.String(), bar); got != terminal {
+			t.Errorf("dicom deid, terminal %v: bar %q shown %v in stderr:\n%q", terminal, bar, got, errb.String())
 		}
 	}
 }
