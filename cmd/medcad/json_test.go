@@ -107,6 +107,14 @@ func TestJSONOneDocument(t *testing.T) {
 	} {
 		args := append(append([]string{}, tc.args...), "--json")
 		what := "medcad " + strings.Join(args, " ")
+		// Its help says what --json prints.
+		cmdArgs := tc.args
+		if cmdArgs[0] == "-C" {
+			cmdArgs = cmdArgs[2:]
+		}
+		if c, _, err := newRootCmd(&app{}).Find(cmdArgs); err != nil || !strings.Contains(c.Long, "\n--json: ") {
+			t.Errorf("%s: its help does not document --json (%v)", what, err)
+		}
 		out, stderr, code := medcadIn(t, false, args...)
 		if tc.ok && code != 0 {
 			t.Errorf("%s: exit %d: %s", what, code, stderr)
