@@ -159,7 +159,11 @@ func (p *Project) AddData(ctx context.Context, o AddOptions) (*AddResult, error)
 		if o.Link == LinkHardlink {
 			copts.Link = cas.LinkHardlink
 		}
-		if _, err := p.Store.Checkout(ctx, res.Manifest, work, copts); err != nil {
+		prog, finish := p.meter("checkout " + o.Name)
+		copts.Progress = prog
+		_, err := p.Store.Checkout(ctx, res.Manifest, work, copts)
+		finish()
+		if err != nil {
 			return nil, fmt.Errorf("check out to %s: %w", rel, err)
 		}
 	}
@@ -701,12 +705,17 @@ func (p *Project) VerifyData(ctx context.Context, remote bool, jobs int) (*Verif
 	if err := p.Store.CleanTemp(); err != nil {
 		return nil, err
 	}
-	var ids []cas.ID
-	if err := p.Store.Each(func(id cas.ID, _ int64) error { ids = append(ids, id); return nil }); err != nil {
+	var objs []cas.Entry
+	if err := p.Store.Each(func(id cas.ID, size int64) error {
+		objs = append(objs, cas.Entry{ID: id, Size: size})
+		return nil
+	}); err != nil {
 		return nil, err
 	}
-	rep := &VerifyReport{Objects: len(ids), Corrupt: []string{}, Repaired: []string{}, MissingRemote: []string{}}
-	corrupt, err := cas.VerifyAll(ctx, p.Store, ids, max(jobs, 0))
+	rep := &VerifyReport{Objects: len(objs), Corrupt: []string{}, Repaired: []string{}, MissingRemote: []string{}}
+	prog, finish := p.meter("verifying")
+	corrupt, err := cas.VerifyAll(ctx, p.Store, objs, max(jobs, 0), prog)
+	finish()
 	if err != nil {
 		return nil, err
 	}

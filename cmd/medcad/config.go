@@ -29,6 +29,9 @@ func newConfigCmd(a *app) *cobra.Command {
 				return err
 			}
 			if a.json {
+				if cfg.Promote.MaxCaseDrop == nil {
+					cfg.Promote.MaxCaseDrop = map[string]float64{} // {}, not null
+				}
 				return a.printJSON(cfg)
 			}
 			return toml.NewEncoder(a.out).Encode(cfg)

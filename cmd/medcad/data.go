@@ -82,6 +82,16 @@ func (p *progress) Done(files int, bytes int64) {
 	p.bar.Add64(bytes)
 }
 
+// clearBar takes a progress bar off its line (it comes back at its next
+// update), so that a message can be written there; p may be nil.
+func clearBar(p any) {
+	if b, ok := p.(*progress); ok {
+		b.mu.Lock()
+		defer b.mu.Unlock()
+		b.bar.Clear()
+	}
+}
+
 func (p *progress) finish() {
 	p.mu.Lock()
 	defer p.mu.Unlock()

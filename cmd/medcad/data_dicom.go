@@ -3,6 +3,9 @@ package main
 import (
 	"context"
 	"fmt"
+	"maps"
+	"slices"
+	"strings"
 
 	"github.com/medcad/medcad/gitops"
 	"github.com/medcad/medcad/stages/dicom"
@@ -15,7 +18,9 @@ import (
 // CT series with a label on its grid, and only the de-identified files are
 // stored. Refused cases are reported and the others go on. stored records
 // the delivery folder of each stored case in the local re-identification
-// key (intake.KeyFile).
+// key (intake.KeyFile) and, on a terminal only, prints which delivery
+// folder became which case (stderr: the folder names may be PHI, so they
+// never reach a log or a pipe).
 func dicomIngest(a *app, p *gitops.Project, name string) (ingest gitops.IngestFunc, stored func([]gitops.DatasetCase) error) {
 	cfg := p.Config
 	var origins map[string]string
@@ -26,17 +31,24 @@ func dicomIngest(a *app, p *gitops.Project, name string) (ingest gitops.IngestFu
 				keep[c.ID] = f
 			}
 		}
-		return intake.WriteKey(p.Root, name, keep)
+		if err := intake.WriteKey(p.Root, name, keep); err != nil {
+			return err
+		}
+		printOrigins(a, keep)
+		return nil
 	}
 	return func(ctx context.Context, src, out string) ([]gitops.DatasetCase, []string, error) {
 		key, err := deid.LoadKey(cfg.KeyPath(p.Root))
 		if err != nil {
 			return nil, nil, err
 		}
+		prog, finish := a.meter("de-identifying")
 		res, err := intake.Prepare(ctx, src, out, intake.Options{
-			Deid:   deid.New(key, deid.Options{}),
-			Series: dicom.Options{Strict: cfg.Data.Strict},
+			Deid:     deid.New(key, deid.Options{}),
+			Series:   dicom.Options{Strict: cfg.Data.Strict},
+			Progress: prog,
 		})
+		finish()
 		var refused []string
 		if res != nil {
 			for _, r := range res.Refused {
@@ -51,6 +63,20 @@ func dicomIngest(a *app, p *gitops.Project, name string) (ingest gitops.IngestFu
 		fmt.Fprintf(a.err, "de-identified %s (%s)\n", plural(len(res.Cases), "case"), cfg.Data.DeidProfile)
 		return res.Cases, refused, nil
 	}, stored
+}
+
+// printOrigins writes, on a terminal only, one line per stored case: the
+// delivery folder it came from and its case id, in folder order.
+func printOrigins(a *app, origins map[string]string) {
+	if !a.isTerminal(a.err) || len(origins) == 0 {
+		return
+	}
+	ids := slices.Collect(maps.Keys(origins))
+	slices.SortFunc(ids, func(x, y string) int { return strings.Compare(origins[x], origins[y]) })
+	fmt.Fprintf(a.err, "case ids (kept only in %s, never pushed):\n", intake.KeyFile)
+	for _, id := range ids {
+		fmt.Fprintf(a.err, "  %s -> %s\n", origins[id], id)
+	}
 }
 
 // printRefused writes one line per refused case on stderr.

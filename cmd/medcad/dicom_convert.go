@@ -270,7 +270,7 @@ func runDicomConvert(ctx context.Context, a *app, opts dicomConvertOptions) erro
 		}
 		if err != nil {
 			failed++
-			fmt.Fprintf(a.err, "medcad: %s (%d files, first %s): %v\n", s.ID, len(s.Files), firstFile(s), err)
+			fmt.Fprintf(a.err, "medcad: %s (%s): %v\n", s.ID, seriesFiles(s, err), err)
 			rec.Error = err.Error()
 		}
 		if a.json {
@@ -320,11 +320,19 @@ func printSeriesFolders(a *app, series []*dicom.Series) {
 	}
 }
 
-func firstFile(s *dicom.Series) string {
-	if len(s.Files) == 0 {
-		return "-"
+// seriesFiles says where a series' error is: its file count, and its
+// first and last files when the error names none of the series' files
+// itself (a problem of the whole series, such as a gantry tilt).
+func seriesFiles(s *dicom.Series, err error) string {
+	n := plural(len(s.Files), "file")
+	msg := err.Error()
+	if len(s.Files) == 0 || slices.ContainsFunc(s.Files, func(f string) bool { return strings.Contains(msg, f) }) {
+		return n
 	}
-	return s.Files[0]
+	if len(s.Files) == 1 {
+		return n + ": " + s.Files[0]
+	}
+	return fmt.Sprintf("%s: %s … %s", n, s.Files[0], s.Files[len(s.Files)-1])
 }
 
 // convertSeries writes one series' volume and sidecar; on error neither

@@ -8,8 +8,8 @@ import (
 	"strings"
 
 	"github.com/medcad/medcad/gitops"
+	"github.com/medcad/medcad/gitops/cas"
 	"github.com/medcad/medcad/stages/dicom/deid"
-	"github.com/schollz/progressbar/v3"
 	"github.com/spf13/cobra"
 )
 
@@ -102,22 +102,20 @@ func runDicomDeid(ctx context.Context, a *app, opts dicomDeidOptions) error {
 	case opts.shift:
 		dopts.Dates, dopts.ShiftDays = deid.DatesShift, opts.shiftDays
 	}
+	finish := func() {}
+	if !a.json {
+		var prog cas.Progress
+		prog, finish = a.meter("de-identifying")
+		dopts.Progress = prog
+	}
 	d := deid.New(key, dopts)
 	a.log.Debug("dicom deid", "inputs", len(opts.paths), "out", opts.out, "dates", int(dopts.Dates))
 
-	var bar *progressbar.ProgressBar
-	if a.progressOn() && !a.json {
-		bar = progressbar.NewOptions(-1, progressbar.OptionSetWriter(a.err), progressbar.OptionSetDescription("de-identifying"),
-			progressbar.OptionShowCount(), progressbar.OptionClearOnFinish())
-	}
 	var records []deidRecord
 	written, failed, skipped := 0, 0, 0
 	err = d.Tree(ctx, opts.paths, opts.out, func(r deid.Result) {
-		if bar != nil {
-			bar.Add(1)
-			if r.Err != nil {
-				bar.Clear() // the note or error goes on a line of its own
-			}
+		if r.Err != nil {
+			clearBar(dopts.Progress) // the note or error goes on a line of its own
 		}
 		rec := deidRecord{In: r.In, Out: r.Out, CaseID: r.Info.CaseID, Series: r.Info.SeriesUID, Skipped: r.Skipped}
 		switch {
@@ -142,9 +140,7 @@ func runDicomDeid(ctx context.Context, a *app, opts dicomDeidOptions) error {
 		}
 		records = append(records, rec)
 	})
-	if bar != nil {
-		bar.Finish()
-	}
+	finish()
 	if err != nil {
 		return err
 	}

@@ -27,6 +27,9 @@ func TestHelpComplete(t *testing.T) {
 		if strings.TrimSpace(c.Example) == "" {
 			t.Errorf("%s: no Example", path)
 		}
+		if c != root && !strings.Contains(c.Long, "\n--json: ") { // the root only prints help
+			t.Errorf("%s: its help does not say what --json prints (or that it is not supported)", path)
+		}
 		for _, line := range strings.Split(c.Example, "\n") {
 			line = strings.TrimSpace(line)
 			if line == "" {

@@ -3,6 +3,7 @@ package main
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
@@ -23,6 +24,25 @@ func oneJSON(t *testing.T, what, out string) any {
 		t.Errorf("%s: stdout holds more than one JSON document (%v)\n%s", what, err, out)
 	}
 	return v
+}
+
+// nulls lists where v, a decoded JSON document, holds null (JSON
+// Pointer-like paths; "" is the document itself).
+func nulls(v any, at string) []string {
+	var out []string
+	switch v := v.(type) {
+	case nil:
+		out = append(out, at)
+	case map[string]any:
+		for k, e := range v {
+			out = append(out, nulls(e, at+"/"+k)...)
+		}
+	case []any:
+		for i, e := range v {
+			out = append(out, nulls(e, fmt.Sprintf("%s/%d", at, i))...)
+		}
+	}
+	return out
 }
 
 // TestJSONOneDocument runs every command that takes --json and checks that
@@ -87,6 +107,14 @@ func TestJSONOneDocument(t *testing.T) {
 	} {
 		args := append(append([]string{}, tc.args...), "--json")
 		what := "medcad " + strings.Join(args, " ")
+		// Its help says what --json prints.
+		cmdArgs := tc.args
+		if cmdArgs[0] == "-C" {
+			cmdArgs = cmdArgs[2:]
+		}
+		if c, _, err := newRootCmd(&app{}).Find(cmdArgs); err != nil || !strings.Contains(c.Long, "\n--json: ") {
+			t.Errorf("%s: its help does not document --json (%v)", what, err)
+		}
 		out, stderr, code := medcadIn(t, false, args...)
 		if tc.ok && code != 0 {
 			t.Errorf("%s: exit %d: %s", what, code, stderr)
@@ -96,10 +124,9 @@ func TestJSONOneDocument(t *testing.T) {
 			t.Logf("%s: exit %d, no stdout: %s", what, code, strings.TrimSpace(stderr))
 			continue
 		}
-		if strings.TrimSpace(out) == "null" {
-			t.Errorf("%s: null", what)
+		for _, at := range nulls(oneJSON(t, what, out), "") {
+			t.Errorf("%s: null at %q (a list must be [], an absent value left out)", what, at)
 		}
-		oneJSON(t, what, out)
 	}
 
 	// config check --json is an object, not "medcad.toml: ok".
@@ -125,6 +152,9 @@ func TestJSONOneDocument(t *testing.T) {
 		}
 		if err := json.Unmarshal(b, &side); err != nil || side.Warnings == nil {
 			t.Errorf("%s: warnings is null or missing (%v):\n%s", f, err, b)
+		}
+		for _, at := range nulls(oneJSON(t, f, string(b)), "") {
+			t.Errorf("%s: null at %q", f, at)
 		}
 	}
 }

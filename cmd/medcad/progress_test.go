@@ -10,9 +10,11 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+
+	"github.com/medcad/medcad/stages/intake"
 )
 
-// TestProgressReaches100 runs data add, push and pull with stderr on a
+// TestProgressReaches100 runs data add, verify, push and pull with stderr on a
 // (faked) terminal: every step's bar ends at 100% with all files counted,
 // also a step faster than the bar's redraw interval (checkout); with
 // stderr not a terminal there is no bar.
@@ -44,7 +46,10 @@ func TestProgressReaches100(t *testing.T) {
 			t.Errorf("%s: no bar at 100%% with every file done in stderr:\n%q", step, stderr)
 		}
 	}
-	final(medcadIn(true, "data", "add", src, "--name", "b1"), "hashing")
+	add := medcadIn(true, "data", "add", src, "--name", "b1")
+	final(add, "hashing")
+	final(add, "checkout b1")
+	final(medcadIn(true, "data", "verify"), "verifying")
 	final(medcadIn(true, "data", "push"), "pushing")
 	os.RemoveAll(filepath.Join(dir, ".medcad", "cache"))
 	os.RemoveAll(filepath.Join(dir, "data", "b1"))
@@ -54,5 +59,63 @@ func TestProgressReaches100(t *testing.T) {
 	os.RemoveAll(filepath.Join(dir, "data", "b1"))
 	if got := medcadIn(false, "data", "checkout"); strings.Contains(got, "%") {
 		t.Errorf("a bar without a terminal: %q", got)
+	}
+}
+
+// TestDICOMAddProgress adds a DICOM delivery with stderr on a (faked)
+// terminal: the de-identification bar ends at 100% with every file of the
+// delivery counted, and each delivery folder is shown with the case id it
+// became; dicom deid shows the same bar. Without a terminal none of it
+// is printed.
+func TestDICOMAddProgress(t *testing.T) {
+	t.Parallel()
+	for _, terminal := range []bool{true, false} {
+		dir := filepath.Join(t.TempDir(), "p")
+		in := filepath.Join(t.TempDir(), "delivery")
+		quiet := streams{in: strings.NewReader(""), out: io.Discard, err: io.Discard}
+		if code := run(context.Background(), []string{"init", dir}, quiet); code != 0 {
+			t.Fatal("init failed")
+		}
+		if code := run(context.Background(), []string{"phantom", "--out", in, "--cases", "2", "--format", "dicom"}, quiet); code != 0 {
+			t.Fatal("phantom failed")
+		}
+		files := 0
+		filepath.WalkDir(in, func(_ string, d os.DirEntry, err error) error {
+			if err == nil && d.Type().IsRegular() {
+				files++
+			}
+			return nil
+		})
+		var out, errb bytes.Buffer
+		s := streams{in: strings.NewReader(""), out: &out, err: &errb, terminal: func(w io.Writer) bool { return terminal && w == &errb }}
+		if code := run(context.Background(), []string{"-C", dir, "data", "add", in, "--name", "b1"}, s); code != 0 {
+			t.Fatalf("data add: exit %d\n%s", code, errb.String())
+		}
+		stderr := errb.String()
+		keys, err := intake.ReadKey(dir)
+		if err != nil || len(keys) != 2 {
+			t.Fatalf("re-identification key: %v, %v", keys, err)
+		}
+		bar := fmt.Sprintf("de-identifying %d/%d files 100%% |", files, files)
+		if got := strings.Contains(stderr, bar); got != terminal {
+			t.Errorf("terminal %v: bar %q shown %v in stderr:\n%q", terminal, bar, got, stderr)
+		}
+		for _, k := range keys {
+			line := fmt.Sprintf("  %s -> %s\n", k.Folder, k.CaseID)
+			if got := strings.Contains(stderr, line); got != terminal {
+				t.Errorf("terminal %v: mapping %q shown %v in stderr:\n%q", terminal, line, got, stderr)
+			}
+			if strings.Contains(out.String(), k.Folder) {
+				t.Errorf("a delivery folder on stdout: %q", out.String())
+			}
+		}
+		// dicom deid: the same bar over every file it walks.
+		errb.Reset()
+		if code := run(context.Background(), []string{"-C", dir, "dicom", "deid", in, "--out", filepath.Join(t.TempDir(), "out")}, s); code != 0 {
+			t.Fatalf("dicom deid: exit %d\n%s", code, errb.String())
+		}
+		if got := strings.Contains(errb.String(), bar); got != terminal {
+			t.Errorf("dicom deid, terminal %v: bar %q shown %v in stderr:\n%q", terminal, bar, got, errb.String())
+		}
 	}
 }

@@ -333,12 +333,20 @@ func Repair(ctx context.Context, s *Store, b Backend, id ID, opts TransferOption
 	return err
 }
 
-// VerifyAll re-hashes the given cache objects with jobs workers (0: one
-// per CPU) and returns those whose content no longer matches their name.
-func VerifyAll(ctx context.Context, s *Store, ids []ID, jobs int) ([]ID, error) {
+// VerifyAll re-hashes the given cache objects (ID and size) with jobs
+// workers (0: one per CPU), counting them on p (may be nil), and returns
+// those whose content no longer matches their name.
+func VerifyAll(ctx context.Context, s *Store, objs []Entry, jobs int, p Progress) ([]ID, error) {
 	var mu sync.Mutex
 	var bad []ID
-	err := forEach(ctx, TreeOptions{Jobs: jobs}.jobs(1), ids, func(_ context.Context, _ int, id ID) error {
+	var bytesTotal int64
+	for _, e := range objs {
+		bytesTotal += e.Size
+	}
+	total(p, len(objs), bytesTotal)
+	err := forEach(ctx, TreeOptions{Jobs: jobs}.jobs(1), objs, func(_ context.Context, _ int, e Entry) error {
+		id := e.ID
+		defer done(p, 1, e.Size)
 		err := s.VerifyObject(id)
 		switch {
 		case errors.Is(err, ErrCorrupt):

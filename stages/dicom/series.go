@@ -143,11 +143,16 @@ func (s *Series) warn(format string, args ...any) {
 }
 
 // irregular records an irregularity: a warning, or the series' error when
-// strict.
-func (s *Series) irregular(format string, args ...any) {
+// strict. at is the file where it shows first ("" when it is the whole
+// series'): the error names it, the warning (stored with a dataset) does
+// not.
+func (s *Series) irregular(at, format string, args ...any) {
 	msg := fmt.Sprintf(format, args...)
 	s.Warnings = append(s.Warnings, msg)
 	if s.opts.Strict && s.Err == nil {
+		if at != "" {
+			msg = at + ": " + msg
+		}
 		s.Err = fmt.Errorf("%w: %s (--strict)", ErrIrregular, msg)
 	}
 }
@@ -204,7 +209,7 @@ func (s *Series) geometry() {
 	y := [3]float64(f0.Orientation[3:])
 	nx, ny := norm(x), norm(y)
 	if nx < 0.5 || ny < 0.5 || math.Abs(dot(x, y)) > 0.01*nx*ny {
-		s.Err = fmt.Errorf("%w: ImageOrientationPatient is not two orthogonal directions", ErrInconsistent)
+		s.Err = fmt.Errorf("%w: %s: ImageOrientationPatient is not two orthogonal directions", ErrInconsistent, first.in.Path)
 		return
 	}
 	x, y = scale(x, 1/nx), scale(y, 1/ny)
@@ -220,17 +225,19 @@ func (s *Series) geometry() {
 	// Duplicate positions: keep the first of each.
 	const dupTol = 0.01 // mm
 	kept := s.slices[:1]
-	dups := 0
+	dups, firstDup := 0, ""
 	for _, r := range s.slices[1:] {
 		if r.d-kept[len(kept)-1].d < dupTol && norm(sub(r.geom().Position, kept[len(kept)-1].geom().Position)) < dupTol {
-			dups++
+			if dups++; dups == 1 {
+				firstDup = r.in.Path
+			}
 			continue
 		}
 		kept = append(kept, r)
 	}
 	s.slices = kept
 	if dups > 0 {
-		s.irregular("duplicate slice positions: %d image(s) dropped", dups)
+		s.irregular(firstDup, "duplicate slice positions: %d image(s) dropped", dups)
 	}
 	s.Slices = len(s.slices)
 	s.Files = s.files()
@@ -253,28 +260,35 @@ func (s *Series) geometry() {
 		spacing = median(gaps)
 		tol := 0.01*spacing + 0.005
 		missing, worst := 0, 0.0
-		for _, g := range gaps {
+		gapAt, unevenAt := "", "" // the file after the first such gap
+		for i, g := range gaps {
 			m := math.Round(g / spacing)
 			switch {
 			case m >= 2 && math.Abs(g-m*spacing) <= tol:
+				if missing == 0 {
+					gapAt = s.slices[i+1].in.Path
+				}
 				missing += int(m) - 1
 			case math.Abs(g-spacing) > tol:
+				if worst == 0 {
+					unevenAt = s.slices[i+1].in.Path
+				}
 				worst = max(worst, math.Abs(g-spacing))
 			}
 		}
 		if missing > 0 {
-			s.irregular("missing slices: %d gap(s) in a %.2f mm grid", missing, spacing)
+			s.irregular(gapAt, "missing slices: %d gap(s) in a %.2f mm grid", missing, spacing)
 			s.resample = true
 		}
 		if worst > 0 {
-			s.irregular("uneven slice spacing: max deviation %.2f mm from %.2f mm", worst, spacing)
+			s.irregular(unevenAt, "uneven slice spacing: max deviation %.2f mm from %.2f mm", worst, spacing)
 			s.resample = true
 		}
 		// Gantry tilt: the slices advance off the normal.
 		if l := norm(sub(last, pos0)); l > 0 {
 			cos := math.Min(1, math.Abs(dot(sub(last, pos0), n))/l)
 			if angle := math.Acos(cos) * 180 / math.Pi; angle > 0.1 {
-				s.irregular("gantry tilt %.1f°: the slices are sheared", angle)
+				s.irregular("", "gantry tilt %.1f°: the slices are sheared", angle)
 				s.resample = true
 			}
 		}

@@ -19,6 +19,7 @@ import (
 	"sort"
 
 	"github.com/medcad/medcad/gitops"
+	"github.com/medcad/medcad/gitops/cas"
 	"github.com/medcad/medcad/stages/dicom"
 	"github.com/medcad/medcad/stages/dicom/deid"
 	"github.com/medcad/medcad/stages/volume"
@@ -44,6 +45,10 @@ var ErrNoCases = errors.New("no case could be ingested")
 type Options struct {
 	Deid   *deid.Deidentifier
 	Series dicom.Options // Strict turns series warnings into refusals
+	// Progress, when set, counts the delivery's files (and bytes) as
+	// they are de-identified; it reaches the total announced, refused
+	// cases included.
+	Progress cas.Progress
 }
 
 // Refusal is a case folder that was not ingested, with the reason in one
@@ -153,15 +158,26 @@ func Prepare(ctx context.Context, input, staging string, opts Options) (*Result,
 	}
 	res := &Result{Origins: map[string]string{}}
 	seen := res.Origins // case id → folder
-	for i, e := range entries {
-		if !e.IsDir() {
-			continue
+	var folders []string
+	var work []caseWork
+	for _, e := range entries {
+		if e.IsDir() {
+			folders = append(folders, filepath.Join(input, e.Name()))
+			work = append(work, measure(folders[len(folders)-1]))
 		}
+	}
+	if opts.Progress != nil {
+		var t caseWork
+		for _, w := range work {
+			t.files, t.bytes = t.files+w.files, t.bytes+w.bytes
+		}
+		opts.Progress.Total(t.files, t.bytes)
+	}
+	for i, folder := range folders {
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
-		folder := filepath.Join(input, e.Name())
-		c, err := prepareCase(ctx, folder, filepath.Join(staging, fmt.Sprintf(".case-%d", i)), staging, seen, opts)
+		c, err := prepareCase(ctx, folder, filepath.Join(staging, fmt.Sprintf(".case-%d", i)), staging, seen, opts, work[i])
 		if err != nil {
 			if ctx.Err() != nil {
 				return nil, ctx.Err()
@@ -178,11 +194,45 @@ func Prepare(ctx context.Context, input, staging string, opts Options) (*Result,
 	return res, nil
 }
 
-func prepareCase(ctx context.Context, folder, tmp, staging string, seen map[string]string, opts Options) (*gitops.DatasetCase, error) {
+// caseWork is what de-identifying a case folder reads: its files and bytes.
+type caseWork struct {
+	files int
+	bytes int64
+}
+
+// measure counts the regular files under folder and their bytes (what
+// cannot be read counts as nothing: the de-identification reports it).
+func measure(folder string) caseWork {
+	var w caseWork
+	filepath.WalkDir(folder, func(_ string, d os.DirEntry, err error) error {
+		if err == nil && d.Type().IsRegular() {
+			if fi, err := d.Info(); err == nil {
+				w.files, w.bytes = w.files+1, w.bytes+fi.Size()
+			}
+		}
+		return nil
+	})
+	return w
+}
+
+func prepareCase(ctx context.Context, folder, tmp, staging string, seen map[string]string, opts Options, work caseWork) (*gitops.DatasetCase, error) {
 	defer os.RemoveAll(tmp)
 	var caseID string
 	var failed []string
+	var done caseWork // progress reported for this case, at most work
+	if opts.Progress != nil {
+		// The case's files count as done however it ends.
+		defer func() { opts.Progress.Done(work.files-done.files, work.bytes-done.bytes) }()
+	}
 	err := opts.Deid.TreeNumbered(ctx, []string{folder}, tmp, func(r deid.Result) {
+		if opts.Progress != nil && done.files < work.files {
+			var n int64
+			if fi, err := os.Stat(r.In); err == nil {
+				n = min(fi.Size(), work.bytes-done.bytes)
+			}
+			done.files, done.bytes = done.files+1, done.bytes+n
+			opts.Progress.Done(1, n)
+		}
 		switch {
 		case r.Skipped:
 		case r.Err != nil:

@@ -87,6 +87,12 @@ type Options struct {
 	Dates     DateMode
 	ShiftDays int // for DatesShift; may be negative
 	Jobs      int // files Tree processes at a time; 0: 4 × GOMAXPROCS
+	// Progress, when set, is told the files (and bytes) a Tree reads once
+	// it has walked its inputs, and each file as it is reported.
+	Progress interface {
+		Total(files int, bytes int64)
+		Done(files int, bytes int64)
+	}
 }
 
 // Errors callers test.

@@ -239,6 +239,7 @@ func (d *Deidentifier) tree(ctx context.Context, paths []string, outDir string, 
 	type task struct {
 		in, out  string
 		inFolder bool
+		size     int64 // bytes read
 		weight   int64 // memory it holds while processed
 		res      Result
 		done     chan struct{}
@@ -266,10 +267,18 @@ func (d *Deidentifier) tree(ctx context.Context, paths []string, outDir string, 
 			return
 		}
 		written[out] = in
-		tasks = append(tasks, &task{in: in, out: out, inFolder: inFolder, weight: memoryWeight(in), done: make(chan struct{})})
+		size := fileSize(in)
+		tasks = append(tasks, &task{in: in, out: out, inFolder: inFolder, size: size, weight: min(3*size+1, maxInFlightBytes), done: make(chan struct{})})
 	}
 	if err := walk.run(ctx, paths); err != nil {
 		return err
+	}
+	if p := d.opts.Progress; p != nil {
+		var bytes int64
+		for _, t := range tasks {
+			bytes += t.size
+		}
+		p.Total(len(tasks), bytes)
 	}
 
 	queue := make(chan *task)
@@ -320,6 +329,9 @@ func (d *Deidentifier) tree(ctx context.Context, paths []string, outDir string, 
 		if errors.Is(t.res.Err, context.Canceled) || errors.Is(t.res.Err, context.DeadlineExceeded) {
 			break
 		}
+		if p := d.opts.Progress; p != nil {
+			p.Done(1, t.size)
+		}
 		each(t.res)
 	}
 	wg.Wait()
@@ -338,14 +350,16 @@ func (d *Deidentifier) jobs() int {
 // a file is held about three times (read, parsed, encoded).
 const maxInFlightBytes = 1 << 30
 
-// memoryWeight is what processing the file at path holds in memory,
-// capped so that any single file can run alone.
-func memoryWeight(path string) int64 {
+// fileSize is the size of the file at path (0 when it cannot be read:
+// processing it reports why). Processing a file holds about three times
+// its size in memory (capped at maxInFlightBytes, so that any single file
+// can run alone).
+func fileSize(path string) int64 {
 	st, err := os.Stat(path)
 	if err != nil {
-		return 1
+		return 0
 	}
-	return min(3*st.Size()+1, maxInFlightBytes)
+	return st.Size()
 }
 
 // fileWalk visits the regular files named by paths or found in the
