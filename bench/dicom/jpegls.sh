@@ -30,19 +30,9 @@ mkdir "$work/series" "$work/plain"
 echo "series: $slices slices of 512x512, JPEG-LS lossless: $(du -sm "$work/series" | cut -f1) MB (native $(du -sm "$work/native" | cut -f1) MB); $(nproc) CPUs"
 echo "dcmtk: $(dcmdjpls --version 2>&1 | grep -o 'v[0-9][0-9.]*' | head -1)"
 
-median() { sort -n | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
-
-# timed NAME CMD...: runs CMD; appends its wall seconds to NAME.times and
-# its CPU seconds (user + system, children included) to NAME.cpu.
-timed() {
-  local name=$1; shift
-  rm -rf "$work/out"; mkdir "$work/out"
-  /usr/bin/time -f "%e %U %S" -o "$work/t" "$@" >/dev/null 2>"$work/$name.err" || { cat "$work/$name.err" >&2; exit 1; }
-  awk '{print $1}' "$work/t" >>"$work/$name.times"
-  awk '{print $2 + $3}' "$work/t" >>"$work/$name.cpu"
-}
+. bench/dicom/timing.sh
 # loop TOOL DIR: TOOL IN OUT on every file of DIR, one after the other.
-loop() { for f in "$2"/*; do "$1" "$f" "$work/out/${f##*/}"; done; }
+loop() { for f in "$2"/*; do "$1" "$f" "$work/out-$1/${f##*/}"; done; }
 export -f loop
 export work
 
@@ -50,10 +40,10 @@ uptime
 for _ in $(seq "$runs"); do
   timed dcmdjpls bash -c 'loop dcmdjpls "$0"' "$work/series"
   timed dcmconv bash -c 'loop dcmconv "$0"' "$work/plain"
-  timed medcad "$work/medcad" dicom convert --gzip=false --out "$work/out" "$work/series"
-  timed medcad-1cpu env GOMAXPROCS=1 "$work/medcad" dicom convert --gzip=false --out "$work/out" "$work/series"
+  timed medcad "$work/medcad" dicom convert --gzip=false --out "$work/out-medcad" "$work/series"
+  timed medcad-1cpu env GOMAXPROCS=1 "$work/medcad" dicom convert --gzip=false --out "$work/out-medcad-1cpu" "$work/series"
 done
-cp "$work/out/series-01.nii" "$work/medcad.nii"
+cp "$work/out-medcad/series-01.nii" "$work/medcad.nii"
 mkdir "$work/ref"
 dcm2niix -z n -f ref -o "$work/ref" "$work/plain" >/dev/null
 

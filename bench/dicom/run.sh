@@ -32,19 +32,7 @@ fi
 echo "series: $slices slices of 512x512, $(du -sm "$work/series" | cut -f1) MB; $(nproc) CPUs; pigz: $(command -v pigz || echo none)"
 echo "dcm2niix: $(dcm2niix 2>&1 | grep -o "v[0-9][0-9.]*[0-9]" | head -1)"
 
-median() { sort -n | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
-
-# timed NAME CMD...: runs CMD in a fresh output folder; appends its wall
-# seconds to NAME.times and its CPU seconds (user + system) to NAME.cpu.
-# CPU time shows the work done whatever the machine's load; wall time is
-# what a user waits.
-timed() {
-  local name=$1; shift
-  rm -rf "$work/out-$name"; mkdir "$work/out-$name"
-  /usr/bin/time -f "%e %U %S" -o "$work/t" "$@" >/dev/null 2>"$work/$name.err" || { cat "$work/$name.err" >&2; exit 1; }
-  awk '{print $1}' "$work/t" >>"$work/$name.times"
-  awk '{print $2 + $3}' "$work/t" >>"$work/$name.cpu"
-}
+. bench/dicom/timing.sh
 
 compare() { # A B: medians and ratio B/A
   local ta tb ca cb
