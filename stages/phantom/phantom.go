@@ -9,9 +9,14 @@
 // two cortical tables around diploë and air cells; stacked vertebral
 // bodies with discs) plus the confounders a plain HU threshold gets wrong
 // (contrast-filled vessels, calcified plaques, osteoporotic bone, the table
-// under the body, an optional metal implant with streaks), then blurred
-// (partial volume) and given correlated Gaussian noise. Labels follow
-// partial volume (see LabelExcessHU).
+// under the body, an optional metal implant with streaks). Voxels on a
+// boundary average 16 points of their footprint (partial volume: a
+// surface counts where it lies inside the voxel, and a cortex thinner
+// than the slice spacing is not lost between voxel centres); the volume is
+// then blurred (the scanner's point spread) and given correlated Gaussian
+// noise. Labels follow partial volume (see LabelExcessHU), computed from
+// the same voxel footprints as the image, with the anatomy's HU: streaks
+// never move a label.
 //
 // Output is deterministic: the same Options and case index always give
 // byte-identical volumes. All randomness comes from PCG generators seeded
@@ -156,23 +161,20 @@ func Generate(ctx context.Context, opts Options, i int) (*Case, error) {
 	}
 	sc := newScene(opts, i)
 	n := sc.dim[0] * sc.dim[1] * sc.dim[2]
-	hu := make([]float32, n)
 	tis := make([]uint8, n)
-	if err := parallelSlices(ctx, sc.dim[2], func(k int) { sc.renderSlice(k, hu, tis) }); err != nil {
+	if err := parallelSlices(ctx, sc.dim[2], func(k int) { sc.classifySlice(k, tis) }); err != nil {
 		return nil, err
 	}
 	// Labels follow partial volume: a voxel is bone when it is mostly bone
-	// (the bone indicator, blurred like the image, reaches ½) or when bone
+	// (its bone fraction, blurred like the image, reaches ½) or when bone
 	// raises it at least LabelExcessHU above soft tissue (the bone's excess
 	// over muscle, blurred like the image), as a clinical bone window does
 	// at a bone's surface.
+	hu := make([]float32, n)
 	frac := make([]float32, n)
 	excess := make([]float32, n)
-	for v, t := range tis {
-		if IsBone(Tissue(t), opts.LabelRules) {
-			frac[v] = 1
-			excess[v] = max(hu[v]-float32(sc.hu[Muscle]), 0)
-		}
+	if err := parallelSlices(ctx, sc.dim[2], func(k int) { sc.shadeSlice(k, tis, opts.LabelRules, hu, frac, excess) }); err != nil {
+		return nil, err
 	}
 	blur(ctx, hu, sc.dim, sc.blurVox)
 	blur(ctx, frac, sc.dim, sc.blurVox)

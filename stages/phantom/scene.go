@@ -460,11 +460,8 @@ type sliceShapes struct {
 	vessels []disc
 }
 
-// renderSlice fills slice k of hu (noise-free HU with tissue texture) and
-// tis (tissue classes).
-func (s *scene) renderSlice(k int, hu []float32, tis []uint8) {
-	nx, ny := s.dim[0], s.dim[1]
-	z := (float64(k) + 0.5) * s.sp[2]
+// shapesAt returns the cross-sections of the moving structures at height z.
+func (s *scene) shapesAt(z float64) *sliceShapes {
 	sl := &sliceShapes{z: z}
 	for _, lb := range s.bones {
 		if b, ok := lb.slice(z, s.height); ok {
@@ -475,40 +472,137 @@ func (s *scene) renderSlice(k int, hu []float32, tis []uint8) {
 		cx, cy := v.centre(z, s.height)
 		sl.vessels = append(sl.vessels, disc{cx, cy, v.r * v.r})
 	}
-	tex := rng(s.seed, s.idx, streamTexture<<32|uint64(k))
-	var mx, my float64
-	streak := s.metal != nil && z >= s.metal.z0 && z <= s.metal.z1
-	if streak {
-		mx, my = s.metal.centre(z, s.height)
-	}
+	return sl
+}
+
+// imageXY returns the image coordinates (mm, relative to the image
+// centre) of the point at voxel (i+di, j+dj) of the slice.
+func (s *scene) imageXY(i, j int, di, dj float64) (float64, float64) {
+	nx, ny := float64(s.dim[0]), float64(s.dim[1])
+	return (nx-1)/2*s.sp[0] - s.sp[0]*(float64(i)+di), (float64(j)+dj)*s.sp[1] - (ny-1)/2*s.sp[1]
+}
+
+// classifySlice fills slice k of tis with the tissue at each voxel centre.
+func (s *scene) classifySlice(k int, tis []uint8) {
+	nx, ny := s.dim[0], s.dim[1]
+	sl := s.shapesAt((float64(k) + 0.5) * s.sp[2])
 	off := k * nx * ny
 	for j := range ny {
-		y := float64(j)*s.sp[1] - (float64(ny)-1)/2*s.sp[1]
 		for i := range nx {
-			x := (float64(nx)-1)/2*s.sp[0] - s.sp[0]*float64(i)
-			t := s.tissueAt(x, y, sl)
-			x, y := s.unrotate(x, y)
-			v := s.hu[t]
-			switch t {
-			case Vessel:
-				v = s.vesselHU(x, y, z)
-			case Plaque:
-				v = s.plaqueHU(x, y, z)
-			case Trabecular, Canal:
-				v += s.boneOffset(x, y, z)
-			}
-			if tx := s.texture[t]; tx > 0 {
-				v += tx * tex.NormFloat64()
-			}
-			if streak && t != Air && t != Metal && t != Table {
-				dx, dy := x-mx, y-my
-				ang := math.Atan2(dy, dx)
-				v += s.streaks.amp * math.Sin(float64(s.streaks.n)*ang+s.streaks.phase) * math.Exp(-math.Hypot(dx, dy)/s.streaks.lambda)
-			}
-			hu[off+j*nx+i] = float32(v)
-			tis[off+j*nx+i] = uint8(t)
+			x, y := s.imageXY(i, j, 0, 0)
+			tis[off+j*nx+i] = uint8(s.tissueAt(x, y, sl))
 		}
 	}
+}
+
+// Partial volume: a voxel on a boundary (some of its 26 neighbours'
+// centres are of another tissue) averages subXY × subXY × subZ points
+// spread evenly over its footprint, so its value and bone fraction follow
+// where a surface lies inside it; other voxels are rendered from their
+// centre.
+const subXY, subZ = 2, 4
+
+// subOffset is the offset, in voxels, of sub-point q of n along an axis.
+func subOffset(q, n int) float64 { return (float64(q)+0.5)/float64(n) - 0.5 }
+
+// shadeSlice fills slice k of hu (noise-free HU with tissue texture and
+// streaks), frac (the voxel's bone fraction by the label rules) and excess
+// (the voxel's mean excess of bone over muscle: bone without artefacts)
+// from the tissue classes in tis.
+func (s *scene) shadeSlice(k int, tis []uint8, rules string, hu, frac, excess []float32) {
+	nx, ny := s.dim[0], s.dim[1]
+	zc := (float64(k) + 0.5) * s.sp[2]
+	var subs [subZ]*sliceShapes
+	for q := range subs {
+		subs[q] = s.shapesAt(zc + subOffset(q, subZ)*s.sp[2])
+	}
+	tex := rng(s.seed, s.idx, streamTexture<<32|uint64(k))
+	var mx, my float64
+	streak := s.metal != nil && zc >= s.metal.z0 && zc <= s.metal.z1
+	if streak {
+		mx, my = s.metal.centre(zc, s.height)
+	}
+	muscle := s.hu[Muscle]
+	off := k * nx * ny
+	for j := range ny {
+		for i := range nx {
+			v := off + j*nx + i
+			t := Tissue(tis[v])
+			g := tex.NormFloat64() // the voxel's texture draw
+			var sum, bone, exc, soft float64
+			n := 0
+			add := func(t Tissue, x, y, z float64) {
+				px, py := s.unrotate(x, y)
+				h := s.tissueHU(t, px, py, z) + s.texture[t]*g
+				sum += h
+				if IsBone(t, rules) {
+					bone++
+					exc += max(h-muscle, 0)
+				}
+				if t != Air && t != Metal && t != Table {
+					soft++
+				}
+				n++
+			}
+			if s.uniform(tis, i, j, k) {
+				x, y := s.imageXY(i, j, 0, 0)
+				add(t, x, y, zc)
+			} else {
+				for qz, sl := range subs {
+					z := zc + subOffset(qz, subZ)*s.sp[2]
+					for qy := range subXY {
+						for qx := range subXY {
+							x, y := s.imageXY(i, j, subOffset(qx, subXY), subOffset(qy, subXY))
+							add(s.tissueAt(x, y, sl), x, y, z)
+						}
+					}
+				}
+			}
+			h := sum / float64(n)
+			if streak && soft > 0 {
+				x, y := s.imageXY(i, j, 0, 0)
+				x, y = s.unrotate(x, y)
+				dx, dy := x-mx, y-my
+				ang := math.Atan2(dy, dx)
+				h += soft / float64(n) * s.streaks.amp * math.Sin(float64(s.streaks.n)*ang+s.streaks.phase) * math.Exp(-math.Hypot(dx, dy)/s.streaks.lambda)
+			}
+			hu[v] = float32(h)
+			frac[v] = float32(bone / float64(n))
+			excess[v] = float32(exc / float64(n))
+		}
+	}
+}
+
+// uniform reports whether the centres of voxel (i, j, k) and of all its
+// 26 neighbours inside the volume are of one tissue.
+func (s *scene) uniform(tis []uint8, i, j, k int) bool {
+	nx, ny, nz := s.dim[0], s.dim[1], s.dim[2]
+	t := tis[(k*ny+j)*nx+i]
+	for c := max(k-1, 0); c <= min(k+1, nz-1); c++ {
+		for b := max(j-1, 0); b <= min(j+1, ny-1); b++ {
+			row := tis[(c*ny+b)*nx:]
+			for a := max(i-1, 0); a <= min(i+1, nx-1); a++ {
+				if row[a] != t {
+					return false
+				}
+			}
+		}
+	}
+	return true
+}
+
+// tissueHU is the noise-free HU of tissue t at (x, y, z) in the patient's
+// frame, before texture.
+func (s *scene) tissueHU(t Tissue, x, y, z float64) float64 {
+	switch t {
+	case Vessel:
+		return s.vesselHU(x, y, z)
+	case Plaque:
+		return s.plaqueHU(x, y, z)
+	case Trabecular, Canal:
+		return s.hu[t] + s.boneOffset(x, y, z)
+	}
+	return s.hu[t]
 }
 
 func (s *scene) vesselHU(x, y, z float64) float64 {
@@ -572,4 +666,4 @@ func pad2(n int) string { return fmt.Sprintf("%02d", n) }
 
 // Version is the version of the phantoms Generate draws for a seed; cache
 // keys of stages that make phantoms depend on it.
-const Version = "2"
+const Version = "3"

@@ -277,4 +277,4 @@ func WriteModel(path string, m *Model) (string, error) {
 // (features, training, prediction): a pipeline's cache keys depend on it,
 // not on medcad's build, so bump it whenever a trained model or a
 // prediction would come out different.
-const Algorithm = "2"
+const Algorithm = "3"

@@ -41,7 +41,7 @@ func Predict(ctx context.Context, m *Model, ct *volume.Volume) (*volume.Volume, 
 		return nil, err
 	}
 	prob := m.MLP.net().score(fs)
-	mask := refine(w, fs, prob, m.Refine, m.Features.MaxHoleMM2)
+	mask := refine(w, fs, prob, m.Refine, m.Features.MaxHoleMM2, m.Localizer.BodyMinHU)
 	w.paste(mask, out)
 	return out, nil
 }
@@ -66,8 +66,9 @@ func (w *work) paste(mask []bool, out *volume.Volume) {
 
 // refine thresholds the candidate probabilities, removes fragments
 // smaller than r.MinComponentMM3 and optionally fills holes per slice (of
-// at most maxHoleMM2).
-func refine(w *work, fs featureSet, prob [][]float32, r Refine, maxHoleMM2 float64) []bool {
+// at most maxHoleMM2) except their air (HU ≤ airHU): a marrow cavity is
+// bone, the air of a sinus or an air cell is not.
+func refine(w *work, fs featureSet, prob [][]float32, r Refine, maxHoleMM2, airHU float64) []bool {
 	mask := make([]bool, w.g.len())
 	for ci, c := range fs.chunks {
 		for i, v := range c.idx {
@@ -79,10 +80,11 @@ func refine(w *work, fs featureSet, prob [][]float32, r Refine, maxHoleMM2 float
 	voxel := w.g.sp[0] * w.g.sp[1] * w.g.sp[2]
 	removeSmall(w.g, mask, int(math.Ceil(r.MinComponentMM3/voxel)))
 	if r.FillHoles {
-		mask = fillHoles(w.g, mask, w.g.area(maxHoleMM2))
-		for v := range mask {
-			mask[v] = mask[v] && w.body[v]
+		filled := fillHoles(w.g, mask, w.g.area(maxHoleMM2))
+		for v := range filled {
+			filled[v] = mask[v] || filled[v] && w.body[v] && w.ct.At(w.fullIndex(v)) > airHU
 		}
+		mask = filled
 	}
 	return mask
 }

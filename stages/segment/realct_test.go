@@ -13,7 +13,7 @@ import (
 
 // realCTMinDice is the Dice the model trained on phantoms alone must reach
 // on the real head CT against its bone preset (issue 21's goal is 0.92;
-// measured 0.943 and 0.944 for phantom seeds 1 and 3, see docs/models.md).
+// measured 0.949 and 0.967 for phantom seeds 1 and 3, see docs/models.md).
 const realCTMinDice = 0.92
 
 // TestRealHeadCT trains the default model on 12 phantoms only and scores
@@ -59,14 +59,25 @@ func TestRealHeadCT(t *testing.T) {
 		t.Errorf("real head CT Dice %.4f against the bone preset, want ≥ %.2f", r.Dice, realCTMinDice)
 	}
 	// Soft tissue (below the bone window) must not be called bone in bulk:
-	// the brain inside the skull is no hole to fill.
+	// the brain inside the skull is no hole to fill. Voxels touching the
+	// reference bone are its partial-volume surface, not bulk.
 	soft := 0
+	d := ct.Dim
 	for v, p := range pred.U8 {
-		if p != 0 && ct.I16[v] < 100 {
+		if p == 0 || ct.I16[v] >= 100 {
+			continue
+		}
+		i, j, k := v%d[0], (v/d[0])%d[1], v/(d[0]*d[1])
+		touches := i > 0 && ref.U8[v-1] != 0 || i < d[0]-1 && ref.U8[v+1] != 0 ||
+			j > 0 && ref.U8[v-d[0]] != 0 || j < d[1]-1 && ref.U8[v+d[0]] != 0 ||
+			k > 0 && ref.U8[v-d[0]*d[1]] != 0 || k < d[2]-1 && ref.U8[v+d[0]*d[1]] != 0
+		if !touches {
 			soft++
 		}
 	}
 	if frac := float64(soft) / float64(r.PredVoxels); frac > 0.02 {
-		t.Errorf("%.1f%% of the predicted bone is below 100 HU (soft tissue, brain)", 100*frac)
+		t.Errorf("%.1f%% of the predicted bone is below 100 HU and away from the reference bone (soft tissue, brain)", 100*frac)
+	} else {
+		t.Logf("%.1f%% of the predicted bone is below 100 HU away from the reference bone", 100*frac)
 	}
 }

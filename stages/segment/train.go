@@ -329,7 +329,7 @@ func calibrate(ctx context.Context, m *Model, cases []Case, progress func(string
 		for i, ch := range choices {
 			r := m.Refine
 			r.Threshold, r.FillHoles = ch.t, ch.fill
-			mask := refine(w, fs, prob, r, m.Features.MaxHoleMM2)
+			mask := refine(w, fs, prob, r, m.Features.MaxHoleMM2, m.Localizer.BodyMinHU)
 			inter, pred := 0, 0
 			for v, in := range mask {
 				if in {
