@@ -32,9 +32,9 @@ type ReproOptions struct {
 	// CacheNamespace keeps the run-cache entries this repro writes apart
 	// from the trusted ones ("pr-12" for a pull request's job; see CAS).
 	CacheNamespace string
-	OnEvent        func(Event)
-	Stdout         io.Writer // stage commands' output
-	CheckpointDir  string    // see Options.CheckpointDir
+	OnEvent        func(Event) // one call at a time, in the order of Result.Events
+	Stdout         io.Writer   // stage commands' output
+	CheckpointDir  string      // see Options.CheckpointDir
 }
 
 // Outcome is what Reproduce did.

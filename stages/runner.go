@@ -270,6 +270,7 @@ type runner struct {
 	env     string
 	mu      sync.Mutex // guards lock.Stages, stale and res.Events
 	writeMu sync.Mutex // serialises lock file writes
+	eventMu sync.Mutex // serialises OnEvent: stages run in parallel, lines must not interleave
 	res     *Result
 	stale   map[string]bool         // stages a dry run would run
 	pending map[string]*pendingOuts // Lazy: stages whose outs are in the store only
@@ -279,6 +280,8 @@ func (r *runner) emit(e Event) {
 	if s := r.o.Plan.Stage(e.Stage); r.o.DryRun && e.Case == "" && e.Err == nil && s != nil {
 		e.Env = r.envNames(s)
 	}
+	r.eventMu.Lock()
+	defer r.eventMu.Unlock()
 	r.mu.Lock()
 	r.res.Events = append(r.res.Events, e)
 	r.mu.Unlock()
