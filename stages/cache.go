@@ -35,6 +35,9 @@ type CAS struct {
 	Push      bool        // send new results to the remote
 	Jobs      int
 	Namespace string // "" writes the trusted run cache; "pr-12" a pull request's own
+	// Meter, when set, draws the progress of storing, fetching, restoring
+	// and pushing outputs of at least meterMinBytes.
+	Meter func(step string) (p cas.Progress, finish func())
 
 	index *cas.Index // safe for concurrent use
 }
@@ -49,6 +52,8 @@ func (c *CAS) Close() error { return c.Store.SaveIndex(c.index) }
 
 // Snapshot implements Store.
 func (c *CAS) Snapshot(ctx context.Context, root string, rels []string) (string, error) {
+	prog, finish := c.meter("storing " + strings.Join(rels, ", "))
+	defer finish()
 	m := &cas.Manifest{}
 	for _, rel := range rels {
 		p := filepath.Join(root, filepath.FromSlash(rel))
@@ -68,7 +73,7 @@ func (c *CAS) Snapshot(ctx context.Context, root string, rels []string) (string,
 			m.Entries = append(m.Entries, cas.Entry{Path: rel, Mode: cas.ModeOf(fi), Size: n, ID: id})
 			continue
 		}
-		res, err := c.Store.AddDir(ctx, p, cas.TreeOptions{Jobs: c.Jobs, Index: c.index, IndexPrefix: c.indexPrefix(p)})
+		res, err := c.Store.AddDir(ctx, p, cas.TreeOptions{Jobs: c.Jobs, Progress: prog, Index: c.index, IndexPrefix: c.indexPrefix(p)})
 		if err != nil {
 			return "", err
 		}
@@ -119,7 +124,10 @@ func (c *CAS) Restore(ctx context.Context, digest, root string) error {
 		return err
 	}
 	if c.Remote != nil {
-		if _, err := cas.Pull(ctx, c.Store, c.Remote, []cas.ID{id}, cas.TransferOptions{Jobs: c.Jobs}); err != nil {
+		prog, finish := c.meter("fetching outputs")
+		_, err := cas.Pull(ctx, c.Store, c.Remote, []cas.ID{id}, cas.TransferOptions{Jobs: c.Jobs, Progress: prog})
+		finish()
+		if err != nil {
 			return err
 		}
 	}
@@ -127,7 +135,9 @@ func (c *CAS) Restore(ctx context.Context, digest, root string) error {
 	if err != nil {
 		return err
 	}
-	_, err = c.Store.Checkout(ctx, m, root, cas.CheckoutOptions{TreeOptions: cas.TreeOptions{Jobs: c.Jobs}, Force: true})
+	prog, finish := c.meter("restoring " + outsOf(m))
+	defer finish()
+	_, err = c.Store.Checkout(ctx, m, root, cas.CheckoutOptions{TreeOptions: cas.TreeOptions{Jobs: c.Jobs, Progress: prog}, Force: true})
 	return err
 }
 
@@ -324,7 +334,9 @@ func (c *CAS) PushEntry(ctx context.Context, key, digest string) error {
 	if err != nil {
 		return err
 	}
-	if _, err := cas.Push(ctx, c.Store, c.Remote, []cas.ID{id}, cas.TransferOptions{Jobs: c.Jobs}); err != nil {
+	prog, finish := c.meter("pushing outputs")
+	defer finish()
+	if _, err := cas.Push(ctx, c.Store, c.Remote, []cas.ID{id}, cas.TransferOptions{Jobs: c.Jobs, Progress: prog}); err != nil {
 		return err
 	}
 	keys := c.readKeys(key)

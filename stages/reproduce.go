@@ -82,6 +82,7 @@ func Reproduce(ctx context.Context, p *gitops.Project, o ReproOptions) (*Outcome
 	defer unlock()
 	store := NewCAS(p.Store, remote, o.Push, o.Jobs)
 	store.Namespace = o.CacheNamespace
+	store.Meter = p.Meter
 	defer store.Close()
 	data := NewPointers(p.Root, store)
 	data.Holdout = p.Config.Data.Holdout

@@ -119,3 +119,67 @@ func TestDICOMAddProgress(t *testing.T) {
 		}
 	}
 }
+
+// TestReproProgress: repro draws a bar, to 100%, while it stores and
+// restores a large stage output on a (faked) terminal, and none for a
+// small one.
+func TestReproProgress(t *testing.T) {
+	t.Parallel()
+	dir := filepath.Join(t.TempDir(), "p")
+	quiet := streams{in: strings.NewReader(""), out: io.Discard, err: io.Discard}
+	if code := run(context.Background(), []string{"init", dir}, quiet); code != 0 {
+		t.Fatal("init failed")
+	}
+	files := map[string]string{
+		"medcad.toml": `[project]
+name = "p"
+
+[[stage]]
+name = "big"
+run = "sh make.sh {out} 40000000"
+deps = ["make.sh"]
+outs = ["build/big"]
+
+[[stage]]
+name = "tiny"
+run = "sh make.sh {out} 1000"
+deps = ["make.sh"]
+outs = ["build/tiny"]
+`,
+		"make.sh": "mkdir -p \"$1\" && head -c \"$2\" /dev/zero > \"$1/data.bin\" && echo done > \"$1/note.txt\"\n",
+	}
+	for name, text := range files {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(text), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	repro := func() string {
+		t.Helper()
+		var errb bytes.Buffer
+		s := streams{in: strings.NewReader(""), out: io.Discard, err: &errb, terminal: func(w io.Writer) bool { return w == &errb }}
+		if code := run(context.Background(), []string{"-C", dir, "repro"}, s); code != 0 {
+			t.Fatalf("repro: exit %d\n%s", code, errb.String())
+		}
+		return errb.String()
+	}
+	bar := func(stderr, step string) bool {
+		return regexp.MustCompile(regexp.QuoteMeta(step) + ` 2/2 files 100% \|`).MatchString(stderr)
+	}
+	first := repro()
+	if !bar(first, "storing build/big") {
+		t.Errorf("no bar at 100%% while storing build/big:\n%q", first)
+	}
+	if strings.Contains(first, "build/tiny") {
+		t.Errorf("a bar for a small output:\n%q", first)
+	}
+	if err := os.RemoveAll(filepath.Join(dir, "build")); err != nil {
+		t.Fatal(err)
+	}
+	second := repro()
+	if !bar(second, "restoring build/big") {
+		t.Errorf("no bar at 100%% while restoring build/big:\n%q", second)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "build", "big", "data.bin")); err != nil {
+		t.Errorf("not restored: %v", err)
+	}
+}
