@@ -439,7 +439,9 @@ func (p *Project) DataStatus(ctx context.Context, names []string, remote bool) (
 				return nil, err
 			}
 			st.InCache = true
-			s, err := p.Store.Status(ctx, m, p.Path(d.WorkDir()), cas.TreeOptions{Index: ix, IndexPrefix: d.WorkDir()})
+			prog, finish := p.meter("checking " + d.Name)
+			s, err := p.Store.Status(ctx, m, p.Path(d.WorkDir()), cas.TreeOptions{Index: ix, IndexPrefix: d.WorkDir(), Progress: prog})
+			finish()
 			if err != nil {
 				return nil, fmt.Errorf("%s: %w", d.Name, err)
 			}

@@ -14,7 +14,7 @@ import (
 	"github.com/medcad/medcad/stages/intake"
 )
 
-// TestProgressReaches100 runs data add, verify, push and pull with stderr on a
+// TestProgressReaches100 runs data add, verify, push, pull and status with stderr on a
 // (faked) terminal: every step's bar ends at 100% with all files counted,
 // also a step faster than the bar's redraw interval (checkout); with
 // stderr not a terminal there is no bar.
@@ -56,6 +56,9 @@ func TestProgressReaches100(t *testing.T) {
 	pull := medcadIn(true, "data", "pull")
 	final(pull, "pulling")
 	final(pull, "checkout b1")
+	// Without the stat index, status re-hashes every file.
+	os.RemoveAll(filepath.Join(dir, ".medcad", "index"))
+	final(medcadIn(true, "data", "status"), "checking b1")
 	os.RemoveAll(filepath.Join(dir, "data", "b1"))
 	if got := medcadIn(false, "data", "checkout"); strings.Contains(got, "%") {
 		t.Errorf("a bar without a terminal: %q", got)

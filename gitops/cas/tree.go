@@ -387,7 +387,8 @@ func (st *Status) Clean() bool {
 }
 
 // Status compares the folder dir with manifest m. Files the index knows
-// unchanged are not read; the others are hashed in parallel.
+// unchanged are not read; the others are hashed in parallel and counted
+// on opts.Progress.
 func (s *Store) Status(ctx context.Context, m *Manifest, dir string, opts TreeOptions) (*Status, error) {
 	files, err := walkTree(ctx, dir, true)
 	if err != nil {
@@ -423,6 +424,13 @@ func (s *Store) Status(ctx context.Context, m *Manifest, dir string, opts TreeOp
 			st.Missing = append(st.Missing, e.Path)
 		}
 	}
+	var checkBytes int64
+	for _, f := range check {
+		checkBytes += f.fi.Size()
+	}
+	if len(check) > 0 {
+		total(opts.Progress, len(check), checkBytes)
+	}
 	var mu sync.Mutex
 	err = forEach(ctx, opts.jobs(2), check, func(_ context.Context, _ int, f fileInfo) error {
 		start := time.Now()
@@ -433,6 +441,7 @@ func (s *Store) Status(ctx context.Context, m *Manifest, dir string, opts TreeOp
 		if ip := opts.indexPath(f.rel); ip != "" {
 			opts.Index.Record(ip, f.fi, id, start)
 		}
+		done(opts.Progress, 1, f.fi.Size())
 		mu.Lock()
 		defer mu.Unlock()
 		st.Rehashed++
