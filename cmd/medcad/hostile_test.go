@@ -11,6 +11,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/medcad/medcad/internal/dicomtest"
 	"github.com/medcad/medcad/stages/phantom"
 )
 
@@ -40,46 +41,15 @@ func phantomBatch(t *testing.T, n int, seed uint64) (string, []string) {
 	return dir, names
 }
 
-// dicomElement encodes an explicit VR little endian element.
-func dicomElement(group, elem uint16, vr string, length uint32, value []byte) []byte {
-	b := binary.LittleEndian.AppendUint16(nil, group)
-	b = binary.LittleEndian.AppendUint16(b, elem)
-	switch {
-	case group == 0xFFFE:
-		b = binary.LittleEndian.AppendUint32(b, length)
-	case vr == "OB" || vr == "OW" || vr == "SQ" || vr == "UN" || vr == "UT":
-		b = append(b, vr[0], vr[1], 0, 0)
-		b = binary.LittleEndian.AppendUint32(b, length)
-	default:
-		b = append(b, vr[0], vr[1])
-		b = binary.LittleEndian.AppendUint16(b, uint16(length))
-	}
-	return append(b, value...)
-}
-
-// part10 is a preamble and file meta naming transferSyntax.
-func part10(transferSyntax string) []byte {
-	ts := []byte(transferSyntax)
-	if len(ts)%2 == 1 {
-		ts = append(ts, 0)
-	}
-	class := []byte("1.2.840.10008.5.1.4.1.1.2\x00")
-	inst := []byte("1.2.3.4.5.6.7.8.9\x00")
-	meta := append(dicomElement(0x0002, 0x0002, "UI", uint32(len(class)), class), dicomElement(0x0002, 0x0003, "UI", uint32(len(inst)), inst)...)
-	meta = append(meta, dicomElement(0x0002, 0x0010, "UI", uint32(len(ts)), ts)...)
-	gl := dicomElement(0x0002, 0x0000, "UL", 4, binary.LittleEndian.AppendUint32(nil, uint32(len(meta))))
-	return append(append(append(make([]byte, 128), "DICM"...), gl...), meta...)
-}
-
 // deepSequences is a DICOM file of levels nested sequences (undefined
 // lengths, as a stack-overflow attack writes them): 20 bytes a level.
 func deepSequences(levels int) []byte {
 	const u = 0xFFFFFFFF
 	var b bytes.Buffer
-	b.Write(part10("1.2.840.10008.1.2.1"))
-	b.Write(dicomElement(0x0008, 0x0016, "UI", 26, []byte("1.2.840.10008.5.1.4.1.1.2\x00")))
-	open := append(dicomElement(0x0008, 0x1140, "SQ", u, nil), dicomElement(0xFFFE, 0xE000, "", u, nil)...)
-	closing := append(dicomElement(0xFFFE, 0xE00D, "", 0, nil), dicomElement(0xFFFE, 0xE0DD, "", 0, nil)...)
+	b.Write(dicomtest.Part10("1.2.840.10008.1.2.1"))
+	b.Write(dicomtest.Element(0x0008, 0x0016, "UI", 26, []byte("1.2.840.10008.5.1.4.1.1.2\x00")))
+	open := append(dicomtest.Element(0x0008, 0x1140, "SQ", u, nil), dicomtest.Element(0xFFFE, 0xE000, "", u, nil)...)
+	closing := append(dicomtest.Element(0xFFFE, 0xE00D, "", 0, nil), dicomtest.Element(0xFFFE, 0xE0DD, "", 0, nil)...)
 	for range levels {
 		b.Write(open)
 	}
@@ -124,10 +94,10 @@ func zeroBomb(prefix []byte, n int64) []byte {
 // deflateBomb is a deflated-syntax DICOM file whose data set inflates to
 // more than n bytes: a small image header and an n-byte OB value of zeros.
 func deflateBomb(n int64) []byte {
-	head := dicomElement(0x0008, 0x0016, "UI", 26, []byte("1.2.840.10008.5.1.4.1.1.2\x00"))
-	head = append(head, dicomElement(0x0008, 0x0018, "UI", 18, []byte("1.2.3.4.5.6.7.8.9\x00"))...)
-	head = append(head, dicomElement(0x0009, 0x1001, "OB", uint32(n), nil)...)
-	return append(part10("1.2.840.10008.1.2.1.99"), zeroBomb(head, n)...)
+	head := dicomtest.Element(0x0008, 0x0016, "UI", 26, []byte("1.2.840.10008.5.1.4.1.1.2\x00"))
+	head = append(head, dicomtest.Element(0x0008, 0x0018, "UI", 18, []byte("1.2.3.4.5.6.7.8.9\x00"))...)
+	head = append(head, dicomtest.Element(0x0009, 0x1001, "OB", uint32(n), nil)...)
+	return append(dicomtest.Part10("1.2.840.10008.1.2.1.99"), zeroBomb(head, n)...)
 }
 
 // niftiHeader is a 352-byte NIfTI-1 header (identity affine, 1 mm

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/medcad/medcad/internal/dicomtest"
 	"github.com/suyashkumar/dicom"
 	"github.com/suyashkumar/dicom/pkg/tag"
 )
@@ -101,14 +102,14 @@ func TestBoundsDepthAndDeflate(t *testing.T) {
 	t.Parallel()
 	const u = 0xFFFFFFFF
 	nest := func(levels int, defined bool) []byte {
-		body := elemLE(0x0010, 0x0010, "PN", 4, []byte("A^B "))
+		body := dicomtest.Element(0x0010, 0x0010, "PN", 4, []byte("A^B "))
 		for range levels {
 			if defined {
-				item := cat(elemLE(0xFFFE, 0xE000, "", uint32(len(body)), nil), body)
-				body = cat(elemLE(0x0008, 0x1140, "SQ", uint32(len(item)), nil), item)
+				item := cat(dicomtest.Element(0xFFFE, 0xE000, "", uint32(len(body)), nil), body)
+				body = cat(dicomtest.Element(0x0008, 0x1140, "SQ", uint32(len(item)), nil), item)
 			} else {
-				body = cat(elemLE(0x0008, 0x1140, "SQ", u, nil), elemLE(0xFFFE, 0xE000, "", u, nil), body,
-					elemLE(0xFFFE, 0xE00D, "", 0, nil), elemLE(0xFFFE, 0xE0DD, "", 0, nil))
+				body = cat(dicomtest.Element(0x0008, 0x1140, "SQ", u, nil), dicomtest.Element(0xFFFE, 0xE000, "", u, nil), body,
+					dicomtest.Element(0xFFFE, 0xE00D, "", 0, nil), dicomtest.Element(0xFFFE, 0xE0DD, "", 0, nil))
 			}
 		}
 		return cat(preambleMeta("1.2.840.10008.1.2.1"), body)
@@ -121,10 +122,10 @@ func TestBoundsDepthAndDeflate(t *testing.T) {
 		return cat(preambleMeta(deflatedExplicitVRLE), z.Bytes())
 	}
 	us := func(elem uint16, v uint16) []byte {
-		return elemLE(0x0028, elem, "US", 2, []byte{byte(v), byte(v >> 8)})
+		return dicomtest.Element(0x0028, elem, "US", 2, []byte{byte(v), byte(v >> 8)})
 	}
 	image := cat(us(0x0002, 1), us(0x0010, 4096), us(0x0011, 4096), us(0x0100, 16)) // declares 32 MiB of pixels
-	big := func(n int) []byte { return elemLE(0x7FE0, 0x0010, "OW", uint32(n), make([]byte, n)) }
+	big := func(n int) []byte { return dicomtest.Element(0x7FE0, 0x0010, "OW", uint32(n), make([]byte, n)) }
 	for _, tc := range []struct {
 		name string
 		b    []byte
@@ -134,11 +135,11 @@ func TestBoundsDepthAndDeflate(t *testing.T) {
 		{"65 levels, undefined", nest(maxDepth+1, false), errDepth},
 		{"64 levels, defined", nest(maxDepth, true), nil},
 		{"65 levels, defined", nest(maxDepth+1, true), errDepth},
-		{"deflated, within the allowance", deflated(cat(elemLE(0x0009, 0x1001, "OB", 1<<20, make([]byte, 1<<20)))), nil},
-		{"deflated bomb", deflated(elemLE(0x0009, 0x1001, "OB", deflateAllowance+2, make([]byte, deflateAllowance+2))), errBomb},
+		{"deflated, within the allowance", deflated(cat(dicomtest.Element(0x0009, 0x1001, "OB", 1<<20, make([]byte, 1<<20)))), nil},
+		{"deflated bomb", deflated(dicomtest.Element(0x0009, 0x1001, "OB", deflateAllowance+2, make([]byte, deflateAllowance+2))), errBomb},
 		{"deflated, declared pixels", deflated(cat(image, big(deflateAllowance+1<<20))), nil},
 		{"deflated, pixels beyond declared", deflated(cat(image, big(deflateAllowance+33<<20))), errBomb},
-		{"item longer than its sequence", cat(preambleMeta("1.2.840.10008.1.2.1"), elemLE(0x0008, 0x1140, "SQ", 8, nil), elemLE(0xFFFE, 0xE000, "", 16, nil), make([]byte, 16)), errLength},
+		{"item longer than its sequence", cat(preambleMeta("1.2.840.10008.1.2.1"), dicomtest.Element(0x0008, 0x1140, "SQ", 8, nil), dicomtest.Element(0xFFFE, 0xE000, "", 16, nil), make([]byte, 16)), errLength},
 	} {
 		if got := checkBounds(tc.b); !errors.Is(got, tc.want) {
 			t.Errorf("%s: checkBounds = %v, want %v", tc.name, got, tc.want)
@@ -152,5 +153,5 @@ func preambleMeta(ts string) []byte {
 	if len(v)%2 == 1 {
 		v = append(v, 0)
 	}
-	return cat(append(make([]byte, 128), "DICM"...), elemLE(0x0002, 0x0010, "UI", uint32(len(v)), v))
+	return cat(append(make([]byte, 128), "DICM"...), dicomtest.Element(0x0002, 0x0010, "UI", uint32(len(v)), v))
 }

@@ -12,6 +12,7 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/medcad/medcad/internal/dicomtest"
 	"github.com/medcad/medcad/internal/testenv"
 	"github.com/suyashkumar/dicom"
 	"github.com/suyashkumar/dicom/pkg/tag"
@@ -291,7 +292,7 @@ func TestTreeNeverReplacesInputs(t *testing.T) {
 func TestEncodeFailureLeavesNothing(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
-	bad := append(fixture{slices: 1, rows: 4, cols: 4}.bytes(t, 0), elemLE(0x0028, 0x0010, "ZZ", 2, []byte("12"))...)
+	bad := append(fixture{slices: 1, rows: 4, cols: 4}.bytes(t, 0), dicomtest.Element(0x0028, 0x0010, "ZZ", 2, []byte("12"))...)
 	in := filepath.Join(dir, "bad.dcm")
 	os.WriteFile(in, bad, 0o644)
 	out := filepath.Join(dir, "out")

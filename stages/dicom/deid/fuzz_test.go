@@ -8,6 +8,8 @@ import (
 	"runtime"
 	"strings"
 	"testing"
+
+	"github.com/medcad/medcad/internal/dicomtest"
 )
 
 // FuzzDeid feeds arbitrary bytes through the de-identification path as
@@ -29,11 +31,11 @@ func FuzzDeid(f *testing.F) {
 	}
 	var z bytes.Buffer
 	zw, _ := flate.NewWriter(&z, flate.BestCompression)
-	zw.Write(elemLE(0x0009, 0x1001, "OB", 1<<16, make([]byte, 1<<16)))
+	zw.Write(dicomtest.Element(0x0009, 0x1001, "OB", 1<<16, make([]byte, 1<<16)))
 	zw.Close()
 	f.Add(cat(preambleMeta(deflatedExplicitVRLE), z.Bytes()))
-	f.Add(cat(preambleMeta("1.2.840.10008.1.2.1"), bytes.Repeat(elemLE(0x0008, 0x1140, "SQ", 0xFFFFFFFF, elemLE(0xFFFE, 0xE000, "", 0xFFFFFFFF, nil)), 80)))
-	f.Add(cat(preambleMeta("1.2.840.10008.1.2.1"), elemLE(0x0028, 0x0301, "UN", 4, []byte("YES "))))
+	f.Add(cat(preambleMeta("1.2.840.10008.1.2.1"), bytes.Repeat(dicomtest.Element(0x0008, 0x1140, "SQ", 0xFFFFFFFF, dicomtest.Element(0xFFFE, 0xE000, "", 0xFFFFFFFF, nil)), 80)))
+	f.Add(cat(preambleMeta("1.2.840.10008.1.2.1"), dicomtest.Element(0x0028, 0x0301, "UN", 4, []byte("YES "))))
 	d := New(testKey, Options{Dates: DatesShift, ShiftDays: 3})
 	f.Fuzz(func(t *testing.T, data []byte) {
 		budget := allocBudget(data)
