@@ -1,6 +1,8 @@
 package stages
 
 import (
+	"errors"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -162,5 +164,50 @@ outs = ["ckpt.txt"]
 	}
 	if got, want := p.read("ckpt.txt"), filepath.Join(ck, "train"); got != want {
 		t.Errorf("MEDCAD_CHECKPOINT_DIR = %q, want %q", got, want)
+	}
+}
+
+// TestInterruptedStageNotRecorded: when the GPU runner's agent marks the
+// machine as being interrupted while a stage runs, the stage's exit 0
+// after its checkpoint is not recorded and nothing downstream starts; the
+// next attempt (no marker) runs it again and records it.
+func TestInterruptedStageNotRecorded(t *testing.T) {
+	// The stage plays the agent too: the spot notice arrives during the
+	// first attempt (no checkpoint yet).
+	p := newProject(t, `[project]
+name = "x"
+[[stage]]
+name = "train"
+run = "test -f \"$MEDCAD_CHECKPOINT_DIR/state\" || echo 'spot terminate notice for 2026-12-02T10:00:00Z' > \"$(dirname \"$MEDCAD_CHECKPOINT_DIR\").interrupted\"; echo epoch=3 > \"$MEDCAD_CHECKPOINT_DIR/state\"; echo weights > model.txt"
+outs = ["model.txt"]
+[[stage]]
+name = "eval"
+run = "cp model.txt eval.txt"
+deps = ["train"]
+outs = ["eval.txt"]
+`)
+	ck := filepath.Join(t.TempDir(), "checkpoint")
+	_, err := p.try(Options{CheckpointDir: ck})
+	if !errors.Is(err, ErrInterrupted) || !strings.Contains(err.Error(), `stage "train"`) || !strings.Contains(err.Error(), "spot terminate notice") {
+		t.Fatalf("repro during an interruption: %v, want ErrInterrupted naming the stage and the notice", err)
+	}
+	if lock, _ := os.ReadFile(filepath.Join(p.dir, "medcad.lock")); strings.Contains(string(lock), "train") {
+		t.Errorf("the interrupted stage was recorded:\n%s", lock)
+	}
+	if _, err := os.Stat(filepath.Join(p.dir, "eval.txt")); err == nil {
+		t.Error("a stage downstream of the interrupted one ran")
+	}
+	if got, _ := os.ReadFile(filepath.Join(ck, "train", "state")); string(got) != "epoch=3\n" {
+		t.Errorf("checkpoint %q, want the stage's", got)
+	}
+	// The next attempt: a fresh machine, where the stage is not interrupted.
+	if err := os.Remove(InterruptedMarker(ck)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.try(Options{CheckpointDir: ck}); err != nil {
+		t.Fatal(err)
+	}
+	if lock := p.read("medcad.lock"); !strings.Contains(lock, "train") || !strings.Contains(lock, "eval") {
+		t.Errorf("after the next attempt the lock lacks a stage:\n%s", lock)
 	}
 }

@@ -946,6 +946,36 @@ func mergeTree(src, dst string) error {
 	})
 }
 
+// ErrInterrupted means the machine announced that it is being taken away
+// (a spot interruption or rebalance notice on a GPU runner) while a stage
+// ran. Whatever the stage's exit status, its outputs are then not
+// recorded: a trainer that checkpoints and exits 0 has not finished, and
+// the next attempt resumes from its checkpoint.
+var ErrInterrupted = errors.New("the machine is being interrupted")
+
+// InterruptedMarker is the file beside checkpointDir that the GPU runner's
+// agent writes, holding the notice, before it signals the stages.
+func InterruptedMarker(checkpointDir string) string {
+	return filepath.Clean(checkpointDir) + ".interrupted"
+}
+
+// interrupted returns ErrInterrupted, naming stage and the notice, once
+// the agent has written the marker beside the checkpoint folder.
+func (r *runner) interrupted(stage string) error {
+	if r.o.CheckpointDir == "" {
+		return nil
+	}
+	f, err := os.Open(InterruptedMarker(r.o.CheckpointDir))
+	if err != nil {
+		return nil
+	}
+	defer f.Close()
+	notice := make([]byte, 200)
+	n, _ := io.ReadFull(f, notice)
+	return fmt.Errorf("stage %q: %w (%s): not recorded; its checkpoint is kept for the next attempt",
+		stage, ErrInterrupted, strings.Join(strings.Fields(string(notice[:n])), " "))
+}
+
 // stopGrace is how long a cancelled stage has between SIGTERM and SIGKILL,
 // and how long its output may stay open after its command exits.
 const stopGrace = 5 * time.Second
@@ -1039,6 +1069,9 @@ func (r *runner) exec(ctx context.Context, s *Stage, caseID, root string, outs [
 	if isBuiltin(s.Run) && r.o.Exe != "" {
 		line = shellQuote(r.o.Exe) + strings.TrimPrefix(strings.TrimSpace(line), "medcad")
 	}
+	if err := r.interrupted(s.Name); err != nil {
+		return err
+	}
 	cmd := exec.CommandContext(ctx, "/bin/sh", "-c", line)
 	cmd.Dir = r.o.Dir
 	cmd.Env = stageEnv(runtime.GOOS, os.Environ(), slices.Concat(r.o.Config.Env.Pass, s.EnvPass), env)
@@ -1048,6 +1081,9 @@ func (r *runner) exec(ctx context.Context, s *Stage, caseID, root string, outs [
 	cmd.Stderr = io.MultiWriter(&tail, orDiscard(r.o.Stdout))
 	err = cmd.Run()
 	end()
+	if ierr := r.interrupted(s.Name); ierr != nil {
+		return ierr
+	}
 	if err != nil {
 		if ctx.Err() != nil {
 			return ctx.Err()

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -19,6 +20,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/ec2/types"
 	"github.com/aws/aws-sdk-go-v2/service/ssm"
 	"github.com/medcad/medcad/internal/procgroup"
+	"github.com/medcad/medcad/stages"
 )
 
 // IMDS is the part of the instance metadata service the agent reads;
@@ -187,6 +189,13 @@ func Agent(ctx context.Context, d AgentDeps, c AgentConfig) (res *AgentResult, e
 			if notice := interruption(ctx, d.IMDS); notice != "" {
 				res.Interruption = notice
 				logf("interruption notice: %s; signalling the stages to checkpoint", notice)
+				if c.CheckpointDir != "" {
+					// Before the signal: a stage that exits 0 after its
+					// checkpoint must not be recorded as done.
+					if werr := os.WriteFile(stages.InterruptedMarker(c.CheckpointDir), []byte(notice+"\n"), 0o644); werr != nil {
+						logf("mark the interruption: %v", werr)
+					}
+				}
 				res.Signalled, err = procgroup.SignalGroupsBelow(cmd.Process.Pid, syscall.SIGTERM)
 				if err != nil {
 					logf("signal stages: %v", err)
@@ -218,6 +227,9 @@ func Agent(ctx context.Context, d AgentDeps, c AgentConfig) (res *AgentResult, e
 func prepareCheckpoints(ctx context.Context, c AgentConfig, id string, e EC2, res *AgentResult, logf func(string, ...any)) error {
 	if err := os.MkdirAll(c.CheckpointDir, 0o755); err != nil {
 		return fmt.Errorf("checkpoint folder: %w", err)
+	}
+	if err := os.Remove(stages.InterruptedMarker(c.CheckpointDir)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("stale interruption marker: %w", err)
 	}
 	if cp := c.Checkpoints; cp != nil && cp.Resume {
 		rec, err := cp.Restore(ctx, c.CheckpointDir)

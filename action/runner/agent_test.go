@@ -6,8 +6,10 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"net"
 	"net/http"
 	"os"
@@ -26,6 +28,7 @@ import (
 	"github.com/medcad/medcad/gitops/cas/castest"
 	"github.com/medcad/medcad/gitops/cas/local"
 	"github.com/medcad/medcad/internal/testenv"
+	"github.com/medcad/medcad/stages"
 )
 
 // aemmInstance is the instance ID amazon-ec2-metadata-mock serves.
@@ -222,6 +225,11 @@ func TestAgentCheckpointResume(t *testing.T) {
 			if tag := first.aws.Instance(aemmInstance).Tags[TagCheckpoint]; tag != res.Checkpoint {
 				t.Errorf("checkpoint tag %q, want %q", tag, res.Checkpoint)
 			}
+			// The stages' runner reads this marker: a trainer that exits 0
+			// after its checkpoint is not recorded as trained.
+			if mark, err := os.ReadFile(stages.InterruptedMarker(first.cfg.CheckpointDir)); err != nil || !strings.Contains(string(mark), "terminate") {
+				t.Errorf("interruption marker: %q, %v", mark, err)
+			}
 			rc, err := remote.Get(ctx, "checkpoints/lab_ct/run-4242/attempt-1.json")
 			if err != nil {
 				t.Fatal(err)
@@ -253,7 +261,14 @@ echo epoch=4 > "$MEDCAD_CHECKPOINT_DIR/train/state"
 `)
 			run.Attempt = 2
 			second.cfg.Checkpoints = &Checkpoints{Remote: remote, Cache: t.TempDir(), Run: run, Resume: true}
+			stale := stages.InterruptedMarker(second.cfg.CheckpointDir)
+			if err := os.WriteFile(stale, []byte("left by an earlier job\n"), 0o644); err != nil {
+				t.Fatal(err)
+			}
 			res2 := second.run(t)
+			if _, err := os.Stat(stale); !errors.Is(err, fs.ErrNotExist) {
+				t.Errorf("a stale interruption marker survived the job's start: %v", err)
+			}
 			if res2.Resumed != res.Checkpoint || res2.Interruption != "" || res2.Ended != "job done" {
 				t.Fatalf("attempt 2: %+v", res2)
 			}

@@ -16,6 +16,7 @@ import (
 	"github.com/medcad/medcad/action/promote"
 	"github.com/medcad/medcad/action/runner"
 	"github.com/medcad/medcad/gitops"
+	"github.com/medcad/medcad/stages"
 	"github.com/spf13/cobra"
 )
 
@@ -271,7 +272,7 @@ func usageHint(failed *cobra.Command) string {
 func exitCode(ctx context.Context, err error) int {
 	var ue usageError
 	switch {
-	case ctx.Err() != nil || errors.Is(err, context.Canceled):
+	case ctx.Err() != nil || errors.Is(err, context.Canceled), errors.Is(err, stages.ErrInterrupted):
 		return exitInterrupted
 	case errors.As(err, &ue):
 		return exitUsage
