@@ -16,32 +16,21 @@ import (
 // checkJPEGFrame finds the first SOF marker of a code stream and checks
 // its size and component count against the DICOM header.
 func checkJPEGFrame(b []byte, in *Instance) error {
-	if len(b) < 4 || b[0] != 0xff || b[1] != 0xd8 {
-		return fmt.Errorf("%w: JPEG code stream without SOI marker", ErrCorrupt)
+	st, err := newJPEGStream(b, func(format string, args ...any) error {
+		return fmt.Errorf("%w: JPEG code stream: %s", ErrCorrupt, fmt.Sprintf(format, args...))
+	})
+	if err != nil {
+		return err
 	}
-	p := 2
 	for {
-		m, q, err := nextMarker(b, p)
+		m, seg, err := st.next()
 		if err != nil {
-			return fmt.Errorf("%w: JPEG code stream without frame header", ErrCorrupt)
+			return err
 		}
-		p = q
 		if m == 0xd9 || m == 0xda {
 			return fmt.Errorf("%w: JPEG code stream without frame header", ErrCorrupt)
 		}
-		if m == 0x01 || (m >= 0xd0 && m <= 0xd7) {
-			continue
-		}
-		if p+2 > len(b) {
-			return fmt.Errorf("%w: JPEG segment length truncated", ErrCorrupt)
-		}
-		l := int(b[p])<<8 | int(b[p+1])
-		if l < 2 || p+l > len(b) {
-			return fmt.Errorf("%w: JPEG segment length %d out of range", ErrCorrupt, l)
-		}
-		seg := b[p+2 : p+l]
-		p += l
-		if (m >= 0xc0 && m <= 0xcf && m != 0xc4 && m != 0xc8 && m != 0xcc) || m == 0xf7 {
+		if isSOF(m) {
 			if len(seg) < 6 {
 				return fmt.Errorf("%w: short JPEG frame header", ErrCorrupt)
 			}

@@ -21,33 +21,7 @@ var zigzag = [64]int{
 	58, 59, 52, 45, 38, 31, 39, 46, 53, 60, 61, 54, 47, 55, 62, 63,
 }
 
-// buildHuffmanDCT is buildHuffman for DCT tables, whose symbols are any
-// byte. A table redefined reuses h's look-up (so that a stream of DHT
-// segments cannot make it allocate more than the eight tables).
-func buildHuffmanDCT(h *huffman, counts [16]byte, symbols []byte) (*huffman, error) {
-	if h == nil {
-		h = &huffman{lut: make([]uint16, 1<<16)}
-	} else {
-		clear(h.lut)
-	}
-	code, k := 0, 0
-	for l := 1; l <= 16; l++ {
-		for range int(counts[l-1]) {
-			if code >= 1<<l {
-				return nil, errDCT("Huffman table overflows")
-			}
-			lo := code << (16 - l)
-			for i := lo; i < lo+1<<(16-l); i++ {
-				h.lut[i] = uint16(l)<<8 | uint16(symbols[k])
-			}
-			code++
-			k++
-		}
-		code <<= 1
-	}
-	return h, nil
-}
-
+// decodeHuff decodes one symbol of table h.
 func (r *bits) decodeHuff(h *huffman) (int, error) {
 	code := h.lut[r.peek16()]
 	l := uint(code >> 8)
@@ -72,36 +46,23 @@ func extend(v, s int) int {
 // decodeJPEGDCT decodes one single-component sequential DCT image
 // (8 or 12 bits) of rows×cols samples into dst.
 func decodeJPEGDCT(b []byte, rows, cols int, dst []uint16) error {
-	if len(b) < 4 || b[0] != 0xff || b[1] != 0xd8 {
-		return errDCT("no SOI marker")
+	st, err := newJPEGStream(b, errDCT)
+	if err != nil {
+		return err
 	}
-	var dc, ac [4]*huffman
+	var tables huffmanTables
 	var quant [4][64]int32
 	var haveQ [4]bool
 	precision, restart, qsel := 0, 0, -1
 	compID := -1
-	p := 2
 	for {
-		m, q, err := nextMarker(b, p)
+		m, seg, err := st.next()
 		if err != nil {
-			return errDCT("no scan")
+			return err
 		}
-		p = q
 		if m == 0xd9 {
 			return errDCT("EOI before any scan")
 		}
-		if m == 0x01 || (m >= 0xd0 && m <= 0xd7) {
-			continue
-		}
-		if p+2 > len(b) {
-			return errDCT("segment length truncated")
-		}
-		l := int(b[p])<<8 | int(b[p+1])
-		if l < 2 || p+l > len(b) {
-			return errDCT("segment length %d out of range", l)
-		}
-		seg := b[p+2 : p+l]
-		p += l
 		switch {
 		case m == 0xc0 || m == 0xc1:
 			if len(seg) < 9 {
@@ -122,7 +83,7 @@ func decodeJPEGDCT(b []byte, rows, cols int, dst []uint16) error {
 			if qsel > 3 {
 				return errDCT("quantisation table %d", qsel)
 			}
-		case m >= 0xc0 && m <= 0xcf && m != 0xc4 && m != 0xc8 && m != 0xcc:
+		case isSOF(m):
 			return fmt.Errorf("%w: JPEG frame type SOF%d (progressive, lossless or arithmetic) in a JPEG Extended transfer syntax; decompress with `dcmdjpeg IN OUT`", ErrUnsupported, m-0xc0)
 		case m == 0xdb: // DQT
 			for len(seg) > 0 {
@@ -142,34 +103,8 @@ func decodeJPEGDCT(b []byte, rows, cols int, dst []uint16) error {
 				seg = seg[1+n:]
 			}
 		case m == 0xc4: // DHT
-			for len(seg) > 0 {
-				if len(seg) < 17 {
-					return errDCT("short DHT")
-				}
-				tc, th := seg[0]>>4, seg[0]&15
-				if tc > 1 || th > 3 {
-					return errDCT("Huffman table class %d id %d", tc, th)
-				}
-				var counts [16]byte
-				copy(counts[:], seg[1:17])
-				total := 0
-				for _, c := range counts {
-					total += int(c)
-				}
-				if len(seg) < 17+total {
-					return errDCT("short DHT")
-				}
-				tab := &dc[th]
-				if tc == 1 {
-					tab = &ac[th]
-				}
-				h, err := buildHuffmanDCT(*tab, counts, seg[17:17+total])
-				if err != nil {
-					*tab = nil
-					return err
-				}
-				*tab = h
-				seg = seg[17+total:]
+			if err := tables.define(seg, 1, 255, errDCT); err != nil {
+				return err
 			}
 		case m == 0xdd: // DRI
 			if len(seg) < 2 {
@@ -183,7 +118,7 @@ func decodeJPEGDCT(b []byte, rows, cols int, dst []uint16) error {
 			if len(seg) < 6 || seg[0] != 1 || int(seg[1]) != compID {
 				return errDCT("scan must have the one component")
 			}
-			hd, ha := dc[seg[2]>>4&3], ac[seg[2]&3]
+			hd, ha := tables[0][seg[2]>>4&3], tables[1][seg[2]&3]
 			if hd == nil || ha == nil || !haveQ[qsel] {
 				return errDCT("scan uses an undefined table")
 			}
@@ -192,7 +127,7 @@ func decodeJPEGDCT(b []byte, rows, cols int, dst []uint16) error {
 			// (Ss, Se, Ah/Al) must be 0, 63, 0, and are ignored otherwise, as
 			// libjpeg does with a warning (pydicom's JPEG-lossy.dcm, from
 			// NEMA's WG04 set, has Se = 0).
-			return decodeDCTScan(&bits{b: b[p:]}, hd, ha, &quant[qsel], precision, restart, rows, cols, dst)
+			return decodeDCTScan(&bits{b: st.scan()}, hd, ha, &quant[qsel], precision, restart, rows, cols, dst)
 		}
 	}
 }

@@ -52,82 +52,19 @@ func splitJPEG(fragments [][]byte, frames int, ls bool) ([][]byte, error) {
 // jpegLength returns the length of the JPEG image at the start of b, up to
 // and including its EOI marker.
 func jpegLength(b []byte, ls bool) (int, error) {
-	p := 2 // after SOI
+	st := &jpegStream{b: b, p: 2, errf: errJPEG} // after SOI
 	for {
-		m, q, err := nextMarker(b, p)
+		m, _, err := st.next()
 		if err != nil {
 			return 0, err
 		}
-		p = q
-		switch {
-		case m == 0xd9:
-			return p, nil
-		case m >= 0xd0 && m <= 0xd7, m == 0x01:
-			continue
-		}
-		if p+2 > len(b) {
-			return 0, errJPEG("segment length truncated")
-		}
-		l := int(b[p])<<8 | int(b[p+1])
-		if l < 2 || p+l > len(b) {
-			return 0, errJPEG("segment length %d out of range", l)
-		}
-		p += l
-		if m == 0xda { // entropy-coded data follows: skip to the next real marker
-			for p+1 < len(b) && !(b[p] == 0xff && b[p+1] != 0 && (b[p+1] < 0xd0 || b[p+1] > 0xd7) && b[p+1] != 0xff && (!ls || b[p+1] >= 0x80)) {
-				p++
-			}
+		switch m {
+		case 0xd9:
+			return st.p, nil
+		case 0xda:
+			st.skipScan(ls)
 		}
 	}
-}
-
-// nextMarker finds the marker at or after p (skipping fill bytes) and
-// returns its code and the offset after it.
-func nextMarker(b []byte, p int) (byte, int, error) {
-	for p < len(b) && b[p] != 0xff {
-		p++
-	}
-	for p < len(b) && b[p] == 0xff {
-		p++
-	}
-	if p >= len(b) {
-		return 0, 0, errJPEG("missing EOI marker")
-	}
-	return b[p], p + 1, nil
-}
-
-// huffman is a decoding table indexed by the next 16 bits: length << 8 |
-// symbol, 0 for an invalid code.
-type huffman struct{ lut []uint16 }
-
-// A table redefined reuses h's look-up, so that a stream of DHT segments
-// cannot make the decoder allocate more than four tables.
-func buildHuffman(h *huffman, counts [16]byte, symbols []byte) (*huffman, error) {
-	if h == nil {
-		h = &huffman{lut: make([]uint16, 1<<16)}
-	} else {
-		clear(h.lut)
-	}
-	code, k := 0, 0
-	for l := 1; l <= 16; l++ {
-		for range int(counts[l-1]) {
-			if code >= 1<<l {
-				return nil, errJPEG("Huffman table overflows")
-			}
-			s := symbols[k]
-			if s > 16 {
-				return nil, errJPEG("Huffman symbol %d is not a lossless difference category", s)
-			}
-			lo := code << (16 - l)
-			for i := lo; i < lo+1<<(16-l); i++ {
-				h.lut[i] = uint16(l)<<8 | uint16(s)
-			}
-			code++
-			k++
-		}
-		code <<= 1
-	}
-	return h, nil
 }
 
 // bits reads entropy-coded data, removing stuffed zero bytes and stopping
@@ -194,34 +131,21 @@ func (r *bits) restart() error {
 // decodeJPEGLossless decodes one single-component JPEG Lossless image of
 // rows×cols samples into dst.
 func decodeJPEGLossless(b []byte, rows, cols int, dst []uint16) error {
-	if len(b) < 4 || b[0] != 0xff || b[1] != 0xd8 {
-		return errJPEG("no SOI marker")
+	st, err := newJPEGStream(b, errJPEG)
+	if err != nil {
+		return err
 	}
-	var tables [4]*huffman
+	var tables huffmanTables
 	precision, restartInterval := 0, 0
 	compID := -1
-	p := 2
 	for {
-		m, q, err := nextMarker(b, p)
+		m, seg, err := st.next()
 		if err != nil {
 			return err
 		}
-		p = q
 		if m == 0xd9 {
 			return errJPEG("EOI before any scan")
 		}
-		if m == 0x01 || (m >= 0xd0 && m <= 0xd7) {
-			continue
-		}
-		if p+2 > len(b) {
-			return errJPEG("segment length truncated")
-		}
-		l := int(b[p])<<8 | int(b[p+1])
-		if l < 2 || p+l > len(b) {
-			return errJPEG("segment length %d out of range", l)
-		}
-		seg := b[p+2 : p+l]
-		p += l
 		switch {
 		case m == 0xc3: // SOF3: lossless, Huffman
 			if len(seg) < 6 {
@@ -242,33 +166,11 @@ func decodeJPEGLossless(b []byte, rows, cols int, dst []uint16) error {
 				return errJPEG("image is %d×%d, DICOM header says %d×%d", x, y, cols, rows)
 			}
 			compID = int(seg[6])
-		case m >= 0xc0 && m <= 0xcf && m != 0xc4 && m != 0xc8 && m != 0xcc:
+		case isSOF(m):
 			return fmt.Errorf("%w: JPEG frame type SOF%d is not Huffman lossless (process 14); decompress with `dcmdjpeg IN OUT` or `gdcmconv --raw IN OUT`", ErrUnsupported, m-0xc0)
 		case m == 0xc4: // DHT
-			for len(seg) > 0 {
-				if len(seg) < 17 {
-					return errJPEG("short DHT")
-				}
-				tc, th := seg[0]>>4, seg[0]&15
-				if tc != 0 || th > 3 {
-					return errJPEG("Huffman table class %d id %d", tc, th)
-				}
-				var counts [16]byte
-				copy(counts[:], seg[1:17])
-				total := 0
-				for _, c := range counts {
-					total += int(c)
-				}
-				if len(seg) < 17+total {
-					return errJPEG("short DHT")
-				}
-				h, err := buildHuffman(tables[th], counts, seg[17:17+total])
-				if err != nil {
-					tables[th] = nil
-					return err
-				}
-				tables[th] = h
-				seg = seg[17+total:]
+			if err := tables.define(seg, 0, 16, errJPEG); err != nil {
+				return err
 			}
 		case m == 0xdd: // DRI
 			if len(seg) < 2 {
@@ -285,7 +187,7 @@ func decodeJPEGLossless(b []byte, rows, cols int, dst []uint16) error {
 			if int(seg[1]) != compID {
 				return errJPEG("scan component %d is not frame component %d", seg[1], compID)
 			}
-			h := tables[seg[2]>>4&3]
+			h := tables[0][seg[2]>>4&3]
 			if h == nil {
 				return errJPEG("scan uses an undefined Huffman table")
 			}
@@ -299,7 +201,7 @@ func decodeJPEGLossless(b []byte, rows, cols int, dst []uint16) error {
 			if restartInterval > 0 && restartInterval%cols != 0 {
 				return fmt.Errorf("%w: JPEG Lossless restart interval %d is not a whole number of rows (%d)", ErrUnsupported, restartInterval, cols)
 			}
-			return decodeScan(&bits{b: b[p:]}, h, scanParams{
+			return decodeScan(&bits{b: st.scan()}, h, scanParams{
 				rows: rows, cols: cols, precision: precision, pt: pt,
 				predictor: predictor, restartRows: restartInterval / cols,
 			}, dst)

@@ -42,32 +42,19 @@ type jlsHeader struct {
 // parseJLSHeader reads the markers up to the first scan.
 func parseJLSHeader(b []byte) (jlsHeader, error) {
 	var h jlsHeader
-	if len(b) < 4 || b[0] != 0xff || b[1] != 0xd8 {
-		return h, errJLS("no SOI marker")
+	st, err := newJPEGStream(b, errJLS)
+	if err != nil {
+		return h, err
 	}
 	sof := false
-	p := 2
 	for {
-		m, q, err := nextMarker(b, p)
+		m, seg, err := st.next()
 		if err != nil {
-			return h, errJLS("no scan")
+			return h, err
 		}
-		p = q
 		if m == 0xd9 {
 			return h, errJLS("EOI before any scan")
 		}
-		if m == 0x01 || (m >= 0xd0 && m <= 0xd7) {
-			continue
-		}
-		if p+2 > len(b) {
-			return h, errJLS("segment length truncated")
-		}
-		l := int(b[p])<<8 | int(b[p+1])
-		if l < 2 || p+l > len(b) {
-			return h, errJLS("segment length %d out of range", l)
-		}
-		seg := b[p+2 : p+l]
-		p += l
 		switch {
 		case m == 0xf7: // SOF55
 			if len(seg) < 6 {
@@ -85,7 +72,7 @@ func parseJLSHeader(b []byte) (jlsHeader, error) {
 				return h, errJLS("precision %d", h.precision)
 			}
 			sof = true
-		case m >= 0xc0 && m <= 0xcf && m != 0xc4 && m != 0xc8 && m != 0xcc:
+		case isSOF(m):
 			return h, fmt.Errorf("%w: JPEG frame type SOF%d in a JPEG-LS transfer syntax", ErrCorrupt, m-0xc0)
 		case m == 0xf8: // LSE
 			if len(seg) < 1 {
@@ -117,7 +104,7 @@ func parseJLSHeader(b []byte) (jlsHeader, error) {
 			if seg[2] != 0 {
 				return h, fmt.Errorf("%w: JPEG-LS mapping table %d", ErrUnsupported, seg[2])
 			}
-			h.scanAt = p
+			h.scanAt = st.p
 			return h, nil
 		}
 	}
