@@ -340,7 +340,7 @@ func leadingInt(s string) (n int, lenient bool) {
 	if end < len(s) && (s[end] == '+' || s[end] == '-') {
 		end++
 	}
-	for end < len(s) && end < 12 && s[end] >= '0' && s[end] <= '9' {
+	for digits := 0; end < len(s) && digits < 9 && s[end] >= '0' && s[end] <= '9'; digits++ {
 		end++
 	}
 	v, err := strconv.Atoi(s[:end])

@@ -579,7 +579,7 @@ func (s *Series) decodeFile(in *Instance, ks []int, out *volume.Volume, plane, w
 	if err := in.checkSize(l); err != nil {
 		return huStats{}, fmt.Errorf("%s: %w", in.Path, err)
 	}
-	dec, err := newFrameDecoder(in, &pixels{native: l.native, fragments: l.fragments}, luts)
+	dec, err := newFrameDecoder(in, &pixels{native: l.native, fragments: l.fragments, ow: l.pixelOW}, luts)
 	if err != nil {
 		return huStats{}, fmt.Errorf("%s: %w", in.Path, err)
 	}
