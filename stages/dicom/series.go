@@ -59,7 +59,9 @@ type Series struct {
 	// stored bottom-up as dcm2niix writes them.
 	Affine volume.Affine
 	// DType is the voxel type of Volume: Int16 (Hounsfield units for CT),
-	// or Float32 for other modalities whose rescale gives fractions.
+	// Float32 for other modalities whose rescale gives fractions or that
+	// hold 32-bit samples (RT Dose: stored value × DoseGridScaling), Uint8
+	// for 1-bit labels (Segmentation).
 	DType volume.DType
 	// Orientation is the axis code of the volume (nibabel's aff2axcodes,
 	// e.g. "LAS" for an axial scan as dcm2niix writes it).
@@ -486,8 +488,8 @@ func axisCodes(a volume.Affine) string {
 // Volume reads and decodes the series' pixel data: stored value
 // (sign-extended from BitsStored when PixelRepresentation = 1) ×
 // RescaleSlope + RescaleIntercept, which for CT is Hounsfield units. The
-// volume is int16 (see s.DType); values that do not fit are clamped and
-// fractional ones rounded, each adding a warning to s.Warnings.
+// volume's type is s.DType; in int16, values that do not fit are clamped
+// and fractional ones rounded, each adding a warning to s.Warnings.
 func (s *Series) Volume(ctx context.Context) (*volume.Volume, error) {
 	if s.Err != nil {
 		return nil, s.Err
