@@ -150,6 +150,9 @@ func runDicomInspect(ctx context.Context, a *app, opts dicomInspectOptions) erro
 		fmt.Fprintln(tw, "SERIES\tMODALITY\tSLICES\tSHAPE\tSPACING_MM\tORIENT\tTRANSFER_SYNTAX\tWARNINGS")
 		for _, r := range recs {
 			notes := strings.Join(r.Warnings, "; ")
+			if r.Localizer {
+				notes = strings.TrimSuffix("localizer; "+notes, "; ")
+			}
 			if r.Error != "" {
 				notes = "ERROR: " + r.Error
 			}
