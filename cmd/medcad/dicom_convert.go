@@ -32,7 +32,8 @@ func newDicomInspectCmd(a *app) *cobra.Command {
 		Short: "List the DICOM series found under PATHs, with their geometry and warnings",
 		Long: `Walk PATHs (files or folders), read every DICOM header and assemble the
 images into series: grouped by SeriesInstanceUID and orientation, LOCALIZER
-images dropped, slices sorted by ImagePositionPatient along the slice normal.
+images in series of their own ("localizer": true in --json), slices sorted
+by ImagePositionPatient along the slice normal.
 
 Stdout: one row per series: id, modality, slices, shape (columns × rows ×
 slices), voxel spacing in mm, orientation code of the converted volume
@@ -75,6 +76,8 @@ type seriesRecord struct {
 	Files              int            `json:"files"`
 	Warnings           []string       `json:"warnings"`
 	Error              string         `json:"error,omitempty"`
+	Localizer          bool           `json:"localizer,omitempty"`
+	Segment            int            `json:"segment,omitempty"`
 	UIDs               *deidUIDs      `json:"uids,omitempty"`
 }
 
@@ -91,7 +94,7 @@ func newRecord(s *dicom.Series) seriesRecord {
 		ID: s.ID, Modality: s.Modality, SeriesNumber: s.SeriesNumber, Slices: s.Slices,
 		Shape: s.Dim, SpacingMM: roundSpacing(s.Spacing), Orientation: s.Orientation,
 		TransferSyntax: s.TransferSyntax, TransferSyntaxName: dicom.TransferSyntaxName(s.TransferSyntax),
-		Files: len(s.Files), Warnings: s.Warnings,
+		Files: len(s.Files), Warnings: s.Warnings, Localizer: s.Localizer, Segment: s.Segment,
 	}
 	if r.Warnings == nil {
 		r.Warnings = []string{}
@@ -126,7 +129,7 @@ func discover(ctx context.Context, a *app, paths []string, opts dicom.Options) (
 }
 
 func runDicomInspect(ctx context.Context, a *app, opts dicomInspectOptions) error {
-	scan, err := discover(ctx, a, opts.paths, dicom.Options{Strict: opts.strict})
+	scan, err := discover(ctx, a, opts.paths, dicom.Options{Strict: opts.strict, AllImages: true})
 	if err != nil {
 		return err
 	}
@@ -147,6 +150,9 @@ func runDicomInspect(ctx context.Context, a *app, opts dicomInspectOptions) erro
 		fmt.Fprintln(tw, "SERIES\tMODALITY\tSLICES\tSHAPE\tSPACING_MM\tORIENT\tTRANSFER_SYNTAX\tWARNINGS")
 		for _, r := range recs {
 			notes := strings.Join(r.Warnings, "; ")
+			if r.Localizer {
+				notes = strings.TrimSuffix("localizer; "+notes, "; ")
+			}
 			if r.Error != "" {
 				notes = "ERROR: " + r.Error
 			}
@@ -198,6 +204,10 @@ RescaleIntercept), rows stored bottom-up, sform and qform = the voxel to
 RAS+ mm affine. Native (implicit/explicit VR, little/big endian, deflated),
 RLE Lossless and JPEG Lossless transfer syntaxes are decoded; JPEG 2000,
 JPEG-LS and lossy JPEG are refused with the command that decompresses them.
+As dcm2niix does, convert also writes localizers, Segmentation objects (uint8
+0/1 labels, a series per segment) and RT Dose grids (float32 dose: stored
+value × DoseGridScaling, in the file's DoseUnits); 'medcad data add' and the
+pipeline leave these out.
 
 The sidecar holds shape, spacing, orientation, affine, transfer syntax and
 warnings; no patient attribute. With --key-file it also holds the case id
@@ -242,7 +252,7 @@ func runDicomConvert(ctx context.Context, a *app, opts dicomConvertOptions) erro
 		}
 		d = deid.New(key, deid.Options{})
 	}
-	scan, err := discover(ctx, a, opts.paths, dicom.Options{Strict: opts.strict, Resample: opts.resample})
+	scan, err := discover(ctx, a, opts.paths, dicom.Options{Strict: opts.strict, Resample: opts.resample, AllImages: true})
 	if err != nil {
 		return err
 	}

@@ -35,7 +35,8 @@
 //     endian (the first element is tried as a group 0002–0028 element).
 //   - Series assembly (series.go), following dcm2niix's conventions so that
 //     outputs match it voxel for voxel: group by SeriesInstanceUID and
-//     orientation, drop LOCALIZER images, sort by ImagePositionPatient on
+//     orientation (LOCALIZER images apart, or left out without
+//     Options.AllImages), sort by ImagePositionPatient on
 //     the slice normal, spacing from the sorted positions, warnings for
 //     uneven spacing, missing or duplicate slices and gantry tilt, rows
 //     stored bottom-up with the voxel-to-RAS+ affine. Enhanced multi-frame

@@ -29,7 +29,7 @@ func parseBytes(data []byte) (*Instance, *pixels, error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	return in, &pixels{native: l.native, fragments: l.fragments}, nil
+	return in, &pixels{native: l.native, fragments: l.fragments, ow: l.pixelOW}, nil
 }
 
 // decodeAll runs the whole header-and-pixel path on one file's bytes.
@@ -49,11 +49,21 @@ func decodeAll(data []byte) error {
 		// fuzzer would only measure the allocation of its size.
 		return errors.New("test harness: frame larger than 4 Mi samples not decoded")
 	}
-	dst := make([]int16, plane)
+	// The targets Series.Volume picks: uint8 labels for 1-bit data,
+	// float32 (and int16, for 32-bit CT) for 32-bit samples, else int16.
+	targets := []target{{i16: make([]int16, plane)}}
+	switch in.BitsAllocated {
+	case 1:
+		targets = []target{{u8: make([]uint8, plane)}}
+	case 32:
+		targets = append(targets, target{f32: make([]float32, plane)})
+	}
 	var scratch []uint16
 	for f := range in.Frames {
-		if _, err := dec.decode(f, target{i16: dst}, true, &scratch); err != nil {
-			return err
+		for _, dst := range targets {
+			if _, err := dec.decode(f, dst, true, &scratch); err != nil {
+				return err
+			}
 		}
 	}
 	return nil
@@ -183,6 +193,9 @@ func FuzzRLE(f *testing.F) {
 		// Arbitrary bytes as a frame: must not panic.
 		dst := make([]uint16, n)
 		_ = decodeRLE(raw, n/c, c, 16, dst)
+		if n32 := len(raw) / 4 / c * c; n32 > 0 {
+			_ = decodeRLE32(raw, n32/c, c, make([]byte, 4*n32))
+		}
 		// Round trip.
 		samples := make([]uint16, n)
 		for i := range samples {

@@ -28,6 +28,7 @@ type Frame struct {
 	Intercept   float64    // RescaleIntercept
 	Thickness   float64    // SliceThickness (0 when absent)
 	Localizer   bool       // ImageType or FrameType value 3 is LOCALIZER
+	Segment     int        // a Segmentation's ReferencedSegmentNumber (0 otherwise)
 	HasPosition bool
 	HasOrient   bool
 	HasSpacing  bool
@@ -52,7 +53,13 @@ type Instance struct {
 	GantryTilt     float64 // GantryDetectorTilt, degrees
 	// SpacingBetweenSlices, 0 when absent.
 	SpacingBetweenSlices float64
-	Frames               []Frame
+	// Segmentation says the file is a DICOM Segmentation (SEG) object:
+	// 1-bit label frames over another series.
+	Segmentation bool
+	Frames       []Frame
+	// Warnings are header irregularities read leniently, in words that
+	// name the attribute.
+	Warnings []string
 
 	studyUID, seriesUID string
 }
@@ -62,6 +69,7 @@ type Instance struct {
 type pixels struct {
 	native    []byte
 	fragments [][]byte
+	ow        bool // VR OW (see layout.pixelOW)
 }
 
 // ReadHeader reads the header of one DICOM file (its pixel data is
@@ -91,7 +99,7 @@ func readInstance(path string, withPixels bool) (*Instance, *pixels, error) {
 	if !withPixels {
 		return in, nil, nil
 	}
-	return in, &pixels{native: l.native, fragments: l.fragments}, nil
+	return in, &pixels{native: l.native, fragments: l.fragments, ow: l.pixelOW}, nil
 }
 
 // readLayout reads a file (only its first bytes when they hold the whole
@@ -193,15 +201,17 @@ func cleanParseError(err error) string {
 // sopSegmentation is the SOP class of DICOM Segmentation objects.
 const sopSegmentation = "1.2.840.10008.5.1.4.1.1.66.4"
 
+// sopRTDose is the SOP class of RT Dose grids.
+const sopRTDose = "1.2.840.10008.5.1.4.1.1.481.2"
+
 // fill reads the attributes medcad uses.
 func (in *Instance) fill(ds *dicom.Dataset) error {
 	top := ds.Elements
 	in.SOPClassUID = str(top, tag.SOPClassUID)
 	in.Modality = str(top, tag.Modality)
-	if in.SOPClassUID == sopSegmentation {
-		// Its 1-bit frames are labels over another series, not an image.
-		return fmt.Errorf("%w: a Segmentation (SEG) object, not an image", ErrNoImage)
-	}
+	// Its 1-bit frames are labels over another series (see
+	// Options.AllImages).
+	in.Segmentation = in.SOPClassUID == sopSegmentation
 	in.studyUID = str(top, tag.StudyInstanceUID)
 	in.seriesUID = str(top, tag.SeriesInstanceUID)
 	in.SeriesNumber, _ = strconv.Atoi(str(top, tag.SeriesNumber))
@@ -239,9 +249,14 @@ func (in *Instance) fill(ds *dicom.Dataset) error {
 	}
 	nFrames := 1
 	if s := str(top, tag.NumberOfFrames); s != "" {
-		n, err := strconv.Atoi(strings.TrimSpace(s))
-		if err != nil || n < 1 {
-			return fmt.Errorf("%w: NumberOfFrames %q is not a positive number", ErrCorrupt, s)
+		n, lenient := leadingInt(s)
+		if n < 1 {
+			return fmt.Errorf("%w: NumberOfFrames %.20q is not a positive number", ErrCorrupt, s)
+		}
+		if lenient {
+			// As dcm2niix (atoi) reads it; the pixel data must still hold
+			// that many frames (checkSize).
+			in.Warnings = append(in.Warnings, fmt.Sprintf("NumberOfFrames %.20q is not an integer string: read as %d", s, n))
 		}
 		nFrames = n
 	}
@@ -252,14 +267,26 @@ func (in *Instance) fill(ds *dicom.Dataset) error {
 	applyPlane(&base, top)
 	imageType := strs(top, tag.ImageType)
 	base.Localizer = len(imageType) > 2 && strings.EqualFold(strings.TrimSpace(imageType[2]), "LOCALIZER")
+	if in.SOPClassUID == sopRTDose {
+		// Dose = stored value × DoseGridScaling (Gy or relative, per
+		// DoseUnits); RT Dose has no rescale of its own.
+		if g, ok := decimals(top, tag.DoseGridScaling, 1); ok && g[0] > 0 {
+			base.Slope, base.Intercept = g[0], 0
+		}
+	}
 
 	shared := items(top, tag.SharedFunctionalGroupsSequence)
 	perFrame := items(top, tag.PerFrameFunctionalGroupsSequence)
 	if len(shared) > 0 {
 		applyGroups(&base, shared[0])
 	}
-	if len(perFrame) > 0 && len(perFrame) != nFrames {
+	if len(perFrame) > 0 && len(perFrame) < nFrames {
 		return fmt.Errorf("%w: %d per-frame functional groups for %d frames", ErrCorrupt, len(perFrame), nFrames)
+	}
+	if len(perFrame) > nFrames {
+		// A multi-frame file cut to its first frames (as dcm2niix reads it).
+		in.Warnings = append(in.Warnings, fmt.Sprintf("%d per-frame functional groups for %d frame(s): the first used", len(perFrame), nFrames))
+		perFrame = perFrame[:nFrames]
 	}
 	// Frames multiply a header-sized struct: refuse counts that cannot
 	// match the pixel data (checked exactly when the pixels are read).
@@ -273,7 +300,54 @@ func (in *Instance) fill(ds *dicom.Dataset) error {
 			applyGroups(&in.Frames[i], perFrame[i])
 		}
 	}
+	if nFrames > 1 && len(perFrame) == 0 && base.HasPosition && base.HasOrient {
+		if off, ok := decimalsAtLeast(top, tag.GridFrameOffsetVector, 1); ok {
+			if len(off) < nFrames {
+				return fmt.Errorf("%w: GridFrameOffsetVector has %d values for %d frames", ErrCorrupt, len(off), nFrames)
+			}
+			gridFrames(in.Frames, off)
+		}
+	}
 	return nil
+}
+
+// gridFrames places the frames of a multi-frame RT Dose grid (PS3.3
+// C.8.8.3.2): frame i lies offsets[i] − offsets[0] mm from the first
+// along the normal (the first offset is 0 for relative offsets, and the
+// first frame's z for absolute ones, allowed only for axial grids).
+func gridFrames(frames []Frame, offsets []float64) {
+	o := frames[0].Orientation
+	n := cross([3]float64(o[:3]), [3]float64(o[3:]))
+	l := norm(n)
+	if l == 0 {
+		return
+	}
+	for i := range frames {
+		d := scale(n, (offsets[i]-offsets[0])/l)
+		p := frames[0].Position
+		frames[i].Position = [3]float64{p[0] + d[0], p[1] + d[1], p[2] + d[2]}
+	}
+}
+
+// leadingInt parses an IS value; lenient says it was malformed and read,
+// as C's atoi does, by its leading integer ("1A" is 1).
+func leadingInt(s string) (n int, lenient bool) {
+	s = strings.TrimSpace(s)
+	if v, err := strconv.Atoi(s); err == nil {
+		return v, false
+	}
+	end := 0
+	if end < len(s) && (s[end] == '+' || s[end] == '-') {
+		end++
+	}
+	for digits := 0; end < len(s) && digits < 9 && s[end] >= '0' && s[end] <= '9'; digits++ {
+		end++
+	}
+	v, err := strconv.Atoi(s[:end])
+	if err != nil {
+		return 0, true
+	}
+	return v, true
 }
 
 // applyPlane reads the plane attributes found directly in elems.
@@ -305,6 +379,9 @@ func applyGroups(f *Frame, item []*dicom.Element) {
 			applyPlane(f, it[0])
 		}
 	}
+	if it := items(item, tag.SegmentIdentificationSequence); len(it) > 0 {
+		f.Segment = integer(it[0], tag.ReferencedSegmentNumber)
+	}
 	if it := items(item, tag.CTImageFrameTypeSequence); len(it) > 0 {
 		ft := strs(it[0], tag.FrameType)
 		f.Localizer = len(ft) > 2 && strings.EqualFold(strings.TrimSpace(ft[2]), "LOCALIZER")
@@ -326,7 +403,7 @@ const minCodeStream = 20
 // takes a few bytes a line): each frame's code stream declares its size,
 // checked against the header before decoding (checkJPEGFrame).
 func (in *Instance) checkSize(l layout) error {
-	need := int64(len(in.Frames)) * int64(in.Rows) * int64(in.Columns) * int64(max(in.BitsAllocated, 8)/8) * int64(max(in.Samples, 1))
+	need := in.pixelDataBytes()
 	switch in.TransferSyntax {
 	case tsImplicitLE, tsExplicitLE, tsExplicitBE, tsDeflated:
 		if l.pixelBytes < need {
@@ -344,6 +421,16 @@ func (in *Instance) checkSize(l layout) error {
 	return nil
 }
 
+// pixelDataBytes is the size of the image's native pixel data: 1-bit
+// frames are packed without padding between them (PS3.5 8.1.1).
+func (in *Instance) pixelDataBytes() int64 {
+	samples := int64(len(in.Frames)) * int64(in.Rows) * int64(in.Columns) * int64(max(in.Samples, 1))
+	if in.BitsAllocated == 1 {
+		return (samples + 7) / 8
+	}
+	return samples * int64(max(in.BitsAllocated, 8)/8)
+}
+
 // find returns the element with tag t among elems, or nil.
 func find(elems []*dicom.Element, t tag.Tag) *dicom.Element {
 	for _, e := range elems {
@@ -359,8 +446,36 @@ func strs(elems []*dicom.Element, t tag.Tag) []string {
 	if e == nil || e.Value == nil {
 		return nil
 	}
-	s, _ := e.Value.GetValue().([]string)
-	return s
+	return texts(e)
+}
+
+// texts returns the values of a text element. An element written with VR
+// UN (as some converters write every attribute, e.g. GDCM's RLE RT Dose)
+// is read as text when the dictionary gives the tag a text VR.
+func texts(e *dicom.Element) []string {
+	switch v := e.Value.GetValue().(type) {
+	case []string:
+		return v
+	case []byte:
+		if e.RawValueRepresentation != "UN" {
+			return nil
+		}
+		info, err := tag.Find(e.Tag)
+		if err != nil || len(info.VRs) == 0 || !isTextVR(info.VRs[0]) {
+			return nil
+		}
+		return strings.Split(strings.TrimRight(string(v), " \x00"), `\`)
+	}
+	return nil
+}
+
+// isTextVR says values of VR vr are backslash-separated text.
+func isTextVR(vr string) bool {
+	switch vr {
+	case "AE", "AS", "CS", "DA", "DS", "DT", "IS", "LO", "SH", "TM", "UI":
+		return true
+	}
+	return false
 }
 
 func str(elems []*dicom.Element, t tag.Tag) string {
@@ -392,21 +507,31 @@ func integer(elems []*dicom.Element, t tag.Tag) int {
 
 // decimals parses exactly n decimal-string (or float) values.
 func decimals(elems []*dicom.Element, t tag.Tag, n int) ([]float64, bool) {
+	v, ok := decimalsAtLeast(elems, t, n)
+	if !ok || len(v) != n {
+		return nil, false
+	}
+	return v, true
+}
+
+// decimalsAtLeast parses n or more decimal-string (or float) values.
+func decimalsAtLeast(elems []*dicom.Element, t tag.Tag, n int) ([]float64, bool) {
 	e := find(elems, t)
 	if e == nil || e.Value == nil {
 		return nil, false
 	}
 	switch v := e.Value.GetValue().(type) {
 	case []float64:
-		if len(v) == n {
+		if len(v) >= n {
 			return slices.Clone(v), true
 		}
-	case []string:
-		if len(v) != n {
+	case []string, []byte:
+		ts := texts(e)
+		if len(ts) < n {
 			return nil, false
 		}
-		out := make([]float64, n)
-		for i, s := range v {
+		out := make([]float64, len(ts))
+		for i, s := range ts {
 			x, err := strconv.ParseFloat(strings.Trim(s, " \x00"), 64)
 			if err != nil || math.IsNaN(x) || math.IsInf(x, 0) {
 				return nil, false

@@ -76,8 +76,17 @@ func (in *Instance) checkPixelFormat() error {
 	if in.Samples != 1 {
 		return fmt.Errorf("%w: %d samples per pixel (%s); only grayscale is supported", ErrUnsupported, in.Samples, in.Photometric)
 	}
-	if in.BitsAllocated != 8 && in.BitsAllocated != 16 {
-		return fmt.Errorf("%w: BitsAllocated %d; only 8 and 16 are supported", ErrUnsupported, in.BitsAllocated)
+	switch in.BitsAllocated {
+	case 8, 16:
+	case 1, 32:
+		// Packed bits are native only; 32-bit samples native or RLE.
+		native := in.TransferSyntax == tsImplicitLE || in.TransferSyntax == tsExplicitLE || in.TransferSyntax == tsExplicitBE || in.TransferSyntax == tsDeflated
+		if !native && (in.BitsAllocated == 1 || in.TransferSyntax != tsRLE) {
+			return fmt.Errorf("%w: BitsAllocated %d in %s; only native%s pixel data is supported at this depth", ErrUnsupported, in.BitsAllocated,
+				TransferSyntaxName(in.TransferSyntax), map[bool]string{true: " or RLE"}[in.BitsAllocated == 32])
+		}
+	default:
+		return fmt.Errorf("%w: BitsAllocated %d; only 1, 8, 16 and 32 are supported", ErrUnsupported, in.BitsAllocated)
 	}
 	if in.BitsStored < 1 || in.BitsStored > in.BitsAllocated || in.HighBit < in.BitsStored-1 || in.HighBit >= in.BitsAllocated {
 		return fmt.Errorf("%w: BitsStored %d, HighBit %d in %d bits", ErrCorrupt, in.BitsStored, in.HighBit, in.BitsAllocated)
@@ -108,7 +117,6 @@ func newFrameDecoder(in *Instance, px *pixels, luts *lutCache) (*frameDecoder, e
 	}
 	d := &frameDecoder{in: in, px: px, luts: luts}
 	n := len(in.Frames)
-	pixelsPerFrame := in.Rows * in.Columns
 	switch in.TransferSyntax {
 	case tsRLE:
 		if px.native != nil {
@@ -147,19 +155,20 @@ func newFrameDecoder(in *Instance, px *pixels, luts *lutCache) (*frameDecoder, e
 		if px.native == nil {
 			return nil, fmt.Errorf("%w: encapsulated pixel data in a native transfer syntax", ErrCorrupt)
 		}
-		need := int64(n) * int64(pixelsPerFrame) * int64(in.BitsAllocated/8)
-		if int64(len(px.native)) < need {
+		if need := in.pixelDataBytes(); int64(len(px.native)) < need {
 			return nil, fmt.Errorf("%w: pixel data holds %d bytes, %d frames of %d×%d need %d", ErrCorrupt, len(px.native), n, in.Columns, in.Rows, need)
 		}
 	}
 	return d, nil
 }
 
-// target is where a frame goes: int16 HU, or float32 when rescaling
-// gives fractional values outside CT.
+// target is where a frame goes: int16 HU, float32 when rescaling gives
+// fractional values outside CT (or for 32-bit samples), uint8 for the
+// labels of a 1-bit Segmentation.
 type target struct {
 	i16 []int16
 	f32 []float32
+	u8  []uint8
 }
 
 // decode writes frame f into dst (Rows*Columns values), rows in reverse
@@ -169,6 +178,18 @@ func (d *frameDecoder) decode(f int, dst target, flip bool, scratch *[]uint16) (
 	in := d.in
 	n := in.Rows * in.Columns
 	conv := newConverter(in, in.Frames[f])
+	switch {
+	case in.BitsAllocated == 1:
+		return huStats{}, d.unpackBits(f, dst, flip)
+	case in.BitsAllocated == 32 && in.TransferSyntax == tsRLE:
+		// The four byte planes interleaved, most significant first: big
+		// endian native data.
+		raw := make([]byte, 4*n)
+		if err := decodeRLE32(d.px.fragments[f], in.Rows, in.Columns, raw); err != nil {
+			return huStats{}, fmt.Errorf("frame %d: %w", f+1, err)
+		}
+		return conv.write(raw, 4, binary.BigEndian, dst, in.Columns, flip), nil
+	}
 	switch in.TransferSyntax {
 	case tsRLE, tsJPEGLossless14, tsJPEGLosslessSV, tsJPEGLS, tsJPEGLSNear, tsJPEGBaseline, tsJPEGExtended, tsJPEG2000Lossless, tsJPEG2000:
 		if cap(*scratch) < n {
@@ -208,19 +229,59 @@ func (d *frameDecoder) decode(f int, dst target, flip bool, scratch *[]uint16) (
 		if in.TransferSyntax == tsExplicitBE {
 			order = binary.BigEndian
 		}
-		if dst.f32 != nil {
-			at := func(i int) uint32 { return uint32(raw[i]) }
-			if size == 2 {
-				at = func(i int) uint32 { return uint32(order.Uint16(raw[2*i:])) }
-			}
-			conv.floats(at, dst.f32, in.Columns, flip)
-			return huStats{}, nil
-		}
-		if size == 2 {
+		if size == 2 && dst.f32 == nil {
 			return d.luts.get(conv).native(raw, order, dst.i16, in.Columns, flip), nil
 		}
-		return conv.native(raw, size, order, dst.i16, in.Columns, flip), nil
+		return conv.write(raw, size, order, dst, in.Columns, flip), nil
 	}
+}
+
+// write converts native samples of size bytes into dst.
+func (c *converter) write(raw []byte, size int, order binary.ByteOrder, dst target, cols int, flip bool) huStats {
+	if dst.f32 != nil {
+		at := func(i int) uint32 { return uint32(raw[i]) }
+		switch size {
+		case 2:
+			at = func(i int) uint32 { return uint32(order.Uint16(raw[2*i:])) }
+		case 4:
+			at = func(i int) uint32 { return order.Uint32(raw[4*i:]) }
+		}
+		c.floats(at, dst.f32, cols, flip)
+		return huStats{}
+	}
+	return c.native(raw, size, order, dst.i16, cols, flip)
+}
+
+// unpackBits writes 1-bit frame f as 0/1 labels. Frames are packed one
+// after another without padding, so a frame may start inside a byte;
+// within a byte the first pixel is the least significant bit (PS3.5
+// 8.1.1, D.2). Big endian data of VR OW has its bytes swapped in 16-bit
+// words.
+func (d *frameDecoder) unpackBits(f int, dst target, flip bool) error {
+	in := d.in
+	cols, rows := in.Columns, in.Rows
+	n := rows * cols
+	raw := d.px.native
+	swap := in.TransferSyntax == tsExplicitBE && d.px.ow
+	if dst.u8 == nil {
+		return fmt.Errorf("%w: 1-bit pixel data outside a Segmentation", ErrUnsupported)
+	}
+	bit := int64(f) * int64(n)
+	for r := range rows {
+		out := dst.u8[r*cols : (r+1)*cols]
+		if flip {
+			out = dst.u8[(rows-1-r)*cols : (rows-r)*cols]
+		}
+		for i := range out {
+			b := bit >> 3
+			if swap {
+				b ^= 1
+			}
+			out[i] = raw[b] >> (bit & 7) & 1
+			bit++
+		}
+	}
+	return nil
 }
 
 // native converts 16-bit native pixel data through the table.
@@ -360,6 +421,7 @@ func (c *converter) hu(v int64, st *huStats) int16 {
 	return int16(h)
 }
 
+// native converts native samples of size 1, 2 or 4 bytes.
 func (c *converter) native(raw []byte, size int, order binary.ByteOrder, dst []int16, cols int, flip bool) huStats {
 	var st huStats
 	rows := len(dst) / cols
@@ -373,6 +435,10 @@ func (c *converter) native(raw []byte, size int, order binary.ByteOrder, dst []i
 		case size == 1:
 			for i := range out {
 				out[i] = c.hu(c.stored(uint32(src[i])), &st)
+			}
+		case size == 4:
+			for i := range out {
+				out[i] = c.hu(c.stored(order.Uint32(src[4*i:])), &st)
 			}
 		case order == binary.LittleEndian:
 			for i := range out {
@@ -415,7 +481,40 @@ func decodeRLE(b []byte, rows, cols, bitsAllocated int, dst []uint16) error {
 	if nseg != want {
 		return fmt.Errorf("%w: %d RLE segments, %d-bit grayscale needs %d", ErrCorrupt, nseg, bitsAllocated, want)
 	}
-	n := rows * cols
+	return rleSegments(b, nseg, rows*cols, func(s int, plane []byte) {
+		shift := uint(8 * (nseg - 1 - s))
+		if s == 0 {
+			for i, v := range plane {
+				dst[i] = uint16(v) << shift
+			}
+		} else {
+			for i, v := range plane {
+				dst[i] |= uint16(v) << shift
+			}
+		}
+	})
+}
+
+// decodeRLE32 decodes one RLE frame of 32-bit samples into dst (4 bytes a
+// sample, big endian): its four segments are the byte planes, most
+// significant first.
+func decodeRLE32(b []byte, rows, cols int, dst []byte) error {
+	if len(b) < 64 {
+		return fmt.Errorf("%w: RLE header truncated", ErrCorrupt)
+	}
+	if nseg := binary.LittleEndian.Uint32(b); nseg != 4 {
+		return fmt.Errorf("%w: %d RLE segments, 32-bit grayscale needs 4", ErrCorrupt, nseg)
+	}
+	return rleSegments(b, 4, rows*cols, func(s int, plane []byte) {
+		for i, v := range plane {
+			dst[4*i+s] = v
+		}
+	})
+}
+
+// rleSegments unpacks the nseg segments of an RLE frame b, each into a
+// plane of n bytes passed to use.
+func rleSegments(b []byte, nseg, n int, use func(s int, plane []byte)) error {
 	var offs [16]int
 	for i := range nseg {
 		offs[i] = int(binary.LittleEndian.Uint32(b[4+4*i:]))
@@ -430,16 +529,7 @@ func decodeRLE(b []byte, rows, cols, bitsAllocated int, dst []uint16) error {
 		if err := unpackBits(b[start:end], plane); err != nil {
 			return fmt.Errorf("%w: RLE segment %d: %v", ErrCorrupt, s+1, err)
 		}
-		shift := uint(8 * (nseg - 1 - s))
-		if s == 0 {
-			for i, v := range plane {
-				dst[i] = uint16(v) << shift
-			}
-		} else {
-			for i, v := range plane {
-				dst[i] |= uint16(v) << shift
-			}
-		}
+		use(s, plane)
 	}
 	return nil
 }

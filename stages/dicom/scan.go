@@ -142,6 +142,9 @@ type layout struct {
 	// data when the whole file was scanned.
 	native    []byte
 	fragments [][]byte
+	// pixelOW says the pixel data's VR is OW: in big endian files its
+	// bytes are swapped in 16-bit words, which matters for 1-bit data.
+	pixelOW bool
 }
 
 // errNeedWhole means a scan of the first bytes of a file needs the rest.
@@ -218,7 +221,7 @@ func scanFile(b []byte, size int64) (layout, error) {
 	l.pixelAt = len(l.data)
 	if s.pixelAt >= 0 {
 		l.pixelAt, l.hasPixels, l.pixelBytes = s.pixelAt, true, s.pixelBytes
-		l.native, l.fragments = s.native, s.fragments
+		l.native, l.fragments, l.pixelOW = s.native, s.fragments, s.pixelOW
 	}
 	return l, nil
 }
@@ -368,6 +371,7 @@ type scanner struct {
 	pixelBytes int64
 	native     []byte
 	fragments  [][]byte
+	pixelOW    bool
 	collect    bool // items are the top-level pixel data's fragments
 }
 
@@ -447,7 +451,7 @@ func (s *scanner) element(off, end, depth int) (int, uint16, uint16, error) {
 	body := off + hdr
 	pixels := g == 0x7fe0 && e == 0x0010 && depth == 0
 	if pixels {
-		s.pixelAt = off
+		s.pixelAt, s.pixelOW = off, vr == "OW"
 	}
 	if vl == undefinedLength {
 		switch {

@@ -4,9 +4,12 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"testing"
+
+	"github.com/medcad/medcad/internal/testenv"
 )
 
 var updateSeeds = flag.Bool("update-seeds", false, "rewrite testdata/fuzz/FuzzParse from fixtures")
@@ -42,6 +45,27 @@ func TestWriteFuzzSeeds(t *testing.T) {
 	out := filepath.Join("testdata", "fuzz", "FuzzParse")
 	if err := os.MkdirAll(out, 0o755); err != nil {
 		t.Fatal(err)
+	}
+	// 1-bit Segmentation and 32-bit RT Dose, written by pydicom; the dose
+	// also RLE-compressed by GDCM.
+	py := filepath.Join(src, "pydicom")
+	os.Mkdir(py, 0o755)
+	if b, err := exec.Command(testenv.Python(t, "pydicom", "numpy"), "-c", pydicomWriter, py).CombinedOutput(); err != nil {
+		t.Fatalf("pydicom: %v\n%s", err, b)
+	}
+	dose := filepath.Join(src, "dose")
+	os.Mkdir(dose, 0o755)
+	if err := os.Rename(filepath.Join(py, "dose-le.dcm"), filepath.Join(dose, "slice-0000.dcm")); err != nil {
+		t.Fatal(err)
+	}
+	seeds["dose-32"], seeds["dose-32-rle"] = dose, gdcmSeries(t, dose, "--rle")
+	for _, n := range []string{"seg-le", "seg-be-ow", "dose-be"} {
+		dir := filepath.Join(src, n)
+		os.Mkdir(dir, 0o755)
+		if err := os.Rename(filepath.Join(py, n+".dcm"), filepath.Join(dir, "slice-0000.dcm")); err != nil {
+			t.Fatal(err)
+		}
+		seeds[n] = dir
 	}
 	for name, dir := range seeds {
 		b, err := os.ReadFile(filepath.Join(dir, "slice-0000.dcm"))

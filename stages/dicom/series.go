@@ -32,6 +32,12 @@ type Options struct {
 	// Resample puts an irregular series on a uniform orthogonal grid
 	// (spacing = the median slice gap) by linear interpolation.
 	Resample bool
+	// AllImages converts, as dcm2niix does, the images that are no CT
+	// volume to segment: localizers (each its own series, marked
+	// Series.Localizer), Segmentation objects (uint8 labels) and RT Dose
+	// grids (float32 dose). Without it, as pipelines that assemble CT
+	// want, they are left out with a note in Scan.Skipped.
+	AllImages bool
 }
 
 // Series is one volume: the images of a SeriesInstanceUID that share an
@@ -53,7 +59,9 @@ type Series struct {
 	// stored bottom-up as dcm2niix writes them.
 	Affine volume.Affine
 	// DType is the voxel type of Volume: Int16 (Hounsfield units for CT),
-	// or Float32 for other modalities whose rescale gives fractions.
+	// Float32 for other modalities whose rescale gives fractions or that
+	// hold 32-bit samples (RT Dose: stored value × DoseGridScaling), Uint8
+	// for 1-bit labels (Segmentation).
 	DType volume.DType
 	// Orientation is the axis code of the volume (nibabel's aff2axcodes,
 	// e.g. "LAS" for an axial scan as dcm2niix writes it).
@@ -64,6 +72,12 @@ type Series struct {
 	Files []string
 	// Err, when set, says why the series cannot be converted.
 	Err error
+	// Localizer marks a series of LOCALIZER images (scouts: projections,
+	// not slices of a volume); only with Options.AllImages.
+	Localizer bool
+	// Segment is a Segmentation's ReferencedSegmentNumber: each segment
+	// of a SEG object is its own series of 0/1 labels.
+	Segment int
 
 	opts      Options
 	studyUID  string
@@ -101,16 +115,27 @@ func assemble(insts []*Instance, opts Options) ([]*Series, []Note) {
 	groups := map[string]*Series{}
 	var order []string
 	for _, in := range insts {
+		if !opts.AllImages {
+			switch {
+			case in.Segmentation:
+				notes = append(notes, Note{Path: in.Path, Reason: "a Segmentation (SEG) object: labels, not an image"})
+				continue
+			case in.SOPClassUID == sopRTDose:
+				notes = append(notes, Note{Path: in.Path, Reason: "an RT Dose grid, not an image"})
+				continue
+			}
+		}
 		localizers := 0
 		for f, fr := range in.Frames {
-			if fr.Localizer {
+			if fr.Localizer && !opts.AllImages {
 				localizers++
 				continue
 			}
-			key := in.seriesUID + "|" + orientKey(fr.Orientation)
+			key := fmt.Sprintf("%s|%s|%v|%d", in.seriesUID, orientKey(fr.Orientation), fr.Localizer, fr.Segment)
 			s, ok := groups[key]
 			if !ok {
 				s = &Series{Modality: in.Modality, SeriesNumber: in.SeriesNumber, TransferSyntax: in.TransferSyntax,
+					Localizer: fr.Localizer, Segment: fr.Segment,
 					studyUID: in.studyUID, seriesUID: in.seriesUID, opts: opts}
 				groups[key] = s
 				order = append(order, key)
@@ -127,13 +152,25 @@ func assemble(insts []*Instance, opts Options) ([]*Series, []Note) {
 	}
 	slices.SortStableFunc(series, func(a, b *Series) int {
 		return cmp.Or(cmp.Compare(a.SeriesNumber, b.SeriesNumber), cmp.Compare(a.seriesUID, b.seriesUID),
-			cmp.Compare(orientKey(a.slices[0].geom().Orientation), orientKey(b.slices[0].geom().Orientation)))
+			cmp.Compare(orientKey(a.slices[0].geom().Orientation), orientKey(b.slices[0].geom().Orientation)),
+			boolCompare(a.Localizer, b.Localizer), cmp.Compare(a.Segment, b.Segment))
 	})
 	for i, s := range series {
 		s.ID = fmt.Sprintf("series-%02d", i+1)
 		s.geometry()
 	}
 	return series, notes
+}
+
+// boolCompare orders false before true.
+func boolCompare(a, b bool) int {
+	switch {
+	case a == b:
+		return 0
+	case a:
+		return 1
+	}
+	return -1
 }
 
 func (r sliceRef) geom() Frame { return r.in.Frames[r.frame] }
@@ -173,6 +210,15 @@ func (s *Series) geometry() {
 	f0 := first.geom()
 	rows, cols := first.in.Rows, first.in.Columns
 	s.Files = s.files()
+	seen := map[string]bool{}
+	for _, r := range s.slices {
+		for _, w := range r.in.Warnings {
+			if !seen[w] {
+				seen[w] = true
+				s.warn("%s", w)
+			}
+		}
+	}
 	// A format medcad cannot decode (colour, 32 bits, a syntax) is the
 	// reason to give, before anything about the geometry.
 	if err := first.in.checkPixelFormat(); err != nil {
@@ -376,11 +422,18 @@ func sliceSpacing(in *Instance, f Frame) float64 {
 	return 1
 }
 
-// setDType picks int16, or float32 for a non-CT series whose rescale
-// gives fractions.
+// setDType picks int16; uint8 for 1-bit labels (Segmentation); float32 for a
+// non-CT series of 32-bit samples or whose rescale gives fractions.
 func (s *Series) setDType() {
+	in := s.slices[0].in
 	s.DType = volume.Int16
-	if !strings.EqualFold(s.Modality, "CT") {
+	switch {
+	case in.BitsAllocated == 1:
+		s.DType = volume.Uint8
+	case strings.EqualFold(s.Modality, "CT"):
+	case in.BitsAllocated == 32:
+		s.DType = volume.Float32
+	default:
 		for _, r := range s.slices {
 			if fr := r.geom(); fr.Slope != math.Trunc(fr.Slope) || fr.Intercept != math.Trunc(fr.Intercept) {
 				s.DType = volume.Float32
@@ -435,8 +488,8 @@ func axisCodes(a volume.Affine) string {
 // Volume reads and decodes the series' pixel data: stored value
 // (sign-extended from BitsStored when PixelRepresentation = 1) ×
 // RescaleSlope + RescaleIntercept, which for CT is Hounsfield units. The
-// volume is int16 (see s.DType); values that do not fit are clamped and
-// fractional ones rounded, each adding a warning to s.Warnings.
+// volume's type is s.DType; in int16, values that do not fit are clamped
+// and fractional ones rounded, each adding a warning to s.Warnings.
 func (s *Series) Volume(ctx context.Context) (*volume.Volume, error) {
 	if s.Err != nil {
 		return nil, s.Err
@@ -528,7 +581,7 @@ func (s *Series) decodeFile(in *Instance, ks []int, out *volume.Volume, plane, w
 	if err := in.checkSize(l); err != nil {
 		return huStats{}, fmt.Errorf("%s: %w", in.Path, err)
 	}
-	dec, err := newFrameDecoder(in, &pixels{native: l.native, fragments: l.fragments}, luts)
+	dec, err := newFrameDecoder(in, &pixels{native: l.native, fragments: l.fragments, ow: l.pixelOW}, luts)
 	if err != nil {
 		return huStats{}, fmt.Errorf("%s: %w", in.Path, err)
 	}
@@ -538,9 +591,12 @@ func (s *Series) decodeFile(in *Instance, ks []int, out *volume.Volume, plane, w
 		for i := first; i < len(ks); i += step {
 			k := ks[i]
 			var dst target
-			if out.DType == volume.Float32 {
+			switch out.DType {
+			case volume.Float32:
 				dst.f32 = out.F32[k*plane : (k+1)*plane]
-			} else {
+			case volume.Uint8:
+				dst.u8 = out.U8[k*plane : (k+1)*plane]
+			default:
 				dst.i16 = out.I16[k*plane : (k+1)*plane]
 			}
 			o, err := dec.decode(s.slices[k].frame, dst, !s.resample, scratch)
@@ -643,9 +699,12 @@ func (s *Series) resampled(in *volume.Volume) *volume.Volume {
 				if math.IsNaN(v) {
 					v = fill
 				}
-				if out.DType == volume.Float32 {
+				switch out.DType {
+				case volume.Float32:
 					out.F32[row+i] = float32(v)
-				} else {
+				case volume.Uint8:
+					out.U8[row+i] = uint8(math.Round(max(0, min(v, math.MaxUint8))))
+				default:
 					out.I16[row+i] = int16(math.Round(v))
 				}
 			}
