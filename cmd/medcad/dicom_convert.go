@@ -201,9 +201,11 @@ to DIR/<id>.nii.gz and a sidecar DIR/<id>.json.
 Volumes are NIfTI-1, as dcm2niix writes them: CT as int16 Hounsfield units
 (stored value sign-extended from BitsStored, × RescaleSlope +
 RescaleIntercept), rows stored bottom-up, sform and qform = the voxel to
-RAS+ mm affine. Native (implicit/explicit VR, little/big endian, deflated),
-RLE Lossless and JPEG Lossless transfer syntaxes are decoded; JPEG 2000,
-JPEG-LS and lossy JPEG are refused with the command that decompresses them.
+RAS+ mm affine. Every grayscale transfer syntax is decoded: native
+(implicit/explicit VR, little/big endian, deflated), RLE Lossless, JPEG
+Lossless, JPEG Baseline and Extended, JPEG-LS lossless and near-lossless,
+JPEG 2000 lossless and lossy. Colour images and non-image objects are
+refused, naming the reason.
 As dcm2niix does, convert also writes localizers, Segmentation objects (uint8
 0/1 labels, a series per segment) and RT Dose grids (float32 dose: stored
 value × DoseGridScaling, in the file's DoseUnits); 'medcad data add' and the

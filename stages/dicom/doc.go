@@ -43,6 +43,7 @@
 //     images take their geometry and rescale from the functional groups.
 //
 // Nothing here prints. Errors and warnings name files, tags and numbers,
-// never a tag value: the UIDs used for grouping stay unexported (see
-// Series.UIDs, for de-identification only).
+// never the value of a patient, study or text attribute (a malformed
+// number, such as NumberOfFrames "1A", is quoted): the UIDs used for
+// grouping stay unexported (see Series.UIDs, for de-identification only).
 package dicom
