@@ -54,11 +54,6 @@ var notConverted = map[string]string{
 	"pydicom/rtdose_rle.dcm":         "BitsAllocated 32",
 	"pydicom/rtdose_rle_1frame.dcm":  "BitsAllocated 32",
 	"pydicom/badVR.dcm":              `NumberOfFrames "1A" is not a positive number`,
-	// Siemens mosaics: MR slices tiled in one frame, which dcm2niix splits.
-	"nibabel/0.dcm":       "Siemens MOSAIC",
-	"nibabel/1.dcm":       "Siemens MOSAIC",
-	"nibabel-tests/0.dcm": "Siemens MOSAIC",
-	"nibabel-tests/1.dcm": "Siemens MOSAIC",
 	// A 1-bit Segmentation object: labels, which dcm2niix reads as pixels.
 	"pydicom/liver_1frame.dcm":      "Segmentation (SEG) object",
 	"pydicom/liver_expb_1frame.dcm": "Segmentation (SEG) object",

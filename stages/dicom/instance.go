@@ -52,9 +52,12 @@ type Instance struct {
 	GantryTilt     float64 // GantryDetectorTilt, degrees
 	// SpacingBetweenSlices, 0 when absent.
 	SpacingBetweenSlices float64
-	Frames               []Frame
+	// Frames are the file's images; for a Siemens MOSAIC, its tiles
+	// (Rows and Columns are then a tile's size).
+	Frames []Frame
 
 	studyUID, seriesUID string
+	mosaic              *mosaic // nil unless a Siemens MOSAIC
 }
 
 // pixels is the raw pixel data of a file, located by the structural scan:
@@ -222,12 +225,6 @@ func (in *Instance) fill(ds *dicom.Dataset) error {
 	if in.Rows <= 0 || in.Columns <= 0 {
 		return fmt.Errorf("%w: no Rows/Columns", ErrNoImage)
 	}
-	for _, v := range strs(top, tag.ImageType) {
-		if strings.EqualFold(strings.TrimSpace(v), "MOSAIC") {
-			// Read as one image it would be a grid of tiles.
-			return fmt.Errorf("%w: a Siemens MOSAIC image (MR slices tiled in one frame) is not supported; dcm2niix splits it", ErrNoImage)
-		}
-	}
 	if in.Samples == 0 {
 		in.Samples = 1
 	}
@@ -272,6 +269,9 @@ func (in *Instance) fill(ds *dicom.Dataset) error {
 		if len(perFrame) > 0 {
 			applyGroups(&in.Frames[i], perFrame[i])
 		}
+	}
+	if isMosaic(imageType) {
+		return in.expandMosaic(top)
 	}
 	return nil
 }
@@ -326,6 +326,9 @@ const minCodeStream = 20
 // takes a few bytes a line): each frame's code stream declares its size,
 // checked against the header before decoding (checkJPEGFrame).
 func (in *Instance) checkSize(l layout) error {
+	if in.mosaic != nil {
+		return in.mosaic.whole.checkSize(l)
+	}
 	need := int64(len(in.Frames)) * int64(in.Rows) * int64(in.Columns) * int64(max(in.BitsAllocated, 8)/8) * int64(max(in.Samples, 1))
 	switch in.TransferSyntax {
 	case tsImplicitLE, tsExplicitLE, tsExplicitBE, tsDeflated:

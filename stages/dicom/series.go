@@ -108,6 +108,9 @@ func assemble(insts []*Instance, opts Options) ([]*Series, []Note) {
 				continue
 			}
 			key := in.seriesUID + "|" + orientKey(fr.Orientation)
+			if in.mosaic != nil {
+				key += "|" + in.Path // each mosaic is one volume (of a time series)
+			}
 			s, ok := groups[key]
 			if !ok {
 				s = &Series{Modality: in.Modality, SeriesNumber: in.SeriesNumber, TransferSyntax: in.TransferSyntax,
@@ -528,9 +531,16 @@ func (s *Series) decodeFile(in *Instance, ks []int, out *volume.Volume, plane, w
 	if err := in.checkSize(l); err != nil {
 		return huStats{}, fmt.Errorf("%s: %w", in.Path, err)
 	}
-	dec, err := newFrameDecoder(in, &pixels{native: l.native, fragments: l.fragments}, luts)
+	stored := in
+	if in.mosaic != nil {
+		stored = in.mosaic.whole
+	}
+	dec, err := newFrameDecoder(stored, &pixels{native: l.native, fragments: l.fragments}, luts)
 	if err != nil {
 		return huStats{}, fmt.Errorf("%s: %w", in.Path, err)
+	}
+	if in.mosaic != nil {
+		return s.decodeMosaic(in, dec, ks, target{i16: out.I16, f32: out.F32}, plane, scratch)
 	}
 	// decodeFrames decodes the frames ks[i] for i ≡ first (mod step).
 	decodeFrames := func(first, step int, scratch *[]uint16) (huStats, error) {
