@@ -125,6 +125,9 @@ func (h csaHeader) floats(name string, want int) ([]float64, bool) {
 	var out []float64
 	ok := true
 	h.text(name, func(v []byte) {
+		if !ok {
+			return
+		}
 		x, err := strconv.ParseFloat(string(v), 64)
 		if err != nil || math.IsNaN(x) || math.IsInf(x, 0) || len(out) == want {
 			ok = false

@@ -43,6 +43,11 @@ func (in *Instance) expandMosaic(top []*dicom.Element) error {
 	if len(in.Frames) != 1 {
 		return fmt.Errorf("%w: a MOSAIC image with %d frames", ErrUnsupported, len(in.Frames))
 	}
+	if !strings.Contains(strings.ToUpper(str(top, tag.Manufacturer)), "SIEMENS") {
+		// dcm2niix splits only Siemens mosaics; read as one image, a grid of
+		// tiles would be wrong.
+		return fmt.Errorf("%w: a MOSAIC image not from Siemens (its tiles' layout is unknown)", ErrUnsupported)
+	}
 	var csa csaHeader
 	if b := privateBytes(top, 0x0029, "SIEMENS CSA HEADER", 0x10); b != nil {
 		h, err := parseCSA(b)
