@@ -168,7 +168,10 @@ func FuzzCSA(f *testing.F) {
 				h.floats("SliceNormalVector", 3)
 			}
 		})
-		if n > uint64(len(b))+1024 {
+		// The slack covers the fuzzing engine's own allocations, which the
+		// process-wide counter also sees; a hostile count would claim far
+		// more.
+		if n > uint64(len(b))+64<<10 {
 			t.Fatalf("%d bytes allocated for a %d-byte header", n, len(b))
 		}
 	})

@@ -256,3 +256,16 @@ func TestMosaicBroken(t *testing.T) {
 		t.Errorf("%d series from broken mosaics", len(scan.Series))
 	}
 }
+
+// TestWriteMosaicSeed writes FuzzParse's seed of a small mosaic (4 tiles
+// of 3×4); run with -update-seeds.
+func TestWriteMosaicSeed(t *testing.T) {
+	if !*updateSeeds {
+		t.Skip("run with -update-seeds to rewrite the corpus")
+	}
+	b, err := os.ReadFile(mosaicFile(t, t.TempDir(), "m.dcm", mosaicSpec{rows: 6, cols: 8, n: 4, normal: mosaicNormal()}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	writeSeed(t, filepath.Join("testdata", "fuzz", "FuzzParse", "mosaic"), b)
+}
