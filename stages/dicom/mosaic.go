@@ -191,3 +191,19 @@ func (s *Series) decodeMosaic(in *Instance, dec *frameDecoder, ks []int, out tar
 	}
 	return st, nil
 }
+
+// warnTimeSeries notes on each mosaic volume that is one of several of
+// its series (the time points of an fMRI or diffusion run).
+func warnTimeSeries(series []*Series) {
+	count := map[string]int{}
+	for _, s := range series {
+		if s.slices[0].in.mosaic != nil {
+			count[s.seriesUID]++
+		}
+	}
+	for _, s := range series {
+		if n := count[s.seriesUID]; n > 1 && s.slices[0].in.mosaic != nil {
+			s.warn("one of %d mosaics of a time series, each converted as its own volume", n)
+		}
+	}
+}

@@ -7,6 +7,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -210,6 +211,9 @@ func TestMosaicSeries(t *testing.T) {
 	for i, s := range scan.Series {
 		if s.Err != nil || s.Dim != [3]int{6, 5, 8} || len(s.Files) != 1 {
 			t.Errorf("series %d: %v voxels from %v, err %v", i+1, s.Dim, s.Files, s.Err)
+		}
+		if want := "one of 2 mosaics of a time series, each converted as its own volume"; !slices.Contains(s.Warnings, want) {
+			t.Errorf("series %d: warnings %q, want %q", i+1, s.Warnings, want)
 		}
 	}
 }

@@ -136,6 +136,7 @@ func assemble(insts []*Instance, opts Options) ([]*Series, []Note) {
 		s.ID = fmt.Sprintf("series-%02d", i+1)
 		s.geometry()
 	}
+	warnTimeSeries(series)
 	return series, notes
 }
 
