@@ -20,10 +20,11 @@ import (
 //	          syngodt int32, n_items int32, xx int32
 //	each item: 4 × int32, then the value padded to 4 bytes
 //
-// In CSA2 the item's length is its second int32. In CSA1 it is the first
-// int32 minus the first tag's n_items (SPM's and nibabel's reading), and
-// an item whose length falls outside the header ends its tag. Items past
-// vm, and empty ones, hold no value.
+// In CSA2 the item's length is its second int32 and the value is padded
+// with 0–3 bytes. In CSA1 (read as SPM's spm_dicom_header does) the
+// length is the first int32 minus the first tag's n_items, the padding
+// 1–4 bytes, and an item whose length falls outside the header ends its
+// tag. Items past vm, and empty ones, hold no value.
 
 // errCSA wraps every CSA parse failure; the messages name sizes and
 // counts, never values.
@@ -85,8 +86,11 @@ func walkCSA(b []byte, visit func(name, value []byte)) error {
 				return fmt.Errorf("%w: item %d of tag %d claims %d bytes, %d are left", errCSA, i+1, t+1, n, len(b)-p)
 			}
 			value := b[p : p+int(n)]
-			p += int(n)
-			p = min(p+(4-int(n)%4)%4, len(b))
+			pad := (4 - int(n)%4) % 4
+			if csa1 {
+				pad = 4 - int(n)%4 // 1 to 4 bytes, as SPM reads CSA1
+			}
+			p = min(p+int(n)+pad, len(b))
 			if visit != nil && n > 0 && (vm <= 0 || int32(i) < vm) {
 				visit(name, value)
 			}

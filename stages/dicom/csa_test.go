@@ -21,7 +21,8 @@ type csaTag struct {
 }
 
 // csaBytes encodes a CSA2 header ("SV10"), or a CSA1 one (no magic, item
-// lengths offset by the first tag's item count).
+// lengths offset by the first tag's item count, values padded by 1–4
+// bytes).
 func csaBytes(csa1 bool, tags ...csaTag) []byte {
 	le := binary.LittleEndian
 	var b []byte
@@ -56,8 +57,12 @@ func csaBytes(csa1 bool, tags ...csaTag) []byte {
 			for _, x := range []int{x0, len(v), 77, len(v)} {
 				b = le.AppendUint32(b, uint32(x))
 			}
+			pad := (4 - len(v)%4) % 4
+			if csa1 {
+				pad = 4 - len(v)%4
+			}
 			b = append(b, v...)
-			b = append(b, make([]byte, (4-len(v)%4)%4)...)
+			b = append(b, make([]byte, pad)...)
 		}
 	}
 	return b
