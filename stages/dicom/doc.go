@@ -41,6 +41,9 @@
 //     uneven spacing, missing or duplicate slices and gantry tilt, rows
 //     stored bottom-up with the voxel-to-RAS+ affine. Enhanced multi-frame
 //     images take their geometry and rescale from the functional groups.
+//   - Siemens MOSAIC images (mosaic.go) split into their tiles, each with
+//     its position, as dcm2niix does; the count and slice normal come from
+//     the Siemens CSA header, parsed by a bounded reader (csa.go).
 //
 // Nothing here prints. Errors and warnings name files, tags and numbers,
 // never the value of a patient, study or text attribute (a malformed

@@ -38,6 +38,9 @@ func decodeAll(data []byte) error {
 	if err != nil {
 		return err
 	}
+	if in.mosaic != nil { // its tiles come from one stored frame
+		in = in.mosaic.whole
+	}
 	dec, err := newFrameDecoder(in, px, newLUTCache())
 	if err != nil {
 		return err

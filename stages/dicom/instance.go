@@ -56,12 +56,15 @@ type Instance struct {
 	// Segmentation says the file is a DICOM Segmentation (SEG) object:
 	// 1-bit label frames over another series.
 	Segmentation bool
-	Frames       []Frame
+	// Frames are the file's images; for a Siemens MOSAIC, its tiles
+	// (Rows and Columns are then a tile's size).
+	Frames []Frame
 	// Warnings are header irregularities read leniently, in words that
 	// name the attribute.
 	Warnings []string
 
 	studyUID, seriesUID string
+	mosaic              *mosaic // nil unless a Siemens MOSAIC
 }
 
 // pixels is the raw pixel data of a file, located by the structural scan:
@@ -232,12 +235,6 @@ func (in *Instance) fill(ds *dicom.Dataset) error {
 	if in.Rows <= 0 || in.Columns <= 0 {
 		return fmt.Errorf("%w: no Rows/Columns", ErrNoImage)
 	}
-	for _, v := range strs(top, tag.ImageType) {
-		if strings.EqualFold(strings.TrimSpace(v), "MOSAIC") {
-			// Read as one image it would be a grid of tiles.
-			return fmt.Errorf("%w: a Siemens MOSAIC image (MR slices tiled in one frame) is not supported; dcm2niix splits it", ErrNoImage)
-		}
-	}
 	if in.Samples == 0 {
 		in.Samples = 1
 	}
@@ -307,6 +304,9 @@ func (in *Instance) fill(ds *dicom.Dataset) error {
 			}
 			gridFrames(in.Frames, off)
 		}
+	}
+	if isMosaic(imageType) {
+		return in.expandMosaic(top)
 	}
 	return nil
 }
@@ -403,6 +403,9 @@ const minCodeStream = 20
 // takes a few bytes a line): each frame's code stream declares its size,
 // checked against the header before decoding (checkJPEGFrame).
 func (in *Instance) checkSize(l layout) error {
+	if in.mosaic != nil {
+		return in.mosaic.whole.checkSize(l)
+	}
 	need := in.pixelDataBytes()
 	switch in.TransferSyntax {
 	case tsImplicitLE, tsExplicitLE, tsExplicitBE, tsDeflated:

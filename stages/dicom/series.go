@@ -132,6 +132,9 @@ func assemble(insts []*Instance, opts Options) ([]*Series, []Note) {
 				continue
 			}
 			key := fmt.Sprintf("%s|%s|%v|%d", in.seriesUID, orientKey(fr.Orientation), fr.Localizer, fr.Segment)
+			if in.mosaic != nil {
+				key += "|" + in.Path // each mosaic is one volume (of a time series)
+			}
 			s, ok := groups[key]
 			if !ok {
 				s = &Series{Modality: in.Modality, SeriesNumber: in.SeriesNumber, TransferSyntax: in.TransferSyntax,
@@ -159,6 +162,7 @@ func assemble(insts []*Instance, opts Options) ([]*Series, []Note) {
 		s.ID = fmt.Sprintf("series-%02d", i+1)
 		s.geometry()
 	}
+	warnTimeSeries(series)
 	return series, notes
 }
 
@@ -581,9 +585,16 @@ func (s *Series) decodeFile(in *Instance, ks []int, out *volume.Volume, plane, w
 	if err := in.checkSize(l); err != nil {
 		return huStats{}, fmt.Errorf("%s: %w", in.Path, err)
 	}
-	dec, err := newFrameDecoder(in, &pixels{native: l.native, fragments: l.fragments, ow: l.pixelOW}, luts)
+	stored := in
+	if in.mosaic != nil {
+		stored = in.mosaic.whole
+	}
+	dec, err := newFrameDecoder(stored, &pixels{native: l.native, fragments: l.fragments, ow: l.pixelOW}, luts)
 	if err != nil {
 		return huStats{}, fmt.Errorf("%s: %w", in.Path, err)
+	}
+	if in.mosaic != nil {
+		return s.decodeMosaic(in, dec, ks, target{i16: out.I16, f32: out.F32}, plane, scratch)
 	}
 	// decodeFrames decodes the frames ks[i] for i ≡ first (mod step).
 	decodeFrames := func(first, step int, scratch *[]uint16) (huStats, error) {
