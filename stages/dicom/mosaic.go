@@ -67,7 +67,7 @@ func (in *Instance) expandMosaic(top []*dicom.Element) error {
 	} else if e := privateElement(top, 0x0019, "SIEMENS MR HEADER", 0x0A); e != nil {
 		n = integer([]*dicom.Element{e}, e.Tag)
 	} else {
-		return fmt.Errorf("%w: MOSAIC image without NumberOfImagesInMosaic (CSA header or (0019,xx0A))", ErrCorrupt)
+		return fmt.Errorf("%w: MOSAIC image without NumberOfImagesInMosaic (CSA header or (0019,xx0A)); a de-identifier that removes private elements removes it: convert before de-identifying", ErrCorrupt)
 	}
 	if n < 1 {
 		return fmt.Errorf("%w: MOSAIC image with NumberOfImagesInMosaic %d", ErrCorrupt, n)
