@@ -154,9 +154,11 @@ func assemble(insts []*Instance, opts Options) ([]*Series, []Note) {
 		series = append(series, groups[k])
 	}
 	slices.SortStableFunc(series, func(a, b *Series) int {
-		return cmp.Or(cmp.Compare(a.SeriesNumber, b.SeriesNumber), cmp.Compare(a.seriesUID, b.seriesUID),
+		// Localizers last: a volume keeps the ID it has when they are
+		// left out (as data add does).
+		return cmp.Or(boolCompare(a.Localizer, b.Localizer), cmp.Compare(a.SeriesNumber, b.SeriesNumber), cmp.Compare(a.seriesUID, b.seriesUID),
 			cmp.Compare(orientKey(a.slices[0].geom().Orientation), orientKey(b.slices[0].geom().Orientation)),
-			boolCompare(a.Localizer, b.Localizer), cmp.Compare(a.Segment, b.Segment))
+			cmp.Compare(a.Segment, b.Segment))
 	})
 	for i, s := range series {
 		s.ID = fmt.Sprintf("series-%02d", i+1)
