@@ -3,6 +3,7 @@ package segment
 import (
 	"errors"
 	"fmt"
+	"math"
 
 	"github.com/medcad/medcad/stages/volume"
 )
@@ -155,6 +156,10 @@ func extractSlabs(w *work, f Features, slices int) featureSet {
 		switch ft.Kind {
 		case FeatMax, FeatMin:
 			r += g.radius(f.BaseRadiusMM)[2]
+		case FeatOutward, FeatOutwardMean:
+			// the sample point, its interpolation neighbour, the gradient's
+			// neighbour slice and the base mean under both
+			r = int(math.Ceil(ft.RadiusMM/g.sp[2])) + 2 + g.radius(f.BaseRadiusMM)[2]
 		}
 		halo = max(halo, r)
 	}
@@ -242,6 +247,13 @@ func extractSlab(w *work, f Features, sl slab) chunk {
 			m = sl.mean(ringMap(), sg.radius(ft.RadiusMM))
 		case FeatStd:
 			m = sl.std(hu, sg.radius(ft.RadiusMM))
+		case FeatOutward, FeatOutwardMean:
+			src := hu
+			if ft.Kind == FeatOutwardMean {
+				src = base
+			}
+			outward(sg, base, src, local, ft.RadiusMM, c.x[col:], n)
+			continue
 		}
 		for r, v := range local {
 			c.x[r*n+col] = m[v]
@@ -258,4 +270,45 @@ func extractSlab(w *work, f Features, sl slab) chunk {
 		p.put(ring)
 	}
 	return c
+}
+
+// outward writes, for each voxel v of local, the value of src d mm from v
+// down the gradient of base (central differences), trilinearly
+// interpolated and clamped to the grid, to out[r*stride]; where base is
+// flat, src at v itself.
+func outward(g grid, base, src []float32, local []int32, d float64, out []float32, stride int) {
+	nx, ny, nz := g.dim[0], g.dim[1], g.dim[2]
+	index := func(i, j, k int) int {
+		return (min(max(k, 0), nz-1)*ny+min(max(j, 0), ny-1))*nx + min(max(i, 0), nx-1)
+	}
+	// slope is the derivative of base along an axis in HU/mm, 0 across a
+	// single slice.
+	slope := func(a, b int, n int, sp float64) float64 {
+		if n < 2 {
+			return 0
+		}
+		return float64(base[b]-base[a]) / (2 * sp)
+	}
+	parallel(len(local), func(lo, hi int) {
+		for r := lo; r < hi; r++ {
+			v := int(local[r])
+			i, j, k := v%nx, (v/nx)%ny, v/(nx*ny)
+			gx := slope(index(i-1, j, k), index(i+1, j, k), nx, g.sp[0])
+			gy := slope(index(i, j-1, k), index(i, j+1, k), ny, g.sp[1])
+			gz := slope(index(i, j, k-1), index(i, j, k+1), nz, g.sp[2])
+			norm := math.Sqrt(gx*gx + gy*gy + gz*gz)
+			if norm < 1e-6 {
+				out[r*stride] = src[v]
+				continue
+			}
+			s := -d / norm
+			x, y, z := float64(i)+s*gx/g.sp[0], float64(j)+s*gy/g.sp[1], float64(k)+s*gz/g.sp[2]
+			x0, y0, z0 := math.Floor(x), math.Floor(y), math.Floor(z)
+			fx, fy, fz := float32(x-x0), float32(y-y0), float32(z-z0)
+			a, b, c := int(x0), int(y0), int(z0)
+			row := func(b, c int) float32 { return src[index(a, b, c)]*(1-fx) + src[index(a+1, b, c)]*fx }
+			plane := func(c int) float32 { return row(b, c)*(1-fy) + row(b+1, c)*fy }
+			out[r*stride] = plane(c)*(1-fz) + plane(c+1)*fz
+		}
+	})
 }

@@ -36,6 +36,13 @@ const (
 	FeatRing     = "ring"      // 1 inside a closed bright ring on the axial slice
 	FeatRingMean = "ring_mean" // box mean of ring, radius RadiusMM
 	FeatStd      = "std"       // standard deviation of HU over a box, radius RadiusMM
+	// FeatOutward is the HU RadiusMM mm from the voxel down the gradient
+	// of the base mean: the tissue just outside a surface (fat or muscle),
+	// which sets how bright a surface voxel must be to be bone.
+	FeatOutward = "outward"
+	// FeatOutwardMean is FeatOutward sampled from the base mean, for noisy
+	// scans.
+	FeatOutwardMean = "outward_mean"
 )
 
 // Model is the self-describing model artifact: everything prediction
@@ -183,7 +190,7 @@ func (m *Model) validate() error {
 	}
 	for i, ft := range f.List {
 		switch ft.Kind {
-		case FeatHU, FeatMean, FeatGradient, FeatMax, FeatMin, FeatRing, FeatRingMean, FeatStd:
+		case FeatHU, FeatMean, FeatGradient, FeatMax, FeatMin, FeatRing, FeatRingMean, FeatStd, FeatOutward, FeatOutwardMean:
 		default:
 			return bad("feature %d: unknown kind %q", i+1, ft.Kind)
 		}
@@ -277,4 +284,4 @@ func WriteModel(path string, m *Model) (string, error) {
 // (features, training, prediction): a pipeline's cache keys depend on it,
 // not on medcad's build, so bump it whenever a trained model or a
 // prediction would come out different.
-const Algorithm = "3"
+const Algorithm = "4"

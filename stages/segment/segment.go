@@ -6,8 +6,9 @@
 //     dropped;
 //   - a voxel classifier: a small multilayer perceptron over multi-scale
 //     features (HU, box means at several radii, gradient magnitude, local
-//     maxima and minima, and "inside a closed bright ring" on the axial
-//     slice), trained on class-balanced samples;
+//     maxima and minima, "inside a closed bright ring" on the axial
+//     slice, and the tissue just outside a surface), trained on
+//     class-balanced samples;
 //   - a refinement step: removal of small connected fragments and filling
 //     of holes per axial slice (chosen on the training set);
 //   - the classical baseline to beat: an HU threshold plus the largest
@@ -53,6 +54,8 @@ type Params struct {
 	ExtremaRadiusMM  float64   `toml:"extrema_radius_mm"`   // local max/min features
 	RingMeanRadiusMM float64   `toml:"ring_mean_radius_mm"` // smoothed ring feature
 	StdRadiusMM      float64   `toml:"std_radius_mm"`       // texture (local standard deviation) feature
+	OutwardMM        float64   `toml:"outward_mm"`          // HU this far outside a surface
+	OutwardMeanMM    float64   `toml:"outward_mean_mm"`     // base mean this far outside a surface
 	RingMinHU        float64   `toml:"ring_min_hu"`         // bright ring threshold
 	CandidateMinHU   float64   `toml:"candidate_min_hu"`    // voxels below are background
 	BodyMinHU        float64   `toml:"body_min_hu"`         // localizer threshold
@@ -64,7 +67,7 @@ type Params struct {
 func DefaultParams() Params {
 	return Params{
 		Hidden: 16, Epochs: 6, SamplesPerCase: 16000, BatchSize: 64, LearningRate: 0.01, L2: 1e-5,
-		BaseRadiusMM: 1, MeanRadiiMM: []float64{1, 3, 7}, ExtremaRadiusMM: 2.5, RingMeanRadiusMM: 3, StdRadiusMM: 1.5,
+		BaseRadiusMM: 1, MeanRadiiMM: []float64{1, 3, 7}, ExtremaRadiusMM: 2.5, RingMeanRadiusMM: 3, StdRadiusMM: 1.5, OutwardMM: 1, OutwardMeanMM: 1.5,
 		RingMinHU: 500, CandidateMinHU: 100, BodyMinHU: -400, MinComponentMM3: 30, MaxHoleMM2: 2500,
 	}
 }
@@ -92,7 +95,7 @@ func (p Params) Validate() error {
 	case !(p.MaxHoleMM2 >= 0 && p.MaxHoleMM2 <= 1e6):
 		return bad("max_hole_mm2 = %v, want 0…1000000", p.MaxHoleMM2)
 	}
-	for _, r := range append([]float64{p.BaseRadiusMM, p.ExtremaRadiusMM, p.RingMeanRadiusMM, p.StdRadiusMM}, p.MeanRadiiMM...) {
+	for _, r := range append([]float64{p.BaseRadiusMM, p.ExtremaRadiusMM, p.RingMeanRadiusMM, p.StdRadiusMM, p.OutwardMM, p.OutwardMeanMM}, p.MeanRadiiMM...) {
 		if !(r >= 0 && r <= 50) {
 			return bad("radius %v mm, want 0…50", r)
 		}
@@ -121,6 +124,12 @@ func (p Params) features() Features {
 	)
 	if p.StdRadiusMM > 0 {
 		f.List = append(f.List, Feature{Kind: FeatStd, RadiusMM: p.StdRadiusMM})
+	}
+	if p.OutwardMM > 0 {
+		f.List = append(f.List, Feature{Kind: FeatOutward, RadiusMM: p.OutwardMM})
+	}
+	if p.OutwardMeanMM > 0 {
+		f.List = append(f.List, Feature{Kind: FeatOutwardMean, RadiusMM: p.OutwardMeanMM})
 	}
 	return f
 }
