@@ -414,79 +414,29 @@ func fillSlices(g grid, mask []bool) []bool { return fillHoles(g, mask, 0) }
 func fillHoles(g grid, mask []bool, maxArea int) []bool {
 	nx, ny, nz := g.dim[0], g.dim[1], g.dim[2]
 	plane := nx * ny
+	slice := grid{dim: [3]int{nx, ny, 1}, sp: g.sp}
 	out := make([]bool, len(mask))
 	parallel(nz, func(lo, hi int) {
-		outside := make([]bool, plane)
-		var stack []int32
+		background := make([]bool, plane)
+		var outside []bool // per run root: the region touches the border
 		for k := lo; k < hi; k++ {
 			m := mask[k*plane : (k+1)*plane]
-			clear(outside)
-			stack = stack[:0]
-			push := func(p int) {
-				if !m[p] && !outside[p] {
-					outside[p] = true
-					stack = append(stack, int32(p))
-				}
+			for p, in := range m {
+				background[p] = !in
 			}
-			for i := range nx {
-				push(i)
-				push((ny-1)*nx + i)
-			}
-			for j := range ny {
-				push(j * nx)
-				push(j*nx + nx - 1)
-			}
-			for len(stack) > 0 {
-				p := int(stack[len(stack)-1])
-				stack = stack[:len(stack)-1]
-				i, j := p%nx, p/nx
-				if i > 0 {
-					push(p - 1)
-				}
-				if i < nx-1 {
-					push(p + 1)
-				}
-				if j > 0 {
-					push(p - nx)
-				}
-				if j < ny-1 {
-					push(p + nx)
-				}
-			}
-			if maxArea > 0 {
-				// Holes bigger than maxArea join the outside.
-				var hole []int32
-				for s := range plane {
-					if m[s] || outside[s] {
-						continue
-					}
-					hole = append(hole[:0], int32(s))
-					outside[s] = true
-					for q := 0; q < len(hole); q++ {
-						p := int(hole[q])
-						i, j := p%nx, p/nx
-						for _, nb := range [4]int{p - 1, p + 1, p - nx, p + nx} {
-							switch {
-							case nb == p-1 && i == 0, nb == p+1 && i == nx-1, nb == p-nx && j == 0, nb == p+nx && j == ny-1:
-								continue
-							}
-							if !m[nb] && !outside[nb] {
-								outside[nb] = true
-								hole = append(hole, int32(nb))
-							}
-						}
-					}
-					if len(hole) <= maxArea {
-						for _, p := range hole {
-							outside[p] = false
-						}
-					}
+			// 4-connected regions of the background, found on its runs
+			c := components(slice, background)
+			outside = append(outside[:0], make([]bool, len(c.x0))...)
+			for i := range c.x0 {
+				if j := c.row[i]; j == 0 || j == int32(ny-1) || c.x0[i] == 0 || c.x1[i] == int32(nx) {
+					outside[c.find(int32(i))] = true
 				}
 			}
 			o := out[k*plane : (k+1)*plane]
-			for p := range o {
-				o[p] = !outside[p]
-			}
+			copy(o, m)
+			c.paint(o, func(root int32) bool {
+				return !outside[root] && (maxArea <= 0 || c.size[root] <= maxArea)
+			})
 		}
 	})
 	return out

@@ -190,6 +190,73 @@ func TestFillHolesBounded(t *testing.T) {
 	}
 }
 
+// TestFillHolesRandom checks the run-based hole filling against a plain
+// flood fill from the border, pixel by pixel, on random multi-slice masks
+// of several densities and hole bounds.
+func TestFillHolesRandom(t *testing.T) {
+	t.Parallel()
+	for seed := range uint64(40) {
+		r := rand.New(rand.NewPCG(seed, 2))
+		g := grid{dim: [3]int{1 + r.IntN(23), 1 + r.IntN(19), 1 + r.IntN(4)}, sp: [3]float64{1, 1, 1}}
+		density := 0.3 + 0.5*r.Float64()
+		m := make([]bool, g.len())
+		for v := range m {
+			m[v] = r.Float64() < density
+		}
+		for _, maxArea := range []int{0, 1, 3, 12} {
+			if d := cmp.Diff(floodFillHoles(g, m, maxArea), fillHoles(g, m, maxArea)); d != "" {
+				t.Fatalf("seed %d, %v, maxArea %d (-flood +runs):\n%s", seed, g.dim, maxArea, d)
+			}
+		}
+	}
+}
+
+// floodFillHoles is the reference: per slice, flood the background from
+// the border (4-connected), then let every other background region of
+// more than maxArea pixels join the outside.
+func floodFillHoles(g grid, mask []bool, maxArea int) []bool {
+	nx, ny, nz := g.dim[0], g.dim[1], g.dim[2]
+	out := make([]bool, len(mask))
+	for k := range nz {
+		at := func(i, j int) int { return (k*ny+j)*nx + i }
+		region := make([]int, nx*ny) // 0: unvisited; else region number
+		var sizes []int
+		var border []bool
+		for j := range ny {
+			for i := range nx {
+				if mask[at(i, j)] || region[j*nx+i] != 0 {
+					continue
+				}
+				sizes, border = append(sizes, 0), append(border, false)
+				id := len(sizes)
+				stack := [][2]int{{i, j}}
+				region[j*nx+i] = id
+				for len(stack) > 0 {
+					p := stack[len(stack)-1]
+					stack = stack[:len(stack)-1]
+					sizes[id-1]++
+					if p[0] == 0 || p[1] == 0 || p[0] == nx-1 || p[1] == ny-1 {
+						border[id-1] = true
+					}
+					for _, q := range [][2]int{{p[0] - 1, p[1]}, {p[0] + 1, p[1]}, {p[0], p[1] - 1}, {p[0], p[1] + 1}} {
+						if q[0] >= 0 && q[1] >= 0 && q[0] < nx && q[1] < ny && !mask[at(q[0], q[1])] && region[q[1]*nx+q[0]] == 0 {
+							region[q[1]*nx+q[0]] = id
+							stack = append(stack, q)
+						}
+					}
+				}
+			}
+		}
+		for j := range ny {
+			for i := range nx {
+				id := region[j*nx+i]
+				out[at(i, j)] = mask[at(i, j)] || !border[id-1] && (maxArea <= 0 || sizes[id-1] <= maxArea)
+			}
+		}
+	}
+	return out
+}
+
 func TestTanh32(t *testing.T) {
 	t.Parallel()
 	for x := -8.0; x <= 8; x += 0.001 {
