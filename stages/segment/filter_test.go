@@ -290,3 +290,46 @@ func TestGradient(t *testing.T) {
 		}
 	}
 }
+
+// TestOutward: at a bone surface the outward sample lands in the tissue
+// beyond it (fat or muscle), whichever way the surface faces, and
+// interpolates between voxel centres.
+func TestOutward(t *testing.T) {
+	t.Parallel()
+	g := grid{dim: [3]int{20, 20, 3}, sp: [3]float64{0.5, 0.5, 2}}
+	for _, soft := range []float32{-100, 50} {
+		for _, axis := range []int{0, 1} {
+			hu := make([]float32, g.len())
+			for v := range hu {
+				i, j := v%20, (v/20)%20
+				hu[v] = soft
+				if (axis == 0 && i < 10) || (axis == 1 && j >= 10) {
+					hu[v] = 1000
+				}
+			}
+			// a surface voxel on the bone side, one deep in the bone, and
+			// one in the soft tissue
+			at := func(i, j int) int32 { return int32((1*20+j)*20 + i) }
+			var local []int32
+			if axis == 0 {
+				local = []int32{at(9, 5), at(3, 5), at(15, 5)}
+			} else {
+				local = []int32{at(5, 10), at(5, 16), at(5, 4)}
+			}
+			out := make([]float32, 2*len(local))
+			outward(g, hu, hu, local, 1, out, 2)
+			want := []float32{soft, 1000, soft}
+			for r, w := range want {
+				if out[2*r] != w {
+					t.Errorf("soft %v, axis %d, voxel %d: outward %v, want %v", soft, axis, r, out[2*r], w)
+				}
+			}
+			// 0.25 mm down the gradient from the surface voxel is half-way
+			// to the next voxel centre.
+			outward(g, hu, hu, local[:1], 0.25, out, 2)
+			if w := (1000 + soft) / 2; math.Abs(float64(out[0]-w)) > 1e-3 {
+				t.Errorf("soft %v, axis %d: outward 0.25 mm %v, want %v", soft, axis, out[0], w)
+			}
+		}
+	}
+}
