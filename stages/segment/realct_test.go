@@ -13,7 +13,7 @@ import (
 
 // realCTMinDice is the Dice the model trained on phantoms alone must reach
 // on the real head CT against its bone preset (issue 21's goal is 0.92;
-// measured 0.949 and 0.967 for phantom seeds 1 and 3, see docs/models.md).
+// measured 0.950 and 0.953 for phantom seeds 1 and 3, see docs/models.md).
 const realCTMinDice = 0.92
 
 // TestRealHeadCT trains the default model on 12 phantoms only and scores
