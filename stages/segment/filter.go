@@ -418,7 +418,6 @@ func fillHoles(g grid, mask []bool, maxArea int) []bool {
 	out := make([]bool, len(mask))
 	parallel(nz, func(lo, hi int) {
 		background := make([]bool, plane)
-		var outside []bool // per run root: the region touches the border
 		for k := lo; k < hi; k++ {
 			m := mask[k*plane : (k+1)*plane]
 			for p, in := range m {
@@ -426,7 +425,7 @@ func fillHoles(g grid, mask []bool, maxArea int) []bool {
 			}
 			// 4-connected regions of the background, found on its runs
 			c := components(slice, background)
-			outside = append(outside[:0], make([]bool, len(c.x0))...)
+			outside := make([]bool, len(c.x0)) // per root: the region touches the border
 			for i := range c.x0 {
 				if j := c.row[i]; j == 0 || j == int32(ny-1) || c.x0[i] == 0 || c.x1[i] == int32(nx) {
 					outside[c.find(int32(i))] = true
